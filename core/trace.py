@@ -1,0 +1,331 @@
+"""The tracing engine: every state, gate and per-step gradient of an nn.RNN, nn.LSTM or nn.GRU.
+
+`trace(rnn, x)` runs PyTorch's own module on one sequence and returns a `Trace` with everything
+gatescope draws. It works on the modules as they are (any trained `torch.nn.RNN`, `LSTM` or
+`GRU`, ours or a user's) and never loops over timesteps in Python for the expensive parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Gate names per cell, in the row order of PyTorch's `weight_ih_l{k}` (see torch.nn.LSTM/GRU).
+GATE_NAMES: dict[str, tuple[str, ...]] = {
+    "rnn": (),
+    "lstm": ("input", "forget", "cell", "output"),
+    "gru": ("reset", "update", "new"),
+}
+
+
+@dataclass
+class Trace:
+    """What happened inside a recurrent module on one sequence.
+
+    Arrays are float32; L = num_layers, D = num_directions, T = timesteps, H = hidden_size.
+    For a reverse direction, index t still means input position t.
+    """
+
+    cell_type: str  # "rnn", "lstm" or "gru"
+    hidden: np.ndarray  # (L, D, T, H): h_t as PyTorch computes it
+    cell: np.ndarray | None  # (L, D, T, H): c_t, LSTM only
+    gates: dict[str, np.ndarray]  # name -> (L, D, T, H), after the gate's nonlinearity
+    grad_hidden: np.ndarray  # (L, D, T): L2 norm of d objective / d h_t, every path counted
+    grad_cell: np.ndarray | None  # (L, D, T): L2 norm of d objective / d c_t, LSTM only
+    grad_input: np.ndarray  # (T,): L2 norm of d objective / d x_t
+    output: np.ndarray  # (T, D*H): the module's output sequence
+    objective: float
+
+    @property
+    def num_layers(self) -> int:
+        return self.hidden.shape[0]
+
+    @property
+    def num_directions(self) -> int:
+        return self.hidden.shape[1]
+
+    @property
+    def seq_len(self) -> int:
+        return self.hidden.shape[2]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hidden.shape[3]
+
+
+#: Rows of weight_ih / weight_hh per unit of hidden size.
+_GATE_ROWS = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def cell_type_of(rnn: nn.Module) -> str:
+    """'rnn', 'lstm' or 'gru' for a torch recurrent module; ValueError for anything else."""
+    if isinstance(rnn, nn.LSTM):
+        return "lstm"
+    if isinstance(rnn, nn.GRU):
+        return "gru"
+    if isinstance(rnn, nn.RNN):
+        return "rnn"
+    raise ValueError(
+        f"gatescope traces torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU modules, not {type(rnn).__name__}."
+    )
+
+
+def trace(
+    rnn: nn.RNN | nn.LSTM | nn.GRU,
+    x: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Trace:
+    """Run `rnn` on the sequence `x` (T, input_size) and record everything inside it.
+
+    `objective` maps the top layer's output sequence (T, D*H) to a scalar; the gradients in the
+    trace are of that scalar. Default: the sum of the top layer's output at the last timestep.
+
+    How it stays fast (no Python loop over timesteps with autograd):
+    1. Each layer and direction runs as one call of PyTorch's fused kernel, so every h_t comes
+       from the same kernel `rnn(x)` uses. Its input is widened by a zero-valued "probe" e_t that
+       enters the gate pre-activations through a block of the recurrent weights (W_hh for RNN and
+       LSTM). Adding W_hh e_t at step t is exactly a perturbation of h_{t-1} on its recurrent
+       path, so the fused backward hands us d objective / d h_{t-1} through time as d/d e_t. GRU's
+       reset gate multiplies only part of W_hh h, so it gets two probes (see `_probe_block`).
+    2. One backward pass (weights detached: no weight gradients are computed) gives the probe
+       gradients, the gradient at each layer's output (the upward path), and d objective / d x.
+    3. Gates are recomputed for all timesteps at once with two matmuls per layer and direction,
+       from the known h_{t-1}; the LSTM cell state and the remaining gradient recurrences (LSTM
+       d c_t, GRU's direct z * h path) are elementwise linear scans, done in numpy.
+    """
+    cell_type = cell_type_of(rnn)
+    if getattr(rnn, "proj_size", 0):
+        raise ValueError("LSTMs with proj_size > 0 are not supported: gatescope traces the plain cell.")
+    x = _checked_input(rnn, x)
+    if objective is None:
+        objective = _last_step_sum
+
+    num_layers, num_dirs, hidden_size = rnn.num_layers, 2 if rnn.bidirectional else 1, rnn.hidden_size
+    seq_len = x.shape[0]
+    x = x.detach().requires_grad_(True)
+
+    # Forward through the fused kernels, one layer and direction at a time (processing order:
+    # a reverse direction sees its input flipped, exactly as PyTorch runs it).
+    runs: list[list[_Run]] = []
+    layer_input = x
+    for layer in range(num_layers):
+        layer_runs = []
+        for direction in range(num_dirs):
+            weights = _layer_weights(rnn, layer, direction)
+            run_input = layer_input.detach() if direction == 0 else layer_input.detach().flip(0)
+            seen_input = layer_input if direction == 0 else layer_input.flip(0)
+            probe_block = _probe_block(cell_type, weights, hidden_size)
+            probe = seen_input.new_zeros(seq_len, probe_block.shape[1], requires_grad=True)
+            output = _fused(
+                rnn,
+                cell_type,
+                torch.cat([seen_input, probe], dim=1),
+                torch.cat([weights.w_ih, probe_block], dim=1),
+                weights,
+            )
+            layer_runs.append(_Run(weights, run_input, probe, output))
+        runs.append(layer_runs)
+        outputs = [layer_runs[0].output] + [r.output.flip(0) for r in layer_runs[1:]]
+        layer_input = torch.cat(outputs, dim=1) if num_dirs == 2 else outputs[0]
+
+    top_output = layer_input
+    objective_value = objective(top_output)
+    if not isinstance(objective_value, torch.Tensor) or objective_value.numel() != 1:
+        raise ValueError("The objective must return a scalar tensor.")
+    flat_runs = [run for layer_runs in runs for run in layer_runs]
+    grads = torch.autograd.grad(
+        objective_value.reshape(()),
+        [x] + [run.probe for run in flat_runs] + [run.output for run in flat_runs],
+        allow_unused=True,
+        materialize_grads=True,
+    )
+    grad_x = grads[0]
+    grad_probes = grads[1 : 1 + len(flat_runs)]
+    grad_outputs = grads[1 + len(flat_runs) :]
+
+    with torch.no_grad():
+        pieces = [
+            _recompute(cell_type, run, grad_probe, grad_output, hidden_size)
+            for run, grad_probe, grad_output in zip(flat_runs, grad_probes, grad_outputs)
+        ]
+    # Stack every layer and direction along one axis so each scan loops over time once.
+    stacked = {key: np.stack([p[key] for p in pieces], axis=1) for key in pieces[0]}  # (T, L*D, H)
+    hidden = stacked.pop("hidden")
+    grad_hidden = stacked.pop("grad_hidden_partial")
+    if cell_type == "gru":
+        # h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path adds z_{t+1} * dh_{t+1} to dh_t.
+        grad_hidden = _reverse_scan(decay=stacked["update"], source=grad_hidden)
+    cell = grad_cell = None
+    if cell_type == "lstm":
+        cell = _forward_scan(decay=stacked["forget"], source=stacked["input"] * stacked["cell"])
+        # h_t = o_t tanh(c_t), c_{t+1} = f_{t+1} c_t + ...
+        tanh_cell = np.tanh(cell)
+        grad_cell = _reverse_scan(
+            decay=stacked["forget"], source=grad_hidden * stacked["output"] * (1.0 - tanh_cell**2)
+        )
+
+    shape = (num_layers, num_dirs)
+    gates = {name: _to_input_order(stacked[name], shape) for name in GATE_NAMES[cell_type]}
+    return Trace(
+        cell_type=cell_type,
+        hidden=_to_input_order(hidden, shape),
+        cell=None if cell is None else _to_input_order(cell, shape),
+        gates=gates,
+        grad_hidden=_norm_over_units(_to_input_order(grad_hidden, shape)),
+        grad_cell=None if grad_cell is None else _norm_over_units(_to_input_order(grad_cell, shape)),
+        grad_input=grad_x.detach().norm(dim=-1).cpu().numpy().astype(np.float32),
+        output=top_output.detach().cpu().numpy().astype(np.float32),
+        objective=float(objective_value.detach()),
+    )
+
+
+@dataclass
+class _LayerWeights:
+    w_ih: torch.Tensor
+    w_hh: torch.Tensor
+    b_ih: torch.Tensor | None
+    b_hh: torch.Tensor | None
+
+
+@dataclass
+class _Run:
+    """One layer and direction: its weights, its input and output in processing order."""
+
+    weights: _LayerWeights
+    layer_input: torch.Tensor  # (T, in), detached, processing order
+    probe: torch.Tensor  # (T, K) zeros, the leaf whose gradient carries d/d h_{t-1}
+    output: torch.Tensor  # (T, H), processing order, part of the autograd graph
+
+
+def _checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor of shape (T, {rnn.input_size}), not {type(x).__name__}.")
+    if x.dim() != 2 or x.shape[1] != rnn.input_size:
+        raise ValueError(f"x must have shape (T, {rnn.input_size}) for this module; got {tuple(x.shape)}.")
+    if x.shape[0] < 1:
+        raise ValueError("x is empty: a sequence needs at least one timestep.")
+    reference = rnn.weight_hh_l0
+    x = x.to(device=reference.device, dtype=reference.dtype)
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values.")
+    return x
+
+
+def _last_step_sum(output: torch.Tensor) -> torch.Tensor:
+    return output[-1].sum()
+
+
+def _layer_weights(rnn: nn.Module, layer: int, direction: int) -> _LayerWeights:
+    suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def get(name: str) -> torch.Tensor | None:
+        tensor = getattr(rnn, f"{name}_{suffix}", None) if rnn.bias or name.startswith("weight") else None
+        return None if tensor is None else tensor.detach()
+
+    return _LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+
+
+def _probe_block(cell_type: str, weights: _LayerWeights, hidden_size: int) -> torch.Tensor:
+    """The columns through which the zero probe enters the gate pre-activations.
+
+    RNN, LSTM: W_hh, so d/d probe_t = W_hh^T d pre_t, the full recurrent gradient of h_{t-1}.
+    GRU: n_t = tanh(W_in x + b_in + r_t * (W_hn h + b_hn)) puts r_t inside the hidden path,
+    so the probe has two halves: [W_hr; W_hz; 0] gives W_hr^T d r_pre + W_hz^T d z_pre, and
+    [0; 0; I] gives d n_pre, which `_recompute` turns into W_hn^T (r_t * d n_pre).
+    """
+    if cell_type != "gru":
+        return weights.w_hh
+    w_hh = weights.w_hh
+    zeros = w_hh.new_zeros(hidden_size, hidden_size)
+    eye = torch.eye(hidden_size, dtype=w_hh.dtype, device=w_hh.device)
+    gates_half = torch.cat([w_hh[: 2 * hidden_size], zeros], dim=0)
+    new_half = torch.cat([zeros, zeros, eye], dim=0)
+    return torch.cat([gates_half, new_half], dim=1)
+
+
+def _fused(rnn: nn.Module, cell_type: str, inputs: torch.Tensor, w_ih: torch.Tensor, weights: _LayerWeights):
+    """One layer, one direction of PyTorch's fused kernel on (T, in) inputs; returns (T, H)."""
+    params = [w_ih, weights.w_hh] + ([weights.b_ih, weights.b_hh] if weights.b_ih is not None else [])
+    h0 = inputs.new_zeros(1, 1, rnn.hidden_size)
+    args = (params, weights.b_ih is not None, 1, 0.0, False, False, False)
+    batch = inputs.unsqueeze(1)
+    if cell_type == "lstm":
+        output = torch.lstm(batch, (h0, h0), *args)[0]
+    elif cell_type == "gru":
+        output = torch.gru(batch, h0, *args)[0]
+    elif rnn.nonlinearity == "relu":
+        output = torch.rnn_relu(batch, h0, *args)[0]
+    else:
+        output = torch.rnn_tanh(batch, h0, *args)[0]
+    return output.squeeze(1)
+
+
+def _recompute(cell_type, run: _Run, grad_probe, grad_output, hidden_size) -> dict[str, np.ndarray]:
+    """Gates from the known h_{t-1}, and d objective / d h_t where no scan is needed yet."""
+    w = run.weights
+    hidden = run.output.detach()
+    previous = torch.cat([hidden.new_zeros(1, hidden_size), hidden[:-1]])
+    input_part = run.layer_input @ w.w_ih.T
+    hidden_part = previous @ w.w_hh.T
+    if w.b_ih is not None:
+        input_part = input_part + w.b_ih
+        hidden_part = hidden_part + w.b_hh
+
+    # d/d probe_{t+1} is the recurrent gradient of h_t; the last step has none.
+    recurrent = torch.zeros_like(hidden)
+    pieces: dict[str, torch.Tensor] = {"hidden": hidden}
+    if cell_type == "lstm":
+        i, f, g, o = (input_part + hidden_part).chunk(4, dim=1)
+        pieces.update(input=torch.sigmoid(i), forget=torch.sigmoid(f), cell=torch.tanh(g), output=torch.sigmoid(o))
+        recurrent[:-1] = grad_probe[1:]
+    elif cell_type == "gru":
+        i_r, i_z, i_n = input_part.chunk(3, dim=1)
+        h_r, h_z, h_n = hidden_part.chunk(3, dim=1)
+        reset = torch.sigmoid(i_r + h_r)
+        pieces.update(reset=reset, update=torch.sigmoid(i_z + h_z), new=torch.tanh(i_n + reset * h_n))
+        grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
+        w_hn = w.w_hh[2 * hidden_size :]
+        recurrent[:-1] = grad_gates + (reset[1:] * grad_new_pre) @ w_hn
+    else:
+        recurrent[:-1] = grad_probe[1:]
+    pieces["grad_hidden_partial"] = grad_output + recurrent
+    return {key: value.cpu().numpy() for key, value in pieces.items()}
+
+
+def _forward_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """s_t = decay_t * s_{t-1} + source_t with s_{-1} = 0, over axis 0."""
+    result = np.empty_like(source)
+    result[0] = source[0]
+    for t in range(1, source.shape[0]):
+        # in place: two ufunc calls a step and no temporaries keep long sequences cheap
+        np.multiply(decay[t], result[t - 1], out=result[t])
+        result[t] += source[t]
+    return result
+
+
+def _reverse_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """s_t = source_t + decay_{t+1} * s_{t+1} with s_{T-1} = source_{T-1}, over axis 0."""
+    result = np.empty_like(source)
+    result[-1] = source[-1]
+    for t in range(source.shape[0] - 2, -1, -1):
+        np.multiply(decay[t + 1], result[t + 1], out=result[t])
+        result[t] += source[t]
+    return result
+
+
+def _to_input_order(stacked: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(T, L*D, H) in processing order -> (L, D, T, H) float32, reverse directions flipped back."""
+    seq_len, _, hidden_size = stacked.shape
+    array = stacked.reshape(seq_len, *shape, hidden_size).transpose(1, 2, 0, 3)
+    if shape[1] == 2:
+        array = array.copy()
+        array[:, 1] = array[:, 1, ::-1]
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _norm_over_units(array: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(array.astype(np.float64), axis=-1).astype(np.float32)
