@@ -1,0 +1,424 @@
+"""Loading a user's own trained nn.RNN / nn.LSTM / nn.GRU weights, safely.
+
+`load_user_weights(data, filename)` takes the bytes of an uploaded `.safetensors`, `.pt` or `.pth`
+file holding a recurrent module's state_dict (alone, prefixed as inside a larger model, or
+wrapped in a training checkpoint), works out the module from the tensor names and shapes, and
+returns it in eval mode with the weights loaded.
+
+What it trusts: nothing in the file. Files are parsed as data only: safetensors by its own
+library, `.pt`/`.pth` by `torch.load(weights_only=True)`, which refuses any pickled Python
+object other than tensors and plain containers, so a crafted pickle runs no code. Sizes are
+checked against `core.limits` before anything large is allocated. Nothing is written to disk;
+the file name is used only for its extension and in messages. Every refusal is a `ValueError`
+that says what was wrong and how to export a file that works.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import unicodedata
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from core.limits import (
+    LIMITS,
+    LimitError,
+    check_hidden_size,
+    check_layers,
+    check_param_count,
+    check_upload_size,
+)
+
+#: How to make a file this module accepts; appended to every refusal.
+EXPORT_HINT = (
+    "To export a file gatescope can load, save the state_dict of the nn.RNN, nn.LSTM or nn.GRU "
+    "itself: `safetensors.torch.save_file(model.rnn.state_dict(), 'rnn.safetensors')` or "
+    "`torch.save(model.rnn.state_dict(), 'rnn.pt')` (with `model.rnn` your recurrent module)."
+)
+
+#: File extensions accepted, and the format each one means.
+FORMATS = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch"}
+
+#: Keys under which training checkpoints commonly keep the model's state_dict.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "network")
+
+#: Rows of weight_ih / weight_hh per hidden unit: one block per gate.
+GATES_PER_CELL = {"rnn": 1, "gru": 3, "lstm": 4}
+CELL_BY_GATES = {gates: cell for cell, gates in GATES_PER_CELL.items()}
+MODULE_BY_CELL = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+#: Floating dtypes converted to float32 on loading; anything else is refused.
+CONVERTIBLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+#: A safetensors header is JSON naming each tensor: a few KB for any recurrent model.
+MAX_SAFETENSORS_HEADER_BYTES = 1024 * 1024
+
+#: Zip entries in a torch.save archive: one per tensor storage plus a few records.
+MAX_ZIP_ENTRIES = 10_000
+
+_PARAM_RE = re.compile(
+    r"^(?:(?P<prefix>.+)\.)?"
+    r"(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)(?P<reverse>_reverse)?$"
+)
+_CELL_PARAM_RE = re.compile(r"^(?:.+\.)?(?:weight_ih|weight_hh|bias_ih|bias_hh)$")
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+class WeightsError(ValueError):
+    """An uploaded weights file that cannot be loaded; the message says why and how to fix it."""
+
+
+class AmbiguousWeightsError(WeightsError):
+    """The file holds several recurrent modules; `prefixes` lists them for the user to pick one."""
+
+    def __init__(self, message: str, prefixes: list[str]):
+        super().__init__(message)
+        self.prefixes = prefixes
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """What the keys and shapes of a state_dict say about the module that produced it."""
+
+    cell: str  # "rnn", "lstm" or "gru"
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    bias: bool
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every state_dict key of such a module with its shape, in PyTorch's naming."""
+        rows = GATES_PER_CELL[self.cell] * self.hidden_size
+        directions = 2 if self.bidirectional else 1
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in range(self.num_layers):
+            inputs = self.input_size if layer == 0 else self.hidden_size * directions
+            for suffix in ("", "_reverse")[:directions]:
+                shapes[f"weight_ih_l{layer}{suffix}"] = (rows, inputs)
+                shapes[f"weight_hh_l{layer}{suffix}"] = (rows, self.hidden_size)
+                if self.bias:
+                    shapes[f"bias_ih_l{layer}{suffix}"] = (rows,)
+                    shapes[f"bias_hh_l{layer}{suffix}"] = (rows,)
+        return shapes
+
+    def describe(self) -> str:
+        return (f"{'bidirectional ' if self.bidirectional else ''}{self.cell.upper()} with "
+                f"input size {self.input_size}, hidden size {self.hidden_size}, "
+                f"{self.num_layers} layer{'s' if self.num_layers > 1 else ''}"
+                f"{'' if self.bias else ', no bias'}")
+
+
+def load_user_weights(
+    data: bytes,
+    filename: str,
+    *,
+    prefix: str | None = None,
+    nonlinearity: str = "tanh",
+) -> nn.Module:
+    """The nn.RNN, nn.LSTM or nn.GRU whose state_dict `data` holds, in eval mode on the CPU.
+
+    `filename` chooses the format by its extension (.safetensors, .pt, .pth) and names the file
+    in messages; it is never used as a path. `prefix` picks one module when the file holds
+    several (e.g. "encoder.rnn"). `nonlinearity` ("tanh" or "relu") applies to nn.RNN only,
+    since its weights do not record it. The module is built with batch_first=False.
+    Raises `WeightsError` (a ValueError) for anything it cannot load.
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}.")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    name = _code(filename if isinstance(filename, str) else "upload")
+    file_format = _format_of(filename, name)
+    if not data:
+        _fail(f"{name} is empty (0 bytes).")
+    _within_limit(check_upload_size, len(data), name)
+
+    if file_format == "safetensors":
+        tensors = _read_safetensors(data, name)
+    else:
+        tensors = _read_torch(data, name)
+
+    chosen_prefix, params = _select_module(tensors, name, prefix)
+    where = f"{name}" + (f" (module {_code(chosen_prefix)})" if chosen_prefix else "")
+    config = _infer_config(params, where)
+    params = _as_float32(params, where)
+
+    module_class = MODULE_BY_CELL[config.cell]
+    extra = {"nonlinearity": nonlinearity} if config.cell == "rnn" else {}
+    module = module_class(config.input_size, config.hidden_size, num_layers=config.num_layers,
+                          bias=config.bias, batch_first=False,
+                          bidirectional=config.bidirectional, **extra)
+    module.load_state_dict(params, strict=True)  # the keys and shapes were checked above
+    return module.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+
+def _fail(message: str) -> NoReturn:
+    raise WeightsError(f"{message} {EXPORT_HINT}")
+
+
+def _code(text: str, limit: int = 80) -> str:
+    """User-controlled text (a file name, a key) made printable, short and inert in markdown."""
+    cleaned = "".join(
+        c for c in str(text) if c != "`" and not unicodedata.category(c).startswith("C")
+    )
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1] + "…"
+    return f"`{cleaned}`"
+
+
+def _keys_listing(keys, limit: int = 8) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(_code(key) for key in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _within_limit(check, value, where: str) -> None:
+    try:
+        check(value)
+    except LimitError as error:
+        _fail(f"{where} is over a limit of this app: {error}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the two formats
+
+
+def _format_of(filename: object, name: str) -> str:
+    extension = ""
+    if isinstance(filename, str) and "." in filename:
+        extension = "." + filename.rsplit(".", 1)[1].lower()
+    if extension not in FORMATS:
+        _fail(
+            f"{name} has the wrong extension ({_code(extension) if extension else 'none'}): "
+            "gatescope reads .safetensors, .pt and .pth files. A file written by torch.save "
+            "under another name (.bin, .ckpt) can be renamed to .pt."
+        )
+    return FORMATS[extension]
+
+
+def _read_safetensors(data: bytes, name: str) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file, after checking its header length makes sense."""
+    if data[:4] == b"PK\x03\x04":
+        _fail(f"{name} is a zip archive, as torch.save writes, not a safetensors file: "
+              "rename it to .pt.")
+    if len(data) < 10:
+        _fail(f"{name} is truncated or not a safetensors file: only {len(data)} bytes.")
+    header_bytes = int.from_bytes(data[:8], "little")
+    # Refuse an absurd header length here, before the library sees (or allocates for) it.
+    if header_bytes > len(data) - 8:
+        _fail(f"{name} is truncated or not a safetensors file: its header claims "
+              f"{header_bytes:,} bytes but the file has only {len(data) - 8:,} after the "
+              "8-byte length.")
+    if header_bytes > MAX_SAFETENSORS_HEADER_BYTES or data[8:9] != b"{":
+        _fail(f"{name} is not a valid safetensors file: its header "
+              f"({header_bytes:,} bytes) is not a JSON table of tensors.")
+    try:
+        return safetensors.torch.load(data)
+    except Exception as error:  # noqa: BLE001: SafetensorError or whatever a hostile file causes
+        _fail(f"{name} is truncated or not a valid safetensors file "
+              f"({_code(str(error), 160)}).")
+
+
+def _read_torch(data: bytes, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of a torch.save zip archive, loaded with weights_only=True (runs no code)."""
+    if data[:4] != b"PK\x03\x04":
+        if data[8:9] == b"{":
+            _fail(f"{name} looks like a safetensors file: rename it to .safetensors.")
+        _fail(f"{name} is not a PyTorch checkpoint: torch.save (PyTorch 1.6 and later) writes "
+              "a zip archive, and this file is not one (an old-format or plain pickle file, or "
+              "another kind of file).")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        _fail(f"{name} is truncated or corrupt: it starts like a torch.save zip archive but "
+              f"cannot be read as one ({_code(str(error))}).")
+    unpacked = sum(entry.file_size for entry in entries)
+    if len(entries) > MAX_ZIP_ENTRIES or unpacked > LIMITS.max_upload_bytes:
+        # torch.save stores its records uncompressed, so this only refuses zip bombs.
+        _fail(f"{name} unpacks to {unpacked:,} bytes in {len(entries):,} records, over the "
+              f"upload limit of {LIMITS.max_upload_bytes:,} bytes.")
+    try:
+        loaded = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as error:  # noqa: BLE001: any failure of a hostile file is the file's fault
+        message = str(error)
+        if "Weights only load failed" in message:
+            found = _GLOBAL_RE.search(message)
+            what = f" ({_code(found.group(1))})" if found else ""
+            whole = found is not None and found.group(1).startswith("torch.nn.")
+            _fail(f"{name} contains pickled Python objects, not only tensors{what}. gatescope "
+                  "loads weights only and never runs code from a file"
+                  + (": this file holds a whole model object, save its state_dict instead."
+                     if whole else "."))
+        _fail(f"{name} is truncated or corrupt: PyTorch could not read it "
+              f"({_code(message.splitlines()[0] if message else type(error).__name__, 160)}).")
+    return _collect_tensors(loaded, name)
+
+
+def _collect_tensors(loaded: object, name: str) -> dict[str, torch.Tensor]:
+    """A flat {dotted key: tensor} view of a state_dict or a training checkpoint."""
+    if isinstance(loaded, torch.Tensor):
+        _fail(f"{name} holds a single tensor, not a state_dict (a dict of named tensors).")
+    if not isinstance(loaded, Mapping):
+        _fail(f"{name} holds a {type(loaded).__name__}, not a state_dict "
+              "(a dict of named tensors).")
+    # A training checkpoint keeps the state_dict beside epochs, optimizer state and so on.
+    for _ in range(4):
+        wrapped = next((loaded[key] for key in CHECKPOINT_KEYS
+                        if isinstance(loaded.get(key), Mapping)), None)
+        if wrapped is None:
+            break
+        loaded = wrapped
+    tensors: dict[str, torch.Tensor] = {}
+    stack: list[tuple[str, object, int]] = [("", loaded, 0)]
+    seen: set[int] = set()  # a pickle can make a dict contain itself, many times over
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, torch.Tensor):
+            tensors[path] = value.detach()
+            continue
+        if id(value) in seen or depth >= 8:
+            continue
+        seen.add(id(value))
+        if isinstance(value, Mapping):
+            stack.extend((f"{path}.{key}" if path else str(key), item, depth + 1)
+                         for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{path}.{index}" if path else str(index), item, depth + 1)
+                         for index, item in enumerate(value))
+    if not tensors:
+        _fail(f"{name} holds no tensors.")
+    return tensors
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the recurrent module and what it is
+
+
+def _select_module(tensors: dict[str, torch.Tensor], name: str,
+                   prefix: str | None) -> tuple[str, dict[str, torch.Tensor]]:
+    """The prefix of the one recurrent module in the file and its parameters, unprefixed."""
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        match = _PARAM_RE.match(key)
+        if match:
+            found_prefix = match.group("prefix") or ""
+            modules.setdefault(found_prefix, {})[key[len(found_prefix) + 1:] if found_prefix
+                                                 else key] = tensor
+    if not modules:
+        _fail(_not_recurrent_message(tensors, name))
+    listing = ", ".join(_code(p) if p else "(no prefix)" for p in sorted(modules))
+    if prefix is not None:
+        wanted = prefix.rstrip(".")
+        if wanted not in modules:
+            _fail(f"{name} has no recurrent module at prefix {_code(wanted)}; "
+                  f"it has: {listing}.")
+        return wanted, modules[wanted]
+    if len(modules) > 1:
+        message = (f"{name} holds {len(modules)} recurrent modules, at the prefixes {listing}: "
+                   "choose one (prefix=...). " + EXPORT_HINT)
+        raise AmbiguousWeightsError(message, sorted(modules))
+    (only_prefix, params), = modules.items()
+    return only_prefix, params
+
+
+def _not_recurrent_message(tensors: dict[str, torch.Tensor], name: str) -> str:
+    shapes = ", ".join(f"{_code(key)} {tuple(tensor.shape)}"
+                       for key, tensor in sorted(tensors.items())[:6])
+    more = f" and {len(tensors) - 6} more" if len(tensors) > 6 else ""
+    if any(_CELL_PARAM_RE.match(key) for key in tensors):
+        hint = (" These look like an nn.RNNCell, nn.LSTMCell or nn.GRUCell (keys without "
+                "`_l0`), which gatescope does not load; copy them into a one-layer nn.RNN, "
+                "nn.LSTM or nn.GRU (weight_ih → weight_ih_l0, and so on) and save that.")
+    else:
+        hint = ""
+    return (f"{name} is not the state_dict of an nn.RNN, nn.LSTM or nn.GRU: it has no "
+            f"`weight_ih_l0` / `weight_hh_l0` keys (found {shapes}{more}).{hint}")
+
+
+def _infer_config(params: dict[str, torch.Tensor], where: str) -> RecurrentConfig:
+    """Cell, sizes, layers, direction and bias from the keys and shapes; every key checked."""
+    if any(key.startswith("weight_hr_l") for key in params):
+        _fail(f"{where} is an nn.LSTM with proj_size (it has `weight_hr_l0` keys): gatescope "
+              "shows the gates of LSTMs without projections only.")
+    for key in ("weight_hh_l0", "weight_ih_l0"):
+        if key not in params:
+            _fail(f"{where} is missing the key {_code(key)}.")
+    recurrent, inputs = params["weight_hh_l0"], params["weight_ih_l0"]
+    if recurrent.dim() != 2 or inputs.dim() != 2:
+        _fail(f"{where}: `weight_hh_l0` {tuple(recurrent.shape)} and `weight_ih_l0` "
+              f"{tuple(inputs.shape)} must both be 2-D matrices.")
+    rows, hidden_size = recurrent.shape
+    # weight_hh is (gates × hidden, hidden): its width is the hidden size, and the number of
+    # row blocks tells an RNN (1), a GRU (3) and an LSTM (4) apart, whatever the key names.
+    gates = rows // hidden_size if hidden_size and rows % hidden_size == 0 else 0
+    if gates not in CELL_BY_GATES:
+        _fail(f"{where}: `weight_hh_l0` has shape {tuple(recurrent.shape)}, but an RNN, GRU or "
+              "LSTM has (H, H), (3H, H) or (4H, H) for hidden size H.")
+    if inputs.shape[0] != rows or inputs.shape[1] == 0:
+        _fail(f"{where}: `weight_ih_l0` has shape {tuple(inputs.shape)}, but `weight_hh_l0` "
+              f"{tuple(recurrent.shape)} needs ({rows}, input size ≥ 1).")
+
+    layer_indices = {int(_PARAM_RE.match(key).group("layer")) for key in params}
+    _within_limit(check_layers, max(layer_indices) + 1, where)
+    _within_limit(check_hidden_size, int(hidden_size), where)
+    config = RecurrentConfig(
+        cell=CELL_BY_GATES[gates],
+        input_size=int(inputs.shape[1]),
+        hidden_size=int(hidden_size),
+        num_layers=max(layer_indices) + 1,
+        bidirectional=any(key.endswith("_reverse") for key in params),
+        bias=any(key.startswith("bias_") for key in params),
+    )
+    expected = config.expected_shapes()
+    _within_limit(check_param_count, sum(math.prod(shape) for shape in expected.values()), where)
+
+    missing = expected.keys() - params.keys()
+    unexpected = params.keys() - expected.keys()
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"missing keys {_keys_listing(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys {_keys_listing(unexpected)}")
+        _fail(f"{where} looks like a {config.describe()}, but has {' and '.join(problems)}.")
+    wrong = [f"{_code(key)} is {tuple(params[key].shape)}, expected {shape}"
+             for key, shape in expected.items() if tuple(params[key].shape) != shape]
+    if wrong:
+        _fail(f"{where} has inconsistent shapes for a {config.describe()}: "
+              + "; ".join(wrong[:6]) + ("; ..." if len(wrong) > 6 else "") + ".")
+    return config
+
+
+def _as_float32(params: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """The parameters as finite, dense float32 CPU tensors (half and double are converted)."""
+    converted = {}
+    for key, tensor in params.items():
+        if tensor.layout != torch.strided or tensor.is_quantized or tensor.device.type != "cpu":
+            _fail(f"{where}: {_code(key)} is not a plain dense tensor "
+                  f"({tensor.layout}, {tensor.device.type}).")
+        if tensor.dtype not in CONVERTIBLE_DTYPES:
+            _fail(f"{where}: {_code(key)} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+                  "weights must be floating point (float32, float16, bfloat16 or float64).")
+        if not torch.isfinite(tensor).all():
+            _fail(f"{where}: {_code(key)} contains NaN or infinite values; the model diverged "
+                  "or the file is damaged.")
+        as_float = tensor.to(torch.float32)
+        if not torch.isfinite(as_float).all():
+            _fail(f"{where}: {_code(key)} has values too large for float32.")
+        converted[key] = as_float
+    return converted
