@@ -57,8 +57,6 @@ class Trace:
         return self.hidden.shape[3]
 
 
-#: Rows of weight_ih / weight_hh per unit of hidden size.
-_GATE_ROWS = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def cell_type_of(rnn: nn.Module) -> str:
@@ -137,32 +135,33 @@ def trace(
     if not isinstance(objective_value, torch.Tensor) or objective_value.numel() != 1:
         raise ValueError("The objective must return a scalar tensor.")
     flat_runs = [run for layer_runs in runs for run in layer_runs]
+
     grads = torch.autograd.grad(
         objective_value.reshape(()),
         [x] + [run.probe for run in flat_runs] + [run.output for run in flat_runs],
         allow_unused=True,
         materialize_grads=True,
     )
+    stacked = _forward_quantities(cell_type, flat_runs, hidden_size)  # (T, L*D, H) arrays
     grad_x = grads[0]
     grad_probes = grads[1 : 1 + len(flat_runs)]
     grad_outputs = grads[1 + len(flat_runs) :]
 
     with torch.no_grad():
-        pieces = [
-            _recompute(cell_type, run, grad_probe, grad_output, hidden_size)
-            for run, grad_probe, grad_output in zip(flat_runs, grad_probes, grad_outputs)
-        ]
-    # Stack every layer and direction along one axis so each scan loops over time once.
-    stacked = {key: np.stack([p[key] for p in pieces], axis=1) for key in pieces[0]}  # (T, L*D, H)
-    hidden = stacked.pop("hidden")
-    grad_hidden = stacked.pop("grad_hidden_partial")
+        grad_hidden = np.stack(
+            [
+                _hidden_gradient_before_scan(cell_type, run, index, grad_probe, grad_output, stacked)
+                for index, (run, grad_probe, grad_output) in enumerate(zip(flat_runs, grad_probes, grad_outputs))
+            ],
+            axis=1,
+        )
     if cell_type == "gru":
         # h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path adds z_{t+1} * dh_{t+1} to dh_t.
         grad_hidden = _reverse_scan(decay=stacked["update"], source=grad_hidden)
-    cell = grad_cell = None
+    cell = stacked.get("cell_state")
+    grad_cell = None
     if cell_type == "lstm":
-        cell = _forward_scan(decay=stacked["forget"], source=stacked["input"] * stacked["cell"])
-        # h_t = o_t tanh(c_t), c_{t+1} = f_{t+1} c_t + ...
+        # h_t = o_t tanh(c_t) and c_{t+1} = f_{t+1} c_t + i_{t+1} g_{t+1}
         tanh_cell = np.tanh(cell)
         grad_cell = _reverse_scan(
             decay=stacked["forget"], source=grad_hidden * stacked["output"] * (1.0 - tanh_cell**2)
@@ -172,7 +171,7 @@ def trace(
     gates = {name: _to_input_order(stacked[name], shape) for name in GATE_NAMES[cell_type]}
     return Trace(
         cell_type=cell_type,
-        hidden=_to_input_order(hidden, shape),
+        hidden=_to_input_order(stacked["hidden"], shape),
         cell=None if cell is None else _to_input_order(cell, shape),
         gates=gates,
         grad_hidden=_norm_over_units(_to_input_order(grad_hidden, shape)),
@@ -264,8 +263,18 @@ def _fused(rnn: nn.Module, cell_type: str, inputs: torch.Tensor, w_ih: torch.Ten
     return output.squeeze(1)
 
 
-def _recompute(cell_type, run: _Run, grad_probe, grad_output, hidden_size) -> dict[str, np.ndarray]:
-    """Gates from the known h_{t-1}, and d objective / d h_t where no scan is needed yet."""
+def _forward_quantities(cell_type: str, runs: list[_Run], hidden_size: int) -> dict[str, np.ndarray]:
+    """h_t, every gate, and (LSTM) c_t for all runs, stacked as (T, runs, H) numpy arrays."""
+    with torch.no_grad():
+        per_run = [_gates(cell_type, run, hidden_size) for run in runs]
+    stacked = {key: np.stack([p[key] for p in per_run], axis=1) for key in per_run[0]}
+    if cell_type == "lstm":
+        stacked["cell_state"] = _forward_scan(decay=stacked["forget"], source=stacked["input"] * stacked["cell"])
+    return stacked
+
+
+def _gates(cell_type: str, run: _Run, hidden_size: int) -> dict[str, np.ndarray]:
+    """Every gate at every step from the known h_{t-1}: two matmuls, no loop over time."""
     w = run.weights
     hidden = run.output.detach()
     previous = torch.cat([hidden.new_zeros(1, hidden_size), hidden[:-1]])
@@ -274,26 +283,34 @@ def _recompute(cell_type, run: _Run, grad_probe, grad_output, hidden_size) -> di
     if w.b_ih is not None:
         input_part = input_part + w.b_ih
         hidden_part = hidden_part + w.b_hh
-
-    # d/d probe_{t+1} is the recurrent gradient of h_t; the last step has none.
-    recurrent = torch.zeros_like(hidden)
-    pieces: dict[str, torch.Tensor] = {"hidden": hidden}
+    pieces = {"hidden": hidden}
     if cell_type == "lstm":
         i, f, g, o = (input_part + hidden_part).chunk(4, dim=1)
         pieces.update(input=torch.sigmoid(i), forget=torch.sigmoid(f), cell=torch.tanh(g), output=torch.sigmoid(o))
-        recurrent[:-1] = grad_probe[1:]
     elif cell_type == "gru":
         i_r, i_z, i_n = input_part.chunk(3, dim=1)
         h_r, h_z, h_n = hidden_part.chunk(3, dim=1)
         reset = torch.sigmoid(i_r + h_r)
         pieces.update(reset=reset, update=torch.sigmoid(i_z + h_z), new=torch.tanh(i_n + reset * h_n))
+    return {key: value.cpu().numpy() for key, value in pieces.items()}
+
+
+def _hidden_gradient_before_scan(cell_type, run: _Run, index: int, grad_probe, grad_output, stacked) -> np.ndarray:
+    """d objective / d h_t from the upward path plus the recurrent path into step t+1.
+
+    d/d probe_{t+1} is the recurrent gradient of h_t (the last step has none). For GRU the
+    probe's second half is d n_pre, which reaches h_t through r_{t+1} * W_hn.
+    """
+    recurrent = torch.zeros_like(grad_output)
+    if cell_type == "gru":
+        hidden_size = grad_output.shape[1]
+        reset = torch.from_numpy(stacked["reset"][:, index]).to(grad_probe.device)
         grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
-        w_hn = w.w_hh[2 * hidden_size :]
+        w_hn = run.weights.w_hh[2 * hidden_size :]
         recurrent[:-1] = grad_gates + (reset[1:] * grad_new_pre) @ w_hn
     else:
         recurrent[:-1] = grad_probe[1:]
-    pieces["grad_hidden_partial"] = grad_output + recurrent
-    return {key: value.cpu().numpy() for key, value in pieces.items()}
+    return (grad_output + recurrent).cpu().numpy()
 
 
 def _forward_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
