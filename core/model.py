@@ -1,0 +1,173 @@
+"""The model every gatescope task uses: embedding (optional) -> nn.RNN/LSTM/GRU -> linear head.
+
+The three pieces stay separate attributes because the tracing engine takes the bare recurrent
+module (`model.rnn`), the float features one sequence feeds it (`model.features`), and an
+objective on its output sequence (`model.readout` inside `Task.objective`):
+
+    x = model.features(example.inputs)            # (T, input_size), float
+    trace(model.rnn, x, task.objective(model, example.target))
+
+`forward(inputs) == readout(rnn(features(inputs)))`, batched `(B, T, ...)` or one sequence
+`(T, ...)`. Many-to-one tasks read the last step (or step `lengths - 1` in a padded batch);
+tagging tasks read every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+INITS = ("default", "orthogonal", "xavier")
+KINDS = ("regression", "classification", "tagging")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a SequenceModel's architecture (stored in zoo metadata)."""
+
+    cell: str  # "rnn", "lstm" or "gru"
+    kind: str  # "regression" | "classification" | "tagging"
+    input_size: int  # features per step that the recurrent module receives
+    hidden_size: int
+    output_size: int  # 1 for regression, number of classes otherwise
+    num_layers: int = 1
+    vocab_size: int | None = None  # an nn.Embedding(vocab_size, input_size) when set
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown task kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        for name in ("input_size", "hidden_size", "output_size", "num_layers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SequenceModel(nn.Module):
+    """`embed` (nn.Embedding or nn.Identity) -> `rnn` (batch_first) -> `head` (nn.Linear)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        if spec.vocab_size is not None:
+            # Index 0 is padding: it never moves, so padded steps carry no learned signal.
+            self.embed: nn.Module = nn.Embedding(spec.vocab_size, spec.input_size, padding_idx=0)
+        else:
+            self.embed = nn.Identity()
+        rnn_kwargs = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
+        self.rnn = CELLS[spec.cell](
+            spec.input_size, spec.hidden_size, num_layers=spec.num_layers, batch_first=True,
+            **rnn_kwargs,
+        )
+        self.head = nn.Linear(spec.hidden_size, spec.output_size)
+
+    @property
+    def many_to_many(self) -> bool:
+        return self.spec.kind == "tagging"
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """What the recurrent module receives: `(B, T, input_size)`, or `(T, input_size)` for one
+        unbatched sequence. Token ids go through the embedding; float features pass as they are."""
+        if self.spec.vocab_size is not None:
+            if inputs.dtype.is_floating_point:
+                raise TypeError("this model embeds token ids: pass a long tensor, not floats")
+            return self.embed(inputs.long())
+        if inputs.shape[-1] != self.spec.input_size:
+            raise ValueError(
+                f"expected {self.spec.input_size} features per step, got shape {tuple(inputs.shape)}"
+            )
+        return inputs.float()
+
+    def readout(self, rnn_output: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Predictions from the recurrent output `(B, T, H)` or `(T, H)`.
+
+        Regression: `(B,)`; classification: logits `(B, C)`; tagging: logits `(B, T, C)`.
+        `lengths` picks the last real step of each right-padded sequence (many-to-one only).
+        """
+        if self.many_to_many:
+            return self.head(rnn_output)
+        if lengths is not None:
+            rows = torch.arange(rnn_output.shape[0], device=rnn_output.device)
+            last = rnn_output[rows, lengths.long() - 1]
+        else:
+            last = rnn_output[..., -1, :]
+        out = self.head(last)
+        return out.squeeze(-1) if self.spec.kind == "regression" else out
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        output, _ = self.rnn(self.features(inputs))
+        return self.readout(output, lengths)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def initialise(
+    rnn: nn.RNNBase,
+    init: str = "default",
+    forget_bias: float | None = None,
+    update_bias: float | None = None,
+) -> None:
+    """Re-initialise a recurrent module in place.
+
+    init: "default" keeps PyTorch's U(-1/sqrt(H), 1/sqrt(H)); "orthogonal" makes each gate's
+    block of every `weight_hh_l{k}` orthogonal (recurrent Jacobian with singular values 1 at the
+    start) and zeroes the biases; "xavier" uses Xavier-uniform per gate block and zero biases.
+    forget_bias (LSTM) sets the forget gate's total bias (b_ih + b_hh) so f = sigmoid(bias) > 1/2
+    and the cell state is kept by default (Jozefowicz et al. 2015). update_bias (GRU) does the same
+    for the update gate z: in PyTorch h' = (1 - z) * n + z * h, so z near 1 keeps the old state.
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown initialiser {init!r}; choose one of {', '.join(INITS)}")
+    mode = rnn.mode  # "RNN_TANH", "RNN_RELU", "LSTM", "GRU"
+    H = rnn.hidden_size
+    with torch.no_grad():
+        if init != "default":
+            for name, param in rnn.named_parameters():
+                if name.startswith("bias"):
+                    param.zero_()
+                    continue
+                for block in param.split(H, dim=0):  # one block per gate
+                    if init == "orthogonal" and name.startswith("weight_hh"):
+                        nn.init.orthogonal_(block)
+                    elif init == "xavier":
+                        nn.init.xavier_uniform_(block)
+                    # orthogonal: input weights keep PyTorch's default
+        if forget_bias is not None and mode == "LSTM":
+            _set_gate_bias(rnn, gate=1, value=forget_bias)  # i, f, g, o
+        if update_bias is not None and mode == "GRU":
+            _set_gate_bias(rnn, gate=1, value=update_bias)  # r, z, n
+
+
+def _set_gate_bias(rnn: nn.RNNBase, gate: int, value: float) -> None:
+    H = rnn.hidden_size
+    for name, param in rnn.named_parameters():
+        if name.startswith("bias_ih"):
+            param[gate * H : (gate + 1) * H] = value
+        elif name.startswith("bias_hh"):
+            param[gate * H : (gate + 1) * H] = 0.0
+
+
+def build_sequence_model(
+    spec: ModelSpec,
+    seed: int = 0,
+    init: str = "default",
+    forget_bias: float | None = None,
+    update_bias: float | None = None,
+) -> SequenceModel:
+    """A freshly initialised SequenceModel, identical for identical arguments."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(int(seed))
+    try:
+        model = SequenceModel(spec)
+        initialise(model.rnn, init=init, forget_bias=forget_bias, update_bias=update_bias)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return model

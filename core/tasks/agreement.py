@@ -1,0 +1,224 @@
+"""Subject-verb agreement: "The cat ... was" / "The cats ... were".
+
+A small synthetic grammar. A sentence may open with a clause of its own ("when the dogs slept ,"),
+then comes the subject ("the old cat"), then a filler of adjustable length made of prepositional
+phrases ("near the houses"), relative clauses ("that the dogs chased", "that saw the birds") and
+adverbs. Each noun in the filler and the opening clause is singular or plural at random, so most
+long sentences hold attractors (nouns of the other number) and no noun but the subject says
+anything about the verb. The model reads the sentence up to the verb and says "was" or "were":
+it must find the subject, keep its number across the filler, and ignore the nearer nouns.
+Distance = words from the subject noun to the verb (1 = "the cat was").
+
+What makes distance matter (a fixed template with a few attractors is too easy: every cell
+solves it in seconds): the subject's position varies, and training sentences mostly have long
+fillers (10 to 30 words; 15% are shorter). With distances spread evenly from 1, even a vanilla
+RNN learns the subject at short range and then simply latches it; with mostly long spans it has
+to learn the span itself, which is where its vanishing gradient shows (LSTM and GRU: 100%, the
+RNN: chance, same budget).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.limits import check_text
+from core.tasks.base import (
+    STREAM_HELDOUT, STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids,
+    rng_for, tokenize,
+)
+
+NOUNS = [
+    ("cat", "cats"), ("dog", "dogs"), ("child", "children"), ("teacher", "teachers"),
+    ("house", "houses"), ("car", "cars"), ("bird", "birds"), ("student", "students"),
+    ("friend", "friends"), ("key", "keys"), ("box", "boxes"), ("city", "cities"),
+    ("man", "men"), ("woman", "women"), ("farmer", "farmers"), ("table", "tables"),
+    ("painting", "paintings"), ("doctor", "doctors"), ("window", "windows"), ("song", "songs"),
+    ("cabinet", "cabinets"), ("author", "authors"), ("book", "books"), ("girl", "girls"),
+    ("boy", "boys"), ("player", "players"), ("parent", "parents"), ("tree", "trees"),
+]
+ADJECTIVES = ["old", "small", "big", "happy", "red", "quiet", "young", "strange", "lazy",
+              "famous", "green", "tired", "new", "little", "black", "white"]
+PREPOSITIONS = ["near", "behind", "with", "beside", "above", "under", "from", "without",
+                "like", "past", "of", "to", "on", "in", "at", "by", "for"]
+TRANSITIVE = ["chased", "saw", "liked", "followed", "found", "helped", "watched", "visited",
+              "painted", "admired"]
+INTRANSITIVE = ["slept", "left", "arrived", "sang", "laughed", "waited"]
+ADVERBS = ["yesterday", "often", "really", "quietly", "clearly", "certainly", "still", "always",
+           "probably", "surely", "also", "once"]
+OPENERS = [["i", "think"], ["i", "know", "that"], ["everyone", "said", "that"],
+           ["yesterday", ","], ["in", "fact", ","]]
+CLAUSE_OPENERS = ["when", "while", "after", "because", "before"]
+VERBS = ("was", "were")
+SINGULAR = {s for s, _ in NOUNS}
+PLURAL = {p for _, p in NOUNS}
+
+LONG = 10  # training fillers are mostly at least this long ...
+SHORT_SHARE = 0.15  # ... and this share of training sentences is shorter
+
+
+class AgreementTask(Task):
+    name = "agreement"
+    title = "Subject-verb agreement"
+    description = (
+        "Read a sentence like \"the cat near the dogs that the children liked ...\" and say "
+        "whether the verb must be \"was\" or \"were\". The answer depends only on the subject, "
+        "which may be many words back, with nouns of the other number in between."
+    )
+    kind = "classification"
+    input_size = 32  # embedding size
+    seq_len = SeqLen(default=20, min=1, max=40, unit="words from subject to verb")
+    metric = Metric("accuracy", higher_is_better=True)
+    baseline_name = "always the majority verb"
+    classes = VERBS
+    vocab = Vocab(
+        [w for pair in NOUNS for w in pair] + ADJECTIVES + PREPOSITIONS + TRANSITIVE
+        + INTRANSITIVE + ADVERBS + [w for o in OPENERS for w in o] + CLAUSE_OPENERS
+        + ["the", "that", ","]
+    )
+
+    # -- grammar -----------------------------------------------------------------------------
+    @staticmethod
+    def _noun_phrase(rng, plural: bool, adjectives: int) -> list[str]:
+        pair = NOUNS[rng.integers(len(NOUNS))]
+        n = len(ADJECTIVES)
+        first = int(rng.integers(n))
+        second = (first + 1 + int(rng.integers(n - 1))) % n  # never the same adjective twice
+        adj = [ADJECTIVES[first], ADJECTIVES[second]][:adjectives]
+        return ["the", *adj, pair[int(plural)]]
+
+    def _filler(self, rng, words: int, subject_plural: bool) -> tuple[list[str], int]:
+        """Exactly `words` words of modifiers after the subject noun, and how many attractors
+        (nouns of the other number) they hold."""
+        out: list[str] = []
+        attractors = 0
+        while len(out) < words:
+            room = words - len(out)
+            kinds = ["adverb"]
+            if room >= 3:
+                kinds += ["pp", "pp"]
+            if room >= 5:
+                kinds += ["object_rc", "subject_rc"]
+            kind = kinds[rng.integers(len(kinds))]
+            if kind == "adverb":
+                out.append(ADVERBS[rng.integers(len(ADVERBS))])
+                continue
+            plural = bool(rng.integers(2))  # independent of the subject: no shortcut
+            attractors += plural != subject_plural
+            base = 3 if kind == "pp" else 5
+            np_ = self._noun_phrase(rng, plural, int(rng.integers(0, min(2, room - base) + 1)))
+            if kind == "pp":
+                out += [PREPOSITIONS[rng.integers(len(PREPOSITIONS))], *np_]
+            elif kind == "object_rc":
+                out += ["that", *np_, TRANSITIVE[rng.integers(len(TRANSITIVE))]]
+            else:
+                out += ["that", TRANSITIVE[rng.integers(len(TRANSITIVE))], *np_]
+        return out, attractors
+
+    def sentence(self, rng: np.random.Generator, distance: int) -> dict:
+        """One sentence whose subject noun is `distance` words before the verb slot."""
+        plural = bool(rng.integers(2))
+        prefix: list[str] = []
+        prefix_attractors = 0
+        r = rng.random()
+        if r < 0.3:  # an opening clause with a noun of either number
+            other = bool(rng.integers(2))
+            prefix_attractors = int(other != plural)
+            prefix = [CLAUSE_OPENERS[rng.integers(len(CLAUSE_OPENERS))],
+                      *self._noun_phrase(rng, other, int(rng.integers(0, 2))),
+                      INTRANSITIVE[rng.integers(len(INTRANSITIVE))], ","]
+        elif r < 0.5:
+            prefix = list(OPENERS[rng.integers(len(OPENERS))])
+        subject = self._noun_phrase(rng, plural, int(rng.integers(0, 3)))
+        filler, attractors = self._filler(rng, distance - 1, plural)
+        words = prefix + subject + filler
+        return {
+            "words": words,
+            "label": int(plural),
+            "distance": distance,
+            "subject_index": len(prefix) + len(subject) - 1,
+            "attractors": attractors + prefix_attractors,
+        }
+
+    def make_batch(self, sentences: list[dict]) -> Batch:
+        ids, lengths = pad_ids([self.vocab.ids(s["words"]) for s in sentences])
+        return Batch(
+            ids, torch.tensor([s["label"] for s in sentences]), lengths,
+            {"distance": torch.tensor([s["distance"] for s in sentences]),
+             "attractors": torch.tensor([s["attractors"] for s in sentences])},
+        )
+
+    def batch(self, rng, batch_size, seq_len=None) -> Batch:
+        """Training sentences, mostly with long fillers: distance uniform in [LONG, seq_len],
+        and a share SHORT_SHARE uniform in [1, LONG - 1] (see the module docstring for why)."""
+        longest = self.seq_len.resolve(seq_len)
+        if longest <= LONG:
+            distances = rng.integers(1, longest + 1, size=batch_size)
+        else:
+            short = rng.random(batch_size) < SHORT_SHARE
+            distances = np.where(short, rng.integers(1, LONG, size=batch_size),
+                                 rng.integers(LONG, longest + 1, size=batch_size))
+        return self.make_batch([self.sentence(rng, int(d)) for d in distances])
+
+    def heldout(self, seed, n=None, seq_len=None) -> Batch:
+        """Held-out sentences with distances spread evenly from 1 to seq_len."""
+        longest = self.seq_len.resolve(seq_len)
+        rng = rng_for(seed, STREAM_HELDOUT)
+        distances = rng.integers(1, longest + 1, size=n or self.heldout_size)
+        return self.make_batch([self.sentence(rng, int(d)) for d in distances])
+
+    def baseline(self, batch) -> float:
+        share = float(batch.targets.float().mean())
+        return max(share, 1 - share)
+
+    def accuracy_by_distance(self, model, seed: int = 12345, per_distance: int = 200,
+                             max_distance: int | None = None) -> list[dict]:
+        """Held-out accuracy at each exact subject-verb distance 1..max_distance:
+        [{"distance": d, "accuracy": a, "n": n, "attractors": mean attractor count}, ...]."""
+        longest = self.seq_len.resolve(max_distance)
+        rng = rng_for(seed, STREAM_HELDOUT)
+        rows = []
+        for d in range(1, longest + 1):
+            batch = self.make_batch([self.sentence(rng, d) for _ in range(per_distance)])
+            correct = self.predict(model, batch).argmax(-1) == batch.targets
+            rows.append({"distance": d, "accuracy": float(correct.float().mean()),
+                         "n": per_distance,
+                         "attractors": float(batch.info["attractors"].float().mean())})
+        return rows
+
+    def extra_scores(self, model, predictions, batch) -> dict:
+        correct = (predictions.argmax(-1) == batch.targets).float()
+        distance = batch.info["distance"]
+        buckets = {}
+        for lo in range(1, int(distance.max()) + 1, 5):
+            mask = (distance >= lo) & (distance < lo + 5)
+            if mask.any():
+                buckets[f"{lo}-{lo + 4}"] = float(correct[mask].mean())
+        return {"accuracy_by_distance": buckets, "max_distance": int(distance.max())}
+
+    def _example(self, s: dict) -> Example:
+        return Example(
+            torch.tensor(self.vocab.ids(s["words"])), torch.tensor(s["label"]), list(s["words"]),
+            info={k: s[k] for k in ("distance", "subject_index", "attractors")},
+        )
+
+    def sample(self, seed: int, seq_len: int | None = None) -> Example:
+        """A sentence with exactly seq_len words from subject to verb."""
+        return self._example(self.sentence(rng_for(seed, STREAM_SAMPLE), self.seq_len.resolve(seq_len)))
+
+    def encode(self, text: str) -> Example:
+        """A sentence up to (not including) its verb. If it ends in "was" or "were", that word
+        is taken as the answer to check and removed from the input."""
+        check_text(text)
+        words = tokenize(text)
+        while words and words[-1] in ".!?":
+            words.pop()
+        target = None
+        if words and words[-1] in VERBS:
+            target = torch.tensor(VERBS.index(words.pop()))
+        if not words:
+            raise ValueError('type a sentence up to its verb, e.g. "the cats near the old house"')
+        if len(words) > 200:
+            raise ValueError(f"at most 200 words, got {len(words)}")
+        ids, unknown = self.vocab.encode(words)
+        return Example(ids, target, words, unknown)

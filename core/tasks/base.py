@@ -1,0 +1,313 @@
+"""What every task shares: examples, batches, lengths, metrics, scores, vocabularies, and the
+Task base class with the loss, metric and baseline of each task kind.
+
+Seeds: a task never touches global random state. `sample(seed)`, `heldout(seed)` and the
+training batches each draw from their own stream (`np.random.default_rng([seed, STREAM])`),
+so a held-out set is never the stream training used, even for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+STREAM_TRAIN, STREAM_HELDOUT, STREAM_SAMPLE = 0, 1, 2
+PAD, UNK = "<pad>", "<unk>"
+IGNORE = -100  # target at padded steps of a tagging batch (cross_entropy's ignore_index)
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), stream])
+
+
+@dataclass
+class Example:
+    """One sequence, as the model takes it and as a person reads it.
+
+    inputs: float features (T, input_size), or token ids (T,) for tasks with a vocabulary.
+    target: the answer when known (scalar, class index, or per-step tags (T,)); None for text a
+        user typed whose answer the task cannot know.
+    tokens: one human-readable label per timestep.
+    unknown: words of the user's text that are not in the vocabulary (fed as <unk>).
+    info: task-specific facts (e.g. subject-verb distance, the last value of a series).
+    """
+
+    inputs: torch.Tensor
+    target: torch.Tensor | None
+    tokens: list[str]
+    unknown: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+@dataclass
+class Batch:
+    """Right-padded sequences: inputs (B, T, I) float or (B, T) ids, targets (B,) or (B, T) with
+    IGNORE at padding, lengths (B,), and per-task tensors in info (e.g. "distance")."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lengths: torch.Tensor
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+@dataclass(frozen=True)
+class SeqLen:
+    """How long a task's sequences are, and what "length" means for it."""
+
+    default: int
+    min: int
+    max: int
+    fixed: bool = False
+    unit: str = "timesteps"
+
+    def resolve(self, seq_len: int | None) -> int:
+        if seq_len is None:
+            return self.default
+        if self.fixed and seq_len != self.default:
+            raise ValueError(f"this task's length is fixed at {self.default} {self.unit}")
+        if not isinstance(seq_len, (int, np.integer)) or not self.min <= seq_len <= self.max:
+            raise ValueError(
+                f"length must be a whole number of {self.unit} from {self.min} to {self.max}, "
+                f"got {seq_len!r}"
+            )
+        return int(seq_len)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    unit: str = ""
+
+
+@dataclass
+class Score:
+    """A model's held-out result next to the trivial baseline's on the same data."""
+
+    metric: str
+    value: float
+    baseline: float
+    baseline_name: str
+    higher_is_better: bool
+    loss: float
+    n: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.value > self.baseline if self.higher_is_better else self.value < self.baseline
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric,
+            "value": self.value,
+            "baseline": self.baseline,
+            "baseline_name": self.baseline_name,
+            "higher_is_better": self.higher_is_better,
+            "loss": self.loss,
+            "n": self.n,
+            "extra": self.extra,
+        }
+
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words, and every other visible character on its own, in order
+    ("Don't!" -> ["don't", "!"]; "Café 😀" -> ["café", "😀"]): nothing typed is dropped."""
+    return _WORD.findall(text.lower())
+
+
+class Vocab:
+    """Word <-> id. Id 0 is padding, id 1 stands for every word the task never saw."""
+
+    def __init__(self, words: Sequence[str]):
+        unique = sorted(set(words) - {PAD, UNK})
+        self.words: list[str] = [PAD, UNK, *unique]
+        self.index: dict[str, int] = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.index
+
+    def ids(self, words: Sequence[str]) -> list[int]:
+        return [self.index.get(w, 1) for w in words]
+
+    def encode(self, words: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
+        """Token ids (T,) and the words that were not in the vocabulary (in order, no repeats)."""
+        unknown = list(dict.fromkeys(w for w in words if w not in self.index))
+        return torch.tensor(self.ids(words), dtype=torch.long), unknown
+
+
+def parse_numbers(text: str, what: str = "numbers") -> list[str]:
+    """Split typed numbers on commas, semicolons and whitespace; the pieces stay strings."""
+    pieces = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
+    if not pieces:
+        raise ValueError(f"no {what} given: type some, separated by spaces or commas")
+    return pieces
+
+
+def to_float(piece: str) -> float:
+    try:
+        value = float(piece)
+    except ValueError:
+        raise ValueError(f"could not read {piece!r} as a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{piece!r} is not a finite number")
+    return value
+
+
+def pad_ids(rows: Sequence[Sequence[int]], fill: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    out = torch.full((len(rows), int(lengths.max())), fill, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out, lengths
+
+
+class Task:
+    """A sequence task: data, encoding, loss, metric and baseline. Subclasses fill in data."""
+
+    name: str
+    title: str
+    description: str
+    kind: str  # "regression" | "classification" | "tagging"
+    input_size: int
+    seq_len: SeqLen
+    metric: Metric
+    baseline_name: str
+    classes: tuple[str, ...] | None = None
+    vocab: Vocab | None = None
+    heldout_size: int = 1000  # default size of an evaluation set
+
+    # -- data (subclasses) -------------------------------------------------------------------
+    def sample(self, seed: int, seq_len: int | None = None) -> Example:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> Example:
+        raise NotImplementedError
+
+    def batch(self, rng: np.random.Generator, batch_size: int, seq_len: int | None = None) -> Batch:
+        """A training batch drawn from rng."""
+        raise NotImplementedError
+
+    def heldout(self, seed: int, n: int | None = None, seq_len: int | None = None) -> Batch:
+        """A held-out evaluation set: fresh data from a stream training never uses."""
+        return self.batch(rng_for(seed, STREAM_HELDOUT), n or self.heldout_size, seq_len)
+
+    def baseline(self, batch: Batch) -> float:
+        """The trivial baseline's metric on `batch`."""
+        raise NotImplementedError
+
+    # -- shared by kind ----------------------------------------------------------------------
+    @property
+    def output_size(self) -> int:
+        return 1 if self.kind == "regression" else len(self.classes or ())
+
+    @property
+    def vocab_size(self) -> int | None:
+        return len(self.vocab) if self.vocab is not None else None
+
+    def loss(self, predictions: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
+        """MSE for regression, cross-entropy otherwise (padded tags ignored)."""
+        if self.kind == "regression":
+            return F.mse_loss(predictions, targets.to(predictions.dtype), reduction=reduction)
+        return F.cross_entropy(
+            predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1).long(),
+            ignore_index=IGNORE, reduction=reduction,
+        )
+
+    def score(self, predictions: torch.Tensor, batch: Batch) -> float:
+        """The task's metric for predictions on batch."""
+        if self.kind == "regression":
+            return float(F.mse_loss(predictions, batch.targets.to(predictions.dtype)))
+        if self.kind == "classification":
+            return float((predictions.argmax(-1) == batch.targets).float().mean())
+        return token_f1(predictions.argmax(-1), batch.targets)
+
+    @torch.no_grad()
+    def predict(self, model, batch: Batch) -> torch.Tensor:
+        was_training = model.training
+        model.eval()
+        try:
+            return model(batch.inputs, None if self.kind == "tagging" else batch.lengths)
+        finally:
+            model.train(was_training)
+
+    def evaluate(self, model, seed: int = 12345, n: int | None = None,
+                 seq_len: int | None = None) -> Score:
+        """The model's metric on a fresh held-out set next to the baseline's on the same set."""
+        batch = self.heldout(seed, n, seq_len)
+        predictions = self.predict(model, batch)
+        return Score(
+            metric=self.metric.name,
+            value=self.score(predictions, batch),
+            baseline=self.baseline(batch),
+            baseline_name=self.baseline_name,
+            higher_is_better=self.metric.higher_is_better,
+            loss=float(self.loss(predictions, batch.targets)),
+            n=len(batch),
+            extra=self.extra_scores(model, predictions, batch),
+        )
+
+    def extra_scores(self, model, predictions: torch.Tensor, batch: Batch) -> dict:
+        return {}
+
+    def objective(self, model, target: torch.Tensor | None = None
+                  ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A scalar function of the recurrent output of ONE sequence `(T, D*H)`, for tracing
+        d objective / d h_t: the task's loss against `target`. With no known target it is the
+        loss against the model's own answer (regression: the predicted value itself)."""
+
+        def objective_fn(rnn_output: torch.Tensor) -> torch.Tensor:
+            prediction = model.readout(rnn_output)
+            if target is None:
+                if self.kind == "regression":
+                    return prediction.sum()
+                own = prediction.detach().argmax(-1)
+                return self.loss(prediction, own)
+            return self.loss(prediction, torch.as_tensor(target))
+
+        return objective_fn
+
+    def describe(self, prediction: torch.Tensor, example: Example | None = None) -> str:
+        """The model's answer for one sequence in words."""
+        if self.kind == "regression":
+            return f"{float(prediction):.3f}"
+        probs = torch.softmax(prediction.float(), -1)
+        if self.kind == "classification":
+            k = int(probs.argmax())
+            return f"{self.classes[k]} (p = {float(probs[k]):.2f})"
+        tags = probs.argmax(-1).tolist()
+        return " ".join(self.classes[t] for t in tags)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}: {self.kind}, input_size={self.input_size}>"
+
+
+def token_f1(predicted: torch.Tensor, targets: torch.Tensor, positive: int = 1) -> float:
+    """F1 of the positive tag over real (non-padding) tokens; 1.0 when neither side has any."""
+    real = targets != IGNORE
+    p = (predicted == positive) & real
+    t = (targets == positive) & real
+    tp = int((p & t).sum())
+    fp = int((p & ~t).sum())
+    fn = int((~p & t).sum())
+    if tp + fp + fn == 0:
+        return 1.0
+    return 2 * tp / (2 * tp + fp + fn)

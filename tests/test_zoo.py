@@ -1,0 +1,174 @@
+"""core.zoo and models/: every shipped model loads, and reaches its quality on fresh data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import core.loading
+from core.model import CELLS, SequenceModel, count_parameters
+from core.tasks import TASKS, get_task
+from core.zoo import (
+    MODELS_DIR, RECIPES, available, build_model, load_model, load_user_weights, model_info, paths,
+    recipe,
+)
+
+ALL = [(t, c) for t in TASKS for c in CELLS]
+GATED = ("lstm", "gru")
+FRESH = 424242  # held-out seed used by no training run and by no metadata score
+
+
+@pytest.fixture(scope="module", autouse=True)
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, before))
+    yield
+    torch.set_num_threads(before)
+
+
+def test_every_task_and_cell_is_shipped_and_small():
+    assert available() == ALL
+    size = sum(p.stat().st_size for t, c in ALL for p in paths(t, c))
+    assert size < 5 * 2**20  # a few MB at most
+
+
+@pytest.mark.parametrize("task, cell", ALL)
+def test_metadata_describes_the_model_honestly(task, cell):
+    info = model_info(task, cell)
+    model = load_model(task, cell)
+    assert (info.task, info.cell, info.spec.cell) == (task, cell, cell)
+    assert info.param_count == count_parameters(model)
+    assert info.rnn_param_count == count_parameters(model.rnn)
+    assert info.status == "finished" and info.steps == RECIPES[task].max_steps
+    assert info.train_seconds > 0 and info.seed == recipe(task, cell).seed
+    expected = recipe(task, cell).to_dict()
+    assert {k: expected.get(k) for k in info.config} == info.config  # retrain if this fails
+    assert info.vocab == (get_task(task).vocab.words if get_task(task).vocab else None)
+    h = info.heldout
+    assert h["baseline_name"] == get_task(task).baseline_name and h["n"] >= 36
+    # the recorded score is what the model really scores on that held-out set
+    again = get_task(task).evaluate(model, seed=h["seed"], n=h["n"], seq_len=h["seq_len"])
+    # (float rounding on another CPU may flip a borderline example or two, no more)
+    assert again.value == pytest.approx(h["value"], rel=1e-3, abs=3 / h["n"])
+    assert again.baseline == pytest.approx(h["baseline"], rel=1e-6)
+
+
+def test_load_model_is_cached_and_in_eval_mode():
+    model = load_model("adding", "lstm")
+    assert load_model("adding", "lstm") is model
+    assert isinstance(model, SequenceModel) and not model.training
+    assert isinstance(model.rnn, torch.nn.LSTM) and model.rnn.batch_first
+
+
+def test_adding_model_takes_any_length():
+    model = load_model("adding", "gru")
+    for T in (10, 50, 200):
+        x = get_task("adding").heldout(1, 4, T).inputs
+        with torch.no_grad():
+            assert model(x).shape == (4,)
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_adding_gated_cells_solve_t50(cell):
+    score = get_task("adding").evaluate(load_model("adding", cell), seed=FRESH, n=2000, seq_len=50)
+    assert score.value < 0.01 and score.baseline == pytest.approx(0.167, abs=0.01)
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_adding_gated_cells_work_at_the_lengths_a_user_picks(cell):
+    task = get_task("adding")
+    for T in (10, 25, 100):
+        assert task.evaluate(load_model("adding", cell), seed=FRESH, n=500, seq_len=T).value < 0.02
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_agreement_gated_cells_up_to_distance_20(cell):
+    task = get_task("agreement")
+    model = load_model("agreement", cell)
+    assert task.evaluate(model, seed=FRESH, n=2000, seq_len=20).value >= 0.95
+    rows = task.accuracy_by_distance(model, seed=FRESH, per_distance=40, max_distance=20)
+    assert min(r["accuracy"] for r in rows) >= 0.85
+
+
+def test_agreement_metadata_has_accuracy_by_distance():
+    rows = model_info("agreement", "rnn").extra["accuracy_by_distance"]
+    assert [r["distance"] for r in rows] == list(range(1, 41))
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_airline_gated_cells_beat_persistence(cell):
+    score = get_task("airline").evaluate(load_model("airline", cell))
+    assert score.baseline == pytest.approx(50.3, abs=0.1)
+    assert score.value < score.baseline
+    assert score.extra["look_back"] == 24
+    for look_back in (12, 36):  # any look-back in the trained range
+        other = get_task("airline").evaluate(load_model("airline", cell), seq_len=look_back)
+        assert other.value < other.baseline
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_sentiment_gated_cells(cell):
+    task = get_task("sentiment")
+    model = load_model("sentiment", cell)
+    assert task.evaluate(model, seed=FRESH, n=2000, seq_len=40).value >= 0.9
+    turned = task.encode("i like this product . i bought it last month , "
+                         "but one bad feature made it worse")
+    plain = task.encode("i like this product . i bought it last month")
+    with torch.no_grad():
+        assert task.classes[int(model(turned.inputs).argmax())] == "negative"
+        assert task.classes[int(model(plain.inputs).argmax())] == "positive"
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_names_gated_cells(cell):
+    task = get_task("names")
+    model = load_model("names", cell)
+    assert task.evaluate(model, seed=FRESH, n=1000, seq_len=30).value >= 0.9
+    example = task.encode("he took rose to a nice restaurant . she gave anna a rose")
+    with torch.no_grad():
+        tags = model(example.inputs).argmax(-1).tolist()
+    tagged = [w for w, t in zip(example.tokens, tags) if t == 1]
+    assert tagged == ["rose", "anna"]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_random_labels_fit_the_training_set_and_stay_at_chance(cell):
+    score = get_task("random").evaluate(load_model("random", cell), seed=FRESH, n=2000)
+    assert abs(score.value - 0.5) < 0.05  # chance: 2000 fresh samples, 4.5 standard errors
+    assert score.extra["train_accuracy"] > 0.9
+
+
+def test_rnn_scores_are_recorded_not_hidden():
+    for task in TASKS:
+        h = model_info(task, "rnn").heldout
+        assert isinstance(h["value"], float) and "baseline" in h
+
+
+def test_build_model_gives_the_zoo_architecture_with_random_weights():
+    fresh = build_model("agreement", "gru", seed=0)
+    trained = load_model("agreement", "gru")
+    assert fresh.spec == trained.spec and not fresh.training
+    assert not torch.equal(fresh.rnn.weight_hh_l0, trained.rnn.weight_hh_l0)
+    assert torch.equal(build_model("agreement", "gru", seed=0).rnn.weight_hh_l0,
+                       fresh.rnn.weight_hh_l0)
+    assert build_model("adding", "lstm", hidden_size=8).rnn.hidden_size == 8
+
+
+def test_unknown_names_are_refused_clearly(tmp_path):
+    with pytest.raises(ValueError, match="choose one of"):
+        load_model("adding", "transformer")
+    with pytest.raises(ValueError, match="choose one of"):
+        model_info("copying", "lstm")
+
+
+def test_metadata_files_are_plain_json():
+    for task, cell in ALL:
+        meta = json.loads(paths(task, cell)[1].read_text())
+        assert meta["made_by"] == "python scripts/train_zoo.py"
+    assert MODELS_DIR.name == "models"
+
+
+def test_user_weights_loader_is_re_exported():
+    assert load_user_weights is core.loading.load_user_weights
