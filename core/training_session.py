@@ -1,0 +1,366 @@
+"""Training in the background: a run (or three side by side) that a page polls and can stop.
+
+    session = TrainingSession([RunSpec("adding · LSTM", "adding", "lstm", TrainConfig(...))])
+    session.start()            # returns at once; each run trains in its own thread
+    session.snapshot()         # thread-safe copies of every run's progress so far
+    session.stop()             # asks every run to stop; each keeps what it learned
+    session.wait(timeout=10)   # True once every run has ended
+    session.results()          # label -> core.train.TrainResult
+
+No Streamlit here: a page keeps the session object in its session state and redraws from
+`snapshot()` every fraction of a second, so training never blocks the page. Runs started
+together run at the same time (one thread each) so their curves grow side by side; they share
+the CPU, so compare their speeds with each other, not with a run made alone.
+
+Also here: turning a user's choices into a checked `TrainConfig` (every value against
+`core.limits`), labels for trained models, and the files a trained model downloads as.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import safetensors.torch
+import torch
+
+from core.limits import (
+    LIMITS, LimitError, check_hidden_size, check_layers, check_seq_len, check_training_seconds,
+    check_training_steps,
+)
+from core.model import CELLS, INITS, SequenceModel, count_parameters
+from core.tasks import Score, get_task
+from core.train import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+#: Learning rates a user may choose: wide enough for every optimiser, narrow enough to be sane.
+LEARNING_RATE_RANGE = (1e-5, 1.0)
+#: Gate biases (LSTM forget, GRU update) a user may set: sigmoid(±10) is already 0 or 1.
+GATE_BIAS_RANGE = (-10.0, 10.0)
+#: Torch intra-op threads of each training thread (small models gain nothing from more).
+THREADS_PER_RUN = 1
+#: Points of the per-step loss kept per run: beyond this, progress events average a few steps.
+MAX_EVENTS_PER_RUN = 2000
+
+
+@dataclass
+class RunSpec:
+    """One training run: what to train, how, and (optionally) the weights to start from."""
+
+    label: str
+    task: str
+    cell: str
+    config: TrainConfig
+    model: SequenceModel | None = None  # start from these weights instead of a fresh init
+
+
+@dataclass
+class RunProgress:
+    """A snapshot of one run, safe to read while its thread goes on."""
+
+    label: str
+    task: str
+    cell: str
+    config: TrainConfig
+    events: list[ProgressEvent]
+    result: TrainResult | None  # set once the run has ended without an error
+    error: str | None  # what went wrong, in words, if the run failed
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    @property
+    def last(self) -> ProgressEvent | None:
+        return self.events[-1] if self.events else None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "failed"
+        return self.result.status if self.result is not None else "running"
+
+    @property
+    def steps_per_second(self) -> float:
+        last = self.last
+        if last is None or last.elapsed <= 0:
+            return 0.0
+        return last.step / last.elapsed
+
+
+class TrainingSession:
+    """Runs `core.train.train` for each RunSpec in a background thread; see the module doc."""
+
+    def __init__(self, runs: list[RunSpec]):
+        labels = [run.label for run in runs]
+        if not runs or len(set(labels)) != len(labels):
+            raise ValueError("a training session needs at least one run, each with its own label")
+        self.runs = list(runs)
+        self.started_at: datetime | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._events: dict[str, list[ProgressEvent]] = {label: [] for label in labels}
+        self._results: dict[str, TrainResult] = {}
+        self._errors: dict[str, str] = {}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> "TrainingSession":
+        if self._threads:
+            raise RuntimeError("this training session has already started")
+        self.started_at = datetime.now()
+        for run in self.runs:
+            thread = threading.Thread(target=self._run, args=(run,), daemon=True,
+                                      name=f"gatescope-train {run.label}")
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def _run(self, run: RunSpec) -> None:
+        # Per thread (OpenMP's setting is thread-local): the page's own thread is untouched.
+        # Runs side by side on two shared cores with two intra-op threads each oversubscribe
+        # them: one lab run took 36 s that way and 2.2 s with one thread.
+        torch.set_num_threads(THREADS_PER_RUN)
+
+        def on_progress(event: ProgressEvent) -> None:
+            with self._lock:
+                self._events[run.label].append(event)
+
+        try:
+            result = train(run.task, run.cell, run.config, on_progress=on_progress,
+                           should_stop=self._stop.is_set, model=run.model)
+        except Exception as error:  # the page shows it in words; the log keeps the traceback
+            log.exception("training run %r failed", run.label)
+            with self._lock:
+                self._errors[run.label] = f"{type(error).__name__}: {error}"
+        else:
+            with self._lock:
+                self._results[run.label] = result
+
+    def stop(self) -> None:
+        """Ask every run to stop after its current step; each keeps the weights it has."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    @property
+    def done(self) -> bool:
+        return bool(self._threads) and not self.running
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every run has ended (or `timeout` seconds passed); True if all ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+        return not self.running
+
+    def snapshot(self) -> list[RunProgress]:
+        with self._lock:
+            return [
+                RunProgress(run.label, run.task, run.cell, run.config,
+                            list(self._events[run.label]), self._results.get(run.label),
+                            self._errors.get(run.label))
+                for run in self.runs
+            ]
+
+    def results(self) -> dict[str, TrainResult]:
+        with self._lock:
+            return {run.label: self._results[run.label] for run in self.runs
+                    if run.label in self._results}
+
+
+# -- a user's choices, checked ---------------------------------------------------------------
+
+def _check_number(value: object, name: str, low: float, high: float) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or not low <= value <= high):
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}; got {value!r}.")
+    return float(value)
+
+
+def _check_choice(value: object, name: str, options) -> str:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}.")
+    return str(value)
+
+
+def check_learning_rate(value: object) -> float:
+    return _check_number(value, "The learning rate", *LEARNING_RATE_RANGE)
+
+
+def make_train_config(
+    task: str, *, steps: object, seconds: object, hidden_size: object = 64,
+    num_layers: object = 1, optimizer: str = "adam", learning_rate: object = 2e-3,
+    seq_len: object = None, init: str = "default", forget_bias: object = None,
+    update_bias: object = None, clip_norm: object = 1.0, seed: object = 0,
+) -> TrainConfig:
+    """A TrainConfig from values a user gave (a widget, a URL, a script): every one checked
+    against core.limits and the task's own length range. Raises LimitError or ValueError with a
+    message that names the value and what is allowed."""
+    task_obj = get_task(task)
+    steps = check_training_steps(steps)
+    seconds = check_training_seconds(seconds)
+    hidden_size = check_hidden_size(hidden_size)
+    num_layers = check_layers(num_layers)
+    optimizer = _check_choice(optimizer, "The optimizer", OPTIMIZERS)
+    init = _check_choice(init, "The initialiser", INITS)
+    learning_rate = check_learning_rate(learning_rate)
+    if seq_len is not None:
+        seq_len = check_seq_len(seq_len)
+        seq_len = task_obj.seq_len.resolve(seq_len)
+    if forget_bias is not None:
+        forget_bias = _check_number(forget_bias, "The forget-gate bias", *GATE_BIAS_RANGE)
+    if update_bias is not None:
+        update_bias = _check_number(update_bias, "The update-gate bias", *GATE_BIAS_RANGE)
+    if clip_norm is not None:
+        clip_norm = _check_number(clip_norm, "The clipping threshold", 1e-6, 1e6)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+        raise ValueError(f"The seed must be a whole number from 0 to {2**31 - 1}; got {seed!r}.")
+    return TrainConfig(
+        hidden_size=hidden_size, num_layers=num_layers, optimizer=optimizer,
+        learning_rate=learning_rate, seq_len=seq_len, clip_norm=clip_norm, init=init,
+        forget_bias=forget_bias, update_bias=update_bias, seed=int(seed), max_steps=steps,
+        max_seconds=seconds, **event_spacing(steps),
+    )
+
+
+def event_spacing(steps: int) -> dict[str, int]:
+    """progress_every / heldout_every for a live run of `steps` steps: every step's loss while
+    that stays under MAX_EVENTS_PER_RUN points (the loss's spread needs single steps), and about
+    40 held-out evaluations in all."""
+    return {"progress_every": max(1, math.ceil(steps / MAX_EVENTS_PER_RUN)),
+            "heldout_every": max(10, steps // 40)}
+
+
+def run_label(task: str, cell: str, when: datetime, taken: set[str] | None = None) -> str:
+    """"adding · LSTM · 14:03:21", with " (2)", " (3)" ... if that label is already taken."""
+    label = f"{task} · {CELL_NAMES.get(cell, cell)} · {when:%H:%M:%S}"
+    taken = taken or set()
+    n, unique = 1, label
+    while unique in taken:
+        n += 1
+        unique = f"{label} ({n})"
+    return unique
+
+
+def train_runs(task: str, cells: list[str], config: TrainConfig,
+               taken: set[str] | None = None, when: datetime | None = None) -> list[RunSpec]:
+    """One RunSpec per cell, same task, data and seed: the cells see the very same batches.
+    Gate biases go only to the cell that has that gate."""
+    task_obj = get_task(task)
+    if not cells:
+        raise ValueError("Choose at least one cell to train.")
+    when = when or datetime.now()
+    taken = set(taken or ())
+    runs = []
+    for cell in cells:
+        _check_choice(cell, "The cell", CELLS)
+        cell_config = replace(
+            config,
+            forget_bias=config.forget_bias if cell == "lstm" else None,
+            update_bias=config.update_bias if cell == "gru" else None,
+        )
+        label = run_label(task_obj.name, cell, when, taken)
+        taken.add(label)
+        runs.append(RunSpec(label, task_obj.name, cell, cell_config))
+    return runs
+
+
+# -- results in words ---------------------------------------------------------------------------
+
+#: How much better than the baseline a score must be to count as having learned something:
+#: 5% lower for errors and losses, 2 points higher for accuracies and F1 (which lie in [0, 1]).
+#: Without a margin, an untrained model's 0.1696 "beats" the adding problem's 0.1700.
+RELATIVE_MARGIN, ABSOLUTE_MARGIN = 0.05, 0.02
+
+
+def learned(score: Score) -> bool:
+    """Whether a held-out score clearly beats the task's trivial baseline."""
+    if not math.isfinite(score.value):
+        return False
+    if score.higher_is_better:
+        return score.value > score.baseline + ABSOLUTE_MARGIN
+    return score.value < score.baseline * (1 - RELATIVE_MARGIN)
+
+
+def describe_result(result: TrainResult) -> tuple[str, str]:
+    """(kind, sentence): kind is "error" (diverged), "success" (clearly beat the baseline) or
+    "warning" (finite, but no clear gain over the baseline)."""
+    score = result.score
+    value = f"{score.value:.4g}" if math.isfinite(score.value) else "∞"
+    versus = f"the baseline ({score.baseline_name}) scores {score.baseline:.4g}"
+    if result.diverged:
+        return "error", f"Diverged: {result.message}. Held-out {score.metric} {value}; {versus}."
+    # a run cut short says so first: what it learned so far is kept
+    ended = "" if result.status == "finished" else f"{result.message[:1].upper()}{result.message[1:]}. "
+    if learned(score):
+        return "success", f"{ended}Learned: held-out {score.metric} {value}, while {versus}."
+    return "warning", (f"{ended}Did not learn (yet): held-out {score.metric} {value}, no clear "
+                       f"gain over the baseline, which scores {score.baseline:.4g} "
+                       f"({score.baseline_name}).")
+
+
+# -- downloads -------------------------------------------------------------------------------
+
+def model_files(result: TrainResult) -> tuple[bytes, str]:
+    """A trained model as (safetensors bytes of the whole SequenceModel's state_dict, JSON of
+    how it was made and how it scored). The safetensors file opens in the Explore page's upload
+    (it finds the `rnn.*` tensors) and in plain PyTorch:
+    `SequenceModel(ModelSpec(**meta["spec"])).load_state_dict(safetensors.torch.load_file(f))`.
+    """
+    model = result.model
+    state = {name: tensor.detach().contiguous().cpu()
+             for name, tensor in model.state_dict().items()}
+    weights = safetensors.torch.save(state, metadata={
+        "format": "gatescope SequenceModel", "task": result.task, "cell": result.cell,
+    })
+    task = get_task(result.task)
+    meta = {
+        "format": "gatescope SequenceModel",
+        "task": result.task,
+        "cell": result.cell,
+        "spec": model.spec.to_dict(),
+        "vocab": task.vocab.words if task.vocab is not None else None,
+        "classes": list(task.classes) if task.classes else None,
+        "config": result.config.to_dict(),
+        "status": result.status,
+        "message": result.message,
+        "steps": result.steps,
+        "train_seconds": round(result.seconds, 3),
+        "param_count": count_parameters(model),
+        "heldout": _finite_json(result.score.to_dict()),
+        "torch_version": torch.__version__,
+    }
+    return weights, json.dumps(meta, indent=1, allow_nan=False)
+
+
+def _finite_json(value):
+    """JSON has no NaN or Infinity: a diverged model's infinite loss is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+__all__ = [
+    "RunSpec", "RunProgress", "TrainingSession", "make_train_config", "train_runs", "run_label",
+    "model_files", "event_spacing", "check_learning_rate", "learned", "describe_result",
+    "CELL_NAMES", "LIMITS", "LimitError",
+]

@@ -1,0 +1,215 @@
+"""The Gradient lab page under streamlit.testing.v1.AppTest: every control, the presets, the URL,
+and a training run with and without clipping."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gradient_lab.py")
+SESSION = "gatescope.lab.session"
+
+
+def open_page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def factor(at) -> float:
+    return float(metrics(at)["Factor per step back"].removeprefix("× "))
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(array) -> list:
+    """A Plotly data array as a list (Plotly sends numpy arrays as base64 typed arrays)."""
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def profile_chart(at) -> dict:
+    return next(c for c in charts(at) if "gradient through time" in c["layout"]["title"]["text"])
+
+
+def finish_run(at) -> AppTest:
+    session = at.session_state[SESSION]
+    assert session.wait(timeout=90)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def click(at, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_landing_shows_a_vanishing_tanh_rnn_with_its_numbers():
+    at = open_page()
+    assert 0.5 < factor(at) < 0.75
+    assert metrics(at)["Half-life"].endswith("steps")
+    assert float(metrics(at)["Gradient at t=1 vs t=100"]) < 1e-10
+    chart = profile_chart(at)
+    assert chart["layout"]["yaxis"]["type"] == "log"
+    assert values(chart["data"][0]["y"])[0] == pytest.approx(1.0)  # relative to the last step
+    assert "vanishing" in chart["layout"]["title"]["text"]
+    assert any("Press **Run**" in i.value for i in at.info)  # nothing trained yet
+
+
+def test_each_cell_gets_its_own_profile():
+    at = open_page()
+    titles = {}
+    for cell in ("LSTM", "GRU", "RNN"):
+        at.segmented_control(key="cell").set_value(cell).run()
+        assert not at.exception
+        titles[cell] = profile_chart(at)["layout"]["title"]["text"]
+    assert titles["LSTM"].startswith("LSTM") and titles["GRU"].startswith("GRU")
+    at.segmented_control(key="cell").set_value("LSTM").run()
+    assert any("c_t" in trace["name"] for trace in profile_chart(at)["data"])
+    assert at.radio(key="nonlinearity").disabled  # tanh/relu is the vanilla RNN's choice
+
+
+def test_the_radius_turns_vanishing_into_exploding():
+    at = open_page()
+    assert at.slider(key="radius").disabled
+    at.toggle(key="rescale").set_value(True).run()
+    at.slider(key="radius").set_value(3.0).run()
+    assert metrics(at)["Spectral radius of W_hh"] == "3.000"
+    assert factor(at) > 1.1
+    assert "Doubles every" in metrics(at)
+    assert "exploding" in profile_chart(at)["layout"]["title"]["text"]
+
+
+def test_relu_at_a_large_radius_overflows_with_a_message():
+    at = open_page(cell="RNN", nonlinearity="relu", rescale="true", radius="5", T="400")
+    assert at.radio(key="nonlinearity").value == "relu"
+    assert any("overflowed" in e.value for e in at.error)
+
+
+def test_length_init_hidden_seed_and_forget_bias_change_the_measurement():
+    at = open_page()
+    at.slider(key="T").set_value(300).run()
+    assert "Gradient at t=1 vs t=300" in metrics(at)
+    assert len(values(profile_chart(at)["data"][0]["x"])) == 300
+    at.slider(key="T").set_value(100).run()
+    base = factor(at)
+    at.selectbox(key="init").set_value("orthogonal").run()
+    assert factor(at) > base + 0.2  # orthogonal W_hh: radius 1, the gradient lasts longer
+    at.selectbox(key="init").set_value("default").run()
+    at.select_slider(key="hidden").set_value(128).run()
+    at.number_input(key="seed").set_value(3).run()
+    assert factor(at) != base and 0.4 < factor(at) < 0.8
+    at.segmented_control(key="cell").set_value("LSTM").run()
+    lstm_default = factor(at)
+    at.selectbox(key="forget_bias").set_value("3").run()
+    assert factor(at) > lstm_default + 0.1
+    assert not at.exception
+
+
+def test_presets_set_the_whole_experiment():
+    at = open_page()
+    click(at, "Exploding: radius 3")
+    assert at.toggle(key="rescale").value and at.slider(key="radius").value == 3.0
+    assert (at.slider(key="T").value, at.selectbox(key="optimizer").value) == (50, "SGD")
+    assert factor(at) > 1.1
+    click(at, "LSTM, forget bias 1")
+    assert at.segmented_control(key="cell").value == "LSTM"
+    assert at.selectbox(key="forget_bias").value == "1"
+    click(at, "Vanishing: tanh RNN")
+    assert factor(at) < 0.8
+
+
+def test_the_url_sets_every_choice_and_bad_values_are_ignored():
+    at = open_page(cell="GRU", T="200", init="xavier", hidden="64", seed="5", optimizer="Adam",
+                   lr="0.01", steps="500", clip="value", threshold="0.5", tbptt="true",
+                   window="20")
+    assert at.segmented_control(key="cell").value == "GRU"
+    assert (at.slider(key="T").value, at.selectbox(key="init").value) == (200, "xavier")
+    assert (at.select_slider(key="hidden").value, at.number_input(key="seed").value) == (64, 5)
+    assert (at.selectbox(key="optimizer").value, at.select_slider(key="lr").value) == ("Adam",
+                                                                                      0.01)
+    assert (at.select_slider(key="steps").value, at.radio(key="clip").value) == (500, "value")
+    assert at.select_slider(key="threshold").value == 0.5
+    assert at.toggle(key="tbptt").value and at.select_slider(key="window").value == 20
+    bad = open_page(cell="transformer", T="nan", radius="1e9", hidden="100000", lr="-1",
+                    steps="999999", seed="abc")
+    assert bad.segmented_control(key="cell").value == "RNN"
+    assert (bad.slider(key="T").value, bad.select_slider(key="hidden").value) == (100, 32)
+    assert bad.select_slider(key="steps").value == 300
+    assert not bad.error
+
+
+def test_running_the_exploding_preset_shows_the_plain_run_diverge_and_the_clipped_one_not():
+    at = open_page()
+    click(at, "Exploding: radius 3")
+    click(at, "Run")
+    finish_run(at)
+    errors = [e.value for e in at.error]
+    finite = [w.value for w in at.warning] + [s.value for s in at.success]
+    assert any("without clipping" in e and "Diverged" in e and "inf" in e for e in errors)
+    assert any("clipping the norm at 1" in w for w in finite)
+    loss, grads = (c for c in charts(at) if c["layout"]["title"]["text"] != profile_chart(at)
+                   ["layout"]["title"]["text"])
+    assert "Loss" in loss["layout"]["title"]["text"]
+    assert any(t.get("text") == ["diverged"] for t in loss["data"])
+    assert "before clipping" in grads["layout"]["title"]["text"]
+    assert [s["y0"] for s in grads["layout"]["shapes"]] == [1.0]  # the clipping threshold
+    assert len([p for p in at.get("progress")]) == 2
+
+
+def test_without_clipping_or_truncation_only_the_plain_run_trains():
+    at = open_page(steps="100", lr="0.01")
+    at.radio(key="clip").set_value("off").run()
+    assert at.select_slider(key="threshold").disabled
+    click(at, "Run")
+    finish_run(at)
+    assert len(at.get("progress")) == 1
+    assert at.session_state[SESSION].snapshot()[0].config.clip_norm is None
+
+
+def test_truncated_bptt_and_clipping_by_value_reach_the_trainer():
+    at = open_page(steps="100", T="20")
+    at.radio(key="clip").set_value("value").run()
+    at.select_slider(key="threshold").set_value(0.25).run()
+    at.toggle(key="tbptt").set_value(True).run()
+    at.select_slider(key="window").set_value(5).run()
+    at.selectbox(key="optimizer").set_value("RMSprop").run()
+    at.select_slider(key="lr").set_value(0.001).run()
+    click(at, "Run")
+    finish_run(at)
+    plain, tamed = at.session_state[SESSION].snapshot()
+    assert (tamed.config.clip_value, tamed.config.tbptt, tamed.config.clip_norm) == (0.25, 5, None)
+    assert (tamed.config.optimizer, tamed.config.learning_rate) == ("rmsprop", 0.001)
+    assert tamed.result.steps == 100 and "truncated BPTT over 5 steps" in tamed.label
+
+
+def test_stop_ends_a_long_run_and_keeps_its_weights():
+    at = open_page(steps="2000", T="200", cell="LSTM", hidden="64")
+    click(at, "Run")
+    session = at.session_state[SESSION]
+    assert session.running
+    stop = next(b for b in at.button if b.label == "Stop")
+    assert not stop.disabled
+    stop.click().run()
+    finish_run(at)
+    for progress in session.snapshot():
+        assert progress.result.status == "stopped" and progress.result.steps < 2000
+    shown = [w.value for w in at.warning] + [s.value for s in at.success]
+    assert len(shown) == 2 and all("Stopped by the user" in text for text in shown)

@@ -1,0 +1,233 @@
+"""core.training_session: background runs a page can poll and stop, checked user choices, labels
+and the files a trained model downloads as."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from datetime import datetime
+
+import pytest
+import safetensors.torch
+import torch
+
+from core.limits import LIMITS, LimitError
+from core.loading import load_user_weights
+from core.model import ModelSpec, SequenceModel
+from core.tasks import Score
+from core.train import TrainConfig
+from core.training_session import (
+    RunSpec, TrainingSession, describe_result, event_spacing, learned, make_train_config,
+    model_files, run_label, train_runs,
+)
+
+SMALL = dict(hidden_size=8, batch_size=16, heldout_size=50, seq_len=10, progress_every=1,
+             heldout_every=5)
+
+
+def small_runs(cells=("rnn", "lstm", "gru"), steps=20, **extra):
+    config = TrainConfig(max_steps=steps, **{**SMALL, **extra})
+    return train_runs("adding", list(cells), config, when=datetime(2026, 1, 1, 14, 3, 21))
+
+
+def test_three_cells_train_side_by_side_and_report_every_step():
+    session = TrainingSession(small_runs()).start()
+    assert session.wait(timeout=60) and session.done and not session.running
+    snapshot = session.snapshot()
+    assert [p.label for p in snapshot] == ["adding · RNN · 14:03:21", "adding · LSTM · 14:03:21",
+                                           "adding · GRU · 14:03:21"]
+    for p in snapshot:
+        assert p.status == "finished" and p.error is None
+        assert [e.step for e in p.events] == list(range(1, 21))  # one event per step
+        assert all(e.grad_norm is not None and e.grad_norm > 0 for e in p.events)
+        assert p.steps_per_second > 0
+    results = session.results()
+    assert set(results) == {p.label for p in snapshot}
+    assert {r.cell for r in results.values()} == {"rnn", "lstm", "gru"}
+
+
+def test_progress_is_visible_while_the_run_goes_on():
+    session = TrainingSession(small_runs(("lstm",), steps=LIMITS.max_training_steps)).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not session.snapshot()[0].events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        partial = session.snapshot()[0]
+        assert partial.events and partial.status == "running" and not partial.done
+        assert session.running
+    finally:
+        session.stop()
+        session.wait(timeout=30)
+
+
+def test_a_stop_request_ends_the_run_early_and_keeps_what_it_learned():
+    runs = small_runs(("gru",), steps=LIMITS.max_training_steps)
+    initial = {k: v.clone() for k, v in
+               SequenceModel(ModelSpec("gru", "regression", 2, 8, 1)).state_dict().items()}
+    session = TrainingSession(runs).start()
+    while len(session.snapshot()[0].events) < 30:
+        time.sleep(0.02)
+    session.stop()
+    assert session.stop_requested
+    assert session.wait(timeout=30)
+    result = session.results()[runs[0].label]
+    assert result.status == "stopped"
+    assert 30 <= result.steps < LIMITS.max_training_steps
+    trained = result.model.state_dict()
+    assert any(not torch.equal(trained[k], initial[k]) for k in initial)  # it learned something
+    assert all(torch.isfinite(v).all() for v in trained.values())
+
+
+def test_a_failing_run_is_reported_in_words_and_the_others_finish():
+    bad = RunSpec("bad", "adding", "rnn", TrainConfig(max_steps=5, **SMALL),
+                  model=SequenceModel(ModelSpec("rnn", "regression", 3, 8, 1)))  # 3 features
+    good = small_runs(("rnn",), steps=5)[0]
+    session = TrainingSession([bad, good]).start()
+    assert session.wait(timeout=30)
+    by_label = {p.label: p for p in session.snapshot()}
+    assert by_label["bad"].status == "failed" and "features" in by_label["bad"].error
+    assert by_label[good.label].status == "finished"
+    assert list(session.results()) == [good.label]
+
+
+def test_training_threads_leave_the_callers_torch_threads_alone():
+    before = torch.get_num_threads()
+    TrainingSession(small_runs(("rnn",), steps=3)).start().wait(timeout=30)
+    assert torch.get_num_threads() == before
+
+
+def test_a_session_needs_unique_labels_and_starts_once():
+    run = small_runs(("rnn",))[0]
+    with pytest.raises(ValueError):
+        TrainingSession([])
+    with pytest.raises(ValueError):
+        TrainingSession([run, run])
+    session = TrainingSession([run]).start()
+    with pytest.raises(RuntimeError):
+        session.start()
+    session.wait(timeout=30)
+
+
+# -- a user's choices --------------------------------------------------------------------------
+
+def test_make_train_config_passes_every_choice_through():
+    config = make_train_config(
+        "adding", steps=500, seconds=30, hidden_size=16, num_layers=2, optimizer="rmsprop",
+        learning_rate=0.01, seq_len=30, init="orthogonal", forget_bias=1.0, update_bias=-1.0,
+        clip_norm=None, seed=7)
+    assert (config.max_steps, config.max_seconds, config.hidden_size, config.num_layers) == (
+        500, 30.0, 16, 2)
+    assert (config.optimizer, config.learning_rate, config.seq_len, config.init) == (
+        "rmsprop", 0.01, 30, "orthogonal")
+    assert (config.forget_bias, config.update_bias, config.clip_norm, config.seed) == (
+        1.0, -1.0, None, 7)
+    assert config.progress_every == 1  # every step's loss: the spread needs single steps
+
+
+@pytest.mark.parametrize("change, limit", [
+    (dict(steps=0), "Training steps"), (dict(steps=LIMITS.max_training_steps + 1), "Training steps"),
+    (dict(steps=2.5), "Training steps"), (dict(seconds=0), "Training time"),
+    (dict(seconds=float("nan")), "Training time"), (dict(seconds=10_000), "Training time"),
+    (dict(hidden_size=LIMITS.max_hidden_size + 1), "Hidden size"),
+    (dict(num_layers=LIMITS.max_layers + 1), "Number of layers"),
+    (dict(num_layers=True), "Number of layers"), (dict(seq_len=10**6), "Sequence length"),
+])
+def test_make_train_config_refuses_values_over_the_limits(change, limit):
+    values = dict(steps=100, seconds=10) | change
+    with pytest.raises(LimitError, match=limit):
+        make_train_config("adding", **values)
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(optimizer="lbfgs"), "optimizer"), (dict(learning_rate=-1), "learning rate"),
+    (dict(learning_rate=float("inf")), "learning rate"), (dict(init="zeros"), "initialiser"),
+    (dict(forget_bias=float("nan")), "forget-gate bias"), (dict(update_bias=99), "update-gate"),
+    (dict(clip_norm=0), "clipping threshold"), (dict(seed=-1), "seed"),
+    (dict(seq_len=1), "length"),  # within the app's limit, outside the adding problem's range
+])
+def test_make_train_config_explains_bad_values(change, words):
+    with pytest.raises(ValueError, match=words):
+        make_train_config("adding", steps=100, seconds=10, **change)
+
+
+def test_long_runs_thin_their_events_to_a_bounded_number():
+    assert event_spacing(300) == {"progress_every": 1, "heldout_every": 10}
+    spacing = event_spacing(LIMITS.max_training_steps)
+    assert LIMITS.max_training_steps / spacing["progress_every"] <= 2000
+
+
+def test_train_runs_give_each_gate_bias_only_to_its_cell():
+    config = TrainConfig(forget_bias=1.0, update_bias=2.0)
+    runs = {r.cell: r for r in train_runs("adding", ["rnn", "lstm", "gru"], config)}
+    assert (runs["lstm"].config.forget_bias, runs["lstm"].config.update_bias) == (1.0, None)
+    assert (runs["gru"].config.forget_bias, runs["gru"].config.update_bias) == (None, 2.0)
+    assert (runs["rnn"].config.forget_bias, runs["rnn"].config.update_bias) == (None, None)
+    assert len({r.config.seed for r in runs.values()}) == 1  # the same data
+    with pytest.raises(ValueError, match="at least one cell"):
+        train_runs("adding", [], config)
+
+
+def test_labels_are_readable_and_never_collide():
+    when = datetime(2026, 1, 1, 9, 5, 7)
+    assert run_label("adding", "lstm", when) == "adding · LSTM · 09:05:07"
+    taken = {"adding · LSTM · 09:05:07", "adding · LSTM · 09:05:07 (2)"}
+    assert run_label("adding", "lstm", when, taken) == "adding · LSTM · 09:05:07 (3)"
+
+
+def test_learned_needs_a_clear_margin_over_the_baseline():
+    mse = dict(metric="MSE", baseline=0.17, baseline_name="always 1", higher_is_better=False,
+               loss=0.0, n=10)
+    assert not learned(Score(value=0.1696, **mse))  # noise, not learning
+    assert learned(Score(value=0.05, **mse))
+    assert not learned(Score(value=math.inf, **mse))
+    acc = dict(mse, metric="accuracy", baseline=0.5, higher_is_better=True)
+    assert not learned(Score(value=0.51, **acc)) and learned(Score(value=0.9, **acc))
+
+
+# -- downloads ---------------------------------------------------------------------------------
+
+def test_model_files_round_trip_and_open_in_the_upload_loader():
+    session = TrainingSession(small_runs(("lstm",), steps=5, forget_bias=1.0)).start()
+    session.wait(timeout=30)
+    result = next(iter(session.results().values()))
+    weights, meta_text = model_files(result)
+    meta = json.loads(meta_text)
+    assert (meta["task"], meta["cell"], meta["steps"], meta["status"]) == ("adding", "lstm", 5,
+                                                                            "finished")
+    assert meta["config"]["forget_bias"] == 1.0 and meta["spec"]["hidden_size"] == 8
+    rebuilt = SequenceModel(ModelSpec(**meta["spec"]))
+    rebuilt.load_state_dict(safetensors.torch.load(weights))
+    x = torch.rand(2, 10, 2)
+    torch.testing.assert_close(rebuilt(x), result.model(x))
+    loaded = load_user_weights(weights, "adding_lstm.safetensors")  # the Explore page's upload
+    assert isinstance(loaded, torch.nn.LSTM) and loaded.hidden_size == 8
+    torch.testing.assert_close(loaded.weight_hh_l0, result.model.rnn.weight_hh_l0)
+
+
+def test_a_diverged_models_infinite_score_is_written_as_null():
+    session = TrainingSession(small_runs(("rnn",), steps=2)).start()
+    session.wait(timeout=30)
+    result = next(iter(session.results().values()))
+    result.score.value = math.inf
+    meta = json.loads(model_files(result)[1])
+    assert meta["heldout"]["value"] is None
+
+
+def test_describe_result_names_the_outcome():
+    session = TrainingSession(small_runs(("rnn",), steps=2)).start()
+    session.wait(timeout=30)
+    result = next(iter(session.results().values()))
+    kind, sentence = describe_result(result)
+    assert kind in ("warning", "success") and "baseline" in sentence
+    result.status, result.message = "diverged", "the loss became nan at step 3"
+    assert describe_result(result)[0] == "error"
+
+
+def test_threads_are_daemons_so_a_closing_server_never_waits_for_them():
+    session = TrainingSession(small_runs(("rnn",), steps=LIMITS.max_training_steps)).start()
+    threads = [t for t in threading.enumerate() if t.name.startswith("gatescope-train adding")]
+    session.stop()
+    session.wait(timeout=30)
+    assert threads and all(t.daemon for t in threads)
