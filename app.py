@@ -1,7 +1,20 @@
-"""gatescope: see inside recurrent neural networks. Run with `streamlit run app.py`."""
+"""gatescope: see inside recurrent neural networks. Run with `streamlit run app.py`.
+
+The entry point only routes: each page lives in pages/ and reads like a short story.
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
 st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
-st.title("gatescope")
-st.write("See inside recurrent neural networks, timestep by timestep.")
+
+PAGES = Path(__file__).resolve().parent / "pages"
+pages = [
+    st.Page(PAGES / "explore.py", title="Explore", icon="🔬", default=True),
+    st.Page(PAGES / "compare.py", title="Compare cells", icon="⚖️", url_path="compare"),
+    st.Page(PAGES / "gradient_lab.py", title="Gradient lab", icon="📉", url_path="gradient_lab"),
+    st.Page(PAGES / "train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page(PAGES / "about.py", title="About", icon="ℹ️", url_path="about"),
+]
+st.navigation(pages).run()

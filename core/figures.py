@@ -1,0 +1,794 @@
+"""Figure builders: pure functions from a `Trace` (and what the user fed it) to a Plotly figure.
+
+The explorer is ONE figure so that one play button and one slider drive every view in the
+browser, with no round trip to the server. Why it is built the way it is (measured in Chromium,
+see benchmarks/ui_speed.py):
+
+- Plotly animates heatmap traces at 1-2 frames per second at 1,000 steps (plotly.js #6533), and
+  with `redraw: False` it erases every heatmap that a frame does not redraw (plotly.js #4491).
+  So the units x time maps are drawn once, server-side, as colour-mapped PNG *layout images*:
+  layout images are untouched by animation frames and cost about the raw data's bytes.
+- Frames carry only what changes with the time cursor: the cursor's x, the cell diagram's node
+  colours and numbers, and the equations' numbers for the selected unit. Never a copy of a map.
+- Static scatter traces (saliency, gradient norms, unit lines, colour bars) are listed in every
+  frame with an empty update, because plotly.js drops a scatter trace a frame leaves out.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from core.trace import Trace
+
+#: Fixed colour scales, so a colour means the same value in every view, cell and model.
+GATE_SCALE = "Viridis"  # 0 .. 1 (sigmoid gates)
+SIGNED_SCALE = "RdBu_r"  # -1 .. 1 (tanh quantities; red positive, blue negative)
+SALIENCY_SCALE = "Oranges"
+GATE_RANGE = (0.0, 1.0)
+SIGNED_RANGE = (-1.0, 1.0)
+
+#: On-screen names, PyTorch's gate names first.
+GATE_LABELS = {
+    "lstm": {"input": "input gate i", "forget": "forget gate f", "cell": "cell candidate g",
+             "output": "output gate o"},
+    "gru": {"reset": "reset gate r", "update": "update gate z (z≈1 keeps the old h)",
+            "new": "new gate n (candidate)"},
+    "rnn": {},
+}
+SIGNED_GATES = {"cell", "new"}  # tanh outputs; every other gate is a sigmoid
+
+FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
+CURSOR_COLOR = "#e4002b"
+MAX_SLIDER_STEPS = 100
+#: Maps are sent at one pixel per unit and step; this keeps the browser from blurring them.
+PIXELATED_CSS = ".js-plotly-plot image { image-rendering: pixelated; }"
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def cell_range(cell: np.ndarray | None) -> tuple[float, float]:
+    """A symmetric, rounded colour range for the LSTM cell state (unbounded, unlike h)."""
+    if cell is None or cell.size == 0:
+        return SIGNED_RANGE
+    peak = float(np.nanpercentile(np.abs(cell), 99.5)) if np.isfinite(cell).any() else 1.0
+    nice = next((v for v in (1, 2, 3, 5, 10, 20, 50, 100) if peak <= v), math.ceil(peak))
+    return (-float(nice), float(nice))
+
+
+def _lut(scale: str, n: int = 256) -> np.ndarray:
+    colors = pcolors.sample_colorscale(scale, list(np.linspace(0, 1, n)), colortype="tuple")
+    arr = np.asarray(colors, dtype=np.float64)
+    if arr.max() <= 1.0:
+        arr = arr * 255
+    return arr.round().astype(np.uint8)
+
+
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def _cached_lut(scale: str) -> np.ndarray:
+    if scale not in _LUTS:
+        _LUTS[scale] = _lut(scale)
+    return _LUTS[scale]
+
+
+def heatmap_png(z: np.ndarray, lo: float, hi: float, scale: str, min_width: int = 900,
+                min_height: int = 160) -> str:
+    """`z` (rows = units, columns = time) as a PNG data URI on a fixed colour scale.
+
+    Row 0 is drawn at the bottom, like a heatmap's y axis. Small maps are enlarged by whole
+    pixels so that the browser does not blur them when it stretches the image. NaN is grey.
+    """
+    lut = _cached_lut(scale)
+    z = np.asarray(z, dtype=np.float32)
+    finite = np.isfinite(z)
+    idx = np.clip((np.nan_to_num(z) - lo) / (hi - lo) * 255.0, 0, 255).round().astype(np.uint8)
+    rgb = lut[idx[::-1]]
+    rgb[~finite[::-1]] = (160, 160, 160)
+    fy = max(1, math.ceil(min_height / max(1, z.shape[0])))
+    fx = max(1, math.ceil(min_width / max(1, z.shape[1])))
+    if fx > 1 or fy > 1:
+        rgb = np.repeat(np.repeat(rgb, fy, axis=0), fx, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", optimize=False, compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _scale_list(scale: str) -> list[list]:
+    """A named scale as the explicit [[position, colour], ...] list plotly.js understands
+    (plotly.js knows only a few names; these figures skip plotly.py's name expansion)."""
+    lut = _cached_lut(scale)
+    idx = np.linspace(0, 255, 11).round().astype(int)
+    return [[float(i) / 10, "#%02x%02x%02x" % tuple(lut[j])] for i, j in enumerate(idx)]
+
+
+def _hex(scale: str, value: float, lo: float, hi: float) -> str:
+    """The colour of `value` on a fixed scale, as #rrggbb (grey for NaN)."""
+    if not math.isfinite(value):
+        return "#a0a0a0"
+    lut = _cached_lut(scale)
+    r, g, b = lut[int(round(min(max((value - lo) / (hi - lo), 0.0), 1.0) * 255))]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def _num(v: float) -> str:
+    """A short signed number for equations: 0.62, −0.41 (a real minus sign, readable on screen)."""
+    if not np.isfinite(v):
+        return "nan"
+    s = f"{v:.2f}"
+    return s.replace("-", "−")
+
+
+def _paren(v: float) -> str:
+    return f"({_num(v)})" if v < 0 else _num(v)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _atanh(v: float) -> float:
+    return math.atanh(min(max(v, -1 + 1e-6), 1 - 1e-6))
+
+
+def rank_units(tr: Trace, layer: int, direction: int, how: str, k: int = 3) -> list[int]:
+    """The units to plot: "most active" (largest mean |h|) or "most variable" (largest std of h)."""
+    h = tr.hidden[layer, direction]  # (T, H)
+    if how == "most active":
+        score = np.nanmean(np.abs(h), axis=0)
+    elif how == "most variable":
+        score = np.nanstd(h, axis=0)
+    else:
+        raise ValueError(f"unknown ranking {how!r}")
+    score = np.nan_to_num(score, nan=-1.0)
+    return [int(u) for u in np.argsort(-score, kind="stable")[:k]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The cell diagram: nodes (live colour + number), static arrows
+
+
+@dataclass(frozen=True)
+class Node:
+    key: str  # what value it shows (see _node_values)
+    label: str
+    x: float
+    y: float
+    kind: str  # "gate" (0..1), "signed" (-1..1) or "cell" (the cell state's colour range)
+
+
+DIAGRAMS: dict[str, tuple[list[Node], list[tuple[str, str]]]] = {
+    "lstm": (
+        [
+            Node("c_prev", "c<sub>t−1</sub>", 0.0, 4.0, "cell"),
+            Node("fc", "f⊙c", 3.0, 4.0, "cell"),
+            Node("c", "c<sub>t</sub>", 6.0, 4.0, "cell"),
+            Node("h_prev", "h<sub>t−1</sub>", 0.0, 0.0, "signed"),
+            Node("x", "x<sub>t</sub>", 0.0, 1.3, "signed"),
+            Node("forget", "f", 1.6, 2.6, "gate"),
+            Node("input", "i", 3.0, 1.4, "gate"),
+            Node("cell", "g", 4.6, 1.4, "signed"),
+            Node("ig", "i⊙g", 4.6, 2.9, "cell"),
+            Node("output", "o", 6.2, 1.4, "gate"),
+            Node("h", "h<sub>t</sub>", 7.5, 0.6, "signed"),
+        ],
+        [("c_prev", "fc"), ("forget", "fc"), ("fc", "c"), ("input", "ig"), ("cell", "ig"),
+         ("ig", "c"), ("h_prev", "forget"), ("h_prev", "input"), ("h_prev", "cell"),
+         ("h_prev", "output"), ("x", "forget"), ("x", "input"), ("x", "cell"), ("x", "output"),
+         ("c", "h"), ("output", "h")],
+    ),
+    "gru": (
+        [
+            Node("h_prev", "h<sub>t−1</sub>", 0.0, 4.0, "signed"),
+            Node("zh", "z⊙h<sub>t−1</sub>", 3.5, 4.0, "signed"),
+            Node("h", "h<sub>t</sub>", 7.0, 3.0, "signed"),
+            Node("x", "x<sub>t</sub>", 0.0, 0.3, "signed"),
+            Node("reset", "r", 1.6, 1.4, "gate"),
+            Node("update", "z", 2.6, 2.6, "gate"),
+            Node("new", "n", 3.8, 1.0, "signed"),
+            Node("zn", "(1−z)⊙n", 5.4, 1.8, "signed"),
+        ],
+        [("h_prev", "zh"), ("update", "zh"), ("zh", "h"), ("update", "zn"), ("new", "zn"),
+         ("zn", "h"), ("h_prev", "reset"), ("h_prev", "update"), ("x", "reset"),
+         ("x", "update"), ("x", "new"), ("reset", "new"), ("h_prev", "new")],
+    ),
+    "rnn": (
+        [
+            Node("h_prev", "h<sub>t−1</sub>", 0.0, 3.0, "signed"),
+            Node("x", "x<sub>t</sub>", 0.0, 0.5, "signed"),
+            Node("pre", "a (pre-act.)", 3.0, 1.8, "signed"),
+            Node("h", "h<sub>t</sub>", 6.0, 1.8, "signed"),
+        ],
+        [("h_prev", "pre"), ("x", "pre"), ("pre", "h"), ("h", "h_prev")],
+    ),
+}
+
+
+def _node_values(tr: Trace, layer: int, direction: int, unit: int, x_signal: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """Per-step (T,) values of every diagram node for one unit."""
+    h = tr.hidden[layer, direction, :, unit].astype(np.float32)
+    T = h.shape[0]
+    reverse = direction == 1
+    # h_{t-1} is the state this step started from: the previous step in the direction's order.
+    if reverse:
+        h_prev = np.concatenate([h[1:], np.zeros(1, np.float32)])
+    else:
+        h_prev = np.concatenate([np.zeros(1, np.float32), h[:-1]])
+    vals = {"h": h, "h_prev": h_prev, "x": x_signal.astype(np.float32)}
+    g = {k: v[layer, direction, :, unit].astype(np.float32) for k, v in tr.gates.items()}
+    vals.update(g)
+    if tr.cell_type == "lstm":
+        c = tr.cell[layer, direction, :, unit].astype(np.float32)
+        c_prev = (np.concatenate([c[1:], np.zeros(1, np.float32)]) if reverse
+                  else np.concatenate([np.zeros(1, np.float32), c[:-1]]))
+        vals.update(c=c, c_prev=c_prev, fc=g["forget"] * c_prev, ig=g["input"] * g["cell"])
+    elif tr.cell_type == "gru":
+        vals.update(zh=g["update"] * h_prev, zn=(1 - g["update"]) * g["new"])
+    else:
+        with np.errstate(all="ignore"):
+            vals["pre"] = np.arctanh(np.clip(h, -1 + 1e-6, 1 - 1e-6)).astype(np.float32)
+    assert all(v.shape == (T,) for v in vals.values())
+    return vals
+
+
+def _equations(cell: str, nonlinearity: str = "tanh") -> list[str]:
+    """PyTorch's equations for one unit (see the docs of torch.nn.LSTM / GRU / RNN)."""
+    if cell == "lstm":
+        return [
+            "i<sub>t</sub> = σ(W<sub>ii</sub>x<sub>t</sub> + b<sub>ii</sub> + W<sub>hi</sub>h<sub>t−1</sub> + b<sub>hi</sub>)",
+            "f<sub>t</sub> = σ(W<sub>if</sub>x<sub>t</sub> + b<sub>if</sub> + W<sub>hf</sub>h<sub>t−1</sub> + b<sub>hf</sub>)",
+            "g<sub>t</sub> = tanh(W<sub>ig</sub>x<sub>t</sub> + b<sub>ig</sub> + W<sub>hg</sub>h<sub>t−1</sub> + b<sub>hg</sub>)",
+            "o<sub>t</sub> = σ(W<sub>io</sub>x<sub>t</sub> + b<sub>io</sub> + W<sub>ho</sub>h<sub>t−1</sub> + b<sub>ho</sub>)",
+            "c<sub>t</sub> = f<sub>t</sub> ⊙ c<sub>t−1</sub> + i<sub>t</sub> ⊙ g<sub>t</sub>",
+            "h<sub>t</sub> = o<sub>t</sub> ⊙ tanh(c<sub>t</sub>)",
+        ]
+    if cell == "gru":
+        return [
+            "r<sub>t</sub> = σ(W<sub>ir</sub>x<sub>t</sub> + b<sub>ir</sub> + W<sub>hr</sub>h<sub>t−1</sub> + b<sub>hr</sub>)",
+            "z<sub>t</sub> = σ(W<sub>iz</sub>x<sub>t</sub> + b<sub>iz</sub> + W<sub>hz</sub>h<sub>t−1</sub> + b<sub>hz</sub>)",
+            "n<sub>t</sub> = tanh(W<sub>in</sub>x<sub>t</sub> + b<sub>in</sub> + r<sub>t</sub> ⊙ (W<sub>hn</sub>h<sub>t−1</sub> + b<sub>hn</sub>))",
+            "h<sub>t</sub> = (1 − z<sub>t</sub>) ⊙ n<sub>t</sub> + z<sub>t</sub> ⊙ h<sub>t−1</sub>",
+        ]
+    return [f"h<sub>t</sub> = {nonlinearity}(W<sub>ih</sub>x<sub>t</sub> + b<sub>ih</sub> + W<sub>hh</sub>h<sub>t−1</sub> + b<sub>hh</sub>)"]
+
+
+def _equation_numbers(cell: str, v: dict[str, np.ndarray], t: int, nonlinearity: str) -> list[str]:
+    """The right-hand sides of `_equations` with the unit's numbers at step t filled in."""
+    n = {k: float(a[t]) for k, a in v.items()}
+    if cell == "lstm":
+        return [
+            f"= σ({_num(_logit(n['input']))}) = <b>{_num(n['input'])}</b>",
+            f"= σ({_num(_logit(n['forget']))}) = <b>{_num(n['forget'])}</b>",
+            f"= tanh({_num(_atanh(n['cell']))}) = <b>{_num(n['cell'])}</b>",
+            f"= σ({_num(_logit(n['output']))}) = <b>{_num(n['output'])}</b>",
+            f"= {_num(n['forget'])}·{_paren(n['c_prev'])} + {_num(n['input'])}·{_paren(n['cell'])} = <b>{_num(n['c'])}</b>",
+            f"= {_num(n['output'])}·tanh({_num(n['c'])}) = <b>{_num(n['h'])}</b>",
+        ]
+    if cell == "gru":
+        return [
+            f"= σ({_num(_logit(n['reset']))}) = <b>{_num(n['reset'])}</b>",
+            f"= σ({_num(_logit(n['update']))}) = <b>{_num(n['update'])}</b>",
+            f"= tanh({_num(_atanh(n['new']))}) = <b>{_num(n['new'])}</b>",
+            f"= (1 − {_num(n['update'])})·{_paren(n['new'])} + {_num(n['update'])}·{_paren(n['h_prev'])} = <b>{_num(n['h'])}</b>",
+        ]
+    if nonlinearity == "relu":
+        return [f"= relu(…) = <b>{_num(n['h'])}</b>"]
+    return [f"= tanh({_num(n['pre'])}) = <b>{_num(n['h'])}</b>"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The explorer figure
+
+
+@dataclass
+class ExploreInput:
+    """What the model read, for the input row: tokens (one label per step) and the numeric
+    features (T, F) when the task reads numbers (None for word tasks)."""
+
+    tokens: list[str]
+    values: np.ndarray | None = None
+    value_names: tuple[str, ...] = ()
+
+
+def map_rows(tr: Trace) -> list[tuple[str, str, str, tuple[float, float]]]:
+    """(key, title, colour scale, range) of every units x time map, in display order."""
+    rows = [("hidden", "hidden state h (−1 … 1)", SIGNED_SCALE, SIGNED_RANGE)]
+    if tr.cell_type == "lstm":
+        lo, hi = cell_range(tr.cell)
+        rows.append(("c", f"cell state c ({_num(lo)} … {_num(hi)})", SIGNED_SCALE, (lo, hi)))
+    for name, label in GATE_LABELS[tr.cell_type].items():
+        if name in tr.gates:
+            signed = name in SIGNED_GATES
+            rows.append((name, label + (" (−1 … 1)" if signed else " (0 … 1)"),
+                         SIGNED_SCALE if signed else GATE_SCALE,
+                         SIGNED_RANGE if signed else GATE_RANGE))
+    return rows
+
+
+def _map_data(tr: Trace, key: str, layer: int, direction: int) -> np.ndarray:
+    if key == "hidden":
+        return tr.hidden[layer, direction]
+    if key == "c":
+        return tr.cell[layer, direction]
+    return tr.gates[key][layer, direction]
+
+
+def explore_figure(
+    tr: Trace,
+    inp: ExploreInput,
+    *,
+    layer: int = 0,
+    direction: int = 0,
+    units: list[int] | None = None,
+    unit: int | None = None,
+    t0: int = 0,
+    nonlinearity: str = "tanh",
+    height_per_map: int = 120,
+) -> go.Figure:
+    """Every view of one trace in one animated figure, driven by one time cursor.
+
+    Left column (shared time axis): the input shaded by saliency |d loss / d x_t|, a units x time
+    map for h, c (LSTM) and every gate on fixed colour scales, the gradient norms on a log
+    scale, and line plots of the picked `units`. Right column: the cell diagram and PyTorch's
+    equations for `unit` at the cursor's step. Play / pause / speed buttons and a slider move
+    the cursor in the browser; `t0` is where it starts.
+    """
+    L, D, T, H = tr.hidden.shape
+    if not (0 <= layer < L and 0 <= direction < D):
+        raise ValueError(f"layer {layer} / direction {direction} is not in this trace ({L} x {D})")
+    units = [u for u in (units or [0]) if 0 <= u < H][:6] or [0]
+    unit = units[0] if unit is None or not 0 <= unit < H else unit
+    t0 = int(min(max(t0, 0), T - 1))
+    cell = tr.cell_type
+    maps = map_rows(tr)
+    n_maps = len(maps)
+    heights = [0.55] + [1.0] * n_maps + [0.8, 0.8]
+    n_rows = len(heights)
+    r_input, r_grad, r_units = 1, n_maps + 2, n_maps + 3
+    titles = ["input  (colour: saliency ‖∂loss/∂x<sub>t</sub>‖)"]
+    subplot_titles = []
+    for r in range(n_rows):
+        left = (titles[0] if r == 0 else maps[r - 1][1] if r <= n_maps else
+                "gradient norms per step (log scale)" if r == n_maps + 1 else
+                "picked units of h over time")
+        subplot_titles.append(left)
+        if r == 0:
+            subplot_titles.append(f"the cell at step t, unit {unit}")
+    fig = _Grid(n_rows, heights, subplot_titles)
+    steps = np.arange(T, dtype=np.float32)
+    shapes: list[dict] = []  # static lines, drawn as layout paths
+    input_images: list[dict] = []
+
+    # --- input row: tokens or numbers, coloured by saliency --------------------------------
+    sal = _f32(tr.grad_input)
+    sal_max = float(np.nanmax(sal)) if np.isfinite(sal).any() and np.nanmax(sal) > 0 else 1.0
+    tokens = list(inp.tokens)[:T] + [""] * max(0, T - len(inp.tokens))
+    hover_tokens = [f"t={i}: {tok}" for i, tok in enumerate(tokens)]
+    if inp.values is None:
+        fig.add_trace(dict(
+            x=steps, y=np.zeros(T, np.float32), mode="markers+text" if T <= 60 else "markers",
+            text=tokens if T <= 60 else None,
+            # Alternate above / below so that neighbouring words do not overlap.
+            textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(T)],
+            textfont=dict(size=13 if T <= 30 else 11),
+            marker=dict(symbol="square", size=max(4, min(18, 900 // max(T, 1))), color=sal,
+                        cmin=0, cmax=sal_max, colorscale=_scale_list(SALIENCY_SCALE),
+                        line=dict(width=0.5, color="#888")),
+            hovertext=hover_tokens, hoverinfo="text", name="input"), row=r_input, col=1)
+        fig.update_yaxes(range=[-1.6, 1.6], showticklabels=False, showgrid=False,
+                         row=r_input, col=1)
+    else:
+        # Numbers: the line(s) as layout paths (animation frames never redraw layout, so the
+        # lines cost nothing per frame), over a strip of the saliency drawn as an image.
+        vals = _f32(inp.values).reshape(T, -1)[:, :3]
+        finite = vals[np.isfinite(vals)]
+        lo_v, hi_v = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        pad = 0.08 * (hi_v - lo_v or 1.0)
+        lo_v, hi_v = lo_v - pad, hi_v + pad
+        ix, iy = fig.axis_names(r_input, 1)
+        for j in range(vals.shape[1]):
+            name = inp.value_names[j] if j < len(inp.value_names) else f"x[{j}]"
+            shapes.append(line_path(steps, vals[:, j], ix, iy, ("#333", "#888", "#bbb")[j],
+                                    name=name))
+        input_images.append(dict(
+            source=heatmap_png(sal[None, :], 0.0, sal_max, SALIENCY_SCALE, min_height=8),
+            x=-0.5, y=hi_v, sizex=T, sizey=hi_v - lo_v, sizing="stretch", xanchor="left",
+            yanchor="top", layer="below", xref=ix, yref=iy, opacity=0.7))
+        fig.update_yaxes(range=[lo_v, hi_v], row=r_input, col=1)
+
+    # --- units x time maps as images ------------------------------------------------------
+    images = []
+    for i, (key, _title, scale, (lo, hi)) in enumerate(maps):
+        row = 2 + i
+        z = _map_data(tr, key, layer, direction).T  # (H, T)
+        # One pixel per unit and step; the browser scales it without smoothing (PIXELATED_CSS).
+        src = heatmap_png(z, lo, hi, scale, min_width=1, min_height=1)
+        ix, iy = fig.axis_names(row, 1)
+        images.append(dict(source=src, x=-0.5, y=H - 0.5, sizex=T, sizey=H, sizing="stretch",
+                           xanchor="left", yanchor="top", layer="below", xref=ix, yref=iy))
+        fig.update_yaxes(range=[-0.5, H - 0.5], showgrid=False, zeroline=False,
+                         title_text="unit", title_standoff=2, row=row, col=1)
+        fig.update_xaxes(showgrid=False, zeroline=False, row=row, col=1)
+
+    # Colour bars (one per scale) as layout images with tick labels: no trace to redraw.
+    bars = [] if cell == "rnn" else [(GATE_SCALE, GATE_RANGE, "gates")]
+    bars.append((SIGNED_SCALE, SIGNED_RANGE, "h, g, n" if cell != "rnn" else "h"))
+    if cell == "lstm":
+        bars.append((SIGNED_SCALE, cell_range(tr.cell), "c"))
+    bar_x = 0.68 * 0.9 + 0.01  # just right of the left column (column_widths x (1 - spacing))
+    bar_annotations = []
+    for k, (scale, (lo, hi), label) in enumerate(bars):
+        top, length = 0.86 - 0.25 * k, 0.17
+        images.append(dict(source=heatmap_png(np.linspace(lo, hi, 64)[:, None], lo, hi, scale,
+                                              min_width=1, min_height=64),
+                           xref="paper", yref="paper", x=bar_x, y=top, sizex=0.012,
+                           sizey=length, sizing="stretch", xanchor="left", yanchor="top",
+                           layer="above"))
+        bar_annotations.append(dict(xref="paper", yref="paper", x=bar_x, y=top, text=label,
+                                    showarrow=False, xanchor="left", yanchor="bottom",
+                                    font=dict(size=13)))
+        for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
+            bar_annotations.append(dict(xref="paper", yref="paper", x=bar_x + 0.013,
+                                        y=top - length + frac * length, text=_num(value),
+                                        showarrow=False, xanchor="left", font=dict(size=11)))
+
+    # --- gradient norms, log scale (layout paths, in log10 units as Plotly wants) ----------
+    gx, gy = fig.axis_names(r_grad, 1)
+    grads = [(tr.grad_hidden[layer, direction], "‖∂loss/∂h<sub>t</sub>‖", "#1f77b4", "solid")]
+    if tr.grad_cell is not None:
+        grads.append((tr.grad_cell[layer, direction], "‖∂loss/∂c<sub>t</sub>‖", "#2ca02c", "dot"))
+    logs = []
+    for g, name, color, dash in grads:
+        g = _f32(g).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lg = np.where(g > 0, np.log10(g), np.nan)  # zero and NaN show as gaps
+        logs.append(lg)
+        shapes.append(line_path(steps, lg, gx, gy, color, name=name, dash=dash))
+    all_logs = np.concatenate(logs)
+    all_logs = all_logs[np.isfinite(all_logs)]
+    lo_g, hi_g = ((math.floor(all_logs.min()) - 0.2, math.ceil(all_logs.max()) + 0.2)
+                  if all_logs.size else (-1.0, 1.0))
+    fig.update_yaxes(type="log", exponentformat="power", range=[lo_g, hi_g], row=r_grad, col=1)
+
+    # --- picked units -----------------------------------------------------------------------
+    palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    ux, uy = fig.axis_names(r_units, 1)
+    for k, u in enumerate(units):
+        shapes.append(line_path(steps, tr.hidden[layer, direction, :, u], ux, uy,
+                                palette[k % 6], name=f"h[{u}]"))
+    fig.update_yaxes(range=[-1.05, 1.05], row=r_units, col=1)
+    # One time axis for the whole left column: every row matches row 1's x axis.
+    x_main = fig.axis_names(1, 1)[0]
+    for r in range(1, n_rows + 1):
+        fig.update_xaxes(range=[-0.5, T - 0.5], showticklabels=(r == r_units), row=r, col=1,
+                         **({} if r == 1 else {"matches": x_main}))
+    fig.update_xaxes(title_text="timestep t", title_standoff=4, row=r_units, col=1)
+
+    # --- right column: diagram above, equations below, in one subplot and ONE animated trace
+    nodes, edges = DIAGRAMS[cell]
+    pos = {n.key: (n.x, n.y) for n in nodes}
+    x_signal = _x_signal(inp, T)
+    values = _node_values(tr, layer, direction, unit, x_signal)
+    dx, dy = fig.axis_names(1, 2)
+    annotations = list(bar_annotations)
+    for a, b in edges:
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        annotations.append(dict(x=x1, y=y1, ax=x0, ay=y0, xref=dx, yref=dy, axref=dx,
+                                ayref=dy, showarrow=True, arrowhead=2, arrowsize=1.2,
+                                arrowwidth=1.5, arrowcolor="#9aa0a6", standoff=22,
+                                startstandoff=20, text=""))
+    for n in nodes:
+        annotations.append(dict(x=n.x, y=n.y, xref=dx, yref=dy, text=n.label, showarrow=False,
+                                yshift=-31, font=dict(size=13, color="#333")))
+    words = inp.values is None  # the x_t node shows the word instead of a number
+
+    def node_text(key: str, t: int) -> str:
+        if key == "x" and words:
+            return tokens[t][:7]
+        return _num(float(values[key][t]))
+
+    c_range = cell_range(tr.cell)
+
+    def node_color(n: Node, t: int) -> str:
+        lo, hi = {"gate": GATE_RANGE, "cell": c_range}.get(n.kind, SIGNED_RANGE)
+        scale = GATE_SCALE if n.kind == "gate" else SIGNED_SCALE
+        if n.key == "x" and words:
+            return "#ffffff"
+        return _hex(scale, float(values[n.key][t]), lo, hi)
+
+    xs, ys = [n.x for n in nodes], [n.y for n in nodes]
+    eqs = _equations(cell, nonlinearity)
+    n_eq = len(eqs)
+    eq_top = min(ys) - 1.5
+    eq_y = [eq_top - 1.15 * k for k in range(n_eq)]
+    annotations.append(dict(x=min(xs) - 0.7, y=eq_top + 0.75, xref=dx, yref=dy, showarrow=False,
+                            xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
+                            font=dict(size=14, color="#333")))
+    for y, eq in zip(eq_y, eqs):
+        annotations.append(dict(x=min(xs) - 0.7, y=y, xref=dx, yref=dy, text=eq,
+                                showarrow=False, xanchor="left", font=dict(size=13)))
+    if cell == "gru":
+        annotations.append(dict(x=min(xs) - 0.7, y=eq_y[-1] - 1.0, xref=dx, yref=dy,
+                                showarrow=False, xanchor="left", font=dict(size=12, color="#555"),
+                                text="PyTorch's convention: z ≈ 1 keeps the old state "
+                                     "h<sub>t−1</sub>"))
+    numbers = [_equation_numbers(cell, values, t, nonlinearity) for t in range(T)]
+
+    def panel(t: int) -> dict:
+        """Everything in the right column that changes with t: node colours and numbers."""
+        return {"marker": {"color": [node_color(n, t) for n in nodes] + ["rgba(0,0,0,0)"] * n_eq},
+                "text": [node_text(n.key, t) for n in nodes] + numbers[t]}
+
+    first = panel(t0)
+    fig.add_trace(dict(
+        x=xs + [min(xs) - 0.55] * n_eq, y=ys + [y - 0.5 for y in eq_y], mode="markers+text",
+        marker=dict(size=[38] * len(nodes) + [1] * n_eq, color=first["marker"]["color"],
+                    line=dict(width=[1.5] * len(nodes) + [0] * n_eq, color="#444")),
+        text=first["text"], textposition=["middle center"] * len(nodes) + ["middle right"] * n_eq,
+        textfont=dict(size=[11] * len(nodes) + [13] * n_eq, color="#111"), hoverinfo="skip",
+        showlegend=False, xaxis=dx, yaxis=dy))
+    i_panel = len(fig.data) - 1
+    fig.update_xaxes(1, 2, range=[min(xs) - 0.8, max(xs) + 0.8], visible=False)
+    fig.update_yaxes(1, 2, range=[eq_y[-1] - 1.6, max(ys) + 0.8], visible=False)
+
+    # --- the time cursor: one line across the whole left column ----------------------------
+    fig.add_trace(dict(x=[t0, t0], y=[0, 1], mode="lines", xaxis="x", yaxis="y99",
+                             line=dict(color=CURSOR_COLOR, width=2), hoverinfo="skip",
+                             showlegend=False))
+    i_cursor = len(fig.data) - 1
+    fig.update_layout(yaxis99=dict(domain=[0, 1], range=[0, 1], anchor="free", position=0,
+                                   visible=False, fixedrange=True))
+
+    # --- frames: only what moves -------------------------------------------------------------
+    static = [i for i in range(len(fig.data)) if i not in (i_cursor, i_panel)]
+    order = static + [i_cursor, i_panel]
+    frames = []
+    for t in range(T):
+        frame = {"name": str(t), "data": [{}] * len(static) + [{"x": [t, t]}, panel(t)],
+                 "traces": order}
+        if t % 10 == 0:
+            frame["group"] = "every10"
+        frames.append(frame)
+
+    # --- player controls ---------------------------------------------------------------------
+    def play(label, duration, group=None):
+        return dict(label=label, method="animate",
+                    args=[group, dict(frame=dict(duration=duration, redraw=False),
+                                      transition=dict(duration=0), fromcurrent=True,
+                                      mode="immediate")])
+
+    slider_labels = [f"{t} · {tok}" if tok else str(t) for t, tok in enumerate(tokens)]
+    # Plotly redraws every slider step on every animation frame: more than ~100 steps costs
+    # more than the rest of a frame (measured: 1,000 steps halve the frame rate). The slider
+    # scrubs in strides at long T; Play still visits every step.
+    stride = max(1, math.ceil(T / MAX_SLIDER_STEPS))
+    slider_steps = sorted(set(range(0, T, stride)) | {T - 1})
+    active = min(range(len(slider_steps)), key=lambda i: abs(slider_steps[i] - t0))
+    layout = dict(
+        font=FONT, height=int(height_per_map * (n_maps + 2.6) + 220),
+        margin=dict(l=60, r=20, t=90, b=60), showlegend=True,
+        legend=dict(orientation="h", x=0.0, y=-0.035, yanchor="top", font=dict(size=13)),
+        hovermode="closest", plot_bgcolor="rgba(0,0,0,0)",
+        updatemenus=[dict(
+            type="buttons", direction="left", showactive=True, x=0.0, y=1.0, xanchor="left",
+            yanchor="bottom", pad=dict(t=0, b=28), font=dict(size=14),
+            buttons=[
+                play("▶ Play", 20),
+                dict(label="❚❚ Pause", method="animate",
+                     args=[[None], dict(frame=dict(duration=0, redraw=False),
+                                        transition=dict(duration=0), mode="immediate")]),
+                play("Slow", 250),
+                # Plotly ignores `fromcurrent` for a group, so this skim starts from t = 0.
+                play("×10 from t=0", 20, "every10"),
+            ])],
+        sliders=[dict(
+            active=active, x=0.36, len=0.3, y=1.0, yanchor="bottom", pad=dict(t=0, b=12),
+            currentvalue=dict(prefix="step t = ", font=dict(size=15, color="#1f2430")),
+            transition=dict(duration=0), font=dict(size=1, color="rgba(0,0,0,0)"),
+            tickcolor="rgba(0,0,0,0)", ticklen=0, minorticklen=0,
+            steps=[dict(method="animate", label=slider_labels[t],
+                        args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                             transition=dict(duration=0))])
+                   for t in slider_steps])],
+    )
+    # Assemble without re-validating thousands of frame entries (plotly.py validation costs
+    # about 2 ms per frame; these dicts are built to the schema above).
+    base = fig.layout
+    titles_ann = base.pop("annotations", [])
+    for ann in titles_ann:
+        ann["font"] = dict(size=14, color="#333")
+    base.update(layout)
+    base["annotations"] = titles_ann + annotations
+    base["images"] = images + input_images
+    base["shapes"] = shapes
+    out = go.Figure(data=fig.data, layout=base, _validate=False)
+    out._frame_objs = tuple(_RawFrame(f) for f in frames)
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _skeleton(n_rows: int, heights: tuple, titles: tuple) -> tuple[dict, dict]:
+    """make_subplots' layout (domains, anchors, titles) as a plain dict, cached per shape.
+
+    plotly.py's validated objects cost ~10 ms per axis update; the figure is assembled on plain
+    dicts instead, which keeps a changed choice within the change-to-chart budget."""
+    specs = [[{}, {"rowspan": n_rows} if r == 0 else None] for r in range(n_rows)]
+    fig = make_subplots(rows=n_rows, cols=2, specs=specs, shared_xaxes=False,
+                        column_widths=[0.68, 0.32], row_heights=list(heights),
+                        vertical_spacing=0.035, horizontal_spacing=0.1,
+                        subplot_titles=list(titles))
+    fig.update_layout(template="plotly_white")
+    axes = {}
+    for r in range(1, n_rows + 1):
+        for c in (1, 2):
+            if c == 2 and r > 1:
+                continue
+            ref = fig.get_subplot(r, c)
+            axes[(r, c)] = (ref.xaxis.plotly_name.replace("axis", ""),
+                            ref.yaxis.plotly_name.replace("axis", ""))
+    return fig.to_plotly_json()["layout"], axes
+
+
+class _Grid:
+    """The few figure operations explore_figure needs, on plain dicts (see `_skeleton`)."""
+
+    def __init__(self, n_rows: int, heights: list, titles: list):
+        layout, self.axes = _skeleton(n_rows, tuple(heights), tuple(titles))
+        self.layout = copy.deepcopy(layout)
+        self.data: list[dict] = []
+
+    def axis_names(self, row: int, col: int) -> tuple[str, str]:
+        return self.axes[(row, col)]
+
+    def _update(self, which: int, row: int, col: int, kw: dict) -> None:
+        name = self.axes[(row, col)][which]
+        axis = self.layout.setdefault(name[0] + "axis" + name[1:], {})
+        for key, value in kw.items():
+            if key.startswith("title_"):
+                axis.setdefault("title", {})[key[len("title_"):]] = value
+            else:
+                axis[key] = value
+
+    def update_layout(self, **kw) -> None:
+        self.layout.update(kw)
+
+    def update_xaxes(self, row: int, col: int, **kw) -> None:
+        self._update(0, row, col, kw)
+
+    def update_yaxes(self, row: int, col: int, **kw) -> None:
+        self._update(1, row, col, kw)
+
+    def add_trace(self, trace: dict, row: int | None = None, col: int | None = None) -> None:
+        trace = {"type": "scatter", **trace}
+        if row is not None:
+            x, y = self.axes[(row, col)]
+            trace.setdefault("xaxis", x)
+            trace.setdefault("yaxis", y)
+        self.data.append(trace)
+
+
+class _RawFrame:
+    """An animation frame as the plain dict plotly.py would store after validating it.
+
+    `BaseFigure.to_dict()` (which st.plotly_chart and to_html call) reads only `_props` of each
+    entry of `_frame_objs`. Building thousands of validated `go.Frame`s costs ~2 ms each, the
+    whole change-to-chart budget at T=200, for dicts that follow the schema by construction.
+    """
+
+    __slots__ = ("_props",)
+
+    def __init__(self, props: dict):
+        self._props = props
+
+    @property
+    def name(self) -> str:
+        return self._props["name"]
+
+    @property
+    def data(self) -> list:
+        return self._props["data"]
+
+    @property
+    def group(self):
+        return self._props.get("group")
+
+    def to_plotly_json(self) -> dict:
+        return self._props
+
+
+def line_path(x: np.ndarray, y: np.ndarray, xref: str, yref: str, color: str, *, name: str,
+              dash: str = "solid", width: float = 2.0) -> dict:
+    """A polyline as one layout path shape (NaN breaks the line), with a legend entry."""
+    y = np.asarray(y, dtype=np.float64)
+    parts, pen_down = [], False
+    for xi, yi in zip(np.asarray(x, dtype=np.float64).tolist(), y.tolist()):
+        if not math.isfinite(yi):
+            pen_down = False
+            continue
+        parts.append(f"{'L' if pen_down else 'M'}{xi:g},{yi:.4g}")
+        pen_down = True
+    return dict(type="path", path="".join(parts) or "M0,0", xref=xref, yref=yref,
+                line=dict(color=color, width=width, dash=dash), layer="above",
+                showlegend=True, name=name, legendgroup=name)
+
+
+def _axis_names(fig: go.Figure, row: int, col: int) -> tuple[str, str]:
+    ref = fig.get_subplot(row, col)
+    return ref.xaxis.plotly_name.replace("axis", ""), ref.yaxis.plotly_name.replace("axis", "")
+
+
+def _x_signal(inp: ExploreInput, T: int) -> np.ndarray:
+    """One number per step for the diagram's x_t node: the first feature, or 0 for tokens."""
+    if inp.values is None:
+        return np.zeros(T, np.float32)
+    return _f32(inp.values).reshape(T, -1)[:, 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports
+
+
+def trace_table(tr: Trace, layer: int, direction: int, tokens: list[str]):
+    """A long-format-free wide table (one row per step) of the chosen layer and direction,
+    for CSV download: token, saliency, gradient norms, h[k], c[k] and every gate[k]."""
+    import pandas as pd
+
+    T, H = tr.seq_len, tr.hidden_size
+    cols: dict[str, np.ndarray | list] = {"t": np.arange(T)}
+    cols["token"] = (list(tokens) + [""] * T)[:T]
+    cols["saliency"] = tr.grad_input
+    cols["grad_h_norm"] = tr.grad_hidden[layer, direction]
+    if tr.grad_cell is not None:
+        cols["grad_c_norm"] = tr.grad_cell[layer, direction]
+    blocks = [("h", tr.hidden[layer, direction])]
+    if tr.cell is not None:
+        blocks.append(("c", tr.cell[layer, direction]))
+    blocks += [(name, arr[layer, direction]) for name, arr in tr.gates.items()]
+    frame = pd.DataFrame(cols)
+    wide = pd.DataFrame(np.concatenate([b for _, b in blocks], axis=1),
+                        columns=[f"{name}[{k}]" for name, _ in blocks for k in range(H)])
+    return pd.concat([frame, wide], axis=1)
+
+
+def trace_npz(tr: Trace, **extra) -> bytes:
+    """Every array of the trace (all layers and directions) as one .npz file."""
+    arrays = {"hidden": tr.hidden, "grad_hidden": tr.grad_hidden, "grad_input": tr.grad_input,
+              "output": tr.output, "objective": np.float32(tr.objective),
+              "cell_type": np.array(tr.cell_type)}
+    if tr.cell is not None:
+        arrays["cell"] = tr.cell
+    if tr.grad_cell is not None:
+        arrays["grad_cell"] = tr.grad_cell
+    for name, arr in tr.gates.items():
+        arrays[f"gate_{name}"] = arr
+    for key, value in extra.items():
+        arrays[key] = np.asarray(value)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def figure_html(fig: go.Figure, title: str = "gatescope") -> str:
+    """A standalone HTML file that works offline: plotly.js is embedded, not fetched."""
+    return fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
+                       config={"displaylogo": False}, div_id="gatescope-figure").replace(
+        "<head>", f"<head><title>{title}</title><style>{PIXELATED_CSS}</style>", 1)

@@ -1,0 +1,111 @@
+"""The Explore page in real Chromium: it opens animating, switches cells and tasks, plays,
+scrubs, downloads, and never shows an exception."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness import shot, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+CHART = ".js-plotly-plot"
+
+
+def cursor_x(page) -> float:
+    """The time cursor's x position in the chart's data (the last trace is the cursor)."""
+    return page.evaluate(
+        """() => { const gd = document.querySelector('.js-plotly-plot');
+                   const c = gd.data[gd.data.length - 1 - 0];
+                   return gd._fullData.filter(t => t.yaxis === 'y99')[0].x[0]; }""")
+
+
+def map_images(page) -> int:
+    return page.locator(f"{CHART} .layer-below image, {CHART} image").count()
+
+
+def test_landing_view_animates_a_trained_lstm(page, app_url, artifacts):
+    page.goto(app_url)
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=60_000)
+    assert "trained LSTM" in page.inner_text("body")
+    assert map_images(page) >= 6  # h, c and four gates
+    x0 = cursor_x(page)
+    page.wait_for_timeout(1500)
+    assert cursor_x(page) != x0, "the landing view should animate with no clicks"
+    shot(page, artifacts, "landing")
+
+
+def test_switch_cell_and_task_play_and_scrub(page, app_url, artifacts):
+    page.goto(f"{app_url}/?task=adding&cell=gru&source=random")
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    body = page.inner_text("body")
+    assert "update gate z" in body or page.locator(f"{CHART} text", has_text="update gate").count()
+    # Switch the cell in the sidebar, as a user would.
+    page.get_by_text("RNN (vanilla)").click()
+    wait_for_app(page)
+    assert "cell=rnn" in page.url
+    # Pause any autoplay, then scrub with the slider: the cursor follows.
+    page.locator(f"{CHART} .updatemenu-button").nth(1).click()
+    rail = page.locator(f"{CHART} .slider-rail-rect").bounding_box()
+    page.mouse.click(rail["x"] + rail["width"] * 0.75, rail["y"] + rail["height"] / 2)
+    page.wait_for_timeout(300)
+    assert cursor_x(page) > 30
+    # Play moves it further in the browser, with no server round trip.
+    before = cursor_x(page)
+    page.locator(f"{CHART} .updatemenu-button").nth(0).click()
+    page.wait_for_timeout(800)
+    assert cursor_x(page) != before
+    shot(page, artifacts, "adding-rnn-playing")
+    # Another task with words.
+    page.goto(f"{app_url}/?task=sentiment&cell=lstm&source=random")
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    shot(page, artifacts, "sentiment-lstm")
+
+
+def test_downloads_and_bad_input(page, app_url, artifacts):
+    page.goto(f"{app_url}/?task=adding&cell=lstm&len=30&source=random")
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Trace (.csv)").click()
+    path = dl.value.path()
+    header = open(path).readline()
+    assert header.startswith("t,token,saliency,grad_h_norm,grad_c_norm,h[0]")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Figure (standalone .html)").click()
+    html = open(dl.value.path(), encoding="utf-8").read()
+    assert "Plotly.newPlot" in html and not re.search(r"<script[^>]+src=", html)
+    assert len(html) > 3_000_000  # plotly.js is embedded: the file works offline
+    # Bad typed input: a clear message, the last good view stays.
+    page.get_by_text("my own text / numbers").click()
+    wait_for_app(page)
+    page.get_by_role("textbox", name="Your input").fill("this is not a number list")
+    page.keyboard.press("Control+Enter")
+    wait_for_app(page)
+    assert page.locator('[data-testid="stAlert"]').count() >= 1
+    assert page.locator(CHART).count() == 1
+    assert re.search(r"last good view", page.inner_text("body"))
+    shot(page, artifacts, "bad-input")
+
+
+def test_upload_own_weights(page, app_url, artifacts, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "my_lstm.safetensors"
+    save_file(torch.nn.LSTM(2, 8, num_layers=2).state_dict(), str(weights))
+    page.goto(f"{app_url}/?task=adding&source=upload&len=40")
+    wait_for_app(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(weights))
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    body = page.inner_text("body")
+    assert "your LSTM from my_lstm.safetensors" in body and "2 layer(s)" in body
+    assert "Layer" in body  # two layers: the layer picker appears
+    assert map_images(page) >= 6
+    shot(page, artifacts, "upload")

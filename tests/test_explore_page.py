@@ -1,0 +1,193 @@
+"""The Explore page through Streamlit's AppTest: every control and path, no tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save
+
+from core import explore as ex
+from core import zoo
+from core.tasks import TASKS
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+CELLS = ("rnn", "lstm", "gru")
+SHIPPED = set(zoo.available())
+
+
+def app(**query) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = str(value)
+    return at.run()
+
+
+def chart(at: AppTest) -> dict:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.skipif(not any(c == "lstm" for _, c in SHIPPED), reason="no shipped LSTM yet")
+def test_landing_is_a_trained_lstm_with_no_clicks():
+    at = app()
+    assert_clean(at)
+    assert "trained LSTM" in at.caption[0].value
+    assert not at.warning  # a trained model carries no "untrained" warning
+    spec = chart(at)
+    assert len(spec["frames"]) >= 2 and spec["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_task_and_cell_with_a_random_init_is_labelled_untrained(task, cell):
+    at = app(task=task, cell=cell, source="random", seed=3)
+    assert_clean(at)
+    assert "UNTRAINED" in at.caption[0].value
+    assert "untrained" in at.warning[0].value
+    spec = chart(at)
+    assert len(spec["frames"]) >= 1
+    assert at.query_params.get("task", ex.View.task) == task  # the link reproduces the view
+    assert at.query_params["cell" if cell != "lstm" else "source"] == (
+        cell if cell != "lstm" else "random")
+
+
+@pytest.mark.parametrize("task, cell", sorted(SHIPPED))
+def test_every_shipped_model(task, cell):
+    at = app(task=task, cell=cell)
+    assert_clean(at)
+    assert not at.error
+    assert f"trained {cell.upper()}" in at.caption[0].value
+    chart(at)
+
+
+def test_missing_trained_model_is_a_clear_message():
+    # A view asking for a model that does not ship (simulated) explains what to do.
+    view = ex.View(task="adding", cell="lstm", source="trained")
+    orig = zoo.available
+    zoo.available = lambda *a, **k: []
+    try:
+        with pytest.raises(ValueError, match="fresh random init"):
+            ex.resolve_model(view)
+    finally:
+        zoo.available = orig
+
+
+def test_switching_cell_and_task_updates_chart_and_url():
+    at = app(task="adding", source="random")
+    at.radio(key="w_cell").set_value("gru").run()
+    assert_clean(at)
+    assert at.query_params["cell"] == "gru"
+    titles = [a["text"] for a in chart(at)["layout"]["annotations"]]
+    assert any(t.startswith("update gate z") for t in titles)
+    at.selectbox(key="w_task").set_value("sentiment").run()
+    assert_clean(at)
+    assert at.query_params["task"] == "sentiment"
+
+
+def test_url_reproduces_the_view_and_invalid_values_are_ignored():
+    at = app(task="adding", cell="gru", source="random", seed=7, sample=4, len=33, unit=5, t=9)
+    assert_clean(at)
+    spec = chart(at)
+    assert len(spec["frames"]) == 33
+    assert at.number_input(key="w_unit").value == 5
+    assert spec["data"][-1]["x"] == [9, 9]
+    bad = app(task="nope", cell="transformer", source="x", seed="-1", len="huge", unit="999999",
+              t="abc", pick="zzz")
+    assert_clean(bad)
+    assert not bad.error
+    assert bad.radio(key="w_cell").value == "lstm"
+
+
+def test_sequence_length_seed_unit_picks_and_steps():
+    at = app(task="adding", source="random")
+    at.slider(key="w_len").set_value(120).run()
+    assert len(chart(at)["frames"]) == 120
+    before = chart(at)["layout"]["images"][0]["source"]
+    at.number_input(key="w_sample").increment().run()
+    assert chart(at)["layout"]["images"][0]["source"] != before
+    at.radio(key="w_pick").set_value("most variable").run()
+    assert_clean(at)
+    names = [s["name"] for s in chart(at)["layout"]["shapes"] if s["name"].startswith("h[")]
+    assert len(names) == 3
+    at.number_input(key="w_t").set_value(10).run()
+    at.button[1].click().run()  # step ▶
+    assert at.number_input(key="w_t").value == 11
+    assert chart(at)["data"][-1]["x"] == [11, 11]  # the cursor starts at the stepped-to t
+    at.button[0].click().run()  # ◀ step
+    assert at.number_input(key="w_t").value == 10
+
+
+def test_typed_input_good_and_bad_keeps_the_last_good_view():
+    at = app(task="agreement", source="random")
+    at.radio(key="w_input").set_value("text").run()
+    at.text_area(key="w_text").input("the cats near the old red door were").run()
+    assert_clean(at)
+    assert not at.error
+    spec = chart(at)
+    assert spec["data"][0]["text"][:2] == ["the", "cats"]
+    at.text_area(key="w_text").input("").run()  # empty: a message, the last good chart stays
+    assert_clean(at)
+    assert at.error and "last good view" in at.error[0].value
+    assert chart(at)["data"][0]["text"][:2] == ["the", "cats"]
+    at.text_area(key="w_text").input("zorblax " * 3).run()  # unknown words: read as <unk>
+    assert_clean(at)
+
+
+def test_numbers_typed_for_airline_and_bad_numbers():
+    at = app(task="airline", source="random", input="text", text="112 118 132 129 121 135 148")
+    assert_clean(at)
+    assert not at.error
+    assert len(chart(at)["frames"]) >= 6
+    at.text_area(key="w_text").input("12 apples").run()
+    assert_clean(at)
+    assert at.error
+
+
+def test_layer_and_direction_controls_for_an_uploaded_module():
+    rnn = torch.nn.GRU(2, 6, num_layers=2, bidirectional=True)
+    data = save(rnn.state_dict())
+    view = ex.View(task="adding", cell="gru", source="upload")
+    choice = ex.resolve_model(view, (data, "mine.safetensors"))
+    assert "GRU" in choice.label and "bidirectional" in choice.label
+    result = ex.run(view, choice, ex.make_example(view))
+    assert result.trace.hidden.shape[:2] == (2, 2)
+    with pytest.raises(ValueError, match="features"):
+        v2 = ex.View(task="agreement", cell="gru", source="upload")
+        ex.run(v2, choice, ex.make_example(v2))
+    with pytest.raises(ValueError):
+        ex.resolve_model(view, (b"not a checkpoint", "evil.pt"))
+    with pytest.raises(ValueError, match="Upload"):
+        ex.resolve_model(view, None)
+
+
+def test_upload_source_without_a_file_is_a_message_not_a_traceback():
+    at = app(task="adding", source="upload")
+    assert_clean(at)
+    assert at.error and "Upload" in at.error[0].value
+
+
+def test_csv_column_values():
+    values, cols = ex.csv_column_values(b"month,passengers\n1949-01,112\n1949-02,118\n")
+    assert values == [112.0, 118.0] and cols == ["passengers"]
+    for bad in (b"", b"a,b\nx,y\n", b"\x00\x01garbage"):
+        with pytest.raises(ValueError):
+            ex.csv_column_values(bad)
+    view = ex.View(task="airline", input="csv", source="random")
+    example = ex.make_example(view, [float(v) for v in range(100, 130)])
+    assert len(example) > 0
+
+
+def test_downloads_are_offered():
+    at = app(task="adding", source="random")
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Trace (.npz)", "Trace (.csv)", "Figure (standalone .html)"]

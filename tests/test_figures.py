@@ -1,0 +1,166 @@
+"""Figure builders: what a user sees in the Explore figure, checked on the figure's data."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import plotly.io as pio
+import pytest
+import torch
+from PIL import Image
+
+from core import figures as F
+from core.trace import trace
+
+
+def make_trace(cell: str, T: int = 30, H: int = 8, layers: int = 1, bidirectional=False, seed=0):
+    torch.manual_seed(seed)
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](
+        2, H, num_layers=layers, bidirectional=bidirectional)
+    x = torch.randn(T, 2)
+    return trace(rnn, x), x.numpy()
+
+
+def build(cell="lstm", T=30, H=8, **kw):
+    tr, x = make_trace(cell, T, H)
+    inp = F.ExploreInput(tokens=[f"{v:.1f}" for v in x[:, 0]], values=x, value_names=("a", "b"))
+    return tr, F.explore_figure(tr, inp, **kw).to_dict()
+
+
+def png_pixels(uri: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+@pytest.mark.parametrize("cell, maps", [("lstm", 6), ("gru", 4), ("rnn", 1)])
+def test_one_map_per_state_and_gate(cell, maps):
+    tr, fig = build(cell)
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    map_images = [im for im in fig["layout"]["images"] if im["xref"] != "paper"
+                  and im.get("opacity") is None]
+    assert len(map_images) == maps
+    for name in F.GATE_LABELS[cell].values():
+        assert any(t.startswith(name) for t in titles), name
+    if cell == "gru":  # PyTorch's convention, labelled on screen
+        assert any("z ≈ 1 keeps the old state" in t for t in titles)
+
+
+def test_colour_scales_are_fixed_not_fitted_to_the_data():
+    # A gate map coloured on 0..1: a gate of 0.5 everywhere is the scale's middle colour,
+    # whatever the data's own range.
+    z = np.full((4, 10), 0.5, np.float32)
+    px = png_pixels(F.heatmap_png(z, 0, 1, F.GATE_SCALE, min_width=1, min_height=1))
+    assert tuple(px[0, 0]) == tuple(F._cached_lut(F.GATE_SCALE)[128])
+    tr, fig = build("lstm")
+    assert any(t.startswith("forget gate f (0 … 1)") for t in
+               (a["text"] for a in fig["layout"]["annotations"]))
+    assert any(t.startswith("hidden state h (−1 … 1)") for t in
+               (a["text"] for a in fig["layout"]["annotations"]))
+
+
+def test_heatmap_rows_are_units_with_unit_zero_at_the_bottom():
+    z = np.zeros((3, 5), np.float32)
+    z[0] = 1.0  # unit 0 fully on
+    px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
+    assert px.shape[:2] == (3, 5)
+    red = F._cached_lut(F.SIGNED_SCALE)[255]
+    assert tuple(px[-1, 0]) == tuple(red) and tuple(px[0, 0]) != tuple(red)
+
+
+def test_frames_move_only_the_cursor_and_the_cell_panel():
+    tr, fig = build("lstm", T=40, H=16)
+    frames = fig["frames"]
+    assert [f["name"] for f in frames] == [str(t) for t in range(40)]
+    cursor = [f["data"][-2]["x"] for f in frames]
+    assert cursor[7] == [7, 7]
+    # No frame carries map data: payload per frame stays tiny (never a copy of a heatmap).
+    per_frame = max(len(json.dumps(f)) for f in frames)
+    assert per_frame < 1500
+    static = [d for f in frames for d in f["data"][:-2]]
+    assert all(d == {} for d in static)
+    # Every trace is listed in every frame, so plotly.js never drops one during playback.
+    assert all(sorted(f["traces"]) == list(range(len(fig["data"]))) for f in frames)
+
+
+def test_equations_show_the_selected_units_numbers_at_step_t():
+    tr, fig = build("lstm", T=20, H=8, units=[3], unit=3)
+    t = 11
+    text = fig["frames"][t]["data"][-1]["text"]
+    f = tr.gates["forget"][0, 0, t, 3]
+    i, g = tr.gates["input"][0, 0, t, 3], tr.gates["cell"][0, 0, t, 3]
+    c_prev, c = tr.cell[0, 0, t - 1, 3], tr.cell[0, 0, t, 3]
+    assert any(f"<b>{F._num(float(f))}</b>" in s for s in text)
+    c_line = [s for s in text if s.endswith(f"<b>{F._num(float(c))}</b>")]
+    assert c_line and c_line[0].startswith(f"= {F._num(float(f))}·")
+    assert np.isclose(f * c_prev + i * g, c, atol=1e-5)
+
+
+def test_gru_equation_uses_pytorch_convention():
+    tr, fig = build("gru", T=12, H=4, unit=1, units=[1])
+    t = 5
+    z = float(tr.gates["update"][0, 0, t, 1])
+    line = fig["frames"][t]["data"][-1]["text"][-1]
+    assert line.startswith(f"= (1 − {F._num(z)})·")
+    h = tr.hidden[0, 0, :, 1]
+    n = tr.gates["new"][0, 0, t, 1]
+    assert np.isclose((1 - z) * n + z * h[t - 1], h[t], atol=1e-5)
+
+
+def test_gradient_norms_are_on_a_log_axis_with_gaps_for_zero():
+    tr, fig = build("rnn", T=50, H=8)
+    grad_axes = [k for k, v in fig["layout"].items() if k.startswith("yaxis")
+                 and isinstance(v, dict) and v.get("type") == "log"]
+    assert len(grad_axes) == 1
+    path = next(s for s in fig["layout"]["shapes"] if "∂h" in s["name"])
+    last = float(path["path"].rsplit(",", 1)[1])
+    assert np.isclose(last, np.log10(tr.grad_hidden[0, 0, -1]), atol=1e-3)
+    p = F.line_path(np.arange(4), np.array([1.0, np.nan, 2.0, 3.0]), "x", "y", "#000", name="n")
+    assert p["path"] == "M0,1M2,2L3,3"
+
+
+def test_rank_units_by_activity_and_variability():
+    tr, _ = make_trace("lstm", T=30, H=8)
+    tr.hidden[0, 0, :, 5] = 0.9
+    tr.hidden[0, 0, :, 2] = np.sin(np.arange(30))
+    assert F.rank_units(tr, 0, 0, "most active")[0] == 5
+    assert F.rank_units(tr, 0, 0, "most variable")[0] == 2
+
+
+def test_layer_and_direction_pick_the_right_slice():
+    tr, x = make_trace("gru", T=10, H=4, layers=2, bidirectional=True)
+    inp = F.ExploreInput(tokens=[str(i) for i in range(10)], values=x)
+    fig = F.explore_figure(tr, inp, layer=1, direction=1, units=[2], unit=2).to_dict()
+    path = next(s for s in fig["layout"]["shapes"] if s["name"] == "h[2]")
+    first_y = float(path["path"][1:].split("L")[0].split(",")[1])
+    assert np.isclose(first_y, tr.hidden[1, 1, 0, 2], atol=1e-3)
+    with pytest.raises(ValueError):
+        F.explore_figure(tr, inp, layer=2)
+
+
+def test_words_show_tokens_and_saliency():
+    tr, _ = make_trace("lstm", T=6, H=4)
+    fig = F.explore_figure(tr, F.ExploreInput(tokens=["the", "cat", "sat", "on", "a", "mat"]))
+    tokens = fig.data[0]
+    assert list(tokens.text) == ["the", "cat", "sat", "on", "a", "mat"]
+    assert np.allclose(np.asarray(tokens.marker.color, float), tr.grad_input, rtol=1e-6)
+
+
+def test_payload_is_within_three_times_the_raw_data():
+    tr, fig = build("lstm", T=1000, H=64)
+    raw = 4 * (tr.hidden[0, 0].size * 6 + 3 * 1000 + 2 * 1000)
+    sent = len(pio.to_json(fig, validate=False))
+    assert sent <= 3 * raw, (sent, raw)
+
+
+def test_exports():
+    tr, x = make_trace("lstm", T=7, H=3)
+    table = F.trace_table(tr, 0, 0, list("abcdefg"))
+    assert list(table.columns[:6]) == ["t", "token", "saliency", "grad_h_norm", "grad_c_norm", "h[0]"]
+    assert len(table) == 7 and "forget[2]" in table.columns
+    npz = np.load(io.BytesIO(F.trace_npz(tr)))
+    assert np.array_equal(npz["gate_forget"], tr.gates["forget"])
+    tr2, fig = build("gru", T=10, H=4)
+    html = F.figure_html(F.explore_figure(tr2, F.ExploreInput(tokens=list("abcdefghij"))), "x")
+    assert "<title>x</title>" in html and "<script src=" not in html
