@@ -9,12 +9,13 @@ import streamlit as st
 
 st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
 
+# Material icons, not emoji: they render everywhere, also where no emoji font is installed.
 PAGES = Path(__file__).resolve().parent / "pages"
 pages = [
-    st.Page(PAGES / "explore.py", title="Explore", icon="🔬", default=True),
-    st.Page(PAGES / "compare.py", title="Compare cells", icon="⚖️", url_path="compare"),
-    st.Page(PAGES / "gradient_lab.py", title="Gradient lab", icon="📉", url_path="gradient_lab"),
-    st.Page(PAGES / "train.py", title="Train", icon="🏋️", url_path="train"),
-    st.Page(PAGES / "about.py", title="About", icon="ℹ️", url_path="about"),
+    st.Page(PAGES / "explore.py", title="Explore", icon=":material/biotech:", default=True),
+    st.Page(PAGES / "compare.py", title="Compare cells", icon=":material/compare:", url_path="compare"),
+    st.Page(PAGES / "gradient_lab.py", title="Gradient lab", icon=":material/trending_down:", url_path="gradient_lab"),
+    st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
 ]
 st.navigation(pages).run()

@@ -22,11 +22,13 @@ from core.loading import load_user_weights
 from core.model import CELLS, SequenceModel
 from core.tasks import TASKS, Example, get_task
 from core.trace import Trace, trace
+from core.train import TrainResult
 
-SOURCES = ("trained", "random", "upload")
+SOURCES = ("trained", "session", "random", "upload")
 INPUTS = ("sample", "text", "csv")
 PICKS = ("index", "most active", "most variable")
-SOURCE_LABELS = {"trained": "shipped trained model", "random": "fresh random init (untrained)",
+SOURCE_LABELS = {"trained": "shipped trained model", "session": "trained in this session",
+                 "random": "fresh random init (untrained)",
                  "upload": "my own weights (upload)"}
 INPUT_LABELS = {"sample": "seeded sample", "text": "my own text / numbers", "csv": "CSV column"}
 MAX_SEED = 2**31 - 1
@@ -40,6 +42,7 @@ class View:
     cell: str = "lstm"
     source: str = "trained"
     seed: int = 0  # weights seed for a fresh random init
+    run: str = ""  # label of a model trained in this browser session (the Train page's)
     input: str = "sample"
     sample: int = 0  # seed of the sampled example
     text: str = ""
@@ -110,6 +113,8 @@ def _parse(name: str, raw: str):
         return raw if raw in PICKS else None
     if name == "text":
         return raw if len(raw) <= LIMITS.max_text_chars else None
+    if name == "run":
+        return raw if len(raw) <= 200 else None
     try:
         value = int(raw)
     except ValueError:
@@ -138,9 +143,26 @@ def trained_available(task: str, cell: str) -> bool:
     return (task, cell) in set(zoo.available())
 
 
-def resolve_model(view: View, upload: tuple[bytes, str] | None = None) -> ModelChoice:
-    """The model for `view`. Raises ValueError with a user-facing message when it cannot."""
+def resolve_model(view: View, upload: tuple[bytes, str] | None = None,
+                  session_models: Mapping[str, TrainResult] | None = None) -> ModelChoice:
+    """The model for `view`. Raises ValueError with a user-facing message when it cannot.
+
+    `session_models` are the models trained in this browser session (label -> TrainResult).
+    """
     task = get_task(view.task)
+    if view.source == "session":
+        result = (session_models or {}).get(view.run)
+        if result is None:
+            raise ValueError("That model was trained in another browser session (or is gone): "
+                             "train one on the Train page, then open it here.")
+        if result.task != task.name:
+            raise ValueError(f"“{view.run}” was trained on another task; pick {task.title} "
+                             "models only.")
+        score = result.score
+        label = (f"{view.run} · {result.status}, {result.steps} steps · held-out "
+                 f"{score.metric} {score.value:.3g} (baseline “{score.baseline_name}”: "
+                 f"{score.baseline:.3g})")
+        return ModelChoice(result.model, result.model.rnn, True, label)
     if view.source == "trained":
         if not trained_available(task.name, view.cell):
             raise ValueError(

@@ -45,15 +45,30 @@ def _step(delta: int) -> None:
     st.session_state.w_t = max(0, int(st.session_state.get("w_t", V["t"])) + delta)
 
 
+# A model trained on the Train page, sent here with its "Open in Explore" button.
+TRAINED = "gatescope.trained"  # label -> core.train.TrainResult, filled by the Train page
+trained_here = st.session_state.get(TRAINED, {})
+opened = st.session_state.pop("gatescope.explore.open", None)
+if opened in trained_here:
+    V.update(source="session", run=opened, task=trained_here[opened].task)
+    for key in ("w_task", "w_source", "w_run"):
+        st.session_state.pop(key, None)  # the widgets start from V again
+
 # --- choices -----------------------------------------------------------------------------
 with st.sidebar:
     st.header("Choices")
     choose(st.selectbox, "Task", "task", TASKS, lambda n: TASKS[n].title)
-    choose(st.radio, "Cell", "cell", CELLS, CELL_NAMES.get, horizontal=True)
-    choose(st.radio, "Model", "source", ex.SOURCES, ex.SOURCE_LABELS.get)
+    runs_for_task = [label for label, r in trained_here.items() if r.task == V["task"]]
+    sources = [s for s in ex.SOURCES if s != "session" or runs_for_task or V["source"] == s]
+    choose(st.radio, "Model", "source", sources, ex.SOURCE_LABELS.get)
     upload = None
+    if V["source"] in ("trained", "random"):
+        choose(st.radio, "Cell", "cell", CELLS, CELL_NAMES.get, horizontal=True)
     if V["source"] == "random":
         choose(st.number_input, "Weights seed", "seed", min_value=0, max_value=ex.MAX_SEED)
+    elif V["source"] == "session" and runs_for_task:
+        choose(st.selectbox, "Trained in this session", "run", runs_for_task)
+        V["cell"] = trained_here[V["run"]].cell
     elif V["source"] == "upload":
         file = st.file_uploader("state_dict of an nn.RNN / nn.LSTM / nn.GRU",
                                 type=["safetensors", "pt", "pth"], key="weights_file")
@@ -103,13 +118,22 @@ def compute(view: ex.View, upload_key: str, csv_key: tuple | None, _upload, _csv
     return choice, ex.run(view, choice, example)
 
 
+def compute_for_session(view: ex.View, csv_values):
+    """Models trained in this session are this visitor's own: never in the shared cache."""
+    choice = ex.resolve_model(view, session_models=trained_here)
+    return choice, ex.run(view, choice, ex.make_example(view, csv_values))
+
+
 upload_key = hashlib.sha256(upload[0]).hexdigest() + upload[1] if upload else ""
 csv_key = tuple(csv_values) if csv_values is not None else None
 trace_view = ex.View(**{**view.__dict__, "layer": 0, "direction": 0, "pick": "index",
                         "unit": 0, "t": 0})
 error = None
 try:
-    choice, result = compute(trace_view, upload_key, csv_key, upload, csv_values)
+    if view.source == "session":
+        choice, result = compute_for_session(trace_view, csv_values)
+    else:
+        choice, result = compute(trace_view, upload_key, csv_key, upload, csv_values)
     st.session_state.last_good = (view, choice, result)
 except Exception as err:  # every failure becomes a message, never a traceback
     error = str(err) or type(err).__name__

@@ -191,3 +191,35 @@ def test_downloads_are_offered():
     at = app(task="adding", source="random")
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Trace (.npz)", "Trace (.csv)", "Figure (standalone .html)"]
+
+
+@pytest.fixture(scope="module")
+def gru_trained_here():
+    """A small GRU trained on the adding task, as the Train page leaves it in the session."""
+    from core.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    result = train("adding", "gru", TrainConfig(hidden_size=8, max_steps=20, heldout_size=50,
+                                                heldout_every=20, seed=5))
+    return {"adding · GRU · 10:00:00": result}
+
+
+def test_a_model_trained_in_this_session_opens_from_the_train_page(gru_trained_here):
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["gatescope.trained"] = gru_trained_here
+    at.session_state["gatescope.explore.open"] = "adding · GRU · 10:00:00"
+    at.run()
+    assert_clean(at)
+    caption = at.caption[0].value
+    assert "Adding problem" in caption and "GRU" in caption and "adding · GRU · 10:00:00" in caption
+    assert at.selectbox(key="w_run").value == "adding · GRU · 10:00:00"
+    spec = chart(at)
+    assert len(spec["frames"]) >= 1
+    # "update" is a GRU gate: the figure is the session model's, not the landing LSTM's
+    assert "update" in json.dumps(spec["layout"])
+
+
+def test_a_session_model_that_is_gone_is_a_message_not_a_traceback():
+    at = app(task="adding", source="session", run="adding · LSTM · 09:00:00")
+    assert_clean(at)
+    assert any("another browser session" in e.value for e in at.error)
