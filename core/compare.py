@@ -1,0 +1,455 @@
+"""The Compare page's logic, without Streamlit: one task, one input, the RNN, LSTM and GRU.
+
+    view = CompareView.from_query(st.query_params)          # invalid values fall back to defaults
+    models = pick_models(view.task, trained, view.picks())  # shipped, or trained in this session
+    example = make_example(view)                            # ValueError with a clear message
+    comparison = compare(view, models, example)             # traces, scores, sizes, timings
+
+Every number the page shows is measured here, on this machine: the trace time (median of a few
+runs), one training step's memory and time on a batch of the task, the gradient's decay per
+step. The held-out score and the training time come from when the model was trained (the zoo's
+metadata, or the session's TrainResult), because training again on every visit is not an option.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from core import explore as ex
+from core import zoo
+from core.lab import GradientDecay, gradient_decay, median_seconds, training_memory_bytes
+from core.limits import LIMITS
+from core.model import SequenceModel, count_parameters
+from core.tasks import TASKS, Example, get_task
+from core.tasks.base import STREAM_TRAIN, rng_for
+from core.trace import trace
+
+CELL_ORDER = ("rnn", "lstm", "gru")
+CELL_NAMES = {"rnn": "RNN (vanilla)", "lstm": "LSTM", "gru": "GRU"}
+INPUTS = ("sample", "text")
+INPUT_LABELS = {"sample": "seeded sample", "text": "my own text / numbers"}
+SHIPPED = ""  # a cell's model pick meaning "the shipped trained model"
+MAX_LABEL_CHARS = 200
+#: One training step's memory is measured on at most this many sequence-steps (batch x T), so a
+#: long sequence does not take hundreds of MB on a shared server; memory grows linearly in the
+#: batch, so the cells' ratios are those of the full batch.
+MAX_MEMORY_STEPS = 10_000
+#: What to type, per task (the task's own format).
+EXAMPLE_TEXT = {
+    "adding": "0.3 0.7* 0.1 0.5 0.9* 0.2 0.4 0.8",
+    "agreement": "the cats near the old house",
+    "airline": "112 118 132 129 121 135 148 148 136 119 104 118",
+    "sentiment": "i like this phone , but the battery is awful",
+    "names": "he took rose to a nice restaurant",
+    "random": "64 numbers per timestep, separated by spaces",
+}
+
+
+@dataclass(frozen=True)
+class CompareView:
+    """Every choice on the Compare page; kept in the URL so a link reproduces the view.
+
+    rnn / lstm / gru name the model of each cell: "" for the shipped one, else the label of a
+    model trained in this browser session (a link opened elsewhere falls back to the shipped)."""
+
+    task: str = "adding"  # the landing view: the adding problem, where the RNN's gradient dies
+    input: str = "sample"
+    sample: int = 0
+    text: str = ""
+    len: int = 0  # the task's length knob; 0 = the task's default
+    t: int = 0  # where the time cursor starts
+    rnn: str = SHIPPED
+    lstm: str = SHIPPED
+    gru: str = SHIPPED
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, object]) -> "CompareView":
+        """A view from URL query parameters; anything invalid keeps its default."""
+        updates = {}
+        for f in fields(cls):
+            raw = params.get(f.name)
+            if raw is None:
+                continue
+            raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
+            value = _parse(f.name, str(raw))
+            if value is not None:
+                updates[f.name] = value
+        return replace(cls(), **updates).normalised()
+
+    def to_query(self) -> dict[str, str]:
+        """Only the choices that differ from the defaults, so links stay short."""
+        default = CompareView()
+        return {k: str(v) for k, v in asdict(self).items() if v != getattr(default, k)}
+
+    def normalised(self) -> "CompareView":
+        """Clamp what depends on other choices: the length to the task's range; no text
+        unless typed input is chosen (so links stay short)."""
+        task = get_task(self.task)
+        length = self.len
+        if task.seq_len.fixed or not task.seq_len.min <= length <= task.seq_len.max \
+                or length == task.seq_len.default:
+            length = 0
+        return replace(self, len=length, text=self.text if self.input == "text" else "")
+
+    def picks(self) -> dict[str, str]:
+        return {cell: getattr(self, cell) for cell in CELL_ORDER}
+
+    def explore_view(self) -> ex.View:
+        """The same task and input as an Explore view (whose example builder we reuse)."""
+        return ex.View(task=self.task, input=self.input, sample=self.sample, text=self.text,
+                       len=self.len)
+
+    def seq_len(self) -> int | None:
+        return self.len or None
+
+
+def _parse(name: str, raw: str):
+    raw = raw.strip()
+    if name == "task":
+        return raw if raw in TASKS else None
+    if name == "input":
+        return raw if raw in INPUTS else None
+    if name == "text":
+        return raw if len(raw) <= LIMITS.max_text_chars else None
+    if name in CELL_ORDER:
+        return raw if len(raw) <= MAX_LABEL_CHARS else None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    limits = {"sample": ex.MAX_SEED, "len": LIMITS.max_seq_len, "t": LIMITS.max_seq_len}
+    return value if 0 <= value <= limits[name] else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Models: the shipped one per cell, or one trained in this session
+
+
+@dataclass
+class CellModel:
+    """One cell's model and how it was made."""
+
+    cell: str
+    model: SequenceModel
+    source: str  # "shipped" | "trained"
+    label: str
+    train_seconds: float
+    train_steps: int
+    score: dict  # metric, value, baseline, baseline_name, higher_is_better (+ n, seq_len)
+    batch_size: int  # the training batch size (the memory and step time are measured on one)
+
+    @property
+    def key(self) -> str:
+        """Identifies the weights for caching: the label, plus the object for session models
+        (two browser sessions may both have an "LSTM #1")."""
+        return "shipped" if self.source == "shipped" else f"{self.label}@{id(self.model)}"
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.verdict == "better"
+
+    @property
+    def verdict(self) -> str:
+        """"better" than the trivial baseline by a clear margin, "worse", or "about the same"
+        (within 0.05 of accuracy / F1, or within 10% of the baseline's error): a tanh RNN at
+        52.9% against a 50.9% majority guess has not learned the task."""
+        s = self.score
+        value, baseline = float(s["value"]), float(s["baseline"])
+        if s["higher_is_better"]:
+            margin = value - baseline
+            return "better" if margin > 0.05 else "worse" if margin < -0.05 else "about the same"
+        if value < 0.9 * baseline:
+            return "better"
+        return "worse" if value > 1.1 * baseline else "about the same"
+
+
+def shipped_model(task: str, cell: str) -> CellModel:
+    """The shipped trained model of task x cell, with its recorded training time and score."""
+    if (task, cell) not in set(zoo.available()):
+        raise ValueError(f"No shipped trained {CELL_NAMES[cell]} for {get_task(task).title}: "
+                         "train one on the Train page and pick it here.")
+    info = zoo.model_info(task, cell)
+    return CellModel(cell, zoo.load_model(task, cell), "shipped",
+                     f"shipped trained {CELL_NAMES[cell]}", float(info.train_seconds),
+                     int(info.steps), dict(info.heldout), int(info.config["batch_size"]))
+
+
+def trained_model(label: str, result) -> CellModel:
+    """A model trained in this session (a core.train.TrainResult) as a CellModel."""
+    score = result.score.to_dict()
+    score.setdefault("seq_len", result.config.seq_len)
+    model = result.model.eval()
+    return CellModel(result.cell, model, "trained", label, float(result.seconds),
+                     int(result.steps), score, int(result.config.batch_size))
+
+
+def trained_options(task: str, cell: str, trained: Mapping[str, object]) -> list[str]:
+    """Labels of the session's trained models for task x cell, newest first."""
+    return [label for label, r in reversed(list(trained.items()))
+            if getattr(r, "task", None) == task and getattr(r, "cell", None) == cell
+            and getattr(r, "model", None) is not None]
+
+
+def pick_models(task: str, trained: Mapping[str, object] | None = None,
+                picks: Mapping[str, str] | None = None) -> dict[str, CellModel]:
+    """The model of each cell: the session model named in `picks` when it exists and fits the
+    task and cell, else the shipped one."""
+    trained = trained or {}
+    picks = picks or {}
+    models = {}
+    for cell in CELL_ORDER:
+        label = picks.get(cell, SHIPPED)
+        if label and label in trained_options(task, cell, trained):
+            models[cell] = trained_model(label, trained[label])
+        else:
+            models[cell] = shipped_model(task, cell)
+    return models
+
+
+# ---------------------------------------------------------------------------------------------
+# The input
+
+
+def make_example(view: CompareView) -> Example:
+    """The example all three cells read. ValueError with a clear message for bad input: empty
+    text, text the task cannot read, and words the models never saw."""
+    example = ex.make_example(view.explore_view())
+    if example.unknown:
+        task = get_task(view.task)
+        shown = ", ".join(f"“{w}”" for w in example.unknown[:10])
+        more = f" and {len(example.unknown) - 10} more" if len(example.unknown) > 10 else ""
+        known = ", ".join([w for w in task.vocab.words[2:] if w.isalpha()][:24])
+        raise ValueError(
+            f"Not in the {task.title} vocabulary: {shown}{more}. The models only know the words "
+            f"they were trained on (e.g. {known}, …); please use those.")
+    return example
+
+
+# ---------------------------------------------------------------------------------------------
+# Running and measuring
+
+
+@dataclass
+class CellComparison:
+    """Everything the page shows for one cell."""
+
+    model: CellModel
+    result: ex.Result  # trace, prediction, target
+    params: int  # the whole model's parameters (embedding, recurrent module, head)
+    rnn_params: int  # the recurrent module's alone
+    trace_seconds: float  # median wall time of one trace (forward, one backward, gates)
+    step_seconds: float  # median wall time of one training step (forward + backward) on the batch
+    memory: dict[str, int]  # core.lab.training_memory_bytes on the batch
+    memory_batch: tuple[int, int]  # (sequences, steps) of that batch
+    decay: GradientDecay  # the fitted decay of norm(d loss / d h_t) per step back in time
+
+    @property
+    def first_to_last(self) -> float:
+        """norm(d loss / d h_t) at the first step over the one at the last (0 = underflowed)."""
+        g = self.result.trace.grad_hidden[-1, 0].astype(np.float64)
+        return float(g[0] / g[-1]) if g[-1] > 0 else float("nan")
+
+
+@dataclass
+class Comparison:
+    task: str
+    example: Example
+    tokens: list[str]
+    values: np.ndarray | None
+    value_names: tuple[str, ...]
+    cells: dict[str, CellComparison]
+    objective_note: str
+    loss_at_every_step: bool  # tagging tasks: the decay from the end means little
+    target: str  # the answer in the task's words, "—" when unknown
+
+    @property
+    def seq_len(self) -> int:
+        return len(self.example)
+
+
+class _ReadsLengths(nn.Module):
+    """A SequenceModel that reads each padded sequence's last real step, for the memory count
+    (core.lab.training_memory_bytes calls model(inputs) with the inputs alone)."""
+
+    def __init__(self, model: SequenceModel, lengths: torch.Tensor, tagging: bool):
+        super().__init__()
+        self.model, self.lengths, self.tagging = model, lengths, tagging
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs, None if self.tagging else self.lengths)
+
+
+def memory_batch(view: CompareView, batch_size: int):
+    """A training batch of the task at the view's length, capped at MAX_MEMORY_STEPS steps."""
+    task = get_task(view.task)
+    length = view.seq_len() if view.input == "sample" else None  # typed text: the default
+    batch = task.batch(rng_for(0, STREAM_TRAIN), batch_size, length)
+    steps = int(batch.inputs.shape[1])
+    keep = max(1, min(len(batch), MAX_MEMORY_STEPS // max(1, steps)))
+    if keep < len(batch):
+        batch = type(batch)(batch.inputs[:keep], batch.targets[:keep], batch.lengths[:keep],
+                            {k: v[:keep] for k, v in batch.info.items()})
+    return batch
+
+
+def measure_training_step(model: SequenceModel, task_name: str, batch, repeats: int = 3
+                          ) -> tuple[dict[str, int], float]:
+    """(memory of one training step, median seconds of one forward + backward) on `batch`,
+    on a copy of the model (shared zoo models are never touched)."""
+    task = get_task(task_name)
+    wrapped = _ReadsLengths(copy.deepcopy(model).train(), batch.lengths, task.kind == "tagging")
+
+    def loss_fn(predictions):
+        return task.loss(predictions, batch.targets)
+
+    memory = training_memory_bytes(wrapped, batch.inputs, loss_fn)
+
+    def step():
+        wrapped.zero_grad(set_to_none=True)
+        loss_fn(wrapped(batch.inputs)).backward()
+
+    seconds = median_seconds(step, repeats=repeats)
+    wrapped.zero_grad(set_to_none=True)
+    return memory, seconds
+
+
+#: Timings run on one thread: these small models are several times faster on one thread than on
+#: two busy ones (threads wait on each other), and one thread is what each cell gets alike.
+MEASURE_THREADS = 1
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def compare(view: CompareView, models: Mapping[str, CellModel], example: Example, *,
+            trace_repeats: int = 5, step_repeats: int = 3) -> Comparison:
+    """Run the same example through each cell's model and measure everything the page shows
+    (timings on MEASURE_THREADS threads)."""
+    with _threads(MEASURE_THREADS):
+        return _compare(view, models, example, trace_repeats, step_repeats)
+
+
+def _compare(view: CompareView, models: Mapping[str, CellModel], example: Example,
+             trace_repeats: int, step_repeats: int) -> Comparison:
+    task = get_task(view.task)
+    torch.set_flush_denormal(True)  # vanished gradients must not slow the timings 37x
+    cells: dict[str, CellComparison] = {}
+    for cell in CELL_ORDER:
+        chosen = models[cell]
+        model = chosen.model
+        if model.spec.cell != cell:
+            raise ValueError(f"the model for {CELL_NAMES[cell]} is a {model.spec.cell.upper()}")
+        choice = ex.ModelChoice(model, model.rnn, True, chosen.label)
+        result = ex.run(ex.View(task=task.name, cell=cell), choice, example)
+        with torch.no_grad():
+            x = model.features(example.inputs).detach().float()
+        objective = task.objective(model, example.target)
+        once = median_seconds(lambda: trace(model.rnn, x, objective), repeats=1)
+        repeats = trace_repeats if once < 0.05 else max(1, min(trace_repeats, 3))
+        trace_seconds = median_seconds(lambda: trace(model.rnn, x, objective), repeats=repeats)
+        batch = memory_batch(view, chosen.batch_size)
+        memory, step_seconds = measure_training_step(model, task.name, batch, step_repeats)
+        cells[cell] = CellComparison(
+            model=chosen, result=result, params=count_parameters(model),
+            rnn_params=count_parameters(model.rnn), trace_seconds=trace_seconds,
+            step_seconds=step_seconds, memory=memory,
+            memory_batch=(len(batch), int(batch.inputs.shape[1])),
+            decay=gradient_decay(result.trace),
+        )
+    first = cells[CELL_ORDER[0]].result
+    return Comparison(task.name, example, first.tokens, first.values, first.value_names, cells,
+                      first.objective_note, task.kind == "tagging", target_text(task, example))
+
+
+def target_text(task, example: Example) -> str:
+    """The example's answer in the task's own words ("—" when typed text has none).
+    Regression targets go through describe() with the example, so the airline task speaks in
+    passengers rather than in the scaled change the model predicts."""
+    if example.target is None:
+        return "—"
+    if task.kind == "regression":
+        return task.describe(torch.as_tensor(example.target), example).split(" (")[0]
+    if task.kind == "classification":
+        return task.classes[int(example.target)]
+    return " ".join(task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1))
+
+
+def measures_table(cells: Mapping[str, CellComparison]) -> pd.DataFrame:
+    """The size, speed and memory of each cell as a table (rows: measures, columns: cells),
+    with the GRU / LSTM ratio beside them: the numbers behind "GRU is smaller and faster"."""
+    rows = {
+        "Parameters (whole model)": lambda c: f"{c.params:,}",
+        "Recurrent parameters": lambda c: f"{c.rnn_params:,}",
+        "Trace time (median)": lambda c: f"{c.trace_seconds * 1e3:.1f} ms",
+        "Training step, forward + backward (median)": lambda c: f"{c.step_seconds * 1e3:.1f} ms",
+        "Peak training memory (params + grads + saved activations)":
+            lambda c: f"{c.memory['total'] / 2**20:.2f} MiB",
+        "Training time (recorded when trained)":
+            lambda c: f"{c.model.train_seconds:.1f} s, {c.model.train_steps:,} steps",
+    }
+    ratios = {
+        "Parameters (whole model)": lambda c: c.params,
+        "Recurrent parameters": lambda c: c.rnn_params,
+        "Trace time (median)": lambda c: c.trace_seconds,
+        "Training step, forward + backward (median)": lambda c: c.step_seconds,
+        "Peak training memory (params + grads + saved activations)": lambda c: c.memory["total"],
+        "Training time (recorded when trained)": lambda c: c.model.train_seconds,
+    }
+    table = {CELL_NAMES[cell]: [fmt(c) for fmt in rows.values()] for cell, c in cells.items()}
+    if "gru" in cells and "lstm" in cells:
+        table["GRU ÷ LSTM"] = [f"{get(cells['gru']) / get(cells['lstm']):.2f}"
+                               if get(cells["lstm"]) else "—" for get in ratios.values()]
+    return pd.DataFrame(table, index=list(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement: accuracy against subject-verb distance
+
+
+AGREEMENT_SEED = zoo.FINAL_HELDOUT_SEED
+AGREEMENT_PER_DISTANCE = 100
+
+
+def accuracy_by_distance(model: CellModel, task: str = "agreement") -> list[dict]:
+    """Held-out accuracy at each subject-verb distance 1..40 (100 sentences each).
+
+    A shipped model's metadata holds exactly this measurement (same seed, same sentences), made
+    when it was saved; it is used as it is. Anything else is measured now (about 1-2 s)."""
+    task_obj = get_task(task)
+    if task_obj.name != "agreement":
+        raise ValueError("accuracy by subject–verb distance is measured on the agreement task")
+    if model.source == "shipped":
+        stored = zoo.model_info(task_obj.name, model.cell).extra.get("accuracy_by_distance")
+        if stored and len(stored) == task_obj.seq_len.max:
+            return [dict(row) for row in stored]
+    with _threads(MEASURE_THREADS):
+        return task_obj.accuracy_by_distance(model.model, seed=AGREEMENT_SEED,
+                                             per_distance=AGREEMENT_PER_DISTANCE,
+                                             max_distance=task_obj.seq_len.max)
+
+
+def recurrent_params_formula(input_size: int, hidden_size: int) -> dict[str, int]:
+    """Parameters of one layer of each cell: gates x (H*(I+H) + 2H). GRU has 3 blocks, LSTM 4."""
+    block = hidden_size * (input_size + hidden_size) + 2 * hidden_size
+    return {"rnn": block, "lstm": 4 * block, "gru": 3 * block}
+
+
+__all__ = ["CELL_ORDER", "CELL_NAMES", "CompareView", "CellModel", "CellComparison",
+           "Comparison", "compare", "make_example", "pick_models", "shipped_model",
+           "trained_model", "trained_options", "accuracy_by_distance", "memory_batch",
+           "measure_training_step", "measures_table", "recurrent_params_formula", "target_text", "EXAMPLE_TEXT"]

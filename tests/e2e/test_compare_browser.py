@@ -1,0 +1,137 @@
+"""The Compare page in real Chromium: three cells on one cursor that plays and scrubs in the
+browser, a task switch, bad input, and never an exception on the page."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from harness import ROOT, free_port, shot, stop_app, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+CHART = ".js-plotly-plot"
+
+
+@pytest.fixture(scope="module")
+def compare_url(app_url, artifacts):
+    """The Compare page in the app; until app.py registers it, the page alone (same script)."""
+    if "pages/compare.py" in (ROOT / "app.py").read_text():
+        yield f"{app_url}/compare"
+        return
+    port = free_port()
+    log = open(artifacts / "streamlit-compare.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "pages/compare.py", "--server.headless",
+         "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    stop_app(proc)
+
+
+def real_errors(page) -> list[str]:
+    """Uncaught errors on the page, less plotly.js's rejected promise when Pause or the slider
+    interrupts a running animation (it rejects with `undefined`: nothing went wrong)."""
+    return [e for e in page.js_errors if e != "undefined"]
+
+
+def cursors(page) -> list[float]:
+    """The x of every column's time cursor."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('.js-plotly-plot')]
+                 .flatMap(gd => (gd._fullData || []).filter(t => t.name === 'cursor'))
+                 .map(t => t.x[0])""")
+
+
+def readouts(page) -> list[str]:
+    return page.evaluate(
+        """() => [...document.querySelectorAll('.js-plotly-plot')]
+                 .flatMap(gd => (gd._fullData || []).filter(t => t.name === 'readout'))
+                 .map(t => t.text[0])""")
+
+
+def test_three_cells_play_and_scrub_on_one_cursor(page, compare_url, artifacts):
+    page.goto(compare_url)
+    wait_for_app(page)
+    chart = page.locator(CHART).first
+    chart.wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    for text in ("RNN (vanilla)", "LSTM", "GRU", "GRU ÷ LSTM", "Peak training memory"):
+        assert text in body
+    assert page.locator(f"{CHART} image").count() >= 5  # h x 3, forget f, update z
+    assert cursors(page) == [0, 0, 0]
+    # Play: every column's cursor moves, together, with no server round trip
+    chart.locator(".updatemenu-button").nth(0).click()
+    page.wait_for_timeout(900)
+    chart.locator(".updatemenu-button").nth(1).click()  # pause
+    page.wait_for_timeout(200)
+    moved = cursors(page)
+    assert moved[0] > 0 and len(set(moved)) == 1, moved
+    # Scrub: click three quarters along the slider rail
+    rail = chart.locator(".slider-rail-rect").bounding_box()
+    page.mouse.click(rail["x"] + rail["width"] * 0.75, rail["y"] + rail["height"] / 2)
+    page.wait_for_timeout(400)
+    scrubbed = cursors(page)
+    assert 30 <= scrubbed[0] <= 45 and len(set(scrubbed)) == 1, scrubbed
+    # the gradient readouts follow the cursor: the RNN's has vanished, the LSTM's has not
+    values = readouts(page)
+    assert len(values) == 3
+    assert real_errors(page) == []
+    chart.scroll_into_view_if_needed()
+    chart.screenshot(path=str(artifacts / "compare-adding-scrubbed.png"))
+    decay = page.locator(CHART).nth(1)
+    decay.scroll_into_view_if_needed()
+    assert "per step" in decay.inner_text()
+    decay.screenshot(path=str(artifacts / "compare-adding-decay.png"))
+
+
+def test_switch_task_then_bad_input_keeps_the_view(page, compare_url, artifacts):
+    page.goto(compare_url)
+    wait_for_app(page)
+    page.locator(CHART).first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=re.compile("agreement", re.I)).click()
+    page.wait_for_url(re.compile("task=agreement"), timeout=60_000)  # the link follows
+    wait_for_app(page)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3",
+                           timeout=60_000)
+    page.wait_for_timeout(1000)  # let Streamlit finish mounting the new charts
+    accuracy = page.locator(CHART).nth(2)
+    accuracy.scroll_into_view_if_needed()
+    assert "words from subject to verb" in accuracy.inner_text()
+    accuracy.screenshot(path=str(artifacts / "compare-agreement-accuracy.png"))
+    chart = page.locator(CHART).first
+    chart.scroll_into_view_if_needed()
+    rail = chart.locator(".slider-rail-rect").bounding_box()  # scrub to the middle
+    page.mouse.click(rail["x"] + rail["width"] * 0.5, rail["y"] + rail["height"] / 2)
+    page.wait_for_timeout(400)
+    middle = cursors(page)
+    assert middle[0] > 5 and len(set(middle)) == 1, middle
+    chart.screenshot(path=str(artifacts / "compare-agreement.png"))
+    # typed text with a word the models never saw: a clear message, the last good view stays
+    page.get_by_text("my own text / numbers").click()
+    box = page.get_by_role("textbox", name="Your input")
+    box.wait_for(timeout=60_000)
+    wait_for_app(page)
+    box.fill("the zebras near the house")
+    page.keyboard.press("Control+Enter")
+    page.locator('[data-testid="stAlert"]', has_text="zebras").wait_for(timeout=60_000)
+    wait_for_app(page)
+    alert = page.locator('[data-testid="stAlert"]', has_text="zebras").inner_text()
+    assert "zebras" in alert and "last good view" in alert
+    assert page.locator(CHART).count() >= 3
+    assert real_errors(page) == []
+    shot(page, artifacts, "compare-bad-input")

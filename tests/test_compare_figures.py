@@ -1,0 +1,201 @@
+"""core.compare_figures: three columns on one time cursor, the decay overlay, accuracy by distance."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.compare_figures import (
+    accuracy_distance_figure, compare_figure, gradient_overlay_figure, gradient_range,
+)
+from core.figures import ExploreInput
+from core.lab import fit_decay
+from core.trace import Trace
+
+CELLS = ("rnn", "lstm", "gru")
+GATES = {"rnn": (), "lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new")}
+
+
+def fake_trace(cell: str, T: int = 12, H: int = 5, h_value: float | None = None,
+               decay: float = 0.5) -> Trace:
+    """A small trace with known values: h, gates in their ranges, gradient decaying back in time."""
+    rng = np.random.default_rng(len(cell))
+    hidden = (np.full((1, 1, T, H), h_value, np.float32) if h_value is not None
+              else rng.uniform(-1, 1, (1, 1, T, H)).astype(np.float32))
+    gates = {g: rng.uniform(0, 1, (1, 1, T, H)).astype(np.float32) for g in GATES[cell]}
+    grad = (decay ** np.arange(T)[::-1]).astype(np.float32).reshape(1, 1, T)
+    return Trace(cell, hidden, hidden.copy() if cell == "lstm" else None, gates, grad,
+                 grad.copy() if cell == "lstm" else None, rng.uniform(0, 1, T).astype(np.float32),
+                 hidden[0, 0], 0.0)
+
+
+def traces(**kw) -> dict[str, Trace]:
+    return {cell: fake_trace(cell, **kw) for cell in CELLS}
+
+
+def words(T: int = 12) -> ExploreInput:
+    return ExploreInput([f"w{t}" for t in range(T)])
+
+
+def as_json(fig) -> dict:
+    return json.loads(fig.to_json())
+
+
+def image_pixels(source: str) -> np.ndarray:
+    data = base64.b64decode(source.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def map_images(layout: dict) -> list[dict]:
+    """The units x time maps (saliency strips are translucent, colour bars sit on the paper)."""
+    return [im for im in layout["images"] if im["xref"] != "paper" and "opacity" not in im]
+
+
+def test_one_column_per_cell_with_a_map_per_state_and_keep_gate():
+    fig = as_json(compare_figure(traces(), words(), t0=3))
+    layout = fig["layout"]
+    maps = map_images(layout)
+    # h for all three, the forget gate (LSTM) and the update gate (GRU): the RNN has no gate
+    assert len(maps) == 5
+    assert all(im["sizex"] == 12 and im["sizey"] == 5 for im in maps)
+    def column(xref: str) -> str:  # every row of a column matches the column's bottom axis
+        return layout["xaxis" + xref[1:]].get("matches", xref)
+
+    assert len({column(im["xref"]) for im in maps}) == 3  # three columns
+    titles = " ".join(a["text"] for a in layout["annotations"])
+    for text in ("<b>RNN (vanilla)</b>", "<b>LSTM</b>", "<b>GRU</b>", "forget gate f",
+                 "update gate z (1 = keep h)", "no gates: a vanilla RNN"):
+        assert text in titles
+    cursors = [t for t in fig["data"] if t.get("name") == "cursor"]
+    assert len(cursors) == 3
+    assert {c["xaxis"] for c in cursors} == {column(im["xref"]) for im in maps}
+    assert all(c["x"] == [3, 3] for c in cursors)
+
+
+def test_colour_ranges_are_fixed_not_fitted_to_the_data():
+    """A hidden state that is 0.5 everywhere is drawn in the colour of 0.5 on the −1…1 scale,
+    the same colour it has in a trace that also reaches −1 and 1; an autoscale would give it
+    the scale's top colour."""
+    flat = as_json(compare_figure(traces(h_value=0.5), words()))
+    pixel = tuple(image_pixels(map_images(flat["layout"])[0]["source"])[0, 0])  # the RNN's h
+    wide = fake_trace("rnn")
+    wide.hidden[0, 0, 0, :] = 0.5
+    wide.hidden[0, 0, 1, 0], wide.hidden[0, 0, 2, 0] = -1.0, 1.0
+    other = as_json(compare_figure({"rnn": wide}, words()))
+    image = image_pixels(map_images(other["layout"])[0]["source"])
+    assert tuple(image[-1, 0]) == pixel  # row 0 (at the bottom), step 0 holds 0.5
+    assert pixel != tuple(image[-1, image.shape[1] // 12 * 2 + 1])  # 1.0 is another colour
+    assert pixel != tuple(image[-1, image.shape[1] // 12 * 1 + 1])  # and so is -1.0
+
+
+def test_frames_only_move_the_cursor_the_readouts_and_the_word():
+    T = 20  # too many words to print them all: the word under the cursor moves with it
+    fig = compare_figure(traces(T=T), words(T))
+    frames = [f.to_plotly_json() for f in fig.frames]
+    assert [f["name"] for f in frames] == [str(t) for t in range(T)]
+    data = list(fig.data)
+    assert [d["name"] for d in data].count("word") == 3
+    for t, frame in enumerate(frames):
+        assert set(frame) <= {"name", "data", "traces", "group"}  # no layout: maps stay put
+        assert sorted(frame["traces"]) == list(range(len(data)))
+        for index, update in zip(frame["traces"], frame["data"]):
+            name = data[index]["name"]
+            if name == "cursor":
+                assert update == {"x": [t, t]}
+            elif name == "readout":
+                assert set(update) == {"x", "y", "text", "textposition"} and update["x"] == [t]
+            elif name == "word":
+                assert update == {"x": [t], "text": [f"w{t}"]}
+            else:
+                assert update == {}
+    payload = len(fig.to_json())
+    assert payload < 120_000, payload
+
+
+def test_gradients_share_one_log_scale_and_are_drawn_in_data_units():
+    trs = traces()
+    trs["rnn"].grad_hidden[:] = (0.1 ** np.arange(12)[::-1]).reshape(1, 1, 12)
+    layout = as_json(compare_figure(trs, words()))["layout"]
+    log_axes = {k: v for k, v in layout.items() if k.startswith("yaxis") and v.get("type") == "log"}
+    grad_axes = list(log_axes.values())
+    assert len(grad_axes) == 3
+    assert all(a["range"] == grad_axes[0]["range"] for a in grad_axes)
+    lo, hi = gradient_range(list(trs.values()))
+    assert lo <= -11 and hi >= 0 and grad_axes[0]["range"] == [lo, hi]
+    # plotly.js draws a path on a log axis from data values: log10 values would vanish
+    paths = [s for s in layout["shapes"] if "yaxis" + s["yref"][1:] in log_axes]
+    assert len(paths) == 3
+    ys = [float(y) for y in re.findall(r"[ML][^,]+,([^MLZ]+)", paths[0]["path"])]
+    assert min(ys) > 0 and math.isclose(max(ys), 1.0, rel_tol=1e-3)
+
+
+def test_underflowed_gradient_leaves_a_gap_and_the_readout_says_so():
+    trs = traces()
+    trs["rnn"].grad_hidden[0, 0, :4] = 0.0
+    fig = compare_figure(trs, words(), t0=0)
+    readout = [t for t in fig.data if t.name == "readout"][0]
+    assert readout.text[0] == "0 (underflow)"
+    path = [s for s in fig.layout.shapes if s.line.color == "#d62728"][0].path
+    assert path.startswith("M4,")  # the line starts where the gradient is still a number
+
+
+def test_numbers_input_is_drawn_as_lines_over_a_saliency_strip():
+    T = 10
+    values = np.stack([np.linspace(0, 1, T), (np.arange(T) == 3).astype(float)], 1)
+    fig = as_json(compare_figure(traces(T=T), ExploreInput([f"{v:.2f}" for v in values[:, 0]],
+                                                             values, ("value", "marker"))))
+    strips = [im for im in fig["layout"]["images"] if im.get("opacity") == 0.7]
+    assert len(strips) == 3 and all(im["sizex"] == T for im in strips)
+    assert sum(1 for s in fig["layout"]["shapes"] if s["yref"] in
+               {im["yref"] for im in strips}) == 6  # two features in each of three columns
+
+
+def test_long_sequences_keep_the_slider_short_and_play_visits_every_step():
+    T = 1000
+    fig = compare_figure(traces(T=T, H=3), words(T), t0=500)
+    slider = fig.layout.sliders[0]
+    assert len(slider.steps) <= 101
+    assert len(fig.frames) == T
+    assert list(slider.steps[slider.active].args[0]) == ["500"]
+    buttons = [b.label for b in fig.layout.updatemenus[0].buttons]
+    assert buttons == ["▶ Play", "❚❚ Pause", "Slow", "Fast ×10"]
+
+
+def test_traces_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="different lengths"):
+        compare_figure({"rnn": fake_trace("rnn", T=5), "lstm": fake_trace("lstm", T=6)},
+                       words(6))
+    with pytest.raises(ValueError):
+        compare_figure({}, words())
+
+
+def test_decay_overlay_names_each_cells_factor_per_step():
+    decays = {"rnn": fit_decay(0.5 ** np.arange(30)), "lstm": fit_decay(0.97 ** np.arange(30)),
+              "gru": fit_decay(np.r_[0.9 ** np.arange(20), np.zeros(10)])}
+    fig = gradient_overlay_figure(decays)
+    named = [t.name for t in fig.data if t.showlegend is not False]
+    assert named[0].startswith("RNN (vanilla): ×0.500 per step, half-life 1.0 steps")
+    assert named[1].startswith("LSTM: ×0.970 per step")
+    assert named[2].startswith("GRU: ×0.900 per step")
+    assert fig.layout.yaxis.type == "log"
+    fits = [t for t in fig.data if t.line.dash == "dash"]
+    assert len(fits) == 3
+    gru = [t for t in fig.data if t.name.startswith("GRU:")][0]
+    assert all(y is None or not math.isfinite(y) for y in list(gru.y)[20:])  # gaps, not zeros
+    assert any("underflow" in a.text for a in fig.layout.annotations)
+
+
+def test_accuracy_figure_has_a_fixed_scale_and_chance():
+    rows = {cell: [{"distance": d, "accuracy": a, "n": 100, "attractors": 1.0}
+                   for d, a in ((1, 1.0), (2, 0.5))] for cell in CELLS}
+    fig = accuracy_distance_figure(rows)
+    assert [t.name for t in fig.data] == ["RNN (vanilla)", "LSTM", "GRU"]
+    assert tuple(fig.layout.yaxis.range) == (0, 1.03)
+    assert any(s.y0 == 0.5 for s in fig.layout.shapes)
