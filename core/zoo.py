@@ -40,8 +40,8 @@ FINAL_HELDOUT_SIZE = 2000
 RECIPES: dict[str, TrainConfig] = {
     "adding": TrainConfig(hidden_size=64, batch_size=50, learning_rate=2e-3, seq_len=100,
                           min_seq_len=10, max_steps=3000),
-    "agreement": TrainConfig(hidden_size=64, batch_size=50, learning_rate=2e-3, seq_len=30,
-                             max_steps=2500),
+    "agreement": TrainConfig(hidden_size=64, batch_size=50, learning_rate=2e-3, seq_len=40,
+                             max_steps=2000),
     "airline": TrainConfig(hidden_size=32, batch_size=32, learning_rate=2e-3, seq_len=36,
                            min_seq_len=12, max_steps=1500),
     "sentiment": TrainConfig(hidden_size=64, batch_size=50, learning_rate=2e-3, seq_len=40,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from core.limits import LIMITS
 from core.model import ModelSpec, SequenceModel
 from core.tasks import TASKS, get_task, rng_for, token_f1
-from core.tasks.agreement import LONG, PLURAL, SINGULAR
+from core.tasks.agreement import LONG, PLURAL, SHORT, SHORT_SHARE, SINGULAR
 from core.tasks.airline import DATA_FILE
 from core.tasks.base import IGNORE
 
@@ -162,11 +162,22 @@ def test_agreement_label_follows_the_subject_across_attractors():
     assert with_attractors > 400  # most sentences hold a noun of the other number
 
 
-def test_agreement_trains_on_long_fillers_and_evaluates_every_distance():
+def test_agreement_trains_on_short_and_long_spans_and_evaluates_every_distance():
     task = get_task("agreement")
-    train = task.batch(rng_for(0, 0), 2000, 30)
-    assert (train.info["distance"] >= LONG).float().mean() > 0.8
-    assert int(train.info["distance"].max()) == 30
+    train = task.batch(rng_for(0, 0), 2000, 40)
+    distance = train.info["distance"]
+    short = distance <= SHORT
+    assert bool((short | (distance >= LONG)).all())  # nothing in between: no span to climb
+    assert short.float().mean() == pytest.approx(SHORT_SHARE, abs=0.04)
+    assert int(distance.min()) == 1 and int(distance.max()) == 40
+    assert train.info["attractors"][~short].float().mean() > 2  # long spans hold attractors
+    rng = np.random.default_rng(0)
+    for d in range(1, SHORT + 1):  # short spans: no noun between subject and verb
+        for _ in range(50):
+            s = task.sentence(rng, d)
+            assert not set(s["words"][s["subject_index"] + 1:]) & (SINGULAR | PLURAL)
+    small = task.batch(rng_for(0, 0), 2000, 10)  # below LONG (a user's choice): evenly 1..10
+    assert torch.bincount(small.info["distance"], minlength=11)[1:].min() > 100
     held = task.heldout(0, 2000)  # default: distances 1..20, spread evenly
     counts = torch.bincount(held.info["distance"], minlength=21)[1:]
     assert counts.min() > 50 and int(held.info["distance"].max()) == 20

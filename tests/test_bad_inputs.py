@@ -1,0 +1,516 @@
+"""A catalogue of bad inputs (issue 6): each one, where it goes in, and the message it must produce.
+
+Every row of CASES runs at two layers:
+
+- core: the function the page calls refuses it with a ValueError (a LimitError, naming the limit,
+  where a documented limit is crossed) whose message matches, accepts and reports it (unknown
+  words), or ignores it in favour of the default (URL parameters);
+- app: the same input through the page's real widgets or URL under Streamlit's AppTest: no
+  traceback, the message on screen, nothing the user had lost (the last good chart and the model
+  stay, the typed text stays in its box), and no user text rendered as HTML.
+
+Malformed checkpoint files have their own catalogue in tests/test_loading.py; two of them go end
+to end through the Explore page here. A row with `bug` set is a known defect in code this file
+does not own: it is marked xfail(strict=True), so fixing the defect turns it into a failure here
+until the mark is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import torch
+from safetensors.torch import save
+
+from core import explore as ex
+from core.limits import LIMITS, LimitError
+from core.tasks.agreement import VERBS
+from core.train import train
+from core.training_session import describe_result, make_train_config
+from streamlit.testing.v1 import AppTest
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TRAIN_PAGE = str(ROOT / "pages" / "train.py")
+LAB_PAGE = str(ROOT / "pages" / "gradient_lab.py")
+
+# Where an input goes in.
+TEXT = "typed text (Explore, 'my own text / numbers')"
+CSV = "CSV upload (Explore, airline, 'CSV column')"
+LENGTH = "sequence length of a seeded sample (Explore)"
+URL = "Explore page URL"
+LAB_URL = "Gradient lab URL"
+TRAIN_URL = "Train page URL"
+WEIGHTS = "weights upload (Explore, 'my own weights')"
+TRAINING = "a training run (Train page)"
+
+# What must happen to it.
+REFUSED = "refused with a message; the last good view stays"
+REPORTED = "accepted; what was odd about it is reported"
+ACCEPTED = "accepted quietly"
+IGNORED = "ignored; the default is used"
+
+CORE, APP_LAYER = "core", "app"
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    where: str
+    value: Any  # text, CSV bytes, URL params, (file name, bytes), or training options
+    message: str | None  # regex the user-facing message must match; None: no message at all
+    outcome: str = REFUSED
+    task: str = "agreement"
+    limit: str | None = None  # the core.limits field a LimitError must name
+    check: Callable[[Any], bool] | None = None  # core: what an accepted input turned into
+    fields: dict | None = None  # URL, core: View fields after parsing
+    widgets: dict | None = None  # URL, app: widget key -> value shown
+    html: str | None = None  # a tag the user typed: it must stay literal text, never rendered
+    layers: tuple[str, ...] = (CORE, APP_LAYER)
+    bug: str | None = None  # a known defect (file, what happens): xfail(strict=True)
+    bug_layers: tuple[str, ...] = (CORE, APP_LAYER)
+
+
+def _no_invisible(tokens) -> bool:
+    return not any(_invisible(t) for t in tokens)
+
+
+def _invisible(text: str) -> bool:
+    """Control (Cc) or format (Cf: bidi overrides, zero-width) characters, line breaks aside."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text if ch not in "\n\t")
+
+
+BUG_INVISIBLE = ("core/tasks/base.py tokenize(): its `[^\\w\\s]` alternative keeps control and "
+                 "format characters (NUL, ESC, BEL, U+202E) as tokens: invisible timesteps, and an "
+                 "empty-looking 'Not in the vocabulary' list; drop them (or name them, U+0000)")
+BUG_THOUSANDS = ("core/tasks/base.py parse_numbers() splits on commas, so '1,200 1,300 1,250' is "
+                 "silently read as 1, 200, 1, 300, 1, 250; refuse a comma followed by 3 digits "
+                 "between digits ('write 1200, not 1,200') or read it as a thousands separator")
+BUG_CSV_NAN = ("core/explore.py csv_column_values(): `.dropna()` silently drops empty / NaN "
+               "cells, so a missing month vanishes from the series; the typed path refuses NaN "
+               "('missing or non-finite value'), the CSV path should too (or warn)")
+BUG_CSV_HEADER = ("core/explore.py csv_column_values(): a CSV with a header and no rows says "
+                  "'has no column of numbers. Columns found: month, passengers'; say it has "
+                  "no rows")
+BUG_CSV_THOUSANDS = ("core/explore.py csv_column_values(): Excel's quoted \"1,200\" makes the "
+                     "column text ('no column of numbers'); pd.read_csv(..., thousands=',')")
+BUG_URL_INF = ("streamlit 1.67 number_input(bind='query-params') does int(float('inf')) and only "
+               "catches ValueError/TypeError: OverflowError traceback on {page} for ?{param}=inf; "
+               "drop non-finite values from st.query_params before the widgets are drawn")
+
+GOOD_TEXT = {
+    "agreement": "the cats near the old red door were",
+    "sentiment": "i like this phone",
+    "names": "he took rose to a nice restaurant",
+    "airline": "112 118 132 129 121 135 148",
+    "adding": "0.3 0.7* 0.1 0.9* 0.2",
+    "random": " ".join(["0.5"] * 64),
+}
+GOOD_CSV = b"month,passengers\n" + b"".join(f"m{i},{100 + 3 * i}\n".encode() for i in range(20))
+PNG_JUNK = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+HUGE_CSV = b"passengers\n" + b"112\n" * (LIMITS.max_upload_bytes // 4 + 1)
+RANDOM_BYTES = bytes((i * 7919 + 13) % 256 for i in range(4096))
+HTML_NAME = "<b onmouseover=alert(1)>gru</b>.safetensors"
+GRU_8 = save(torch.nn.GRU(2, 8).state_dict())
+
+CASES = [
+    # -- typed text ---------------------------------------------------------------------------
+    Bad("text-empty", TEXT, "", r"Type some input first \(the box is empty\)"),
+    Bad("text-whitespace-only", TEXT, "  \n\t  ", r"Type some input first"),
+    Bad("text-single-token-the-verb", TEXT, "was", r"type a sentence up to its verb"),
+    Bad("text-single-token", TEXT, "cats", None, ACCEPTED,
+        check=lambda e: len(e) == 1 and e.tokens == ["cats"] and not e.unknown),
+    Bad("text-single-word-review", TEXT, "awful", None, ACCEPTED, task="sentiment",
+        check=lambda e: len(e) == 1 and not e.unknown),
+    Bad("text-only-unknown-words", TEXT, "zorblax quux florp", r"zorblax, quux, florp", REPORTED,
+        check=lambda e: e.unknown == ["zorblax", "quux", "florp"] and e.inputs.tolist() == [1] * 3),
+    Bad("text-emoji", TEXT, "the cat 😀 was", r"😀", REPORTED,
+        check=lambda e: e.tokens == ["the", "cat", "😀"] and int(e.target) == VERBS.index("was")),
+    Bad("text-only-emoji", TEXT, "😀🔥😀", r"😀, 🔥", REPORTED, task="sentiment",
+        check=lambda e: e.tokens == ["😀", "🔥", "😀"] and e.unknown == ["😀", "🔥"]),
+    Bad("text-arabic-rtl", TEXT, "مرحبا بالعالم", r"مرحبا, بالعالم", REPORTED,
+        check=lambda e: e.tokens == ["مرحبا", "بالعالم"]),
+    Bad("text-hebrew-rtl", TEXT, "שלום עולם", r"שלום, עולם", REPORTED, task="sentiment",
+        check=lambda e: e.tokens == ["שלום", "עולם"]),
+    Bad("text-arabic-indic-digits", TEXT, "١١٢ ١١٨ ١٣٢ ١٢٩", None, ACCEPTED, task="airline",
+        check=lambda e: e.info["values"] == [112.0, 118.0, 132.0, 129.0]),
+    Bad("text-nul-byte", TEXT, "the cat\x00 was", None, ACCEPTED,
+        check=lambda e: e.tokens == ["the", "cat"], bug=BUG_INVISIBLE),
+    Bad("text-ansi-escape-and-bell", TEXT, "i like this \x1b[31mphone\x07", None, ACCEPTED,
+        task="sentiment", check=lambda e: _no_invisible(e.tokens), bug=BUG_INVISIBLE),
+    Bad("text-bidi-override", TEXT, "\u202ethe cats", None, ACCEPTED,
+        check=lambda e: e.tokens == ["the", "cats"], layers=(CORE,), bug=BUG_INVISIBLE),
+    Bad("text-script-tag-words", TEXT, "<script>alert(1)</script>", r"<, script, >, alert",
+        REPORTED, html="<script>alert(1)</script>",
+        check=lambda e: not any("<script" in t for t in e.tokens) and "script" in e.unknown),
+    Bad("text-html-tag-in-numbers", TEXT, "<b>112</b> 118 132",
+        r"could not read '<b>112</b>' as a number", task="airline", html="<b>112</b>"),
+    Bad("text-nan", TEXT, "112 NaN 130", r"'NaN' is not a finite number", task="airline"),
+    Bad("text-inf", TEXT, "112 inf 130", r"'inf' is not a finite number", task="airline"),
+    Bad("text-nan-adding", TEXT, "nan 0.5* 0.4*", r"'nan' is not a finite number", task="adding"),
+    Bad("text-thousands-commas", TEXT, "1,200 1,300 1,250", r"1,200", task="airline",
+        bug=BUG_THOUSANDS),
+    Bad("text-decimal-commas", TEXT, "0,5 0,3* 0,2*", r"between 0 and 1.*got 5", task="adding"),
+    Bad("text-units", TEXT, "12 kg 15 kg", r"could not read 'kg' as a number", task="airline"),
+    Bad("text-single-number", TEXT, "112", r"need at least 2 values", task="airline"),
+    Bad("text-negative-number", TEXT, "-5 10 20", r"all values must be positive", task="airline"),
+    Bad("text-nul-in-a-number", TEXT, "112\x00 118", r"could not read '112\\x00' as a number",
+        task="airline"),
+    Bad("text-one-number-marked", TEXT, "0.3 0.7* 0.1", r"mark exactly two numbers.*1 marked",
+        task="adding"),
+    Bad("text-number-out-of-range", TEXT, "2 0.5* 0.4*", r"between 0 and 1.*got 2", task="adding"),
+    Bad("text-wrong-count-per-step", TEXT, "1 2 3", r"64 numbers per timestep; got 3",
+        task="random"),
+    Bad("text-too-long", TEXT, "a " * 1250,
+        r"Text is too long: at most 2,000 characters; got 2,500", limit="max_text_chars",
+        layers=(CORE,)),  # the page's box stops at 2,000 (max_chars); the URL: url-text-over-...
+    Bad("text-too-many-words", TEXT, "the cat " * 150, r"at most 200 words, got 300"),
+    # -- CSV uploads (airline) ------------------------------------------------------------------
+    Bad("csv-empty-file", CSV, b"", r"The CSV file is empty"),
+    Bad("csv-latin1-not-utf8", CSV, "month,passengers\nJän,112\nFéb,118\nMär,132\n".encode("latin-1"),
+        r"could not be read as CSV: 'utf-8' codec can't decode"),
+    Bad("csv-utf16", CSV, "month,passengers\n1949-01,112\n1949-02,118\n".encode("utf-16"),
+        r"could not be read as CSV: 'utf-8' codec"),
+    Bad("csv-no-numeric-column", CSV, b"name,city\nann,paris\nbob,rome\n",
+        r"no column of numbers\. Columns found: name, city"),
+    Bad("csv-wrong-delimiter", CSV, b"month;passengers\n1949-01;112\n1949-02;118\n",
+        r"no column of numbers\. Columns found: month;passengers"),
+    Bad("csv-header-only", CSV, b"month,passengers\n", r"no (data )?rows|only a header",
+        bug=BUG_CSV_HEADER),
+    Bad("csv-over-the-upload-limit", CSV, HUGE_CSV, r"larger than 20 MiB"),
+    Bad("csv-png-named-csv", CSV, PNG_JUNK, r"could not be read as CSV"),
+    Bad("csv-random-bytes", CSV, bytes(range(256)) * 8, r"could not be read as CSV"),
+    Bad("csv-inf-value", CSV, b"passengers\n112\ninf\n130\n",
+        r"missing or non-finite value \(NaN or inf\)"),
+    Bad("csv-empty-cell", CSV, b"month,passengers\n1949-01,112\n1949-02,\n1949-03,130\n",
+        r"missing|NaN|empty", bug=BUG_CSV_NAN),
+    Bad("csv-quoted-thousands", CSV, b'month,passengers\n1949-01,"1,200"\n1949-02,"1,300"\n'
+        b'1949-03,"1,250"\n', None, ACCEPTED, check=lambda e: e.info["values"] == [1200, 1300, 1250],
+        bug=BUG_CSV_THOUSANDS),
+    Bad("csv-units-in-cells", CSV, b"month,passengers\n1949-01,112 k\n1949-02,118 k\n",
+        r"no column of numbers"),
+    Bad("csv-one-row", CSV, b"passengers\n112\n", r"need at least 2 values"),
+    Bad("csv-zero-and-negative", CSV, b"passengers\n112\n0\n-3\n", r"must be positive"),
+    Bad("csv-too-many-rows", CSV, b"passengers\n" + b"120\n" * 3000,
+        rf"at most {LIMITS.max_seq_len + 1} values, got 3000"),
+    # -- sequence length over the limit -----------------------------------------------------------
+    Bad("length-over-the-task-range", LENGTH, 5000, r"from 2 to 1000, got 5000", task="adding",
+        layers=(CORE,)),
+    # -- Explore URL parameters: ignored, defaults kept ------------------------------------------
+    Bad("url-unknown-task-and-cell", URL, dict(task="nope", cell="<script>alert(1)</script>"),
+        None, IGNORED, fields=dict(task="agreement", cell="lstm"),
+        widgets=dict(w_task="agreement", w_cell="lstm"), html="<script>alert(1)</script>"),
+    Bad("url-length-nan", URL, dict(task="adding", source="random", len="NaN"), None, IGNORED,
+        fields=dict(len=0), widgets=dict(w_len=50)),
+    Bad("url-length-over-the-limit", URL, dict(task="adding", source="random", len="5000"), None,
+        IGNORED, fields=dict(len=0), widgets=dict(w_len=50)),
+    Bad("url-length-negative", URL, dict(task="adding", source="random", len="-5"), None, IGNORED,
+        fields=dict(len=0), widgets=dict(w_len=50)),
+    Bad("url-length-below-the-task-range", URL, dict(task="adding", source="random", len="1"),
+        None, IGNORED, fields=dict(len=0), widgets=dict(w_len=50)),
+    Bad("url-seed-inf", URL, dict(task="adding", source="random", seed="inf"), None, IGNORED,
+        fields=dict(seed=0), widgets=dict(w_seed=0)),
+    Bad("url-seed-negative-and-float", URL, dict(task="adding", source="random", seed="-1",
+                                                 sample="2.5"), None, IGNORED,
+        fields=dict(seed=0, sample=0), widgets=dict(w_seed=0, w_sample=0)),
+    Bad("url-sample-over-int32", URL, dict(task="adding", source="random", sample=str(2**40)),
+        None, IGNORED, fields=dict(sample=0), widgets=dict(w_sample=0)),
+    Bad("url-unit-and-step-out-of-range", URL,
+        dict(task="adding", source="random", unit="999999999", t="abc", pick="zzz", layer="-1"),
+        None, IGNORED, fields=dict(unit=0, t=0, pick="index", layer=0),
+        widgets=dict(w_unit=0, w_t=0, w_pick="index")),
+    Bad("url-csv-input-for-a-word-task", URL, dict(task="adding", source="random", input="csv"),
+        None, IGNORED, fields=dict(input="sample"), widgets=dict(w_input="sample")),
+    Bad("url-text-over-the-limit", URL, dict(input="text", source="random", text="x" * 2001),
+        r"Type some input first", fields=dict(text=""), widgets=dict(w_text="")),
+    Bad("url-script-tag-as-numbers", URL, dict(task="airline", source="random", input="text",
+                                               text="<script>alert(1)</script>"),
+        r"could not read '<script>alert\(1\)</script>' as a number",
+        fields=dict(text="<script>alert(1)</script>"), html="<script>alert(1)</script>"),
+    Bad("url-upload-source-without-a-file", URL, dict(task="adding", source="upload"),
+        r"Upload a \.safetensors, \.pt or \.pth file", fields=dict(source="upload")),
+    # -- Gradient lab and Train URLs (widgets bound to the URL by Streamlit) -----------------------
+    Bad("lab-url-nan-radius-negative-length", LAB_URL,
+        dict(rescale="true", radius="nan", T="-5", init="<script>", seed="nan"), None, IGNORED,
+        widgets=dict(radius=1.0, T=100, init="default", seed=0), layers=(APP_LAYER,)),
+    Bad("lab-url-seed-inf", LAB_URL, dict(seed="inf"), None, IGNORED, widgets=dict(seed=0),
+        layers=(APP_LAYER,), bug=BUG_URL_INF.format(page="pages/gradient_lab.py", param="seed")),
+    Bad("train-url-steps-inf", TRAIN_URL, dict(steps="inf"), None, IGNORED,
+        widgets=dict(steps=1000), layers=(APP_LAYER,),
+        bug=BUG_URL_INF.format(page="pages/train.py", param="steps (also seconds, layers)")),
+    # -- checkpoints, end to end (the loader's own catalogue: tests/test_loading.py) --------------
+    Bad("weights-random-bytes-with-an-html-name", WEIGHTS,
+        ("<img src=x onerror=alert(1)>.pt", RANDOM_BYTES),
+        r"`<img src=x onerror=alert\(1\)>\.pt` is not a PyTorch checkpoint",
+        html="<img src=x onerror=alert(1)>"),
+    Bad("weights-empty-file", WEIGHTS, ("empty.safetensors", b""),
+        r"`empty\.safetensors` is empty \(0 bytes\)"),
+    Bad("weights-good-file-with-an-html-name", WEIGHTS, (HTML_NAME, GRU_8), None, ACCEPTED,
+        check=lambda choice: HTML_NAME in choice.label and choice.rnn.hidden_size == 8,
+        html="<b onmouseover=alert(1)>"),
+    # -- training that diverges -------------------------------------------------------------------
+    Bad("training-diverges-to-nan", TRAINING,
+        dict(cell="rnn", hidden_size=64, optimizer="sgd", learning_rate=1.0, clip_norm=None,
+             steps=200),
+        r"Diverged: the loss became (nan|inf) at step \d+: training stopped and the last weights "
+        r"that gave a finite loss were kept", REPORTED, task="adding"),
+]
+
+
+def _params(layer: str):
+    out = []
+    for case in CASES:
+        if layer not in case.layers:
+            continue
+        marks = []
+        if case.bug and layer in case.bug_layers:
+            marks.append(pytest.mark.xfail(strict=True, reason=case.bug))
+        out.append(pytest.param(case, id=case.id, marks=marks))
+    return out
+
+
+def test_the_catalogue_is_complete():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids))
+    assert len(_params(CORE)) >= 40 and len(_params(APP_LAYER)) >= 40
+    for case in CASES:
+        assert (case.message is None) == (case.outcome in (ACCEPTED, IGNORED)), case.id
+        assert case.where != URL or case.fields, case.id
+
+
+# =============================================================================================
+# core: the function the page calls
+
+
+def _train_options(case: Bad):
+    options = dict(case.value)
+    cell = options.pop("cell")
+    steps = options.pop("steps")
+    return cell, make_train_config(case.task, steps=steps, seconds=60, **options)
+
+
+def _core(case: Bad):
+    """Feed the input to what the page calls with it; return what it gave back."""
+    if case.where == TEXT:
+        return ex.make_example(ex.View(task=case.task, input="text", text=case.value))
+    if case.where == CSV:
+        values, _ = ex.csv_column_values(case.value)
+        return ex.make_example(ex.View(task="airline", input="csv"), values)
+    if case.where == LENGTH:
+        return ex.make_example(ex.View(task=case.task, input="sample", len=case.value))
+    if case.where == WEIGHTS:
+        name, data = case.value
+        return ex.resolve_model(ex.View(task="adding", cell="gru", source="upload"), (data, name))
+    raise AssertionError(f"no core runner for {case.where}")
+
+
+@pytest.mark.parametrize("case", _params(CORE))
+def test_core(case: Bad):
+    if case.where == URL:
+        view = ex.View.from_query(case.value)
+        assert {k: getattr(view, k) for k in case.fields} == case.fields
+        if case.message:  # the view is valid, but what it asks for cannot run yet: it says why
+            with pytest.raises(ValueError, match=case.message):
+                ex.resolve_model(view)
+                ex.make_example(view)
+        return
+    if case.where == TRAINING:
+        cell, config = _train_options(case)
+        result = train(case.task, cell, config)
+        kind, sentence = describe_result(result)
+        assert result.diverged and kind == "error"
+        assert re.search(case.message, sentence), sentence
+        assert all(torch.isfinite(p).all() for p in result.model.parameters())  # last good kept
+        return
+    if case.outcome == REFUSED:
+        with pytest.raises(ValueError, match=case.message) as error:
+            _core(case)
+        if case.limit:
+            assert isinstance(error.value, LimitError) and error.value.limit == case.limit
+        return
+    accepted = _core(case)
+    if case.where == WEIGHTS:
+        assert case.check(accepted), accepted.label
+        return
+    assert case.check(accepted), (accepted.tokens, accepted.unknown)
+    if case.outcome == REPORTED:
+        assert re.search(case.message, ", ".join(accepted.unknown)), accepted.unknown
+    else:
+        assert not accepted.unknown
+
+
+# =============================================================================================
+# app: the real page under AppTest
+
+
+def _open(path: str, **query) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _messages(at: AppTest, kind: str) -> list[str]:
+    return [m.value for m in getattr(at, kind)]
+
+
+def _chart(at: AppTest) -> str:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1, "the Explore chart is missing"
+    return charts[0].proto.spec
+
+
+def _state(at: AppTest) -> tuple:
+    """What the user sees of their view: the chart, the model's caption, the model choices."""
+    choices = {}
+    for key in ("w_task", "w_cell", "w_source", "w_seed", "w_input"):
+        try:
+            choices[key] = _widget(at, key)
+        except KeyError:  # not drawn for this model source / input
+            pass
+    return _chart(at), [c.value for c in at.caption], choices
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def _assert_readable_and_escaped(at: AppTest, case: Bad) -> None:
+    """No invisible characters in a message or a chart label; user text never reaches HTML."""
+    for kind in ("error", "warning", "info"):
+        for body in _messages(at, kind):
+            assert not _invisible(body), f"invisible characters in the {kind}: {body!r}"
+    chart = at.get("plotly_chart")
+    if chart:
+        for text in _strings(json.loads(chart[0].proto.spec).get("data", [])):
+            assert not _invisible(text), f"invisible characters in the chart: {text!r}"
+    if case.html is None:
+        return
+    raw_html = [e.proto.body for e in at.get("html")]
+    raw_html += [m.value for m in (*at.markdown, *at.caption) if m.proto.allow_html]
+    assert not any(case.html in body for body in raw_html), "user text in unsafe HTML"
+    if chart:  # Plotly renders a subset of HTML (<b>, <a href>, ...) in its labels
+        labels = _strings(json.loads(chart[0].proto.spec))
+        assert not any(case.html in label for label in labels), "user's tag in a chart label"
+    if case.outcome == REFUSED:  # the message shows the tag as typed: literal text (alerts are
+        # Markdown without unsafe_allow_html, so the browser shows it escaped)
+        assert any(case.html in body for body in _messages(at, "error"))
+
+
+def _widget(at: AppTest, key: str):
+    for kind in ("selectbox", "radio", "number_input", "slider", "select_slider", "text_area",
+                 "toggle", "button_group"):
+        for element in at.get(kind):
+            if getattr(element, "key", None) == key:
+                return element.value
+    raise KeyError(f"no widget with key {key!r}")
+
+
+def _app_bad_value(case: Bad) -> AppTest:
+    """Open the page, reach a good view, then give the bad input where a user would."""
+    if case.where == TEXT:
+        at = _open(APP, task=case.task, source="random", input="text", text=GOOD_TEXT[case.task])
+        before = _good(at)
+        at.text_area(key="w_text").input(case.value).run()
+        assert at.text_area(key="w_text").value == case.value  # the user's text is not lost
+        return at, before
+    if case.where == CSV:
+        at = _open(APP, task="airline", source="random", input="csv")
+        at.get("file_uploader")[0].set_value(("passengers.csv", GOOD_CSV, "text/csv"))
+        at.run()
+        before = _good(at)
+        at.get("file_uploader")[0].set_value(("data.csv", case.value, "text/csv"))
+        return at.run(), before
+    if case.where == WEIGHTS:
+        at = _open(APP, task="adding", cell="gru", source="upload")
+        at.get("file_uploader")[0].set_value(
+            ("mine.safetensors", save(torch.nn.GRU(2, 6).state_dict()), "application/octet-stream"))
+        at.run()
+        before = _good(at)
+        name, data = case.value
+        at.get("file_uploader")[0].set_value((name, data, "application/octet-stream"))
+        return at.run(), before
+    raise AssertionError(f"no app runner for {case.where}")
+
+
+def _good(at: AppTest) -> tuple:
+    _assert_clean(at)
+    assert not at.error, _messages(at, "error")
+    return _state(at)
+
+
+def _app_training(case: Bad) -> None:
+    options = case.value
+    at = _open(TRAIN_PAGE, task=case.task, cells=options["cell"].upper(), optimizer="SGD",
+               lr=str(options["learning_rate"]), clip="off", hidden=str(options["hidden_size"]),
+               steps=str(options["steps"]))
+    _assert_clean(at)
+    next(b for b in at.button if b.label == "Train").click().run()
+    _assert_clean(at)
+    assert at.session_state["gatescope.train.session"].wait(timeout=60)
+    at.run()
+    _assert_clean(at)
+    assert any(re.search(case.message, e) for e in _messages(at, "error")), _messages(at, "error")
+    (result,) = at.session_state["gatescope.trained"].values()  # the model is kept ...
+    assert result.diverged
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())  # ... its good weights
+    assert any(b.proto.label == "Weights" for b in at.get("download_button"))  # and downloadable
+
+
+@pytest.mark.parametrize("case", _params(APP_LAYER))
+def test_app(case: Bad):
+    if case.where == TRAINING:
+        return _app_training(case)
+    if case.where in (URL, LAB_URL, TRAIN_URL):
+        page = {URL: APP, LAB_URL: LAB_PAGE, TRAIN_URL: TRAIN_PAGE}[case.where]
+        at = _open(page, **case.value)
+        _assert_clean(at)
+        errors = _messages(at, "error")
+        if case.message is None:
+            assert not errors, errors
+        else:
+            assert any(re.search(case.message, e) for e in errors), errors
+        for key, value in (case.widgets or {}).items():
+            assert _widget(at, key) == value, key
+        if case.where == URL and case.message is None:
+            _chart(at)  # the view that the defaults give is drawn
+        _assert_readable_and_escaped(at, case)
+        return
+
+    at, before = _app_bad_value(case)
+    _assert_clean(at)
+    errors = _messages(at, "error")
+    if case.outcome == REFUSED:
+        assert any(re.search(case.message, e) for e in errors), errors
+        assert any("last good view" in e for e in errors), errors
+        assert _state(at) == before  # the last good chart, the same model
+    else:
+        assert not errors, errors
+        assert _chart(at) != before[0]  # the new input is drawn
+        infos = _messages(at, "info")
+        if case.outcome == REPORTED:
+            assert any(re.search(case.message, i) for i in infos), infos
+        else:
+            assert not any("Not in the vocabulary" in i for i in infos), infos
+        if case.where == WEIGHTS:  # the file's name is shown as typed, in Markdown (escaped)
+            assert any(case.value[0] in c.value and not c.proto.allow_html for c in at.caption)
+    _assert_readable_and_escaped(at, case)
