@@ -451,7 +451,8 @@ def explore_figure(
                                         y=top - length + frac * length, text=_num(value),
                                         showarrow=False, xanchor="left", font=dict(size=11)))
 
-    # --- gradient norms, log scale (layout paths, in log10 units as Plotly wants) ----------
+    # --- gradient norms, log scale (layout paths: plotly.js places path points on a log axis
+    # in data units, while the axis range is given in log10 units) --------------------------
     gx, gy = fig.axis_names(r_grad, 1)
     grads = [(tr.grad_hidden[layer, direction], "‖∂loss/∂h<sub>t</sub>‖", "#1f77b4", "solid")]
     if tr.grad_cell is not None:
@@ -462,7 +463,8 @@ def explore_figure(
         with np.errstate(divide="ignore", invalid="ignore"):
             lg = np.where(g > 0, np.log10(g), np.nan)  # zero and NaN show as gaps
         logs.append(lg)
-        shapes.append(line_path(steps, lg, gx, gy, color, name=name, dash=dash))
+        shapes.append(line_path(steps, np.where(np.isfinite(lg), g, np.nan), gx, gy, color,
+                                name=name, dash=dash))
     all_logs = np.concatenate(logs)
     all_logs = all_logs[np.isfinite(all_logs)]
     lo_g, hi_g = ((math.floor(all_logs.min()) - 0.2, math.ceil(all_logs.max()) + 0.2)
@@ -621,7 +623,7 @@ def explore_figure(
     base["images"] = images + input_images
     base["shapes"] = shapes
     out = go.Figure(data=fig.data, layout=base, _validate=False)
-    out._frame_objs = tuple(_RawFrame(f) for f in frames)
+    out._frame_objs = tuple(RawFrame(f) for f in frames)
     return out
 
 
@@ -686,7 +688,7 @@ class _Grid:
         self.data.append(trace)
 
 
-class _RawFrame:
+class RawFrame:
     """An animation frame as the plain dict plotly.py would store after validating it.
 
     `BaseFigure.to_dict()` (which st.plotly_chart and to_html call) reads only `_props` of each
