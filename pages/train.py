@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.limits import LIMITS
+from core.query import non_finite_numbers
 from core.tasks import TASKS, get_task
 from core.training_figures import (
     CELL_COLORS, loss_figure, loss_spread_figure, metric_figure,
@@ -25,10 +26,12 @@ from core.training_session import (
 
 TRAINED = "gatescope.trained"  # label -> TrainResult, shared with Explore and Compare
 OPEN_IN_EXPLORE = "gatescope.explore.open"  # the label Explore should open
+OPEN_IN_COMPARE = "gatescope.compare.open"  # the label Compare should put in its cell's place
 SESSION = "gatescope.train.session"
 COLLECTED = "gatescope.train.collected"  # ids of sessions already copied into TRAINED
 MAX_KEPT = 9  # trained models kept per browser session (the oldest go first)
 URL = dict(bind="query-params")
+NUMBER_KEYS = ("layers", "steps", "seconds", "seed")  # keys of the number inputs bound to the URL
 # How often a running session is redrawn: each redraw holds the GIL that the training threads
 # need, so not more often than this.
 POLL_SECONDS = 1.0
@@ -61,17 +64,23 @@ def stop_session() -> None:
         current.stop()
 
 
-def open_in_explore(label: str) -> None:
-    st.session_state[OPEN_IN_EXPLORE] = label
+def open_in(page: str, request_key: str, label: str) -> None:
+    """Send a trained model to another page (Explore or Compare) and go there."""
+    st.session_state[request_key] = label
     try:
-        st.switch_page("pages/explore.py")
+        st.switch_page(f"pages/{page}.py")
     except StreamlitAPIException:  # not registered in this app (e.g. this page alone)
-        st.info("The Explore page is not available here; the model stays in this session.")
+        st.info(f"The {page.title()} page is not available here; the model stays in this session.")
 
 
 def file_stem(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower() or "model"
 
+
+# Drop a bound number input's URL value that is not a finite number (?steps=inf) before the
+# widgets read it: Streamlit would raise OverflowError on it; the default is used instead.
+for key in non_finite_numbers(st.query_params, NUMBER_KEYS):
+    del st.query_params[key]
 
 st.header("Train")
 st.caption("Train a recurrent network on any task, or all three cells side by side on exactly the "
@@ -230,7 +239,7 @@ if trained:
                "upload and in plain PyTorch (the JSON says how).")
     for label, result in reversed(list(trained.items())):
         score = result.score
-        row = st.columns([2.6, 2.6, 1.1, 1.1, 1.8])
+        row = st.columns([2.4, 2.4, 1.1, 1.1, 1.5, 1.5])
         row[0].markdown(f"**{label}**  \n{result.status}, {result.steps:,} steps in "
                         f"{result.seconds:.1f} s")
         row[1].markdown(f"held-out {score.metric} **{score.value:.4g}**  \n"
@@ -243,4 +252,6 @@ if trained:
                                file_name=f"{stem}.json", mime="application/json",
                                on_click="ignore", key=f"config_{stem}", width="stretch")
         if row[4].button("Open in Explore", key=f"explore_{stem}", width="stretch"):
-            open_in_explore(label)
+            open_in("explore", OPEN_IN_EXPLORE, label)
+        if row[5].button("Open in Compare", key=f"compare_{stem}", width="stretch"):
+            open_in("compare", OPEN_IN_COMPARE, label)

@@ -183,3 +183,11 @@ def test_open_in_explore_names_the_model_for_the_explore_page():
     assert at.session_state["gatescope.explore.open"] == label
     # this page runs alone here (no st.navigation): it says so instead of failing
     assert any("Explore page is not available" in i.value for i in at.info)
+
+
+def test_open_in_compare_names_the_model_for_the_compare_page():
+    at = train_to_the_end(open_page(cells="GRU", **SMALL))
+    (label,) = trained(at)
+    click(at, "Open in Compare")
+    assert at.session_state["gatescope.compare.open"] == label
+    assert any("Compare page is not available" in i.value for i in at.info)
