@@ -12,6 +12,7 @@ from core.compare_figures import (
 )
 from core.figures import ExploreInput
 from core.tasks import TASKS, get_task
+from ui.widgets import choose as bound_choice
 
 TRAINED = "gatescope.trained"  # label -> core.train.TrainResult, filled by the Train page
 OPEN_IN_COMPARE = "gatescope.compare.open"  # a trained model's label the Train page sends here
@@ -39,20 +40,7 @@ if opened in trained:  # "open in Compare" on the Train page: its task, its mode
 
 
 def choose(widget, label, name, options=None, fmt=None, **kwargs):
-    """Draw one widget for choice `name`, starting from the stored value; store the result."""
-    key = f"cmp_{name}"
-    if options is not None:
-        options = list(options)
-        if key not in st.session_state or st.session_state[key] not in options:
-            st.session_state.pop(key, None)
-            kwargs["index"] = options.index(V[name]) if V[name] in options else 0
-        value = widget(label, options, key=key, format_func=fmt or str, **kwargs)
-    else:
-        if key not in st.session_state:
-            kwargs["value"] = V[name]
-        value = widget(label, key=key, **kwargs)
-    V[name] = value
-    return value
+    return bound_choice(V, "cmp_", widget, label, name, options, fmt, **kwargs)
 
 
 # --- choices -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from core.figures import (
 )
 from core.model import CELLS
 from core.tasks import TASKS, get_task
+from ui.widgets import choose as bound_choice
 
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN (vanilla)"}
 
@@ -25,20 +26,7 @@ V = st.session_state.view
 
 
 def choose(widget, label, name, options=None, fmt=None, **kwargs):
-    """Draw one widget for choice `name`, starting from the stored value; store the result."""
-    key = f"w_{name}"
-    if options is not None:
-        options = list(options)
-        if key not in st.session_state or st.session_state[key] not in options:
-            st.session_state.pop(key, None)
-            kwargs["index"] = options.index(V[name]) if V[name] in options else 0
-        value = widget(label, options, key=key, format_func=fmt or str, **kwargs)
-    else:
-        if key not in st.session_state:
-            kwargs["value"] = V[name]
-        value = widget(label, key=key, **kwargs)
-    V[name] = value
-    return value
+    return bound_choice(V, "w_", widget, label, name, options, fmt, **kwargs)
 
 
 def _step(delta: int) -> None:
