@@ -376,17 +376,7 @@ def _compare(view: CompareView, models: Mapping[str, CellModel], example: Exampl
                       first.objective_note, task.kind == "tagging", target_text(task, example))
 
 
-def target_text(task, example: Example) -> str:
-    """The example's answer in the task's own words ("—" when typed text has none).
-    Regression targets go through describe() with the example, so the airline task speaks in
-    passengers rather than in the scaled change the model predicts."""
-    if example.target is None:
-        return "—"
-    if task.kind == "regression":
-        return task.describe(torch.as_tensor(example.target), example).split(" (")[0]
-    if task.kind == "classification":
-        return task.classes[int(example.target)]
-    return " ".join(task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1))
+target_text = ex.target_text  # one implementation, shared with Explore
 
 
 def measures_table(cells: Mapping[str, CellComparison]) -> pd.DataFrame:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Mapping
 
@@ -204,19 +205,25 @@ def csv_column_values(data: bytes, column: str | None = None) -> tuple[list[floa
         raise ValueError("The CSV file is empty.")
     if len(data) > LIMITS.max_upload_bytes:
         raise ValueError(f"The CSV file is larger than {LIMITS.max_upload_bytes // 2**20} MiB.")
-    try:
-        frame = pd.read_csv(__import__("io").BytesIO(data))
+    try:  # thousands=",": Excel writes 1200 as "1,200"
+        frame = pd.read_csv(io.BytesIO(data), thousands=",")
     except Exception as err:  # pandas raises many types for malformed files
         raise ValueError(f"That file could not be read as CSV: {str(err).splitlines()[0]}") from None
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    if frame.empty:
+        raise ValueError("The CSV file has a header ("
+                         + ", ".join(map(str, frame.columns[:10])) + ") but no rows of data.")
+    numeric = [c for c in frame.columns  # an all-empty column (a trailing comma) is not one
+               if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()]
     if not numeric:
         raise ValueError("The CSV has no column of numbers. Columns found: "
                          + ", ".join(map(str, frame.columns[:10])))
     col = column if column in numeric else numeric[-1]
-    values = frame[col].dropna().astype(float).tolist()
-    if not values:
-        raise ValueError(f"Column {col!r} has no numbers.")
-    return values, [str(c) for c in numeric]
+    missing = frame[col].isna().to_numpy().nonzero()[0]
+    if len(missing):  # never drop a cell quietly: the series would lose a month unseen
+        raise ValueError(f"Column {str(col)!r} has a missing value (an empty cell or NaN) in row "
+                         f"{int(missing[0]) + 1} of the data ({len(missing)} missing in all): "
+                         "fill it in or remove the row.")
+    return frame[col].astype(float).tolist(), [str(c) for c in numeric]
 
 
 def make_example(view: View, csv_values: list[float] | None = None) -> Example:
@@ -271,7 +278,7 @@ def run(view: View, choice: ModelChoice, example: Example) -> Result:
             x = _upload_features(rnn, task, example)
     objective = None
     note = ""
-    prediction = target = "—"
+    prediction = "—"
     if choice.model is not None:
         objective = task.objective(choice.model, example.target)
         note = ("gradients of the task's loss against the target" if example.target is not None
@@ -285,8 +292,7 @@ def run(view: View, choice: ModelChoice, example: Example) -> Result:
             out = torch.as_tensor(tr.output)
             pred = choice.model.readout(out)
         prediction = task.describe(pred, example)
-    if example.target is not None:
-        target = _describe_target(task, example.target)
+    target = target_text(task, example)  # "—" when typed input has no known answer
     values, names = None, ()
     if task.vocab is None and choice.model is not None:
         values = example.inputs.detach().float().reshape(len(example), -1).numpy()
@@ -307,12 +313,17 @@ def _upload_features(rnn: nn.Module, task, example: Example) -> torch.Tensor:
         "Pick a task whose input matches, e.g. adding (2 features) or airline (1).")
 
 
-def _describe_target(task, target: torch.Tensor) -> str:
-    if task.kind == "regression":  # the task's own words (e.g. passengers, not scaled values)
-        return task.describe(torch.as_tensor(target)).split(" (")[0]
+def target_text(task, example: Example) -> str:
+    """The example's answer in the task's own words ("—" when typed text has none).
+    Regression targets go through describe() with the example, so the airline task speaks in
+    passengers ("next month ≈ 432") rather than in the scaled change the model predicts."""
+    if example.target is None:
+        return "—"
+    if task.kind == "regression":
+        return task.describe(torch.as_tensor(example.target), example).split(" (")[0]
     if task.kind == "classification":
-        return task.classes[int(target)]
-    return " ".join(task.classes[int(t)] for t in torch.as_tensor(target).reshape(-1).tolist())
+        return task.classes[int(example.target)]
+    return " ".join(task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1).tolist())
 
 
 def shared_copy(model: SequenceModel) -> SequenceModel:

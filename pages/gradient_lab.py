@@ -17,6 +17,7 @@ from core.lab import (
     lab_runs, verdict,
 )
 from core.limits import LIMITS
+from core.query import number_binds
 from core.tasks import get_task
 from core.training_figures import (
     CELL_COLORS, grad_norm_figure, gradient_profile_figure, loss_figure,
@@ -59,6 +60,13 @@ def cached_profile(cell, nonlinearity, T, init, radius, hidden, forget_bias, see
     return gradient_profile(model, T, seed=seed)
 
 
+# Number inputs bound to the URL: Streamlit raises OverflowError on ?seed=inf, so a value that
+# is not a finite number is dropped from the URL and its widget drawn unbound (the default) once.
+NUMBER_URL = number_binds(st.query_params, ("seed",))
+for key, bind in NUMBER_URL.items():
+    if bind["bind"] is None and key in st.query_params:
+        del st.query_params[key]
+
 st.header("Gradient lab")
 st.caption("How far back in time does a gradient reach? Pick a cell and a weight scale, see the "
            "gradient vanish or explode, then train and watch clipping and truncation tame it.")
@@ -89,7 +97,7 @@ with controls:
     forget_bias = st.selectbox("Forget-gate bias (LSTM)", FORGET_BIASES, key="forget_bias",
                                disabled=cell != "lstm", help="default: PyTorch's init.", **URL)
     hidden = st.select_slider("Hidden size", [8, 16, 32, 64, 128, 256], 32, key="hidden", **URL)
-    seed = st.number_input("Seed", 0, 10_000, 0, key="seed", **URL)
+    seed = st.number_input("Seed", 0, 10_000, 0, key="seed", **NUMBER_URL["seed"])
 
 model_args = dict(cell=cell, nonlinearity=nonlinearity if cell == "rnn" else "tanh",
                   radius=radius if rescale else None, init=init, hidden_size=hidden, seed=seed,

@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.limits import LIMITS
-from core.query import non_finite_numbers
+from core.query import number_binds
 from core.tasks import TASKS, get_task
 from core.training_figures import (
     CELL_COLORS, loss_figure, loss_spread_figure, metric_figure,
@@ -31,7 +31,6 @@ SESSION = "gatescope.train.session"
 COLLECTED = "gatescope.train.collected"  # ids of sessions already copied into TRAINED
 MAX_KEPT = 9  # trained models kept per browser session (the oldest go first)
 URL = dict(bind="query-params")
-NUMBER_KEYS = ("layers", "steps", "seconds", "seed")  # keys of the number inputs bound to the URL
 # How often a running session is redrawn: each redraw holds the GIL that the training threads
 # need, so not more often than this.
 POLL_SECONDS = 1.0
@@ -77,10 +76,12 @@ def file_stem(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower() or "model"
 
 
-# Drop a bound number input's URL value that is not a finite number (?steps=inf) before the
-# widgets read it: Streamlit would raise OverflowError on it; the default is used instead.
-for key in non_finite_numbers(st.query_params, NUMBER_KEYS):
-    del st.query_params[key]
+# Number inputs bound to the URL: Streamlit raises OverflowError on ?steps=inf, so a value that
+# is not a finite number is dropped from the URL and its widget drawn unbound (the default) once.
+NUMBER_URL = number_binds(st.query_params, ("layers", "steps", "seconds", "seed"))
+for key, bind in NUMBER_URL.items():
+    if bind["bind"] is None and key in st.query_params:
+        del st.query_params[key]
 
 st.header("Train")
 st.caption("Train a recurrent network on any task, or all three cells side by side on exactly the "
@@ -116,7 +117,8 @@ optimizer = c1.selectbox("Optimizer", list(OPTIMIZERS), key="optimizer",
                          help="SGD uses momentum 0.9.", **URL)
 learning_rate = c2.select_slider("Learning rate", LEARNING_RATES, 2e-3, key="lr", **URL)
 hidden_size = c3.select_slider("Hidden size", HIDDEN_SIZES, 64, key="hidden", **URL)
-num_layers = c4.number_input("Layers", 1, LIMITS.max_layers, 1, key="layers", **URL)
+num_layers = c4.number_input("Layers", 1, LIMITS.max_layers, 1, key="layers",
+                             **NUMBER_URL["layers"])
 init = c5.selectbox("Initialiser", ["default", "orthogonal", "xavier"], key="init",
                     help="default: PyTorch's U(−1/√H, 1/√H); orthogonal: each gate's W_hh "
                          "block orthogonal, biases 0; xavier: Xavier-uniform blocks, biases 0.",
@@ -134,11 +136,12 @@ update_bias = c2.selectbox("Update-gate bias (GRU)", GATE_BIASES, index=0, key="
                                 "init). PyTorch's GRU: h' = (1 − z)·n + z·h, so a positive bias "
                                 "keeps the old state.")
 clip = c3.selectbox("Clip gradient norm", CLIP_NORMS, index=3, key="clip", **URL)
-steps = c4.number_input("Steps", 1, LIMITS.max_training_steps, 1000, 100, key="steps", **URL)
+steps = c4.number_input("Steps", 1, LIMITS.max_training_steps, 1000, 100, key="steps",
+                        **NUMBER_URL["steps"])
 seconds = c5.number_input("Time limit (s)", 1, int(LIMITS.max_training_seconds), 60, 5,
-                          key="seconds", **URL)
+                          key="seconds", **NUMBER_URL["seconds"])
 seed = st.number_input("Seed (same seed, same data and initial weights)", 0, 1_000_000, 0,
-                       key="seed", **URL)
+                       key="seed", **NUMBER_URL["seed"])
 
 b1, b2, _ = st.columns([1, 1, 5])
 if b1.button("Train", type="primary", disabled=running, width="stretch"):

@@ -88,24 +88,6 @@ def _invisible(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text if ch not in "\n\t")
 
 
-BUG_INVISIBLE = ("core/tasks/base.py tokenize(): its `[^\\w\\s]` alternative keeps control and "
-                 "format characters (NUL, ESC, BEL, U+202E) as tokens: invisible timesteps, and an "
-                 "empty-looking 'Not in the vocabulary' list; drop them (or name them, U+0000)")
-BUG_THOUSANDS = ("core/tasks/base.py parse_numbers() splits on commas, so '1,200 1,300 1,250' is "
-                 "silently read as 1, 200, 1, 300, 1, 250; refuse a comma followed by 3 digits "
-                 "between digits ('write 1200, not 1,200') or read it as a thousands separator")
-BUG_CSV_NAN = ("core/explore.py csv_column_values(): `.dropna()` silently drops empty / NaN "
-               "cells, so a missing month vanishes from the series; the typed path refuses NaN "
-               "('missing or non-finite value'), the CSV path should too (or warn)")
-BUG_CSV_HEADER = ("core/explore.py csv_column_values(): a CSV with a header and no rows says "
-                  "'has no column of numbers. Columns found: month, passengers'; say it has "
-                  "no rows")
-BUG_CSV_THOUSANDS = ("core/explore.py csv_column_values(): Excel's quoted \"1,200\" makes the "
-                     "column text ('no column of numbers'); pd.read_csv(..., thousands=',')")
-BUG_URL_INF = ("streamlit 1.67 number_input(bind='query-params') does int(float('inf')) and only "
-               "catches ValueError/TypeError: OverflowError traceback on {page} for ?{param}=inf; "
-               "drop non-finite values from st.query_params before the widgets are drawn")
-
 GOOD_TEXT = {
     "agreement": "the cats near the old red door were",
     "sentiment": "i like this phone",
@@ -143,11 +125,11 @@ CASES = [
     Bad("text-arabic-indic-digits", TEXT, "١١٢ ١١٨ ١٣٢ ١٢٩", None, ACCEPTED, task="airline",
         check=lambda e: e.info["values"] == [112.0, 118.0, 132.0, 129.0]),
     Bad("text-nul-byte", TEXT, "the cat\x00 was", None, ACCEPTED,
-        check=lambda e: e.tokens == ["the", "cat"], bug=BUG_INVISIBLE),
-    Bad("text-ansi-escape-and-bell", TEXT, "i like this \x1b[31mphone\x07", None, ACCEPTED,
-        task="sentiment", check=lambda e: _no_invisible(e.tokens), bug=BUG_INVISIBLE),
+        check=lambda e: e.tokens == ["the", "cat"]),
+    Bad("text-ansi-escape-and-bell", TEXT, "i love this \x1b[31mphone\x07", None, ACCEPTED,
+        task="sentiment", check=lambda e: _no_invisible(e.tokens)),
     Bad("text-bidi-override", TEXT, "\u202ethe cats", None, ACCEPTED,
-        check=lambda e: e.tokens == ["the", "cats"], layers=(CORE,), bug=BUG_INVISIBLE),
+        check=lambda e: e.tokens == ["the", "cats"], layers=(CORE,)),
     Bad("text-script-tag-words", TEXT, "<script>alert(1)</script>", r"<, script, >, alert",
         REPORTED, html="<script>alert(1)</script>",
         check=lambda e: not any("<script" in t for t in e.tokens) and "script" in e.unknown),
@@ -156,8 +138,7 @@ CASES = [
     Bad("text-nan", TEXT, "112 NaN 130", r"'NaN' is not a finite number", task="airline"),
     Bad("text-inf", TEXT, "112 inf 130", r"'inf' is not a finite number", task="airline"),
     Bad("text-nan-adding", TEXT, "nan 0.5* 0.4*", r"'nan' is not a finite number", task="adding"),
-    Bad("text-thousands-commas", TEXT, "1,200 1,300 1,250", r"1,200", task="airline",
-        bug=BUG_THOUSANDS),
+    Bad("text-thousands-commas", TEXT, "1,200 1,300 1,250", r"1,200", task="airline"),
     Bad("text-decimal-commas", TEXT, "0,5 0,3* 0,2*", r"between 0 and 1.*got 5", task="adding"),
     Bad("text-units", TEXT, "12 kg 15 kg", r"could not read 'kg' as a number", task="airline"),
     Bad("text-single-number", TEXT, "112", r"need at least 2 values", task="airline"),
@@ -183,18 +164,16 @@ CASES = [
         r"no column of numbers\. Columns found: name, city"),
     Bad("csv-wrong-delimiter", CSV, b"month;passengers\n1949-01;112\n1949-02;118\n",
         r"no column of numbers\. Columns found: month;passengers"),
-    Bad("csv-header-only", CSV, b"month,passengers\n", r"no (data )?rows|only a header",
-        bug=BUG_CSV_HEADER),
+    Bad("csv-header-only", CSV, b"month,passengers\n", r"no (data )?rows|only a header"),
     Bad("csv-over-the-upload-limit", CSV, HUGE_CSV, r"larger than 20 MiB"),
     Bad("csv-png-named-csv", CSV, PNG_JUNK, r"could not be read as CSV"),
     Bad("csv-random-bytes", CSV, bytes(range(256)) * 8, r"could not be read as CSV"),
     Bad("csv-inf-value", CSV, b"passengers\n112\ninf\n130\n",
         r"missing or non-finite value \(NaN or inf\)"),
     Bad("csv-empty-cell", CSV, b"month,passengers\n1949-01,112\n1949-02,\n1949-03,130\n",
-        r"missing|NaN|empty", bug=BUG_CSV_NAN),
+        r"missing|NaN|empty"),
     Bad("csv-quoted-thousands", CSV, b'month,passengers\n1949-01,"1,200"\n1949-02,"1,300"\n'
-        b'1949-03,"1,250"\n', None, ACCEPTED, check=lambda e: e.info["values"] == [1200, 1300, 1250],
-        bug=BUG_CSV_THOUSANDS),
+        b'1949-03,"1,250"\n', None, ACCEPTED, check=lambda e: e.info["values"] == [1200, 1300, 1250]),
     Bad("csv-units-in-cells", CSV, b"month,passengers\n1949-01,112 k\n1949-02,118 k\n",
         r"no column of numbers"),
     Bad("csv-one-row", CSV, b"passengers\n112\n", r"need at least 2 values"),
@@ -242,10 +221,12 @@ CASES = [
         dict(rescale="true", radius="nan", T="-5", init="<script>", seed="nan"), None, IGNORED,
         widgets=dict(radius=1.0, T=100, init="default", seed=0), layers=(APP_LAYER,)),
     Bad("lab-url-seed-inf", LAB_URL, dict(seed="inf"), None, IGNORED, widgets=dict(seed=0),
-        layers=(APP_LAYER,), bug=BUG_URL_INF.format(page="pages/gradient_lab.py", param="seed")),
+        layers=(APP_LAYER,)),
     Bad("train-url-steps-inf", TRAIN_URL, dict(steps="inf"), None, IGNORED,
-        widgets=dict(steps=1000), layers=(APP_LAYER,),
-        bug=BUG_URL_INF.format(page="pages/train.py", param="steps (also seconds, layers)")),
+        widgets=dict(steps=1000), layers=(APP_LAYER,)),
+    Bad("train-url-seconds-layers-seed-non-finite", TRAIN_URL,
+        dict(seconds="-inf", layers="1e400", seed="inf"), None, IGNORED,
+        widgets=dict(seconds=60, layers=1, seed=0), layers=(APP_LAYER,)),
     # -- checkpoints, end to end (the loader's own catalogue: tests/test_loading.py) --------------
     Bad("weights-random-bytes-with-an-html-name", WEIGHTS,
         ("<img src=x onerror=alert(1)>.pt", RANDOM_BYTES),

@@ -153,6 +153,14 @@ def test_numbers_typed_for_airline_and_bad_numbers():
     assert at.error
 
 
+def test_airline_target_is_shown_in_passengers():
+    at = app(task="airline", source="random", seed=3)
+    assert_clean(at)
+    target = next(m.value for m in at.metric if m.label == "Target")
+    example = ex.make_example(ex.View(task="airline", source="random", seed=3))
+    assert target == f"next month ≈ {example.info['actual']:.0f}", target  # not "log-change"
+
+
 def test_layer_and_direction_controls_for_an_uploaded_module():
     rnn = torch.nn.GRU(2, 6, num_layers=2, bidirectional=True)
     data = save(rnn.state_dict())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -124,11 +125,19 @@ class Score:
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]")
 
+# ECMA-48 escape sequences: CSI (ESC [ params final) and the two-character ones (ESC @..._)
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words, and every other visible character on its own, in order
-    ("Don't!" -> ["don't", "!"]; "Café 😀" -> ["café", "😀"]): nothing typed is dropped."""
-    return _WORD.findall(text.lower())
+    ("Don't!" -> ["don't", "!"]; "Café 😀" -> ["café", "😀"]). Control (Cc: NUL, ESC, BEL) and
+    format (Cf: U+202E, zero-width) characters, and ANSI escape sequences, are dropped first: they
+    would become invisible timesteps, or reverse the text shown; whitespace still separates words."""
+    text = _ANSI_ESCAPE.sub("", text)  # a pasted terminal colour code (ESC[31m) as a whole
+    visible = "".join(ch for ch in text
+                      if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
+    return _WORD.findall(visible.lower())
 
 
 class Vocab:
@@ -154,11 +163,22 @@ class Vocab:
         return torch.tensor(self.ids(words), dtype=torch.long), unknown
 
 
+_THOUSANDS = re.compile(r"(?<![\d,.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")
+
+
 def parse_numbers(text: str, what: str = "numbers") -> list[str]:
     """Split typed numbers on commas, semicolons and whitespace; the pieces stay strings."""
     pieces = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
     if not pieces:
         raise ValueError(f"no {what} given: type some, separated by spaces or commas")
+    # "1,200 1,300" is two thousands, not four numbers: refuse rather than guess. A comma list
+    # without spaces ("112,118,132") is the one way this is read as separate numbers.
+    grouped = _THOUSANDS.search(text) if re.search(r"[\s;]", text.strip()) else None
+    if grouped:
+        number = grouped.group(0)
+        raise ValueError(f"{number!r} looks like a number with a thousands comma: write "
+                         f"{number.replace(',', '')}, not {number}, and separate {what} with "
+                         "spaces")
     return pieces
 
 
