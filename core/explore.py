@@ -320,7 +320,7 @@ def target_text(task, example: Example) -> str:
     if example.target is None:
         return "—"
     if task.kind == "regression":
-        return task.describe(torch.as_tensor(example.target), example).split(" (")[0]
+        return task.describe(torch.as_tensor(example.target), example)
     if task.kind == "classification":
         return task.classes[int(example.target)]
     return " ".join(task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1).tolist())

@@ -137,10 +137,7 @@ for column, (cell, c) in zip(columns, cells.items()):
         st.subheader(cmp.CELL_NAMES[cell])
         st.caption(c.model.label if c.model.source == "shipped"
                    else f"trained in this session: {c.model.label}")
-        prediction = c.result.prediction
-        if task.kind == "regression":  # "(true …)" repeats the target shown above
-            prediction = prediction.split(" (")[0]
-        st.metric("Prediction", prediction)
+        st.metric("Prediction", c.result.prediction)
         verdict = c.model.verdict
         st.metric(f"Held-out {score['metric']}", f"{score['value']:.4g}",
                   f"baseline {score['baseline']:.4g}: {verdict}",
