@@ -23,6 +23,11 @@ PAD, UNK = "<pad>", "<unk>"
 IGNORE = -100  # target at padded steps of a tagging batch (cross_entropy's ignore_index)
 
 
+def pick(rng: np.random.Generator, items):
+    """One item drawn uniformly (the grammars' building block; keeps their seeded streams)."""
+    return items[rng.integers(len(items))]
+
+
 def rng_for(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), stream])
 

@@ -14,8 +14,8 @@ import torch
 
 from core.limits import check_text
 from core.tasks.base import (
-    IGNORE, STREAM_SAMPLE, UNK, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids, rng_for,
-    token_f1, tokenize,
+    IGNORE, STREAM_SAMPLE, UNK, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids, pick,
+    rng_for, token_f1, tokenize,
 )
 
 FIRST = ["john", "mary", "anna", "peter", "david", "sarah", "james", "emma", "lucas", "sofia",
@@ -60,10 +60,6 @@ TEMPLATES = [
 NAME_TAGS = ("other", "name")
 
 
-def _pick(rng, items):
-    return items[rng.integers(len(items))]
-
-
 class NamesTask(Task):
     name = "names"
     title = "Name tagging"
@@ -88,26 +84,26 @@ class NamesTask(Task):
         self.name_words = set(FIRST) | set(AMBIGUOUS) | set(SURNAMES)
 
     def person(self, rng) -> list[str]:
-        first = _pick(rng, FIRST + AMBIGUOUS)
-        return [first, _pick(rng, SURNAMES)] if rng.random() < 0.3 else [first]
+        first = pick(rng, FIRST + AMBIGUOUS)
+        return [first, pick(rng, SURNAMES)] if rng.random() < 0.3 else [first]
 
     def sentence(self, rng) -> tuple[list[str], list[int]]:
         words: list[str] = []
         tags: list[int] = []
-        for slot in _pick(rng, TEMPLATES).split():
+        for slot in pick(rng, TEMPLATES).split():
             if slot == "{P}":
                 person = self.person(rng)
                 words += person
                 tags += [1] * len(person)
                 continue
             if slot == "{S}":
-                words.append(_pick(rng, SURNAMES))
+                words.append(pick(rng, SURNAMES))
                 tags.append(1)
                 continue
             if slot.startswith("{"):
                 options = {"{place}": PLACES, "{city}": CITIES, "{month}": MONTHS,
                            "{flower}": FLOWERS, "{day}": DAYS, "{colour}": COLOURS}[slot]
-                slot = _pick(rng, options)
+                slot = pick(rng, options)
             words.append(slot)
             tags.append(0)
         return words, tags

@@ -14,7 +14,8 @@ import torch
 
 from core.limits import check_text
 from core.tasks.base import (
-    STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids, rng_for, tokenize,
+    STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids, pick, rng_for,
+    tokenize,
 )
 
 PRODUCTS = ["product", "phone", "blender", "lamp", "camera", "speaker", "kettle", "backpack"]
@@ -36,10 +37,6 @@ THING = ["cable", "manual", "bag", "charger"]
 TURN = ["but", "however", "sadly"]  # before an opinion that flips the verdict
 GOOD_TURN = ["but", "however", "luckily"]
 LABELS = ("negative", "positive")
-
-
-def _pick(rng, items):
-    return items[rng.integers(len(items))]
 
 
 class SentimentTask(Task):
@@ -75,36 +72,36 @@ class SentimentTask(Task):
         surface = positive != negate  # the polarity of the adjective / verb before "not"
         form = rng.integers(5)
         if form == 0:
-            verb = _pick(rng, LIKE if surface else DISLIKE)
-            return ["i", *(["do", "not"] if negate else []), verb, "this", _pick(rng, PRODUCTS)]
+            verb = pick(rng, LIKE if surface else DISLIKE)
+            return ["i", *(["do", "not"] if negate else []), verb, "this", pick(rng, PRODUCTS)]
         if form == 1:
-            return ["this", _pick(rng, PRODUCTS), "is", *(["not"] if negate else []),
-                    _pick(rng, GOOD if surface else BAD)]
+            return ["this", pick(rng, PRODUCTS), "is", *(["not"] if negate else []),
+                    pick(rng, GOOD if surface else BAD)]
         if form == 2:
-            return ["the", _pick(rng, FEATURES), "is", *(["not"] if negate else []),
-                    _pick(rng, GOOD if surface else BAD)]
+            return ["the", pick(rng, FEATURES), "is", *(["not"] if negate else []),
+                    pick(rng, GOOD if surface else BAD)]
         if form == 3:
             if positive:
                 return ["it", "works", "really", "well"]
             return ["it", "does", "not", "work"]
         if positive:
-            return ["one", _pick(rng, GOOD), "feature", "made", "it", "better"]
-        return ["one", _pick(rng, BAD), "feature", "made", "it", "worse"]
+            return ["one", pick(rng, GOOD), "feature", "made", "it", "better"]
+        return ["one", pick(rng, BAD), "feature", "made", "it", "worse"]
 
     def turn(self, rng, positive: bool) -> list[str]:
-        connective = _pick(rng, GOOD_TURN if positive else TURN)
+        connective = pick(rng, GOOD_TURN if positive else TURN)
         r = rng.random()
         if r < 0.25:
             ending = (["in", "the", "end", "it", "was", "worth", "it"] if positive
                       else ["it", "stopped", "working"] if rng.random() < 0.5
-                      else ["the", _pick(rng, FEATURES), "broke", "after", "a", "week"])
+                      else ["the", pick(rng, FEATURES), "broke", "after", "a", "week"])
             return [connective, *ending]
         return [connective, *self.opinion(rng, positive)]
 
     def neutral(self, rng) -> list[str]:
-        text = _pick(rng, NEUTRAL).format(
-            when=_pick(rng, WHEN), colour=_pick(rng, COLOUR), person=_pick(rng, PERSON),
-            thing=_pick(rng, THING), feature=_pick(rng, FEATURES))
+        text = pick(rng, NEUTRAL).format(
+            when=pick(rng, WHEN), colour=pick(rng, COLOUR), person=pick(rng, PERSON),
+            thing=pick(rng, THING), feature=pick(rng, FEATURES))
         return text.split()
 
     def review(self, rng: np.random.Generator, words: int) -> dict:
