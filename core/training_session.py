@@ -95,6 +95,32 @@ class RunProgress:
             return 0.0
         return last.step / last.elapsed
 
+    @property
+    def fraction(self) -> float:
+        """How far the run is through its budget, steps or seconds, whichever is further."""
+        last = self.last
+        if last is None:
+            return 0.0
+        budget = self.config.max_seconds or math.inf
+        return min(1.0, max(last.step / self.config.max_steps, last.elapsed / budget))
+
+    @property
+    def progress_text(self) -> str:
+        """One line for a progress bar: status, step, speed, time, loss, held-out metric."""
+        last = self.last
+        step, elapsed = (last.step, last.elapsed) if last else (0, 0.0)
+        loss = f" · loss {last.loss:.4g}" if last else ""
+        held = (f" · held-out {last.metric_name} {last.heldout_metric:.4g}"
+                if last and last.heldout_metric is not None else "")
+        return (f"**{self.label}** · {self.status} · step {step:,} of {self.config.max_steps:,} · "
+                f"{self.steps_per_second:.0f} steps/s · {elapsed:.1f} s{loss}{held}")
+
+
+def chart_series(snapshot: list[RunProgress]) -> tuple[dict, dict, dict]:
+    """What the live charts take, per run label: its events, its status, its held-out spacing."""
+    return ({p.label: p.events for p in snapshot}, {p.label: p.status for p in snapshot},
+            {p.label: p.config.heldout_every for p in snapshot})
+
 
 class TrainingSession:
     """Runs `core.train.train` for each RunSpec in a background thread; see the module doc."""

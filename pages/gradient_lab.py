@@ -22,7 +22,7 @@ from core.tasks import get_task
 from core.training_figures import (
     CELL_COLORS, grad_norm_figure, gradient_profile_figure, loss_figure,
 )
-from core.training_session import CELL_NAMES, TrainingSession
+from core.training_session import CELL_NAMES, TrainingSession, chart_series
 
 SESSION = "gatescope.lab.session"  # the current / last lab training run (a TrainingSession)
 ADDING = get_task("adding")
@@ -207,19 +207,13 @@ def live_training() -> None:
                 "an infinite loss within a few dozen steps; the clipped one stays finite.")
         return
     snapshot = current.snapshot()
-    runs = {p.label: p.events for p in snapshot}
-    ended = {p.label: p.status for p in snapshot}
+    runs, ended, every = chart_series(snapshot)
     colors = {p.label: CELL_COLORS["rnn"] if p.label == PLAIN_LABEL else CELL_COLORS["lstm"]
               for p in snapshot}
     for p in snapshot:
-        last = p.last
-        step = last.step if last else 0
-        text = (f"**{p.label}** · {p.status} · step {step} of {p.config.max_steps} · "
-                f"{p.steps_per_second:.0f} steps/s")
-        st.progress(min(1.0, step / p.config.max_steps), text=text)
+        st.progress(p.fraction, text=p.progress_text)
     first_config = snapshot[-1].config
     left, right = st.columns(2)
-    every = {p.label: p.config.heldout_every for p in snapshot}
     left.plotly_chart(loss_figure(runs, (1 / 6, "always predict 1"), ended, colors,
                                   "Loss (MSE): training (solid) and held-out (dashed)", every),
                       width="stretch", key="lab_loss")

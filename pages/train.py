@@ -8,7 +8,6 @@ the Explore and Compare pages find them, and download as safetensors + JSON.
 
 from __future__ import annotations
 
-import math
 import re
 
 import streamlit as st
@@ -21,7 +20,7 @@ from core.training_figures import (
     CELL_COLORS, loss_figure, loss_spread_figure, metric_figure,
 )
 from core.training_session import (
-    TrainingSession, describe_result, make_train_config, model_files, train_runs,
+    TrainingSession, chart_series, describe_result, make_train_config, model_files, train_runs,
 )
 
 TRAINED = "gatescope.trained"  # label -> TrainResult, shared with Explore and Compare
@@ -171,21 +170,10 @@ def live_progress() -> None:
                 "time on the same batches, sharing the CPU.")
         return
     snapshot = current.snapshot()
-    runs = {p.label: p.events for p in snapshot}
-    ended = {p.label: p.status for p in snapshot}
+    runs, ended, every = chart_series(snapshot)
     colors = {p.label: CELL_COLORS[p.cell] for p in snapshot}
-    every = {p.label: p.config.heldout_every for p in snapshot}
     for p in snapshot:
-        last = p.last
-        step, elapsed = (last.step, last.elapsed) if last else (0, 0.0)
-        budget = p.config.max_seconds or math.inf
-        fraction = max(step / p.config.max_steps, min(1.0, elapsed / budget))
-        loss = f" · loss {last.loss:.4g}" if last else ""
-        held = (f" · held-out {last.metric_name} {last.heldout_metric:.4g}"
-                if last and last.heldout_metric is not None else "")
-        st.progress(min(1.0, fraction),
-                    text=f"**{p.label}** · {p.status} · step {step:,} of {p.config.max_steps:,} · "
-                         f"{p.steps_per_second:.0f} steps/s · {elapsed:.1f} s{loss}{held}")
+        st.progress(p.fraction, text=p.progress_text)
     first = get_task(snapshot[0].task)
     left, right = st.columns(2)
     left.plotly_chart(loss_figure(runs, None, ended, colors, heldout_every=every),

@@ -231,3 +231,18 @@ def test_threads_are_daemons_so_a_closing_server_never_waits_for_them():
     session.stop()
     session.wait(timeout=30)
     assert threads and all(t.daemon for t in threads)
+
+
+def test_progress_line_counts_the_further_of_steps_and_seconds():
+    from core.train import ProgressEvent, TrainConfig
+    from core.training_session import RunProgress, chart_series
+
+    event = ProgressEvent(step=50, total_steps=200, loss=0.25, metric=None, heldout_loss=None,
+                          heldout_metric=None, elapsed=9.0, metric_name="MSE")
+    run = RunProgress("adding · LSTM · 10:00:00", "adding", "lstm",
+                      TrainConfig(max_steps=200, max_seconds=10.0), [event], None, None)
+    assert run.fraction == 0.9  # 9 of 10 seconds is further than 50 of 200 steps
+    assert "running · step 50 of 200" in run.progress_text and "loss 0.25" in run.progress_text
+    runs, ended, every = chart_series([run])
+    assert runs[run.label] == [event] and ended[run.label] == "running"
+    assert every[run.label] == run.config.heldout_every
