@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from core.figures import (
     CURSOR_COLOR, FONT, GATE_RANGE, GATE_SCALE, MAX_SLIDER_STEPS, SALIENCY_SCALE, SIGNED_RANGE,
-    SIGNED_SCALE, ExploreInput, RawFrame, heatmap_png, line_path,
+    SIGNED_SCALE, ExploreInput, RawFrame, colour_bar, heatmap_png, line_path,
 )
 from core.lab import GradientDecay
 from core.trace import Trace
@@ -217,20 +217,10 @@ def compare_figure(traces: Mapping[str, Trace], inp: ExploreInput, *, t0: int = 
     bar_x = 1.008
     for k, (scale, (lo, hi), label) in enumerate(((SIGNED_SCALE, SIGNED_RANGE, "h"),
                                                   (GATE_SCALE, GATE_RANGE, "gates"))):
-        top, length = 0.80 - 0.28 * k, 0.2
-        images.append(dict(source=heatmap_png(np.linspace(lo, hi, 64)[:, None], lo, hi, scale,
-                                              min_width=1, min_height=64),
-                           xref="paper", yref="paper", x=bar_x, y=top, sizex=0.01,
-                           sizey=length, sizing="stretch", xanchor="left", yanchor="top",
-                           layer="above"))
-        annotations.append(dict(xref="paper", yref="paper", x=bar_x, y=top, text=label,
-                                showarrow=False, xanchor="left", yanchor="bottom",
-                                font=dict(size=12)))
-        for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
-            annotations.append(dict(xref="paper", yref="paper", x=bar_x + 0.011,
-                                    y=top - length + frac * length,
-                                    text=f"{value:g}".replace("-", "−"), showarrow=False,
-                                    xanchor="left", font=dict(size=11)))
+        image, labels = colour_bar(scale, lo, hi, label, x=bar_x, top=0.80 - 0.28 * k,
+                                   length=0.2, width=0.01)
+        images.append(image)
+        annotations += labels
 
     # frames: only the cursors and the readouts move
     animated = cursor_traces + marker_traces + word_traces

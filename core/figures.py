@@ -437,19 +437,10 @@ def explore_figure(
     bar_x = 0.68 * 0.9 + 0.01  # just right of the left column (column_widths x (1 - spacing))
     bar_annotations = []
     for k, (scale, (lo, hi), label) in enumerate(bars):
-        top, length = 0.86 - 0.25 * k, 0.17
-        images.append(dict(source=heatmap_png(np.linspace(lo, hi, 64)[:, None], lo, hi, scale,
-                                              min_width=1, min_height=64),
-                           xref="paper", yref="paper", x=bar_x, y=top, sizex=0.012,
-                           sizey=length, sizing="stretch", xanchor="left", yanchor="top",
-                           layer="above"))
-        bar_annotations.append(dict(xref="paper", yref="paper", x=bar_x, y=top, text=label,
-                                    showarrow=False, xanchor="left", yanchor="bottom",
-                                    font=dict(size=13)))
-        for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
-            bar_annotations.append(dict(xref="paper", yref="paper", x=bar_x + 0.013,
-                                        y=top - length + frac * length, text=_num(value),
-                                        showarrow=False, xanchor="left", font=dict(size=11)))
+        image, labels = colour_bar(scale, lo, hi, label, x=bar_x, top=0.86 - 0.25 * k,
+                                   length=0.17, width=0.012, title_size=13)
+        images.append(image)
+        bar_annotations += labels
 
     # --- gradient norms, log scale (layout paths: plotly.js places path points on a log axis
     # in data units, while the axis range is given in log10 units) --------------------------
@@ -715,6 +706,25 @@ class RawFrame:
 
     def to_plotly_json(self) -> dict:
         return self._props
+
+
+def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float, length: float,
+               width: float, title_size: int = 12) -> tuple[dict, list[dict]]:
+    """A vertical colour bar on the paper as a layout image plus its title and three tick labels.
+
+    Layout images, not a trace's colorbar: frames with redraw=False never touch them.
+    """
+    image = dict(source=heatmap_png(np.linspace(lo, hi, 64)[:, None], lo, hi, scale,
+                                    min_width=1, min_height=64),
+                 xref="paper", yref="paper", x=x, y=top, sizex=width, sizey=length,
+                 sizing="stretch", xanchor="left", yanchor="top", layer="above")
+    labels = [dict(xref="paper", yref="paper", x=x, y=top, text=label, showarrow=False,
+                   xanchor="left", yanchor="bottom", font=dict(size=title_size))]
+    for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
+        labels.append(dict(xref="paper", yref="paper", x=x + width + 0.001,
+                           y=top - length + frac * length, text=_num(value), showarrow=False,
+                           xanchor="left", font=dict(size=11)))
+    return image, labels
 
 
 def line_path(x: np.ndarray, y: np.ndarray, xref: str, yref: str, color: str, *, name: str,
