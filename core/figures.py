@@ -578,8 +578,8 @@ def explore_figure(
     active = min(range(len(slider_steps)), key=lambda i: abs(slider_steps[i] - t0))
     layout = dict(
         font=FONT, height=int(height_per_map * (n_maps + 2.6) + 220),
-        margin=dict(l=60, r=20, t=90, b=60), showlegend=True,
-        legend=dict(orientation="h", x=0.0, y=-0.035, yanchor="top", font=dict(size=13)),
+        margin=dict(l=60, r=20, t=90, b=80), showlegend=True,
+        legend=dict(orientation="h", x=0.0, y=-0.06, yanchor="top", font=dict(size=13)),
         hovermode="closest", plot_bgcolor="rgba(0,0,0,0)",
         updatemenus=[dict(
             type="buttons", direction="left", showactive=True, x=0.0, y=1.0, xanchor="left",
