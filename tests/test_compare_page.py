@@ -12,6 +12,8 @@ from core import zoo
 from core.tasks import TASKS, Score
 from streamlit.testing.v1 import AppTest
 
+from pagetest import assert_clean
+
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "compare.py"
 TRAINED = "gatescope.trained"
 
@@ -34,10 +36,6 @@ def charts(at: AppTest) -> dict[str, dict]:
                     if k in element.proto.id), None)
         out[key or f"chart{len(out)}"] = spec
     return out
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def metrics(at: AppTest) -> dict[str, list[str]]:

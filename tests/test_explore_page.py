@@ -15,6 +15,8 @@ from core import zoo
 from core.tasks import TASKS
 from streamlit.testing.v1 import AppTest
 
+from pagetest import assert_clean
+
 APP = Path(__file__).resolve().parents[1] / "app.py"
 CELLS = ("rnn", "lstm", "gru")
 SHIPPED = set(zoo.available())
@@ -31,10 +33,6 @@ def chart(at: AppTest) -> dict:
     charts = at.get("plotly_chart")
     assert len(charts) == 1
     return json.loads(charts[0].proto.spec)
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 @pytest.mark.skipif(not any(c == "lstm" for _, c in SHIPPED), reason="no shipped LSTM yet")

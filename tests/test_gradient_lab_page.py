@@ -11,17 +11,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import pagetest
+from pagetest import click
+
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gradient_lab.py")
 SESSION = "gatescope.lab.session"
 
 
 def open_page(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return pagetest.open_page(PAGE, **query)
 
 
 def metrics(at) -> dict[str, str]:
@@ -51,12 +49,6 @@ def finish_run(at) -> AppTest:
     session = at.session_state[SESSION]
     assert session.wait(timeout=90)
     at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def click(at, label: str) -> AppTest:
-    next(b for b in at.button if b.label == label).click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

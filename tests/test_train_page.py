@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import pagetest
+from pagetest import click
+
 from core.limits import LIMITS
 from core.tasks import TASKS
 
@@ -19,18 +22,7 @@ SMALL = dict(steps="40", hidden="8")
 
 
 def open_page(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def click(at, label: str) -> AppTest:
-    next(b for b in at.button if b.label == label).click().run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return pagetest.open_page(PAGE, **query)
 
 
 def train_to_the_end(at) -> AppTest:

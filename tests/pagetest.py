@@ -1,0 +1,31 @@
+"""Helpers shared by the AppTest page tests: open a page, click, and insist on no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception element on the page: every failure must have become a message."""
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def open_page(page: str | Path, timeout: float = 90, **query) -> AppTest:
+    """Run `page` (a path, e.g. ROOT / "pages/train.py") with these URL query parameters."""
+    at = AppTest.from_file(str(page), default_timeout=timeout)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    """Click the button labelled `label` and rerun."""
+    next(b for b in at.button if b.label == label).click().run()
+    assert_clean(at)
+    return at
