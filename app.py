@@ -7,6 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.sharing import cap_torch_threads
+
+# Every visitor's script runs in a thread of its own: one torch thread each, so that a room of
+# visitors shares the cores instead of oversubscribing them (see core/sharing.py).
+cap_torch_threads()
 st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
 
 # Material icons, not emoji: they render everywhere, also where no emoji font is installed.

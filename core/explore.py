@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from core import zoo
-from core.limits import LIMITS, check_seq_len, check_text
+from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
 from core.loading import load_user_weights
 from core.model import CELLS, SequenceModel
 from core.tasks import TASKS, Example, get_task
@@ -271,6 +271,8 @@ def run(view: View, choice: ModelChoice, example: Example) -> Result:
     task = get_task(view.task)
     torch.set_flush_denormal(True)
     rnn = choice.rnn
+    check_trace_size(rnn.num_layers, 2 if rnn.bidirectional else 1, len(example),
+                     rnn.hidden_size)
     with torch.no_grad():
         if choice.model is not None:
             x = choice.model.features(example.inputs).detach().float()

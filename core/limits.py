@@ -18,6 +18,8 @@ opened by a room of students at once:
 | Uploaded model size    | `max_params`           | 5,000,000 parameters | 20 MB as float32, whatever dtype the file used       |
 | Training steps         | `max_training_steps`   | 1 to 10,000 steps | the shipped models train well within it                 |
 | Training time          | `max_training_seconds` | 120 seconds      | one user's run cannot hold a shared core for long        |
+| Traced values          | `max_trace_values`     | 1,024,000 per state (layers × directions × steps × units) | one trace stays under 25 MB: 2,000 steps × 512 units, or 4 layers × 2 directions × 2,000 steps × 64 units |
+| Training at once       | `max_concurrent_training_runs` | 3 runs per server | more would only slow every run and every page on 2 cores; the rest wait for a slot |
 
 The README cites this table; a test checks that it matches the values in `LIMITS`.
 """
@@ -41,6 +43,8 @@ class Limits:
     max_params: int = 5_000_000
     max_training_steps: int = 10_000
     max_training_seconds: float = 120.0
+    max_trace_values: int = 1_024_000
+    max_concurrent_training_runs: int = 3
 
 
 #: The limits the app enforces.
@@ -159,3 +163,19 @@ def check_upload_size(nbytes: object) -> int:
             limit="max_upload_bytes", value=nbytes)
     return _check_whole(nbytes, label="Upload size", unit="bytes", limit="max_upload_bytes",
                         low=0, high=high)
+
+
+def check_trace_size(num_layers: int, num_directions: int, seq_len: int, hidden_size: int) -> int:
+    """The values one traced state holds (layers × directions × steps × units), at most
+    `max_trace_values`: a bigger module or a longer input is refused before anything runs."""
+    values = num_layers * num_directions * seq_len * hidden_size
+    high = LIMITS.max_trace_values
+    if values > high:
+        shape = (f"{num_layers} layer(s) × {num_directions} direction(s) × {seq_len:,} steps × "
+                 f"{hidden_size:,} units")
+        longest = high // (num_layers * num_directions * hidden_size)
+        raise LimitError(
+            f"Too much to trace: {shape} = {values:,} values per state; the limit is "
+            f"{high:,}. With this model, use at most {longest:,} steps.",
+            limit="max_trace_values", value=values)
+    return values

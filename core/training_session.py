@@ -10,7 +10,9 @@
 No Streamlit here: a page keeps the session object in its session state and redraws from
 `snapshot()` every fraction of a second, so training never blocks the page. Runs started
 together run at the same time (one thread each) so their curves grow side by side; they share
-the CPU, so compare their speeds with each other, not with a run made alone.
+the CPU, so compare their speeds with each other, not with a run made alone. Every run of the
+process trains in one of `core.sharing.TRAINING_SLOTS`: while all are taken (other visitors are
+training) a run waits, its status says so, and Stop ends it before it trains at all.
 
 Also here: turning a user's choices into a checked `TrainConfig` (every value against
 `core.limits`), labels for trained models, and the files a trained model downloads as.
@@ -31,12 +33,13 @@ import safetensors.torch
 import torch
 
 from core.limits import (
-    LIMITS, LimitError, check_hidden_size, check_layers, check_seq_len, check_training_seconds,
-    check_training_steps,
+    LIMITS, LimitError, check_hidden_size, check_layers, check_param_count, check_seq_len,
+    check_training_seconds, check_training_steps,
 )
 from core.model import CELLS, INITS, SequenceModel, count_parameters
 from core.tasks import Score, get_task
-from core.train import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, train
+from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
+from core.train import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec, train
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,12 @@ class RunProgress:
     events: list[ProgressEvent]
     result: TrainResult | None  # set once the run has ended without an error
     error: str | None  # what went wrong, in words, if the run failed
+    waiting: bool = False  # for a free training slot: other runs on this server train now
+    cancelled: bool = False  # stopped while it waited: it never trained
 
     @property
     def done(self) -> bool:
-        return self.result is not None or self.error is not None
+        return self.result is not None or self.error is not None or self.cancelled
 
     @property
     def last(self) -> ProgressEvent | None:
@@ -86,6 +91,10 @@ class RunProgress:
     def status(self) -> str:
         if self.error is not None:
             return "failed"
+        if self.cancelled:
+            return "stopped before it started"
+        if self.waiting:
+            return "waiting for a free training slot"
         return self.result.status if self.result is not None else "running"
 
     @property
@@ -107,6 +116,9 @@ class RunProgress:
     @property
     def progress_text(self) -> str:
         """One line for a progress bar: status, step, speed, time, loss, held-out metric."""
+        if self.waiting or self.cancelled:
+            return (f"**{self.label}** · {self.status} (at most "
+                    f"{LIMITS.max_concurrent_training_runs} runs train at once on this server)")
         last = self.last
         step, elapsed = (last.step, last.elapsed) if last else (0, 0.0)
         loss = f" · loss {last.loss:.4g}" if last else ""
@@ -125,7 +137,7 @@ def chart_series(snapshot: list[RunProgress]) -> tuple[dict, dict, dict]:
 class TrainingSession:
     """Runs `core.train.train` for each RunSpec in a background thread; see the module doc."""
 
-    def __init__(self, runs: list[RunSpec]):
+    def __init__(self, runs: list[RunSpec], slots: TrainingSlots = TRAINING_SLOTS):
         labels = [run.label for run in runs]
         if not runs or len(set(labels)) != len(labels):
             raise ValueError("a training session needs at least one run, each with its own label")
@@ -136,6 +148,9 @@ class TrainingSession:
         self._events: dict[str, list[ProgressEvent]] = {label: [] for label in labels}
         self._results: dict[str, TrainResult] = {}
         self._errors: dict[str, str] = {}
+        self._waiting: set[str] = set(labels)
+        self._cancelled: set[str] = set()
+        self._slots = slots
         self._threads: list[threading.Thread] = []
 
     def start(self) -> "TrainingSession":
@@ -159,6 +174,12 @@ class TrainingSession:
             with self._lock:
                 self._events[run.label].append(event)
 
+        got_slot = self._slots.acquire(should_give_up=self._stop.is_set)
+        with self._lock:
+            self._waiting.discard(run.label)
+            if not got_slot:
+                self._cancelled.add(run.label)
+                return
         try:
             result = train(run.task, run.cell, run.config, on_progress=on_progress,
                            should_stop=self._stop.is_set, model=run.model)
@@ -169,6 +190,8 @@ class TrainingSession:
         else:
             with self._lock:
                 self._results[run.label] = result
+        finally:
+            self._slots.release()
 
     def stop(self) -> None:
         """Ask every run to stop after its current step; each keeps the weights it has."""
@@ -199,7 +222,9 @@ class TrainingSession:
             return [
                 RunProgress(run.label, run.task, run.cell, run.config,
                             list(self._events[run.label]), self._results.get(run.label),
-                            self._errors.get(run.label))
+                            self._errors.get(run.label),
+                            waiting=run.label in self._waiting and bool(self._threads),
+                            cancelled=run.label in self._cancelled)
                 for run in self.runs
             ]
 
@@ -264,6 +289,33 @@ def make_train_config(
     )
 
 
+def check_model_size(task: str, cell: str, config: TrainConfig) -> int:
+    """The parameter count of the model `config` would train, at most `LIMITS.max_params`
+    (counted on the meta device: nothing is allocated)."""
+    spec = model_spec(get_task(task), cell, config.hidden_size, config.num_layers)
+    with torch.device("meta"):
+        size = count_parameters(SequenceModel(spec))
+    try:
+        return check_param_count(size)
+    except LimitError as error:
+        raise LimitError(f"A {config.num_layers}-layer {CELL_NAMES[cell]} with "
+                         f"{config.hidden_size} units has {size:,} parameters; at most "
+                         f"{LIMITS.max_params:,} can be trained here. Use fewer units or layers.",
+                         limit=error.limit, value=error.value) from None
+
+
+def keep_newest(trained: dict[str, TrainResult]) -> None:
+    """Drop the oldest trained models (insertion order) until a session keeps at most
+    MAX_TRAINED_PER_SESSION of them holding at most 3 × LIMITS.max_params parameters in all
+    (one "all three cells" run of the biggest trainable models always fits)."""
+    def total() -> int:
+        return sum(count_parameters(r.model) for r in trained.values())
+
+    while len(trained) > MAX_TRAINED_PER_SESSION or (
+            len(trained) > 1 and total() > 3 * LIMITS.max_params):
+        trained.pop(next(iter(trained)))
+
+
 def event_spacing(steps: int) -> dict[str, int]:
     """progress_every / heldout_every for a live run of `steps` steps: every step's loss while
     that stays under MAX_EVENTS_PER_RUN points (the loss's spread needs single steps), and about
@@ -300,6 +352,7 @@ def train_runs(task: str, cells: list[str], config: TrainConfig,
             forget_bias=config.forget_bias if cell == "lstm" else None,
             update_bias=config.update_bias if cell == "gru" else None,
         )
+        check_model_size(task_obj.name, cell, cell_config)
         label = run_label(task_obj.name, cell, when, taken)
         taken.add(label)
         runs.append(RunSpec(label, task_obj.name, cell, cell_config))
@@ -388,5 +441,6 @@ def _finite_json(value):
 __all__ = [
     "RunSpec", "RunProgress", "TrainingSession", "make_train_config", "train_runs", "run_label",
     "model_files", "event_spacing", "check_learning_rate", "learned", "describe_result",
+    "check_model_size", "keep_newest",
     "CELL_NAMES", "LIMITS", "LimitError",
 ]

@@ -100,28 +100,37 @@ view = ex.View(**V).normalised()
 
 # --- one call into core (cached), keeping the last good view on bad input -------------------
 @st.cache_resource(max_entries=24, show_spinner=False)
-def compute(view: ex.View, upload_key: str, csv_key: tuple | None, _upload, _csv):
-    choice = ex.resolve_model(view, _upload)
-    example = ex.make_example(view, _csv)
-    return choice, ex.run(view, choice, example)
+def compute_shared(view: ex.View, csv_key: tuple | None, _csv):
+    """Shipped and random models are the same for every visitor: one cache for the process."""
+    choice = ex.resolve_model(view)
+    return choice, ex.run(view, choice, ex.make_example(view, _csv))
 
 
-def compute_for_session(view: ex.View, csv_values):
-    """Models trained in this session are this visitor's own: never in the shared cache."""
-    choice = ex.resolve_model(view, session_models=trained_here)
-    return choice, ex.run(view, choice, ex.make_example(view, csv_values))
+def compute_own(view: ex.View, upload, csv_values, key: tuple):
+    """An upload or a model trained in this session is this visitor's own: never in the shared
+    cache. The session keeps only the last one computed (its memory stays bounded), which is
+    enough for reruns that change only what is looked at (unit, step, layer)."""
+    memo = st.session_state.get("explore_own")
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    st.session_state.pop("explore_own", None)  # let the old trace go before making a new one
+    choice = ex.resolve_model(view, upload, session_models=trained_here)
+    value = choice, ex.run(view, choice, ex.make_example(view, csv_values))
+    st.session_state.explore_own = (key, value)
+    return value
 
 
-upload_key = hashlib.sha256(upload[0]).hexdigest() + upload[1] if upload else ""
 csv_key = tuple(csv_values) if csv_values is not None else None
 trace_view = ex.View(**{**view.__dict__, "layer": 0, "direction": 0, "pick": "index",
                         "unit": 0, "t": 0})
 error = None
 try:
-    if view.source == "session":
-        choice, result = compute_for_session(trace_view, csv_values)
+    if view.source in ("session", "upload"):
+        own = (id(trained_here.get(view.run)) if view.source == "session" else
+               hashlib.sha256(upload[0]).hexdigest() + upload[1] if upload else None)
+        choice, result = compute_own(trace_view, upload, csv_values, (trace_view, own, csv_key))
     else:
-        choice, result = compute(trace_view, upload_key, csv_key, upload, csv_values)
+        choice, result = compute_shared(trace_view, csv_key, csv_values)
     st.session_state.last_good = (view, choice, result)
 except Exception as err:  # every failure becomes a message, never a traceback
     error = str(err) or type(err).__name__

@@ -222,6 +222,8 @@ def live_training() -> None:
     for p in snapshot:
         if p.error is not None:
             st.error(f"{p.label}: the run failed: {p.error}")
+        elif p.cancelled:
+            st.info(f"**{p.label}** was stopped while it waited for a free training slot.")
         elif p.result is not None:
             kind, sentence = verdict(p.result)
             getattr(st, kind)(f"**{p.label}** ({p.result.steps} steps, "

@@ -19,8 +19,10 @@ from core.tasks import TASKS, get_task
 from core.training_figures import (
     CELL_COLORS, loss_figure, loss_spread_figure, metric_figure,
 )
+from core.sharing import MAX_TRAINED_PER_SESSION
 from core.training_session import (
-    TrainingSession, chart_series, describe_result, make_train_config, model_files, train_runs,
+    TrainingSession, chart_series, describe_result, keep_newest, make_train_config, model_files,
+    train_runs,
 )
 
 TRAINED = "gatescope.trained"  # label -> TrainResult, shared with Explore and Compare
@@ -28,7 +30,6 @@ OPEN_IN_EXPLORE = "gatescope.explore.open"  # the label Explore should open
 OPEN_IN_COMPARE = "gatescope.compare.open"  # the label Compare should put in its cell's place
 SESSION = "gatescope.train.session"
 COLLECTED = "gatescope.train.collected"  # ids of sessions already copied into TRAINED
-MAX_KEPT = 9  # trained models kept per browser session (the oldest go first)
 URL = dict(bind="query-params")
 # How often a running session is redrawn: each redraw holds the GIL that the training threads
 # need, so not more often than this.
@@ -52,8 +53,7 @@ def collect(session: TrainingSession) -> None:
     done.add(id(session))
     trained = st.session_state.setdefault(TRAINED, {})
     trained.update(session.results())
-    while len(trained) > MAX_KEPT:
-        trained.pop(next(iter(trained)))
+    keep_newest(trained)  # a bounded number and size of models per browser session
 
 
 def stop_session() -> None:
@@ -188,6 +188,9 @@ def live_progress() -> None:
         for p in snapshot:
             if p.error is not None:
                 st.error(f"**{p.label}** failed: {p.error}")
+            elif p.cancelled:
+                st.info(f"**{p.label}** was stopped while it waited for a free training slot: "
+                        "nothing was trained.")
             elif p.result is not None:
                 kind, sentence = describe_result(p.result)
                 getattr(st, kind)(f"**{p.label}** · {p.result.status}, {p.result.steps:,} steps "
@@ -225,8 +228,8 @@ live_progress()
 trained = st.session_state.get(TRAINED, {})
 if trained:
     st.subheader("Trained in this session")
-    st.caption(f"The newest {MAX_KEPT} are kept while this browser tab is open. Explore and "
-               "Compare can open them; the safetensors file also loads in the Explore page's "
+    st.caption(f"The newest {MAX_TRAINED_PER_SESSION} (fewer if they are very big) are kept "
+               "while this browser tab is open. Explore and Compare can open them; the safetensors file also loads in the Explore page's "
                "upload and in plain PyTorch (the JSON says how).")
     for label, result in reversed(list(trained.items())):
         score = result.score

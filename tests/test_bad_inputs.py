@@ -50,6 +50,7 @@ URL = "Explore page URL"
 LAB_URL = "Gradient lab URL"
 TRAIN_URL = "Train page URL"
 WEIGHTS = "weights upload (Explore, 'my own weights')"
+TRACE = "weights upload with a 600-step sample (Explore, adding)"
 TRAINING = "a training run (Train page)"
 
 # What must happen to it.
@@ -102,6 +103,9 @@ HUGE_CSV = b"passengers\n" + b"112\n" * (LIMITS.max_upload_bytes // 4 + 1)
 RANDOM_BYTES = bytes((i * 7919 + 13) % 256 for i in range(4096))
 HTML_NAME = "<b onmouseover=alert(1)>gru</b>.safetensors"
 GRU_8 = save(torch.nn.GRU(2, 8).state_dict())
+# 4 layers x 2 directions x 256 units: 3.9 M parameters, within the upload limits, but a trace
+# of 600 steps would hold 1,228,800 values per state, over max_trace_values.
+DEEP_GRU = save(torch.nn.GRU(2, 256, num_layers=4, bidirectional=True).state_dict())
 
 CASES = [
     # -- typed text ---------------------------------------------------------------------------
@@ -237,6 +241,10 @@ CASES = [
     Bad("weights-good-file-with-an-html-name", WEIGHTS, (HTML_NAME, GRU_8), None, ACCEPTED,
         check=lambda choice: HTML_NAME in choice.label and choice.rnn.hidden_size == 8,
         html="<b onmouseover=alert(1)>"),
+    Bad("weights-too-big-to-trace-this-long", TRACE, ("deep.safetensors", DEEP_GRU),
+        r"Too much to trace: 4 layer\(s\) × 2 direction\(s\) × 600 steps × 256 units = "
+        r"1,228,800 values per state; the limit is 1,024,000\. With this model, use at most 500 "
+        r"steps", task="adding", limit="max_trace_values"),
     # -- training that diverges -------------------------------------------------------------------
     Bad("training-diverges-to-nan", TRAINING,
         dict(cell="rnn", hidden_size=64, optimizer="sgd", learning_rate=1.0, clip_norm=None,
@@ -290,6 +298,10 @@ def _core(case: Bad):
     if case.where == WEIGHTS:
         name, data = case.value
         return ex.resolve_model(ex.View(task="adding", cell="gru", source="upload"), (data, name))
+    if case.where == TRACE:
+        name, data = case.value
+        view = ex.View(task="adding", source="upload", len=600)
+        return ex.run(view, ex.resolve_model(view, (data, name)), ex.make_example(view))
     raise AssertionError(f"no core runner for {case.where}")
 
 
@@ -421,8 +433,9 @@ def _app_bad_value(case: Bad) -> AppTest:
         before = _good(at)
         at.get("file_uploader")[0].set_value(("data.csv", case.value, "text/csv"))
         return at.run(), before
-    if case.where == WEIGHTS:
-        at = _open(APP, task="adding", cell="gru", source="upload")
+    if case.where in (WEIGHTS, TRACE):
+        length = {"len": "600"} if case.where == TRACE else {}
+        at = _open(APP, task="adding", cell="gru", source="upload", **length)
         at.get("file_uploader")[0].set_value(
             ("mine.safetensors", save(torch.nn.GRU(2, 6).state_dict()), "application/octet-stream"))
         at.run()

@@ -159,6 +159,36 @@ def test_values_over_the_limits_in_the_url_are_ignored():
     assert at.number_input(key="seconds").max == LIMITS.max_training_seconds
 
 
+def test_a_model_over_the_parameter_limit_is_refused_with_its_size():
+    at = open_page(cells="LSTM", hidden="512", layers="4")
+    click(at, "Train")
+    (error,) = [e.value for e in at.error]
+    assert "Cannot start training: A 4-layer LSTM with 512 units has" in error
+    assert f"at most {LIMITS.max_params:,} can be trained here" in error
+    assert SESSION not in at.session_state and not trained(at)
+
+
+def test_runs_wait_for_a_free_slot_while_other_visitors_train():
+    from core.sharing import TRAINING_SLOTS
+
+    taken = 0
+    while TRAINING_SLOTS.acquire(lambda: True):  # other visitors hold every slot
+        taken += 1
+    try:
+        at = open_page(cells="GRU", **SMALL)
+        click(at, "Train")
+        (progress,) = at.get("progress")
+        assert "waiting for a free training slot" in progress.proto.text
+        assert "at most 3 runs train at once on this server" in progress.proto.text
+    finally:
+        for _ in range(taken):
+            TRAINING_SLOTS.release()
+    assert at.session_state[SESSION].wait(timeout=90)  # a slot came free: it trained
+    at.run()
+    (result,) = trained(at).values()
+    assert result.status == "finished" and result.steps == 40
+
+
 def test_the_newest_models_are_kept_and_labels_never_collide():
     at = open_page(cells="RNN", steps="5", hidden="4")
     for _ in range(11):
