@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.sharing import cap_torch_threads
+from ui.animation import guard_animations
 
 # Every visitor's script runs in a thread of its own: one torch thread each, so that a room of
 # visitors shares the cores instead of oversubscribing them (see core/sharing.py).
@@ -23,4 +24,7 @@ pages = [
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
 ]
+# Before any page draws: charts that play in the browser pause when the user touches a widget
+# (a rerun is coming), and no animation outlives its chart (see ui/animation.py).
+guard_animations()
 st.navigation(pages).run()

@@ -9,8 +9,14 @@
 
 No Streamlit here: a page keeps the session object in its session state and redraws from
 `snapshot()` every fraction of a second, so training never blocks the page. Runs started
-together run at the same time (one thread each) so their curves grow side by side; they share
-the CPU, so compare their speeds with each other, not with a run made alone. Every run of the
+together run at the same time so their curves grow side by side; they share the CPU, so
+compare their speeds with each other, not with a run made alone.
+
+Each run trains in a child process, watched by a thread of the server. In threads, training
+loses the GIL to every visitor's page: a training loop hands the GIL back at every torch call
+and waits up to 5 ms to get it again, so with six visitors on their pages a 30-step run took
+minutes instead of seconds (measured with benchmarks/load_test.py). A process also uses the
+second core. The model goes to and from the child as safetensors bytes. Every run of the
 process trains in one of `core.sharing.TRAINING_SLOTS`: while all are taken (other visitors are
 training) a run waits, its status says so, and Stop ends it before it trains at all.
 
@@ -23,7 +29,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
 import numbers
+import queue
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -39,7 +47,8 @@ from core.limits import (
 from core.model import CELLS, INITS, SequenceModel, count_parameters
 from core.tasks import Score, get_task
 from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
-from core.train import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec, train
+from core.train import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec
+from core.training_worker import pack_model, train_child, unpack_model
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +57,6 @@ CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 LEARNING_RATE_RANGE = (1e-5, 1.0)
 #: Gate biases (LSTM forget, GRU update) a user may set: sigmoid(±10) is already 0 or 1.
 GATE_BIAS_RANGE = (-10.0, 10.0)
-#: Torch intra-op threads of each training thread (small models gain nothing from more).
-THREADS_PER_RUN = 1
 #: Points of the per-step loss kept per run: beyond this, progress events average a few steps.
 MAX_EVENTS_PER_RUN = 2000
 
@@ -134,8 +141,19 @@ def chart_series(snapshot: list[RunProgress]) -> tuple[dict, dict, dict]:
             {p.label: p.config.heldout_every for p in snapshot})
 
 
+def _process_context():
+    """Training processes start from a fork server that has imported torch and the trainer
+    and warmed them up once (core/training_worker.py): each run starts in a fraction of a
+    second and shares those pages with its siblings. (Plain fork is unsafe in a process with
+    threads and OpenMP; spawn would import torch again for every run.)"""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["core.training_worker"])
+    return context
+
+
 class TrainingSession:
-    """Runs `core.train.train` for each RunSpec in a background thread; see the module doc."""
+    """Runs `core.train.train` for each RunSpec in a process of its own, watched by a thread;
+    see the module doc."""
 
     def __init__(self, runs: list[RunSpec], slots: TrainingSlots = TRAINING_SLOTS):
         labels = [run.label for run in runs]
@@ -165,15 +183,7 @@ class TrainingSession:
         return self
 
     def _run(self, run: RunSpec) -> None:
-        # Per thread (OpenMP's setting is thread-local): the page's own thread is untouched.
-        # Runs side by side on two shared cores with two intra-op threads each oversubscribe
-        # them: one lab run took 36 s that way and 2.2 s with one thread.
-        torch.set_num_threads(THREADS_PER_RUN)
-
-        def on_progress(event: ProgressEvent) -> None:
-            with self._lock:
-                self._events[run.label].append(event)
-
+        """Wait for a training slot, then train in a child process and collect what it says."""
         got_slot = self._slots.acquire(should_give_up=self._stop.is_set)
         with self._lock:
             self._waiting.discard(run.label)
@@ -181,17 +191,55 @@ class TrainingSession:
                 self._cancelled.add(run.label)
                 return
         try:
-            result = train(run.task, run.cell, run.config, on_progress=on_progress,
-                           should_stop=self._stop.is_set, model=run.model)
-        except Exception as error:  # the page shows it in words; the log keeps the traceback
+            kind, payload = self._train_in_child(run)
+        except Exception as error:  # e.g. the process could not start: said in words, logged
             log.exception("training run %r failed", run.label)
-            with self._lock:
-                self._errors[run.label] = f"{type(error).__name__}: {error}"
-        else:
-            with self._lock:
-                self._results[run.label] = result
+            kind, payload = "error", f"{type(error).__name__}: {error}"
         finally:
             self._slots.release()
+        with self._lock:
+            if kind == "result":
+                self._results[run.label] = payload
+            else:
+                self._errors[run.label] = payload
+
+    def _train_in_child(self, run: RunSpec) -> tuple[str, object]:
+        context = _process_context()
+        messages = context.Queue()
+        stop = context.Event()
+        child = context.Process(
+            target=train_child, name=f"gatescope-train {run.label}", daemon=True,
+            args=(run.task, run.cell, run.config, pack_model(run.model), messages, stop))
+        child.start()
+        try:
+            while True:
+                if self._stop.is_set():
+                    stop.set()
+                try:
+                    kind, payload = messages.get(timeout=0.1)
+                except queue.Empty:
+                    if child.is_alive():
+                        continue
+                    try:  # it may have said its last word just before it ended
+                        kind, payload = messages.get(timeout=1.0)
+                    except queue.Empty:
+                        return "error", (f"the training process ended unexpectedly (exit code "
+                                         f"{child.exitcode}); nothing was kept")
+                if kind == "event":
+                    with self._lock:
+                        self._events[run.label].append(payload)
+                elif kind == "result":
+                    result, packed = payload
+                    return "result", replace(result, model=unpack_model(packed))
+                else:
+                    log.error("training run %r failed:\n%s", run.label, payload[1])
+                    return "error", payload[0]
+        finally:
+            stop.set()
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+            messages.close()
 
     def stop(self) -> None:
         """Ask every run to stop after its current step; each keeps the weights it has."""

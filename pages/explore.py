@@ -12,6 +12,7 @@ from core.figures import (
 )
 from core.model import CELLS
 from core.tasks import TASKS, get_task
+from ui.animation import autoplay_once
 from ui.widgets import choose as bound_choice
 
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN (vanilla)"}
@@ -198,18 +199,7 @@ fig = explore_figure(tr, ExploreInput(result.tokens, result.values, result.value
 st.html(f"<style>{PIXELATED_CSS}</style>")
 st.plotly_chart(fig, theme=None, key="explore_chart",
                 config={"displaylogo": False, "scrollZoom": False})
-if not st.session_state.get("autoplayed"):
-    # The landing view animates with no clicks: press the chart's own "Slow" play button once
-    # (slow, so that a short sentence takes a few seconds rather than a blink).
-    st.session_state.autoplayed = True
-    st.html("""<script>
-      (function press(tries) {
-        const find = d => d.querySelectorAll('.js-plotly-plot .updatemenu-button')[2];
-        const btn = find(document) || find(window.parent.document);
-        if (btn) { btn.dispatchEvent(new MouseEvent('click', {bubbles: true})); }
-        else if (tries > 0) { setTimeout(() => press(tries - 1), 200); }
-      })(100);
-    </script>""", unsafe_allow_javascript=True)
+autoplay_once("explore_chart", "autoplayed")
 st.caption(f"Gradients: {result.objective_note}. ▶ Play / ❚❚ Pause / Slow / ×10 (every 10th step, "
            "from t = 0) and the slider move the red cursor in your browser, with no round trip; "
            "the sidebar's step buttons and “Start at step t” set where it starts.")

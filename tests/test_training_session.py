@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import threading
 import time
 from datetime import datetime
@@ -225,12 +226,39 @@ def test_describe_result_names_the_outcome():
     assert describe_result(result)[0] == "error"
 
 
-def test_threads_are_daemons_so_a_closing_server_never_waits_for_them():
+def training_processes() -> list:
+    return [p for p in multiprocessing.active_children()
+            if p.name.startswith("gatescope-train adding")]
+
+
+def test_each_run_trains_in_a_daemon_process_that_ends_with_it():
     session = TrainingSession(small_runs(("rnn",), steps=LIMITS.max_training_steps)).start()
     threads = [t for t in threading.enumerate() if t.name.startswith("gatescope-train adding")]
+    deadline = time.monotonic() + 30
+    while not session.snapshot()[0].events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    children = training_processes()
+    assert len(children) == 1 and children[0].daemon  # a closing server never waits for it
     session.stop()
-    session.wait(timeout=30)
+    assert session.wait(timeout=30)
     assert threads and all(t.daemon for t in threads)
+    assert not training_processes()
+
+
+def test_a_training_process_that_dies_is_reported_and_frees_its_slot():
+    from core.sharing import TrainingSlots
+
+    slots = TrainingSlots(1)
+    session = TrainingSession(small_runs(("gru",), steps=LIMITS.max_training_steps), slots).start()
+    deadline = time.monotonic() + 30
+    while not session.snapshot()[0].events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = training_processes()
+    child.kill()  # e.g. the operating system ran out of memory
+    assert session.wait(timeout=30)
+    (run,) = session.snapshot()
+    assert run.status == "failed" and "ended unexpectedly" in run.error
+    assert slots.busy == 0
 
 
 def test_progress_line_counts_the_further_of_steps_and_seconds():

@@ -109,3 +109,54 @@ def test_upload_own_weights(page, app_url, artifacts, tmp_path):
     assert "Layer" in body  # two layers: the layer picker appears
     assert map_images(page) >= 6
     shot(page, artifacts, "upload")
+
+
+def playing(page) -> bool:
+    return page.evaluate("""() => { const gd = document.querySelector('.js-plotly-plot');
+                                   const tr = gd && gd._transitionData;
+                                   return !!(tr && tr._animationRaf); }""")
+
+
+def animation_errors(page) -> list[str]:
+    """Uncaught errors, less plotly.js's rejected promise when Pause interrupts an animation
+    (it rejects with `undefined`: nothing went wrong)."""
+    return [e for e in page.js_errors if e != "undefined"]
+
+
+def test_a_change_or_another_page_while_the_landing_view_plays_throws_nothing(page, app_url):
+    # Without ui/animation.py's guard, plotly.js keeps animating a chart that a rerun replaced
+    # or a page change removed, and throws on every frame (~200 errors each time).
+    page.goto(f"{app_url}/?task=adding&cell=lstm&source=trained&sample=3")
+    wait_for_app(page)
+    page.wait_for_function("""() => { const gd = document.querySelector('.js-plotly-plot');
+                                      return gd && gd._transitionData
+                                             && gd._transitionData._animationRaf; }""",
+                           timeout=30_000)
+    page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
+        .locator('[data-testid="stNumberInputStepUp"]').click()
+    page.wait_for_timeout(100)  # plotly.js ends its loop on the next animation frame
+    assert not playing(page), "touching a widget pauses the chart before the rerun replaces it"
+    wait_for_app(page)
+    page.wait_for_timeout(1500)
+    assert not playing(page), "no autoplay once the user has taken over"
+    page.locator(f"{CHART} .updatemenu-button").nth(0).click()  # Play, then leave the page
+    page.wait_for_timeout(500)
+    assert playing(page)
+    page.get_by_role("link", name="Compare cells").click()
+    wait_for_app(page)
+    page.wait_for_timeout(1500)
+    assert animation_errors(page) == []
+
+
+def test_reduced_motion_means_no_autoplay(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 900},
+                                  reduced_motion="reduce")
+    page = context.new_page()
+    try:
+        page.goto(f"{app_url}/?task=adding&cell=lstm&source=trained&sample=4")
+        wait_for_app(page)
+        page.wait_for_selector(f"{CHART} .updatemenu-button")
+        page.wait_for_timeout(2000)
+        assert not playing(page)
+    finally:
+        context.close()

@@ -1,0 +1,64 @@
+"""What runs inside a training process (see core.training_session): train one model, report.
+
+The fork server imports this module once and every training process is forked from it, so
+the warm-up below is paid once per server, not once per run: the first optimiser step and
+the first backward pass import parts of torch lazily (about a second each time otherwise).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import replace
+
+import safetensors.torch
+import torch
+
+from core.model import ModelSpec, SequenceModel
+from core.tasks import TASKS, get_task
+from core.train import TrainConfig, train
+
+#: Torch intra-op threads of each training process (small models gain nothing from more; runs
+#: side by side with two threads each oversubscribe two shared cores: one lab run took 36 s
+#: that way and 2.2 s with one thread).
+THREADS_PER_RUN = 1
+
+
+def pack_model(model: SequenceModel | None) -> tuple[dict, bytes] | None:
+    """A model as (spec, safetensors bytes): tensors cross the process boundary by value."""
+    if model is None:
+        return None
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    return model.spec.to_dict(), safetensors.torch.save(state)
+
+
+def unpack_model(packed: tuple[dict, bytes]) -> SequenceModel:
+    spec, weights = packed
+    model = SequenceModel(ModelSpec(**spec))
+    model.load_state_dict(safetensors.torch.load(weights))
+    return model.eval()
+
+
+def train_child(task: str, cell: str, config: TrainConfig, packed: tuple | None,
+                messages, stop) -> None:
+    """The body of a training process: train, sending every progress event and then the
+    result (or the error, in words and as a traceback for the server's log)."""
+    torch.set_num_threads(THREADS_PER_RUN)
+    try:
+        model = unpack_model(packed).train() if packed is not None else None
+        result = train(task, cell, config, on_progress=lambda e: messages.put(("event", e)),
+                       should_stop=stop.is_set, model=model)
+        messages.put(("result", (replace(result, model=None), pack_model(result.model))))
+    except Exception as error:
+        messages.put(("error", (f"{type(error).__name__}: {error}", traceback.format_exc())))
+
+
+def _warm_up() -> None:
+    for name in TASKS:
+        get_task(name)
+    weight = torch.zeros(2, 2, requires_grad=True)
+    optimizer = torch.optim.Adam([weight])
+    torch.nn.GRU(2, 2)(weight.unsqueeze(0))[0].sum().backward()
+    optimizer.step()
+
+
+_warm_up()

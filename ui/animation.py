@@ -1,0 +1,98 @@
+"""Browser-side glue for the animated charts: autoplay once, pause before a rerun, and never
+leave an animation running on a chart that is gone.
+
+Both press the chart's own Plotly buttons (the player's buttons are, in order: Play, Pause,
+Slow, ×10), so the animation stays plotly.js's own; nothing here re-implements it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# Plotly.js runs an animation as a requestAnimationFrame loop bound to the figure's state at
+# the moment Play was pressed. Two things orphan that loop (seen in Chromium):
+# - Streamlit replaces the figure (a rerun, or its own second render of a new chart): the loop
+#   keeps moving the chart, but Pause, which acts on the new state, no longer stops it;
+# - Streamlit removes the chart (another page, a rerun): the loop then throws on every frame
+#   ("Cannot set properties of undefined (setting '_currentFrame')", ~200 errors a time).
+# So: on any press or key outside the charts and the explanations (every rerun starts with
+# one), playing charts are paused first; and a watchdog stops any loop whose chart was removed
+# or whose figure was replaced, whatever the cause. Installed once per browser document.
+_GUARD_ANIMATIONS = """<script>
+(function () {
+  const doc = window.parent && window.parent.document ? window.parent.document : document;
+  if (doc.__gatescopeGuard) { return; }
+  doc.__gatescopeGuard = true;
+  const charts = new Map();  // chart div -> every animation state it has had
+  const stop = state => {
+    if (state && state._animationRaf) {
+      (doc.defaultView || window).cancelAnimationFrame(state._animationRaf);
+      state._animationRaf = null;
+      state._frameQueue = [];
+    }
+  };
+  const watch = () => {
+    doc.querySelectorAll('.js-plotly-plot').forEach(gd => {
+      if (!charts.has(gd)) { charts.set(gd, new Set()); }
+      if (gd._transitionData) { charts.get(gd).add(gd._transitionData); }
+    });
+    charts.forEach((states, gd) => {
+      const current = gd.isConnected ? gd._transitionData : null;
+      states.forEach(state => { if (state !== current) { stop(state); states.delete(state); } });
+      if (!gd.isConnected) { charts.delete(gd); }
+    });
+  };
+  new MutationObserver(watch).observe(doc.body, {childList: true, subtree: true});
+  setInterval(watch, 100);
+  const pauseAll = event => {
+    const target = event.target;
+    if (!(target instanceof Element)) { return; }
+    if (target.closest('.js-plotly-plot, [data-testid="stExpander"]')) { return; }
+    doc.__gatescopeTouched = true;  // from now on, no autoplay: the user is in charge
+    doc.querySelectorAll('.js-plotly-plot').forEach(gd => {
+      const pause = gd.querySelectorAll('.updatemenu-button')[1];
+      if (pause && gd._transitionData && gd._transitionData._animationRaf) {
+        pause.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+      }
+    });
+  };
+  doc.addEventListener('pointerdown', pauseAll, true);
+  doc.addEventListener('keydown', pauseAll, true);
+})();
+</script>"""
+
+# The landing view animates with no clicks: press the chart's "Slow" button (slow, so a short
+# sentence takes a few seconds rather than a blink). Only that chart (found by its Streamlit
+# key), and never once the user has touched a widget. Streamlit may replace a new chart's
+# figure once more after it first appears (the watchdog above then stops the loop), so for 20
+# seconds a chart whose figure was replaced is pressed again. Not for visitors whose system
+# asks for reduced motion.
+_AUTOPLAY = """<script>
+(function press(tries) {
+  const win = window.parent && window.parent.document ? window.parent : window;
+  if (win.matchMedia && win.matchMedia('(prefers-reduced-motion: reduce)').matches) { return; }
+  if (win.document.__gatescopeTouched || tries === 0) { return; }
+  const gd = win.document.querySelector('.st-key-KEY .js-plotly-plot');
+  const slow = gd && gd.querySelectorAll('.updatemenu-button')[2];
+  const state = gd && gd._transitionData;
+  if (slow && state && state !== gd.__gatescopeAutoplayed) {
+    // not pressed yet, or pressed on a figure that has since been replaced: press (again)
+    slow.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    gd.__gatescopeAutoplayed = gd._transitionData;
+  }
+  setTimeout(() => press(tries - 1), 200);
+})(100);
+</script>"""
+
+
+def guard_animations() -> None:
+    """Call on every run, before any widget is drawn (app.py does, for every page)."""
+    st.html(_GUARD_ANIMATIONS, unsafe_allow_javascript=True)
+
+
+def autoplay_once(chart_key: str, flag: str) -> None:
+    """Start the chart drawn with `key=chart_key` playing, once per browser session (`flag`
+    is the session-state key that remembers it). Needs `guard_animations()` on the page."""
+    if not st.session_state.get(flag):
+        st.session_state[flag] = True
+        st.html(_AUTOPLAY.replace("KEY", chart_key), unsafe_allow_javascript=True)
