@@ -7,7 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.preload import preload_plotly
+
 st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
+# Before any page imports torch: the browser fetches the chart code while the server works.
+preload_plotly()
 
 # Material icons, not emoji: they render everywhere, also where no emoji font is installed.
 PAGES = Path(__file__).resolve().parent / "pages"
