@@ -9,11 +9,14 @@ import streamlit as st
 
 from core.sharing import cap_torch_threads
 from ui.animation import guard_animations
+from ui.preload import preload_plotly
 
 # Every visitor's script runs in a thread of its own: one torch thread each, so that a room of
 # visitors shares the cores instead of oversubscribing them (see core/sharing.py).
 cap_torch_threads()
 st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
+# Before any page imports torch: the browser fetches the chart code while the server works.
+preload_plotly()
 
 # Material icons, not emoji: they render everywhere, also where no emoji font is installed.
 PAGES = Path(__file__).resolve().parent / "pages"

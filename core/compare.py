@@ -13,7 +13,6 @@ metadata, or the session's TrainResult), because training again on every visit i
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Mapping
@@ -326,14 +325,7 @@ def measure_training_step(model: SequenceModel, task_name: str, batch, repeats: 
 MEASURE_THREADS = 1
 
 
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+_threads = ex.threads  # one thread while timing, as for any trace
 
 
 def compare(view: CompareView, models: Mapping[str, CellModel], example: Example, *,

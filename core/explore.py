@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 from dataclasses import asdict, dataclass, fields, replace
@@ -266,8 +267,30 @@ class Result:
     objective_note: str
 
 
+#: One intra-op thread for a trace: these small models run a T=200 trace in ~3 ms on one
+#: thread, while two threads on two shared, busy cores wait on each other (measured: up to
+#: 0.5 s for the same trace, the whole change-to-chart budget).
+TRACE_THREADS = 1
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Run the block with `n` intra-op threads (OpenMP's setting is per calling thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(view: View, choice: ModelChoice, example: Example) -> Result:
     """Trace the chosen model on the example, with the task's loss as the objective."""
+    with threads(TRACE_THREADS):
+        return _run(view, choice, example)
+
+
+def _run(view: View, choice: ModelChoice, example: Example) -> Result:
     task = get_task(view.task)
     torch.set_flush_denormal(True)
     rnn = choice.rnn

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.colors as pcolors
 import plotly.graph_objects as go
+import plotly.io as pio
 from PIL import Image
 from plotly.subplots import make_subplots
 
@@ -569,7 +570,12 @@ def explore_figure(
                                       transition=dict(duration=0), fromcurrent=True,
                                       mode="immediate")])
 
-    slider_labels = [f"{t} · {tok}" if tok else str(t) for t, tok in enumerate(tokens)]
+    # Step labels are the bare step number. plotly.js measures every step's label (twice, for
+    # the tick and the current value) with a forced browser layout each, but caches the sizes
+    # by text: "t · token" labels were new text on every change of input (about 400 forced
+    # layouts, ~100 ms at T=200), plain numbers are measured once per page. The token at t is
+    # on the diagram's x_t node and in the input row's hover.
+    slider_labels = [str(t) for t in range(T)]
     # Plotly redraws every slider step on every animation frame: more than ~100 steps costs
     # more than the rest of a frame (measured: 1,000 steps halve the frame rate). The slider
     # scrubs in strides at long T; Play still visits every step.
@@ -578,7 +584,13 @@ def explore_figure(
     active = min(range(len(slider_steps)), key=lambda i: abs(slider_steps[i] - t0))
     layout = dict(
         font=FONT, height=int(height_per_map * (n_maps + 2.6) + 220),
-        margin=dict(l=60, r=20, t=90, b=80), showlegend=True,
+        # Streamlit draws each new figure twice (the second time with the measured width)
+        # from a fresh copy; without a datarevision plotly.js takes copied data arrays for new
+        # data and lays everything out again. A changed figure remounts the chart anyway.
+        datarevision=1,
+        # autoexpand off: the buttons, slider and legend fit in these margins, and a margin
+        # pushed by them makes plotly.js lay the whole figure out a second time.
+        margin=dict(l=60, r=20, t=90, b=110, autoexpand=False), showlegend=True,
         legend=dict(orientation="h", x=0.0, y=-0.06, yanchor="top", font=dict(size=13)),
         hovermode="closest", plot_bgcolor="rgba(0,0,0,0)",
         updatemenus=[dict(
@@ -614,6 +626,10 @@ def explore_figure(
     base["images"] = images + input_images
     base["shapes"] = shapes
     out = go.Figure(data=fig.data, layout=base, _validate=False)
+    # No template at all (plotly.py would otherwise add its default one): its values are
+    # baked into the layout (see `_bake_template`), and a template object, even plotly.js's
+    # own default, makes the second of Streamlit's two renders a full re-layout.
+    out._layout_obj._props["template"] = None
     out._frame_objs = tuple(RawFrame(f) for f in frames)
     return out
 
@@ -638,7 +654,38 @@ def _skeleton(n_rows: int, heights: tuple, titles: tuple) -> tuple[dict, dict]:
             ref = fig.get_subplot(r, c)
             axes[(r, c)] = (ref.xaxis.plotly_name.replace("axis", ""),
                             ref.yaxis.plotly_name.replace("axis", ""))
-    return fig.to_plotly_json()["layout"], axes
+    return _bake_template(fig.to_plotly_json()["layout"]), axes
+
+
+def _merged(default: dict, own: dict) -> dict:
+    """`own` over `default`, recursively (what plotly.js does with a template's values)."""
+    out = copy.deepcopy(default)
+    for key, value in own.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, dict)
+                    and isinstance(out.get(key), dict) else value)
+    return out
+
+
+def _bake_template(layout: dict) -> dict:
+    """The layout with its template's values written into it and no `template` key.
+
+    Streamlit hands plotly.js the figure twice after every change (the second time with the
+    measured width), as a fresh copy; plotly.js compares a template by identity, so a copied
+    template makes it lay the whole figure out again (~200 ms at T=200). The explorer uses
+    only the template's layout values (axes, fonts, colours), written in here instead."""
+    template = layout.pop("template", {}).get("layout", {})
+    skip = {"xaxis", "yaxis", "annotationdefaults", "shapedefaults", "polar", "ternary",
+            "scene", "geo", "coloraxis", "colorscale", "mapbox"}
+    out = {key: copy.deepcopy(value) for key, value in template.items() if key not in skip}
+    for key, value in layout.items():
+        axis = key.rstrip("0123456789")
+        if axis in ("xaxis", "yaxis") and isinstance(value, dict):
+            out[key] = _merged(template.get(axis, {}), value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 class _Grid:
@@ -801,6 +848,10 @@ def trace_npz(tr: Trace, **extra) -> bytes:
 
 def figure_html(fig: go.Figure, title: str = "gatescope") -> str:
     """A standalone HTML file that works offline: plotly.js is embedded, not fetched."""
-    return fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
-                       config={"displaylogo": False}, div_id="gatescope-figure").replace(
+    spec = fig.to_dict()
+    if spec["layout"].get("template", {}) is None:  # the explorer's (see explore_figure)
+        spec["layout"]["template"] = {}  # an empty one: to_html reads it, adds nothing
+    return pio.to_html(spec, validate=False, include_plotlyjs=True, full_html=True,
+                       auto_play=False, config={"displaylogo": False},
+                       div_id="gatescope-figure").replace(
         "<head>", f"<head><title>{title}</title><style>{PIXELATED_CSS}</style>", 1)
