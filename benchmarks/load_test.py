@@ -279,7 +279,22 @@ def run_load(sessions: int, seconds: float, log_name: str = "load_test-streamlit
     sampler.start()
     cpu_before, started = tree_cpu_seconds(proc.pid), time.perf_counter()
     try:
-        asyncio.run(drive(f"http://127.0.0.1:{port}", sessions, seconds, report, min_cycles))
+        # In a thread of its own: the caller may already run an event loop (pytest with the
+        # sync Playwright of the other browser tests does).
+        failure: list[BaseException] = []
+
+        def drive_in_thread():
+            try:
+                asyncio.run(drive(f"http://127.0.0.1:{port}", sessions, seconds, report,
+                                  min_cycles))
+            except BaseException as error:  # re-raised in the caller's thread
+                failure.append(error)
+
+        driver = threading.Thread(target=drive_in_thread)
+        driver.start()
+        driver.join()
+        if failure:
+            raise failure[0]
         report.wall_seconds = time.perf_counter() - started
         if proc.poll() is None:
             report.server_cpu_seconds = tree_cpu_seconds(proc.pid) - cpu_before

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.hidden import hidden_html
+
 # Plotly.js runs an animation as a requestAnimationFrame loop bound to the figure's state at
 # the moment Play was pressed. Two things orphan that loop (seen in Chromium):
 # - Streamlit replaces the figure (a rerun, or its own second render of a new chart): the loop
@@ -87,7 +89,7 @@ _AUTOPLAY = """<script>
 
 def guard_animations() -> None:
     """Call on every run, before any widget is drawn (app.py does, for every page)."""
-    st.html(_GUARD_ANIMATIONS, unsafe_allow_javascript=True)
+    hidden_html("gatescope_guard", _GUARD_ANIMATIONS)
 
 
 def autoplay_once(chart_key: str, flag: str) -> None:
@@ -95,4 +97,4 @@ def autoplay_once(chart_key: str, flag: str) -> None:
     is the session-state key that remembers it). Needs `guard_animations()` on the page."""
     if not st.session_state.get(flag):
         st.session_state[flag] = True
-        st.html(_AUTOPLAY.replace("KEY", chart_key), unsafe_allow_javascript=True)
+        hidden_html("gatescope_autoplay", _AUTOPLAY.replace("KEY", chart_key))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.hidden import hidden_html
+
 
 @functools.lru_cache(maxsize=1)
 def _chunk() -> str | None:
@@ -26,13 +28,10 @@ def preload_plotly() -> None:
     name = _chunk()
     if name is None:
         return
-    # In a keyed container that the same element hides: no gap in the page's layout.
-    st.container(key="gatescope_preload").html(f"""
-    <style>:has(> .st-key-gatescope_preload), .st-key-gatescope_preload {{ display: none; }}</style>
-    <script>
+    hidden_html("gatescope_preload", f"""<script>
       (function () {{
         const find = d => d.querySelector('script[src*="/static/js/"]');
         const own = find(document) || find(window.parent.document);
         if (own) {{ import(own.src.replace(/[^/]*$/, '{name}')).catch(() => {{}}); }}
       }})();
-    </script>""", unsafe_allow_javascript=True)
+    </script>""")
