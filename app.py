@@ -5,29 +5,44 @@ The entry point only routes: each page lives in pages/ and reads like a short st
 
 from pathlib import Path
 
-import streamlit as st
-
-from core.sharing import cap_torch_threads
-from ui.animation import guard_animations
-from ui.preload import preload_plotly
-
-# Every visitor's script runs in a thread of its own: one torch thread each, so that a room of
-# visitors shares the cores instead of oversubscribing them (see core/sharing.py).
-cap_torch_threads()
-st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
-# Before any page imports torch: the browser fetches the chart code while the server works.
-preload_plotly()
-
-# Material icons, not emoji: they render everywhere, also where no emoji font is installed.
 PAGES = Path(__file__).resolve().parent / "pages"
-pages = [
-    st.Page(PAGES / "explore.py", title="Explore", icon=":material/biotech:", default=True),
-    st.Page(PAGES / "compare.py", title="Compare cells", icon=":material/compare:", url_path="compare"),
-    st.Page(PAGES / "gradient_lab.py", title="Gradient lab", icon=":material/trending_down:", url_path="gradient_lab"),
-    st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
-]
-# Before any page draws: charts that play in the browser pause when the user touches a widget
-# (a rerun is coming), and no animation outlives its chart (see ui/animation.py).
-guard_animations()
-st.navigation(pages).run()
+
+
+def main() -> None:
+    import streamlit as st
+
+    from core.sharing import cap_torch_threads
+    from ui.animation import guard_animations
+    from ui.preload import preload_plotly
+
+    # Every visitor's script runs in a thread of its own: one torch thread each, so that a room
+    # of visitors shares the cores instead of oversubscribing them (see core/sharing.py).
+    cap_torch_threads()
+    st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
+    # Before any page imports torch: the browser fetches the chart code while the server works.
+    preload_plotly()
+
+    # Material icons, not emoji: they render everywhere, also where no emoji font is installed.
+    pages = [
+        st.Page(PAGES / "explore.py", title="Explore", icon=":material/biotech:", default=True),
+        st.Page(PAGES / "compare.py", title="Compare cells", icon=":material/compare:",
+                url_path="compare"),
+        st.Page(PAGES / "gradient_lab.py", title="Gradient lab", icon=":material/trending_down:",
+                url_path="gradient_lab"),
+        st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:",
+                url_path="train"),
+        st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
+    ]
+    # Before any page draws: charts that play in the browser pause when the user touches a
+    # widget (a rerun is coming), and no animation outlives its chart (see ui/animation.py).
+    guard_animations()
+    st.navigation(pages).run()
+
+
+# Streamlit runs this file as __main__. A training run's child process (core/training_session.py,
+# multiprocessing's forkserver) runs the parent's main file again, as __mp_main__: unguarded,
+# every training process ran the whole app, bare, before it trained (seconds of CPU each, and
+# Streamlit's "missing ScriptRunContext" warnings in the log). Streamlit is imported in main()
+# so that such a process does not import it either.
+if __name__ == "__main__":
+    main()

@@ -301,11 +301,18 @@ def run_load(sessions: int, seconds: float, log_name: str = "load_test-streamlit
     finally:
         stop_sampling.set()
         stop_app(proc)
-    ours = [block for block in (ARTIFACTS / log_name).read_text().split("Traceback")[1:]
+    log = (ARTIFACTS / log_name).read_text()
+    ours = [block for block in log.split("Traceback")[1:]
             if f'"{ROOT}/' in block.split("\n\n")[0]]  # Streamlit's own, on a closed socket: not
     if ours:
         report.errors.append(f"the server logged {len(ours)} traceback(s) from gatescope's "
                              f"code: see artifacts/{log_name}")
+    # Streamlit calls made outside any visitor's session: some process ran the app bare (a
+    # training process that re-ran app.py did, before app.py guarded its main code).
+    bare = log.count("missing ScriptRunContext")
+    if bare:
+        report.errors.append(f"the server logged {bare} Streamlit call(s) outside a session: "
+                             f"see artifacts/{log_name}")
     return report
 
 

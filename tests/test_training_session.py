@@ -274,3 +274,36 @@ def test_progress_line_counts_the_further_of_steps_and_seconds():
     runs, ended, every = chart_series([run])
     assert runs[run.label] == [event] and ended[run.label] == "running"
     assert every[run.label] == run.config.heldout_every
+
+
+def test_a_training_process_started_by_the_app_does_not_run_the_app_again(tmp_path):
+    # Streamlit makes app.py the __main__ module of the server; multiprocessing's forkserver
+    # then runs that file again in every training process, as __mp_main__. app.py must do
+    # nothing then (it used to run the whole app there, bare, before training).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "as_streamlit_does.py"
+    script.write_text(f"""
+import sys, types
+sys.path.insert(0, {str(root)!r})
+main = types.ModuleType("__main__")
+main.__file__ = {str(root / "app.py")!r}
+sys.modules["__main__"] = main  # what Streamlit's script runner does
+from datetime import datetime
+from core.train import TrainConfig
+from core.training_session import TrainingSession, train_runs
+config = TrainConfig(max_steps=3, hidden_size=8, batch_size=8, heldout_size=20, seq_len=5)
+session = TrainingSession(train_runs("adding", ["gru"], config, when=datetime(2026, 1, 1))).start()
+assert session.wait(timeout=120)
+print(session.snapshot()[0].status)
+print("streamlit imported in the server:", "streamlit" in sys.modules)
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "finished"
+    assert "ScriptRunContext" not in done.stderr and "streamlit run" not in done.stderr
+    assert "Traceback" not in done.stderr

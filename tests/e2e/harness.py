@@ -84,3 +84,13 @@ def shot(page, artifacts: Path, name: str) -> Path:
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def wait_until(page, condition: str, what: str, arg=None, timeout_ms: int = 10_000) -> None:
+    """Wait until the JavaScript function `condition` (called with `arg`) returns true; fail
+    saying `what` did not happen. Browser-side animation runs on animation frames, which a
+    busy 2-core CI machine delays: tests wait for an outcome, never a fixed time."""
+    try:
+        page.wait_for_function(condition, arg=arg, timeout=timeout_ms, polling=50)
+    except Exception as error:  # Playwright's TimeoutError
+        raise AssertionError(f"{what} (not within {timeout_ms} ms)") from error

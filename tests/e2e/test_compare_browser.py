@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from harness import ROOT, free_port, shot, stop_app, wait_for_app
+from harness import ROOT, free_port, shot, stop_app, wait_for_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,12 +48,22 @@ def real_errors(page) -> list[str]:
     return [e for e in page.js_errors if e != "undefined"]
 
 
+# The x of every column's time cursor.
+CURSORS = """() => [...document.querySelectorAll('.js-plotly-plot')]
+                   .flatMap(gd => (gd._fullData || []).filter(t => t.name === 'cursor'))
+                   .map(t => t.x[0])"""
+
+
 def cursors(page) -> list[float]:
-    """The x of every column's time cursor."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll('.js-plotly-plot')]
-                 .flatMap(gd => (gd._fullData || []).filter(t => t.name === 'cursor'))
-                 .map(t => t.x[0])""")
+    return page.evaluate(CURSORS)
+
+
+def settled_cursors(page, lowest: float, what: str) -> list[float]:
+    """Wait until every column's cursor stands at one x of at least `lowest`; those x."""
+    wait_until(page, f"""() => {{ const x = ({CURSORS})();
+                                  return x.length && x[0] >= {lowest}
+                                         && x.every(v => v === x[0]); }}""", what)
+    return cursors(page)
 
 
 def readouts(page) -> list[str]:
@@ -75,17 +85,14 @@ def test_three_cells_play_and_scrub_on_one_cursor(page, compare_url, artifacts):
     assert cursors(page) == [0, 0, 0]
     # Play: every column's cursor moves, together, with no server round trip
     chart.locator(".updatemenu-button").nth(0).click()
-    page.wait_for_timeout(900)
+    wait_until(page, f"() => ({CURSORS})()[0] > 0", "Play moves the cursors")
     chart.locator(".updatemenu-button").nth(1).click()  # pause
-    page.wait_for_timeout(200)
-    moved = cursors(page)
-    assert moved[0] > 0 and len(set(moved)) == 1, moved
+    settled_cursors(page, 1, "paused, every column's cursor stands on the same step")
     # Scrub: click three quarters along the slider rail
     rail = chart.locator(".slider-rail-rect").bounding_box()
     page.mouse.click(rail["x"] + rail["width"] * 0.75, rail["y"] + rail["height"] / 2)
-    page.wait_for_timeout(400)
-    scrubbed = cursors(page)
-    assert 30 <= scrubbed[0] <= 45 and len(set(scrubbed)) == 1, scrubbed
+    scrubbed = settled_cursors(page, 30, "the cursors follow the slider together")
+    assert scrubbed[0] <= 45, scrubbed
     # the gradient readouts follow the cursor: the RNN's has vanished, the LSTM's has not
     values = readouts(page)
     assert len(values) == 3
@@ -117,9 +124,7 @@ def test_switch_task_then_bad_input_keeps_the_view(page, compare_url, artifacts)
     chart.scroll_into_view_if_needed()
     rail = chart.locator(".slider-rail-rect").bounding_box()  # scrub to the middle
     page.mouse.click(rail["x"] + rail["width"] * 0.5, rail["y"] + rail["height"] / 2)
-    page.wait_for_timeout(400)
-    middle = cursors(page)
-    assert middle[0] > 5 and len(set(middle)) == 1, middle
+    settled_cursors(page, 6, "the cursors follow the slider to the middle together")
     chart.screenshot(path=str(artifacts / "compare-agreement.png"))
     # typed text with a word the models never saw: a clear message, the last good view stays
     page.get_by_text("my own text / numbers").click()

@@ -7,19 +7,20 @@ import re
 
 import pytest
 
-from harness import shot, wait_for_app
+from harness import shot, wait_for_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
 CHART = ".js-plotly-plot"
 
 
+# The time cursor's x position in the chart's data (the cursor is the trace on axis y99).
+CURSOR_X = """() => { const gd = document.querySelector('.js-plotly-plot');
+                      return gd._fullData.filter(t => t.yaxis === 'y99')[0].x[0]; }"""
+
+
 def cursor_x(page) -> float:
-    """The time cursor's x position in the chart's data (the last trace is the cursor)."""
-    return page.evaluate(
-        """() => { const gd = document.querySelector('.js-plotly-plot');
-                   const c = gd.data[gd.data.length - 1 - 0];
-                   return gd._fullData.filter(t => t.yaxis === 'y99')[0].x[0]; }""")
+    return page.evaluate(CURSOR_X)
 
 
 def map_images(page) -> int:
@@ -32,9 +33,8 @@ def test_landing_view_animates_a_trained_lstm(page, app_url, artifacts):
     page.wait_for_selector(CHART, timeout=60_000)
     assert "trained LSTM" in page.inner_text("body")
     assert map_images(page) >= 6  # h, c and four gates
-    x0 = cursor_x(page)
-    page.wait_for_timeout(1500)
-    assert cursor_x(page) != x0, "the landing view should animate with no clicks"
+    wait_until(page, f"x0 => ({CURSOR_X})() !== x0", "the landing view animates with no clicks",
+               arg=cursor_x(page))
     shot(page, artifacts, "landing")
 
 
@@ -52,13 +52,11 @@ def test_switch_cell_and_task_play_and_scrub(page, app_url, artifacts):
     page.locator(f"{CHART} .updatemenu-button").nth(1).click()
     rail = page.locator(f"{CHART} .slider-rail-rect").bounding_box()
     page.mouse.click(rail["x"] + rail["width"] * 0.75, rail["y"] + rail["height"] / 2)
-    page.wait_for_timeout(300)
-    assert cursor_x(page) > 30
+    wait_until(page, f"() => ({CURSOR_X})() > 30", "the cursor follows the slider")
     # Play moves it further in the browser, with no server round trip.
     before = cursor_x(page)
     page.locator(f"{CHART} .updatemenu-button").nth(0).click()
-    page.wait_for_timeout(800)
-    assert cursor_x(page) != before
+    wait_until(page, f"x0 => ({CURSOR_X})() !== x0", "Play moves the cursor", arg=before)
     shot(page, artifacts, "adding-rnn-playing")
     # Another task with words.
     page.goto(f"{app_url}/?task=sentiment&cell=lstm&source=random")
@@ -111,10 +109,13 @@ def test_upload_own_weights(page, app_url, artifacts, tmp_path):
     shot(page, artifacts, "upload")
 
 
+PLAYING = """() => { const gd = document.querySelector('.js-plotly-plot');
+                     return !!(gd && gd._transitionData && gd._transitionData._animationRaf); }"""
+STOPPED = f"() => !({PLAYING})()"
+
+
 def playing(page) -> bool:
-    return page.evaluate("""() => { const gd = document.querySelector('.js-plotly-plot');
-                                   const tr = gd && gd._transitionData;
-                                   return !!(tr && tr._animationRaf); }""")
+    return page.evaluate(PLAYING)
 
 
 def animation_errors(page) -> list[str]:
@@ -128,20 +129,17 @@ def test_a_change_or_another_page_while_the_landing_view_plays_throws_nothing(pa
     # or a page change removed, and throws on every frame (~200 errors each time).
     page.goto(f"{app_url}/?task=adding&cell=lstm&source=trained&sample=3")
     wait_for_app(page)
-    page.wait_for_function("""() => { const gd = document.querySelector('.js-plotly-plot');
-                                      return gd && gd._transitionData
-                                             && gd._transitionData._animationRaf; }""",
-                           timeout=30_000)
+    wait_until(page, PLAYING, "the landing view plays by itself", timeout_ms=30_000)
     page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
         .locator('[data-testid="stNumberInputStepUp"]').click()
-    page.wait_for_timeout(100)  # plotly.js ends its loop on the next animation frame
-    assert not playing(page), "touching a widget pauses the chart before the rerun replaces it"
+    # Pausing ends plotly.js's loop on its next animation frame, which a busy 2-core CI machine
+    # may take a while to run: wait for it, up to a bound, rather than a fixed 100 ms.
+    wait_until(page, STOPPED, "touching a widget stops the chart before the rerun replaces it")
     wait_for_app(page)
     page.wait_for_timeout(1500)
     assert not playing(page), "no autoplay once the user has taken over"
     page.locator(f"{CHART} .updatemenu-button").nth(0).click()  # Play, then leave the page
-    page.wait_for_timeout(500)
-    assert playing(page)
+    wait_until(page, PLAYING, "Play plays")
     page.get_by_role("link", name="Compare cells").click()
     wait_for_app(page)
     page.wait_for_timeout(1500)
