@@ -161,7 +161,11 @@ async def _check_page(page, errors: list[str], who: str, action: str) -> None:
 async def visitor(number: int, browser, url: str, deadline: float, report: Report,
                   min_cycles: int = 0) -> None:
     who = f"session {number}"
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    # Reduced motion: the landing chart does not play by itself. Playback is the browser's own
+    # work (no server round trip), which each student's machine does for itself; here twenty
+    # charts playing at 30 frames/s on the server's two cores took most of the CPU.
+    context = await browser.new_context(viewport={"width": 1400, "height": 900},
+                                        reduced_motion="reduce")
     context.set_default_timeout(ACTION_TIMEOUT_MS)  # clicks and page loads wait as long too
     page = await context.new_page()
     # plotly.js rejects a promise with `undefined` when a new figure interrupts its animation:

@@ -23,8 +23,10 @@ from core.training_figures import (
     CELL_COLORS, grad_norm_figure, gradient_profile_figure, loss_figure,
 )
 from core.training_session import CELL_NAMES, TrainingSession, chart_series
+from ui.live import rerun_page_once_when_done
 
 SESSION = "gatescope.lab.session"  # the current / last lab training run (a TrainingSession)
+FINAL_RERUN = "gatescope.lab.final_rerun"  # the session whose end the page has shown
 ADDING = get_task("adding")
 URL = dict(bind="query-params")
 # How often a running session is redrawn: each redraw holds the GIL that the training threads
@@ -228,8 +230,8 @@ def live_training() -> None:
             kind, sentence = verdict(p.result)
             getattr(st, kind)(f"**{p.label}** ({p.result.steps} steps, "
                               f"{p.result.seconds:.1f} s): {sentence}")
-    if running and current.done:
-        st.rerun()  # the whole page: the buttons come back and polling stops
+    if running:
+        rerun_page_once_when_done(current, FINAL_RERUN)  # the buttons come back, no polling
 
 
 live_training()

@@ -24,11 +24,13 @@ from core.training_session import (
     TrainingSession, chart_series, describe_result, keep_newest, make_train_config, model_files,
     train_runs,
 )
+from ui.live import rerun_page_once_when_done
 
 TRAINED = "gatescope.trained"  # label -> TrainResult, shared with Explore and Compare
 OPEN_IN_EXPLORE = "gatescope.explore.open"  # the label Explore should open
 OPEN_IN_COMPARE = "gatescope.compare.open"  # the label Compare should put in its cell's place
 SESSION = "gatescope.train.session"
+FINAL_RERUN = "gatescope.train.final_rerun"  # the session whose end the page has shown
 COLLECTED = "gatescope.train.collected"  # ids of sessions already copied into TRAINED
 URL = dict(bind="query-params")
 # How often a running session is redrawn: each redraw holds the GIL that the training threads
@@ -207,8 +209,8 @@ def live_progress() -> None:
                 "sits above the GRU's here.\n"
                 "- Runs started together share the CPU, so compare their steps per second "
                 "with each other; the Compare page times each cell alone.")
-    if running and current.done:
-        st.rerun()  # the whole page: results below, buttons back, polling off
+    if running:
+        rerun_page_once_when_done(current, FINAL_RERUN)  # results below, buttons back, no polling
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
