@@ -29,8 +29,8 @@ SESSION = "gatescope.lab.session"  # the current / last lab training run (a Trai
 FINAL_RERUN = "gatescope.lab.final_rerun"  # the session whose end the page has shown
 ADDING = get_task("adding")
 URL = dict(bind="query-params")
-# How often a running session is redrawn: each redraw holds the GIL that the training threads
-# need, so not more often than this.
+# How often a running session's progress is redrawn: each redraw is a script run on the shared
+# server (figures built and sent), so not more often than this.
 POLL_SECONDS = 1.0
 CELLS = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
 OPTIMIZERS = {"SGD": "sgd", "Adam": "adam", "RMSprop": "rmsprop"}

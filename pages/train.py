@@ -33,8 +33,8 @@ SESSION = "gatescope.train.session"
 FINAL_RERUN = "gatescope.train.final_rerun"  # the session whose end the page has shown
 COLLECTED = "gatescope.train.collected"  # ids of sessions already copied into TRAINED
 URL = dict(bind="query-params")
-# How often a running session is redrawn: each redraw holds the GIL that the training threads
-# need, so not more often than this.
+# How often a running session's progress is redrawn: each redraw is a script run on the shared
+# server (figures built and sent), so not more often than this.
 POLL_SECONDS = 1.0
 # Options are the words shown, so a link reads ?task=Adding+problem&cells=LSTM&optimizer=Adam.
 CELL_CHOICES = {"All three": ["rnn", "lstm", "gru"], "RNN": ["rnn"], "LSTM": ["lstm"],

@@ -41,3 +41,6 @@ def test_the_config_suits_a_public_deployment():
     assert config["server"]["maxUploadSize"] * 2**20 == LIMITS.max_upload_bytes
     # Streamlit's file watcher walks torch's modules and fails on torch.classes at start-up
     assert config["server"]["fileWatcherType"] == "none"
+    # a full garbage collection after every script run (~150 ms with the GIL held) stalls a
+    # server whose visitors' pages poll
+    assert config["runner"]["postScriptGC"] is False
