@@ -3,32 +3,31 @@ fragment still runs (late timer ticks run the fragment of the run that started t
 
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
+from types import SimpleNamespace
+
+import ui.live
 
 
-def page_that_polls_a_finished_session():
-    import streamlit as st
+class FakeStreamlit:
+    """Just what rerun_page_once_when_done touches. (Not AppTest.from_function: it leaves its
+    throwaway script as the process's __main__, which training processes would then run.)"""
 
-    from ui.live import rerun_page_once_when_done
+    def __init__(self):
+        self.session_state: dict = {}
+        self.reruns = 0
 
-    class FinishedSession:
-        done = True
-
-    if st.session_state.get("new session"):
-        st.session_state["session"] = FinishedSession()
-        st.session_state["new session"] = False
-    session = st.session_state.setdefault("session", FinishedSession())
-    st.session_state["runs"] = st.session_state.get("runs", 0) + 1
-    rerun_page_once_when_done(session, "final rerun")
+    def rerun(self):
+        self.reruns += 1
 
 
-def test_the_page_reruns_once_per_finished_session_not_on_every_poll():
-    at = AppTest.from_function(page_that_polls_a_finished_session).run()
-    assert not at.exception
-    assert at.session_state["runs"] == 2  # the run, then the one rerun it asked for
-    for _ in range(3):  # later polls of the same finished session: no more reruns
-        at.run()
-    assert at.session_state["runs"] == 5
-    at.session_state["new session"] = True  # another session ends: one rerun for it
-    at.run()
-    assert at.session_state["runs"] == 7
+def test_the_page_reruns_once_per_finished_session_not_on_every_poll(monkeypatch):
+    st = FakeStreamlit()
+    monkeypatch.setattr(ui.live, "st", st)
+    running, finished = SimpleNamespace(done=False), SimpleNamespace(done=True)
+    ui.live.rerun_page_once_when_done(running, "final rerun")
+    assert st.reruns == 0  # still running: the fragment just polls
+    for _ in range(4):  # a finished session polled again and again: one rerun in all
+        ui.live.rerun_page_once_when_done(finished, "final rerun")
+    assert st.reruns == 1
+    ui.live.rerun_page_once_when_done(SimpleNamespace(done=True), "final rerun")
+    assert st.reruns == 2  # the next session that ends gets its own rerun
