@@ -145,7 +145,11 @@ def _process_context():
     """Training processes start from a fork server that has imported torch and the trainer
     and warmed them up once (core/training_worker.py): each run starts in a fraction of a
     second and shares those pages with its siblings. (Plain fork is unsafe in a process with
-    threads and OpenMP; spawn would import torch again for every run.)"""
+    threads and OpenMP; spawn would import torch again for every run.)
+
+    Like every multiprocessing start method but fork, each process first runs the parent's
+    `__main__` file again, as `__mp_main__`: under Streamlit that is app.py, which therefore
+    runs the app only when it is `__main__`."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["core.training_worker"])
     return context

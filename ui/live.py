@@ -17,9 +17,8 @@ def rerun_page_once_when_done(session, key: str) -> None:
     Once, not on every poll: the browser's poll timer can still send a tick or two after the
     page's rerun has begun (a busy browser sends them late), and Streamlit runs such a tick
     with the fragment of the run that started the timer, which still thinks the session is
-    running. Rerunning the page on each of those restarted the page's run again and again (seen
-    with twenty visitors: a page stuck on "waiting for a free training slot" for minutes while
-    its run had long finished).
+    running. Rerunning the page on each of those reran the whole page once a second for as long
+    as late ticks kept coming (seen in the server's log with twenty visitors).
     """
     if session.done and st.session_state.get(key) is not session:
         st.session_state[key] = session
