@@ -27,6 +27,7 @@ from core import zoo
 from core.lab import GradientDecay, gradient_decay, median_seconds, training_memory_bytes
 from core.limits import LIMITS
 from core.model import SequenceModel, count_parameters
+from core.sharing import torch_threads
 from core.tasks import TASKS, Example, get_task
 from core.tasks.base import STREAM_TRAIN, rng_for
 from core.trace import trace
@@ -325,14 +326,11 @@ def measure_training_step(model: SequenceModel, task_name: str, batch, repeats: 
 MEASURE_THREADS = 1
 
 
-_threads = ex.threads  # one thread while timing, as for any trace
-
-
 def compare(view: CompareView, models: Mapping[str, CellModel], example: Example, *,
             trace_repeats: int = 5, step_repeats: int = 3) -> Comparison:
     """Run the same example through each cell's model and measure everything the page shows
     (timings on MEASURE_THREADS threads)."""
-    with _threads(MEASURE_THREADS):
+    with torch_threads(MEASURE_THREADS):
         return _compare(view, models, example, trace_repeats, step_repeats)
 
 
@@ -419,7 +417,7 @@ def accuracy_by_distance(model: CellModel, task: str = "agreement") -> list[dict
         stored = zoo.model_info(task_obj.name, model.cell).extra.get("accuracy_by_distance")
         if stored and len(stored) == task_obj.seq_len.max:
             return [dict(row) for row in stored]
-    with _threads(MEASURE_THREADS):
+    with torch_threads(MEASURE_THREADS):
         return task_obj.accuracy_by_distance(model.model, seed=AGREEMENT_SEED,
                                              per_distance=AGREEMENT_PER_DISTANCE,
                                              max_distance=task_obj.seq_len.max)

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 from dataclasses import asdict, dataclass, fields, replace
@@ -22,6 +21,7 @@ from core import zoo
 from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
 from core.loading import load_user_weights
 from core.model import CELLS, SequenceModel
+from core.sharing import torch_threads
 from core.tasks import TASKS, Example, get_task
 from core.trace import Trace, trace
 from core.train import TrainResult
@@ -273,20 +273,9 @@ class Result:
 TRACE_THREADS = 1
 
 
-@contextlib.contextmanager
-def threads(n: int):
-    """Run the block with `n` intra-op threads (OpenMP's setting is per calling thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(view: View, choice: ModelChoice, example: Example) -> Result:
     """Trace the chosen model on the example, with the task's loss as the objective."""
-    with threads(TRACE_THREADS):
+    with torch_threads(TRACE_THREADS):
         return _run(view, choice, example)
 
 

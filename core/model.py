@@ -105,6 +105,12 @@ class SequenceModel(nn.Module):
         return self.readout(output, lengths)
 
 
+def state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state_dict as safetensors stores it: detached, contiguous, on the CPU."""
+    return {name: tensor.detach().contiguous().cpu()
+            for name, tensor in module.state_dict().items()}
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -8,7 +8,8 @@ and Streamlit runs each visitor's script in a thread of its own. Three things fo
   each visitor's trace would fan out over every core: twenty visitors would run forty OpenMP
   threads on two cores, each spinning while it waits for the others. With one thread each,
   requests run side by side instead. `GATESCOPE_TORCH_THREADS=4` gives more to a single user on
-  a bigger machine.
+  a bigger machine. `torch_threads(n)` runs one block on `n` threads and restores the
+  caller's setting (a trace and Compare's timings run on one).
 - **Training slots.** At most `LIMITS.max_concurrent_training_runs` runs train at once in the
   process (`TRAINING_SLOTS`); a run started while every slot is taken waits for one, says so,
   and can be stopped while it waits. Its time budget starts when it gets a slot.
@@ -18,6 +19,7 @@ and Streamlit runs each visitor's script in a thread of its own. Three things fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -48,6 +50,18 @@ def cap_torch_threads(threads: int | None = None) -> None:
     threads = threads or TORCH_THREADS
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with `n` intra-op threads, then restore the caller's setting (OpenMP's
+    setting is per calling thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class TrainingSlots:

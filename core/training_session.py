@@ -8,7 +8,7 @@
     session.results()          # label -> core.train.TrainResult
 
 No Streamlit here: a page keeps the session object in its session state and redraws from
-`snapshot()` every fraction of a second, so training never blocks the page. Runs started
+`snapshot()` about once a second, so training never blocks the page. Runs started
 together run at the same time so their curves grow side by side; they share the CPU, so
 compare their speeds with each other, not with a run made alone.
 
@@ -44,7 +44,7 @@ from core.limits import (
     LIMITS, LimitError, check_hidden_size, check_layers, check_param_count, check_seq_len,
     check_training_seconds, check_training_steps,
 )
-from core.model import CELLS, INITS, SequenceModel, count_parameters
+from core.model import CELLS, INITS, SequenceModel, count_parameters, state_tensors
 from core.tasks import Score, get_task
 from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
 from core.train import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec
@@ -454,9 +454,7 @@ def model_files(result: TrainResult) -> tuple[bytes, str]:
     `SequenceModel(ModelSpec(**meta["spec"])).load_state_dict(safetensors.torch.load_file(f))`.
     """
     model = result.model
-    state = {name: tensor.detach().contiguous().cpu()
-             for name, tensor in model.state_dict().items()}
-    weights = safetensors.torch.save(state, metadata={
+    weights = safetensors.torch.save(state_tensors(model), metadata={
         "format": "gatescope SequenceModel", "task": result.task, "cell": result.cell,
     })
     task = get_task(result.task)

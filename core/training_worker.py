@@ -13,7 +13,7 @@ from dataclasses import replace
 import safetensors.torch
 import torch
 
-from core.model import ModelSpec, SequenceModel
+from core.model import ModelSpec, SequenceModel, state_tensors
 from core.tasks import TASKS, get_task
 from core.train import TrainConfig, train
 
@@ -27,8 +27,7 @@ def pack_model(model: SequenceModel | None) -> tuple[dict, bytes] | None:
     """A model as (spec, safetensors bytes): tensors cross the process boundary by value."""
     if model is None:
         return None
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    return model.spec.to_dict(), safetensors.torch.save(state)
+    return model.spec.to_dict(), safetensors.torch.save(state_tensors(model))
 
 
 def unpack_model(packed: tuple[dict, bytes]) -> SequenceModel:

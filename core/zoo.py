@@ -23,7 +23,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.loading import load_user_weights  # noqa: F401  (re-exported: the user's own weights)
-from core.model import CELLS, ModelSpec, SequenceModel, build_sequence_model, count_parameters
+from core.model import (
+    CELLS, ModelSpec, SequenceModel, build_sequence_model, count_parameters, state_tensors,
+)
 from core.tasks import TASKS, Task, get_task
 from core.train import TrainConfig, TrainResult, model_spec, train
 
@@ -196,8 +198,7 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
     }
     weights, meta_path = paths(task.name, result.cell, directory)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"task": task.name, "cell": result.cell,
+    save_file(state_tensors(model), str(weights), metadata={"task": task.name, "cell": result.cell,
                                               "format": "gatescope SequenceModel"})
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     model_info.cache_clear()

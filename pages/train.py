@@ -231,8 +231,9 @@ trained = st.session_state.get(TRAINED, {})
 if trained:
     st.subheader("Trained in this session")
     st.caption(f"The newest {MAX_TRAINED_PER_SESSION} (fewer if they are very big) are kept "
-               "while this browser tab is open. Explore and Compare can open them; the safetensors file also loads in the Explore page's "
-               "upload and in plain PyTorch (the JSON says how).")
+               "while this browser tab is open. Explore and Compare can open them; the "
+               "safetensors file also loads in the Explore page's upload and in plain PyTorch "
+               "(the JSON says how).")
     for label, result in reversed(list(trained.items())):
         score = result.score
         row = st.columns([2.4, 2.4, 1.1, 1.1, 1.5, 1.5])
