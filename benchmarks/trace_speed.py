@@ -4,7 +4,7 @@ For each cell and size it times, in the same run and interleaved, `core.trace.tr
 and the reference `rnn(x)` forward plus `.backward()` of the same objective (the sum of the
 last output), and prints the ratio of the medians. Target: ratio <= 1.5 everywhere.
 
-    python benchmarks/trace_speed.py [--repeats 7] [--input-size 32]
+    python benchmarks/trace_speed.py [--repeats 7] [--input-size 32] [--cells lstm gru rnn]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=list(CELLS))
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.set_flush_denormal(True)
@@ -52,7 +53,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input size {args.input_size}")
     print(f"{'cell':5} {'T x H':>11} {'fused fwd+bwd':>14} {'trace':>10} {'ratio':>7}")
     worst = 0.0
-    for cell, cls in CELLS.items():
+    for cell in args.cells:
+        cls = CELLS[cell]
         for seq_len, hidden_size in SIZES:
             torch.manual_seed(0)
             rnn = cls(args.input_size, hidden_size)

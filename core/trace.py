@@ -136,24 +136,21 @@ def trace(
         raise ValueError("The objective must return a scalar tensor.")
     flat_runs = [run for layer_runs in runs for run in layer_runs]
 
-    grads = torch.autograd.grad(
-        objective_value.reshape(()),
-        [x] + [run.probe for run in flat_runs] + [run.output for run in flat_runs],
-        allow_unused=True,
-        materialize_grads=True,
-    )
+    wrt = [x] + [run.probe for run in flat_runs] + [run.output for run in flat_runs]
+    grads = torch.autograd.grad(objective_value.reshape(()), wrt, allow_unused=True)
+    # an objective may ignore part of the sequence; what it never reached has zero gradient
+    grads = [torch.zeros_like(leaf) if grad is None else grad for grad, leaf in zip(grads, wrt)]
     stacked = _forward_quantities(cell_type, flat_runs, hidden_size)  # (T, L*D, H) arrays
     grad_x = grads[0]
     grad_probes = grads[1 : 1 + len(flat_runs)]
     grad_outputs = grads[1 + len(flat_runs) :]
 
     with torch.no_grad():
-        grad_hidden = np.stack(
+        grad_hidden = _stack_runs(
             [
                 _hidden_gradient_before_scan(cell_type, run, index, grad_probe, grad_output, stacked)
                 for index, (run, grad_probe, grad_output) in enumerate(zip(flat_runs, grad_probes, grad_outputs))
-            ],
-            axis=1,
+            ]
         )
     if cell_type == "gru":
         # h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path adds z_{t+1} * dh_{t+1} to dh_t.
@@ -176,7 +173,7 @@ def trace(
         gates=gates,
         grad_hidden=_norm_over_units(_to_input_order(grad_hidden, shape)),
         grad_cell=None if grad_cell is None else _norm_over_units(_to_input_order(grad_cell, shape)),
-        grad_input=grad_x.detach().norm(dim=-1).cpu().numpy().astype(np.float32),
+        grad_input=_norm_over_units(grad_x.detach().cpu().numpy().astype(np.float32, copy=False)),
         output=top_output.detach().cpu().numpy().astype(np.float32),
         objective=float(objective_value.detach()),
     )
@@ -209,7 +206,8 @@ def _checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ValueError("x is empty: a sequence needs at least one timestep.")
     reference = rnn.weight_hh_l0
     x = x.to(device=reference.device, dtype=reference.dtype)
-    if not torch.isfinite(x).all():
+    # one reduction settles the common case; a sum that overflowed still needs the full check
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError("x contains NaN or infinite values.")
     return x
 
@@ -267,32 +265,43 @@ def _forward_quantities(cell_type: str, runs: list[_Run], hidden_size: int) -> d
     """h_t, every gate, and (LSTM) c_t for all runs, stacked as (T, runs, H) numpy arrays."""
     with torch.no_grad():
         per_run = [_gates(cell_type, run, hidden_size) for run in runs]
-    stacked = {key: np.stack([p[key] for p in per_run], axis=1) for key in per_run[0]}
+    stacked = {key: _stack_runs([p[key] for p in per_run]) for key in per_run[0]}
     if cell_type == "lstm":
         stacked["cell_state"] = _forward_scan(decay=stacked["forget"], source=stacked["input"] * stacked["cell"])
     return stacked
 
 
+def _stack_runs(arrays: list[np.ndarray]) -> np.ndarray:
+    """(T, H) arrays, one per run, as (T, runs, H); a view when there is one run (the common case)."""
+    return arrays[0][:, None] if len(arrays) == 1 else np.stack(arrays, axis=1)
+
+
 def _gates(cell_type: str, run: _Run, hidden_size: int) -> dict[str, np.ndarray]:
     """Every gate at every step from the known h_{t-1}: two matmuls, no loop over time."""
-    w = run.weights
     hidden = run.output.detach()
-    previous = torch.cat([hidden.new_zeros(1, hidden_size), hidden[:-1]])
-    input_part = run.layer_input @ w.w_ih.T
-    hidden_part = previous @ w.w_hh.T
-    if w.b_ih is not None:
-        input_part = input_part + w.b_ih
-        hidden_part = hidden_part + w.b_hh
+    if cell_type == "rnn":
+        return {"hidden": hidden.cpu().numpy()}
+    w = run.weights
     pieces = {"hidden": hidden}
+    # W_ih x_t + b_ih for every t, then W_hh h_{t-1} + b_hh (h_{-1} = 0, so step 0 gets the bias only)
+    input_part = _affine(run.layer_input, w.w_ih, w.b_ih)
+    hidden_part = w.b_hh.expand_as(input_part).clone() if w.b_hh is not None else torch.zeros_like(input_part)
+    hidden_part[1:].addmm_(hidden[:-1], w.w_hh.T)
     if cell_type == "lstm":
-        i, f, g, o = (input_part + hidden_part).chunk(4, dim=1)
-        pieces.update(input=torch.sigmoid(i), forget=torch.sigmoid(f), cell=torch.tanh(g), output=torch.sigmoid(o))
-    elif cell_type == "gru":
+        pre = input_part.add_(hidden_part)
+        cell = torch.tanh(pre[:, 2 * hidden_size : 3 * hidden_size])
+        i, f, _, o = torch.sigmoid_(pre).chunk(4, dim=1)
+        pieces.update(input=i, forget=f, cell=cell, output=o)
+    else:
         i_r, i_z, i_n = input_part.chunk(3, dim=1)
         h_r, h_z, h_n = hidden_part.chunk(3, dim=1)
         reset = torch.sigmoid(i_r + h_r)
         pieces.update(reset=reset, update=torch.sigmoid(i_z + h_z), new=torch.tanh(i_n + reset * h_n))
     return {key: value.cpu().numpy() for key, value in pieces.items()}
+
+
+def _affine(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return inputs @ weight.T if bias is None else torch.addmm(bias, inputs, weight.T)
 
 
 def _hidden_gradient_before_scan(cell_type, run: _Run, index: int, grad_probe, grad_output, stacked) -> np.ndarray:
@@ -301,37 +310,44 @@ def _hidden_gradient_before_scan(cell_type, run: _Run, index: int, grad_probe, g
     d/d probe_{t+1} is the recurrent gradient of h_t (the last step has none). For GRU the
     probe's second half is d n_pre, which reaches h_t through r_{t+1} * W_hn.
     """
-    recurrent = torch.zeros_like(grad_output)
+    total = grad_output.clone()
     if cell_type == "gru":
         hidden_size = grad_output.shape[1]
         reset = torch.from_numpy(stacked["reset"][:, index]).to(grad_probe.device)
         grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
         w_hn = run.weights.w_hh[2 * hidden_size :]
-        recurrent[:-1] = grad_gates + (reset[1:] * grad_new_pre) @ w_hn
+        total[:-1] += grad_gates
+        total[:-1].addmm_(reset[1:] * grad_new_pre, w_hn)
     else:
-        recurrent[:-1] = grad_probe[1:]
-    return (grad_output + recurrent).cpu().numpy()
+        total[:-1] += grad_probe[1:]
+    return total.cpu().numpy()
 
 
 def _forward_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
     """s_t = decay_t * s_{t-1} + source_t with s_{-1} = 0, over axis 0."""
-    result = np.empty_like(source)
-    result[0] = source[0]
-    for t in range(1, source.shape[0]):
-        # in place: two ufunc calls a step and no temporaries keep long sequences cheap
-        np.multiply(decay[t], result[t - 1], out=result[t])
-        result[t] += source[t]
+    result = source.copy()
+    _scan_in_place(list(result), list(decay[1:]))
     return result
 
 
 def _reverse_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
     """s_t = source_t + decay_{t+1} * s_{t+1} with s_{T-1} = source_{T-1}, over axis 0."""
-    result = np.empty_like(source)
-    result[-1] = source[-1]
-    for t in range(source.shape[0] - 2, -1, -1):
-        np.multiply(decay[t + 1], result[t + 1], out=result[t])
-        result[t] += source[t]
+    result = source.copy()
+    _scan_in_place(list(result[::-1]), list(decay[:0:-1]))
     return result
+
+
+def _scan_in_place(rows: list[np.ndarray], decays: list[np.ndarray]) -> None:
+    """rows[k] += decays[k-1] * rows[k-1] in order, where decays[k-1] belongs to rows[k].
+
+    The one Python loop over time left in the engine: elementwise, two ufunc calls a step on
+    views made up front (a list of rows is built in C), no temporaries beyond one product.
+    """
+    multiply, add = np.multiply, np.add
+    product = np.empty_like(rows[0]) if rows else None
+    for previous, row, decay in zip(rows, rows[1:], decays):
+        multiply(decay, previous, out=product)
+        add(row, product, out=row)
 
 
 def _to_input_order(stacked: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -345,4 +361,16 @@ def _to_input_order(stacked: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _norm_over_units(array: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(array.astype(np.float64), axis=-1).astype(np.float32)
+    """L2 norm over the last axis, exact across float32's whole range.
+
+    Sums of squares in float32 are fast but overflow above ~1e19 and underflow below ~1e-19,
+    exactly where exploding and vanishing gradients live; those rows are redone in float64.
+    """
+    squares = np.einsum("...h,...h->...", array, array)
+    norms = np.sqrt(squares)
+    if squares.size and 1e-30 < squares.min() and squares.max() < 1e30:
+        return norms
+    out_of_range = ~((squares > 1e-30) & (squares < 1e30))
+    exact = array[out_of_range].astype(np.float64)
+    norms[out_of_range] = np.sqrt(np.einsum("ih,ih->i", exact, exact))
+    return norms

@@ -205,6 +205,24 @@ def test_thousands_of_steps(cell):
     assert tr.grad_hidden[0, 0, 0] < 1e-6 * tr.grad_hidden[0, 0, -1]
 
 
+@pytest.mark.parametrize("recurrent_gain", [3.0, 0.3])
+def test_exploding_and_vanishing_gradient_norms_stay_exact_beyond_float32_squares(recurrent_gain):
+    """3^59 and 0.3^59 fit float32, their squares do not: the norms must not turn inf or 0."""
+    rnn = make_rnn("rnn_relu", 4, 8, seed=1)
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(recurrent_gain * torch.eye(8))
+        rnn.weight_ih_l0.abs_()
+    x = torch.rand(60, 4) + 0.1
+    tr32 = trace(rnn, x)
+    tr64 = trace(rnn.double(), x.double())
+    for name in ("grad_hidden", "grad_input"):
+        value = getattr(tr32, name)
+        assert np.isfinite(value).all() and (value > 0).all(), name
+        np.testing.assert_allclose(value, getattr(tr64, name), rtol=1e-4, err_msg=name)
+    extreme = tr32.grad_hidden[0, 0, 0] / tr32.grad_hidden[0, 0, -1]
+    assert extreme > 1e25 if recurrent_gain > 1 else extreme < 1e-25
+
+
 def test_single_timestep():
     rnn = make_rnn("lstm", 3, 4).double()
     x = torch.randn(1, 3, dtype=torch.float64)
