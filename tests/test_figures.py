@@ -31,7 +31,8 @@ def build(cell="lstm", T=30, H=8, **kw):
 
 
 def png_pixels(uri: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    """The colours a browser shows for a PNG data URI, as (rows, columns, RGB)."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 
 @pytest.mark.parametrize("cell, maps", [("lstm", 6), ("gru", 4), ("rnn", 1)])
@@ -58,6 +59,17 @@ def test_colour_scales_are_fixed_not_fitted_to_the_data():
                (a["text"] for a in fig["layout"]["annotations"]))
     assert any(t.startswith("hidden state h (−1 … 1)") for t in
                (a["text"] for a in fig["layout"]["annotations"]))
+
+
+def test_nan_shows_grey_and_finite_maps_keep_the_exact_scale_colours():
+    z = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    lut = F._cached_lut(F.SIGNED_SCALE)
+    px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
+    idx = np.clip((z - -1) / 2 * 255, 0, 255).round().astype(int)[::-1]
+    assert (px == lut[idx]).all()  # the indexed PNG shows exactly the scale's colours
+    z[1, 2] = np.nan
+    px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
+    assert tuple(px[1, 2]) == (160, 160, 160) and tuple(px[0, 0]) == tuple(lut[idx[0, 0]])
 
 
 def test_heatmap_rows_are_units_with_unit_zero_at_the_bottom():
