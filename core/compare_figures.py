@@ -245,9 +245,9 @@ def compare_figure(traces: Mapping[str, Trace], inp: ExploreInput, *, t0: int = 
                                       transition=dict(duration=0), fromcurrent=True,
                                       mode="immediate")])
 
-    # Plotly redraws every slider step on every frame: at most ~100 steps (see core.figures).
+    # Plotly redraws every slider step on every frame: at most ~50 steps (see core.figures).
     stride = max(1, math.ceil(T / MAX_SLIDER_STEPS))
-    slider_steps = sorted(set(range(0, T, stride)) | {T - 1})
+    slider_steps = sorted(set(range(0, T, stride)) | {t0, T - 1})  # the start step is a stop
     active = min(range(len(slider_steps)), key=lambda i: abs(slider_steps[i] - t0))
     layout.update(
         font=FONT, height=height, margin=dict(l=60, r=70, t=100, b=50), showlegend=True,

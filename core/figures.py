@@ -51,7 +51,7 @@ SIGNED_GATES = {"cell", "new"}  # tanh outputs; every other gate is a sigmoid
 
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
 CURSOR_COLOR = "#e4002b"
-MAX_SLIDER_STEPS = 100
+MAX_SLIDER_STEPS = 50
 #: Maps are sent at one pixel per unit and step; this keeps the browser from blurring them.
 PIXELATED_CSS = ".js-plotly-plot image { image-rendering: pixelated; }"
 
@@ -494,7 +494,10 @@ def explore_figure(
     all_logs = all_logs[np.isfinite(all_logs)]
     lo_g, hi_g = ((math.floor(all_logs.min()) - 0.2, math.ceil(all_logs.max()) + 0.2)
                   if all_logs.size else (-1.0, 1.0))
-    fig.update_yaxes(type="log", exponentformat="power", range=[lo_g, hi_g], row=r_grad, col=1)
+    # A label every `dtick` decades, at most about five: the row is short, and plotly's own
+    # choice adds minor digits (2, 5) that overlap there.
+    fig.update_yaxes(type="log", exponentformat="power", range=[lo_g, hi_g],
+                     dtick=max(1, math.ceil((hi_g - lo_g) / 5)), row=r_grad, col=1)
 
     # --- picked units -----------------------------------------------------------------------
     palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -503,12 +506,9 @@ def explore_figure(
         shapes.append(line_path(steps, tr.hidden[layer, direction, :, u], ux, uy,
                                 palette[k % 6], name=f"h[{u}]"))
     fig.update_yaxes(range=[-1.05, 1.05], row=r_units, col=1)
-    # One time axis for the whole left column: every row matches row 1's x axis.
-    x_main = fig.axis_names(1, 1)[0]
-    for r in range(1, n_rows + 1):
-        fig.update_xaxes(range=[-0.5, T - 0.5], showticklabels=(r == r_units), row=r, col=1,
-                         **({} if r == 1 else {"matches": x_main}))
-    fig.update_xaxes(title_text="timestep t", title_standoff=4, row=r_units, col=1)
+    # One time axis for the whole left column (see `_skeleton`), labelled under the bottom row.
+    fig.update_xaxes(range=[-0.5, T - 0.5], title_text="timestep t", title_standoff=4,
+                     row=r_units, col=1)
 
     # --- right column: diagram above, equations below, in one subplot and ONE animated trace
     nodes, edges = DIAGRAMS[cell]
@@ -527,9 +527,6 @@ def explore_figure(
         marker=dict(symbol="arrow", angleref="previous", size=[0, 11, 0] * len(edges),
                     standoff=NODE_SIZE // 2 + 2, color="#9aa0a6", opacity=1),
         hoverinfo="skip", showlegend=False, xaxis=dx, yaxis=dy))
-    for n in nodes:
-        annotations.append(dict(x=n.x, y=n.y, xref=dx, yref=dy, text=n.label, showarrow=False,
-                                yshift=-31, font=dict(size=13, color="#333")))
     words = inp.values is None  # the x_t node shows the word instead of a number
 
     c_range = cell_range(tr.cell)
@@ -551,17 +548,22 @@ def explore_figure(
     n_eq = len(eqs)
     eq_top = min(ys) - 1.5
     eq_y = [eq_top - 1.15 * k for k in range(n_eq)]
-    annotations.append(dict(x=min(xs) - 0.7, y=eq_top + 0.75, xref=dx, yref=dy, showarrow=False,
-                            xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
-                            font=dict(size=14, color="#333")))
-    for y, eq in zip(eq_y, eqs):
-        annotations.append(dict(x=min(xs) - 0.7, y=y, xref=dx, yref=dy, text=eq,
-                                showarrow=False, xanchor="left", font=dict(size=13)))
+    # Node names, the equations and their heading: static text, drawn as one text trace (an
+    # annotation each would cost plotly.js a text measurement and layout on every new figure).
+    # A name sits under its node as text "below" a transparent marker of the node's size.
+    left = min(xs) - 0.7
+    texts = [(n.x, n.y, n.label, "bottom center", NODE_SIZE, 13, "#333") for n in nodes]
+    texts.append((left, eq_top + 0.75, f"PyTorch's equations, unit {unit} at step t",
+                  "middle right", 1, 14, "#333"))
+    texts += [(left, y, eq, "middle right", 1, 13, FONT["color"]) for y, eq in zip(eq_y, eqs)]
     if cell == "gru":
-        annotations.append(dict(x=min(xs) - 0.7, y=eq_y[-1] - 1.0, xref=dx, yref=dy,
-                                showarrow=False, xanchor="left", font=dict(size=12, color="#555"),
-                                text="PyTorch's convention: z ≈ 1 keeps the old state "
-                                     "h<sub>t−1</sub>"))
+        texts.append((left, eq_y[-1] - 1.0, "PyTorch's convention: z ≈ 1 keeps the old state "
+                      "h<sub>t−1</sub>", "middle right", 1, 12, "#555"))
+    x_, y_, text_, position_, size_, font_size_, color_ = (list(c) for c in zip(*texts))
+    fig.add_trace(dict(
+        x=x_, y=y_, text=text_, mode="markers+text", textposition=position_,
+        marker=dict(size=size_, color="rgba(0,0,0,0)"), textfont=dict(size=font_size_, color=color_),
+        cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis=dx, yaxis=dy))
     numbers = _equation_numbers(cell, values, nonlinearity)
 
     clear = ["rgba(0,0,0,0)"] * n_eq
@@ -616,11 +618,12 @@ def explore_figure(
     # layouts, ~100 ms at T=200), plain numbers are measured once per page. The token at t is
     # on the diagram's x_t node and in the input row's hover.
     slider_labels = [str(t) for t in range(T)]
-    # Plotly redraws every slider step on every animation frame: more than ~100 steps costs
-    # more than the rest of a frame (measured: 1,000 steps halve the frame rate). The slider
-    # scrubs in strides at long T; Play still visits every step.
+    # Plotly redraws every slider step on every animation frame (measured: 1,000 steps halve
+    # the frame rate), and draws and lays out each one on every new figure (100 steps: ~20 ms
+    # of a change). At most 50 steps, 6 px apart on a 300 px slider, which is as fine as a
+    # mouse scrubs anyway; Play and the step buttons still visit every step.
     stride = max(1, math.ceil(T / MAX_SLIDER_STEPS))
-    slider_steps = sorted(set(range(0, T, stride)) | {T - 1})
+    slider_steps = sorted(set(range(0, T, stride)) | {t0, T - 1})  # the start step is a stop
     active = min(range(len(slider_steps)), key=lambda i: abs(slider_steps[i] - t0))
     layout = dict(
         font=FONT, height=int(height_per_map * (n_maps + 2.6) + 220),
@@ -692,7 +695,23 @@ def _skeleton(n_rows: int, heights: tuple, titles: tuple) -> tuple[dict, dict]:
             ref = fig.get_subplot(r, c)
             axes[(r, c)] = (ref.xaxis.plotly_name.replace("axis", ""),
                             ref.yaxis.plotly_name.replace("axis", ""))
-    return _bake_template(fig.to_plotly_json()["layout"]), axes
+    layout = _bake_template(fig.to_plotly_json()["layout"])
+    # The left column shares one x axis ("x", drawn under the bottom row): every axis costs
+    # plotly.js a defaults pass and a draw on every new figure, and twenty of them were a
+    # good part of a change's time in the browser.
+    bottom_y = axes[(n_rows, 1)][1]
+    for r in range(2, n_rows + 1):
+        x_name, y_name = axes[(r, 1)]
+        del layout["xaxis" + x_name[1:]]
+        layout["yaxis" + y_name[1:]]["anchor"] = "x"
+        axes[(r, 1)] = ("x", y_name)
+    layout["xaxis"]["anchor"] = bottom_y
+    for key, axis in layout.items():
+        if key.startswith(("xaxis", "yaxis")):
+            # Tick labels may overflow the figure (they never do here): plotly.js's default,
+            # "hide past div", measures every tick label on every draw to find out.
+            axis["ticklabeloverflow"] = "allow"
+    return layout, axes
 
 
 def _merged(default: dict, own: dict) -> dict:

@@ -39,6 +39,7 @@ def png_pixels(uri: str) -> np.ndarray:
 def test_one_map_per_state_and_gate(cell, maps):
     tr, fig = build(cell)
     titles = [a["text"] for a in fig["layout"]["annotations"]]
+    titles += [text for d in fig["data"] if d.get("mode") == "markers+text" for text in d["text"]]
     map_images = [im for im in fig["layout"]["images"] if im["xref"] != "paper"
                   and im.get("opacity") is None]
     assert len(map_images) == maps
