@@ -3,6 +3,7 @@
 The entry point only routes: each page lives in pages/ and reads like a short story.
 """
 
+import time
 from pathlib import Path
 
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -11,16 +12,24 @@ PAGES = Path(__file__).resolve().parent / "pages"
 def main() -> None:
     import streamlit as st
 
-    from core.sharing import cap_torch_threads
-    from ui.animation import guard_animations
     from ui.preload import preload_plotly
+
+    st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
+    # Before anything imports torch (a second and more on a cold start): the browser fetches
+    # and compiles the chart code while the server works.
+    preload_plotly()
+    if "gatescope.preload_sent" not in st.session_state:
+        # Streamlit sends from its event loop, and importing torch holds the GIL for long
+        # stretches: on a session's first run, give the loop a moment to send the preload.
+        st.session_state["gatescope.preload_sent"] = True
+        time.sleep(0.05)
+
+    from core.sharing import cap_torch_threads  # imports torch
+    from ui.animation import guard_animations
 
     # Every visitor's script runs in a thread of its own: one torch thread each, so that a room
     # of visitors shares the cores instead of oversubscribing them (see core/sharing.py).
     cap_torch_threads()
-    st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
-    # Before any page imports torch: the browser fetches the chart code while the server works.
-    preload_plotly()
 
     # Material icons, not emoji: they render everywhere, also where no emoji font is installed.
     pages = [
