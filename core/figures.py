@@ -52,6 +52,7 @@ SIGNED_GATES = {"cell", "new"}  # tanh outputs; every other gate is a sigmoid
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
 CURSOR_COLOR = "#e4002b"
 MAX_SLIDER_STEPS = 50
+MARGIN = dict(l=60, r=20, t=90, b=110)  # px around the explorer's plot area
 #: Maps are sent at one pixel per unit and step; this keeps the browser from blurring them.
 PIXELATED_CSS = ".js-plotly-plot image { image-rendering: pixelated; }"
 
@@ -407,7 +408,11 @@ def explore_figure(
         subplot_titles.append(left)
         if r == 0:
             subplot_titles.append(f"the cell at step t, unit {unit}")
-    fig = _Grid(n_rows, heights, subplot_titles)
+    height = int(height_per_map * (n_maps + 2.6) + 220)
+    plot_px = height - MARGIN["t"] - MARGIN["b"]
+    # Room between rows for a row's title (~26 px), whatever the figure's height: a short
+    # figure (a vanilla RNN has one map) had its titles run into the rows above them.
+    fig = _Grid(n_rows, heights, subplot_titles, spacing=round(max(0.035, 26 / plot_px), 4))
     steps = np.arange(T, dtype=np.float32)
     shapes: list[dict] = []  # static lines, drawn as layout paths
     input_images: list[dict] = []
@@ -557,12 +562,13 @@ def explore_figure(
                   "middle right", 1, 14, "#333"))
     texts += [(left, y, eq, "middle right", 1, 13, FONT["color"]) for y, eq in zip(eq_y, eqs)]
     if cell == "gru":
-        texts.append((left, eq_y[-1] - 1.0, "PyTorch's convention: z ≈ 1 keeps the old state "
-                      "h<sub>t−1</sub>", "middle right", 1, 12, "#555"))
+        texts.append((left, eq_y[-1] - 1.0, "PyTorch: z ≈ 1 keeps the old state h<sub>t−1</sub>",
+                      "middle right", 1, 12, "#555"))
     x_, y_, text_, position_, size_, font_size_, color_ = (list(c) for c in zip(*texts))
     fig.add_trace(dict(
         x=x_, y=y_, text=text_, mode="markers+text", textposition=position_,
-        marker=dict(size=size_, color="rgba(0,0,0,0)"), textfont=dict(size=font_size_, color=color_),
+        marker=dict(size=size_, color="rgba(0,0,0,0)", line=dict(width=0)),
+        textfont=dict(size=font_size_, color=color_),
         cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis=dx, yaxis=dy))
     numbers = _equation_numbers(cell, values, nonlinearity)
 
@@ -585,6 +591,17 @@ def explore_figure(
     i_panel = len(fig.data) - 1
     fig.update_xaxes(1, 2, range=[min(xs) - 0.8, max(xs) + 0.8], visible=False)
     fig.update_yaxes(1, 2, range=[eq_y[-1] - 1.6, max(ys) + 0.8], visible=False)
+
+    # --- titles and colour-bar labels: paper text, as one trace ------------------------------
+    # On a pair of hidden axes that span the paper with range 0..1 (x98 and the cursor's y99),
+    # not as twenty-odd annotations: plotly.js measures and lays out every annotation of every
+    # new figure, twice per change.
+    paper_labels = fig.layout.pop("annotations", [])  # the subplot titles, from `_skeleton`
+    for label in paper_labels:
+        label["font"] = dict(size=14, color="#333")
+    fig.add_trace(_paper_text(paper_labels + annotations))
+    fig.update_layout(xaxis98=dict(domain=[0, 1], range=[0, 1], anchor="y99", visible=False,
+                                   fixedrange=True))
 
     # --- the time cursor: one line across the whole left column ----------------------------
     fig.add_trace(dict(x=[t0, t0], y=[0, 1], mode="lines", xaxis="x", yaxis="y99",
@@ -626,15 +643,16 @@ def explore_figure(
     slider_steps = sorted(set(range(0, T, stride)) | {t0, T - 1})  # the start step is a stop
     active = min(range(len(slider_steps)), key=lambda i: abs(slider_steps[i] - t0))
     layout = dict(
-        font=FONT, height=int(height_per_map * (n_maps + 2.6) + 220),
+        font=FONT, height=height,
         # Streamlit draws each new figure twice (the second time with the measured width)
         # from a fresh copy; without a datarevision plotly.js takes copied data arrays for new
         # data and lays everything out again. A changed figure remounts the chart anyway.
         datarevision=1,
         # autoexpand off: the buttons, slider and legend fit in these margins, and a margin
         # pushed by them makes plotly.js lay the whole figure out a second time.
-        margin=dict(l=60, r=20, t=90, b=110, autoexpand=False), showlegend=True,
-        legend=dict(orientation="h", x=0.0, y=-0.06, yanchor="top", font=dict(size=13)),
+        margin=dict(MARGIN, autoexpand=False), showlegend=True,
+        # 50 px under the plot, clear of the time axis's title, at any height
+        legend=dict(orientation="h", x=0.0, y=-50 / plot_px, yanchor="top", font=dict(size=13)),
         hovermode="closest", plot_bgcolor="rgba(0,0,0,0)",
         updatemenus=[dict(
             type="buttons", direction="left", showactive=True, x=0.0, y=1.0, xanchor="left",
@@ -661,11 +679,7 @@ def explore_figure(
     # Assemble without re-validating thousands of frame entries (plotly.py validation costs
     # about 2 ms per frame; these dicts are built to the schema above).
     base = fig.layout
-    titles_ann = base.pop("annotations", [])
-    for ann in titles_ann:
-        ann["font"] = dict(size=14, color="#333")
     base.update(layout)
-    base["annotations"] = titles_ann + annotations
     base["images"] = images + input_images
     base["shapes"] = shapes
     # No template at all (plotly.py would otherwise add its default one): its values are
@@ -675,8 +689,30 @@ def explore_figure(
     return PlainFigure(fig.data, base, frames)
 
 
+def _paper_text(labels: list[dict]) -> dict:
+    """Annotations placed on the paper (x, y, text, xanchor, yanchor, font) as one text trace
+    on the axes x98 / y99, which span the paper with range 0..1: a paper position is a data
+    position. (plotly.js hides text outside its axes' range, so the left column's axes would
+    not do for the labels beside it.)"""
+    vertical = {"bottom": "top", "top": "bottom"}
+    horizontal = {"left": "right", "right": "left"}
+    fonts = [label.get("font", {}) for label in labels]
+    return dict(
+        x=[label["x"] for label in labels], y=[label["y"] for label in labels],
+        text=[label["text"] for label in labels], mode="markers+text",
+        textposition=[f"{vertical.get(label.get('yanchor'), 'middle')} "
+                      f"{horizontal.get(label.get('xanchor'), 'center')}" for label in labels],
+        textfont=dict(size=[font.get("size", FONT["size"]) for font in fonts],
+                      color=[font.get("color", FONT["color"]) for font in fonts]),
+        # An invisible marker keeps each text a few pixels off its point, as an annotation's
+        # padding did: more beside the colour bars (left-anchored), less over the subplots.
+        marker=dict(size=[12 if label.get("xanchor") == "left" else 4 for label in labels],
+                    color="rgba(0,0,0,0)", line=dict(width=0)),  # sizes given: no bubble rim
+        cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis="x98", yaxis="y99")
+
+
 @functools.lru_cache(maxsize=32)
-def _skeleton(n_rows: int, heights: tuple, titles: tuple) -> tuple[dict, dict]:
+def _skeleton(n_rows: int, heights: tuple, titles: tuple, spacing: float) -> tuple[dict, dict]:
     """make_subplots' layout (domains, anchors, titles) as a plain dict, cached per shape.
 
     plotly.py's validated objects cost ~10 ms per axis update; the figure is assembled on plain
@@ -684,7 +720,7 @@ def _skeleton(n_rows: int, heights: tuple, titles: tuple) -> tuple[dict, dict]:
     specs = [[{}, {"rowspan": n_rows} if r == 0 else None] for r in range(n_rows)]
     fig = make_subplots(rows=n_rows, cols=2, specs=specs, shared_xaxes=False,
                         column_widths=[0.68, 0.32], row_heights=list(heights),
-                        vertical_spacing=0.035, horizontal_spacing=0.1,
+                        vertical_spacing=spacing, horizontal_spacing=0.1,
                         subplot_titles=list(titles))
     fig.update_layout(template="plotly_white")
     axes = {}
@@ -748,8 +784,8 @@ def _bake_template(layout: dict) -> dict:
 class _Grid:
     """The few figure operations explore_figure needs, on plain dicts (see `_skeleton`)."""
 
-    def __init__(self, n_rows: int, heights: list, titles: list):
-        layout, self.axes = _skeleton(n_rows, tuple(heights), tuple(titles))
+    def __init__(self, n_rows: int, heights: list, titles: list, spacing: float):
+        layout, self.axes = _skeleton(n_rows, tuple(heights), tuple(titles), spacing)
         self.layout = copy.deepcopy(layout)
         self.data: list[dict] = []
 
