@@ -593,15 +593,15 @@ def explore_figure(
     fig.update_yaxes(1, 2, range=[eq_y[-1] - 1.6, max(ys) + 0.8], visible=False)
 
     # --- titles and colour-bar labels: paper text, as one trace ------------------------------
-    # On a pair of hidden axes that span the paper with range 0..1 (x98 and the cursor's y99),
-    # not as twenty-odd annotations: plotly.js measures and lays out every annotation of every
-    # new figure, twice per change.
+    # On a pair of hidden axes that span the paper with range 0..1 (x98 / y98), not as
+    # twenty-odd annotations: plotly.js measures and lays out every annotation of every new
+    # figure, twice per change.
     paper_labels = fig.layout.pop("annotations", [])  # the subplot titles, from `_skeleton`
     for label in paper_labels:
         label["font"] = dict(size=14, color="#333")
     fig.add_trace(_paper_text(paper_labels + annotations))
-    fig.update_layout(xaxis98=dict(domain=[0, 1], range=[0, 1], anchor="y99", visible=False,
-                                   fixedrange=True))
+    paper_axis = dict(domain=[0, 1], range=[0, 1], visible=False, fixedrange=True)
+    fig.update_layout(xaxis98=dict(paper_axis, anchor="y98"), yaxis98=dict(paper_axis, anchor="x98"))
 
     # --- the time cursor: one line across the whole left column ----------------------------
     fig.add_trace(dict(x=[t0, t0], y=[0, 1], mode="lines", xaxis="x", yaxis="y99",
@@ -691,7 +691,7 @@ def explore_figure(
 
 def _paper_text(labels: list[dict]) -> dict:
     """Annotations placed on the paper (x, y, text, xanchor, yanchor, font) as one text trace
-    on the axes x98 / y99, which span the paper with range 0..1: a paper position is a data
+    on the axes x98 / y98, which span the paper with range 0..1: a paper position is a data
     position. (plotly.js hides text outside its axes' range, so the left column's axes would
     not do for the labels beside it.)"""
     vertical = {"bottom": "top", "top": "bottom"}
@@ -708,7 +708,7 @@ def _paper_text(labels: list[dict]) -> dict:
         # padding did: more beside the colour bars (left-anchored), less over the subplots.
         marker=dict(size=[12 if label.get("xanchor") == "left" else 4 for label in labels],
                     color="rgba(0,0,0,0)", line=dict(width=0)),  # sizes given: no bubble rim
-        cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis="x98", yaxis="y99")
+        cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis="x98", yaxis="y98")
 
 
 @functools.lru_cache(maxsize=32)
