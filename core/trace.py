@@ -206,8 +206,9 @@ def _checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ValueError("x is empty: a sequence needs at least one timestep.")
     reference = rnn.weight_hh_l0
     x = x.to(device=reference.device, dtype=reference.dtype)
-    # one reduction settles the common case; a sum that overflowed still needs the full check
-    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+    # numpy reads a CPU tensor in place and checks it without torch's per-op dispatch
+    finite = np.isfinite(x.numpy()).all() if x.device.type == "cpu" else torch.isfinite(x).all()
+    if not finite:
         raise ValueError("x contains NaN or infinite values.")
     return x
 
@@ -283,16 +284,18 @@ def _gates(cell_type: str, run: _Run, hidden_size: int) -> dict[str, np.ndarray]
         return {"hidden": hidden.cpu().numpy()}
     w = run.weights
     pieces = {"hidden": hidden}
-    # W_ih x_t + b_ih for every t, then W_hh h_{t-1} + b_hh (h_{-1} = 0, so step 0 gets the bias only)
-    input_part = _affine(run.layer_input, w.w_ih, w.b_ih)
-    hidden_part = w.b_hh.expand_as(input_part).clone() if w.b_hh is not None else torch.zeros_like(input_part)
-    hidden_part[1:].addmm_(hidden[:-1], w.w_hh.T)
     if cell_type == "lstm":
-        pre = input_part.add_(hidden_part)
+        # W_ih x_t + W_hh h_{t-1} + b for every t (h_{-1} = 0: step 0 has no recurrent term)
+        pre = _affine(run.layer_input, w.w_ih, None if w.b_ih is None else w.b_ih + w.b_hh)
+        pre[1:].addmm_(hidden[:-1], w.w_hh.T)
         cell = torch.tanh(pre[:, 2 * hidden_size : 3 * hidden_size])
         i, f, _, o = torch.sigmoid_(pre).chunk(4, dim=1)
         pieces.update(input=i, forget=f, cell=cell, output=o)
     else:
+        # GRU's reset gate multiplies the recurrent part of n alone: keep the two parts apart
+        input_part = _affine(run.layer_input, w.w_ih, w.b_ih)
+        hidden_part = w.b_hh.expand_as(input_part).clone() if w.b_hh is not None else torch.zeros_like(input_part)
+        hidden_part[1:].addmm_(hidden[:-1], w.w_hh.T)
         i_r, i_z, i_n = input_part.chunk(3, dim=1)
         h_r, h_z, h_n = hidden_part.chunk(3, dim=1)
         reset = torch.sigmoid(i_r + h_r)
@@ -324,17 +327,16 @@ def _hidden_gradient_before_scan(cell_type, run: _Run, index: int, grad_probe, g
 
 
 def _forward_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """s_t = decay_t * s_{t-1} + source_t with s_{-1} = 0, over axis 0."""
-    result = source.copy()
-    _scan_in_place(list(result), list(decay[1:]))
-    return result
+    """s_t = decay_t * s_{t-1} + source_t with s_{-1} = 0, over axis 0. Overwrites `source`."""
+    _scan_in_place(list(source), list(decay[1:]))
+    return source
 
 
 def _reverse_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """s_t = source_t + decay_{t+1} * s_{t+1} with s_{T-1} = source_{T-1}, over axis 0."""
-    result = source.copy()
-    _scan_in_place(list(result[::-1]), list(decay[:0:-1]))
-    return result
+    """s_t = source_t + decay_{t+1} * s_{t+1} with s_{T-1} = source_{T-1}, over axis 0.
+    Overwrites `source`."""
+    _scan_in_place(list(source[::-1]), list(decay[:0:-1]))
+    return source
 
 
 def _scan_in_place(rows: list[np.ndarray], decays: list[np.ndarray]) -> None:
@@ -368,9 +370,9 @@ def _norm_over_units(array: np.ndarray) -> np.ndarray:
     """
     squares = np.einsum("...h,...h->...", array, array)
     norms = np.sqrt(squares)
-    if squares.size and 1e-30 < squares.min() and squares.max() < 1e30:
-        return norms
     out_of_range = ~((squares > 1e-30) & (squares < 1e30))
+    if not out_of_range.any():
+        return norms
     exact = array[out_of_range].astype(np.float64)
     norms[out_of_range] = np.sqrt(np.einsum("ih,ih->i", exact, exact))
     return norms
