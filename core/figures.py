@@ -521,7 +521,6 @@ def explore_figure(
     x_signal = _x_signal(inp, T)
     values = _node_values(tr, layer, direction, unit, x_signal)
     dx, dy = fig.axis_names(1, 2)
-    annotations = list(bar_annotations)
     # The arrows are one static trace, drawn under the nodes: centre-to-centre lines with an
     # arrowhead marker turned along its line and backed off (in pixels) to the target's rim.
     # Sixteen arrow annotations cost plotly.js ~45 ms of layout on every new figure.
@@ -583,8 +582,8 @@ def explore_figure(
         x=xs + [min(xs) - 0.55] * n_eq, y=ys + [y - 0.5 for y in eq_y], mode="markers+text",
         # opacity 1: plotly.js draws markers with a size array ("bubbles") at 0.7 by default,
         # which would show the arrows running under the nodes
-        marker=dict(size=[NODE_SIZE] * len(nodes) + [1] * n_eq, color=first["marker"]["color"], opacity=1,
-                    line=dict(width=[1.5] * len(nodes) + [0] * n_eq, color="#444")),
+        marker=dict(size=[NODE_SIZE] * len(nodes) + [1] * n_eq, color=first["marker"]["color"],
+                    opacity=1, line=dict(width=[1.5] * len(nodes) + [0] * n_eq, color="#444")),
         text=first["text"], textposition=["middle center"] * len(nodes) + ["middle right"] * n_eq,
         textfont=dict(size=[11] * len(nodes) + [13] * n_eq, color="#111"), hoverinfo="skip",
         showlegend=False, xaxis=dx, yaxis=dy))
@@ -599,9 +598,10 @@ def explore_figure(
     paper_labels = fig.layout.pop("annotations", [])  # the subplot titles, from `_skeleton`
     for label in paper_labels:
         label["font"] = dict(size=14, color="#333")
-    fig.add_trace(_paper_text(paper_labels + annotations))
+    fig.add_trace(_paper_text(paper_labels + bar_annotations))
     paper_axis = dict(domain=[0, 1], range=[0, 1], visible=False, fixedrange=True)
-    fig.update_layout(xaxis98=dict(paper_axis, anchor="y98"), yaxis98=dict(paper_axis, anchor="x98"))
+    fig.update_layout(xaxis98=dict(paper_axis, anchor="y98"),
+                      yaxis98=dict(paper_axis, anchor="x98"))
 
     # --- the time cursor: one line across the whole left column ----------------------------
     fig.add_trace(dict(x=[t0, t0], y=[0, 1], mode="lines", xaxis="x", yaxis="y99",
@@ -668,7 +668,8 @@ def explore_figure(
             ])],
         sliders=[dict(
             active=active, x=0.36, len=0.3, y=1.0, yanchor="bottom", pad=dict(t=0, b=12),
-            currentvalue=dict(prefix="step t = ", xanchor="right", font=dict(size=15, color="#1f2430")),
+            currentvalue=dict(prefix="step t = ", xanchor="right",  # clear of the buttons
+                              font=dict(size=15, color="#1f2430")),
             transition=dict(duration=0), font=dict(size=1, color="rgba(0,0,0,0)"),
             tickcolor="rgba(0,0,0,0)", ticklen=0, minorticklen=0,
             steps=[dict(method="animate", label=slider_labels[t],
