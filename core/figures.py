@@ -552,23 +552,22 @@ def explore_figure(
     n_eq = len(eqs)
     eq_top = min(ys) - 1.5
     eq_y = [eq_top - 1.15 * k for k in range(n_eq)]
-    # Node names, the equations and their heading: static text, drawn as one text trace (an
-    # annotation each would cost plotly.js a text measurement and layout on every new figure).
-    # A name sits under its node as text "below" a transparent marker of the node's size.
+    # Node names, the equations and their heading are annotations, like every static text in
+    # this figure. (As text traces they cost nothing to lay out on a new figure but are drawn
+    # again on every animation frame, because a frame lists every trace: measured, 37 -> 27
+    # frames/s at T = 1000.)
     left = min(xs) - 0.7
-    texts = [(n.x, n.y, n.label, "bottom center", NODE_SIZE, 13, "#333") for n in nodes]
-    texts.append((left, eq_top + 0.75, f"PyTorch's equations, unit {unit} at step t",
-                  "middle right", 1, 14, "#333"))
-    texts += [(left, y, eq, "middle right", 1, 13, FONT["color"]) for y, eq in zip(eq_y, eqs)]
+    annotations = [dict(x=n.x, y=n.y, xref=dx, yref=dy, text=n.label, showarrow=False,
+                        yshift=-31, font=dict(size=13, color="#333")) for n in nodes]
+    annotations.append(dict(x=left, y=eq_top + 0.75, xref=dx, yref=dy, showarrow=False,
+                            xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
+                            font=dict(size=14, color="#333")))
+    annotations += [dict(x=left, y=y, xref=dx, yref=dy, text=eq, showarrow=False,
+                         xanchor="left", font=dict(size=13)) for y, eq in zip(eq_y, eqs)]
     if cell == "gru":
-        texts.append((left, eq_y[-1] - 1.0, "PyTorch: z ≈ 1 keeps the old state h<sub>t−1</sub>",
-                      "middle right", 1, 12, "#555"))
-    x_, y_, text_, position_, size_, font_size_, color_ = (list(c) for c in zip(*texts))
-    fig.add_trace(dict(
-        x=x_, y=y_, text=text_, mode="markers+text", textposition=position_,
-        marker=dict(size=size_, color="rgba(0,0,0,0)", line=dict(width=0)),
-        textfont=dict(size=font_size_, color=color_),
-        cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis=dx, yaxis=dy))
+        annotations.append(dict(x=left, y=eq_y[-1] - 1.0, xref=dx, yref=dy, showarrow=False,
+                                xanchor="left", font=dict(size=12, color="#555"),
+                                text="PyTorch: z ≈ 1 keeps the old state h<sub>t−1</sub>"))
     numbers = _equation_numbers(cell, values, nonlinearity)
 
     clear = ["rgba(0,0,0,0)"] * n_eq
@@ -590,18 +589,6 @@ def explore_figure(
     i_panel = len(fig.data) - 1
     fig.update_xaxes(1, 2, range=[min(xs) - 0.8, max(xs) + 0.8], visible=False)
     fig.update_yaxes(1, 2, range=[eq_y[-1] - 1.6, max(ys) + 0.8], visible=False)
-
-    # --- titles and colour-bar labels: paper text, as one trace ------------------------------
-    # On a pair of hidden axes that span the paper with range 0..1 (x98 / y98), not as
-    # twenty-odd annotations: plotly.js measures and lays out every annotation of every new
-    # figure, twice per change.
-    paper_labels = fig.layout.pop("annotations", [])  # the subplot titles, from `_skeleton`
-    for label in paper_labels:
-        label["font"] = dict(size=14, color="#333")
-    fig.add_trace(_paper_text(paper_labels + bar_annotations))
-    paper_axis = dict(domain=[0, 1], range=[0, 1], visible=False, fixedrange=True)
-    fig.update_layout(xaxis98=dict(paper_axis, anchor="y98"),
-                      yaxis98=dict(paper_axis, anchor="x98"))
 
     # --- the time cursor: one line across the whole left column ----------------------------
     fig.add_trace(dict(x=[t0, t0], y=[0, 1], mode="lines", xaxis="x", yaxis="y99",
@@ -680,7 +667,11 @@ def explore_figure(
     # Assemble without re-validating thousands of frame entries (plotly.py validation costs
     # about 2 ms per frame; these dicts are built to the schema above).
     base = fig.layout
+    titles = base.pop("annotations", [])  # the subplot titles, from `_skeleton`
+    for title in titles:
+        title["font"] = dict(size=14, color="#333")
     base.update(layout)
+    base["annotations"] = titles + bar_annotations + annotations
     base["images"] = images + input_images
     base["shapes"] = shapes
     # No template at all (plotly.py would otherwise add its default one): its values are
@@ -688,28 +679,6 @@ def explore_figure(
     # own default, makes the second of Streamlit's two renders a full re-layout.
     base["template"] = None
     return PlainFigure(fig.data, base, frames)
-
-
-def _paper_text(labels: list[dict]) -> dict:
-    """Annotations placed on the paper (x, y, text, xanchor, yanchor, font) as one text trace
-    on the axes x98 / y98, which span the paper with range 0..1: a paper position is a data
-    position. (plotly.js hides text outside its axes' range, so the left column's axes would
-    not do for the labels beside it.)"""
-    vertical = {"bottom": "top", "top": "bottom"}
-    horizontal = {"left": "right", "right": "left"}
-    fonts = [label.get("font", {}) for label in labels]
-    return dict(
-        x=[label["x"] for label in labels], y=[label["y"] for label in labels],
-        text=[label["text"] for label in labels], mode="markers+text",
-        textposition=[f"{vertical.get(label.get('yanchor'), 'middle')} "
-                      f"{horizontal.get(label.get('xanchor'), 'center')}" for label in labels],
-        textfont=dict(size=[font.get("size", FONT["size"]) for font in fonts],
-                      color=[font.get("color", FONT["color"]) for font in fonts]),
-        # An invisible marker keeps each text a few pixels off its point, as an annotation's
-        # padding did: more beside the colour bars (left-anchored), less over the subplots.
-        marker=dict(size=[12 if label.get("xanchor") == "left" else 4 for label in labels],
-                    color="rgba(0,0,0,0)", line=dict(width=0)),  # sizes given: no bubble rim
-        cliponaxis=False, hoverinfo="skip", showlegend=False, xaxis="x98", yaxis="y98")
 
 
 @functools.lru_cache(maxsize=32)
