@@ -396,23 +396,25 @@ def explore_figure(
     cell = tr.cell_type
     maps = map_rows(tr)
     n_maps = len(maps)
-    heights = [0.55] + [1.0] * n_maps + [0.8, 0.8]
-    n_rows = len(heights)
-    r_input, r_grad, r_units = 1, n_maps + 2, n_maps + 3
-    titles = ["input  (colour: saliency ‖∂loss/∂x<sub>t</sub>‖)"]
-    subplot_titles = []
-    for r in range(n_rows):
-        left = (titles[0] if r == 0 else maps[r - 1][1] if r <= n_maps else
-                "gradient norms per step (log scale)" if r == n_maps + 1 else
-                "picked units of h over time")
-        subplot_titles.append(left)
-        if r == 0:
-            subplot_titles.append(f"the cell at step t, unit {unit}")
     height = int(height_per_map * (n_maps + 2.6) + 220)
     plot_px = height - MARGIN["t"] - MARGIN["b"]
     # Room between rows for a row's title (~26 px), whatever the figure's height: a short
     # figure (a vanilla RNN has one map) had its titles run into the rows above them.
-    fig = _Grid(n_rows, heights, subplot_titles, spacing=round(max(0.035, 26 / plot_px), 4))
+    spacing = max(0.035, 26 / plot_px)
+    # Rows: input, the maps, gradient norms, picked units. The maps share one subplot, stacked
+    # with a title's room between them (one pair of axes, not one per map: plotly.js runs a
+    # defaults pass and a draw per axis on every new figure). `unit_height` is the paper height
+    # of a map; the input row is 0.55 of it, the two line plots 0.8.
+    unit_height = (1 - (n_maps + 2) * spacing) / (n_maps + 2.15)
+    heights = [round(h, 4) for h in (0.55 * unit_height, n_maps * unit_height + (n_maps - 1) * spacing,
+                                     0.8 * unit_height, 0.8 * unit_height)]
+    n_rows = len(heights)
+    r_input, r_maps, r_grad, r_units = 1, 2, 3, 4
+    subplot_titles = ["input  (colour: saliency ‖∂loss/∂x<sub>t</sub>‖)",
+                      f"the cell at step t, unit {unit}",
+                      "",  # each map is titled on its own, below
+                      "gradient norms per step (log scale)", "picked units of h over time"]
+    fig = _Grid(n_rows, heights, subplot_titles, spacing=round(spacing, 4))
     steps = np.arange(T, dtype=np.float32)
     shapes: list[dict] = []  # static lines, drawn as layout paths
     input_images: list[dict] = []
@@ -454,19 +456,28 @@ def explore_figure(
             yanchor="top", layer="below", xref=ix, yref=iy, opacity=0.7))
         fig.update_yaxes(range=[lo_v, hi_v], row=r_input, col=1)
 
-    # --- units x time maps as images ------------------------------------------------------
-    images = []
-    for i, (key, _title, scale, (lo, hi)) in enumerate(maps):
-        row = 2 + i
+    # --- units x time maps as images, stacked in one subplot ---------------------------------
+    # Map k occupies units base_k .. base_k + H - 1 of the shared y axis (map 0 on top); `gap`
+    # units between maps are the rows' spacing on the paper.
+    images, map_titles = [], []
+    mx, my = fig.axis_names(r_maps, 1)
+    gap = H * spacing / unit_height
+    bases = [(n_maps - 1 - k) * (H + gap) for k in range(n_maps)]
+    for (key, title, scale, (lo, hi)), base in zip(maps, bases):
         z = _map_data(tr, key, layer, direction).T  # (H, T)
         # One pixel per unit and step; the browser scales it without smoothing (PIXELATED_CSS).
         src = heatmap_png(z, lo, hi, scale, min_width=1, min_height=1)
-        ix, iy = fig.axis_names(row, 1)
-        images.append(dict(source=src, x=-0.5, y=H - 0.5, sizex=T, sizey=H, sizing="stretch",
-                           xanchor="left", yanchor="top", layer="below", xref=ix, yref=iy))
-        fig.update_yaxes(range=[-0.5, H - 0.5], showgrid=False, zeroline=False,
-                         title_text="unit", title_standoff=2, row=row, col=1)
-        fig.update_xaxes(showgrid=False, zeroline=False, row=row, col=1)
+        images.append(dict(source=src, x=-0.5, y=base + H - 0.5, sizex=T, sizey=H,
+                           sizing="stretch", xanchor="left", yanchor="top", layer="below",
+                           xref=mx, yref=my))
+        map_titles.append(dict(text=title, xref=f"{mx} domain", x=0.5, yref=my, y=base + H - 0.5,
+                               yanchor="bottom", showarrow=False, font=dict(size=14, color="#333")))
+    ticks = _unit_ticks(H)
+    fig.update_yaxes(range=[-0.5, bases[0] + H - 0.5], showgrid=False, zeroline=False,
+                     tickvals=[base + v for base in bases for v in ticks],
+                     ticktext=[str(v) for _ in bases for v in ticks],
+                     title_text="unit", title_standoff=2, row=r_maps, col=1)
+    fig.update_xaxes(showgrid=False, zeroline=False, row=r_maps, col=1)
 
     # Colour bars (one per scale) as layout images with tick labels: no trace to redraw.
     bars = [] if cell == "rnn" else [(GATE_SCALE, GATE_RANGE, "gates")]
@@ -671,7 +682,7 @@ def explore_figure(
     for title in titles:
         title["font"] = dict(size=14, color="#333")
     base.update(layout)
-    base["annotations"] = titles + bar_annotations + annotations
+    base["annotations"] = titles + map_titles + bar_annotations + annotations
     base["images"] = images + input_images
     base["shapes"] = shapes
     # No template at all (plotly.py would otherwise add its default one): its values are
@@ -679,6 +690,13 @@ def explore_figure(
     # own default, makes the second of Streamlit's two renders a full re-layout.
     base["template"] = None
     return PlainFigure(fig.data, base, frames)
+
+
+def _unit_ticks(hidden_size: int) -> list[int]:
+    """Unit numbers to label on a map's axis: a round step, three to five labels."""
+    step = next(v for v in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10_000)
+                if v >= hidden_size / 4 or v == 10_000)
+    return list(range(0, hidden_size, step))
 
 
 @functools.lru_cache(maxsize=32)
