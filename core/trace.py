@@ -206,8 +206,11 @@ def _checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ValueError("x is empty: a sequence needs at least one timestep.")
     reference = rnn.weight_hh_l0
     x = x.to(device=reference.device, dtype=reference.dtype)
-    # numpy reads a CPU tensor in place and checks it without torch's per-op dispatch
-    finite = np.isfinite(x.numpy()).all() if x.device.type == "cpu" else torch.isfinite(x).all()
+    values = x.detach()
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
+        finite = np.isfinite(values.numpy()).all()  # in place, without torch's per-op dispatch
+    else:
+        finite = torch.isfinite(values).all()
     if not finite:
         raise ValueError("x contains NaN or infinite values.")
     return x

@@ -223,6 +223,14 @@ def test_exploding_and_vanishing_gradient_norms_stay_exact_beyond_float32_square
     assert extreme > 1e25 if recurrent_gain > 1 else extreme < 1e-25
 
 
+def test_an_input_that_requires_grad_is_traced_and_left_as_it_was():
+    rnn = make_rnn("lstm", 3, 4)
+    x = torch.randn(6, 3, requires_grad=True)
+    tr = trace(rnn, x)
+    np.testing.assert_allclose(tr.output, fused_output(rnn, x).detach().numpy(), atol=1e-5)
+    assert x.grad is None and x.requires_grad
+
+
 def test_single_timestep():
     rnn = make_rnn("lstm", 3, 4).double()
     x = torch.randn(1, 3, dtype=torch.float64)
