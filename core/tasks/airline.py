@@ -30,10 +30,10 @@ TRAIN_FRACTION = 0.75
 MAX_USER_VALUES = LIMITS.max_seq_len + 1  # values -> one fewer change per step
 
 
-
 @functools.cache
-def load_airline() -> tuple[list[str], np.ndarray]:
-    """The shipped series: months ("1949-01" ...) and passengers (thousands), 144 of each.
+def load_airline() -> tuple[tuple[str, ...], np.ndarray]:
+    """The shipped series: months ("1949-01" ...) and passengers (thousands), 144 of each,
+    read-only (the result is cached and shared).
 
     Read with the csv module: two plain columns need no pandas, whose import would add 0.3 s
     to every cold start of the app (every task is built when the app starts).
@@ -42,7 +42,9 @@ def load_airline() -> tuple[list[str], np.ndarray]:
         rows = list(csv.reader(file))
     if rows[:1] != [["month", "passengers"]] or len(rows) != 145:
         raise RuntimeError(f"{DATA_FILE} is not the 144-month airline series")
-    return [month for month, _ in rows[1:]], np.array([float(v) for _, v in rows[1:]])
+    passengers = np.array([float(value) for _, value in rows[1:]])
+    passengers.setflags(write=False)
+    return tuple(month for month, _ in rows[1:]), passengers
 
 
 def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -65,7 +67,7 @@ class AirlineTask(Task):
     baseline_name = "persistence (next month = this month)"
 
     def __init__(self) -> None:
-        self.months, self.values = load_airline()
+        self.months, self.values = load_airline()  # tuple of "YYYY-MM", float64 passengers
         self.split = int(round(TRAIN_FRACTION * len(self.values)))  # first test month: 108
         # change[t] = log y[t] - log y[t-1] for t >= 1 (change[0] is unused)
         self.change = np.concatenate([[np.nan], np.diff(np.log(self.values))])
