@@ -894,11 +894,6 @@ def line_path(x: np.ndarray, y: np.ndarray, xref: str, yref: str, color: str, *,
                 showlegend=True, name=name, legendgroup=name)
 
 
-def _axis_names(fig: go.Figure, row: int, col: int) -> tuple[str, str]:
-    ref = fig.get_subplot(row, col)
-    return ref.xaxis.plotly_name.replace("axis", ""), ref.yaxis.plotly_name.replace("axis", "")
-
-
 def _x_signal(inp: ExploreInput, T: int) -> np.ndarray:
     """One number per step for the diagram's x_t node: the first feature, or 0 for tokens."""
     if inp.values is None:
