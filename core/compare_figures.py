@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from core.figures import (
     CURSOR_COLOR, FONT, GATE_RANGE, GATE_SCALE, MAX_SLIDER_STEPS, SALIENCY_SCALE, SIGNED_RANGE,
-    SIGNED_SCALE, ExploreInput, RawFrame, colour_bar, heatmap_png, line_path,
+    SIGNED_SCALE, ExploreInput, PlainFigure, colour_bar, heatmap_png, line_path,
 )
 from core.lab import GradientDecay
 from core.trace import Trace
@@ -277,9 +277,7 @@ def compare_figure(traces: Mapping[str, Trace], inp: ExploreInput, *, t0: int = 
     layout["annotations"] = annotations
     layout["images"] = images
     layout["shapes"] = shapes
-    fig = go.Figure(data=data, layout=layout, _validate=False)
-    fig._frame_objs = tuple(RawFrame(f) for f in frames)
-    return fig
+    return PlainFigure(data, layout, frames)
 
 
 def gradient_overlay_figure(decays: Mapping[str, GradientDecay], *, height: int = 420

@@ -810,11 +810,12 @@ class _Grid:
 class PlainFigure(go.Figure):
     """A figure whose layout and frames stay the plain dicts they were built as.
 
-    `st.plotly_chart` and `to_html` read a figure through `to_dict()`. For the explorer,
-    plotly.py would validate the layout into objects (~10 ms: twenty axes) and deep-copy and
-    walk layout and frames in `to_dict` (~8 ms at T=200), all on a change's critical path, for
-    dicts that follow plotly's schema by construction. Traces are an ordinary, unvalidated
-    `data`; `layout` and `frames` are read with `to_dict()`.
+    `st.plotly_chart` and `to_html` read a figure through `to_dict()`. For the explorer and
+    Compare, plotly.py would validate the layout into objects (~10 ms: twenty axes), validate
+    every frame (~2 ms each), and deep-copy and walk layout and frames in `to_dict` (~8 ms at
+    T=200), all on a change's critical path, for dicts that follow plotly's schema by
+    construction. Traces are an ordinary, unvalidated `data`; `layout` and `frames` are read
+    with `to_dict()`.
     """
 
     def __init__(self, data: list, layout: dict, frames: list[dict]):
@@ -828,35 +829,6 @@ class PlainFigure(go.Figure):
         spec["layout"] = dict(self._plain_layout)  # shallow: callers may set top-level keys
         spec["frames"] = self._plain_frames
         return spec
-
-
-class RawFrame:
-    """An animation frame as the plain dict plotly.py would store after validating it.
-
-    `BaseFigure.to_dict()` (which st.plotly_chart and to_html call) reads only `_props` of each
-    entry of `_frame_objs`. Building thousands of validated `go.Frame`s costs ~2 ms each, the
-    whole change-to-chart budget at T=200, for dicts that follow the schema by construction.
-    """
-
-    __slots__ = ("_props",)
-
-    def __init__(self, props: dict):
-        self._props = props
-
-    @property
-    def name(self) -> str:
-        return self._props["name"]
-
-    @property
-    def data(self) -> list:
-        return self._props["data"]
-
-    @property
-    def group(self):
-        return self._props.get("group")
-
-    def to_plotly_json(self) -> dict:
-        return self._props
 
 
 def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float, length: float,

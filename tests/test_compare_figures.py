@@ -97,10 +97,11 @@ def test_colour_ranges_are_fixed_not_fitted_to_the_data():
 
 def test_frames_only_move_the_cursor_the_readouts_and_the_word():
     T = 20  # too many words to print them all: the word under the cursor moves with it
-    fig = compare_figure(traces(T=T), words(T))
-    frames = [f.to_plotly_json() for f in fig.frames]
+    figure = compare_figure(traces(T=T), words(T))
+    fig = as_json(figure)
+    frames = fig["frames"]
     assert [f["name"] for f in frames] == [str(t) for t in range(T)]
-    data = list(fig.data)
+    data = fig["data"]
     assert [d["name"] for d in data].count("word") == 3
     for t, frame in enumerate(frames):
         assert set(frame) <= {"name", "data", "traces", "group"}  # no layout: maps stay put
@@ -115,7 +116,7 @@ def test_frames_only_move_the_cursor_the_readouts_and_the_word():
                 assert update == {"x": [t], "text": [f"w{t}"]}
             else:
                 assert update == {}
-    payload = len(fig.to_json())
+    payload = len(figure.to_json())
     assert payload < 120_000, payload
 
 
@@ -139,10 +140,10 @@ def test_gradients_share_one_log_scale_and_are_drawn_in_data_units():
 def test_underflowed_gradient_leaves_a_gap_and_the_readout_says_so():
     trs = traces()
     trs["rnn"].grad_hidden[0, 0, :4] = 0.0
-    fig = compare_figure(trs, words(), t0=0)
-    readout = [t for t in fig.data if t.name == "readout"][0]
-    assert readout.text[0] == "0 (underflow)"
-    path = [s for s in fig.layout.shapes if s.line.color == "#d62728"][0].path
+    fig = as_json(compare_figure(trs, words(), t0=0))
+    readout = [t for t in fig["data"] if t["name"] == "readout"][0]
+    assert readout["text"][0] == "0 (underflow)"
+    path = [s for s in fig["layout"]["shapes"] if s["line"]["color"] == "#d62728"][0]["path"]
     assert path.startswith("M4,")  # the line starts where the gradient is still a number
 
 
@@ -159,12 +160,12 @@ def test_numbers_input_is_drawn_as_lines_over_a_saliency_strip():
 
 def test_long_sequences_keep_the_slider_short_and_play_visits_every_step():
     T = 1000
-    fig = compare_figure(traces(T=T, H=3), words(T), t0=500)
-    slider = fig.layout.sliders[0]
-    assert len(slider.steps) <= 101
-    assert len(fig.frames) == T
-    assert list(slider.steps[slider.active].args[0]) == ["500"]
-    buttons = [b.label for b in fig.layout.updatemenus[0].buttons]
+    fig = as_json(compare_figure(traces(T=T, H=3), words(T), t0=500))
+    slider = fig["layout"]["sliders"][0]
+    assert len(slider["steps"]) <= 101
+    assert len(fig["frames"]) == T
+    assert list(slider["steps"][slider["active"]]["args"][0]) == ["500"]
+    buttons = [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]]
     assert buttons == ["▶ Play", "❚❚ Pause", "Slow", "Fast ×10"]
 
 
