@@ -53,6 +53,7 @@ FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430
 CURSOR_COLOR = "#e4002b"
 MAX_SLIDER_STEPS = 50
 MARGIN = dict(l=60, r=20, t=90, b=110)  # px around the explorer's plot area
+TITLE_FONT = dict(size=14, color="#333")  # row, map and equation titles
 #: Maps are sent at one pixel per unit and step; this keeps the browser from blurring them.
 PIXELATED_CSS = ".js-plotly-plot image { image-rendering: pixelated; }"
 
@@ -78,13 +79,9 @@ def _lut(scale: str, n: int = 256) -> np.ndarray:
     return arr.round().astype(np.uint8)
 
 
-_LUTS: dict[str, np.ndarray] = {}
-
-
+@functools.cache
 def _cached_lut(scale: str) -> np.ndarray:
-    if scale not in _LUTS:
-        _LUTS[scale] = _lut(scale)
-    return _LUTS[scale]
+    return _lut(scale)
 
 
 def heatmap_png(z: np.ndarray, lo: float, hi: float, scale: str, min_width: int = 900,
@@ -156,13 +153,14 @@ def _atanh(v: np.ndarray) -> np.ndarray:
     return np.arctanh(np.clip(v, -1 + 1e-6, 1 - 1e-6))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.cache
 def _hex_table(scale: str) -> np.ndarray:
     return np.array([f"#{r:02x}{g:02x}{b:02x}" for r, g, b in _cached_lut(scale)] + ["#a0a0a0"])
 
 
 def _hex_series(scale: str, values: np.ndarray, lo: float, hi: float) -> list[str]:
-    """`_hex` of every value of a series: one lookup in a table of the scale's 256 colours."""
+    """The colour (#rrggbb) of every value of a series on a fixed scale, grey for NaN: one
+    lookup in a table of the scale's 256 colours."""
     v = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         idx = np.round(np.clip((v - lo) / (hi - lo), 0.0, 1.0) * 255)
@@ -400,7 +398,7 @@ def explore_figure(
     plot_px = height - MARGIN["t"] - MARGIN["b"]
     # Room between rows for a row's title (~26 px), whatever the figure's height: a short
     # figure (a vanilla RNN has one map) had its titles run into the rows above them.
-    spacing = max(0.035, 26 / plot_px)
+    spacing = round(max(0.035, 26 / plot_px), 4)
     # Rows: input, the maps, gradient norms, picked units. The maps share one subplot, stacked
     # with a title's room between them (one pair of axes, not one per map: plotly.js runs a
     # defaults pass and a draw per axis on every new figure). `unit_height` is the paper height
@@ -414,7 +412,7 @@ def explore_figure(
                       f"the cell at step t, unit {unit}",
                       "",  # each map is titled on its own, below
                       "gradient norms per step (log scale)", "picked units of h over time"]
-    fig = _Grid(n_rows, heights, subplot_titles, spacing=round(spacing, 4))
+    fig = _Grid(n_rows, heights, subplot_titles, spacing=spacing)
     steps = np.arange(T, dtype=np.float32)
     shapes: list[dict] = []  # static lines, drawn as layout paths
     input_images: list[dict] = []
@@ -471,7 +469,7 @@ def explore_figure(
                            sizing="stretch", xanchor="left", yanchor="top", layer="below",
                            xref=mx, yref=my))
         map_titles.append(dict(text=title, xref=f"{mx} domain", x=0.5, yref=my, y=base + H - 0.5,
-                               yanchor="bottom", showarrow=False, font=dict(size=14, color="#333")))
+                               yanchor="bottom", showarrow=False, font=TITLE_FONT))
     ticks = _unit_ticks(H)
     fig.update_yaxes(range=[-0.5, bases[0] + H - 0.5], showgrid=False, zeroline=False,
                      tickvals=[base + v for base in bases for v in ticks],
@@ -572,7 +570,7 @@ def explore_figure(
                         yshift=-31, font=dict(size=13, color="#333")) for n in nodes]
     annotations.append(dict(x=left, y=eq_top + 0.75, xref=dx, yref=dy, showarrow=False,
                             xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
-                            font=dict(size=14, color="#333")))
+                            font=TITLE_FONT))
     annotations += [dict(x=left, y=y, xref=dx, yref=dy, text=eq, showarrow=False,
                          xanchor="left", font=dict(size=13)) for y, eq in zip(eq_y, eqs)]
     if cell == "gru":
@@ -680,7 +678,7 @@ def explore_figure(
     base = fig.layout
     titles = base.pop("annotations", [])  # the subplot titles, from `_skeleton`
     for title in titles:
-        title["font"] = dict(size=14, color="#333")
+        title["font"] = TITLE_FONT
     base.update(layout)
     base["annotations"] = titles + map_titles + bar_annotations + annotations
     base["images"] = images + input_images

@@ -198,8 +198,8 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
     }
     weights, meta_path = paths(task.name, result.cell, directory)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state_tensors(model), str(weights), metadata={"task": task.name, "cell": result.cell,
-                                              "format": "gatescope SequenceModel"})
+    save_file(state_tensors(model), str(weights),
+              metadata={"task": task.name, "cell": result.cell, "format": "gatescope SequenceModel"})
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     model_info.cache_clear()
     load_model.cache_clear()

@@ -29,9 +29,3 @@ def click(at: AppTest, label: str) -> AppTest:
     next(b for b in at.button if b.label == label).click().run()
     assert_clean(at)
     return at
-
-
-def shown_text(spec: dict) -> list[str]:
-    """Every static label of a Plotly figure spec: annotations and the texts of text traces."""
-    texts = [a["text"] for a in spec["layout"].get("annotations", [])]
-    return texts + [text for d in spec["data"] if "text" in d.get("mode", "") for text in d["text"]]

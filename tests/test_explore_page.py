@@ -14,7 +14,7 @@ from core import zoo
 from core.tasks import TASKS
 from streamlit.testing.v1 import AppTest
 
-from pagetest import assert_clean, shown_text
+from pagetest import assert_clean
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 CELLS = ("rnn", "lstm", "gru")
@@ -84,7 +84,7 @@ def test_switching_cell_and_task_updates_chart_and_url():
     at.radio(key="w_cell").set_value("gru").run()
     assert_clean(at)
     assert at.query_params["cell"] == "gru"
-    titles = shown_text(chart(at))
+    titles = [a["text"] for a in chart(at)["layout"]["annotations"]]
     assert any(t.startswith("update gate z") for t in titles)
     at.selectbox(key="w_task").set_value("sentiment").run()
     assert_clean(at)

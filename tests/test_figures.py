@@ -14,7 +14,6 @@ from PIL import Image
 
 from core import figures as F
 from core.trace import trace
-from pagetest import shown_text
 
 
 def make_trace(cell: str, T: int = 30, H: int = 8, layers: int = 1, bidirectional=False, seed=0):
@@ -39,7 +38,7 @@ def png_pixels(uri: str) -> np.ndarray:
 @pytest.mark.parametrize("cell, maps", [("lstm", 6), ("gru", 4), ("rnn", 1)])
 def test_one_map_per_state_and_gate(cell, maps):
     tr, fig = build(cell)
-    titles = shown_text(fig)
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
     map_images = [im for im in fig["layout"]["images"] if im["xref"] != "paper"
                   and im.get("opacity") is None]
     assert len(map_images) == maps
@@ -56,8 +55,10 @@ def test_colour_scales_are_fixed_not_fitted_to_the_data():
     px = png_pixels(F.heatmap_png(z, 0, 1, F.GATE_SCALE, min_width=1, min_height=1))
     assert tuple(px[0, 0]) == tuple(F._cached_lut(F.GATE_SCALE)[128])
     tr, fig = build("lstm")
-    assert any(t.startswith("forget gate f (0 … 1)") for t in shown_text(fig))
-    assert any(t.startswith("hidden state h (−1 … 1)") for t in shown_text(fig))
+    assert any(t.startswith("forget gate f (0 … 1)") for t in
+               (a["text"] for a in fig["layout"]["annotations"]))
+    assert any(t.startswith("hidden state h (−1 … 1)") for t in
+               (a["text"] for a in fig["layout"]["annotations"]))
 
 
 def test_nan_shows_grey_and_finite_maps_keep_the_exact_scale_colours():
