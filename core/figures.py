@@ -508,10 +508,10 @@ def explore_figure(
     all_logs = all_logs[np.isfinite(all_logs)]
     lo_g, hi_g = ((math.floor(all_logs.min()) - 0.2, math.ceil(all_logs.max()) + 0.2)
                   if all_logs.size else (-1.0, 1.0))
-    # A label every `dtick` decades, at most about five: the row is short, and plotly's own
-    # choice adds minor digits (2, 5) that overlap there.
+    # A label every `dtick` decades, three or four in all: the row is short (five labels
+    # touched), and plotly's own choice adds minor digits (2, 5) that overlap there.
     fig.update_yaxes(type="log", exponentformat="power", range=[lo_g, hi_g],
-                     dtick=max(1, math.ceil((hi_g - lo_g) / 5)), row=r_grad, col=1)
+                     dtick=max(1, math.ceil((hi_g - lo_g) / 3)), row=r_grad, col=1)
 
     # --- picked units -----------------------------------------------------------------------
     palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
