@@ -73,6 +73,7 @@ def cell_type_of(rnn: nn.Module) -> str:
     )
 
 
+@torch.enable_grad()  # the kernels save what their backward needs only with grad enabled
 def trace(
     rnn: nn.RNN | nn.LSTM | nn.GRU,
     x: torch.Tensor,
@@ -141,40 +142,28 @@ def trace(
     grads = torch.autograd.grad(objective_value.reshape(()), wrt, allow_unused=True)
     # an objective may ignore part of the sequence; what it never reached has zero gradient
     grads = [torch.zeros_like(leaf) if grad is None else grad for grad, leaf in zip(grads, wrt)]
-    stacked = _forward_quantities(cell_type, flat_runs, hidden_size)  # (T, L*D, H) arrays
     grad_x = grads[0]
     grad_probes = grads[1 : 1 + len(flat_runs)]
     grad_outputs = grads[1 + len(flat_runs) :]
-
-    grad_hidden = _stack_runs(
-        [
-            _hidden_gradient_before_scan(cell_type, run, index, grad_probe, grad_output, stacked)
-            for index, (run, grad_probe, grad_output) in enumerate(zip(flat_runs, grad_probes, grad_outputs))
-        ]
-    )
-    if cell_type == "gru":
-        # h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path adds z_{t+1} * dh_{t+1} to dh_t.
-        grad_hidden = _reverse_scan(decay=stacked["update"], source=grad_hidden)
-    cell = stacked.get("cell_state")
-    grad_cell = None
-    if cell_type == "lstm":
-        # h_t = o_t tanh(c_t) and c_{t+1} = f_{t+1} c_t + i_{t+1} g_{t+1}
-        source = np.tanh(cell)
-        np.multiply(source, source, out=source)
-        np.subtract(1.0, source, out=source)
-        source *= stacked["output"]
-        source *= grad_hidden
-        grad_cell = _reverse_scan(decay=stacked["forget"], source=source)
-
     shape = (num_layers, num_dirs)
-    gates = {name: _to_input_order(stacked[name], shape) for name in GATE_NAMES[cell_type]}
+    insides = [
+        _inside(cell_type, run, grad_probe, grad_output)
+        for run, grad_probe, grad_output in zip(flat_runs, grad_probes, grad_outputs)
+    ]
+
+    def gathered(part: Callable[[_Inside], np.ndarray]) -> np.ndarray:
+        return _in_input_order([part(inside) for inside in insides], shape)
+
+    lstm = cell_type == "lstm"
     return Trace(
         cell_type=cell_type,
-        hidden=_to_input_order(stacked["hidden"], shape),
-        cell=None if cell is None else _to_input_order(cell, shape),
-        gates=gates,
-        grad_hidden=_norm_over_units(_to_input_order(grad_hidden, shape)),
-        grad_cell=None if grad_cell is None else _norm_over_units(_to_input_order(grad_cell, shape)),
+        hidden=gathered(lambda inside: inside.hidden),
+        cell=gathered(lambda inside: inside.cell) if lstm else None,
+        gates={
+            name: gathered(lambda inside, k=k: inside.gates[k]) for k, name in enumerate(GATE_NAMES[cell_type])
+        },
+        grad_hidden=gathered(lambda inside: inside.grad_hidden),
+        grad_cell=gathered(lambda inside: inside.grad_cell) if lstm else None,
         grad_input=_norm_over_units(grad_x.detach().cpu().numpy().astype(np.float32, copy=False)),
         output=top_output.detach().cpu().numpy().astype(np.float32),
         objective=float(objective_value.detach()),
@@ -306,7 +295,7 @@ def _onednn_lstm(inputs: torch.Tensor, w_ih: torch.Tensor, weights: _LayerWeight
     every step but the last in that workspace; the last is the op's `cy`. Reading them saves
     recomputing the gates (two matmuls and four nonlinearities over the sequence) and the cell
     state (a scan). The layout is oneDNN's own, not a public promise (`_onednn_layout`), so
-    `_forward_quantities` checks every read against the kernel's own h and cy and recomputes
+    `_lstm_gates_and_cell` checks every read against the kernel's own h and cy and recomputes
     on any disagreement. The op is differentiable: autograd runs its backward as for nn.LSTM.
     """
     seq_len, gate_rows = inputs.shape[0], 4 * hidden_size
@@ -356,72 +345,103 @@ def _onednn_layout(seq_len: int, input_width: int, hidden_size: int) -> tuple[in
     return gate_row, regions + (seq_len + 2) * hidden_size
 
 
-def _forward_quantities(cell_type: str, runs: list[_Run], hidden_size: int) -> dict[str, np.ndarray]:
-    """h_t, every gate, and (LSTM) c_t for all runs, stacked as (T, runs, H) numpy arrays."""
-    per_run = [_gates(cell_type, run, hidden_size) for run in runs]
-    stacked = {key: _stack_runs([p[key] for p in per_run]) for key in per_run[0]}
-    if cell_type != "lstm":
-        return stacked
-    if any(run.saved is None for run in runs):
-        stacked["cell_state"] = _forward_scan(decay=stacked["forget"], source=stacked["input"] * stacked["cell"])
-        return stacked
-    stacked["cell_state"] = _stack_runs([run.saved.cell for run in runs])
-    if not _kernel_read_agrees(stacked):
-        # oneDNN's workspace is not laid out as `_onednn_layout` says: recompute it all
-        for run in runs:
-            run.saved = None
-        return _forward_quantities(cell_type, runs, hidden_size)
-    return stacked
+@dataclass
+class _Inside:
+    """One run's quantities, in processing order."""
+
+    hidden: np.ndarray  # (T, H)
+    cell: np.ndarray | None  # (T, H), LSTM only
+    gates: np.ndarray  # (gates, T, H) in GATE_NAMES order; (0, T, H) for an RNN
+    grad_hidden: np.ndarray  # (T,) norms
+    grad_cell: np.ndarray | None  # (T,) norms, LSTM only
 
 
-def _kernel_read_agrees(stacked: dict[str, np.ndarray]) -> bool:
-    """Whether the gates and cell state read from the workspace fit the kernel's own h and cy.
+def _inside(cell_type: str, run: _Run, grad_probe: torch.Tensor, grad_output: torch.Tensor) -> _Inside:
+    """Gates, cell state and gradient norms of one run, from its h_t and its two gradients.
 
-    Three identities of the LSTM at the two ends of the sequence pin down every assumption of
-    the read: h_{T-1} = o_{T-1} tanh(c_{T-1}) places the last gate row and o within it;
-    c_{T-1} = f_{T-1} c_{T-2} + i_{T-1} g_{T-1} places i, f and g (up to i <-> g, which both
-    libraries document in the same order) and the end of the cell states; c_0 = i_0 g_0 their
-    start. Both blocks are runs of equal rows, so their ends fix their middles. Float32
-    rounding in another order moves these by ~1e-7 of their size, a misread by far more.
+    d/d probe_{t+1} is the recurrent gradient of h_t (the last step has none); adding the
+    upward path, grad_output, gives d objective / d h_t except for what a cell's own
+    elementwise recurrence carries, which a scan adds: GRU's z * h_{t-1} path, LSTM's c_t.
     """
-    hidden, cell = stacked["hidden"], stacked["cell_state"]
-    i, f, g, o = stacked["input"], stacked["forget"], stacked["cell"], stacked["output"]
-    checks = [(o[-1] * np.tanh(cell[-1]), hidden[-1]), (i[0] * g[0], cell[0])]
-    if len(cell) > 1:
-        checks.append((f[-1] * cell[-2] + i[-1] * g[-1], cell[-1]))
-    # a NaN from a misread fails too
-    return all(bool(np.abs(got - want).max() <= 1e-5 * (1.0 + np.abs(want).max())) for got, want in checks)
-
-
-def _stack_runs(arrays: list[np.ndarray]) -> np.ndarray:
-    """(T, H) arrays, one per run, as (T, runs, H); a view when there is one run (the common case)."""
-    return arrays[0][:, None] if len(arrays) == 1 else np.stack(arrays, axis=1)
-
-
-def _gates(cell_type: str, run: _Run, hidden_size: int) -> dict[str, np.ndarray]:
-    """h_t and every gate at every step of one run: read from the kernel where it saved them."""
-    if run.saved is not None:
-        i, f, g, o = (run.saved.gates[:, k * hidden_size : (k + 1) * hidden_size] for k in range(4))
-        return {"hidden": run.output.detach().numpy(), "input": i, "forget": f, "cell": g, "output": o}
-    with torch.no_grad():
-        return _recomputed_gates(cell_type, run, hidden_size)
-
-
-def _recomputed_gates(cell_type: str, run: _Run, hidden_size: int) -> dict[str, np.ndarray]:
-    """Every gate at every step from the known h_{t-1}: two matmuls, no loop over time."""
     hidden = run.output.detach()
+    hidden_size = hidden.shape[1]
+    if cell_type == "gru":
+        gates = _recomputed_gates(cell_type, run)
+        # n_t = tanh(... + r_t * (W_hn h_{t-1} + b_hn)): the probe's second half is d n_pre,
+        # which reaches h_{t-1} through r_t * W_hn (see `_probe_block`)
+        grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
+        reset = torch.from_numpy(gates[0, 1:]).to(grad_probe.device)
+        total = grad_output.clone()
+        total[:-1] += grad_gates
+        total[:-1].addmm_(reset * grad_new_pre, run.weights.w_hh[2 * hidden_size :])
+        # h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path adds z_{t+1} * dh_{t+1} to dh_t
+        grad_hidden = _reverse_scan(decay=gates[1], source=total.cpu().numpy())
+        return _Inside(hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None)
+
+    # RNN and LSTM: the probe carries W_hh^T d pre, all of h_{t-1}'s recurrent gradient
+    grad_hidden = grad_output.cpu().numpy().copy()  # numpy: cheaper per call than torch here
+    grad_hidden[:-1] += grad_probe.cpu().numpy()[1:]
     if cell_type == "rnn":
-        return {"hidden": hidden.cpu().numpy()}
+        gates = np.empty((0,) + grad_hidden.shape, grad_hidden.dtype)
+        return _Inside(hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None)
+
+    gates, cell, tanh_cell = _lstm_gates_and_cell(run)
+    # h_t = o_t tanh(c_t) and c_{t+1} = f_{t+1} c_t + i_{t+1} g_{t+1}
+    source = tanh_cell
+    np.multiply(source, source, out=source)
+    np.subtract(1.0, source, out=source)
+    source *= gates[3]
+    source *= grad_hidden
+    grad_cell = _reverse_scan(decay=gates[1], source=source)
+    return _Inside(
+        hidden.cpu().numpy(), cell, gates, _norm_over_units(grad_hidden), _norm_over_units(grad_cell)
+    )
+
+
+def _lstm_gates_and_cell(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An LSTM run's (4, T, H) gates, (T, H) cell state and its tanh: as the kernel saved them
+    where they could be read and check out, else recomputed."""
+    saved = run.saved
+    if saved is not None:
+        seq_len, hidden_size = saved.cell.shape
+        gates = np.ascontiguousarray(saved.gates.reshape(seq_len, 4, hidden_size).transpose(1, 0, 2))
+        tanh_cell = np.tanh(saved.cell)
+        if _kernel_read_agrees(run.output.detach().numpy(), tanh_cell, gates[3]):
+            return gates, saved.cell, tanh_cell
+        # oneDNN's workspace is not laid out as `_onednn_layout` says: recompute
+    gates = _recomputed_gates("lstm", run)
+    input_gate, forget, cell_gate, _ = gates
+    cell = _forward_scan(decay=forget, source=input_gate * cell_gate)
+    return gates, cell, np.tanh(cell)
+
+
+def _kernel_read_agrees(hidden: np.ndarray, tanh_cell: np.ndarray, output_gate: np.ndarray) -> bool:
+    """Whether h_t = o_t tanh(c_t) holds at every step for what was read from the workspace.
+
+    The kernel computed h itself, so this pins down the read: every gate row (where o sits in
+    it, and so i, f and g, in the order both libraries document) and every cell state. Float32
+    rounding in another tanh moves h by ~1e-7; a misread by far more.
+    """
+    residual = output_gate * tanh_cell
+    residual -= hidden
+    return bool(np.abs(residual, out=residual).max() <= 1e-5)  # all within [-1, 1]; NaN fails
+
+
+def _recomputed_gates(cell_type: str, run: _Run) -> np.ndarray:
+    """Every gate at every step from the known h_{t-1}, as (gates, T, H): two matmuls, no loop
+    over time."""
+    hidden = run.output.detach()
+    hidden_size = hidden.shape[1]
     w = run.weights
-    pieces = {"hidden": hidden}
-    if cell_type == "lstm":
-        # W_ih x_t + W_hh h_{t-1} + b for every t (h_{-1} = 0: step 0 has no recurrent term)
-        pre = _affine(run.layer_input, w.w_ih, None if w.b_ih is None else w.b_ih + w.b_hh)
-        pre[1:].addmm_(hidden[:-1], w.w_hh.T)
-        cell = torch.tanh(pre[:, 2 * hidden_size : 3 * hidden_size])
-        i, f, _, o = torch.sigmoid_(pre).chunk(4, dim=1)
-        pieces.update(input=i, forget=f, cell=cell, output=o)
-    else:
+    with torch.no_grad():
+        if cell_type == "lstm":
+            # W_ih x_t + W_hh h_{t-1} + b for every t (h_{-1} = 0: step 0 has no recurrent term)
+            pre = _affine(run.layer_input, w.w_ih, None if w.b_ih is None else w.b_ih + w.b_hh)
+            pre[1:].addmm_(hidden[:-1], w.w_hh.T)
+            gates = pre.reshape(len(pre), 4, hidden_size).transpose(0, 1).contiguous()
+            gates[2].tanh_()
+            gates[[0, 1, 3]] = gates[[0, 1, 3]].sigmoid()
+            return gates.cpu().numpy()
         # GRU's reset gate multiplies the recurrent part of n alone: keep the two parts apart
         input_part = _affine(run.layer_input, w.w_ih, w.b_ih)
         hidden_part = w.b_hh.expand_as(input_part).clone() if w.b_hh is not None else torch.zeros_like(input_part)
@@ -429,81 +449,74 @@ def _recomputed_gates(cell_type: str, run: _Run, hidden_size: int) -> dict[str, 
         i_r, i_z, i_n = input_part.chunk(3, dim=1)
         h_r, h_z, h_n = hidden_part.chunk(3, dim=1)
         reset = torch.sigmoid(i_r + h_r)
-        pieces.update(reset=reset, update=torch.sigmoid(i_z + h_z), new=torch.tanh(i_n + reset * h_n))
-    return {key: value.cpu().numpy() for key, value in pieces.items()}
+        gates = torch.stack([reset, torch.sigmoid(i_z + h_z), torch.tanh(i_n + reset * h_n)])
+        return gates.cpu().numpy()
 
 
 def _affine(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return inputs @ weight.T if bias is None else torch.addmm(bias, inputs, weight.T)
 
 
-def _hidden_gradient_before_scan(cell_type, run: _Run, index: int, grad_probe, grad_output, stacked) -> np.ndarray:
-    """d objective / d h_t from the upward path plus the recurrent path into step t+1.
-
-    d/d probe_{t+1} is the recurrent gradient of h_t (the last step has none). For GRU the
-    probe's second half is d n_pre, which reaches h_t through r_{t+1} * W_hn.
-    """
-    if cell_type != "gru":  # in numpy: two elementwise steps are too small for torch's dispatch
-        total = grad_output.cpu().numpy().copy()
-        total[:-1] += grad_probe.cpu().numpy()[1:]
-        return total
-    hidden_size = grad_output.shape[1]
-    reset = torch.from_numpy(stacked["reset"][:, index]).to(grad_probe.device)
-    grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
-    w_hn = run.weights.w_hh[2 * hidden_size :]
-    total = grad_output.clone()
-    total[:-1] += grad_gates
-    total[:-1].addmm_(reset[1:] * grad_new_pre, w_hn)
-    return total.cpu().numpy()
-
-
 def _forward_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
     """s_t = decay_t * s_{t-1} + source_t with s_{-1} = 0, over axis 0. Overwrites `source`."""
-    _chain_in_place(source, decay[1:])
+    _chain_in_place(source, decay[1:], reverse=False)
     return source
 
 
 def _reverse_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
     """s_t = source_t + decay_{t+1} * s_{t+1} with s_{T-1} = source_{T-1}, over axis 0.
     Overwrites `source`."""
-    _chain_in_place(source[::-1], decay[:0:-1])
+    _chain_in_place(source, decay[1:], reverse=True)
     return source
 
 
-def _chain_in_place(states: np.ndarray, links: np.ndarray) -> None:
-    """states[k+1] += links[k] * states[k] for k = 0, 1, ... in order: a linear recurrence.
+def _chain_in_place(states: np.ndarray, links: np.ndarray, reverse: bool) -> None:
+    """A linear recurrence along axis 0, in place: links[k] joins rows k and k+1.
 
-    The one loop over time left in the engine. Step by step it costs two ufunc calls per step
-    on rows of H numbers, nearly all of it dispatch, so it is cut down by the shape at hand:
-    a short chain of narrow rows by doubling (`_chain_by_doubling`), a long one in blocks
-    (`_chain_in_blocks`); what is left is cheapest step by step.
+    Forward, states[k+1] += links[k] * states[k] for k = 0, 1, ...; reverse, states[k] +=
+    links[k] * states[k+1] for k = T-2, T-3, ... The one loop over time left in the engine.
+    Step by step it costs two ufunc calls per step on rows of H numbers, nearly all of it
+    dispatch, so it is cut down by the shape at hand: a short chain of narrow rows by doubling
+    (`_chain_by_doubling`), a long one in blocks (`_chain_in_blocks`); what is left is
+    cheapest step by step.
     """
     states, links = _as_rows(states, writable=True), _as_rows(links)
     if links.size <= 4096:
-        _chain_by_doubling(states, links)
-    elif len(links) >= 108:
+        _chain_by_doubling(states, links, reverse)
+        return
+    if reverse:  # the forward recurrence on reversed views
+        states, links = states[::-1], links[::-1]
+    if len(links) >= 108:
         _chain_in_blocks(states, links)
     else:
         _chain_step_by_step(states, links)
 
 
-def _chain_by_doubling(states: np.ndarray, links: np.ndarray) -> None:
+def _chain_by_doubling(states: np.ndarray, links: np.ndarray, reverse: bool) -> None:
     """`_chain_in_place` in log2(T) passes over whole arrays (Hillis and Steele's scan).
 
-    After the pass with stride k, row t holds its chain over the 2k rows ending at t; `span`
-    holds the product of the links across the k rows ending at each t, then 2k. Links are gates
-    in [0, 1], so a product can only underflow, to the exact limit 0.
+    After the pass with stride k, each row holds its chain over 2k rows; `span[j]` holds the
+    product of the k links from row j + 1 (forward: into row j + k; reverse: from row j + k),
+    then of 2k. Kept in natural order either way, since numpy is slower on reversed views.
+    Links are gates in [0, 1], so a product can only underflow, to the exact limit 0.
     """
     count = len(states)
-    span = links.copy()  # span[t - 1]: the product of the links into rows t-k+1 .. t
+    span = links.copy()
     carried = np.empty_like(states)
     stride = 1
     while stride < count:
         reach = count - stride
-        np.multiply(span[stride - 1 :], states[:reach], out=carried[:reach])
-        np.add(states[stride:], carried[:reach], out=states[stride:])
+        if reverse:
+            np.multiply(span[:reach], states[stride:], out=carried[:reach])
+            np.add(states[:reach], carried[:reach], out=states[:reach])
+        else:
+            np.multiply(span[stride - 1 :], states[:reach], out=carried[:reach])
+            np.add(states[stride:], carried[:reach], out=states[stride:])
         if 2 * stride < count:  # numpy copies where the two sides of an in-place call overlap
-            np.multiply(span[2 * stride - 1 :], span[stride - 1 : count - 1 - stride], out=span[2 * stride - 1 :])
+            if reverse:
+                np.multiply(span[: reach - stride], span[stride:reach], out=span[: reach - stride])
+            else:
+                np.multiply(span[2 * stride - 1 :], span[stride - 1 : reach - 1], out=span[2 * stride - 1 :])
         stride *= 2
 
 
@@ -563,14 +576,14 @@ def _chain_step_by_step(states: np.ndarray, links: np.ndarray) -> None:
         add(row, product, out=row)
 
 
-def _to_input_order(stacked: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(T, L*D, H) in processing order -> (L, D, T, H) float32, reverse directions flipped back."""
-    seq_len, _, hidden_size = stacked.shape
-    array = stacked.reshape(seq_len, *shape, hidden_size).transpose(1, 2, 0, 3)
-    if shape[1] == 2:
-        array = array.copy()
-        array[:, 1] = array[:, 1, ::-1]
-    return np.ascontiguousarray(array, dtype=np.float32)
+def _in_input_order(arrays: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """One (T, ...) array per run, in processing order -> (L, D, T, ...) float32 in input order."""
+    if len(arrays) == 1:  # the common case: a view where the dtype is float32 already
+        array = arrays[0]
+        return (array if array.dtype == np.float32 else array.astype(np.float32)).reshape((1, 1) + array.shape)
+    directions = shape[1]
+    in_order = [array if index % directions == 0 else array[::-1] for index, array in enumerate(arrays)]
+    return np.stack(in_order).astype(np.float32, copy=False).reshape(shape + arrays[0].shape)
 
 
 def _norm_over_units(array: np.ndarray) -> np.ndarray:
