@@ -7,6 +7,7 @@ reads every gradient off autograd with `retain_grad`, so it shares no code with 
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import core.trace
 from core.trace import GATE_NAMES, Trace, trace
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
@@ -174,6 +176,105 @@ def test_float32_module_matches_its_own_forward_and_the_reference(cell):
     if c_n is not None:
         np.testing.assert_allclose(tr.cell[-1, 0, -1], c_n[-2, 0].numpy(), atol=1e-5)
     assert_matches_reference(tr, reference_trace(rnn, x), rtol=1e-3)
+
+
+ONEDNN = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
+
+
+@ONEDNN
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    num_layers=st.integers(1, 3),
+    bidirectional=st.booleans(),
+    bias=st.booleans(),
+    seq_len=st.integers(1, 80),
+    input_size=st.integers(1, 6),
+    hidden_size=st.integers(1, 70),
+    seed=st.integers(0, 2**16),
+)
+def test_float32_lstm_is_read_from_its_kernel_and_matches_the_reference(
+    num_layers, bidirectional, bias, seq_len, input_size, hidden_size, seed
+):
+    """On CPU a float32 nn.LSTM runs on oneDNN, and the engine reads the gates and cell state
+    from the kernel's workspace instead of recomputing them; the shapes reach the layout's
+    padding cases (4H a multiple of 256 at H = 64)."""
+    rnn = make_rnn("lstm", input_size, hidden_size, num_layers, bidirectional, bias, seed=seed)
+    x = torch.randn(seq_len, input_size)
+    with mock.patch.object(core.trace, "_recomputed_gates", side_effect=AssertionError("recomputed")):
+        tr = trace(rnn, x)
+    with torch.no_grad():
+        np.testing.assert_allclose(tr.output, fused_output(rnn, x).numpy(), atol=1e-5)
+    assert_matches_reference(tr, reference_trace(rnn, x), rtol=1e-3)
+
+
+@ONEDNN
+@pytest.mark.parametrize("seq_len, hidden_size", [(1, 256), (1500, 256), (700, 64)])
+def test_lstm_read_from_its_kernel_equals_the_recomputed_trace(seq_len, hidden_size):
+    """Two independent routes at sizes the unrolled reference is too slow for: the workspace
+    read, and torch.lstm with the gates recomputed and the cell state scanned."""
+    rnn = make_rnn("lstm", 5, hidden_size, seed=4)
+    x = torch.randn(seq_len, 5)
+    read = trace(rnn, x)
+    with mock.patch.object(core.trace, "_runs_on_onednn", return_value=False):
+        recomputed = trace(rnn, x)
+    for name in ("hidden", "cell", "output"):
+        np.testing.assert_allclose(getattr(read, name), getattr(recomputed, name), atol=1e-5, err_msg=name)
+    for name, values in recomputed.gates.items():
+        np.testing.assert_allclose(read.gates[name], values, atol=1e-5, err_msg=name)
+    for name in ("grad_hidden", "grad_cell", "grad_input"):
+        assert_close_relative(getattr(read, name), getattr(recomputed, name), rtol=1e-4)
+
+
+@ONEDNN
+def test_a_misread_kernel_workspace_is_caught_and_recomputed():
+    """If oneDNN ever laid its workspace out differently, the h = o tanh(c) check must notice."""
+    rnn = make_rnn("lstm", 3, 8, num_layers=2, bidirectional=True, seed=2)
+    x = torch.randn(30, 3)
+    layout = core.trace._onednn_layout
+    for shift_gates, shift_cell in [(16, 0), (0, 8), (0, -8)]:
+
+        def misread(seq_len, input_width, hidden_size):
+            gate_row, cell_start = layout(seq_len, input_width, hidden_size)
+            return gate_row + shift_gates, cell_start + shift_cell
+
+        recompute = mock.Mock(wraps=core.trace._recomputed_gates)
+        with mock.patch.object(core.trace, "_onednn_layout", misread), mock.patch.object(
+            core.trace, "_recomputed_gates", recompute
+        ):
+            tr = trace(rnn, x)
+        assert recompute.call_count == 4  # every layer and direction
+        assert_matches_reference(tr, reference_trace(rnn, x), rtol=1e-3)
+
+
+def test_trace_works_with_gradients_switched_off_around_it():
+    rnn = make_rnn("lstm", 3, 4)
+    x = torch.randn(7, 3)
+    with torch.no_grad():
+        tr = trace(rnn, x)
+    assert_matches_reference(tr, reference_trace(rnn, x), rtol=1e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seq_len=st.integers(1, 400),
+    width=st.integers(1, 40),
+    reverse=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_linear_scans_match_a_step_by_step_float64_loop(seq_len, width, reverse, seed):
+    """The scans cut the loop over time by doubling or in blocks depending on the shape; each
+    must agree with the plain recurrence."""
+    rng = np.random.default_rng(seed)
+    decay = rng.random((seq_len, width), dtype=np.float32)
+    decay[rng.random((seq_len, width)) < 0.05] = 0.0  # a forget gate that shuts
+    source = rng.standard_normal((seq_len, width), dtype=np.float32)
+    expected = source.astype(np.float64)
+    steps = range(seq_len - 2, -1, -1) if reverse else range(1, seq_len)
+    for t in steps:
+        expected[t] += decay[t + 1] * expected[t + 1] if reverse else decay[t] * expected[t - 1]
+    scan = core.trace._reverse_scan if reverse else core.trace._forward_scan
+    got = scan(decay=decay, source=source.copy())
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("cell", CELLS)
