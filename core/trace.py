@@ -226,13 +226,13 @@ def _last_step_sum(output: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_weights(rnn: nn.Module, layer: int, direction: int) -> _LayerWeights:
-    suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
-
-    def get(name: str) -> torch.Tensor | None:
-        tensor = getattr(rnn, f"{name}_{suffix}", None) if rnn.bias or name.startswith("weight") else None
-        return None if tensor is None else tensor.detach()
-
-    return _LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+    suffix = f"_l{layer}_reverse" if direction == 1 else f"_l{layer}"
+    weights = [getattr(rnn, "weight_ih" + suffix).detach(), getattr(rnn, "weight_hh" + suffix).detach()]
+    if rnn.bias:
+        weights += [getattr(rnn, "bias_ih" + suffix).detach(), getattr(rnn, "bias_hh" + suffix).detach()]
+    else:
+        weights += [None, None]
+    return _LayerWeights(*weights)
 
 
 def _probe_block(cell_type: str, weights: _LayerWeights, hidden_size: int) -> torch.Tensor:
@@ -279,12 +279,15 @@ def _fused(rnn: nn.Module, cell_type: str, inputs: torch.Tensor, w_ih: torch.Ten
 def _runs_on_onednn(inputs: torch.Tensor) -> bool:
     """Whether PyTorch runs an LSTM on these inputs through oneDNN (CPU, float32), as nn.LSTM does."""
     return (
-        inputs.device.type == "cpu"
+        _HAS_ONEDNN_LSTM
         and inputs.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
-        and torch.backends.mkldnn.enabled
-        and hasattr(torch.ops.aten, "mkldnn_rnn_layer")
+        and inputs.device.type == "cpu"
+        and torch.backends.mkldnn.enabled  # can be switched off at run time
     )
+
+
+# what this torch build has never changes while it runs
+_HAS_ONEDNN_LSTM = torch.backends.mkldnn.is_available() and hasattr(torch.ops.aten, "mkldnn_rnn_layer")
 
 
 _LSTM_MODE = 2  # the mode number PyTorch's RNN ops use for an LSTM (RNN_RELU 0, RNN_TANH 1, GRU 3)
@@ -330,21 +333,24 @@ def _onednn_layout(seq_len: int, input_width: int, hidden_size: int) -> tuple[in
     our layer is row T + 2 + t. Fitted to 85 random shapes, tested on more; at run time
     `_kernel_read_agrees` checks every read.
     """
-
-    def padded(columns: int) -> int:  # a multiple of 64 bytes but not of 1 KiB (cache aliasing)
-        row = -(-columns // 16) * 16
-        return row + 16 if row % 256 == 0 else row
-
-    def pages(floats: int) -> int:
-        return -(-floats // 1024) * 1024
-
-    gate_row = padded(4 * hidden_size)
+    gate_row = _onednn_padded(4 * hidden_size)
     regions = (
-        pages(seq_len * gate_row)
-        + pages(2 * (seq_len + 1) * padded(max(input_width, hidden_size)))
-        + pages(seq_len * padded(hidden_size))
+        _onednn_pages(seq_len * gate_row)
+        + _onednn_pages(2 * (seq_len + 1) * _onednn_padded(max(input_width, hidden_size)))
+        + _onednn_pages(seq_len * _onednn_padded(hidden_size))
     )
     return gate_row, regions + (seq_len + 2) * hidden_size
+
+
+def _onednn_padded(columns: int) -> int:
+    """A row of float32 padded to a multiple of 64 bytes but not of 1 KiB (cache aliasing)."""
+    row = -(-columns // 16) * 16
+    return row + 16 if row % 256 == 0 else row
+
+
+def _onednn_pages(floats: int) -> int:
+    """Floats rounded up to whole 4 KiB pages."""
+    return -(-floats // 1024) * 1024
 
 
 @dataclass
