@@ -287,7 +287,7 @@ def _runs_on_onednn(inputs: torch.Tensor) -> bool:
 
 
 # what this torch build has never changes while it runs
-_HAS_ONEDNN_LSTM = torch.backends.mkldnn.is_available() and hasattr(torch.ops.aten, "mkldnn_rnn_layer")
+_HAS_ONEDNN_LSTM = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_rnn_layer")
 
 
 _LSTM_MODE = 2  # the mode number PyTorch's RNN ops use for an LSTM (RNN_RELU 0, RNN_TANH 1, GRU 3)
@@ -307,7 +307,7 @@ def _onednn_lstm(inputs: torch.Tensor, w_ih: torch.Tensor, weights: _LayerWeight
     state0 = inputs.new_zeros(1, hidden_size)
     has_bias = weights.b_ih is not None
     b_ih, b_hh = (weights.b_ih, weights.b_hh) if has_bias else (inputs.new_zeros(gate_rows),) * 2
-    output, _, last_cell, workspace = torch.ops.aten.mkldnn_rnn_layer(
+    output, _, last_cell, workspace = torch.mkldnn_rnn_layer(
         inputs.unsqueeze(1), w_ih, weights.w_hh, b_ih, b_hh, state0, state0,  # input, weights, h0, c0
         False, [], _LSTM_MODE, hidden_size, 1, has_bias, False, False, True,  # ..., train=True
     )
