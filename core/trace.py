@@ -147,6 +147,8 @@ def trace(
     grad_x = grads[0]
     grad_probes = grads[1 : 1 + len(flat_runs)]
     grad_outputs = grads[1 + len(flat_runs) :]
+
+    # Each run on its own from here (gates, cell state, the scans, norms), then in input order.
     shape = (num_layers, num_dirs)
     insides = [
         _inside(cell_type, run, grad_probe, grad_output)
@@ -457,8 +459,9 @@ def _recomputed_gates(cell_type: str, run: _Run) -> np.ndarray:
             pre = _affine(run.layer_input, w.w_ih, None if w.b_ih is None else w.b_ih + w.b_hh)
             pre[1:].addmm_(hidden[:-1], w.w_hh.T)
             gates = pre.reshape(len(pre), 4, hidden_size).transpose(0, 1).contiguous()
-            gates[2].tanh_()
-            gates[[0, 1, 3]] = gates[[0, 1, 3]].sigmoid()
+            gates[:2].sigmoid_()  # i, f
+            gates[2].tanh_()  # g
+            gates[3].sigmoid_()  # o
             return gates.cpu().numpy()
         # GRU's reset gate multiplies the recurrent part of n alone: keep the two parts apart
         input_part = _affine(run.layer_input, w.w_ih, w.b_ih)
