@@ -302,16 +302,18 @@ def _onednn_lstm(inputs: torch.Tensor, w_ih: torch.Tensor, weights: _LayerWeight
     every step but the last in that workspace; the last is the op's `cy`. Reading them saves
     recomputing the gates (two matmuls and four nonlinearities over the sequence) and the cell
     state (a scan). The layout is oneDNN's own, not a public promise (`_onednn_layout`), so
-    `_lstm_gates_and_cell` checks every read against the kernel's own h and cy and recomputes
-    on any disagreement. The op is differentiable: autograd runs its backward as for nn.LSTM.
+    `_lstm_gates_and_cell` checks every read against the kernel's own h and recomputes on any
+    disagreement. The op is differentiable: autograd runs its backward as it does for nn.LSTM.
     """
     seq_len, gate_rows = inputs.shape[0], 4 * hidden_size
     state0 = inputs.new_zeros(1, hidden_size)
     has_bias = weights.b_ih is not None
     b_ih, b_hh = (weights.b_ih, weights.b_hh) if has_bias else (inputs.new_zeros(gate_rows),) * 2
+    # (input, weights, h0, c0, reverse, batch_sizes, mode, hidden_size, num_layers, has_biases,
+    #  bidirectional, batch_first, train)
     output, _, last_cell, workspace = torch.mkldnn_rnn_layer(
-        inputs.unsqueeze(1), w_ih, weights.w_hh, b_ih, b_hh, state0, state0,  # input, weights, h0, c0
-        False, [], _LSTM_MODE, hidden_size, 1, has_bias, False, False, True,  # ..., train=True
+        inputs.unsqueeze(1), w_ih, weights.w_hh, b_ih, b_hh, state0, state0,
+        False, [], _LSTM_MODE, hidden_size, 1, has_bias, False, False, True,
     )
     output = output.squeeze(1)
     gate_row, cell_start = _onednn_layout(seq_len, inputs.shape[1], hidden_size)
