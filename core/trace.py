@@ -154,20 +154,17 @@ def trace(
         _inside(cell_type, run, grad_probe, grad_output)
         for run, grad_probe, grad_output in zip(flat_runs, grad_probes, grad_outputs)
     ]
-
-    def gathered(part: Callable[[_Inside], np.ndarray]) -> np.ndarray:
-        return _in_input_order([part(inside) for inside in insides], shape)
-
     lstm = cell_type == "lstm"
     return Trace(
         cell_type=cell_type,
-        hidden=gathered(lambda inside: inside.hidden),
-        cell=gathered(lambda inside: inside.cell) if lstm else None,
+        hidden=_in_input_order([inside.hidden for inside in insides], shape),
+        cell=_in_input_order([inside.cell for inside in insides], shape) if lstm else None,
         gates={
-            name: gathered(lambda inside, k=k: inside.gates[k]) for k, name in enumerate(GATE_NAMES[cell_type])
+            name: _in_input_order([inside.gates[k] for inside in insides], shape)
+            for k, name in enumerate(GATE_NAMES[cell_type])
         },
-        grad_hidden=gathered(lambda inside: inside.grad_hidden),
-        grad_cell=gathered(lambda inside: inside.grad_cell) if lstm else None,
+        grad_hidden=_in_input_order([inside.grad_hidden for inside in insides], shape),
+        grad_cell=_in_input_order([inside.grad_cell for inside in insides], shape) if lstm else None,
         grad_input=_norm_over_units(grad_x.detach().cpu().numpy().astype(np.float32, copy=False)),
         output=top_output.detach().cpu().numpy().astype(np.float32),
         objective=float(objective_value.detach()),
@@ -494,7 +491,7 @@ def _reverse_scan(decay: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 
 def _chain_in_place(states: np.ndarray, links: np.ndarray, reverse: bool) -> None:
-    """A linear recurrence along axis 0, in place: links[k] joins rows k and k+1.
+    """A linear recurrence along axis 0 of (T, H) arrays, in place: links[k] joins rows k and k+1.
 
     Forward, states[k+1] += links[k] * states[k] for k = 0, 1, ...; reverse, states[k] +=
     links[k] * states[k+1] for k = T-2, T-3, ... The one loop over time left in the engine.
@@ -503,7 +500,6 @@ def _chain_in_place(states: np.ndarray, links: np.ndarray, reverse: bool) -> Non
     (`_chain_by_doubling`), a long one in blocks (`_chain_in_blocks`); what is left is
     cheapest step by step.
     """
-    states, links = _as_rows(states, writable=True), _as_rows(links)
     if links.size <= 4096:
         _chain_by_doubling(states, links, reverse)
         return
@@ -575,18 +571,6 @@ def _chain_in_blocks(states: np.ndarray, links: np.ndarray) -> None:
         add(body[:, j], entering, out=body[:, j])
     done = blocks * block
     _chain_step_by_step(states[done:], links[done:])
-
-
-def _as_rows(array: np.ndarray, writable: bool = False) -> np.ndarray:
-    """(T, ...) as (T, n): flat rows make each ufunc call in a chain cheaper. A view where the
-    layout allows (always, for the arrays the engine builds); `writable` arrays are never copied."""
-    if array.ndim <= 2:
-        return array
-    rows = (len(array), math.prod(array.shape[1:]))
-    try:
-        return np.reshape(array, rows, copy=False)
-    except ValueError:
-        return array if writable else np.reshape(array, rows)
 
 
 def _chain_step_by_step(states: np.ndarray, links: np.ndarray) -> None:
