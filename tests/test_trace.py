@@ -6,6 +6,7 @@ reads every gradient off autograd with `retain_grad`, so it shares no code with 
 
 from __future__ import annotations
 
+import copy
 import math
 from unittest import mock
 
@@ -107,28 +108,54 @@ def reference_trace(rnn, x, objective=None):
     )
 
 
-def assert_close_relative(actual, expected, rtol):
-    """Elementwise relative closeness, so a gradient of 1e-20 must be right to 1e-4 of itself."""
+def assert_close_relative(actual, expected, rtol, slack=0.0):
+    """Elementwise relative closeness, so a gradient of 1e-20 must be right to rtol of itself.
+
+    `slack` widens the tolerance per element where the expected value itself is known to be
+    uncertain by that much."""
     expected = np.asarray(expected, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
-    floor = 1e-30 + 1e-12 * np.abs(expected).max()
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=floor)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    tolerance = rtol * np.abs(expected) + 1e-30 + 1e-12 * np.abs(expected).max() + slack
+    tolerance = np.broadcast_to(tolerance, expected.shape)
+    wrong = [tuple(map(int, i)) for i in np.argwhere(~(np.abs(actual - expected) <= tolerance))]
+    assert not wrong, "\n".join(
+        f"at {i}: {actual[i]:.7g}, expected {expected[i]:.7g} ± {tolerance[i]:.2g}" for i in wrong[:10]
+    )
 
 
-def assert_matches_reference(tr: Trace, ref: dict, rtol=1e-4, atol=1e-5):
+GRADIENTS = ("grad_hidden", "grad_cell", "grad_input")
+
+
+def assert_matches_reference(tr: Trace, ref: dict, rtol=1e-4, atol=1e-5, slack=None):
     np.testing.assert_allclose(tr.hidden, ref["hidden"], atol=atol)
     np.testing.assert_allclose(tr.output, ref["output"], atol=atol)
     if ref["cell"] is None:
         assert tr.cell is None and tr.grad_cell is None
     else:
         np.testing.assert_allclose(tr.cell, ref["cell"], atol=atol)
-        assert_close_relative(tr.grad_cell, ref["grad_cell"], rtol)
     assert set(tr.gates) == set(ref["gates"])
     for name, values in ref["gates"].items():
         np.testing.assert_allclose(tr.gates[name], values, atol=atol, err_msg=name)
-    assert_close_relative(tr.grad_hidden, ref["grad_hidden"], rtol)
-    assert_close_relative(tr.grad_input, ref["grad_input"], rtol)
+    for name in GRADIENTS:
+        if ref[name] is not None:
+            assert_close_relative(getattr(tr, name), ref[name], rtol, 0.0 if slack is None else slack[name])
     assert math.isclose(tr.objective, ref["objective"], rel_tol=1e-5, abs_tol=1e-6)
+
+
+def assert_float32_trace_matches_reference(tr: Trace, rnn, x):
+    """A float32 gradient norm can be ill-conditioned: with one input feature, d objective / d x_t
+    is a single sum of 4H products that may nearly cancel, and then float32 gets only a few
+    digits of it right, in the engine and in autograd's own unroll alike. So the gradients are
+    held to the float64 truth, within 1e-3 of it or ten times the error float32 autograd itself
+    makes there, whichever is larger; a wrong gradient is off by far more than either."""
+    float32 = reference_trace(rnn, x)
+    exact = reference_trace(copy.deepcopy(rnn).double(), x.double())
+    slack = {
+        name: None if exact[name] is None else 10 * np.abs(np.asarray(float32[name], np.float64) - exact[name])
+        for name in GRADIENTS
+    }
+    assert_matches_reference(tr, exact, rtol=1e-3, slack=slack)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -175,7 +202,7 @@ def test_float32_module_matches_its_own_forward_and_the_reference(cell):
     np.testing.assert_allclose(tr.hidden[-1, 1, 0], h_n[-1, 0].numpy(), atol=1e-5)
     if c_n is not None:
         np.testing.assert_allclose(tr.cell[-1, 0, -1], c_n[-2, 0].numpy(), atol=1e-5)
-    assert_matches_reference(tr, reference_trace(rnn, x), rtol=1e-3)
+    assert_float32_trace_matches_reference(tr, rnn, x)
 
 
 ONEDNN = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
@@ -204,7 +231,7 @@ def test_float32_lstm_is_read_from_its_kernel_and_matches_the_reference(
         tr = trace(rnn, x)
     with torch.no_grad():
         np.testing.assert_allclose(tr.output, fused_output(rnn, x).numpy(), atol=1e-5)
-    assert_matches_reference(tr, reference_trace(rnn, x), rtol=1e-3)
+    assert_float32_trace_matches_reference(tr, rnn, x)
 
 
 @ONEDNN
@@ -257,7 +284,7 @@ def test_trace_works_with_gradients_switched_off_around_it():
     x = torch.randn(7, 3)
     with torch.no_grad():
         tr = trace(rnn, x)
-    assert_matches_reference(tr, reference_trace(rnn, x), rtol=1e-3)
+    assert_float32_trace_matches_reference(tr, rnn, x)
 
 
 @settings(max_examples=60, deadline=None)
