@@ -13,7 +13,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -47,7 +47,7 @@ def reference_trace(rnn, x, objective=None):
     H = rnn.hidden_size
     x = x.clone().requires_grad_(True)
     layer_input = x
-    hs, cs, gates = {}, {}, {}
+    hs, cs, gates, pre_activations = {}, {}, {}, {}
     for layer in range(rnn.num_layers):
         direction_outputs = []
         for d in range(num_dirs):
@@ -62,7 +62,8 @@ def reference_trace(rnn, x, objective=None):
             for t in steps:
                 xt = layer_input[t]
                 if cell == "lstm":
-                    i, f, g, o = (w_ih @ xt + b_ih + w_hh @ h + b_hh).chunk(4)
+                    gi = gh = w_ih @ xt + b_ih + w_hh @ h + b_hh
+                    i, f, g, o = gi.chunk(4)
                     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
                     c = f * c + i * g
                     h = o * torch.tanh(c)
@@ -77,14 +78,17 @@ def reference_trace(rnn, x, objective=None):
                     h = (1 - z) * n + z * h
                     gates[layer, d, t] = dict(reset=r, update=z, new=n)
                 else:
-                    pre = w_ih @ xt + b_ih + w_hh @ h + b_hh
-                    h = torch.tanh(pre) if rnn.nonlinearity == "tanh" else torch.relu(pre)
+                    gi = gh = w_ih @ xt + b_ih + w_hh @ h + b_hh
+                    h = torch.tanh(gi) if rnn.nonlinearity == "tanh" else torch.relu(gi)
                     gates[layer, d, t] = {}
+                gi.retain_grad(), gh.retain_grad()
+                pre_activations[layer, d, t] = gi, gh
                 h.retain_grad()
                 hs[layer, d, t] = h
                 outputs[t] = h
             direction_outputs.append(torch.stack(outputs))
         layer_input = torch.cat(direction_outputs, dim=1)
+    layer_input.retain_grad()
     value = layer_input[-1].sum() if objective is None else objective(layer_input)
     value.backward()
 
@@ -105,6 +109,10 @@ def reference_trace(rnn, x, objective=None):
         grad_input=x.grad.norm(dim=1).numpy(),
         output=layer_input.detach().numpy(),
         objective=value.item(),
+        # for `float32_rounding_scales`: d objective / d (W_ih x_t + b_ih) and / d (W_hh h + b_hh),
+        # one tensor for both in LSTM and RNN, and d objective / d output
+        pre_activation_grads={key: (gi.grad.numpy(), gh.grad.numpy()) for key, (gi, gh) in pre_activations.items()},
+        output_grad=layer_input.grad.numpy(),
     )
 
 
@@ -143,18 +151,65 @@ def assert_matches_reference(tr: Trace, ref: dict, rtol=1e-4, atol=1e-5, slack=N
     assert math.isclose(tr.objective, ref["objective"], rel_tol=1e-5, abs_tol=1e-6)
 
 
-def assert_float32_trace_matches_reference(tr: Trace, rnn, x):
-    """A float32 gradient norm can be ill-conditioned: with one input feature, d objective / d x_t
-    is a single sum of 4H products that may nearly cancel, and then float32 gets only a few
-    digits of it right, in the engine and in autograd's own unroll alike. So the gradients are
-    held to the float64 truth, within 1e-3 of it or ten times the error float32 autograd itself
-    makes there, whichever is larger; a wrong gradient is off by far more than either."""
-    float32 = reference_trace(rnn, x)
+def float32_rounding_scales(rnn, exact: dict) -> dict:
+    """How large, per gradient norm, the terms are that float32 rounds before they sum to it.
+
+    float32 keeps about 7 digits of each term that flows into a gradient, so where terms nearly
+    cancel (d objective / d x_t of a single input feature is one sum of 4H products) the sum keeps
+    fewer digits of itself, in the engine and in autograd alike. Each scale is the norm of the
+    gradient computed with every term made positive: |W|^T |d pre| for the matrix products, and
+    the elementwise recurrences the engine scans (an LSTM's c_t, a GRU's z_t h_{t-1}) run on
+    those magnitudes with their decay. Rounding error is a small multiple of 2^-24 times this.
+    """
+    cell = "lstm" if isinstance(rnn, nn.LSTM) else "gru" if isinstance(rnn, nn.GRU) else "rnn"
+    L, D, T, H = rnn.num_layers, 2 if rnn.bidirectional else 1, len(exact["grad_input"]), rnn.hidden_size
+
+    def magnitudes(layer, d):
+        """|d pre| |W| at every step, into the input side and the hidden side: (T, in), (T, H)."""
+        sfx = f"l{layer}" + ("_reverse" if d else "")
+        grads = [exact["pre_activation_grads"][layer, d, t] for t in range(T)]
+        return tuple(
+            np.abs(np.stack([pair[side] for pair in grads]))
+            @ np.abs(getattr(rnn, f"weight_{kind}_{sfx}").detach().double().numpy())
+            for side, kind in enumerate(("ih", "hh"))
+        )
+
+    per_run = {(layer, d): magnitudes(layer, d) for layer in range(L) for d in range(D)}
+    into_input = [sum(per_run[layer, d][0] for d in range(D)) for layer in range(L)]
+    scales = dict(grad_input=np.linalg.norm(into_input[0], axis=1))
+    scales["grad_hidden"] = np.zeros((L, D, T))
+    scales["grad_cell"] = np.zeros((L, D, T)) if cell == "lstm" else None
+    for layer in range(L):
+        above = exact["output_grad"] if layer == L - 1 else into_input[layer + 1]
+        for d in range(D):
+            upward, recurrent = np.abs(above[:, d * H : (d + 1) * H]), per_run[layer, d][1]
+            gates = {name: values[layer, d] for name, values in exact["gates"].items()}
+            later = cell_state = None
+            for t in range(T - 1, -1, -1) if d == 0 else range(T):  # the order of the backward pass
+                hidden = upward[t].copy()
+                if later is not None:
+                    hidden += recurrent[later] + (gates["update"][later] * hidden_later if cell == "gru" else 0.0)
+                scales["grad_hidden"][layer, d, t] = np.linalg.norm(hidden)
+                if cell == "lstm":
+                    cell_state = gates["output"][t] * (1 - np.tanh(exact["cell"][layer, d, t]) ** 2) * hidden
+                    if later is not None:
+                        cell_state += gates["forget"][later] * cell_later
+                    scales["grad_cell"][layer, d, t] = np.linalg.norm(cell_state)
+                hidden_later, cell_later, later = hidden, cell_state, t
+    return scales
+
+
+FLOAT32_ROUNDING = 2.0**-24
+
+
+def assert_float32_trace_matches_reference(tr: Trace, rnn, x, rounding_multiple=64):
+    """Gradients within 1e-3 of the float64 truth, or within float32 rounding of the terms that
+    sum to them where those nearly cancel (see `float32_rounding_scales`); a wrong gradient is
+    off by far more than either."""
     exact = reference_trace(copy.deepcopy(rnn).double(), x.double())
-    slack = {
-        name: None if exact[name] is None else 10 * np.abs(np.asarray(float32[name], np.float64) - exact[name])
-        for name in GRADIENTS
-    }
+    scales = float32_rounding_scales(rnn, exact)
+    slack = {name: None if scale is None else rounding_multiple * FLOAT32_ROUNDING * scale
+             for name, scale in scales.items()}
     assert_matches_reference(tr, exact, rtol=1e-3, slack=slack)
 
 
@@ -219,6 +274,11 @@ ONEDNN = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="th
     hidden_size=st.integers(1, 70),
     seed=st.integers(0, 2**16),
 )
+# Gradients that cancel to far below the terms they sum: d/dx_t of one input feature (CI once
+# failed on it), and d/dc_t of a single unit, whose scan adds terms of opposite sign
+@example(num_layers=2, bidirectional=False, bias=False, seq_len=68, input_size=1, hidden_size=35, seed=5591)
+@example(num_layers=1, bidirectional=False, bias=True, seq_len=7, input_size=1, hidden_size=1, seed=53135)
+@example(num_layers=1, bidirectional=True, bias=True, seq_len=60, input_size=5, hidden_size=1, seed=795)
 def test_float32_lstm_is_read_from_its_kernel_and_matches_the_reference(
     num_layers, bidirectional, bias, seq_len, input_size, hidden_size, seed
 ):
