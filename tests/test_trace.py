@@ -40,9 +40,14 @@ def fused_output(rnn, x):
     return output.squeeze(0) if rnn.batch_first else output.squeeze(1)
 
 
+def cell_kind(rnn):
+    """The reference's own reading of the module type (it shares no code with core.trace)."""
+    return "lstm" if isinstance(rnn, nn.LSTM) else "gru" if isinstance(rnn, nn.GRU) else "rnn"
+
+
 def reference_trace(rnn, x, objective=None):
     """A per-step unroll with autograd: slow, and correct by inspection."""
-    cell = "lstm" if isinstance(rnn, nn.LSTM) else "gru" if isinstance(rnn, nn.GRU) else "rnn"
+    cell = cell_kind(rnn)
     num_dirs = 2 if rnn.bidirectional else 1
     H = rnn.hidden_size
     x = x.clone().requires_grad_(True)
@@ -117,7 +122,8 @@ def reference_trace(rnn, x, objective=None):
 
 
 def assert_close_relative(actual, expected, rtol, slack=0.0):
-    """Elementwise relative closeness, so a gradient of 1e-20 must be right to rtol of itself.
+    """Elementwise relative closeness down to 1e-12 of the largest value, so a gradient that has
+    vanished by many decades must still be right to rtol of itself.
 
     `slack` widens the tolerance per element where the expected value itself is known to be
     uncertain by that much."""
@@ -161,7 +167,7 @@ def float32_rounding_scales(rnn, exact: dict) -> dict:
     the elementwise recurrences the engine scans (an LSTM's c_t, a GRU's z_t h_{t-1}) run on
     those magnitudes with their decay. Rounding error is a small multiple of 2^-24 times this.
     """
-    cell = "lstm" if isinstance(rnn, nn.LSTM) else "gru" if isinstance(rnn, nn.GRU) else "rnn"
+    cell = cell_kind(rnn)
     L, D, T, H = rnn.num_layers, 2 if rnn.bidirectional else 1, len(exact["grad_input"]), rnn.hidden_size
 
     def magnitudes(layer, d):
@@ -199,17 +205,18 @@ def float32_rounding_scales(rnn, exact: dict) -> dict:
     return scales
 
 
-FLOAT32_ROUNDING = 2.0**-24
+# 64 units of float32 rounding (2^-24) per unit of scale: over 250 random shapes the largest error
+# beyond rtol was 0.95 of one unit, and rounding accumulates further over longer sequences
+FLOAT32_ROUNDING_ALLOWED = 64 * 2.0**-24
 
 
-def assert_float32_trace_matches_reference(tr: Trace, rnn, x, rounding_multiple=64):
+def assert_float32_trace_matches_reference(tr: Trace, rnn, x):
     """Gradients within 1e-3 of the float64 truth, or within float32 rounding of the terms that
     sum to them where those nearly cancel (see `float32_rounding_scales`); a wrong gradient is
     off by far more than either."""
     exact = reference_trace(copy.deepcopy(rnn).double(), x.double())
     scales = float32_rounding_scales(rnn, exact)
-    slack = {name: None if scale is None else rounding_multiple * FLOAT32_ROUNDING * scale
-             for name, scale in scales.items()}
+    slack = {name: None if scale is None else FLOAT32_ROUNDING_ALLOWED * scale for name, scale in scales.items()}
     assert_matches_reference(tr, exact, rtol=1e-3, slack=slack)
 
 
