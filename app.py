@@ -48,7 +48,7 @@ def main() -> None:
     st.navigation(pages).run()
 
 
-# Streamlit runs this file as __main__. A training run's child process (core/training_session.py,
+# Streamlit runs this file as __main__. A training run's child process (core/training/session.py,
 # multiprocessing's forkserver) runs the parent's main file again, as __mp_main__: unguarded,
 # every training process ran the whole app, bare, before it trained (seconds of CPU each, and
 # Streamlit's "missing ScriptRunContext" warnings in the log). Streamlit is imported in main()

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.trace import trace  # noqa: E402
+from core.engine import trace  # noqa: E402
 
 SIZES = [(50, 32), (200, 64), (1000, 128), (2000, 256)]
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}

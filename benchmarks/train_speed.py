@@ -1,4 +1,4 @@
-"""How long core.train needs to solve the adding problem at T = 50, per cell.
+"""How long core.training.loop needs to solve the adding problem at T = 50, per cell.
 
 Trains each cell with the same settings (Adam 2e-3, clip 1, H 64, batch 50, T = 50; LSTM
 forget-gate bias 1) and stops as soon as the held-out MSE (checked every 100 steps) is below
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.train import TrainConfig, train  # noqa: E402
+from core.training.loop import TrainConfig, train  # noqa: E402
 
 TARGET_MSE = 0.01
 TARGET_SECONDS = 60.0

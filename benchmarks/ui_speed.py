@@ -69,7 +69,7 @@ CHANGE_IN_PAGE = """async () => {
 
 def raw_bytes(query: dict) -> int:
     """float32 bytes of everything the figure shows for this view (maps, lines, saliency)."""
-    from core import explore as ex
+    from core.views import explore as ex
 
     view = ex.View.from_query(query)
     choice = ex.resolve_model(view)
@@ -86,7 +86,7 @@ def raw_bytes(query: dict) -> int:
 
 
 def source_for(task: str, cell: str) -> str:
-    from core import zoo
+    from core.training import zoo
 
     return "trained" if (task, cell) in set(zoo.available()) else "random"
 

@@ -123,7 +123,7 @@ def session_memory_bound() -> dict[str, int]:
 
     Everything a session keeps is float32 and bounded by a limit: its last trace, one uploaded
     file and the model read from it, and the models it trained (`keep_newest` in
-    core.training_session drops the oldest beyond MAX_TRAINED_PER_SESSION models or 3 × the
+    core.training.session drops the oldest beyond MAX_TRAINED_PER_SESSION models or 3 × the
     parameter limit). The shared caches (shipped
     models, traces of shipped and random models) are bounded by entry counts in the pages and
     are counted once per process, not per session.

@@ -6,15 +6,15 @@ from dataclasses import asdict, replace
 
 import streamlit as st
 
-from core import compare as cmp
-from core.compare_figures import (
+from core.views import compare as cmp
+from core.figures.compare import (
     accuracy_distance_figure, compare_figure, gradient_overlay_figure,
 )
-from core.figures import ExploreInput
+from core.figures.explore import ExploreInput
 from core.tasks import TASKS, get_task
 from ui.widgets import choose as bound_choice
 
-TRAINED = "gatescope.trained"  # label -> core.train.TrainResult, filled by the Train page
+TRAINED = "gatescope.trained"  # label -> core.training.loop.TrainResult, filled by the Train page
 OPEN_IN_COMPARE = "gatescope.compare.open"  # a trained model's label the Train page sends here
 STATE = "compare.view"
 LAST_GOOD = "compare.last_good"

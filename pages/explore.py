@@ -6,8 +6,8 @@ import hashlib
 
 import streamlit as st
 
-from core import explore as ex
-from core.figures import (
+from core.views import explore as ex
+from core.figures.explore import (
     PIXELATED_CSS, ExploreInput, explore_figure, figure_html, rank_units, trace_npz, trace_table,
 )
 from core.model import CELLS
@@ -35,7 +35,7 @@ def _step(delta: int) -> None:
 
 
 # A model trained on the Train page, sent here with its "Open in Explore" button.
-TRAINED = "gatescope.trained"  # label -> core.train.TrainResult, filled by the Train page
+TRAINED = "gatescope.trained"  # label -> core.training.loop.TrainResult, filled by the Train page
 trained_here = st.session_state.get(TRAINED, {})
 opened = st.session_state.pop("gatescope.explore.open", None)
 if opened in trained_here:

@@ -12,17 +12,17 @@ import math
 
 import streamlit as st
 
-from core.lab import (
+from core.views.lab import (
     CLIP_MODES, MAX_RADIUS, PLAIN_LABEL, LabTraining, build_lab_model, gradient_profile,
     lab_runs, verdict,
 )
 from core.limits import LIMITS
 from core.query import number_binds
 from core.tasks import get_task
-from core.training_figures import (
+from core.figures.training import (
     CELL_COLORS, grad_norm_figure, gradient_profile_figure, loss_figure,
 )
-from core.training_session import CELL_NAMES, TrainingSession, chart_series
+from core.training.session import CELL_NAMES, TrainingSession, chart_series
 from ui.live import rerun_page_once_when_done
 
 SESSION = "gatescope.lab.session"  # the current / last lab training run (a TrainingSession)

@@ -1,8 +1,8 @@
 """Train: any task × cell, or all three cells on the same data, live, in the background.
 
-The run trains in background threads (core.training_session); a fragment redraws its progress
+The run trains in background threads (core.training.session); a fragment redraws its progress
 every second, so the page never freezes and Stop works at any moment. Finished (or stopped)
-models land in st.session_state["gatescope.trained"] (label -> core.train.TrainResult), where
+models land in st.session_state["gatescope.trained"] (label -> core.training.loop.TrainResult), where
 the Explore and Compare pages find them, and download as safetensors + JSON.
 """
 
@@ -16,11 +16,11 @@ from streamlit.errors import StreamlitAPIException
 from core.limits import LIMITS
 from core.query import number_binds
 from core.tasks import TASKS, get_task
-from core.training_figures import (
+from core.figures.training import (
     CELL_COLORS, loss_figure, loss_spread_figure, metric_figure,
 )
 from core.sharing import MAX_TRAINED_PER_SESSION
-from core.training_session import (
+from core.training.session import (
     TrainingSession, chart_series, describe_result, keep_newest, make_train_config, model_files,
     train_runs,
 )
@@ -216,7 +216,7 @@ def live_progress() -> None:
 @st.cache_data(max_entries=32, show_spinner=False)
 def _baseline_value(task_name: str, seed: int, seq_len: int | None) -> float:
     task = get_task(task_name)
-    # the very held-out set core.train evaluates on (seed + 7919, at most 500 sequences)
+    # the very held-out set core.training.loop evaluates on (seed + 7919, at most 500 sequences)
     return task.baseline(task.heldout(seed + 7919, min(500, task.heldout_size), seq_len))
 
 

@@ -4,7 +4,7 @@
     python scripts/train_zoo.py --task adding --cell lstm
     python scripts/train_zoo.py --task airline --out /tmp/zoo   # somewhere else
 
-Each model trains with its task's recipe (core.zoo.RECIPES) and fixed seed, then the held-out
+Each model trains with its task's recipe (core.training.zoo.RECIPES) and fixed seed, then the held-out
 score on a fresh set is written to its metadata next to the trivial baseline. The table at the
 end shows every model's score, the baseline, and the training seconds.
 """
@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from core.model import CELLS  # noqa: E402
 from core.tasks import TASKS  # noqa: E402
-from core.zoo import MODELS_DIR, RECIPES, train_zoo_model  # noqa: E402
+from core.training.zoo import MODELS_DIR, RECIPES, train_zoo_model  # noqa: E402
 
 
 def train_one(task: str, cell: str, out: Path, threads: int) -> tuple:

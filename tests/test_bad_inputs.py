@@ -28,11 +28,11 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from core import explore as ex
+from core.views import explore as ex
 from core.limits import LIMITS, LimitError
 from core.tasks.agreement import VERBS
-from core.train import train
-from core.training_session import describe_result, make_train_config
+from core.training.loop import train
+from core.training.session import describe_result, make_train_config
 from streamlit.testing.v1 import AppTest
 
 torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""core.compare: one task and one input through the shipped RNN, LSTM and GRU, measured."""
+"""core.views.compare: one task and one input through the shipped RNN, LSTM and GRU, measured."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import compare as cmp
-from core import zoo
+from core.views import compare as cmp
+from core.training import zoo
 from core.model import count_parameters
 from core.tasks import Score, get_task
 
@@ -23,7 +23,7 @@ def adding() -> cmp.Comparison:
 
 
 def fake_trained(task: str, cell: str, seconds: float = 3.5) -> SimpleNamespace:
-    """What the Train page stores (a core.train.TrainResult's fields the page reads)."""
+    """What the Train page stores (a core.training.loop.TrainResult's fields the page reads)."""
     return SimpleNamespace(
         model=zoo.build_model(task, cell, seed=7, hidden_size=16), task=task, cell=cell,
         seconds=seconds, steps=40, config=SimpleNamespace(seq_len=None, batch_size=8),

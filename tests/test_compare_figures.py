@@ -1,4 +1,4 @@
-"""core.compare_figures: three columns on one time cursor, the decay overlay, accuracy by distance."""
+"""core.figures.compare: three columns on one time cursor, the decay overlay, accuracy by distance."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.compare_figures import (
+from core.figures.compare import (
     accuracy_distance_figure, compare_figure, gradient_overlay_figure, gradient_range,
 )
-from core.figures import ExploreInput
-from core.lab import fit_decay
-from core.trace import Trace
+from core.figures.explore import ExploreInput
+from core.engine.analysis import fit_decay
+from core.engine import Trace
 
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": (), "lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new")}

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from core import zoo
+from core.training import zoo
 from core.tasks import TASKS, Score
 from streamlit.testing.v1 import AppTest
 
@@ -46,7 +46,7 @@ def metrics(at: AppTest) -> dict[str, list[str]]:
 
 
 def fake_trained(task: str, cell: str) -> SimpleNamespace:
-    """A model as the Train page stores it (core.train.TrainResult's fields that are read)."""
+    """A model as the Train page stores it (core.training.loop.TrainResult's fields that are read)."""
     return SimpleNamespace(
         model=zoo.build_model(task, cell, seed=3, hidden_size=8), task=task, cell=cell,
         seconds=2.0, steps=30, config=SimpleNamespace(seq_len=None, batch_size=8),

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from core import explore as ex
-from core import zoo
+from core.views import explore as ex
+from core.training import zoo
 from core.tasks import TASKS
 from streamlit.testing.v1 import AppTest
 
@@ -201,7 +201,7 @@ def test_downloads_are_offered():
 @pytest.fixture(scope="module")
 def gru_trained_here():
     """A small GRU trained on the adding task, as the Train page leaves it in the session."""
-    from core.train import TrainConfig, train
+    from core.training.loop import TrainConfig, train
 
     torch.set_num_threads(1)
     result = train("adding", "gru", TrainConfig(hidden_size=8, max_steps=20, heldout_size=50,

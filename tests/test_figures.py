@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core import figures as F
-from core.trace import trace
+from core.figures import explore as F
+from core.engine import trace
 
 
 def make_trace(cell: str, T: int = 30, H: int = 8, layers: int = 1, bidirectional=False, seed=0):

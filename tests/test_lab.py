@@ -1,4 +1,4 @@
-"""core.lab: the gradient-decay fit, weight rescaling, the Gradient lab's model, profile and
+"""core.engine.analysis and core.views.lab: the gradient-decay fit, weight rescaling, the Gradient lab's model, profile and
 training runs, and the measurements the Compare page uses (parameters, memory, time)."""
 
 from __future__ import annotations
@@ -10,14 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from core.lab import (
-    PLAIN_LABEL, LabTraining, build_lab_model, fit_decay, gradient_decay, gradient_profile,
-    lab_runs, median_seconds, parameter_count, recurrent_blocks, spectral_radius,
-    training_memory_bytes, verdict, with_spectral_radius,
+from core.engine.analysis import (
+    fit_decay, gradient_decay, median_seconds, parameter_count, recurrent_blocks,
+    spectral_radius, training_memory_bytes, with_spectral_radius,
+)
+from core.views.lab import (
+    PLAIN_LABEL, LabTraining, build_lab_model, gradient_profile, lab_runs, verdict,
 )
 from core.limits import LimitError
-from core.trace import trace
-from core.training_session import TrainingSession
+from core.engine import trace
+from core.training.session import TrainingSession
 
 
 # -- the fit -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from core.limits import LIMITS
-from core.loading import AmbiguousWeightsError, WeightsError, load_user_weights
+from core.io.loading import AmbiguousWeightsError, WeightsError, load_user_weights
 
 MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

@@ -10,15 +10,15 @@ from datetime import datetime
 import pytest
 import torch
 
-from core import explore as ex
+from core.views import explore as ex
 from core.limits import LIMITS, LimitError, check_trace_size
 from core.model import count_parameters
 from core.sharing import (
     MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots, cap_torch_threads,
     session_memory_bound,
 )
-from core.train import TrainConfig
-from core.training_session import TrainingSession, check_model_size, keep_newest, train_runs
+from core.training.loop import TrainConfig
+from core.training.session import TrainingSession, check_model_size, keep_newest, train_runs
 
 SMALL = dict(hidden_size=8, batch_size=16, heldout_size=50, seq_len=10, progress_every=1,
              heldout_every=5)

@@ -1,7 +1,7 @@
 """The tracing engine against PyTorch's own modules and a slow, obviously-correct unroll.
 
 The reference below steps through time in Python with the equations from PyTorch's docs and
-reads every gradient off autograd with `retain_grad`, so it shares no code with core.trace.
+reads every gradient off autograd with `retain_grad`, so it shares no code with core.engine.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import core.trace
-from core.trace import GATE_NAMES, Trace, trace
+import core.engine.onednn
+import core.engine.scans
+import core.engine.tracing
+from core.engine import GATE_NAMES, Trace, trace
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 
@@ -41,7 +43,7 @@ def fused_output(rnn, x):
 
 
 def cell_kind(rnn):
-    """The reference's own reading of the module type (it shares no code with core.trace)."""
+    """The reference's own reading of the module type (it shares no code with core.engine)."""
     return "lstm" if isinstance(rnn, nn.LSTM) else "gru" if isinstance(rnn, nn.GRU) else "rnn"
 
 
@@ -294,7 +296,7 @@ def test_float32_lstm_is_read_from_its_kernel_and_matches_the_reference(
     padding cases (4H a multiple of 256 at H = 64)."""
     rnn = make_rnn("lstm", input_size, hidden_size, num_layers, bidirectional, bias, seed=seed)
     x = torch.randn(seq_len, input_size)
-    with mock.patch.object(core.trace, "_recomputed_gates", side_effect=AssertionError("recomputed")):
+    with mock.patch.object(core.engine.tracing, "_recomputed_gates", side_effect=AssertionError("recomputed")):
         tr = trace(rnn, x)
     with torch.no_grad():
         np.testing.assert_allclose(tr.output, fused_output(rnn, x).numpy(), atol=1e-5)
@@ -309,7 +311,7 @@ def test_lstm_read_from_its_kernel_equals_the_recomputed_trace(seq_len, hidden_s
     rnn = make_rnn("lstm", 5, hidden_size, seed=4)
     x = torch.randn(seq_len, 5)
     read = trace(rnn, x)
-    with mock.patch.object(core.trace, "_runs_on_onednn", return_value=False):
+    with mock.patch.object(core.engine.tracing, "runs_on_onednn", return_value=False):
         recomputed = trace(rnn, x)
     for name in ("hidden", "cell", "output"):
         np.testing.assert_allclose(getattr(read, name), getattr(recomputed, name), atol=1e-5, err_msg=name)
@@ -326,19 +328,19 @@ def test_a_misread_kernel_workspace_is_caught_and_recomputed(seq_len, shift_gate
     """If oneDNN ever laid its workspace out differently, the h = o tanh(c) check must notice."""
     rnn = make_rnn("lstm", 3, 8, num_layers=2, bidirectional=True, seed=2)
     x = torch.randn(seq_len, 3)
-    layout = core.trace._onednn_layout
+    layout = core.engine.onednn.workspace_layout
 
     def misread(seq_len, input_width, hidden_size):
         gate_row, cell_start = layout(seq_len, input_width, hidden_size)
         return gate_row + shift_gates, cell_start + shift_cell
 
-    recompute = mock.Mock(wraps=core.trace._recomputed_gates)
-    with mock.patch.object(core.trace, "_onednn_layout", misread), mock.patch.object(
-        core.trace, "_recomputed_gates", recompute
+    recompute = mock.Mock(wraps=core.engine.tracing._recomputed_gates)
+    with mock.patch.object(core.engine.onednn, "workspace_layout", misread), mock.patch.object(
+        core.engine.tracing, "_recomputed_gates", recompute
     ):
         tr = trace(rnn, x)
     assert recompute.call_count == 4  # every layer and direction
-    with mock.patch.object(core.trace, "_runs_on_onednn", return_value=False):
+    with mock.patch.object(core.engine.tracing, "runs_on_onednn", return_value=False):
         expected = trace(rnn, x)
     for name in ("hidden", "cell", "grad_hidden", "grad_cell", "grad_input"):
         np.testing.assert_allclose(getattr(tr, name), getattr(expected, name), rtol=1e-5, atol=1e-6, err_msg=name)
@@ -372,7 +374,7 @@ def test_linear_scans_match_a_step_by_step_float64_loop(seq_len, width, reverse,
     steps = range(seq_len - 2, -1, -1) if reverse else range(1, seq_len)
     for t in steps:
         expected[t] += decay[t + 1] * expected[t + 1] if reverse else decay[t] * expected[t - 1]
-    scan = core.trace._reverse_scan if reverse else core.trace._forward_scan
+    scan = core.engine.scans.reverse_scan if reverse else core.engine.scans.forward_scan
     got = scan(decay=decay, source=source.copy())
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 

@@ -1,4 +1,4 @@
-"""core.train and core.model: the training loop, its controls, and the model's pieces."""
+"""core.training.loop and core.model: the training loop, its controls, and the model's pieces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from core.model import ModelSpec, SequenceModel, build_sequence_model, initialise
 from core.tasks import get_task
-from core.train import TrainConfig, backward_batch, train
+from core.training.loop import TrainConfig, backward_batch, train
 
 TINY = dict(hidden_size=16, seq_len=10, batch_size=32, learning_rate=1e-2, heldout_every=50,
             heldout_size=200)
@@ -84,7 +84,7 @@ class PoisonedAdding:
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_weights(monkeypatch):
-    import core.train as train_module
+    import core.training.loop as train_module
 
     config = TrainConfig(max_steps=50, seed=1, **TINY)
     poisoned = PoisonedAdding(bad_step=21)
@@ -210,7 +210,7 @@ def test_model_rejects_mismatched_inputs():
 
 
 def test_min_seq_len_spreads_training_lengths(monkeypatch):
-    import core.train as train_module
+    import core.training.loop as train_module
 
     task = get_task("adding")
     seen = []

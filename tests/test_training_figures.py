@@ -1,4 +1,4 @@
-"""core.training_figures: what each chart shows, read back from the Plotly figure."""
+"""core.figures.training: what each chart shows, read back from the Plotly figure."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from core.lab import build_lab_model, gradient_profile
-from core.train import ProgressEvent
-from core.training_figures import (
+from core.views.lab import build_lab_model, gradient_profile
+from core.training.loop import ProgressEvent
+from core.figures.training import (
     MAX_POINTS, describe_factor, grad_norm_figure, gradient_profile_figure, loss_figure,
     loss_spread_figure, metric_figure, rolling_std, thin,
 )
@@ -21,7 +21,7 @@ def events(losses, grad_norms=None, heldout_every=10, metric=0.5):
     heldout = None
     heldout_metric = None
     for step, loss in enumerate(losses, start=1):
-        if step % heldout_every == 0:  # as core.train does: the last value repeats in between
+        if step % heldout_every == 0:  # as core.training.loop does: the last value repeats in between
             heldout, heldout_metric = loss * 1.1, metric + step / 1000
         out.append(ProgressEvent(step, len(losses), loss, metric, heldout, heldout_metric,
                                  step * 0.01, "MSE",

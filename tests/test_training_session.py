@@ -1,4 +1,4 @@
-"""core.training_session: background runs a page can poll and stop, checked user choices, labels
+"""core.training.session: background runs a page can poll and stop, checked user choices, labels
 and the files a trained model downloads as."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import safetensors.torch
 import torch
 
 from core.limits import LIMITS, LimitError
-from core.loading import load_user_weights
+from core.io.loading import load_user_weights
 from core.model import ModelSpec, SequenceModel
 from core.tasks import Score
-from core.train import TrainConfig
-from core.training_session import (
+from core.training.loop import TrainConfig
+from core.training.session import (
     RunSpec, TrainingSession, describe_result, event_spacing, learned, make_train_config,
     model_files, run_label, train_runs,
 )
@@ -262,8 +262,8 @@ def test_a_training_process_that_dies_is_reported_and_frees_its_slot():
 
 
 def test_progress_line_counts_the_further_of_steps_and_seconds():
-    from core.train import ProgressEvent, TrainConfig
-    from core.training_session import RunProgress, chart_series
+    from core.training.loop import ProgressEvent, TrainConfig
+    from core.training.session import RunProgress, chart_series
 
     event = ProgressEvent(step=50, total_steps=200, loss=0.25, metric=None, heldout_loss=None,
                           heldout_metric=None, elapsed=9.0, metric_name="MSE")
@@ -293,8 +293,8 @@ main = types.ModuleType("__main__")
 main.__file__ = {str(root / "app.py")!r}
 sys.modules["__main__"] = main  # what Streamlit's script runner does
 from datetime import datetime
-from core.train import TrainConfig
-from core.training_session import TrainingSession, train_runs
+from core.training.loop import TrainConfig
+from core.training.session import TrainingSession, train_runs
 config = TrainConfig(max_steps=3, hidden_size=8, batch_size=8, heldout_size=20, seq_len=5)
 session = TrainingSession(train_runs("adding", ["gru"], config, when=datetime(2026, 1, 1))).start()
 assert session.wait(timeout=120)

@@ -1,4 +1,4 @@
-"""core.zoo and models/: every shipped model loads, and reaches its quality on fresh data."""
+"""core.training.zoo and models/: every shipped model loads, and reaches its quality on fresh data."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-import core.loading
+import core.io.loading
 from core.model import CELLS, SequenceModel, count_parameters
 from core.tasks import TASKS, get_task
-from core.zoo import (
+from core.training.zoo import (
     MODELS_DIR, RECIPES, available, build_model, load_model, load_user_weights, model_info, paths,
     recipe,
 )
@@ -191,4 +191,4 @@ def test_metadata_files_are_plain_json():
 
 
 def test_user_weights_loader_is_re_exported():
-    assert load_user_weights is core.loading.load_user_weights
+    assert load_user_weights is core.io.loading.load_user_weights

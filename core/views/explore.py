@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import zoo
+from core.training import zoo
 from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
-from core.loading import load_user_weights
+from core.io.loading import load_user_weights
 from core.model import CELLS, SequenceModel
 from core.sharing import torch_threads
 from core.tasks import TASKS, Example, get_task
-from core.trace import Trace, trace
-from core.train import TrainResult
+from core.engine import Trace, trace
+from core.training.loop import TrainResult
 
 SOURCES = ("trained", "session", "random", "upload")
 INPUTS = ("sample", "text", "csv")

@@ -1,7 +1,7 @@
 """Figure builders of the Compare page: pure functions from traces and measurements to Plotly.
 
 `compare_figure` puts the RNN, LSTM and GRU side by side, one column each, driven by ONE time
-cursor (play, pause, scrub) in the browser. It is built the way core/figures.py builds the
+cursor (play, pause, scrub) in the browser. It is built the way core/figures/explore.py builds the
 Explore figure, and reuses its pieces: the units x time maps are colour-mapped PNG layout images
 drawn once (`heatmap_png`), lines are layout paths (`line_path`), and animation frames carry only
 what moves with the cursor (each column's cursor line and its gradient readout), never a map.
@@ -17,13 +17,13 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.figures import (
+from core.figures.explore import (
     CURSOR_COLOR, FONT, GATE_RANGE, GATE_SCALE, MAX_SLIDER_STEPS, SALIENCY_SCALE, SIGNED_RANGE,
     SIGNED_SCALE, ExploreInput, PlainFigure, colour_bar, heatmap_png, line_path,
 )
-from core.lab import GradientDecay
-from core.trace import Trace
-from core.training_figures import CELL_COLORS
+from core.engine.analysis import GradientDecay
+from core.engine import Trace
+from core.figures.training import CELL_COLORS
 
 CELL_NAMES = {"rnn": "RNN (vanilla)", "lstm": "LSTM", "gru": "GRU"}
 #: The gate of each cell that decides how much of the old state is kept (1 = keep).
@@ -245,7 +245,7 @@ def compare_figure(traces: Mapping[str, Trace], inp: ExploreInput, *, t0: int = 
                                       transition=dict(duration=0), fromcurrent=True,
                                       mode="immediate")])
 
-    # Plotly redraws every slider step on every frame: at most ~50 steps (see core.figures).
+    # Plotly redraws every slider step on every frame: at most ~50 steps (see core.figures.explore).
     stride = max(1, math.ceil(T / MAX_SLIDER_STEPS))
     slider_steps = sorted(set(range(0, T, stride)) | {t0, T - 1})  # the start step is a stop
     active = min(range(len(slider_steps)), key=lambda i: abs(slider_steps[i] - t0))

@@ -30,7 +30,7 @@ import plotly.io as pio
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from core.trace import Trace
+from core.engine import Trace
 
 #: Fixed colour scales, so a colour means the same value in every view, cell and model.
 GATE_SCALE = "Viridis"  # 0 .. 1 (sigmoid gates)

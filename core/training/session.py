@@ -5,7 +5,7 @@
     session.snapshot()         # thread-safe copies of every run's progress so far
     session.stop()             # asks every run to stop; each keeps what it learned
     session.wait(timeout=10)   # True once every run has ended
-    session.results()          # label -> core.train.TrainResult
+    session.results()          # label -> core.training.loop.TrainResult
 
 No Streamlit here: a page keeps the session object in its session state and redraws from
 `snapshot()` about once a second, so training never blocks the page. Runs started
@@ -47,8 +47,8 @@ from core.limits import (
 from core.model import CELLS, INITS, SequenceModel, count_parameters, state_tensors
 from core.tasks import Score, get_task
 from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
-from core.train import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec
-from core.training_worker import pack_model, train_child, unpack_model
+from core.training.loop import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec
+from core.training.worker import pack_model, train_child, unpack_model
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def chart_series(snapshot: list[RunProgress]) -> tuple[dict, dict, dict]:
 
 def _process_context():
     """Training processes start from a fork server that has imported torch and the trainer
-    and warmed them up once (core/training_worker.py): each run starts in a fraction of a
+    and warmed them up once (core/training/worker.py): each run starts in a fraction of a
     second and shares those pages with its siblings. (Plain fork is unsafe in a process with
     threads and OpenMP; spawn would import torch again for every run.)
 
@@ -151,12 +151,12 @@ def _process_context():
     `__main__` file again, as `__mp_main__`: under Streamlit that is app.py, which therefore
     runs the app only when it is `__main__`."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["core.training_worker"])
+    context.set_forkserver_preload(["core.training.worker"])
     return context
 
 
 class TrainingSession:
-    """Runs `core.train.train` for each RunSpec in a process of its own, watched by a thread;
+    """Runs `core.training.loop.train` for each RunSpec in a process of its own, watched by a thread;
     see the module doc."""
 
     def __init__(self, runs: list[RunSpec], slots: TrainingSlots = TRAINING_SLOTS):

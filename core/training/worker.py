@@ -1,4 +1,4 @@
-"""What runs inside a training process (see core.training_session): train one model, report.
+"""What runs inside a training process (see core.training.session): train one model, report.
 
 The fork server imports this module once and every training process is forked from it, so
 the warm-up below is paid once per server, not once per run: the first optimiser step and
@@ -15,7 +15,7 @@ import torch
 
 from core.model import ModelSpec, SequenceModel, state_tensors
 from core.tasks import TASKS, get_task
-from core.train import TrainConfig, train
+from core.training.loop import TrainConfig, train
 
 #: Torch intra-op threads of each training process (small models gain nothing from more; runs
 #: side by side with two threads each oversubscribe two shared cores: one lab run took 36 s

@@ -3,7 +3,7 @@
 - `gradient_profile_figure`: how strong d output / d h_t still is k steps back from the end,
   relative to the last step, on a log scale, with the fitted factor per step and a line at 1.
 - `loss_figure`, `metric_figure`, `grad_norm_figure`, `loss_spread_figure`: live training curves
-  from lists of `core.train.ProgressEvent`, one line per run.
+  from lists of `core.training.loop.ProgressEvent`, one line per run.
 
 Long runs are thinned to at most `MAX_POINTS` points per line (mean per bin for losses, max per
 bin for gradient norms, so a spike survives), so a figure redrawn every second stays small.
@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.lab import GradientProfile
-from core.train import ProgressEvent
+from core.views.lab import GradientProfile
+from core.training.loop import ProgressEvent
 
 MAX_POINTS = 400
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
@@ -169,7 +169,7 @@ def _series(events: Sequence[ProgressEvent], field: str) -> tuple[np.ndarray, np
 
 def _heldout_series(events: Sequence[ProgressEvent], field: str, every: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """One point per held-out evaluation. core.train evaluates every `every` steps and at the
+    """One point per held-out evaluation. core.training.loop evaluates every `every` steps and at the
     last step; events in between repeat the last value. Without `every`, a point is kept where
     the value first appears or changes."""
     steps, values, last = [], [], None

@@ -22,15 +22,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from core import explore as ex
-from core import zoo
-from core.lab import GradientDecay, gradient_decay, median_seconds, training_memory_bytes
+from core.views import explore as ex
+from core.training import zoo
+from core.engine.analysis import GradientDecay, gradient_decay, median_seconds, training_memory_bytes
 from core.limits import LIMITS
 from core.model import SequenceModel, count_parameters
 from core.sharing import torch_threads
 from core.tasks import TASKS, Example, get_task
 from core.tasks.base import STREAM_TRAIN, rng_for
-from core.trace import trace
+from core.engine import trace
 
 CELL_ORDER = ("rnn", "lstm", "gru")
 CELL_NAMES = {"rnn": "RNN (vanilla)", "lstm": "LSTM", "gru": "GRU"}
@@ -183,7 +183,7 @@ def shipped_model(task: str, cell: str) -> CellModel:
 
 
 def trained_model(label: str, result) -> CellModel:
-    """A model trained in this session (a core.train.TrainResult) as a CellModel."""
+    """A model trained in this session (a core.training.loop.TrainResult) as a CellModel."""
     score = result.score.to_dict()
     score.setdefault("seq_len", result.config.seq_len)
     model = result.model.eval()
@@ -247,7 +247,7 @@ class CellComparison:
     rnn_params: int  # the recurrent module's alone
     trace_seconds: float  # median wall time of one trace (forward, one backward, gates)
     step_seconds: float  # median wall time of one training step (forward + backward) on the batch
-    memory: dict[str, int]  # core.lab.training_memory_bytes on the batch
+    memory: dict[str, int]  # core.engine.analysis.training_memory_bytes on the batch
     memory_batch: tuple[int, int]  # (sequences, steps) of that batch
     decay: GradientDecay  # the fitted decay of norm(d loss / d h_t) per step back in time
 
@@ -277,7 +277,7 @@ class Comparison:
 
 class _ReadsLengths(nn.Module):
     """A SequenceModel that reads each padded sequence's last real step, for the memory count
-    (core.lab.training_memory_bytes calls model(inputs) with the inputs alone)."""
+    (core.engine.analysis.training_memory_bytes calls model(inputs) with the inputs alone)."""
 
     def __init__(self, model: SequenceModel, lengths: torch.Tensor, tagging: bool):
         super().__init__()

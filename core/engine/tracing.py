@@ -1,0 +1,408 @@
+"""The tracing engine: every state, gate and per-step gradient of an nn.RNN, nn.LSTM or nn.GRU.
+
+`trace(rnn, x)` runs PyTorch's own module on one sequence and returns a `Trace` with everything
+gatescope draws. It works on the modules as they are (any trained `torch.nn.RNN`, `LSTM` or
+`GRU`, ours or a user's) and never loops over timesteps in Python for the expensive parts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.cells import CELLS, cell_of_module
+from core.engine.onednn import SavedByKernel, onednn_lstm, runs_on_onednn
+from core.engine.scans import forward_scan, reverse_scan
+
+#: Gate names per cell, in the row order of PyTorch's `weight_ih_l{k}` (from core.cells).
+GATE_NAMES: dict[str, tuple[str, ...]] = {key: cell.gate_names for key, cell in CELLS.items()}
+
+
+@dataclass
+class Trace:
+    """What happened inside a recurrent module on one sequence.
+
+    Arrays are float32; L = num_layers, D = num_directions, T = timesteps, H = hidden_size.
+    For a reverse direction, index t still means input position t.
+    """
+
+    cell_type: str  # "rnn", "lstm" or "gru"
+    hidden: np.ndarray  # (L, D, T, H): h_t as PyTorch computes it
+    cell: np.ndarray | None  # (L, D, T, H): c_t, LSTM only
+    gates: dict[str, np.ndarray]  # name -> (L, D, T, H), after the gate's nonlinearity
+    grad_hidden: np.ndarray  # (L, D, T): L2 norm of d objective / d h_t, every path counted
+    grad_cell: np.ndarray | None  # (L, D, T): L2 norm of d objective / d c_t, LSTM only
+    grad_input: np.ndarray  # (T,): L2 norm of d objective / d x_t
+    output: np.ndarray  # (T, D*H): the module's output sequence
+    objective: float
+
+    @property
+    def num_layers(self) -> int:
+        return self.hidden.shape[0]
+
+    @property
+    def num_directions(self) -> int:
+        return self.hidden.shape[1]
+
+    @property
+    def seq_len(self) -> int:
+        return self.hidden.shape[2]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hidden.shape[3]
+
+
+
+
+def cell_type_of(rnn: nn.Module) -> str:
+    """'rnn', 'lstm' or 'gru' for a torch recurrent module; ValueError for anything else."""
+    return cell_of_module(rnn)
+
+
+@torch.enable_grad()  # the kernels save what their backward needs only with grad enabled
+def trace(
+    rnn: nn.RNN | nn.LSTM | nn.GRU,
+    x: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Trace:
+    """Run `rnn` on the sequence `x` (T, input_size) and record everything inside it.
+
+    `objective` maps the top layer's output sequence (T, D*H) to a scalar; the gradients in the
+    trace are of that scalar. Default: the sum of the top layer's output at the last timestep.
+
+    How it stays fast (no Python loop over timesteps with autograd):
+    1. Each layer and direction runs as one call of PyTorch's fused kernel, so every h_t comes
+       from the same kernel `rnn(x)` uses. Its input is widened by a zero-valued "probe" e_t that
+       enters the gate pre-activations through a block of the recurrent weights (W_hh for RNN and
+       LSTM). Adding W_hh e_t at step t is exactly a perturbation of h_{t-1} on its recurrent
+       path, so the fused backward hands us d objective / d h_{t-1} through time as d/d e_t. GRU's
+       reset gate multiplies only part of W_hh h, so it gets two probes (see `_probe_block`).
+    2. One backward pass (weights detached: no weight gradients are computed) gives the probe
+       gradients, the gradient at each layer's output (the upward path), and d objective / d x.
+    3. A float32 LSTM on CPU runs on oneDNN, which saves every gate and cell state for its own
+       backward; they are read from its workspace and checked (`onednn_lstm`). Otherwise the
+       gates are recomputed for all timesteps at once, two matmuls per layer and direction from
+       the known h_{t-1}, and the cell state is a scan. The remaining gradient recurrences (LSTM
+       d c_t, GRU's direct z * h path) are elementwise linear scans, done in numpy.
+    """
+    cell_type = cell_type_of(rnn)
+    if getattr(rnn, "proj_size", 0):
+        raise ValueError("LSTMs with proj_size > 0 are not supported: gatescope traces the plain cell.")
+    x = _checked_input(rnn, x)
+    if objective is None:
+        objective = _last_step_sum
+
+    num_layers, num_dirs, hidden_size = rnn.num_layers, 2 if rnn.bidirectional else 1, rnn.hidden_size
+    seq_len = x.shape[0]
+    x = x.detach().requires_grad_(True)
+
+    # Forward through the fused kernels, one layer and direction at a time (processing order:
+    # a reverse direction sees its input flipped, exactly as PyTorch runs it).
+    runs: list[list[_Run]] = []
+    layer_input = x
+    for layer in range(num_layers):
+        layer_runs = []
+        for direction in range(num_dirs):
+            weights = _layer_weights(rnn, layer, direction)
+            run_input = layer_input.detach() if direction == 0 else layer_input.detach().flip(0)
+            seen_input = layer_input if direction == 0 else layer_input.flip(0)
+            probe_block = _probe_block(cell_type, weights, hidden_size)
+            probe = seen_input.new_zeros(seq_len, probe_block.shape[1], requires_grad=True)
+            output, saved = _fused(
+                rnn,
+                cell_type,
+                torch.cat([seen_input, probe], dim=1),
+                torch.cat([weights.w_ih, probe_block], dim=1),
+                weights,
+            )
+            layer_runs.append(_Run(weights, run_input, probe, output, saved))
+        runs.append(layer_runs)
+        outputs = [layer_runs[0].output] + [r.output.flip(0) for r in layer_runs[1:]]
+        layer_input = torch.cat(outputs, dim=1) if num_dirs == 2 else outputs[0]
+
+    top_output = layer_input
+    objective_value = objective(top_output)
+    if not isinstance(objective_value, torch.Tensor) or objective_value.numel() != 1:
+        raise ValueError("The objective must return a scalar tensor.")
+    flat_runs = [run for layer_runs in runs for run in layer_runs]
+
+    wrt = [x] + [run.probe for run in flat_runs] + [run.output for run in flat_runs]
+    grads = torch.autograd.grad(objective_value.reshape(()), wrt, allow_unused=True)
+    # an objective may ignore part of the sequence; what it never reached has zero gradient
+    grads = [torch.zeros_like(leaf) if grad is None else grad for grad, leaf in zip(grads, wrt)]
+    grad_x = grads[0]
+    grad_probes = grads[1 : 1 + len(flat_runs)]
+    grad_outputs = grads[1 + len(flat_runs) :]
+
+    # Each run on its own from here (gates, cell state, the scans, norms), then in input order.
+    shape = (num_layers, num_dirs)
+    insides = [
+        _inside(cell_type, run, grad_probe, grad_output)
+        for run, grad_probe, grad_output in zip(flat_runs, grad_probes, grad_outputs)
+    ]
+    lstm = cell_type == "lstm"
+    return Trace(
+        cell_type=cell_type,
+        hidden=_in_input_order([inside.hidden for inside in insides], shape),
+        cell=_in_input_order([inside.cell for inside in insides], shape) if lstm else None,
+        gates={
+            name: _in_input_order([inside.gates[k] for inside in insides], shape)
+            for k, name in enumerate(GATE_NAMES[cell_type])
+        },
+        grad_hidden=_in_input_order([inside.grad_hidden for inside in insides], shape),
+        grad_cell=_in_input_order([inside.grad_cell for inside in insides], shape) if lstm else None,
+        grad_input=_norm_over_units(grad_x.detach().cpu().numpy().astype(np.float32, copy=False)),
+        output=top_output.detach().cpu().numpy().astype(np.float32),
+        objective=float(objective_value.detach()),
+    )
+
+
+@dataclass
+class LayerWeights:
+    w_ih: torch.Tensor
+    w_hh: torch.Tensor
+    b_ih: torch.Tensor | None
+    b_hh: torch.Tensor | None
+
+
+@dataclass
+class _Run:
+    """One layer and direction: its weights, its input and output in processing order."""
+
+    weights: LayerWeights
+    layer_input: torch.Tensor  # (T, in), detached, processing order
+    probe: torch.Tensor  # (T, K) zeros, the leaf whose gradient carries d/d h_{t-1}
+    output: torch.Tensor  # (T, H), processing order, part of the autograd graph
+    saved: SavedByKernel | None  # what an LSTM kernel saved for its backward, where readable
+
+
+def _checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor of shape (T, {rnn.input_size}), not {type(x).__name__}.")
+    if x.dim() != 2 or x.shape[1] != rnn.input_size:
+        raise ValueError(f"x must have shape (T, {rnn.input_size}) for this module; got {tuple(x.shape)}.")
+    if x.shape[0] < 1:
+        raise ValueError("x is empty: a sequence needs at least one timestep.")
+    reference = rnn.weight_hh_l0
+    if x.dtype != reference.dtype or x.device != reference.device:
+        x = x.to(device=reference.device, dtype=reference.dtype)
+    values = x.detach()
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
+        # in numpy, without torch's per-op dispatch; a float64 sum cannot overflow from float32
+        # values, so it is finite exactly when every value is
+        finite = math.isfinite(values.numpy().sum(dtype=np.float64))
+    else:
+        finite = bool(torch.isfinite(values).all())
+    if not finite:
+        raise ValueError("x contains NaN or infinite values.")
+    return x
+
+
+def _last_step_sum(output: torch.Tensor) -> torch.Tensor:
+    return output[-1].sum()
+
+
+def _layer_weights(rnn: nn.Module, layer: int, direction: int) -> LayerWeights:
+    suffix = f"_l{layer}_reverse" if direction == 1 else f"_l{layer}"
+    weights = [getattr(rnn, "weight_ih" + suffix).detach(), getattr(rnn, "weight_hh" + suffix).detach()]
+    if rnn.bias:
+        weights += [getattr(rnn, "bias_ih" + suffix).detach(), getattr(rnn, "bias_hh" + suffix).detach()]
+    else:
+        weights += [None, None]
+    return LayerWeights(*weights)
+
+
+def _probe_block(cell_type: str, weights: LayerWeights, hidden_size: int) -> torch.Tensor:
+    """The columns through which the zero probe enters the gate pre-activations.
+
+    RNN, LSTM: W_hh, so d/d probe_t = W_hh^T d pre_t, the full recurrent gradient of h_{t-1}.
+    GRU: n_t = tanh(W_in x + b_in + r_t * (W_hn h + b_hn)) puts r_t inside the hidden path,
+    so the probe has two halves: [W_hr; W_hz; 0] gives W_hr^T d r_pre + W_hz^T d z_pre, and
+    [0; 0; I] gives d n_pre, which `_recompute` turns into W_hn^T (r_t * d n_pre).
+    """
+    if cell_type != "gru":
+        return weights.w_hh
+    w_hh = weights.w_hh
+    zeros = w_hh.new_zeros(hidden_size, hidden_size)
+    eye = torch.eye(hidden_size, dtype=w_hh.dtype, device=w_hh.device)
+    gates_half = torch.cat([w_hh[: 2 * hidden_size], zeros], dim=0)
+    new_half = torch.cat([zeros, zeros, eye], dim=0)
+    return torch.cat([gates_half, new_half], dim=1)
+
+
+def _fused(rnn: nn.Module, cell_type: str, inputs: torch.Tensor, w_ih: torch.Tensor, weights: LayerWeights):
+    """One layer, one direction of PyTorch's fused kernel on (T, in) inputs.
+
+    Returns the (T, H) output and, for an LSTM on oneDNN, the gates and cell state the kernel
+    saved for its own backward (see `onednn_lstm`); None where they cannot be read.
+    """
+    if cell_type == "lstm" and runs_on_onednn(inputs):
+        return onednn_lstm(inputs, w_ih, weights, rnn.hidden_size)
+    params = [w_ih, weights.w_hh] + ([weights.b_ih, weights.b_hh] if weights.b_ih is not None else [])
+    h0 = inputs.new_zeros(1, 1, rnn.hidden_size)
+    args = (params, weights.b_ih is not None, 1, 0.0, False, False, False)
+    batch = inputs.unsqueeze(1)
+    if cell_type == "lstm":
+        output = torch.lstm(batch, (h0, h0), *args)[0]
+    elif cell_type == "gru":
+        output = torch.gru(batch, h0, *args)[0]
+    elif rnn.nonlinearity == "relu":
+        output = torch.rnn_relu(batch, h0, *args)[0]
+    else:
+        output = torch.rnn_tanh(batch, h0, *args)[0]
+    return output.squeeze(1), None
+
+
+@dataclass
+class _Inside:
+    """One run's quantities, in processing order."""
+
+    hidden: np.ndarray  # (T, H)
+    cell: np.ndarray | None  # (T, H), LSTM only
+    gates: np.ndarray  # (gates, T, H) in GATE_NAMES order; (0, T, H) for an RNN
+    grad_hidden: np.ndarray  # (T,) norms
+    grad_cell: np.ndarray | None  # (T,) norms, LSTM only
+
+
+def _inside(cell_type: str, run: _Run, grad_probe: torch.Tensor, grad_output: torch.Tensor) -> _Inside:
+    """Gates, cell state and gradient norms of one run, from its h_t and its two gradients.
+
+    d/d probe_{t+1} is the recurrent gradient of h_t (the last step has none); adding the
+    upward path, grad_output, gives d objective / d h_t except for what a cell's own
+    elementwise recurrence carries, which a scan adds: GRU's z * h_{t-1} path, LSTM's c_t.
+    """
+    hidden = run.output.detach()
+    hidden_size = hidden.shape[1]
+    if cell_type == "gru":
+        gates = _recomputed_gates(cell_type, run)
+        # n_t = tanh(... + r_t * (W_hn h_{t-1} + b_hn)): the probe's second half is d n_pre,
+        # which reaches h_{t-1} through r_t * W_hn (see `_probe_block`)
+        grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
+        reset = torch.from_numpy(gates[0, 1:]).to(grad_probe.device)
+        total = grad_output.clone()
+        total[:-1] += grad_gates
+        total[:-1].addmm_(reset * grad_new_pre, run.weights.w_hh[2 * hidden_size :])
+        # h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path adds z_{t+1} * dh_{t+1} to dh_t
+        grad_hidden = reverse_scan(decay=gates[1], source=total.cpu().numpy())
+        return _Inside(hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None)
+
+    # RNN and LSTM: the probe carries W_hh^T d pre, all of h_{t-1}'s recurrent gradient
+    grad_hidden = grad_output.cpu().numpy().copy()  # numpy: cheaper per call than torch here
+    grad_hidden[:-1] += grad_probe.cpu().numpy()[1:]
+    if cell_type == "rnn":
+        gates = np.empty((0,) + grad_hidden.shape, grad_hidden.dtype)
+        return _Inside(hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None)
+
+    gates, cell, tanh_cell = _lstm_gates_and_cell(run)
+    # h_t = o_t tanh(c_t) and c_{t+1} = f_{t+1} c_t + i_{t+1} g_{t+1}
+    source = tanh_cell
+    np.multiply(source, source, out=source)
+    np.subtract(1.0, source, out=source)
+    source *= gates[3]
+    source *= grad_hidden
+    grad_cell = reverse_scan(decay=gates[1], source=source)
+    return _Inside(
+        hidden.cpu().numpy(), cell, gates, _norm_over_units(grad_hidden), _norm_over_units(grad_cell)
+    )
+
+
+def _lstm_gates_and_cell(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An LSTM run's (4, T, H) gates, (T, H) cell state and its tanh: as the kernel saved them
+    where they could be read and check out, else recomputed."""
+    saved = run.saved
+    if saved is not None:
+        seq_len, hidden_size = saved.cell.shape
+        gates = np.ascontiguousarray(saved.gates.reshape(seq_len, 4, hidden_size).transpose(1, 0, 2))
+        with np.errstate(all="ignore"):  # a misread may hold any bits, inf and NaN included
+            tanh_cell = np.tanh(saved.cell)
+            agrees = _kernel_read_agrees(run.output.detach().numpy(), tanh_cell, gates[3])
+        if agrees:
+            return gates, saved.cell, tanh_cell
+        # oneDNN's workspace is not laid out as `workspace_layout` says: recompute
+    gates = _recomputed_gates("lstm", run)
+    input_gate, forget, cell_gate, _ = gates
+    cell = forward_scan(decay=forget, source=input_gate * cell_gate)
+    return gates, cell, np.tanh(cell)
+
+
+def _kernel_read_agrees(hidden: np.ndarray, tanh_cell: np.ndarray, output_gate: np.ndarray) -> bool:
+    """Whether h_t = o_t tanh(c_t) holds for what was read from the workspace.
+
+    The kernel computed h itself, so this pins down the read: the gate rows (where o sits in
+    them, and so i, f and g, in the order both libraries document) and the cell states. A
+    misread shifts whole blocks of rows, so 64 rows spread over the sequence, both ends among
+    them, show it as well as every row would. Float32 rounding in another tanh moves h by
+    ~1e-7; a misread by far more.
+    """
+    if len(hidden) > _ROWS_CHECKED:
+        rows = np.linspace(0, len(hidden) - 1, _ROWS_CHECKED).round().astype(np.intp)
+        hidden, tanh_cell, output_gate = hidden[rows], tanh_cell[rows], output_gate[rows]
+    residual = output_gate * tanh_cell
+    residual -= hidden
+    return bool(np.abs(residual, out=residual).max() <= 1e-5)  # all within [-1, 1]; NaN fails
+
+
+_ROWS_CHECKED = 64
+
+
+def _recomputed_gates(cell_type: str, run: _Run) -> np.ndarray:
+    """Every gate at every step from the known h_{t-1}, as (gates, T, H): two matmuls, no loop
+    over time."""
+    hidden = run.output.detach()
+    hidden_size = hidden.shape[1]
+    w = run.weights
+    with torch.no_grad():
+        if cell_type == "lstm":
+            # W_ih x_t + W_hh h_{t-1} + b for every t (h_{-1} = 0: step 0 has no recurrent term)
+            pre = _affine(run.layer_input, w.w_ih, None if w.b_ih is None else w.b_ih + w.b_hh)
+            pre[1:].addmm_(hidden[:-1], w.w_hh.T)
+            gates = pre.reshape(len(pre), 4, hidden_size).transpose(0, 1).contiguous()
+            gates[:2].sigmoid_()  # i, f
+            gates[2].tanh_()  # g
+            gates[3].sigmoid_()  # o
+            return gates.cpu().numpy()
+        # GRU's reset gate multiplies the recurrent part of n alone: keep the two parts apart
+        input_part = _affine(run.layer_input, w.w_ih, w.b_ih)
+        hidden_part = w.b_hh.expand_as(input_part).clone() if w.b_hh is not None else torch.zeros_like(input_part)
+        hidden_part[1:].addmm_(hidden[:-1], w.w_hh.T)
+        i_r, i_z, i_n = input_part.chunk(3, dim=1)
+        h_r, h_z, h_n = hidden_part.chunk(3, dim=1)
+        reset = torch.sigmoid(i_r + h_r)
+        gates = torch.stack([reset, torch.sigmoid(i_z + h_z), torch.tanh(i_n + reset * h_n)])
+        return gates.cpu().numpy()
+
+
+def _affine(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return inputs @ weight.T if bias is None else torch.addmm(bias, inputs, weight.T)
+
+
+def _in_input_order(arrays: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """One (T, ...) array per run, in processing order -> (L, D, T, ...) float32 in input order."""
+    if len(arrays) == 1:  # the common case: a view where the dtype is float32 already
+        array = arrays[0]
+        return (array if array.dtype == np.float32 else array.astype(np.float32)).reshape((1, 1) + array.shape)
+    directions = shape[1]
+    in_order = [array if index % directions == 0 else array[::-1] for index, array in enumerate(arrays)]
+    return np.stack(in_order).astype(np.float32, copy=False).reshape(shape + arrays[0].shape)
+
+
+def _norm_over_units(array: np.ndarray) -> np.ndarray:
+    """L2 norm over the last axis, exact across float32's whole range.
+
+    Sums of squares in float32 are fast but overflow above ~1e19 and underflow below ~1e-19,
+    exactly where exploding and vanishing gradients live; those rows are redone in float64.
+    """
+    squares = np.einsum("...h,...h->...", array, array)
+    norms = np.sqrt(squares)
+    if squares.min() > 1e-30 and squares.max() < 1e30:  # the common case, in two reductions
+        return norms
+    out_of_range = ~((squares > 1e-30) & (squares < 1e30))
+    exact = array[out_of_range].astype(np.float64)
+    norms[out_of_range] = np.sqrt(np.einsum("ih,ih->i", exact, exact))
+    return norms
