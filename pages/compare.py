@@ -10,7 +10,7 @@ from core.views import compare as cmp
 from core.figures.compare import (
     accuracy_distance_figure, compare_figure, gradient_overlay_figure,
 )
-from core.figures.explore import ExploreInput
+from core.figures.explore import InputSequence
 from core.tasks import TASKS, get_task
 from ui.widgets import choose as bound_choice
 
@@ -148,7 +148,7 @@ for column, (cell, c) in zip(columns, cells.items()):
 
 
 fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
-                     ExploreInput(comparison.tokens, comparison.values, comparison.value_names),
+                     InputSequence(comparison.tokens, comparison.values, comparison.value_names),
                      t0=view.t)
 st.plotly_chart(fig, theme=None, key="compare_chart",
                 config={"displaylogo": False, "scrollZoom": False})

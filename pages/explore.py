@@ -8,8 +8,11 @@ import streamlit as st
 
 from core.views import explore as ex
 from core.figures.explore import (
-    PIXELATED_CSS, ExploreInput, explore_figure, figure_html, rank_units, trace_npz, trace_table,
+    InputSequence, explore_figure, rank_units,
 )
+from core.figures.style import PIXELATED_CSS
+from core.io.exports import figure_html, trace_npz, trace_table
+from core.io.tables import csv_column_values
 from core.model import CELLS
 from core.tasks import TASKS, get_task
 from ui.animation import autoplay_once
@@ -90,9 +93,9 @@ with st.sidebar:
         csv_file = st.file_uploader("CSV file", type=["csv"], key="csv_file")
         if csv_file is not None:
             try:
-                values, columns = ex.csv_column_values(csv_file.getvalue())
+                values, columns = csv_column_values(csv_file.getvalue())
                 column = st.selectbox("Column", columns, index=len(columns) - 1, key="csv_col")
-                csv_values, _ = ex.csv_column_values(csv_file.getvalue(), column)
+                csv_values, _ = csv_column_values(csv_file.getvalue(), column)
             except ValueError as err:
                 st.error(str(err))
 
@@ -194,7 +197,7 @@ c1.metric("Model's answer", result.prediction)
 c2.metric("Target", result.target)
 c3.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
 
-fig = explore_figure(tr, ExploreInput(result.tokens, result.values, result.value_names),
+fig = explore_figure(tr, InputSequence(result.tokens, result.values, result.value_names),
                      layer=layer, direction=direction, units=units, unit=unit, t0=t0)
 st.html(f"<style>{PIXELATED_CSS}</style>")
 st.plotly_chart(fig, theme=None, key="explore_chart",

@@ -21,9 +21,10 @@ from core.figures.training import (
 )
 from core.sharing import MAX_TRAINED_PER_SESSION
 from core.training.session import (
-    TrainingSession, chart_series, describe_result, keep_newest, make_train_config, model_files,
+    TrainingSession, chart_series, describe_result, keep_newest, make_train_config,
     train_runs,
 )
+from core.io.exports import model_files
 from ui.live import rerun_page_once_when_done
 
 TRAINED = "gatescope.trained"  # label -> TrainResult, shared with Explore and Compare

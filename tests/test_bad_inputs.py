@@ -31,6 +31,7 @@ from safetensors.torch import save
 from core.views import explore as ex
 from core.limits import LIMITS, LimitError
 from core.tasks.agreement import VERBS
+from core.io.tables import csv_column_values
 from core.training.loop import train
 from core.training.session import describe_result, make_train_config
 from streamlit.testing.v1 import AppTest
@@ -291,7 +292,7 @@ def _core(case: Bad):
     if case.where == TEXT:
         return ex.make_example(ex.View(task=case.task, input="text", text=case.value))
     if case.where == CSV:
-        values, _ = ex.csv_column_values(case.value)
+        values, _ = csv_column_values(case.value)
         return ex.make_example(ex.View(task="airline", input="csv"), values)
     if case.where == LENGTH:
         return ex.make_example(ex.View(task=case.task, input="sample", len=case.value))

@@ -15,7 +15,7 @@ from PIL import Image
 from core.figures.compare import (
     accuracy_distance_figure, compare_figure, gradient_overlay_figure, gradient_range,
 )
-from core.figures.explore import ExploreInput
+from core.figures.explore import InputSequence
 from core.engine.analysis import fit_decay
 from core.engine import Trace
 
@@ -40,8 +40,8 @@ def traces(**kw) -> dict[str, Trace]:
     return {cell: fake_trace(cell, **kw) for cell in CELLS}
 
 
-def words(T: int = 12) -> ExploreInput:
-    return ExploreInput([f"w{t}" for t in range(T)])
+def words(T: int = 12) -> InputSequence:
+    return InputSequence([f"w{t}" for t in range(T)])
 
 
 def as_json(fig) -> dict:
@@ -150,7 +150,7 @@ def test_underflowed_gradient_leaves_a_gap_and_the_readout_says_so():
 def test_numbers_input_is_drawn_as_lines_over_a_saliency_strip():
     T = 10
     values = np.stack([np.linspace(0, 1, T), (np.arange(T) == 3).astype(float)], 1)
-    fig = as_json(compare_figure(traces(T=T), ExploreInput([f"{v:.2f}" for v in values[:, 0]],
+    fig = as_json(compare_figure(traces(T=T), InputSequence([f"{v:.2f}" for v in values[:, 0]],
                                                              values, ("value", "marker"))))
     strips = [im for im in fig["layout"]["images"] if im.get("opacity") == 0.7]
     assert len(strips) == 3 and all(im["sizex"] == T for im in strips)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save
 
+from core.io.tables import csv_column_values
 from core.views import explore as ex
 from core.training import zoo
 from core.tasks import TASKS
@@ -182,11 +183,11 @@ def test_upload_source_without_a_file_is_a_message_not_a_traceback():
 
 
 def test_csv_column_values():
-    values, cols = ex.csv_column_values(b"month,passengers\n1949-01,112\n1949-02,118\n")
+    values, cols = csv_column_values(b"month,passengers\n1949-01,112\n1949-02,118\n")
     assert values == [112.0, 118.0] and cols == ["passengers"]
     for bad in (b"", b"a,b\nx,y\n", b"\x00\x01garbage"):
         with pytest.raises(ValueError):
-            ex.csv_column_values(bad)
+            csv_column_values(bad)
     view = ex.View(task="airline", input="csv", source="random")
     example = ex.make_example(view, [float(v) for v in range(100, 130)])
     assert len(example) > 0

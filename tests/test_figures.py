@@ -13,7 +13,9 @@ import torch
 from PIL import Image
 
 from core.figures import explore as F
+from core.figures import style as S
 from core.engine import trace
+from core.io.exports import figure_html, trace_npz, trace_table
 
 
 def make_trace(cell: str, T: int = 30, H: int = 8, layers: int = 1, bidirectional=False, seed=0):
@@ -26,7 +28,7 @@ def make_trace(cell: str, T: int = 30, H: int = 8, layers: int = 1, bidirectiona
 
 def build(cell="lstm", T=30, H=8, **kw):
     tr, x = make_trace(cell, T, H)
-    inp = F.ExploreInput(tokens=[f"{v:.1f}" for v in x[:, 0]], values=x, value_names=("a", "b"))
+    inp = F.InputSequence(tokens=[f"{v:.1f}" for v in x[:, 0]], values=x, value_names=("a", "b"))
     return tr, F.explore_figure(tr, inp, **kw).to_dict()
 
 
@@ -53,7 +55,7 @@ def test_colour_scales_are_fixed_not_fitted_to_the_data():
     # whatever the data's own range.
     z = np.full((4, 10), 0.5, np.float32)
     px = png_pixels(F.heatmap_png(z, 0, 1, F.GATE_SCALE, min_width=1, min_height=1))
-    assert tuple(px[0, 0]) == tuple(F._cached_lut(F.GATE_SCALE)[128])
+    assert tuple(px[0, 0]) == tuple(S._cached_lut(F.GATE_SCALE)[128])
     tr, fig = build("lstm")
     assert any(t.startswith("forget gate f (0 … 1)") for t in
                (a["text"] for a in fig["layout"]["annotations"]))
@@ -63,7 +65,7 @@ def test_colour_scales_are_fixed_not_fitted_to_the_data():
 
 def test_nan_shows_grey_and_finite_maps_keep_the_exact_scale_colours():
     z = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
-    lut = F._cached_lut(F.SIGNED_SCALE)
+    lut = S._cached_lut(F.SIGNED_SCALE)
     px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
     idx = np.clip((z - -1) / 2 * 255, 0, 255).round().astype(int)[::-1]
     assert (px == lut[idx]).all()  # the indexed PNG shows exactly the scale's colours
@@ -77,7 +79,7 @@ def test_heatmap_rows_are_units_with_unit_zero_at_the_bottom():
     z[0] = 1.0  # unit 0 fully on
     px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
     assert px.shape[:2] == (3, 5)
-    red = F._cached_lut(F.SIGNED_SCALE)[255]
+    red = S._cached_lut(F.SIGNED_SCALE)[255]
     assert tuple(px[-1, 0]) == tuple(red) and tuple(px[0, 0]) != tuple(red)
 
 
@@ -146,7 +148,7 @@ def test_rank_units_by_activity_and_variability():
 
 def test_layer_and_direction_pick_the_right_slice():
     tr, x = make_trace("gru", T=10, H=4, layers=2, bidirectional=True)
-    inp = F.ExploreInput(tokens=[str(i) for i in range(10)], values=x)
+    inp = F.InputSequence(tokens=[str(i) for i in range(10)], values=x)
     fig = F.explore_figure(tr, inp, layer=1, direction=1, units=[2], unit=2).to_dict()
     path = next(s for s in fig["layout"]["shapes"] if s["name"] == "h[2]")
     first_y = float(path["path"][1:].split("L")[0].split(",")[1])
@@ -157,7 +159,7 @@ def test_layer_and_direction_pick_the_right_slice():
 
 def test_words_show_tokens_and_saliency():
     tr, _ = make_trace("lstm", T=6, H=4)
-    fig = F.explore_figure(tr, F.ExploreInput(tokens=["the", "cat", "sat", "on", "a", "mat"]))
+    fig = F.explore_figure(tr, F.InputSequence(tokens=["the", "cat", "sat", "on", "a", "mat"]))
     tokens = fig.data[0]
     assert list(tokens.text) == ["the", "cat", "sat", "on", "a", "mat"]
     assert np.allclose(np.asarray(tokens.marker.color, float), tr.grad_input, rtol=1e-6)
@@ -172,11 +174,11 @@ def test_payload_is_within_three_times_the_raw_data():
 
 def test_exports():
     tr, x = make_trace("lstm", T=7, H=3)
-    table = F.trace_table(tr, 0, 0, list("abcdefg"))
+    table = trace_table(tr, 0, 0, list("abcdefg"))
     assert list(table.columns[:6]) == ["t", "token", "saliency", "grad_h_norm", "grad_c_norm", "h[0]"]
     assert len(table) == 7 and "forget[2]" in table.columns
-    npz = np.load(io.BytesIO(F.trace_npz(tr)))
+    npz = np.load(io.BytesIO(trace_npz(tr)))
     assert np.array_equal(npz["gate_forget"], tr.gates["forget"])
     tr2, fig = build("gru", T=10, H=4)
-    html = F.figure_html(F.explore_figure(tr2, F.ExploreInput(tokens=list("abcdefghij"))), "x")
+    html = figure_html(F.explore_figure(tr2, F.InputSequence(tokens=list("abcdefghij"))), "x")
     assert "<title>x</title>" in html and "<script src=" not in html

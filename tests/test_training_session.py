@@ -15,13 +15,14 @@ import safetensors.torch
 import torch
 
 from core.limits import LIMITS, LimitError
+from core.io.exports import model_files
 from core.io.loading import load_user_weights
 from core.model import ModelSpec, SequenceModel
 from core.tasks import Score
 from core.training.loop import TrainConfig
 from core.training.session import (
     RunSpec, TrainingSession, describe_result, event_spacing, learned, make_train_config,
-    model_files, run_label, train_runs,
+    run_label, train_runs,
 )
 
 SMALL = dict(hidden_size=8, batch_size=16, heldout_size=50, seq_len=10, progress_every=1,

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from core.figures.explore import (
     CURSOR_COLOR, FONT, GATE_RANGE, GATE_SCALE, MAX_SLIDER_STEPS, SALIENCY_SCALE, SIGNED_RANGE,
-    SIGNED_SCALE, ExploreInput, PlainFigure, colour_bar, heatmap_png, line_path,
+    SIGNED_SCALE, InputSequence, PlainFigure, colour_bar, heatmap_png, line_path,
 )
 from core.engine.analysis import GradientDecay
 from core.engine import Trace
@@ -58,7 +58,7 @@ def gradient_range(traces: Sequence[Trace]) -> tuple[float, float]:
     return (math.floor(logs.min()) - 0.3, math.ceil(logs.max()) + 0.3)
 
 
-def compare_figure(traces: Mapping[str, Trace], inp: ExploreInput, *, t0: int = 0,
+def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int = 0,
                    titles: Mapping[str, str] | None = None, height: int = 820) -> go.Figure:
     """One column per cell (in the order of `traces`), rows: the input shaded by that cell's
     saliency, the hidden state h, the gate that keeps the old state (LSTM forget f, GRU update

@@ -26,7 +26,6 @@ Also here: turning a user's choices into a checked `TrainConfig` (every value ag
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import multiprocessing
@@ -37,14 +36,13 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-import safetensors.torch
 import torch
 
 from core.limits import (
     LIMITS, LimitError, check_hidden_size, check_layers, check_param_count, check_seq_len,
     check_training_seconds, check_training_steps,
 )
-from core.model import CELLS, INITS, SequenceModel, count_parameters, state_tensors
+from core.model import CELLS, INITS, SequenceModel, count_parameters
 from core.tasks import Score, get_task
 from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
 from core.training.loop import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec
@@ -445,52 +443,9 @@ def describe_result(result: TrainResult) -> tuple[str, str]:
                        f"({score.baseline_name}).")
 
 
-# -- downloads -------------------------------------------------------------------------------
-
-def model_files(result: TrainResult) -> tuple[bytes, str]:
-    """A trained model as (safetensors bytes of the whole SequenceModel's state_dict, JSON of
-    how it was made and how it scored). The safetensors file opens in the Explore page's upload
-    (it finds the `rnn.*` tensors) and in plain PyTorch:
-    `SequenceModel(ModelSpec(**meta["spec"])).load_state_dict(safetensors.torch.load_file(f))`.
-    """
-    model = result.model
-    weights = safetensors.torch.save(state_tensors(model), metadata={
-        "format": "gatescope SequenceModel", "task": result.task, "cell": result.cell,
-    })
-    task = get_task(result.task)
-    meta = {
-        "format": "gatescope SequenceModel",
-        "task": result.task,
-        "cell": result.cell,
-        "spec": model.spec.to_dict(),
-        "vocab": task.vocab.words if task.vocab is not None else None,
-        "classes": list(task.classes) if task.classes else None,
-        "config": result.config.to_dict(),
-        "status": result.status,
-        "message": result.message,
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 3),
-        "param_count": count_parameters(model),
-        "heldout": _finite_json(result.score.to_dict()),
-        "torch_version": torch.__version__,
-    }
-    return weights, json.dumps(meta, indent=1, allow_nan=False)
-
-
-def _finite_json(value):
-    """JSON has no NaN or Infinity: a diverged model's infinite loss is written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_json(v) for v in value]
-    return value
-
-
 __all__ = [
     "RunSpec", "RunProgress", "TrainingSession", "make_train_config", "train_runs", "run_label",
-    "model_files", "event_spacing", "check_learning_rate", "learned", "describe_result",
+    "event_spacing", "check_learning_rate", "learned", "describe_result",
     "check_model_size", "keep_newest",
     "CELL_NAMES", "LIMITS", "LimitError",
 ]

@@ -17,7 +17,9 @@ from core.limits import (
 from core.model import CELLS, SequenceModel, build_sequence_model
 from core.tasks import get_task
 from core.engine import trace
-from core.engine.analysis import fit_decay, recurrent_blocks, spectral_radius, with_spectral_radius
+from core.engine.analysis import (
+    GradientDecay, fit_decay, recurrent_blocks, spectral_radius, with_spectral_radius,
+)
 from core.training.loop import OPTIMIZERS, TrainConfig, TrainResult, model_spec
 from core.training.session import (
     RunSpec, check_learning_rate, describe_result, event_spacing,

@@ -1,0 +1,214 @@
+"""The house style of every figure: fonts, fixed colour scales, maps as PNG images, plain-dict
+figures, colour bars and line paths.
+
+Why maps are images and figures plain dicts (measured in Chromium, see benchmarks/ui_speed.py):
+Plotly animates heatmap traces at 1-2 frames per second at 1,000 steps (plotly.js #6533), and
+with `redraw: False` it erases every heatmap a frame does not redraw (plotly.js #4491). So units
+x time maps are drawn once, server-side, as colour-mapped PNG layout images, which animation
+frames never touch and which cost about the raw data's bytes. Lines are layout paths for the
+same reason. `PlainFigure` keeps layout and frames as the plain dicts they were built as.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+from PIL import Image
+
+#: Fixed colour scales, so a colour means the same value in every view, cell and model.
+GATE_SCALE = "Viridis"  # 0 .. 1 (sigmoid gates)
+SIGNED_SCALE = "RdBu_r"  # -1 .. 1 (tanh quantities; red positive, blue negative)
+SALIENCY_SCALE = "Oranges"
+GATE_RANGE = (0.0, 1.0)
+SIGNED_RANGE = (-1.0, 1.0)
+
+
+FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
+CURSOR_COLOR = "#e4002b"
+MAX_SLIDER_STEPS = 50
+MARGIN = dict(l=60, r=20, t=90, b=110)  # px around the explorer's plot area
+TITLE_FONT = dict(size=14, color="#333")  # row, map and equation titles
+#: Maps are sent at one pixel per unit and step; this keeps the browser from blurring them.
+PIXELATED_CSS = ".js-plotly-plot image { image-rendering: pixelated; }"
+
+
+def cell_range(cell: np.ndarray | None) -> tuple[float, float]:
+    """A symmetric, rounded colour range for the LSTM cell state (unbounded, unlike h)."""
+    if cell is None or cell.size == 0:
+        return SIGNED_RANGE
+    peak = float(np.nanpercentile(np.abs(cell), 99.5)) if np.isfinite(cell).any() else 1.0
+    nice = next((v for v in (1, 2, 3, 5, 10, 20, 50, 100) if peak <= v), math.ceil(peak))
+    return (-float(nice), float(nice))
+
+
+def _lut(scale: str, n: int = 256) -> np.ndarray:
+    colors = pcolors.sample_colorscale(scale, list(np.linspace(0, 1, n)), colortype="tuple")
+    arr = np.asarray(colors, dtype=np.float64)
+    if arr.max() <= 1.0:
+        arr = arr * 255
+    return arr.round().astype(np.uint8)
+
+
+@functools.cache
+def _cached_lut(scale: str) -> np.ndarray:
+    return _lut(scale)
+
+
+def heatmap_png(z: np.ndarray, lo: float, hi: float, scale: str, min_width: int = 900,
+                min_height: int = 160) -> str:
+    """`z` (rows = units, columns = time) as a PNG data URI on a fixed colour scale.
+
+    Row 0 is drawn at the bottom, like a heatmap's y axis. Small maps are enlarged by whole
+    pixels so that the browser does not blur them when it stretches the image. NaN is grey.
+    """
+    lut = _cached_lut(scale)
+    z = np.asarray(z, dtype=np.float32)
+    finite = np.isfinite(z)
+    idx = np.clip((np.nan_to_num(z) - lo) / (hi - lo) * 255.0, 0, 255).round().astype(np.uint8)[::-1]
+    fy = max(1, math.ceil(min_height / max(1, z.shape[0])))
+    fx = max(1, math.ceil(min_width / max(1, z.shape[1])))
+    if finite.all():
+        # An indexed PNG with the scale as its palette: a third of the bytes to compress, so
+        # about three times faster to encode, and smaller, than the same colours as RGB.
+        image = Image.fromarray(np.ascontiguousarray(_enlarged(idx, fy, fx)), mode="P")
+        image.putpalette(lut.tobytes())
+    else:
+        rgb = lut[idx]
+        rgb[~finite[::-1]] = (160, 160, 160)
+        image = Image.fromarray(np.ascontiguousarray(_enlarged(rgb, fy, fx)))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False, compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _enlarged(pixels: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    return np.repeat(np.repeat(pixels, fy, axis=0), fx, axis=1) if fx > 1 or fy > 1 else pixels
+
+
+def _scale_list(scale: str) -> list[list]:
+    """A named scale as the explicit [[position, colour], ...] list plotly.js understands
+    (plotly.js knows only a few names; these figures skip plotly.py's name expansion)."""
+    lut = _cached_lut(scale)
+    idx = np.linspace(0, 255, 11).round().astype(int)
+    return [[float(i) / 10, "#%02x%02x%02x" % tuple(lut[j])] for i, j in enumerate(idx)]
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def _num(v: float) -> str:
+    """A short signed number for equations: 0.62, −0.41 (a real minus sign, readable on screen)."""
+    if not np.isfinite(v):
+        return "nan"
+    s = f"{v:.2f}"
+    return s.replace("-", "−")
+
+
+def _nums(values, parenthesise_negative: bool = False) -> list[str]:
+    """`_num` of every value of a series (negatives in parentheses if asked, for products)."""
+    out = []
+    for v in np.asarray(values, dtype=np.float64).tolist():
+        text = _num(v)
+        out.append(f"({text})" if parenthesise_negative and v < 0 else text)
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _atanh(v: np.ndarray) -> np.ndarray:
+    return np.arctanh(np.clip(v, -1 + 1e-6, 1 - 1e-6))
+
+
+@functools.cache
+def _hex_table(scale: str) -> np.ndarray:
+    return np.array([f"#{r:02x}{g:02x}{b:02x}" for r, g, b in _cached_lut(scale)] + ["#a0a0a0"])
+
+
+def _hex_series(scale: str, values: np.ndarray, lo: float, hi: float) -> list[str]:
+    """The colour (#rrggbb) of every value of a series on a fixed scale, grey for NaN: one
+    lookup in a table of the scale's 256 colours."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        idx = np.round(np.clip((v - lo) / (hi - lo), 0.0, 1.0) * 255)
+    idx = np.where(np.isfinite(v), idx, 256).astype(np.intp)  # 256: grey for NaN
+    return _hex_table(scale)[idx].tolist()
+
+
+@dataclass
+class InputSequence:
+    """What the model read, for the input row: tokens (one label per step) and the numeric
+    features (T, F) when the task reads numbers (None for word tasks)."""
+
+    tokens: list[str]
+    values: np.ndarray | None = None
+    value_names: tuple[str, ...] = ()
+
+
+class PlainFigure(go.Figure):
+    """A figure whose layout and frames stay the plain dicts they were built as.
+
+    `st.plotly_chart` and `to_html` read a figure through `to_dict()`. For the explorer and
+    Compare, plotly.py would validate the layout into objects (~10 ms: twenty axes), validate
+    every frame (~2 ms each), and deep-copy and walk layout and frames in `to_dict` (~8 ms at
+    T=200), all on a change's critical path, for dicts that follow plotly's schema by
+    construction. Traces are an ordinary, unvalidated `data`; `layout` and `frames` are read
+    with `to_dict()`.
+    """
+
+    def __init__(self, data: list, layout: dict, frames: list[dict]):
+        super().__init__(data=data, _validate=False)
+        self._layout_obj._props["template"] = None  # the real layout says what it needs
+        self._plain_layout = layout
+        self._plain_frames = frames
+
+    def to_dict(self) -> dict:
+        spec = super().to_dict()  # the traces, copied, with numpy arrays made typed arrays
+        spec["layout"] = dict(self._plain_layout)  # shallow: callers may set top-level keys
+        spec["frames"] = self._plain_frames
+        return spec
+
+
+def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float, length: float,
+               width: float, title_size: int = 12) -> tuple[dict, list[dict]]:
+    """A vertical colour bar on the paper as a layout image plus its title and three tick labels.
+
+    Layout images, not a trace's colorbar: frames with redraw=False never touch them.
+    """
+    image = dict(source=heatmap_png(np.linspace(lo, hi, 64)[:, None], lo, hi, scale,
+                                    min_width=1, min_height=64),
+                 xref="paper", yref="paper", x=x, y=top, sizex=width, sizey=length,
+                 sizing="stretch", xanchor="left", yanchor="top", layer="above")
+    labels = [dict(xref="paper", yref="paper", x=x, y=top, text=label, showarrow=False,
+                   xanchor="left", yanchor="bottom", font=dict(size=title_size))]
+    for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
+        labels.append(dict(xref="paper", yref="paper", x=x + width + 0.001,
+                           y=top - length + frac * length, text=_num(value), showarrow=False,
+                           xanchor="left", font=dict(size=11)))
+    return image, labels
+
+
+def line_path(x: np.ndarray, y: np.ndarray, xref: str, yref: str, color: str, *, name: str,
+              dash: str = "solid", width: float = 2.0) -> dict:
+    """A polyline as one layout path shape (NaN breaks the line), with a legend entry."""
+    y = np.asarray(y, dtype=np.float64)
+    parts, pen_down = [], False
+    for xi, yi in zip(np.asarray(x, dtype=np.float64).tolist(), y.tolist()):
+        if not math.isfinite(yi):
+            pen_down = False
+            continue
+        parts.append(f"{'L' if pen_down else 'M'}{xi:g},{yi:.4g}")
+        pen_down = True
+    return dict(type="path", path="".join(parts) or "M0,0", xref=xref, yref=yref,
+                line=dict(color=color, width=width, dash=dash), layer="above",
+                showlegend=True, name=name, legendgroup=name)
