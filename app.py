@@ -13,15 +13,16 @@ def main() -> None:
     import streamlit as st
 
     from ui.preload import preload_plotly
+    from ui.state import PRELOAD_SENT
 
     st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
     # Before anything imports torch (a second and more on a cold start): the browser fetches
     # and compiles the chart code while the server works.
     preload_plotly()
-    if "gatescope.preload_sent" not in st.session_state:
+    if PRELOAD_SENT not in st.session_state:
         # Streamlit sends from its event loop, and importing torch holds the GIL for long
         # stretches: on a session's first run, give the loop a moment to send the preload.
-        st.session_state["gatescope.preload_sent"] = True
+        st.session_state[PRELOAD_SENT] = True
         time.sleep(0.05)
 
     from core.sharing import cap_torch_threads  # imports torch

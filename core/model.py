@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+from core.cells import CELLS, cell_info  # noqa: F401  (CELLS: still imported from here by core.views.lab)
+
 INITS = ("default", "orthogonal", "xavier")
 KINDS = ("regression", "classification", "tagging")
 
@@ -37,8 +38,7 @@ class ModelSpec:
     vocab_size: int | None = None  # an nn.Embedding(vocab_size, input_size) when set
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        cell_info(self.cell)  # ValueError naming the cells there are
         if self.kind not in KINDS:
             raise ValueError(f"unknown task kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         for name in ("input_size", "hidden_size", "output_size", "num_layers"):
@@ -61,7 +61,7 @@ class SequenceModel(nn.Module):
         else:
             self.embed = nn.Identity()
         rnn_kwargs = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
-        self.rnn = CELLS[spec.cell](
+        self.rnn = cell_info(spec.cell).module(
             spec.input_size, spec.hidden_size, num_layers=spec.num_layers, batch_first=True,
             **rnn_kwargs,
         )

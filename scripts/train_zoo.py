@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core.model import CELLS  # noqa: E402
+from core.cells import CELLS  # noqa: E402
 from core.tasks import TASKS  # noqa: E402
 from core.training.zoo import MODELS_DIR, RECIPES, train_zoo_model  # noqa: E402
 

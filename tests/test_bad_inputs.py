@@ -191,30 +191,30 @@ CASES = [
     # -- Explore URL parameters: ignored, defaults kept ------------------------------------------
     Bad("url-unknown-task-and-cell", URL, dict(task="nope", cell="<script>alert(1)</script>"),
         None, IGNORED, fields=dict(task="agreement", cell="lstm"),
-        widgets=dict(w_task="agreement", w_cell="lstm"), html="<script>alert(1)</script>"),
+        widgets=dict(explore_task="agreement", explore_cell="lstm"), html="<script>alert(1)</script>"),
     Bad("url-length-nan", URL, dict(task="adding", source="random", len="NaN"), None, IGNORED,
-        fields=dict(len=0), widgets=dict(w_len=50)),
+        fields=dict(len=0), widgets=dict(explore_len_adding=50)),
     Bad("url-length-over-the-limit", URL, dict(task="adding", source="random", len="5000"), None,
-        IGNORED, fields=dict(len=0), widgets=dict(w_len=50)),
+        IGNORED, fields=dict(len=0), widgets=dict(explore_len_adding=50)),
     Bad("url-length-negative", URL, dict(task="adding", source="random", len="-5"), None, IGNORED,
-        fields=dict(len=0), widgets=dict(w_len=50)),
+        fields=dict(len=0), widgets=dict(explore_len_adding=50)),
     Bad("url-length-below-the-task-range", URL, dict(task="adding", source="random", len="1"),
-        None, IGNORED, fields=dict(len=0), widgets=dict(w_len=50)),
+        None, IGNORED, fields=dict(len=0), widgets=dict(explore_len_adding=50)),
     Bad("url-seed-inf", URL, dict(task="adding", source="random", seed="inf"), None, IGNORED,
-        fields=dict(seed=0), widgets=dict(w_seed=0)),
+        fields=dict(seed=0), widgets=dict(explore_seed=0)),
     Bad("url-seed-negative-and-float", URL, dict(task="adding", source="random", seed="-1",
                                                  sample="2.5"), None, IGNORED,
-        fields=dict(seed=0, sample=0), widgets=dict(w_seed=0, w_sample=0)),
+        fields=dict(seed=0, sample=0), widgets=dict(explore_seed=0, explore_sample=0)),
     Bad("url-sample-over-int32", URL, dict(task="adding", source="random", sample=str(2**40)),
-        None, IGNORED, fields=dict(sample=0), widgets=dict(w_sample=0)),
+        None, IGNORED, fields=dict(sample=0), widgets=dict(explore_sample=0)),
     Bad("url-unit-and-step-out-of-range", URL,
         dict(task="adding", source="random", unit="999999999", t="abc", pick="zzz", layer="-1"),
         None, IGNORED, fields=dict(unit=0, t=0, pick="index", layer=0),
-        widgets=dict(w_unit=0, w_t=0, w_pick="index")),
+        widgets=dict(explore_unit=0, explore_t=0, explore_pick="index")),
     Bad("url-csv-input-for-a-word-task", URL, dict(task="adding", source="random", input="csv"),
-        None, IGNORED, fields=dict(input="sample"), widgets=dict(w_input="sample")),
+        None, IGNORED, fields=dict(input="sample"), widgets=dict(explore_input="sample")),
     Bad("url-text-over-the-limit", URL, dict(input="text", source="random", text="x" * 2001),
-        r"Type some input first", fields=dict(text=""), widgets=dict(w_text="")),
+        r"Type some input first", fields=dict(text=""), widgets=dict(explore_text="")),
     Bad("url-script-tag-as-numbers", URL, dict(task="airline", source="random", input="text",
                                                text="<script>alert(1)</script>"),
         r"could not read '<script>alert\(1\)</script>' as a number",
@@ -290,18 +290,18 @@ def _train_options(case: Bad):
 def _core(case: Bad):
     """Feed the input to what the page calls with it; return what it gave back."""
     if case.where == TEXT:
-        return ex.make_example(ex.View(task=case.task, input="text", text=case.value))
+        return ex.make_example(ex.ExploreState(task=case.task, input="text", text=case.value))
     if case.where == CSV:
         values, _ = csv_column_values(case.value)
-        return ex.make_example(ex.View(task="airline", input="csv"), values)
+        return ex.make_example(ex.ExploreState(task="airline", input="csv"), values)
     if case.where == LENGTH:
-        return ex.make_example(ex.View(task=case.task, input="sample", len=case.value))
+        return ex.make_example(ex.ExploreState(task=case.task, input="sample", len=case.value))
     if case.where == WEIGHTS:
         name, data = case.value
-        return ex.resolve_model(ex.View(task="adding", cell="gru", source="upload"), (data, name))
+        return ex.resolve_model(ex.ExploreState(task="adding", cell="gru", source="upload"), (data, name))
     if case.where == TRACE:
         name, data = case.value
-        view = ex.View(task="adding", source="upload", len=600)
+        view = ex.ExploreState(task="adding", source="upload", len=600)
         return ex.run(view, ex.resolve_model(view, (data, name)), ex.make_example(view))
     raise AssertionError(f"no core runner for {case.where}")
 
@@ -309,7 +309,7 @@ def _core(case: Bad):
 @pytest.mark.parametrize("case", _params(CORE))
 def test_core(case: Bad):
     if case.where == URL:
-        view = ex.View.from_query(case.value)
+        view = ex.ExploreState.from_query(case.value)
         assert {k: getattr(view, k) for k in case.fields} == case.fields
         if case.message:  # the view is valid, but what it asks for cannot run yet: it says why
             with pytest.raises(ValueError, match=case.message):
@@ -369,7 +369,7 @@ def _chart(at: AppTest) -> str:
 def _state(at: AppTest) -> tuple:
     """What the user sees of their view: the chart, the model's caption, the model choices."""
     choices = {}
-    for key in ("w_task", "w_cell", "w_source", "w_seed", "w_input"):
+    for key in ("explore_task", "explore_cell", "explore_source", "explore_seed", "explore_input"):
         try:
             choices[key] = _widget(at, key)
         except KeyError:  # not drawn for this model source / input
@@ -424,8 +424,8 @@ def _app_bad_value(case: Bad) -> AppTest:
     if case.where == TEXT:
         at = _open(APP, task=case.task, source="random", input="text", text=GOOD_TEXT[case.task])
         before = _good(at)
-        at.text_area(key="w_text").input(case.value).run()
-        assert at.text_area(key="w_text").value == case.value  # the user's text is not lost
+        at.text_area(key="explore_text").input(case.value).run()
+        assert at.text_area(key="explore_text").value == case.value  # the user's text is not lost
         return at, before
     if case.where == CSV:
         at = _open(APP, task="airline", source="random", input="csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,11 +14,12 @@ from core.views import compare as cmp
 from core.training import zoo
 from core.model import count_parameters
 from core.tasks import Score, get_task
+from core.views.models import from_session, session_labels, shipped
 
 
 @pytest.fixture(scope="module")
 def adding() -> cmp.Comparison:
-    view = cmp.CompareView(task="adding", len=50)
+    view = cmp.CompareState(task="adding", len=50)
     return cmp.compare(view, cmp.pick_models("adding"), cmp.make_example(view),
                        trace_repeats=2, step_repeats=1)
 
@@ -26,7 +28,8 @@ def fake_trained(task: str, cell: str, seconds: float = 3.5) -> SimpleNamespace:
     """What the Train page stores (a core.training.loop.TrainResult's fields the page reads)."""
     return SimpleNamespace(
         model=zoo.build_model(task, cell, seed=7, hidden_size=16), task=task, cell=cell,
-        seconds=seconds, steps=40, config=SimpleNamespace(seq_len=None, batch_size=8),
+        seconds=seconds, steps=40, status="finished",
+        config=SimpleNamespace(seq_len=None, batch_size=8),
         score=Score("MSE", 0.15, 0.167, "always predict 1", False, 0.15, 100))
 
 
@@ -45,7 +48,7 @@ def test_gru_has_three_quarters_of_the_lstm_recurrent_parameters(adding):
     cells = adding.cells
     assert cells["rnn"].params < cells["gru"].params < cells["lstm"].params
     assert cells["gru"].rnn_params * 4 == cells["lstm"].rnn_params * 3
-    rnn = cells["lstm"].model.model.rnn
+    rnn = cells["lstm"].choice.rnn
     formula = cmp.recurrent_params_formula(rnn.input_size, rnn.hidden_size)
     assert formula == {cell: c.rnn_params for cell, c in cells.items()}
 
@@ -66,19 +69,18 @@ def test_every_cell_is_measured(adding):
         assert c.memory["total"] == 2 * c.memory["parameters"] + c.memory["activations"]
         assert c.memory["parameters"] == 4 * c.params
         assert c.memory_batch == (50, 50)
-        assert c.model.train_seconds == zoo.model_info("adding", cell).train_seconds
-        assert c.model.score["metric"] == "MSE" and c.model.score["baseline"] > 0.1
+        assert c.choice.train_seconds == zoo.model_info("adding", cell).train_seconds
+        assert c.choice.score.metric == "MSE" and c.choice.score.baseline > 0.1
     mem = {cell: c.memory["activations"] for cell, c in adding.cells.items()}
     assert mem["rnn"] < mem["gru"] < mem["lstm"], mem  # fewer gates, fewer saved tensors
-    assert adding.cells["lstm"].model.beats_baseline
-    assert adding.cells["rnn"].model.verdict == "about the same"  # a tanh RNN cannot do T = 50
+    assert adding.cells["lstm"].choice.score.beats_baseline
+    assert adding.cells["rnn"].choice.score.verdict == "about the same"  # a tanh RNN, T = 50
     assert adding.target.startswith("sum ≈")
 
 
 def test_a_score_near_the_baseline_is_not_called_better():
     def verdict(value, baseline, higher):
-        score = {"value": value, "baseline": baseline, "higher_is_better": higher}
-        return cmp.CellModel("rnn", None, "shipped", "", 0.0, 0, score, 1).verdict
+        return Score("metric", value, baseline, "baseline", higher, 0.0, 1).verdict
 
     assert verdict(0.5285, 0.5095, True) == "about the same"  # the agreement RNN
     assert verdict(0.999, 0.5095, True) == "better"
@@ -102,28 +104,28 @@ def test_shared_zoo_models_are_left_untouched(adding):
 
 
 def test_memory_batch_is_capped_for_long_sequences():
-    batch = cmp.memory_batch(cmp.CompareView(task="adding", len=1000), 50)
+    batch = cmp.memory_batch(cmp.CompareState(task="adding", len=1000), 50)
     assert batch.inputs.shape[:2] == (10, 1000)  # 10,000 sequence-steps at most
-    typed = cmp.memory_batch(cmp.CompareView(task="adding", input="text", len=900), 50)
+    typed = cmp.memory_batch(cmp.CompareState(task="adding", input="text", len=900), 50)
     assert typed.inputs.shape[:2] == (50, 50)  # typed input: the task's default length
 
 
 def test_tagging_task_is_flagged_and_regression_targets_speak_the_task():
-    view = cmp.CompareView(task="names")
+    view = cmp.CompareState(task="names")
     names = cmp.compare(view, cmp.pick_models("names"), cmp.make_example(view),
                         trace_repeats=1, step_repeats=1)
     assert names.loss_at_every_step
     airline = get_task("airline")
-    example = cmp.make_example(cmp.CompareView(task="airline"))
+    example = cmp.make_example(cmp.CompareState(task="airline"))
     assert cmp.target_text(airline, example).startswith("next month ≈ ")  # passengers
 
 
 # -- the view in the URL ---------------------------------------------------------------------
 
 def test_view_round_trips_through_the_url():
-    view = cmp.CompareView(task="agreement", sample=3, len=12, t=4, lstm="LSTM · run 2")
-    assert cmp.CompareView.from_query(view.to_query()) == view
-    assert cmp.CompareView().to_query() == {}
+    view = cmp.CompareState(task="agreement", sample=3, len=12, t=4, lstm="LSTM · run 2")
+    assert cmp.CompareState.from_query(view.to_query()) == view
+    assert cmp.CompareState().to_query() == {}
 
 
 @pytest.mark.parametrize("params", [
@@ -133,8 +135,8 @@ def test_view_round_trips_through_the_url():
     {"task": "agreement", "len": "100"},  # outside the task's range
 ])
 def test_invalid_url_values_fall_back_to_defaults(params):
-    view = cmp.CompareView.from_query(params)
-    default = cmp.CompareView()
+    view = cmp.CompareState.from_query(params)
+    default = cmp.CompareState()
     for key in params:
         if key == "task" and params[key] in ("adding", "random", "agreement"):
             continue
@@ -142,10 +144,10 @@ def test_invalid_url_values_fall_back_to_defaults(params):
 
 
 def test_text_is_kept_only_for_typed_input_and_the_default_length_is_not_written():
-    assert cmp.CompareView(text="the cat").normalised().text == ""
-    assert cmp.CompareView(input="text", text="the cat").normalised().text == "the cat"
-    assert cmp.CompareView(task="adding", len=50).normalised().len == 0
-    assert cmp.CompareView.from_query({"task": ["adding", "agreement"]}).task == "agreement"
+    assert cmp.CompareState(text="the cat").normalised().text == ""
+    assert cmp.CompareState(input="text", text="the cat").normalised().text == "the cat"
+    assert cmp.CompareState(task="adding", len=50).normalised().len == 0
+    assert cmp.CompareState.from_query({"task": ["adding", "agreement"]}).task == "agreement"
 
 
 # -- bad input: a clear message --------------------------------------------------------------
@@ -160,11 +162,11 @@ def test_text_is_kept_only_for_typed_input_and_the_default_length_is_not_written
 ])
 def test_bad_typed_input_raises_a_clear_value_error(task, text, message):
     with pytest.raises(ValueError, match=message):
-        cmp.make_example(cmp.CompareView(task=task, input="text", text=text))
+        cmp.make_example(cmp.CompareState(task=task, input="text", text=text))
 
 
 def test_typed_sentence_without_its_verb_has_no_target():
-    example = cmp.make_example(cmp.CompareView(task="agreement", input="text",
+    example = cmp.make_example(cmp.CompareState(task="agreement", input="text",
                                                text="The cats near the old house"))
     assert example.tokens == ["the", "cats", "near", "the", "old", "house"]
     assert cmp.target_text(get_task("agreement"), example) == "—"
@@ -176,17 +178,17 @@ def test_session_models_replace_the_shipped_one_only_for_their_task_and_cell():
     trained = {"LSTM run": fake_trained("adding", "lstm"),
                "other task": fake_trained("agreement", "lstm"),
                "GRU run": fake_trained("adding", "gru")}
-    assert cmp.trained_options("adding", "lstm", trained) == ["LSTM run"]
-    assert cmp.trained_options("adding", "rnn", trained) == []
+    assert session_labels("adding", trained, "lstm") == ["LSTM run"]
+    assert session_labels("adding", trained, "rnn") == []
     models = cmp.pick_models("adding", trained, {"lstm": "LSTM run", "rnn": "GRU run",
                                                  "gru": "missing"})
-    assert models["lstm"].source == "trained" and models["lstm"].label == "LSTM run"
+    assert models["lstm"].source == "session" and models["lstm"].label.startswith("LSTM run")
     assert models["lstm"].model is trained["LSTM run"].model
     assert models["lstm"].train_seconds == 3.5 and models["lstm"].batch_size == 8
     assert models["rnn"].source == "shipped"  # a GRU is no RNN
     assert models["gru"].source == "shipped"  # unknown label (e.g. a link from elsewhere)
     assert models["lstm"].key != cmp.pick_models("adding")["lstm"].key
-    view = cmp.CompareView(task="adding", len=20)
+    view = cmp.CompareState(task="adding", len=20)
     result = cmp.compare(view, models, cmp.make_example(view), trace_repeats=1, step_repeats=1)
     assert result.cells["lstm"].rnn_params == count_parameters(trained["LSTM run"].model.rnn)
     assert result.cells["lstm"].memory_batch == (8, 20)
@@ -195,7 +197,7 @@ def test_session_models_replace_the_shipped_one_only_for_their_task_and_cell():
 # -- agreement: accuracy against distance ----------------------------------------------------
 
 def test_agreement_accuracy_by_distance_shows_the_rnn_failing_where_gated_cells_hold():
-    rows = {cell: cmp.accuracy_by_distance(cmp.shipped_model("agreement", cell))
+    rows = {cell: cmp.accuracy_by_distance(shipped("agreement", cell))
             for cell in cmp.CELL_ORDER}
     for cell, points in rows.items():
         assert [p["distance"] for p in points] == list(range(1, 41))
@@ -206,15 +208,15 @@ def test_agreement_accuracy_by_distance_shows_the_rnn_failing_where_gated_cells_
 
 def test_shipped_accuracy_is_the_same_measurement_made_now():
     """The metadata's numbers are what the live measurement gives (same seed, same sentences)."""
-    shipped = cmp.shipped_model("agreement", "gru")
-    stored = cmp.accuracy_by_distance(shipped)
-    live = cmp.accuracy_by_distance(cmp.CellModel(**{**shipped.__dict__, "source": "trained"}))
+    model = shipped("agreement", "gru")
+    stored = cmp.accuracy_by_distance(model)
+    live = cmp.accuracy_by_distance(replace(model, source="session"))
     assert [round(p["accuracy"], 6) for p in live] == [round(p["accuracy"], 6) for p in stored]
 
 
 def test_session_model_accuracy_is_measured(monkeypatch):
     monkeypatch.setattr(cmp, "AGREEMENT_PER_DISTANCE", 4)
-    model = cmp.trained_model("mine", fake_trained("agreement", "gru"))
+    model = from_session("mine", fake_trained("agreement", "gru"))
     rows = cmp.accuracy_by_distance(model)
     assert len(rows) == 40 and all(p["n"] == 4 for p in rows)
     assert all(0 <= p["accuracy"] <= 1 for p in rows)
@@ -224,7 +226,7 @@ def test_session_model_accuracy_is_measured(monkeypatch):
 
 def test_measuring_restores_the_thread_count(adding):
     before = torch.get_num_threads()
-    view = cmp.CompareView(task="airline", len=6)
+    view = cmp.CompareState(task="airline", len=6)
     result = cmp.compare(view, cmp.pick_models("airline"), cmp.make_example(view),
                          trace_repeats=1, step_repeats=1)
     assert torch.get_num_threads() == before

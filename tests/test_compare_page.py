@@ -49,7 +49,8 @@ def fake_trained(task: str, cell: str) -> SimpleNamespace:
     """A model as the Train page stores it (core.training.loop.TrainResult's fields that are read)."""
     return SimpleNamespace(
         model=zoo.build_model(task, cell, seed=3, hidden_size=8), task=task, cell=cell,
-        seconds=2.0, steps=30, config=SimpleNamespace(seq_len=None, batch_size=8),
+        seconds=2.0, steps=30, status="finished",
+        config=SimpleNamespace(seq_len=None, batch_size=8),
         score=Score("MSE", 0.16, 0.167, "always predict 1", False, 0.16, 50))
 
 
@@ -87,7 +88,7 @@ def test_landing_compares_the_three_shipped_models_on_the_adding_problem(landing
 
 def test_task_choice_switches_all_three_and_agreement_adds_accuracy_by_distance(landing):
     at = page()
-    at.selectbox(key="cmp_task").set_value("agreement").run()
+    at.selectbox(key="compare_task").set_value("agreement").run()
     assert_clean(at)
     assert at.query_params["task"] == "agreement"
     shown = charts(at)
@@ -107,9 +108,9 @@ def test_every_other_task_from_a_link(task):
 
 def test_sample_seed_length_and_start_step_controls_go_into_the_link():
     at = page()
-    at.number_input(key="cmp_sample").set_value(4).run()
-    at.slider(key="cmp_len_adding").set_value(80).run()
-    at.number_input(key="cmp_t").set_value(7).run()
+    at.number_input(key="compare_sample").set_value(4).run()
+    at.slider(key="compare_len_adding").set_value(80).run()
+    at.number_input(key="compare_t").set_value(7).run()
     assert_clean(at)
     assert at.query_params["sample"] == "4"
     assert at.query_params["len"] == "80"
@@ -121,16 +122,16 @@ def test_sample_seed_length_and_start_step_controls_go_into_the_link():
     # the link reproduces the view in a fresh session
     again = page(**dict(at.query_params))
     assert metrics(again)["Prediction"] == metrics(at)["Prediction"]
-    assert again.number_input(key="cmp_t").value == 7
+    assert again.number_input(key="compare_t").value == 7
 
 
 def test_invalid_link_values_fall_back_to_defaults():
     at = page(task="nope", len="-5", t="abc", sample="x", input="csv", lstm="not a model")
     assert_clean(at)
     assert not at.error
-    assert at.selectbox(key="cmp_task").value == "adding"
-    assert at.slider(key="cmp_len_adding").value == 50
-    assert at.selectbox(key="cmp_lstm").value == ""  # the shipped model
+    assert at.selectbox(key="compare_task").value == "adding"
+    assert at.slider(key="compare_len_adding").value == 50
+    assert at.selectbox(key="compare_lstm").value == ""  # the shipped model
     assert dict(at.query_params) == {}
 
 
@@ -138,26 +139,26 @@ def test_start_step_beyond_the_sequence_is_clamped():
     at = page(task="agreement", len=3, t=500)
     assert_clean(at)
     T = len(charts(at)["compare_chart"]["frames"])
-    assert at.number_input(key="cmp_t").value == T - 1
+    assert at.number_input(key="compare_t").value == T - 1
 
 
 def test_typed_input_runs_and_bad_input_keeps_the_last_good_view():
     at = page(task="agreement")
-    at.radio(key="cmp_input").set_value("text").run()
+    at.radio(key="compare_input").set_value("text").run()
     assert_clean(at)
     assert at.error and "empty" in at.error[0].value  # nothing typed yet: a message
-    at.text_area(key="cmp_text").input("the cats near the old house").run()
+    at.text_area(key="compare_text").input("the cats near the old house").run()
     assert_clean(at)
     assert not at.error
     assert at.query_params["text"] == "the cats near the old house"
     good = charts(at)["compare_chart"]
     assert len(good["frames"]) == 6
-    at.text_area(key="cmp_text").input("the zebras near the house").run()  # unknown word
+    at.text_area(key="compare_text").input("the zebras near the house").run()  # unknown word
     assert_clean(at)
     assert "zebras" in at.error[0].value and "last good view" in at.error[0].value
     assert len(charts(at)["compare_chart"]["frames"]) == 6  # still the last good view
     assert at.query_params["text"] == "the cats near the old house"
-    at.text_area(key="cmp_text").input("").run()
+    at.text_area(key="compare_text").input("").run()
     assert "empty" in at.error[0].value
     assert len(charts(at)["compare_chart"]["frames"]) == 6
 
@@ -167,7 +168,7 @@ def test_bad_numbers_for_the_adding_problem():
     assert_clean(at)
     assert "lots" in at.error[0].value
     assert len(charts(at)) == 2  # a bad link still shows the default view under the message
-    at.text_area(key="cmp_text").input("0.5 0.2* 0.1 0.9*").run()
+    at.text_area(key="compare_text").input("0.5 0.2* 0.1 0.9*").run()
     assert not at.error
     assert len(charts(at)["compare_chart"]["frames"]) == 4
 
@@ -176,10 +177,10 @@ def test_a_model_trained_in_this_session_replaces_the_shipped_one_for_its_cell()
     trained = {"adding · LSTM · 10:00": fake_trained("adding", "lstm"),
                "agreement · GRU · 10:01": fake_trained("agreement", "gru")}
     at = page({TRAINED: trained})
-    assert at.selectbox(key="cmp_lstm").options == ["shipped trained model",
+    assert at.selectbox(key="compare_lstm").options == ["shipped trained model",
                                                     "adding · LSTM · 10:00"]
-    assert at.selectbox(key="cmp_gru").options == ["shipped trained model"]  # another task
-    at.selectbox(key="cmp_lstm").set_value("adding · LSTM · 10:00").run()
+    assert at.selectbox(key="compare_gru").options == ["shipped trained model"]  # another task
+    at.selectbox(key="compare_lstm").set_value("adding · LSTM · 10:00").run()
     assert_clean(at)
     assert at.query_params["lstm"] == "adding · LSTM · 10:00"
     assert any("trained in this session: adding · LSTM · 10:00" in c.value for c in at.caption)
@@ -192,6 +193,6 @@ def test_open_in_compare_from_the_train_page():
     trained = {"agreement · GRU · 10:01": fake_trained("agreement", "gru")}
     at = page({TRAINED: trained, "gatescope.compare.open": "agreement · GRU · 10:01"})
     assert_clean(at)
-    assert at.selectbox(key="cmp_task").value == "agreement"
-    assert at.selectbox(key="cmp_gru").value == "agreement · GRU · 10:01"
+    assert at.selectbox(key="compare_task").value == "agreement"
+    assert at.selectbox(key="compare_gru").value == "agreement · GRU · 10:01"
     assert "accuracy_chart" in charts(at)  # measured for the session's GRU too

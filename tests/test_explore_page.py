@@ -54,7 +54,7 @@ def test_every_task_and_cell_with_a_random_init_is_labelled_untrained(task, cell
     assert "untrained" in at.warning[0].value
     spec = chart(at)
     assert len(spec["frames"]) >= 1
-    assert at.query_params.get("task", ex.View.task) == task  # the link reproduces the view
+    assert at.query_params.get("task", ex.ExploreState.task) == task  # the link reproduces the view
     assert at.query_params["cell" if cell != "lstm" else "source"] == (
         cell if cell != "lstm" else "random")
 
@@ -70,7 +70,7 @@ def test_every_shipped_model(task, cell):
 
 def test_missing_trained_model_is_a_clear_message():
     # A view asking for a model that does not ship (simulated) explains what to do.
-    view = ex.View(task="adding", cell="lstm", source="trained")
+    view = ex.ExploreState(task="adding", cell="lstm", source="shipped")
     orig = zoo.available
     zoo.available = lambda *a, **k: []
     try:
@@ -82,12 +82,12 @@ def test_missing_trained_model_is_a_clear_message():
 
 def test_switching_cell_and_task_updates_chart_and_url():
     at = app(task="adding", source="random")
-    at.radio(key="w_cell").set_value("gru").run()
+    at.radio(key="explore_cell").set_value("gru").run()
     assert_clean(at)
     assert at.query_params["cell"] == "gru"
     titles = [a["text"] for a in chart(at)["layout"]["annotations"]]
     assert any(t.startswith("update gate z") for t in titles)
-    at.selectbox(key="w_task").set_value("sentiment").run()
+    at.selectbox(key="explore_task").set_value("sentiment").run()
     assert_clean(at)
     assert at.query_params["task"] == "sentiment"
 
@@ -97,47 +97,47 @@ def test_url_reproduces_the_view_and_invalid_values_are_ignored():
     assert_clean(at)
     spec = chart(at)
     assert len(spec["frames"]) == 33
-    assert at.number_input(key="w_unit").value == 5
+    assert at.number_input(key="explore_unit").value == 5
     assert spec["data"][-1]["x"] == [9, 9]
     bad = app(task="nope", cell="transformer", source="x", seed="-1", len="huge", unit="999999",
               t="abc", pick="zzz")
     assert_clean(bad)
     assert not bad.error
-    assert bad.radio(key="w_cell").value == "lstm"
+    assert bad.radio(key="explore_cell").value == "lstm"
 
 
 def test_sequence_length_seed_unit_picks_and_steps():
     at = app(task="adding", source="random")
-    at.slider(key="w_len").set_value(120).run()
+    at.slider(key="explore_len_adding").set_value(120).run()
     assert len(chart(at)["frames"]) == 120
     before = chart(at)["layout"]["images"][0]["source"]
-    at.number_input(key="w_sample").increment().run()
+    at.number_input(key="explore_sample").increment().run()
     assert chart(at)["layout"]["images"][0]["source"] != before
-    at.radio(key="w_pick").set_value("most variable").run()
+    at.radio(key="explore_pick").set_value("most variable").run()
     assert_clean(at)
     names = [s["name"] for s in chart(at)["layout"]["shapes"] if s["name"].startswith("h[")]
     assert len(names) == 3
-    at.number_input(key="w_t").set_value(10).run()
+    at.number_input(key="explore_t").set_value(10).run()
     at.button[1].click().run()  # step ▶
-    assert at.number_input(key="w_t").value == 11
+    assert at.number_input(key="explore_t").value == 11
     assert chart(at)["data"][-1]["x"] == [11, 11]  # the cursor starts at the stepped-to t
     at.button[0].click().run()  # ◀ step
-    assert at.number_input(key="w_t").value == 10
+    assert at.number_input(key="explore_t").value == 10
 
 
 def test_typed_input_good_and_bad_keeps_the_last_good_view():
     at = app(task="agreement", source="random")
-    at.radio(key="w_input").set_value("text").run()
-    at.text_area(key="w_text").input("the cats near the old red door were").run()
+    at.radio(key="explore_input").set_value("text").run()
+    at.text_area(key="explore_text").input("the cats near the old red door were").run()
     assert_clean(at)
     assert not at.error
     spec = chart(at)
     assert spec["data"][0]["text"][:2] == ["the", "cats"]
-    at.text_area(key="w_text").input("").run()  # empty: a message, the last good chart stays
+    at.text_area(key="explore_text").input("").run()  # empty: a message, the last good chart stays
     assert_clean(at)
     assert at.error and "last good view" in at.error[0].value
     assert chart(at)["data"][0]["text"][:2] == ["the", "cats"]
-    at.text_area(key="w_text").input("zorblax " * 3).run()  # unknown words: read as <unk>
+    at.text_area(key="explore_text").input("zorblax " * 3).run()  # unknown words: read as <unk>
     assert_clean(at)
 
 
@@ -146,7 +146,7 @@ def test_numbers_typed_for_airline_and_bad_numbers():
     assert_clean(at)
     assert not at.error
     assert len(chart(at)["frames"]) >= 6
-    at.text_area(key="w_text").input("12 apples").run()
+    at.text_area(key="explore_text").input("12 apples").run()
     assert_clean(at)
     assert at.error
 
@@ -155,20 +155,20 @@ def test_airline_target_is_shown_in_passengers():
     at = app(task="airline", source="random", seed=3)
     assert_clean(at)
     target = next(m.value for m in at.metric if m.label == "Target")
-    example = ex.make_example(ex.View(task="airline", source="random", seed=3))
+    example = ex.make_example(ex.ExploreState(task="airline", source="random", seed=3))
     assert target == f"next month ≈ {example.info['actual']:.0f}", target  # not "log-change"
 
 
 def test_layer_and_direction_controls_for_an_uploaded_module():
     rnn = torch.nn.GRU(2, 6, num_layers=2, bidirectional=True)
     data = save(rnn.state_dict())
-    view = ex.View(task="adding", cell="gru", source="upload")
+    view = ex.ExploreState(task="adding", cell="gru", source="upload")
     choice = ex.resolve_model(view, (data, "mine.safetensors"))
     assert "GRU" in choice.label and "bidirectional" in choice.label
     result = ex.run(view, choice, ex.make_example(view))
     assert result.trace.hidden.shape[:2] == (2, 2)
     with pytest.raises(ValueError, match="features"):
-        v2 = ex.View(task="agreement", cell="gru", source="upload")
+        v2 = ex.ExploreState(task="agreement", cell="gru", source="upload")
         ex.run(v2, choice, ex.make_example(v2))
     with pytest.raises(ValueError):
         ex.resolve_model(view, (b"not a checkpoint", "evil.pt"))
@@ -188,7 +188,7 @@ def test_csv_column_values():
     for bad in (b"", b"a,b\nx,y\n", b"\x00\x01garbage"):
         with pytest.raises(ValueError):
             csv_column_values(bad)
-    view = ex.View(task="airline", input="csv", source="random")
+    view = ex.ExploreState(task="airline", input="csv", source="random")
     example = ex.make_example(view, [float(v) for v in range(100, 130)])
     assert len(example) > 0
 
@@ -218,7 +218,7 @@ def test_a_model_trained_in_this_session_opens_from_the_train_page(gru_trained_h
     assert_clean(at)
     caption = at.caption[0].value
     assert "Adding problem" in caption and "GRU" in caption and "adding · GRU · 10:00:00" in caption
-    assert at.selectbox(key="w_run").value == "adding · GRU · 10:00:00"
+    assert at.selectbox(key="explore_run").value == "adding · GRU · 10:00:00"
     spec = chart(at)
     assert len(spec["frames"]) >= 1
     # "update" is a GRU gate: the figure is the session model's, not the landing LSTM's

@@ -8,7 +8,7 @@ import torch
 
 from core.model import ModelSpec, SequenceModel, build_sequence_model, initialise
 from core.tasks import get_task
-from core.training.loop import TrainConfig, backward_batch, train
+from core.training.loop import TrainConfig, backward_batch, heldout_baseline, heldout_set, train
 
 TINY = dict(hidden_size=16, seq_len=10, batch_size=32, learning_rate=1e-2, heldout_every=50,
             heldout_size=200)
@@ -32,6 +32,20 @@ def test_a_tiny_run_learns_the_short_adding_problem():
     assert [e.step for e in events] == sorted({e.step for e in events})
     assert events[-1].fraction == 1.0 and events[-1].heldout_metric is not None
     assert not result.model.training
+
+
+def test_the_live_curve_and_the_final_score_are_measured_on_one_held_out_set():
+    """A page shows a run's last held-out point and its final score side by side: the same
+    set, so the same number (they once differed: 0.1781 on the curve, 0.1701 as the score)."""
+    config = TrainConfig(max_steps=60, **{**TINY, "heldout_every": 20})
+    events = []
+    result = train("adding", "lstm", config, on_progress=events.append)
+    assert events[-1].step == 60
+    assert result.score.value == pytest.approx(events[-1].heldout_metric, rel=1e-6)
+    assert result.score.n == config.heldout_size
+    held = heldout_set("adding", config)
+    assert result.score.baseline == pytest.approx(heldout_baseline("adding", config))
+    assert len(held) == config.heldout_size
 
 
 def test_training_is_reproducible_from_the_seed():

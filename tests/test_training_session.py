@@ -21,7 +21,7 @@ from core.model import ModelSpec, SequenceModel
 from core.tasks import Score
 from core.training.loop import TrainConfig
 from core.training.session import (
-    RunSpec, TrainingSession, describe_result, event_spacing, learned, make_train_config,
+    RunSpec, TrainingSession, describe_result, event_spacing, make_train_config,
     run_label, train_runs,
 )
 
@@ -178,14 +178,16 @@ def test_labels_are_readable_and_never_collide():
     assert run_label("adding", "lstm", when, taken) == "adding · LSTM · 09:05:07 (3)"
 
 
-def test_learned_needs_a_clear_margin_over_the_baseline():
+def test_a_run_reads_learned_only_past_the_one_margin_every_page_uses():
     mse = dict(metric="MSE", baseline=0.17, baseline_name="always 1", higher_is_better=False,
                loss=0.0, n=10)
-    assert not learned(Score(value=0.1696, **mse))  # noise, not learning
-    assert learned(Score(value=0.05, **mse))
-    assert not learned(Score(value=math.inf, **mse))
+    assert not Score(value=0.1696, **mse).beats_baseline  # noise, not learning
+    assert Score(value=0.05, **mse).beats_baseline
+    assert Score(value=math.inf, **mse).verdict == "worse"
     acc = dict(mse, metric="accuracy", baseline=0.5, higher_is_better=True)
-    assert not learned(Score(value=0.51, **acc)) and learned(Score(value=0.9, **acc))
+    # the case: 0.53 against 0.50 once read "Learned" on Train, "about the same" on Compare
+    assert Score(value=0.53, **acc).verdict == "about the same"
+    assert Score(value=0.9, **acc).beats_baseline
 
 
 # -- downloads ---------------------------------------------------------------------------------

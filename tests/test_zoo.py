@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import core.io.loading
-from core.model import CELLS, SequenceModel, count_parameters
+from core.cells import CELLS
+from core.model import SequenceModel, count_parameters
 from core.tasks import TASKS, get_task
 from core.training.zoo import (
     MODELS_DIR, RECIPES, available, build_model, load_model, load_user_weights, model_info, paths,

@@ -1,31 +1,47 @@
-"""Widgets that start from a page's stored choices and write their value back."""
+"""Widgets that more than one page draws the same way."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, MutableMapping
-
 import streamlit as st
 
+from core.io.tables import csv_column_values
+from core.limits import LIMITS
+from core.tasks import Task
+from ui.state import PageChoices
 
-def choose(choices: MutableMapping[str, Any], key_prefix: str, widget: Callable, label: str,
-           name: str, options: Iterable | None = None, fmt: Callable | None = None, **kwargs):
-    """Draw one widget for choice `name`, starting from `choices[name]`; store the result.
 
-    The choices live in a plain dict in the session because Streamlit drops a widget's state
-    whenever the widget is not drawn (e.g. the sample seed while the user types text); each
-    widget starts from the dict and writes back to it. A stored option that is no longer
-    offered falls back to the first option.
-    """
-    key = f"{key_prefix}{name}"
-    if options is not None:
-        options = list(options)
-        if key not in st.session_state or st.session_state[key] not in options:
-            st.session_state.pop(key, None)
-            kwargs["index"] = options.index(choices[name]) if choices[name] in options else 0
-        value = widget(label, options, key=key, format_func=fmt or str, **kwargs)
+def length_slider(choices: PageChoices, task: Task, name: str = "len") -> int:
+    """The task's length slider, bound to choice `name` (0 means the task's default length);
+    returns the length chosen. Each task has its own range and unit, so each gets its own
+    widget key: switching tasks never carries one task's length into another's range. A task
+    of fixed length shows its length instead."""
+    length = task.seq_len
+    if length.fixed or length.min == length.max:
+        st.markdown(f"**Length**  \nfixed at {length.default} {length.unit}")
+        choices.values[name] = 0
+        return length.default
+    high = min(length.max, LIMITS.max_seq_len)
+    key = choices.widget_key(f"{name}_{task.name}")
+    if key not in st.session_state:
+        stored = choices.values[name] or length.default
+        start = stored if length.min <= stored <= high else length.default
+        value = st.slider(f"Length ({length.unit})", length.min, high, start, key=key)
     else:
-        if key not in st.session_state:
-            kwargs["value"] = choices[name]
-        value = widget(label, key=key, **kwargs)
-    choices[name] = value
+        value = st.slider(f"Length ({length.unit})", length.min, high, key=key)
+    choices.values[name] = 0 if value == length.default else value
     return value
+
+
+def csv_column_picker(page: str) -> list[float] | None:
+    """A CSV upload and a choice of its numeric columns; the chosen column's numbers, or None
+    (no file yet, or a file that cannot be read: said in a message)."""
+    file = st.file_uploader("CSV file", type=["csv"], key=f"{page}_csv_file")
+    if file is None:
+        return None
+    try:
+        columns = csv_column_values(file.getvalue())[1]
+        column = st.selectbox("Column", columns, index=len(columns) - 1, key=f"{page}_csv_col")
+        return csv_column_values(file.getvalue(), column)[0]
+    except ValueError as err:
+        st.error(str(err))
+        return None

@@ -28,6 +28,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from core.cells import CELLS, cell_info
 from core.limits import (
     LIMITS,
     LimitError,
@@ -51,9 +52,8 @@ FORMATS = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch"}
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "network")
 
 #: Rows of weight_ih / weight_hh per hidden unit: one block per gate.
-GATES_PER_CELL = {"rnn": 1, "gru": 3, "lstm": 4}
-CELL_BY_GATES = {gates: cell for cell, gates in GATES_PER_CELL.items()}
-MODULE_BY_CELL = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+#: A cell is told by its row blocks in weight_ih (1 RNN, 3 GRU, 4 LSTM: core.cells).
+CELL_BY_GATES = {cell.blocks: key for key, cell in CELLS.items()}
 
 #: Floating dtypes converted to float32 on loading; anything else is refused.
 CONVERTIBLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -97,7 +97,7 @@ class RecurrentConfig:
 
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every state_dict key of such a module with its shape, in PyTorch's naming."""
-        rows = GATES_PER_CELL[self.cell] * self.hidden_size
+        rows = cell_info(self.cell).blocks * self.hidden_size
         directions = 2 if self.bidirectional else 1
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.num_layers):
@@ -153,7 +153,7 @@ def load_user_weights(
     config = _infer_config(params, where)
     params = _as_float32(params, where)
 
-    module_class = MODULE_BY_CELL[config.cell]
+    module_class = cell_info(config.cell).module
     extra = {"nonlinearity": nonlinearity} if config.cell == "rnn" else {}
     module = module_class(config.input_size, config.hidden_size, num_layers=config.num_layers,
                           bias=config.bias, batch_first=False,

@@ -26,9 +26,10 @@ import torch
 from core.limits import (
     check_hidden_size, check_layers, check_training_seconds, check_training_steps,
 )
-from core.model import CELLS, INITS, ModelSpec, SequenceModel, build_sequence_model
+from core.cells import cell_info
+from core.model import INITS, ModelSpec, SequenceModel, build_sequence_model
 from core.tasks import Batch, Score, Task, get_task
-from core.tasks.base import IGNORE, STREAM_TRAIN, rng_for
+from core.tasks.base import IGNORE, STREAM_PROBE, STREAM_TRAIN, rng_for
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
@@ -58,7 +59,7 @@ class TrainConfig:
     max_seconds: float | None = None
     progress_every: int = 25  # steps between progress events
     heldout_every: int = 100  # steps between held-out evaluations (and progress events)
-    heldout_size: int = 500
+    heldout_size: int = 500  # sequences in the run's one held-out set (see heldout_set)
     threads: int | None = None  # torch threads while training; None leaves the setting alone
 
     def __post_init__(self) -> None:
@@ -130,6 +131,21 @@ class TrainResult:
     @property
     def diverged(self) -> bool:
         return self.status == "diverged"
+
+
+def heldout_set(task: Task | str, config: TrainConfig, seq_len: int | None = None) -> Batch:
+    """The one held-out set of a run: the live held-out curve and the final score are both
+    measured on it, so the two numbers a page shows for a run agree. It is drawn from the
+    task's held-out stream of the run's seed, which training never draws from (core.tasks)."""
+    task = get_task(task)
+    size = min(config.heldout_size, task.heldout_size)
+    return task.heldout(config.seed, size, task.seq_len.resolve(seq_len or config.seq_len))
+
+
+def heldout_baseline(task: Task | str, config: TrainConfig) -> float:
+    """The trivial baseline's metric on the run's held-out set (the line on the live chart)."""
+    task = get_task(task)
+    return task.baseline(heldout_set(task, config))
 
 
 def seed_everything(seed: int) -> None:
@@ -208,8 +224,7 @@ def train(
     `model` continues training an existing SequenceModel instead of a fresh one."""
     task = get_task(task)
     config = config or TrainConfig()
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    cell_info(cell)  # ValueError naming the cells there are
     seq_len = task.seq_len.resolve(config.seq_len)
     if config.min_seq_len is not None:
         if not task.seq_len.min <= config.min_seq_len <= seq_len:
@@ -236,9 +251,8 @@ def _train(task, cell, config, seq_len, on_progress, should_stop, model) -> Trai
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate,
                                config.weight_decay)
     batches = rng_for(config.seed, STREAM_TRAIN)
-    heldout = task.heldout(config.seed + 7919, min(config.heldout_size, task.heldout_size),
-                           seq_len)
-    probe = task.batch(rng_for(config.seed, 3), min(config.heldout_size, 500), seq_len)
+    heldout = heldout_set(task, config, seq_len)
+    probe = task.batch(rng_for(config.seed, STREAM_PROBE), len(heldout), seq_len)
 
     history: list[ProgressEvent] = []
     good_state = copy.deepcopy(model.state_dict())
@@ -298,7 +312,7 @@ def _train(task, cell, config, seq_len, on_progress, should_stop, model) -> Trai
         model.load_state_dict(good_state)
         status, message = "diverged", "the weights became non-finite; the last good ones were kept"
     model.eval()
-    score = task.evaluate(model, seed=config.seed + 104729, seq_len=seq_len)
+    score = task.score_on(model, heldout)  # the set the live curve showed: one number per run
     if status == "finished":
         message = f"trained for {step} steps in {seconds:.1f} s"
     return TrainResult(model, task.name, cell, config, step, seconds, status, message, score,

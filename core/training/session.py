@@ -1,7 +1,7 @@
 """Training in the background: a run (or three side by side) that a page polls and can stop.
 
     session = TrainingSession([RunSpec("adding · LSTM", "adding", "lstm", TrainConfig(...))])
-    session.start()            # returns at once; each run trains in its own thread
+    session.start()            # returns at once; each run trains in a process of its own
     session.snapshot()         # thread-safe copies of every run's progress so far
     session.stop()             # asks every run to stop; each keeps what it learned
     session.wait(timeout=10)   # True once every run has ended
@@ -21,7 +21,8 @@ process trains in one of `core.sharing.TRAINING_SLOTS`: while all are taken (oth
 training) a run waits, its status says so, and Stop ends it before it trains at all.
 
 Also here: turning a user's choices into a checked `TrainConfig` (every value against
-`core.limits`), labels for trained models, and the files a trained model downloads as.
+`core.limits`), labels for trained models, and a run's result in words (the files a trained
+model downloads as are core.io.exports').
 """
 
 from __future__ import annotations
@@ -42,15 +43,15 @@ from core.limits import (
     LIMITS, LimitError, check_hidden_size, check_layers, check_param_count, check_seq_len,
     check_training_seconds, check_training_steps,
 )
-from core.model import CELLS, INITS, SequenceModel, count_parameters
-from core.tasks import Score, get_task
+from core.cells import CELLS, cell_info
+from core.model import INITS, SequenceModel, count_parameters
+from core.tasks import get_task
 from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
 from core.training.loop import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec
 from core.training.worker import pack_model, train_child, unpack_model
 
 log = logging.getLogger(__name__)
 
-CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 #: Learning rates a user may choose: wide enough for every optimiser, narrow enough to be sane.
 LEARNING_RATE_RANGE = (1e-5, 1.0)
 #: Gate biases (LSTM forget, GRU update) a user may set: sigmoid(±10) is already 0 or 1.
@@ -348,7 +349,7 @@ def check_model_size(task: str, cell: str, config: TrainConfig) -> int:
     try:
         return check_param_count(size)
     except LimitError as error:
-        raise LimitError(f"A {config.num_layers}-layer {CELL_NAMES[cell]} with "
+        raise LimitError(f"A {config.num_layers}-layer {cell_info(cell).display_name} with "
                          f"{config.hidden_size} units has {size:,} parameters; at most "
                          f"{LIMITS.max_params:,} can be trained here. Use fewer units or layers.",
                          limit=error.limit, value=error.value) from None
@@ -376,7 +377,7 @@ def event_spacing(steps: int) -> dict[str, int]:
 
 def run_label(task: str, cell: str, when: datetime, taken: set[str] | None = None) -> str:
     """"adding · LSTM · 14:03:21", with " (2)", " (3)" ... if that label is already taken."""
-    label = f"{task} · {CELL_NAMES.get(cell, cell)} · {when:%H:%M:%S}"
+    label = f"{task} · {cell_info(cell).display_name} · {when:%H:%M:%S}"
     taken = taken or set()
     n, unique = 1, label
     while unique in taken:
@@ -411,24 +412,9 @@ def train_runs(task: str, cells: list[str], config: TrainConfig,
 
 # -- results in words ---------------------------------------------------------------------------
 
-#: How much better than the baseline a score must be to count as having learned something:
-#: 5% lower for errors and losses, 2 points higher for accuracies and F1 (which lie in [0, 1]).
-#: Without a margin, an untrained model's 0.1696 "beats" the adding problem's 0.1700.
-RELATIVE_MARGIN, ABSOLUTE_MARGIN = 0.05, 0.02
-
-
-def learned(score: Score) -> bool:
-    """Whether a held-out score clearly beats the task's trivial baseline."""
-    if not math.isfinite(score.value):
-        return False
-    if score.higher_is_better:
-        return score.value > score.baseline + ABSOLUTE_MARGIN
-    return score.value < score.baseline * (1 - RELATIVE_MARGIN)
-
-
 def describe_result(result: TrainResult) -> tuple[str, str]:
-    """(kind, sentence): kind is "error" (diverged), "success" (clearly beat the baseline) or
-    "warning" (finite, but no clear gain over the baseline)."""
+    """(kind, sentence): kind is "error" (diverged), "success" (better than the baseline by the
+    one margin every page uses, `Score.verdict`) or "warning" (finite, but no clear gain)."""
     score = result.score
     value = f"{score.value:.4g}" if math.isfinite(score.value) else "∞"
     versus = f"the baseline ({score.baseline_name}) scores {score.baseline:.4g}"
@@ -436,16 +422,17 @@ def describe_result(result: TrainResult) -> tuple[str, str]:
         return "error", f"Diverged: {result.message}. Held-out {score.metric} {value}; {versus}."
     # a run cut short says so first: what it learned so far is kept
     ended = "" if result.status == "finished" else f"{result.message[:1].upper()}{result.message[1:]}. "
-    if learned(score):
-        return "success", f"{ended}Learned: held-out {score.metric} {value}, while {versus}."
+    if score.verdict == "better":
+        return "success", (f"{ended}Learned: held-out {score.metric} {value}, while {versus} "
+                           f"({score.margin_text}).")
     return "warning", (f"{ended}Did not learn (yet): held-out {score.metric} {value}, no clear "
                        f"gain over the baseline, which scores {score.baseline:.4g} "
-                       f"({score.baseline_name}).")
+                       f"({score.baseline_name}; {score.margin_text}).")
 
 
 __all__ = [
     "RunSpec", "RunProgress", "TrainingSession", "make_train_config", "train_runs", "run_label",
-    "event_spacing", "check_learning_rate", "learned", "describe_result",
+    "event_spacing", "check_learning_rate", "describe_result",
     "check_model_size", "keep_newest",
-    "CELL_NAMES", "LIMITS", "LimitError",
+    "LIMITS", "LimitError",
 ]

@@ -23,8 +23,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.io.loading import load_user_weights  # noqa: F401  (re-exported: the user's own weights)
+from core.cells import CELLS, cell_info
 from core.model import (
-    CELLS, ModelSpec, SequenceModel, build_sequence_model, count_parameters, state_tensors,
+    ModelSpec, SequenceModel, build_sequence_model, count_parameters, state_tensors,
 )
 from core.tasks import TASKS, Task, get_task
 from core.training.loop import TrainConfig, TrainResult, model_spec, train
@@ -96,8 +97,7 @@ class ZooEntry:
 
 
 def _check_cell(cell: str) -> None:
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    cell_info(cell)  # ValueError naming the cells there are
 
 
 def paths(task: str, cell: str, directory: Path | None = None) -> tuple[Path, Path]:

@@ -1,6 +1,6 @@
 """The Compare page's logic, without Streamlit: one task, one input, the RNN, LSTM and GRU.
 
-    view = CompareView.from_query(st.query_params)          # invalid values fall back to defaults
+    view = CompareState.from_query(st.query_params)          # invalid values fall back to defaults
     models = pick_models(view.task, trained, view.picks())  # shipped, or trained in this session
     example = make_example(view)                            # ValueError with a clear message
     comparison = compare(view, models, example)             # traces, scores, sizes, timings
@@ -14,7 +14,7 @@ metadata, or the session's TrainResult), because training again on every visit i
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
@@ -22,22 +22,28 @@ import pandas as pd
 import torch
 from torch import nn
 
-from core.views import explore as ex
-from core.training import zoo
-from core.engine.analysis import GradientDecay, gradient_decay, median_seconds, training_memory_bytes
+from core.cells import CELLS, cell_info
+from core.engine import trace
+from core.engine.analysis import (
+    GradientDecay, gradient_decay, median_seconds, training_memory_bytes,
+)
+from core.figures.style import InputSequence
 from core.limits import LIMITS
 from core.model import SequenceModel, count_parameters
 from core.sharing import torch_threads
 from core.tasks import TASKS, Example, get_task
 from core.tasks.base import STREAM_TRAIN, rng_for
-from core.engine import trace
+from core.training import zoo
+from core.training.loop import TrainResult
+from core.views import explore as ex
+from core.views import models
+from core.views.models import ModelChoice
+from core.views.state import PageState, free_text, one_of, whole
 
-CELL_ORDER = ("rnn", "lstm", "gru")
-CELL_NAMES = {"rnn": "RNN (vanilla)", "lstm": "LSTM", "gru": "GRU"}
+CELL_ORDER = tuple(CELLS)
 INPUTS = ("sample", "text")
 INPUT_LABELS = {"sample": "seeded sample", "text": "my own text / numbers"}
 SHIPPED = ""  # a cell's model pick meaning "the shipped trained model"
-MAX_LABEL_CHARS = 200
 #: One training step's memory is measured on at most this many sequence-steps (batch x T), so a
 #: long sequence does not take hundreds of MB on a shared server; memory grows linearly in the
 #: batch, so the cells' ratios are those of the full batch.
@@ -54,174 +60,68 @@ EXAMPLE_TEXT = {
 
 
 @dataclass(frozen=True)
-class CompareView:
+class CompareState(PageState):
     """Every choice on the Compare page; kept in the URL so a link reproduces the view.
 
     rnn / lstm / gru name the model of each cell: "" for the shipped one, else the label of a
     model trained in this browser session (a link opened elsewhere falls back to the shipped)."""
 
-    task: str = "adding"  # the landing view: the adding problem, where the RNN's gradient dies
-    input: str = "sample"
-    sample: int = 0
-    text: str = ""
-    len: int = 0  # the task's length knob; 0 = the task's default
-    t: int = 0  # where the time cursor starts
-    rnn: str = SHIPPED
-    lstm: str = SHIPPED
-    gru: str = SHIPPED
+    task: str = one_of("adding", TASKS)  # the landing view: where the RNN's gradient dies
+    input: str = one_of("sample", INPUTS)
+    sample: int = whole(0, 0, ex.MAX_SEED)
+    text: str = free_text("", LIMITS.max_text_chars)
+    len: int = whole(0, 0, LIMITS.max_seq_len)  # the task's length knob; 0 = the task's default
+    t: int = whole(0, 0, LIMITS.max_seq_len)  # where the time cursor starts
+    rnn: str = free_text(SHIPPED, ex.MAX_RUN_LABEL)
+    lstm: str = free_text(SHIPPED, ex.MAX_RUN_LABEL)
+    gru: str = free_text(SHIPPED, ex.MAX_RUN_LABEL)
 
-    @classmethod
-    def from_query(cls, params: Mapping[str, object]) -> "CompareView":
-        """A view from URL query parameters; anything invalid keeps its default."""
-        updates = {}
-        for f in fields(cls):
-            raw = params.get(f.name)
-            if raw is None:
-                continue
-            raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
-            value = _parse(f.name, str(raw))
-            if value is not None:
-                updates[f.name] = value
-        return replace(cls(), **updates).normalised()
-
-    def to_query(self) -> dict[str, str]:
-        """Only the choices that differ from the defaults, so links stay short."""
-        default = CompareView()
-        return {k: str(v) for k, v in asdict(self).items() if v != getattr(default, k)}
-
-    def normalised(self) -> "CompareView":
-        """Clamp what depends on other choices: the length to the task's range; no text
-        unless typed input is chosen (so links stay short)."""
-        task = get_task(self.task)
-        length = self.len
-        if task.seq_len.fixed or not task.seq_len.min <= length <= task.seq_len.max \
-                or length == task.seq_len.default:
-            length = 0
-        return replace(self, len=length, text=self.text if self.input == "text" else "")
+    def normalised(self) -> "CompareState":
+        """The length within the task's range; no text unless typed input is chosen (so links
+        stay short)."""
+        return replace(self, len=ex.normalised_length(self.task, self.len),
+                       text=self.text if self.input == "text" else "")
 
     def picks(self) -> dict[str, str]:
         return {cell: getattr(self, cell) for cell in CELL_ORDER}
 
-    def explore_view(self) -> ex.View:
-        """The same task and input as an Explore view (whose example builder we reuse)."""
-        return ex.View(task=self.task, input=self.input, sample=self.sample, text=self.text,
-                       len=self.len)
+    def explore_state(self) -> ex.ExploreState:
+        """The same task and input as an Explore state (whose example builder we reuse)."""
+        return ex.ExploreState(task=self.task, input=self.input, sample=self.sample,
+                               text=self.text, len=self.len)
 
     def seq_len(self) -> int | None:
         return self.len or None
-
-
-def _parse(name: str, raw: str):
-    raw = raw.strip()
-    if name == "task":
-        return raw if raw in TASKS else None
-    if name == "input":
-        return raw if raw in INPUTS else None
-    if name == "text":
-        return raw if len(raw) <= LIMITS.max_text_chars else None
-    if name in CELL_ORDER:
-        return raw if len(raw) <= MAX_LABEL_CHARS else None
-    try:
-        value = int(raw)
-    except ValueError:
-        return None
-    limits = {"sample": ex.MAX_SEED, "len": LIMITS.max_seq_len, "t": LIMITS.max_seq_len}
-    return value if 0 <= value <= limits[name] else None
 
 
 # ---------------------------------------------------------------------------------------------
 # Models: the shipped one per cell, or one trained in this session
 
 
-@dataclass
-class CellModel:
-    """One cell's model and how it was made."""
-
-    cell: str
-    model: SequenceModel
-    source: str  # "shipped" | "trained"
-    label: str
-    train_seconds: float
-    train_steps: int
-    score: dict  # metric, value, baseline, baseline_name, higher_is_better (+ n, seq_len)
-    batch_size: int  # the training batch size (the memory and step time are measured on one)
-
-    @property
-    def key(self) -> str:
-        """Identifies the weights for caching: the label, plus the object for session models
-        (two browser sessions may both have an "LSTM #1")."""
-        return "shipped" if self.source == "shipped" else f"{self.label}@{id(self.model)}"
-
-    @property
-    def beats_baseline(self) -> bool:
-        return self.verdict == "better"
-
-    @property
-    def verdict(self) -> str:
-        """"better" than the trivial baseline by a clear margin, "worse", or "about the same"
-        (within 0.05 of accuracy / F1, or within 10% of the baseline's error): a tanh RNN at
-        52.9% against a 50.9% majority guess has not learned the task."""
-        s = self.score
-        value, baseline = float(s["value"]), float(s["baseline"])
-        if s["higher_is_better"]:
-            margin = value - baseline
-            return "better" if margin > 0.05 else "worse" if margin < -0.05 else "about the same"
-        if value < 0.9 * baseline:
-            return "better"
-        return "worse" if value > 1.1 * baseline else "about the same"
-
-
-def shipped_model(task: str, cell: str) -> CellModel:
-    """The shipped trained model of task x cell, with its recorded training time and score."""
-    if (task, cell) not in set(zoo.available()):
-        raise ValueError(f"No shipped trained {CELL_NAMES[cell]} for {get_task(task).title}: "
-                         "train one on the Train page and pick it here.")
-    info = zoo.model_info(task, cell)
-    return CellModel(cell, zoo.load_model(task, cell), "shipped",
-                     f"shipped trained {CELL_NAMES[cell]}", float(info.train_seconds),
-                     int(info.steps), dict(info.heldout), int(info.config["batch_size"]))
-
-
-def trained_model(label: str, result) -> CellModel:
-    """A model trained in this session (a core.training.loop.TrainResult) as a CellModel."""
-    score = result.score.to_dict()
-    score.setdefault("seq_len", result.config.seq_len)
-    model = result.model.eval()
-    return CellModel(result.cell, model, "trained", label, float(result.seconds),
-                     int(result.steps), score, int(result.config.batch_size))
-
-
-def trained_options(task: str, cell: str, trained: Mapping[str, object]) -> list[str]:
-    """Labels of the session's trained models for task x cell, newest first."""
-    return [label for label, r in reversed(list(trained.items()))
-            if getattr(r, "task", None) == task and getattr(r, "cell", None) == cell
-            and getattr(r, "model", None) is not None]
-
-
-def pick_models(task: str, trained: Mapping[str, object] | None = None,
-                picks: Mapping[str, str] | None = None) -> dict[str, CellModel]:
+def pick_models(task: str, trained: Mapping[str, TrainResult] | None = None,
+                picks: Mapping[str, str] | None = None) -> dict[str, ModelChoice]:
     """The model of each cell: the session model named in `picks` when it exists and fits the
     task and cell, else the shipped one."""
     trained = trained or {}
     picks = picks or {}
-    models = {}
+    chosen = {}
     for cell in CELL_ORDER:
         label = picks.get(cell, SHIPPED)
-        if label and label in trained_options(task, cell, trained):
-            models[cell] = trained_model(label, trained[label])
+        if label and label in models.session_labels(task, trained, cell):
+            chosen[cell] = models.from_session(label, trained[label])
         else:
-            models[cell] = shipped_model(task, cell)
-    return models
+            chosen[cell] = models.shipped(task, cell)
+    return chosen
 
 
 # ---------------------------------------------------------------------------------------------
 # The input
 
 
-def make_example(view: CompareView) -> Example:
+def make_example(view: CompareState) -> Example:
     """The example all three cells read. ValueError with a clear message for bad input: empty
     text, text the task cannot read, and words the models never saw."""
-    example = ex.make_example(view.explore_view())
+    example = ex.make_example(view.explore_state())
     if example.unknown:
         task = get_task(view.task)
         shown = ", ".join(f"“{w}”" for w in example.unknown[:10])
@@ -241,7 +141,7 @@ def make_example(view: CompareView) -> Example:
 class CellComparison:
     """Everything the page shows for one cell."""
 
-    model: CellModel
+    choice: ModelChoice  # the model, where it came from, its recorded score and training
     result: ex.Result  # trace, prediction, target
     params: int  # the whole model's parameters (embedding, recurrent module, head)
     rnn_params: int  # the recurrent module's alone
@@ -274,6 +174,15 @@ class Comparison:
     def seq_len(self) -> int:
         return len(self.example)
 
+    def input_text(self, limit: int = 600) -> str:
+        """The input as one line of text: words as they are, numbers (the first 40) by commas."""
+        text = " ".join(self.tokens) if self.values is None else ", ".join(self.tokens[:40])
+        return text if len(text) <= limit else text[:limit] + " …"
+
+    @property
+    def input_sequence(self) -> InputSequence:
+        return InputSequence(self.tokens, self.values, self.value_names)
+
 
 class _ReadsLengths(nn.Module):
     """A SequenceModel that reads each padded sequence's last real step, for the memory count
@@ -287,7 +196,7 @@ class _ReadsLengths(nn.Module):
         return self.model(inputs, None if self.tagging else self.lengths)
 
 
-def memory_batch(view: CompareView, batch_size: int):
+def memory_batch(view: CompareState, batch_size: int):
     """A training batch of the task at the view's length, capped at MAX_MEMORY_STEPS steps."""
     task = get_task(view.task)
     length = view.seq_len() if view.input == "sample" else None  # typed text: the default
@@ -326,36 +235,36 @@ def measure_training_step(model: SequenceModel, task_name: str, batch, repeats: 
 MEASURE_THREADS = 1
 
 
-def compare(view: CompareView, models: Mapping[str, CellModel], example: Example, *,
+def compare(view: CompareState, chosen: Mapping[str, ModelChoice], example: Example, *,
             trace_repeats: int = 5, step_repeats: int = 3) -> Comparison:
     """Run the same example through each cell's model and measure everything the page shows
     (timings on MEASURE_THREADS threads)."""
     with torch_threads(MEASURE_THREADS):
-        return _compare(view, models, example, trace_repeats, step_repeats)
+        return _compare(view, chosen, example, trace_repeats, step_repeats)
 
 
-def _compare(view: CompareView, models: Mapping[str, CellModel], example: Example,
+def _compare(view: CompareState, chosen: Mapping[str, ModelChoice], example: Example,
              trace_repeats: int, step_repeats: int) -> Comparison:
     task = get_task(view.task)
     torch.set_flush_denormal(True)  # vanished gradients must not slow the timings 37x
     cells: dict[str, CellComparison] = {}
     for cell in CELL_ORDER:
-        chosen = models[cell]
-        model = chosen.model
-        if model.spec.cell != cell:
-            raise ValueError(f"the model for {CELL_NAMES[cell]} is a {model.spec.cell.upper()}")
-        choice = ex.ModelChoice(model, model.rnn, True, chosen.label)
-        result = ex.run(ex.View(task=task.name, cell=cell), choice, example)
+        picked = chosen[cell]
+        model = picked.model
+        if picked.cell != cell:
+            raise ValueError(f"the model for {cell_info(cell).long_name} is a "
+                             f"{cell_info(picked.cell).display_name}")
+        result = ex.run(ex.ExploreState(task=task.name, cell=cell), picked, example)
         with torch.no_grad():
             x = model.features(example.inputs).detach().float()
         objective = task.objective(model, example.target)
         once = median_seconds(lambda: trace(model.rnn, x, objective), repeats=1)
         repeats = trace_repeats if once < 0.05 else max(1, min(trace_repeats, 3))
         trace_seconds = median_seconds(lambda: trace(model.rnn, x, objective), repeats=repeats)
-        batch = memory_batch(view, chosen.batch_size)
+        batch = memory_batch(view, picked.batch_size)
         memory, step_seconds = measure_training_step(model, task.name, batch, step_repeats)
         cells[cell] = CellComparison(
-            model=chosen, result=result, params=count_parameters(model),
+            choice=picked, result=result, params=count_parameters(model),
             rnn_params=count_parameters(model.rnn), trace_seconds=trace_seconds,
             step_seconds=step_seconds, memory=memory,
             memory_batch=(len(batch), int(batch.inputs.shape[1])),
@@ -380,7 +289,7 @@ def measures_table(cells: Mapping[str, CellComparison]) -> pd.DataFrame:
         "Peak training memory (params + grads + saved activations)":
             lambda c: f"{c.memory['total'] / 2**20:.2f} MiB",
         "Training time (recorded when trained)":
-            lambda c: f"{c.model.train_seconds:.1f} s, {c.model.train_steps:,} steps",
+            lambda c: f"{c.choice.train_seconds:.1f} s, {c.choice.train_steps:,} steps",
     }
     ratios = {
         "Parameters (whole model)": lambda c: c.params,
@@ -388,9 +297,9 @@ def measures_table(cells: Mapping[str, CellComparison]) -> pd.DataFrame:
         "Trace time (median)": lambda c: c.trace_seconds,
         "Training step, forward + backward (median)": lambda c: c.step_seconds,
         "Peak training memory (params + grads + saved activations)": lambda c: c.memory["total"],
-        "Training time (recorded when trained)": lambda c: c.model.train_seconds,
+        "Training time (recorded when trained)": lambda c: c.choice.train_seconds,
     }
-    table = {CELL_NAMES[cell]: [fmt(c) for fmt in rows.values()] for cell, c in cells.items()}
+    table = {cell_info(cell).long_name: [fmt(c) for fmt in rows.values()] for cell, c in cells.items()}
     if "gru" in cells and "lstm" in cells:
         table["GRU ÷ LSTM"] = [f"{get(cells['gru']) / get(cells['lstm']):.2f}"
                                if get(cells["lstm"]) else "—" for get in ratios.values()]
@@ -405,7 +314,7 @@ AGREEMENT_SEED = zoo.FINAL_HELDOUT_SEED
 AGREEMENT_PER_DISTANCE = 100
 
 
-def accuracy_by_distance(model: CellModel, task: str = "agreement") -> list[dict]:
+def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[dict]:
     """Held-out accuracy at each subject-verb distance 1..40 (100 sentences each).
 
     A shipped model's metadata holds exactly this measurement (same seed, same sentences), made
@@ -413,12 +322,12 @@ def accuracy_by_distance(model: CellModel, task: str = "agreement") -> list[dict
     task_obj = get_task(task)
     if task_obj.name != "agreement":
         raise ValueError("accuracy by subject–verb distance is measured on the agreement task")
-    if model.source == "shipped":
-        stored = zoo.model_info(task_obj.name, model.cell).extra.get("accuracy_by_distance")
+    if picked.source == "shipped":
+        stored = zoo.model_info(task_obj.name, picked.cell).extra.get("accuracy_by_distance")
         if stored and len(stored) == task_obj.seq_len.max:
             return [dict(row) for row in stored]
     with torch_threads(MEASURE_THREADS):
-        return task_obj.accuracy_by_distance(model.model, seed=AGREEMENT_SEED,
+        return task_obj.accuracy_by_distance(picked.model, seed=AGREEMENT_SEED,
                                              per_distance=AGREEMENT_PER_DISTANCE,
                                              max_distance=task_obj.seq_len.max)
 
@@ -427,9 +336,3 @@ def recurrent_params_formula(input_size: int, hidden_size: int) -> dict[str, int
     """Parameters of one layer of each cell: gates x (H*(I+H) + 2H). GRU has 3 blocks, LSTM 4."""
     block = hidden_size * (input_size + hidden_size) + 2 * hidden_size
     return {"rnn": block, "lstm": 4 * block, "gru": 3 * block}
-
-
-__all__ = ["CELL_ORDER", "CELL_NAMES", "CompareView", "CellModel", "CellComparison",
-           "Comparison", "compare", "make_example", "pick_models", "shipped_model",
-           "trained_model", "trained_options", "accuracy_by_distance", "memory_batch",
-           "measure_training_step", "measures_table", "recurrent_params_formula", "target_text", "EXAMPLE_TEXT"]

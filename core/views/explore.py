@@ -1,197 +1,118 @@
 """The Explore page's logic, without Streamlit: URL state, choices -> model, example, trace.
 
-    view = View.from_query(st.query_params)        # invalid values fall back to defaults
-    model = resolve_model(view)                     # shipped, fresh random init, or uploaded
-    result = run(view, model)                       # example, trace, prediction, target, baseline
+    state = ExploreState.from_query(st.query_params)  # invalid values fall back to defaults
+    choice = resolve_model(state)                      # shipped, session, random or uploaded
+    result = run(state, choice, make_example(state))   # trace, prediction, target, baseline
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from core.training import zoo
+from core.cells import CELLS
+from core.engine import Trace, trace
+from core.figures.explore import rank_units
+from core.figures.style import InputSequence
 from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
-from core.io.loading import load_user_weights
-from core.model import CELLS, SequenceModel
 from core.sharing import torch_threads
 from core.tasks import TASKS, Example, get_task
-from core.engine import Trace, trace
+from core.training import zoo
 from core.training.loop import TrainResult
+from core.views import models
+from core.views.models import SOURCES, ModelChoice
+from core.views.state import PageState, free_text, one_of, whole
 
-SOURCES = ("trained", "session", "random", "upload")
 INPUTS = ("sample", "text", "csv")
 PICKS = ("index", "most active", "most variable")
-SOURCE_LABELS = {"trained": "shipped trained model", "session": "trained in this session",
-                 "random": "fresh random init (untrained)",
-                 "upload": "my own weights (upload)"}
 INPUT_LABELS = {"sample": "seeded sample", "text": "my own text / numbers", "csv": "CSV column"}
 MAX_SEED = 2**31 - 1
+MAX_RUN_LABEL = 200
 
 
 @dataclass(frozen=True)
-class View:
+class ExploreState(PageState):
     """Every choice on the Explore page; kept in the URL so a link reproduces the view."""
 
-    task: str = "agreement"  # the landing view: "The cat ... was" with a trained LSTM
-    cell: str = "lstm"
-    source: str = "trained"
-    seed: int = 0  # weights seed for a fresh random init
-    run: str = ""  # label of a model trained in this browser session (the Train page's)
-    input: str = "sample"
-    sample: int = 0  # seed of the sampled example
-    text: str = ""
-    len: int = 0  # sequence length; 0 = the task's default
-    layer: int = 0
-    direction: int = 0
-    pick: str = "index"
-    unit: int = 0
-    t: int = 0
+    task: str = one_of("agreement", TASKS)  # the landing view: "The cat ... was", trained LSTM
+    cell: str = one_of("lstm", CELLS)
+    # "trained" was the shipped model's name in links made before sources had one word each
+    source: str = one_of("shipped", SOURCES, aliases={"trained": "shipped"})
+    seed: int = whole(0, 0, MAX_SEED)  # weights seed for a fresh random init
+    run: str = free_text("", MAX_RUN_LABEL)  # label of a model trained in this browser session
+    input: str = one_of("sample", INPUTS)
+    sample: int = whole(0, 0, MAX_SEED)  # seed of the sampled example
+    text: str = free_text("", LIMITS.max_text_chars)
+    len: int = whole(0, 0, LIMITS.max_seq_len)  # sequence length; 0 = the task's default
+    layer: int = whole(0, 0, 16)
+    direction: int = whole(0, 0, 1)
+    pick: str = one_of("index", PICKS)
+    unit: int = whole(0, 0, LIMITS.max_hidden_size)
+    t: int = whole(0, 0, LIMITS.max_seq_len)
 
-    # -- URL ---------------------------------------------------------------------------------
     @classmethod
-    def landing(cls) -> "View":
+    def defaults(cls) -> "ExploreState":
         """The view with no choices made: a shipped trained LSTM, on agreement if it ships."""
-        shipped = [task for task, cell in zoo.available() if cell == "lstm"]
+        shipped_lstm = [task for task, cell in zoo.available() if cell == "lstm"]
         for task in (cls.task, "adding", *TASKS):
-            if task in shipped:
+            if task in shipped_lstm:
                 return cls(task=task)
         return cls()
 
-    @classmethod
-    def from_query(cls, params: Mapping[str, str]) -> "View":
-        """A view from URL query parameters; anything invalid is ignored (its default kept)."""
-        view = cls.landing() if "task" not in params else cls()
-        updates = {}
-        for f in fields(cls):
-            raw = params.get(f.name)
-            if raw is None:
-                continue
-            raw = raw[0] if isinstance(raw, list) and raw else raw
-            value = _parse(f.name, str(raw))
-            if value is not None:
-                updates[f.name] = value
-        view = replace(view, **updates)
-        return view.normalised()
+    def normalised(self) -> "ExploreState":
+        """Clamp what depends on other choices: the length to the task's range, CSV input to
+        the airline task."""
+        length = normalised_length(self.task, self.len)
+        inp = "sample" if self.input == "csv" and self.task != "airline" else self.input
+        return replace(self, len=length, input=inp)
 
-    def to_query(self) -> dict[str, str]:
-        """Only the choices that differ from the defaults, so links stay short."""
-        default = View()
-        return {k: str(v) for k, v in asdict(self).items() if v != getattr(default, k)}
-
-    def normalised(self) -> "View":
-        """Clamp what depends on other choices (length to the task's range)."""
-        task = get_task(self.task)
-        length = self.len
-        if length and not task.seq_len.min <= length <= task.seq_len.max:
-            length = 0
-        if task.seq_len.fixed:
-            length = 0
-        source = self.source
-        inp = self.input
-        if inp == "csv" and self.task != "airline":
-            inp = "sample"
-        return replace(self, len=length, source=source, input=inp)
+    def traced(self) -> "ExploreState":
+        """The choices a trace depends on (not where the cursor is or which unit is drawn)."""
+        return replace(self, layer=0, direction=0, pick="index", unit=0, t=0)
 
 
-def _parse(name: str, raw: str):
-    raw = raw.strip()
-    if name == "task":
-        return raw if raw in TASKS else None
-    if name == "cell":
-        return raw.lower() if raw.lower() in CELLS else None
-    if name == "source":
-        return raw if raw in SOURCES else None
-    if name == "input":
-        return raw if raw in INPUTS else None
-    if name == "pick":
-        return raw if raw in PICKS else None
-    if name == "text":
-        return raw if len(raw) <= LIMITS.max_text_chars else None
-    if name == "run":
-        return raw if len(raw) <= 200 else None
-    try:
-        value = int(raw)
-    except ValueError:
-        return None
-    limits = {"seed": MAX_SEED, "sample": MAX_SEED, "len": LIMITS.max_seq_len, "layer": 16,
-              "direction": 1, "unit": LIMITS.max_hidden_size, "t": LIMITS.max_seq_len}
-    return value if 0 <= value <= limits[name] else None
+def normalised_length(task: str, length: int) -> int:
+    """A length within the task's range, else 0 (the task's default); 0 for a fixed length."""
+    seq = get_task(task).seq_len
+    if seq.fixed or not seq.min <= length <= seq.max or length == seq.default:
+        return 0
+    return length
 
 
 # ---------------------------------------------------------------------------------------------
 # Models
 
 
-@dataclass
-class ModelChoice:
-    """The model a view runs, and how to describe it honestly."""
-
-    model: SequenceModel | None  # the task's full model (features, rnn, head); None for upload
-    rnn: nn.Module  # the recurrent module that is traced
-    trained: bool
-    label: str
-    note: str = ""  # a warning to show beside the figures (e.g. "untrained")
-
-
-def trained_available(task: str, cell: str) -> bool:
-    return (task, cell) in set(zoo.available())
-
-
-def resolve_model(view: View, upload: tuple[bytes, str] | None = None,
+def resolve_model(state: ExploreState, upload: tuple[bytes, str] | None = None,
                   session_models: Mapping[str, TrainResult] | None = None) -> ModelChoice:
-    """The model for `view`. Raises ValueError with a user-facing message when it cannot.
+    """The model for `state`. Raises ValueError with a user-facing message when it cannot.
 
     `session_models` are the models trained in this browser session (label -> TrainResult).
     """
-    task = get_task(view.task)
-    if view.source == "session":
-        result = (session_models or {}).get(view.run)
+    task = get_task(state.task)
+    if state.source == "session":
+        result = (session_models or {}).get(state.run)
         if result is None:
             raise ValueError("That model was trained in another browser session (or is gone): "
                              "train one on the Train page, then open it here.")
         if result.task != task.name:
-            raise ValueError(f"“{view.run}” was trained on another task; pick {task.title} "
+            raise ValueError(f"“{state.run}” was trained on another task; pick {task.title} "
                              "models only.")
-        score = result.score
-        label = (f"{view.run} · {result.status}, {result.steps} steps · held-out "
-                 f"{score.metric} {score.value:.3g} (baseline “{score.baseline_name}”: "
-                 f"{score.baseline:.3g})")
-        return ModelChoice(result.model, result.model.rnn, True, label)
-    if view.source == "trained":
-        if not trained_available(task.name, view.cell):
-            raise ValueError(
-                f"No shipped trained {view.cell.upper()} for {task.title} yet. Choose "
-                "“fresh random init” to look at an untrained model.")
-        model = zoo.load_model(task.name, view.cell)
-        info = zoo.model_info(task.name, view.cell)
-        score = info.heldout
-        label = (f"trained {view.cell.upper()} · held-out {score['metric']} "
-                 f"{score['value']:.3g} (baseline “{score['baseline_name']}”: "
-                 f"{score['baseline']:.3g})")
-        return ModelChoice(model, model.rnn, True, label)
-    if view.source == "random":
-        model = zoo.build_model(task, view.cell, seed=view.seed)
-        return ModelChoice(model, model.rnn, False,
-                           f"UNTRAINED {view.cell.upper()} (random init, seed {view.seed})",
-                           "This model is untrained: its gates and predictions mean nothing "
-                           "about the task. Use it to see what training changes.")
-    if view.source == "upload":
-        if upload is None:
-            raise ValueError("Upload a .safetensors, .pt or .pth file with the state_dict of "
-                             "an nn.RNN, nn.LSTM or nn.GRU.")
-        data, filename = upload
-        rnn = load_user_weights(data, filename)
-        label = (f"your {type(rnn).__name__} from {filename} (input {rnn.input_size}, hidden "
-                 f"{rnn.hidden_size}, {rnn.num_layers} layer(s)"
-                 f"{', bidirectional' if rnn.bidirectional else ''})")
-        return ModelChoice(None, rnn, True, label)
-    raise ValueError(f"unknown model source {view.source!r}")
+        return models.from_session(state.run, result)
+    if state.source == "shipped":
+        return models.shipped(task.name, state.cell)
+    if state.source == "random":
+        return models.random_init(task.name, state.cell, state.seed)
+    if state.source != "upload":
+        raise ValueError(f"unknown model source {state.source!r}")
+    if upload is None:
+        raise ValueError("Upload a .safetensors, .pt or .pth file with the state_dict of "
+                         "an nn.RNN, nn.LSTM or nn.GRU.")
+    return models.uploaded(*upload)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +120,7 @@ def resolve_model(view: View, upload: tuple[bytes, str] | None = None,
 
 
 
-def make_example(view: View, csv_values: list[float] | None = None) -> Example:
+def make_example(view: ExploreState, csv_values: list[float] | None = None) -> Example:
     """The example the view asks for. ValueError with a clear message for bad input."""
     task = get_task(view.task)
     if view.input == "text":
@@ -238,6 +159,11 @@ class Result:
     baseline: str
     objective_note: str
 
+    @property
+    def input_sequence(self) -> InputSequence:
+        """What the model read, as the figures' input row draws it."""
+        return InputSequence(self.tokens, self.values, self.value_names)
+
 
 #: One intra-op thread for a trace: these small models run a T=200 trace in ~3 ms on one
 #: thread, while two threads on two shared, busy cores wait on each other (measured: up to
@@ -245,13 +171,13 @@ class Result:
 TRACE_THREADS = 1
 
 
-def run(view: View, choice: ModelChoice, example: Example) -> Result:
+def run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     """Trace the chosen model on the example, with the task's loss as the objective."""
     with torch_threads(TRACE_THREADS):
         return _run(view, choice, example)
 
 
-def _run(view: View, choice: ModelChoice, example: Example) -> Result:
+def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     task = get_task(view.task)
     torch.set_flush_denormal(True)
     rnn = choice.rnn
@@ -312,6 +238,11 @@ def target_text(task, example: Example) -> str:
     return " ".join(task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1).tolist())
 
 
-def shared_copy(model: SequenceModel) -> SequenceModel:
-    """Zoo models are shared per process; tracing never changes them, but be explicit."""
-    return copy.deepcopy(model)
+
+def picked_units(state: ExploreState, tr: Trace) -> tuple[list[int], int]:
+    """(the units drawn as lines, the unit of the diagram and equations): the chosen unit and
+    the next two, or the three most active / most variable ones."""
+    if state.pick == "index":
+        return [u for u in range(state.unit, state.unit + 3) if u < tr.hidden_size], state.unit
+    units = rank_units(tr, state.layer, state.direction, state.pick)
+    return units, units[0]

@@ -1,8 +1,8 @@
 """Page state in the URL: one declarative table per page, one generic (de)serialiser.
 
 Every page's choices are one frozen dataclass (`PageState`); each field says how it reads from a
-URL parameter with one of the small field makers below (`choice`, `whole`, `text`, `number`,
-`flag`). One generic `from_query` / `to_query` pair does the rest, for every page alike:
+URL parameter with one of the small field makers below (`one_of`, `whole`, `free_text`,
+`number_of`, `yes_no`). One generic `from_query` / `to_query` pair does the rest, for every page alike:
 
 - a value that does not parse, is out of range or not offered is dropped (its default stays):
   a link can never break a page;
@@ -12,7 +12,7 @@ URL parameter with one of the small field makers below (`choice`, `whole`, `text
 
     @dataclass(frozen=True)
     class ExploreState(PageState):
-        task: str = choice("agreement", TASKS)
+        task: str = one_of("agreement", TASKS)
         sample: int = whole(0, 0, MAX_SEED)
 
     state = ExploreState.from_query({"task": "adding", "sample": "abc"})   # sample stays 0
@@ -36,7 +36,7 @@ def _field(default: Any, parse: Parser, write: Callable[[Any], str] = str):
     return field(default=default, metadata={"parse": parse, "write": write})
 
 
-def choice(default: str, options: Iterable[str], aliases: Mapping[str, str] | None = None):
+def one_of(default: str, options: Iterable[str], aliases: Mapping[str, str] | None = None):
     """One of `options` (matched case-insensitively); `aliases` map older spellings in links
     that are already out there to today's option."""
     by_folded = {str(o).lower(): o for o in options}
@@ -57,7 +57,7 @@ def whole(default: int, low: int, high: int):
     return _field(default, parse)
 
 
-def number(default: float, options: Iterable[float]):
+def number_of(default: float, options: Iterable[float]):
     """One of a fixed set of numbers (a select slider's stops), written as `repr` would."""
     offered = tuple(float(o) for o in options)
 
@@ -70,12 +70,12 @@ def number(default: float, options: Iterable[float]):
     return _field(default, parse, write=lambda v: f"{v:g}")
 
 
-def text(default: str, max_chars: int):
+def free_text(default: str, max_chars: int):
     """Free text of at most `max_chars` characters (longer is dropped, not cut)."""
     return _field(default, lambda raw: raw if len(raw) <= max_chars else None)
 
 
-def flag(default: bool):
+def yes_no(default: bool):
     """A yes/no choice, written 1 or 0."""
     values = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
     return _field(default, lambda raw: values.get(raw.strip().lower()),

@@ -1,0 +1,116 @@
+"""Where a page's model comes from, and how to describe it honestly: one `ModelChoice` type for
+every page.
+
+Sources, one word each:
+- "shipped": the trained model of models/ for a task and cell (core.training.zoo);
+- "session": a model trained in this browser session on the Train page (a TrainResult);
+- "random": a fresh random init, labelled untrained wherever it is shown;
+- "upload": a user's own nn.RNN / nn.LSTM / nn.GRU state_dict (no task head: traced bare).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+from torch import nn
+
+from core.cells import cell_info, cell_of_module
+from core.io.loading import load_user_weights
+from core.model import SequenceModel
+from core.tasks import Score, get_task
+from core.training import zoo
+from core.training.loop import TrainResult
+
+SOURCES = ("shipped", "session", "random", "upload")
+SOURCE_LABELS = {"shipped": "shipped trained model", "session": "trained in this session",
+                 "random": "fresh random init (untrained)", "upload": "my own weights (upload)"}
+UNTRAINED_NOTE = ("This model is untrained: its gates and predictions mean nothing about the task. "
+                  "Use it to see what training changes.")
+
+
+@dataclass
+class ModelChoice:
+    """The model a page runs, where it came from, and what is known of how well it does."""
+
+    rnn: nn.Module  # the recurrent module that is traced
+    model: SequenceModel | None  # the task's whole model (features, rnn, head); None for an upload
+    source: str  # one of SOURCES
+    label: str  # how the page names it
+    score: Score | None = None  # held-out, next to the baseline (None: random init, upload)
+    note: str = ""  # a warning to show beside the figures (e.g. "untrained")
+    train_seconds: float = math.nan  # the recorded wall time of its training run
+    train_steps: int = 0
+    batch_size: int = 50  # its training batch size (Compare measures a step on one)
+
+    @property
+    def cell(self) -> str:
+        return cell_of_module(self.rnn)
+
+    @property
+    def trained(self) -> bool:
+        return self.source != "random"
+
+    @property
+    def key(self) -> str:
+        """Identifies the weights for caching: the label, plus the object for a session's own
+        models (two browser sessions may both have an "adding · LSTM · 10:00")."""
+        return "shipped" if self.source == "shipped" else f"{self.label}@{id(self.rnn)}"
+
+
+def score_text(score: Score) -> str:
+    """"held-out MSE 0.000692 (baseline “always predict 1”: 0.165)"."""
+    return (f"held-out {score.metric} {score.value:.3g} (baseline “{score.baseline_name}”: "
+            f"{score.baseline:.3g})")
+
+
+def shipped(task: str, cell: str) -> ModelChoice:
+    """The shipped trained model of task x cell, with its recorded training and score."""
+    task_obj = get_task(task)
+    if (task_obj.name, cell) not in set(zoo.available()):
+        raise ValueError(f"No shipped trained {cell_info(cell).display_name} for "
+                         f"{task_obj.title} yet: train one on the Train page, or choose “fresh "
+                         "random init” to look at an untrained model.")
+    info = zoo.model_info(task_obj.name, cell)
+    model = zoo.load_model(task_obj.name, cell)
+    score = Score.from_dict(info.heldout)
+    return ModelChoice(model.rnn, model, "shipped",
+                       f"shipped trained {cell_info(cell).display_name} · {score_text(score)}",
+                       score, train_seconds=float(info.train_seconds),
+                       train_steps=int(info.steps), batch_size=int(info.config["batch_size"]))
+
+
+def from_session(label: str, result: TrainResult) -> ModelChoice:
+    """A model trained in this browser session (the Train page's TrainResult)."""
+    model = result.model.eval()
+    return ModelChoice(model.rnn, model, "session",
+                       f"{label} · {result.status}, {result.steps} steps · "
+                       f"{score_text(result.score)}",
+                       result.score, train_seconds=float(result.seconds),
+                       train_steps=int(result.steps), batch_size=int(result.config.batch_size))
+
+
+def random_init(task: str, cell: str, seed: int) -> ModelChoice:
+    """A fresh random init of the shipped architecture: labelled untrained everywhere."""
+    model = zoo.build_model(task, cell, seed=seed)
+    return ModelChoice(model.rnn, model, "random",
+                       f"UNTRAINED {cell_info(cell).display_name} (random init, seed {seed})",
+                       note=UNTRAINED_NOTE)
+
+
+def uploaded(data: bytes, filename: str) -> ModelChoice:
+    """A user's own recurrent module from an uploaded state_dict (checked, never executed)."""
+    rnn = load_user_weights(data, filename)
+    return ModelChoice(rnn, None, "upload",
+                       f"your {type(rnn).__name__} from {filename} (input {rnn.input_size}, "
+                       f"hidden {rnn.hidden_size}, {rnn.num_layers} layer(s)"
+                       f"{', bidirectional' if rnn.bidirectional else ''})")
+
+
+def session_labels(task: str, trained: Mapping[str, TrainResult], cell: str | None = None
+                   ) -> list[str]:
+    """Labels of this session's trained models for `task` (and `cell`), newest first."""
+    return [label for label, r in reversed(list(trained.items()))
+            if getattr(r, "task", None) == task and getattr(r, "model", None) is not None
+            and (cell is None or getattr(r, "cell", None) == cell)]
