@@ -192,7 +192,7 @@ async def visitor(number: int, browser, url: str, deadline: float, report: Repor
         return True
 
     async def open_explore():
-        await page.goto(f"{url}/?task=adding&cell=lstm&source=trained&sample={sample}")
+        await page.goto(f"{url}/?task=adding&cell=lstm&source=shipped&sample={sample}")
         await page.wait_for_selector(CHART_IMAGE, state="attached", timeout=ACTION_TIMEOUT_MS)
         await _script_done(page)
 

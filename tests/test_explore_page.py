@@ -229,3 +229,11 @@ def test_a_session_model_that_is_gone_is_a_message_not_a_traceback():
     at = app(task="adding", source="session", run="adding · LSTM · 09:00:00")
     assert_clean(at)
     assert any("another browser session" in e.value for e in at.error)
+
+
+def test_links_made_before_sources_had_one_word_each_still_open_the_shipped_model():
+    assert ex.ExploreState.from_query({"source": "trained"}).source == "shipped"
+    assert "source" not in ex.ExploreState.from_query({"source": "trained"}).to_query()
+    at = app(task="adding", cell="gru", source="trained")
+    assert_clean(at)
+    assert "shipped trained GRU" in at.caption[0].value

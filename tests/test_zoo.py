@@ -48,12 +48,13 @@ def test_metadata_describes_the_model_honestly(task, cell):
     assert {k: expected.get(k) for k in info.config} == info.config  # retrain if this fails
     assert info.vocab == (get_task(task).vocab.words if get_task(task).vocab else None)
     h = info.heldout
-    assert h["baseline_name"] == get_task(task).baseline_name and h["n"] >= 36
+    assert h.baseline_name == get_task(task).baseline_name and h.n >= 36
     # the recorded score is what the model really scores on that held-out set
-    again = get_task(task).evaluate(model, seed=h["seed"], n=h["n"], seq_len=h["seq_len"])
+    again = get_task(task).evaluate(model, seed=info.heldout_seed, n=h.n,
+                                    seq_len=info.heldout_seq_len)
     # (float rounding on another CPU may flip a borderline example or two, no more)
-    assert again.value == pytest.approx(h["value"], rel=1e-3, abs=3 / h["n"])
-    assert again.baseline == pytest.approx(h["baseline"], rel=1e-6)
+    assert again.value == pytest.approx(h.value, rel=1e-3, abs=3 / h.n)
+    assert again.baseline == pytest.approx(h.baseline, rel=1e-6)
 
 
 def test_load_model_is_cached_and_in_eval_mode():
@@ -164,7 +165,7 @@ def test_random_labels_fit_the_training_set_and_stay_at_chance(cell):
 def test_rnn_scores_are_recorded_not_hidden():
     for task in TASKS:
         h = model_info(task, "rnn").heldout
-        assert isinstance(h["value"], float) and "baseline" in h
+        assert isinstance(h.value, float) and h.baseline > 0
 
 
 def test_build_model_gives_the_zoo_architecture_with_random_weights():

@@ -27,7 +27,7 @@ from core.cells import CELLS, cell_info
 from core.model import (
     ModelSpec, SequenceModel, build_sequence_model, count_parameters, state_tensors,
 )
-from core.tasks import TASKS, Task, get_task
+from core.tasks import TASKS, Score, Task, get_task
 from core.training.loop import TrainConfig, TrainResult, model_spec, train
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -86,14 +86,16 @@ class ZooEntry:
     status: str
     param_count: int
     rnn_param_count: int
-    heldout: dict  # metric, value, baseline, baseline_name, higher_is_better, loss, n, seed, extra
+    heldout: Score  # measured when the model was saved, next to the baseline on the same set
+    heldout_seed: int  # the held-out set it was measured on: seed and length
+    heldout_seq_len: int | None
     config: dict
     extra: dict
     path: Path
 
     @property
     def title(self) -> str:
-        return f"{get_task(self.task).title}, {self.cell.upper()}"
+        return f"{get_task(self.task).title}, {cell_info(self.cell).display_name}"
 
 
 def _check_cell(cell: str) -> None:
@@ -130,7 +132,8 @@ def model_info(task: str, cell: str) -> ZooEntry:
         vocab=meta["vocab"], classes=meta["classes"], seed=meta["seed"], steps=meta["steps"],
         train_seconds=meta["train_seconds"], status=meta["status"],
         param_count=meta["param_count"], rnn_param_count=meta["rnn_param_count"],
-        heldout=meta["heldout"], config=meta["config"], extra=meta.get("extra", {}),
+        heldout=Score.from_dict(meta["heldout"]), heldout_seed=meta["heldout"]["seed"],
+        heldout_seq_len=meta["heldout"]["seq_len"], config=meta["config"], extra=meta.get("extra", {}),
         path=weights,
     )
 

@@ -74,7 +74,7 @@ def shipped(task: str, cell: str) -> ModelChoice:
                          "random init” to look at an untrained model.")
     info = zoo.model_info(task_obj.name, cell)
     model = zoo.load_model(task_obj.name, cell)
-    score = Score.from_dict(info.heldout)
+    score = info.heldout
     return ModelChoice(model.rnn, model, "shipped",
                        f"shipped trained {cell_info(cell).display_name} · {score_text(score)}",
                        score, train_seconds=float(info.train_seconds),

@@ -127,7 +127,7 @@ def animation_errors(page) -> list[str]:
 def test_a_change_or_another_page_while_the_landing_view_plays_throws_nothing(page, app_url):
     # Without ui/animation.py's guard, plotly.js keeps animating a chart that a rerun replaced
     # or a page change removed, and throws on every frame (~200 errors each time).
-    page.goto(f"{app_url}/?task=adding&cell=lstm&source=trained&sample=3")
+    page.goto(f"{app_url}/?task=adding&cell=lstm&source=shipped&sample=3")
     wait_for_app(page)
     wait_until(page, PLAYING, "the landing view plays by itself", timeout_ms=30_000)
     page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
@@ -151,7 +151,7 @@ def test_reduced_motion_means_no_autoplay(browser, app_url):
                                   reduced_motion="reduce")
     page = context.new_page()
     try:
-        page.goto(f"{app_url}/?task=adding&cell=lstm&source=trained&sample=4")
+        page.goto(f"{app_url}/?task=adding&cell=lstm&source=shipped&sample=4")
         wait_for_app(page)
         page.wait_for_selector(f"{CHART} .updatemenu-button")
         page.wait_for_timeout(2000)
