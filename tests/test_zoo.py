@@ -12,7 +12,7 @@ from core.cells import CELLS
 from core.model import SequenceModel, count_parameters
 from core.tasks import TASKS, get_task
 from core.training.zoo import (
-    MODELS_DIR, RECIPES, available, build_model, load_model, load_user_weights, model_info, paths,
+    MODELS_DIR, RECIPES, available, build_model, load_model, model_info, paths,
     recipe,
 )
 
@@ -192,5 +192,8 @@ def test_metadata_files_are_plain_json():
     assert MODELS_DIR.name == "models"
 
 
-def test_user_weights_loader_is_re_exported():
+def test_user_weights_loader_is_re_exported_for_scripts():
+    from core.zoo import load_model as zoo_load_model, load_user_weights
+
     assert load_user_weights is core.io.loading.load_user_weights
+    assert zoo_load_model is load_model

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.io.loading import load_user_weights  # noqa: F401  (re-exported: the user's own weights)
 from core.cells import CELLS, cell_info
 from core.model import (
     ModelSpec, SequenceModel, build_sequence_model, count_parameters, state_tensors,
