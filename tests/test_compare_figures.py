@@ -15,7 +15,8 @@ from PIL import Image
 from core.figures.compare import (
     accuracy_distance_figure, compare_figure, gradient_overlay_figure, gradient_range,
 )
-from core.figures.explore import InputSequence
+from core.figures.player import BUTTON_LABELS
+from core.figures.style import InputSequence
 from core.engine.analysis import fit_decay
 from core.engine import Trace
 
@@ -165,8 +166,10 @@ def test_long_sequences_keep_the_slider_short_and_play_visits_every_step():
     assert len(slider["steps"]) <= 101
     assert len(fig["frames"]) == T
     assert list(slider["steps"][slider["active"]]["args"][0]) == ["500"]
+    # Explore's player: the same buttons, slider stops labelled with the bare step number
     buttons = [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]]
-    assert buttons == ["▶ Play", "❚❚ Pause", "Slow", "Fast ×10"]
+    assert buttons == list(BUTTON_LABELS) == ["▶ Play", "❚❚ Pause", "Slow", "×10 from t=0"]
+    assert all(s["label"] == s["args"][0][0] for s in slider["steps"])
 
 
 def test_traces_of_different_lengths_are_refused():

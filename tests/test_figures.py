@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import plotly.io as pio
@@ -12,8 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from core.cells import cell_info
 from core.figures import explore as F
+from core.figures import player as P
 from core.figures import style as S
+from core.figures.compare import compare_figure
 from core.engine import trace
 from core.io.exports import figure_html, trace_npz, trace_table
 
@@ -28,7 +33,7 @@ def make_trace(cell: str, T: int = 30, H: int = 8, layers: int = 1, bidirectiona
 
 def build(cell="lstm", T=30, H=8, **kw):
     tr, x = make_trace(cell, T, H)
-    inp = F.InputSequence(tokens=[f"{v:.1f}" for v in x[:, 0]], values=x, value_names=("a", "b"))
+    inp = S.InputSequence(tokens=[f"{v:.1f}" for v in x[:, 0]], values=x, value_names=("a", "b"))
     return tr, F.explore_figure(tr, inp, **kw).to_dict()
 
 
@@ -44,8 +49,8 @@ def test_one_map_per_state_and_gate(cell, maps):
     map_images = [im for im in fig["layout"]["images"] if im["xref"] != "paper"
                   and im.get("opacity") is None]
     assert len(map_images) == maps
-    for name in F.GATE_LABELS[cell].values():
-        assert any(t.startswith(name) for t in titles), name
+    for gate in cell_info(cell).gates:  # the registry's on-screen names
+        assert any(t.startswith(gate.label) for t in titles), gate.label
     if cell == "gru":  # PyTorch's convention, labelled on screen
         assert any("z ≈ 1 keeps the old state" in t for t in titles)
 
@@ -54,8 +59,8 @@ def test_colour_scales_are_fixed_not_fitted_to_the_data():
     # A gate map coloured on 0..1: a gate of 0.5 everywhere is the scale's middle colour,
     # whatever the data's own range.
     z = np.full((4, 10), 0.5, np.float32)
-    px = png_pixels(F.heatmap_png(z, 0, 1, F.GATE_SCALE, min_width=1, min_height=1))
-    assert tuple(px[0, 0]) == tuple(S._cached_lut(F.GATE_SCALE)[128])
+    px = png_pixels(S.heatmap_png(z, 0, 1, S.GATE_SCALE, min_width=1, min_height=1))
+    assert tuple(px[0, 0]) == tuple(S._cached_lut(S.GATE_SCALE)[128])
     tr, fig = build("lstm")
     assert any(t.startswith("forget gate f (0 … 1)") for t in
                (a["text"] for a in fig["layout"]["annotations"]))
@@ -65,21 +70,21 @@ def test_colour_scales_are_fixed_not_fitted_to_the_data():
 
 def test_nan_shows_grey_and_finite_maps_keep_the_exact_scale_colours():
     z = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
-    lut = S._cached_lut(F.SIGNED_SCALE)
-    px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
+    lut = S._cached_lut(S.SIGNED_SCALE)
+    px = png_pixels(S.heatmap_png(z, -1, 1, S.SIGNED_SCALE, min_width=1, min_height=1))
     idx = np.clip((z - -1) / 2 * 255, 0, 255).round().astype(int)[::-1]
     assert (px == lut[idx]).all()  # the indexed PNG shows exactly the scale's colours
     z[1, 2] = np.nan
-    px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
+    px = png_pixels(S.heatmap_png(z, -1, 1, S.SIGNED_SCALE, min_width=1, min_height=1))
     assert tuple(px[1, 2]) == (160, 160, 160) and tuple(px[0, 0]) == tuple(lut[idx[0, 0]])
 
 
 def test_heatmap_rows_are_units_with_unit_zero_at_the_bottom():
     z = np.zeros((3, 5), np.float32)
     z[0] = 1.0  # unit 0 fully on
-    px = png_pixels(F.heatmap_png(z, -1, 1, F.SIGNED_SCALE, min_width=1, min_height=1))
+    px = png_pixels(S.heatmap_png(z, -1, 1, S.SIGNED_SCALE, min_width=1, min_height=1))
     assert px.shape[:2] == (3, 5)
-    red = S._cached_lut(F.SIGNED_SCALE)[255]
+    red = S._cached_lut(S.SIGNED_SCALE)[255]
     assert tuple(px[-1, 0]) == tuple(red) and tuple(px[0, 0]) != tuple(red)
 
 
@@ -105,9 +110,9 @@ def test_equations_show_the_selected_units_numbers_at_step_t():
     f = tr.gates["forget"][0, 0, t, 3]
     i, g = tr.gates["input"][0, 0, t, 3], tr.gates["cell"][0, 0, t, 3]
     c_prev, c = tr.cell[0, 0, t - 1, 3], tr.cell[0, 0, t, 3]
-    assert any(f"<b>{F._num(float(f))}</b>" in s for s in text)
-    c_line = [s for s in text if s.endswith(f"<b>{F._num(float(c))}</b>")]
-    assert c_line and c_line[0].startswith(f"= {F._num(float(f))}·")
+    assert any(f"<b>{S._num(float(f))}</b>" in s for s in text)
+    c_line = [s for s in text if s.endswith(f"<b>{S._num(float(c))}</b>")]
+    assert c_line and c_line[0].startswith(f"= {S._num(float(f))}·")
     assert np.isclose(f * c_prev + i * g, c, atol=1e-5)
 
 
@@ -116,7 +121,7 @@ def test_gru_equation_uses_pytorch_convention():
     t = 5
     z = float(tr.gates["update"][0, 0, t, 1])
     line = fig["frames"][t]["data"][-1]["text"][-1]
-    assert line.startswith(f"= (1 − {F._num(z)})·")
+    assert line.startswith(f"= (1 − {S._num(z)})·")
     h = tr.hidden[0, 0, :, 1]
     n = tr.gates["new"][0, 0, t, 1]
     assert np.isclose((1 - z) * n + z * h[t - 1], h[t], atol=1e-5)
@@ -134,7 +139,7 @@ def test_gradient_norms_are_on_a_log_axis_with_gaps_for_zero():
     assert np.isclose(last, tr.grad_hidden[0, 0, -1], rtol=1e-3)
     axis = fig["layout"][grad_axes[0]]
     assert axis["range"][0] <= np.log10(tr.grad_hidden[0, 0].min()) <= axis["range"][1]
-    p = F.line_path(np.arange(4), np.array([1.0, np.nan, 2.0, 3.0]), "x", "y", "#000", name="n")
+    p = S.line_path(np.arange(4), np.array([1.0, np.nan, 2.0, 3.0]), "x", "y", "#000", name="n")
     assert p["path"] == "M0,1M2,2L3,3"
 
 
@@ -148,7 +153,7 @@ def test_rank_units_by_activity_and_variability():
 
 def test_layer_and_direction_pick_the_right_slice():
     tr, x = make_trace("gru", T=10, H=4, layers=2, bidirectional=True)
-    inp = F.InputSequence(tokens=[str(i) for i in range(10)], values=x)
+    inp = S.InputSequence(tokens=[str(i) for i in range(10)], values=x)
     fig = F.explore_figure(tr, inp, layer=1, direction=1, units=[2], unit=2).to_dict()
     path = next(s for s in fig["layout"]["shapes"] if s["name"] == "h[2]")
     first_y = float(path["path"][1:].split("L")[0].split(",")[1])
@@ -159,7 +164,7 @@ def test_layer_and_direction_pick_the_right_slice():
 
 def test_words_show_tokens_and_saliency():
     tr, _ = make_trace("lstm", T=6, H=4)
-    fig = F.explore_figure(tr, F.InputSequence(tokens=["the", "cat", "sat", "on", "a", "mat"]))
+    fig = F.explore_figure(tr, S.InputSequence(tokens=["the", "cat", "sat", "on", "a", "mat"]))
     tokens = fig.data[0]
     assert list(tokens.text) == ["the", "cat", "sat", "on", "a", "mat"]
     assert np.allclose(np.asarray(tokens.marker.color, float), tr.grad_input, rtol=1e-6)
@@ -180,5 +185,63 @@ def test_exports():
     npz = np.load(io.BytesIO(trace_npz(tr)))
     assert np.array_equal(npz["gate_forget"], tr.gates["forget"])
     tr2, fig = build("gru", T=10, H=4)
-    html = figure_html(F.explore_figure(tr2, F.InputSequence(tokens=list("abcdefghij"))), "x")
+    html = figure_html(F.explore_figure(tr2, S.InputSequence(tokens=list("abcdefghij"))), "x")
     assert "<title>x</title>" in html and "<script src=" not in html
+
+
+def test_explore_and_compare_share_one_player_with_plain_number_slider_labels():
+    """Both figures' buttons, slider and frames come from core/figures/player.py: the same
+    buttons in the same order (ui/animation.py presses them by index), slider stops labelled
+    with the bare step number (a "t · token" label costs plotly.js a forced layout per new
+    text), at most MAX_SLIDER_STEPS of them with the first and last step, one frame per step,
+    and the cursor on the hidden axis y99."""
+    T, t0 = 120, 37
+    tr, x = make_trace("gru", T=T, H=4)
+    inp = S.InputSequence(tokens=[f"w{t}" for t in range(T)])
+    explore = F.explore_figure(tr, inp, t0=t0).to_dict()
+    compare = compare_figure({"gru": tr}, inp, t0=t0).to_dict()
+    for fig in (explore, compare):
+        layout = fig["layout"]
+        assert tuple(b["label"] for b in layout["updatemenus"][0]["buttons"]) == P.BUTTON_LABELS
+        steps = layout["sliders"][0]["steps"]
+        labels = [s["label"] for s in steps]
+        assert labels == [str(s["args"][0][0]) for s in steps]  # the step number, nothing else
+        assert all(label.isdigit() for label in labels)
+        assert len(steps) <= S.MAX_SLIDER_STEPS + 2 and {"0", str(T - 1), str(t0)} <= set(labels)
+        assert steps[layout["sliders"][0]["active"]]["args"][0] == [str(t0)]
+        assert [f["name"] for f in fig["frames"]] == [str(t) for t in range(T)]
+        assert [f["name"] for f in fig["frames"] if f.get("group") == "every10"] == \
+            [str(t) for t in range(0, T, 10)]
+        cursors = [d for d in fig["data"] if d.get("yaxis") == P.CURSOR_AXIS]
+        assert cursors and all(c["x"] == [t0, t0] for c in cursors)
+        assert layout["yaxis99"]["visible"] is False
+    assert P.BUTTON_LABELS == ("▶ Play", "❚❚ Pause", "Slow", "×10 from t=0")
+
+
+def test_no_function_in_core_figures_is_longer_than_60_lines():
+    """Figures are composed from small builders (row builders, the player, the diagram)."""
+    lengths = {}
+    for path in sorted((Path(__file__).resolve().parents[1] / "core" / "figures").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                lengths[f"{path.name}:{node.name}"] = node.end_lineno - start + 1
+    assert lengths, "no functions found in core/figures"
+    name, longest = max(lengths.items(), key=lambda item: item[1])
+    assert longest <= 60, f"{name} is {longest} lines long"
+
+
+def test_figures_read_names_and_equations_from_the_cell_registry():
+    """Gate titles, the GRU's convention and the equations are core/cells.py's words."""
+    for cell in ("rnn", "lstm", "gru"):
+        tr, fig = build(cell, T=8, H=3)
+        texts = [a["text"] for a in fig["layout"]["annotations"]]
+        for eq in cell_info(cell).equations_for("tanh"):
+            assert eq in texts
+    from core.cells import GRU_CONVENTION
+    _, fig = build("gru", T=8, H=3)
+    assert GRU_CONVENTION in [a["text"] for a in fig["layout"]["annotations"]]
+    for name in ("GATE_LABELS", "SIGNED_GATES", "KEEP_GATES", "CELL_NAMES", "NO_GATE_TEXT"):
+        for module in ("explore", "compare", "diagram", "style", "training", "player"):
+            source = (Path(__file__).resolve().parents[1] / "core" / "figures" / f"{module}.py")
+            assert f"{name} =" not in source.read_text(encoding="utf-8"), (module, name)

@@ -1,5 +1,6 @@
-"""The house style of every figure: fonts, fixed colour scales, maps as PNG images, plain-dict
-figures, colour bars and line paths.
+"""The house style of every figure: fonts, fixed colour scales, cell names and colours (from the
+registry, core/cells.py), maps as PNG images, plain-dict figures without a template, colour
+bars, line paths, and the input row's pieces both animated figures draw.
 
 Why maps are images and figures plain dicts (measured in Chromium, see benchmarks/ui_speed.py):
 Plotly animates heatmap traces at 1-2 frames per second at 1,000 steps (plotly.js #6533), and
@@ -12,6 +13,7 @@ same reason. `PlainFigure` keeps layout and frames as the plain dicts they were 
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import io
 import math
@@ -22,6 +24,8 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 from PIL import Image
 
+from core.cells import CELLS, Cell, cell_info
+
 #: Fixed colour scales, so a colour means the same value in every view, cell and model.
 GATE_SCALE = "Viridis"  # 0 .. 1 (sigmoid gates)
 SIGNED_SCALE = "RdBu_r"  # -1 .. 1 (tanh quantities; red positive, blue negative)
@@ -31,6 +35,10 @@ SIGNED_RANGE = (-1.0, 1.0)
 
 
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
+#: Lines that are not a cell (picked units, training runs) take these colours in order.
+PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+#: The registry's colour of each cell, by key (core.cells.Cell.color).
+CELL_COLORS: dict[str, str] = {key: cell.color for key, cell in CELLS.items()}
 CURSOR_COLOR = "#e4002b"
 MAX_SLIDER_STEPS = 50
 MARGIN = dict(l=60, r=20, t=90, b=110)  # px around the explorer's plot area
@@ -46,6 +54,26 @@ def cell_range(cell: np.ndarray | None) -> tuple[float, float]:
     peak = float(np.nanpercentile(np.abs(cell), 99.5)) if np.isfinite(cell).any() else 1.0
     nice = next((v for v in (1, 2, 3, 5, 10, 20, 50, 100) if peak <= v), math.ceil(peak))
     return (-float(nice), float(nice))
+
+
+def cell_entry(key: str) -> Cell | None:
+    """The registry's entry of a cell, or None for a key it does not know (figures draw any
+    mapping of names to data; an unknown name is shown as it is)."""
+    try:
+        return cell_info(key)
+    except ValueError:
+        return None
+
+
+def cell_name(key: str) -> str:
+    """The registry's long name of a cell ("RNN (vanilla)"), or the key itself if it is none."""
+    entry = cell_entry(key)
+    return entry.long_name if entry is not None else key
+
+
+def cell_color(key: str) -> str:
+    """The registry's colour of a cell, or blue (#1f77b4) for a key it does not know."""
+    return CELL_COLORS.get(key, "#1f77b4")
 
 
 def _lut(scale: str, n: int = 256) -> np.ndarray:
@@ -212,3 +240,90 @@ def line_path(x: np.ndarray, y: np.ndarray, xref: str, yref: str, color: str, *,
     return dict(type="path", path="".join(parts) or "M0,0", xref=xref, yref=yref,
                 line=dict(color=color, width=width, dash=dash), layer="above",
                 showlegend=True, name=name, legendgroup=name)
+
+
+def _log10(values) -> np.ndarray:
+    """log10 of positive values; zero, negatives and NaN become NaN (gaps on a log axis)."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(v > 0, np.log10(v), np.nan)
+
+
+def log_range(logs: np.ndarray, pad: float) -> tuple[float, float]:
+    """A log axis range (in log10 units) over whole decades around the finite `logs`."""
+    logs = logs[np.isfinite(logs)]
+    if not logs.size:
+        return (-1.0, 1.0)
+    return (math.floor(logs.min()) - pad, math.ceil(logs.max()) + pad)
+
+
+def padded_range(values: np.ndarray, pad: float) -> tuple[float, float]:
+    """The finite values' range widened by `pad` of its width on each side (0 .. 1 if none)."""
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    margin = pad * (hi - lo or 1.0)
+    return lo - margin, hi + margin
+
+
+def map_image(source: str, T: int, H: int, xref: str, yref: str, top: float) -> dict:
+    """A units x time map's layout image: steps -0.5 .. T - 0.5, units `top` - H .. `top`."""
+    return dict(source=source, x=-0.5, y=top, sizex=T, sizey=H, sizing="stretch",
+                xanchor="left", yanchor="top", layer="below", xref=xref, yref=yref)
+
+
+def saliency_strip(sal: np.ndarray, sal_max: float, lo: float, hi: float, xref: str, yref: str,
+                   min_width: int = 900) -> dict:
+    """The saliency of every step as a translucent strip under a numeric input's lines."""
+    T = len(sal)
+    image = map_image(heatmap_png(sal[None, :], 0.0, sal_max, SALIENCY_SCALE,
+                                  min_width=min_width, min_height=8), T, 1, xref, yref, hi)
+    image.update(sizey=hi - lo, opacity=0.7)
+    return image
+
+
+def token_markers(steps: np.ndarray, tokens: list[str], sal: np.ndarray, sal_max: float, *,
+                  show_text: bool, text_size: int, marker_size: int, colorscale: list,
+                  **extra) -> dict:
+    """The input row of a word task: one square per token, shaded by its saliency, the words
+    alternately above and below (so that neighbours do not overlap), the token in the hover."""
+    T = len(steps)
+    return dict(
+        type="scatter", x=steps, y=np.zeros(T, steps.dtype),
+        mode="markers+text" if show_text else "markers", text=tokens if show_text else None,
+        textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(T)],
+        textfont=dict(size=text_size),
+        marker=dict(symbol="square", size=marker_size, color=sal, cmin=0, cmax=sal_max,
+                    colorscale=colorscale, line=dict(width=0.5, color="#888")),
+        hovertext=[f"t={i}: {tok}" for i, tok in enumerate(tokens)], hoverinfo="text",
+        name="input", **extra)
+
+
+def _merged(default: dict, own: dict) -> dict:
+    """`own` over `default`, recursively (what plotly.js does with a template's values)."""
+    out = copy.deepcopy(default)
+    for key, value in own.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, dict)
+                    and isinstance(out.get(key), dict) else value)
+    return out
+
+
+def bake_template(layout: dict) -> dict:
+    """The layout with its template's values written into it and no `template` key.
+
+    Streamlit hands plotly.js the figure twice after every change (the second time with the
+    measured width), as a fresh copy; plotly.js compares a template by identity, so a copied
+    template makes it lay the whole figure out again (~200 ms at T=200). The explorer uses
+    only the template's layout values (axes, fonts, colours), written in here instead."""
+    template = layout.pop("template", {}).get("layout", {})
+    skip = {"xaxis", "yaxis", "annotationdefaults", "shapedefaults", "polar", "ternary",
+            "scene", "geo", "coloraxis", "colorscale", "mapbox"}
+    out = {key: copy.deepcopy(value) for key, value in template.items() if key not in skip}
+    for key, value in layout.items():
+        axis = key.rstrip("0123456789")
+        if axis in ("xaxis", "yaxis") and isinstance(value, dict):
+            out[key] = _merged(template.get(axis, {}), value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out

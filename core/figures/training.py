@@ -19,12 +19,16 @@ import plotly.graph_objects as go
 
 from core.views.lab import GradientProfile
 from core.training.loop import ProgressEvent
+# CELL_COLORS (the registry's colour of each cell, by key) is imported from here by the pages;
+# runs that are not a cell take PALETTE's colours in order.
+from core.figures.style import CELL_COLORS, FONT, PALETTE
+
+__all__ = [
+    "CELL_COLORS", "MAX_POINTS", "describe_factor", "grad_norm_figure", "gradient_profile_figure",
+    "loss_figure", "loss_spread_figure", "metric_figure", "rolling_std", "thin",
+]
 
 MAX_POINTS = 400
-FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
-#: One colour per cell everywhere on these pages; other runs take the palette in order.
-CELL_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
-PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 REFERENCE_COLOR = "#6b6f7b"
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)

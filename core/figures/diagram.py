@@ -1,0 +1,277 @@
+"""The cell diagram and PyTorch's equations, with one unit's numbers at the cursor's step.
+
+One subplot: the diagram above (nodes coloured by their value, arrows between them), the
+equations below, from the registry (core/cells.py). All of it is TWO traces: the arrows
+(static) and the nodes-and-numbers trace, the only one frames update (`CellPanel.at`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.cells import GRU_CONVENTION, Gate, cell_info
+from core.engine import Trace
+from core.figures.style import (
+    GATE_RANGE, GATE_SCALE, SIGNED_RANGE, SIGNED_SCALE, TITLE_FONT, _atanh, _hex_series, _logit,
+    _nums, cell_range,
+)
+
+NODE_SIZE = 38  # px, the diagram's node circles
+ARROW_COLOR = "#9aa0a6"
+
+
+@dataclass(frozen=True)
+class Node:
+    key: str  # what value it shows (see _node_values)
+    label: str
+    x: float
+    y: float
+    kind: str  # "gate" (0..1), "signed" (-1..1) or "cell" (the cell state's colour range)
+
+
+DIAGRAMS: dict[str, tuple[list[Node], list[tuple[str, str]]]] = {
+    "lstm": (
+        [
+            Node("c_prev", "c<sub>t−1</sub>", 0.0, 4.0, "cell"),
+            Node("fc", "f⊙c", 3.0, 4.0, "cell"),
+            Node("c", "c<sub>t</sub>", 6.0, 4.0, "cell"),
+            Node("h_prev", "h<sub>t−1</sub>", 0.0, 0.0, "signed"),
+            Node("x", "x<sub>t</sub>", 0.0, 1.3, "signed"),
+            Node("forget", "f", 1.6, 2.6, "gate"),
+            Node("input", "i", 3.0, 1.4, "gate"),
+            Node("cell", "g", 4.6, 1.4, "signed"),
+            Node("ig", "i⊙g", 4.6, 2.9, "cell"),
+            Node("output", "o", 6.2, 1.4, "gate"),
+            Node("h", "h<sub>t</sub>", 7.5, 0.6, "signed"),
+        ],
+        [("c_prev", "fc"), ("forget", "fc"), ("fc", "c"), ("input", "ig"), ("cell", "ig"),
+         ("ig", "c"), ("h_prev", "forget"), ("h_prev", "input"), ("h_prev", "cell"),
+         ("h_prev", "output"), ("x", "forget"), ("x", "input"), ("x", "cell"), ("x", "output"),
+         ("c", "h"), ("output", "h")],
+    ),
+    "gru": (
+        [
+            Node("h_prev", "h<sub>t−1</sub>", 0.0, 4.0, "signed"),
+            Node("zh", "z⊙h<sub>t−1</sub>", 3.5, 4.0, "signed"),
+            Node("h", "h<sub>t</sub>", 7.0, 3.0, "signed"),
+            Node("x", "x<sub>t</sub>", 0.0, 0.3, "signed"),
+            Node("reset", "r", 1.6, 1.4, "gate"),
+            Node("update", "z", 2.6, 2.6, "gate"),
+            Node("new", "n", 3.8, 1.0, "signed"),
+            Node("zn", "(1−z)⊙n", 5.4, 1.8, "signed"),
+        ],
+        [("h_prev", "zh"), ("update", "zh"), ("zh", "h"), ("update", "zn"), ("new", "zn"),
+         ("zn", "h"), ("h_prev", "reset"), ("h_prev", "update"), ("x", "reset"),
+         ("x", "update"), ("x", "new"), ("reset", "new"), ("h_prev", "new")],
+    ),
+    "rnn": (
+        [
+            Node("h_prev", "h<sub>t−1</sub>", 0.0, 3.0, "signed"),
+            Node("x", "x<sub>t</sub>", 0.0, 0.5, "signed"),
+            Node("pre", "a (pre-act.)", 3.0, 1.8, "signed"),
+            Node("h", "h<sub>t</sub>", 6.0, 1.8, "signed"),
+        ],
+        [("h_prev", "pre"), ("x", "pre"), ("pre", "h"), ("h", "h_prev")],
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Values: what every node and equation shows at every step
+
+
+def _previous(v: np.ndarray, reverse: bool) -> np.ndarray:
+    """The value at the step before, in the direction's order (0 before the first step)."""
+    zero = np.zeros(1, np.float32)
+    return np.concatenate([v[1:], zero]) if reverse else np.concatenate([zero, v[:-1]])
+
+
+def _node_values(tr: Trace, layer: int, direction: int, unit: int, x_signal: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """Per-step (T,) values of every diagram node for one unit."""
+    h = tr.hidden[layer, direction, :, unit].astype(np.float32)
+    T = h.shape[0]
+    reverse = direction == 1
+    # h_{t-1} is the state this step started from: the previous step in the direction's order.
+    h_prev = _previous(h, reverse)
+    vals = {"h": h, "h_prev": h_prev, "x": x_signal.astype(np.float32)}
+    g = {k: v[layer, direction, :, unit].astype(np.float32) for k, v in tr.gates.items()}
+    vals.update(g)
+    if tr.cell_type == "lstm":
+        c = tr.cell[layer, direction, :, unit].astype(np.float32)
+        c_prev = _previous(c, reverse)
+        vals.update(c=c, c_prev=c_prev, fc=g["forget"] * c_prev, ig=g["input"] * g["cell"])
+    elif tr.cell_type == "gru":
+        vals.update(zh=g["update"] * h_prev, zn=(1 - g["update"]) * g["new"])
+    else:
+        with np.errstate(all="ignore"):
+            vals["pre"] = np.arctanh(np.clip(h, -1 + 1e-6, 1 - 1e-6)).astype(np.float32)
+    assert all(v.shape == (T,) for v in vals.values())
+    return vals
+
+
+def equations(cell: str, nonlinearity: str = "tanh") -> list[str]:
+    """PyTorch's equations for one unit (see the docs of torch.nn.LSTM / GRU / RNN), from the
+    registry."""
+    return list(cell_info(cell).equations_for(nonlinearity))
+
+
+def _gate_columns(v: dict[str, np.ndarray], gates: tuple[Gate, ...]) -> list[list[str]]:
+    """`= σ(pre) = value` (tanh for a signed gate) at every step, one column per gate; the
+    pre-activation is recovered from the gate's value."""
+    columns = []
+    for gate in gates:
+        inverse, fn = (_atanh, "tanh") if gate.signed else (_logit, "σ")
+        pre = _nums(inverse(np.asarray(v[gate.name], dtype=np.float64)))
+        columns.append([f"= {fn}({a}) = <b>{b}</b>" for a, b in zip(pre, _nums(v[gate.name]))])
+    return columns
+
+
+def _equation_numbers(cell: str, v: dict[str, np.ndarray], nonlinearity: str) -> list[list[str]]:
+    """The right-hand sides of `equations` with the unit's numbers filled in, for every step."""
+    num = {k: _nums(a) for k, a in v.items()}
+    par = {k: _nums(a, parenthesise_negative=True) for k, a in v.items()}
+    if cell == "lstm":
+        i, f, o = num["input"], num["forget"], num["output"]
+        columns = _gate_columns(v, cell_info(cell).gates) + [
+            [f"= {a}·{b} + {c}·{d} = <b>{e}</b>"
+             for a, b, c, d, e in zip(f, par["c_prev"], i, par["cell"], num["c"])],
+            [f"= {a}·tanh({b}) = <b>{c}</b>" for a, b, c in zip(o, num["c"], num["h"])],
+        ]
+    elif cell == "gru":
+        z = num["update"]
+        columns = _gate_columns(v, cell_info(cell).gates) + [
+            [f"= (1 − {a})·{b} + {a}·{c} = <b>{d}</b>"
+             for a, b, c, d in zip(z, par["new"], par["h_prev"], num["h"])],
+        ]
+    elif nonlinearity == "relu":
+        columns = [[f"= relu(…) = <b>{b}</b>" for b in num["h"]]]
+    else:
+        columns = [[f"= tanh({a}) = <b>{b}</b>" for a, b in zip(num["pre"], num["h"])]]
+    return [list(row) for row in zip(*columns)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The panel: static arrows and text, one animated trace
+
+
+@dataclass
+class CellPanel:
+    """The diagram-and-equations subplot of one unit: its traces (the arrows, static, then
+    the nodes and numbers, animated), its static text, its axis ranges, and the animated
+    trace's update at every step (`at`)."""
+
+    traces: list[dict]
+    annotations: list[dict]
+    x_range: list[float]
+    y_range: list[float]
+    colors_at: list[tuple[str, ...]]  # step -> node colours
+    texts_at: list[tuple[str, ...]]  # step -> node numbers (or the word at x_t)
+    numbers: list[list[str]]  # step -> equations' right-hand sides
+
+    def at(self, t: int) -> dict:
+        """Everything in the panel that changes with t: node colours and numbers."""
+        clear = ["rgba(0,0,0,0)"] * len(self.numbers[t])
+        return {"marker": {"color": [*self.colors_at[t], *clear]},
+                "text": [*self.texts_at[t], *self.numbers[t]]}
+
+
+def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
+               tokens: list[str] | None, x_signal: np.ndarray, nonlinearity: str,
+               axes: tuple[str, str]) -> CellPanel:
+    """The panel of `unit` on the subplot `axes` ("x2", "y2"). `tokens`: the words, shown on
+    the x_t node, or None when the input is numbers (then x_t shows `x_signal`)."""
+    cell = tr.cell_type
+    nodes, edges = DIAGRAMS[cell]
+    values = _node_values(tr, layer, direction, unit, x_signal)
+    colors_at, texts_at = _node_columns(nodes, values, tokens, cell_range(tr.cell))
+    eqs = equations(cell, nonlinearity)
+    eq_y = _equation_heights(nodes, len(eqs))
+    annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes)
+    xs, ys = [n.x for n in nodes], [n.y for n in nodes]
+    panel = CellPanel([_arrows(nodes, edges, axes)], annotations,
+                      [min(xs) - 0.8, max(xs) + 0.8], [eq_y[-1] - 1.6, max(ys) + 0.8],
+                      colors_at, texts_at, _equation_numbers(cell, values, nonlinearity))
+    panel.traces.append(_nodes_trace(nodes, eq_y, panel.at(t0), axes))
+    return panel
+
+
+def _arrows(nodes: list[Node], edges: list[tuple[str, str]], axes: tuple[str, str]) -> dict:
+    """The arrows as one static trace, drawn under the nodes: centre-to-centre lines with an
+    arrowhead marker turned along its line and backed off (in pixels) to the target's rim.
+    Sixteen arrow annotations cost plotly.js ~45 ms of layout on every new figure."""
+    pos = {n.key: (n.x, n.y) for n in nodes}
+    edge_x = [v for a, b in edges for v in (pos[a][0], pos[b][0], None)]
+    edge_y = [v for a, b in edges for v in (pos[a][1], pos[b][1], None)]
+    return dict(
+        type="scatter", x=edge_x, y=edge_y, mode="lines+markers",
+        line=dict(color=ARROW_COLOR, width=1.5),
+        marker=dict(symbol="arrow", angleref="previous", size=[0, 11, 0] * len(edges),
+                    standoff=NODE_SIZE // 2 + 2, color=ARROW_COLOR, opacity=1),
+        hoverinfo="skip", showlegend=False, xaxis=axes[0], yaxis=axes[1])
+
+
+def _node_columns(nodes: list[Node], values: dict[str, np.ndarray], tokens: list[str] | None,
+                  c_range: tuple[float, float]) -> tuple[list[tuple], list[tuple]]:
+    """Every node's colour and label at every step (step -> per node), formatted once per
+    node, not per frame."""
+    T = len(values["h"])
+
+    def column(n: Node) -> tuple[list[str], list[str]]:
+        if n.key == "x" and tokens is not None:  # the x_t node shows the word, not a number
+            return ["#ffffff"] * T, [tok[:7] for tok in tokens]
+        lo, hi = {"gate": GATE_RANGE, "cell": c_range}.get(n.kind, SIGNED_RANGE)
+        scale = GATE_SCALE if n.kind == "gate" else SIGNED_SCALE
+        return _hex_series(scale, values[n.key], lo, hi), _nums(values[n.key])
+
+    columns = [column(n) for n in nodes]
+    return (list(zip(*(colors for colors, _ in columns))),
+            list(zip(*(texts for _, texts in columns))))
+
+
+def _equation_heights(nodes: list[Node], n_eq: int) -> list[float]:
+    """The y of each equation, under the diagram."""
+    eq_top = min(n.y for n in nodes) - 1.5
+    return [eq_top - 1.15 * k for k in range(n_eq)]
+
+
+def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int, cell: str,
+                axes: tuple[str, str]) -> list[dict]:
+    """Node names, the equations and their heading (and the GRU's convention) as annotations,
+    like every static text in these figures. (As text traces they cost nothing to lay out on a
+    new figure but are drawn again on every animation frame, because a frame lists every
+    trace: measured, 37 -> 27 frames/s at T = 1000.)"""
+    dx, dy = axes
+    left = min(n.x for n in nodes) - 0.7
+    annotations = [dict(x=n.x, y=n.y, xref=dx, yref=dy, text=n.label, showarrow=False,
+                        yshift=-31, font=dict(size=13, color="#333")) for n in nodes]
+    annotations.append(dict(x=left, y=eq_y[0] + 0.75, xref=dx, yref=dy, showarrow=False,
+                            xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
+                            font=TITLE_FONT))
+    annotations += [dict(x=left, y=y, xref=dx, yref=dy, text=eq, showarrow=False,
+                         xanchor="left", font=dict(size=13)) for y, eq in zip(eq_y, eqs)]
+    if cell == "gru":
+        annotations.append(dict(x=left, y=eq_y[-1] - 1.0, xref=dx, yref=dy, showarrow=False,
+                                xanchor="left", font=dict(size=12, color="#555"),
+                                text=GRU_CONVENTION))
+    return annotations
+
+
+def _nodes_trace(nodes: list[Node], eq_y: list[float], first: dict, axes: tuple[str, str]
+                 ) -> dict:
+    """The animated trace: the nodes (coloured circles with their number) and, as invisible
+    markers with text, the equations' numbers right of each equation."""
+    n, n_eq = len(nodes), len(eq_y)
+    xs, ys = [node.x for node in nodes], [node.y for node in nodes]
+    return dict(
+        type="scatter", x=xs + [min(xs) - 0.55] * n_eq, y=ys + [y - 0.5 for y in eq_y],
+        mode="markers+text",
+        # opacity 1: plotly.js draws markers with a size array ("bubbles") at 0.7 by default,
+        # which would show the arrows running under the nodes
+        marker=dict(size=[NODE_SIZE] * n + [1] * n_eq, color=first["marker"]["color"],
+                    opacity=1, line=dict(width=[1.5] * n + [0] * n_eq, color="#444")),
+        text=first["text"], textposition=["middle center"] * n + ["middle right"] * n_eq,
+        textfont=dict(size=[11] * n + [13] * n_eq, color="#111"), hoverinfo="skip",
+        showlegend=False, xaxis=axes[0], yaxis=axes[1])
