@@ -71,7 +71,7 @@ def raw_bytes(query: dict) -> int:
     """float32 bytes of everything the figure shows for this view (maps, lines, saliency)."""
     from core.views import explore as ex
 
-    view = ex.View.from_query(query)
+    view = ex.ExploreState.from_query(query)
     choice = ex.resolve_model(view)
     result = ex.run(view, choice, ex.make_example(view))
     tr = result.trace
@@ -88,7 +88,7 @@ def raw_bytes(query: dict) -> int:
 def source_for(task: str, cell: str) -> str:
     from core.training import zoo
 
-    return "trained" if (task, cell) in set(zoo.available()) else "random"
+    return "shipped" if (task, cell) in set(zoo.available()) else "random"
 
 
 def main() -> None:

@@ -85,7 +85,8 @@ def from_session(label: str, result: TrainResult) -> ModelChoice:
     """A model trained in this browser session (the Train page's TrainResult)."""
     model = result.model.eval()
     return ModelChoice(model.rnn, model, "session",
-                       f"{label} · {result.status}, {result.steps} steps · "
+                       f"trained in this session: {label} · {result.status}, "
+                       f"{result.steps} steps · "
                        f"{score_text(result.score)}",
                        result.score, train_seconds=float(result.seconds),
                        train_steps=int(result.steps), batch_size=int(result.config.batch_size))
