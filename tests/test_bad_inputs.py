@@ -35,6 +35,8 @@ from core.io.tables import csv_column_values
 from core.training.loop import train
 from core.training.session import describe_result, make_train_config
 from streamlit.testing.v1 import AppTest
+from ui.live import session_key
+from ui.state import TRAINED
 
 torch.set_num_threads(1)
 
@@ -221,17 +223,26 @@ CASES = [
         fields=dict(text="<script>alert(1)</script>"), html="<script>alert(1)</script>"),
     Bad("url-upload-source-without-a-file", URL, dict(task="adding", source="upload"),
         r"Upload a \.safetensors, \.pt or \.pth file", fields=dict(source="upload")),
-    # -- Gradient lab and Train URLs (widgets bound to the URL by Streamlit) -----------------------
+    # -- Gradient lab and Train URLs (core.views.lab.LabState, core.views.train.TrainState; their
+    #    own tests check the parsing: tests/test_lab.py, tests/test_train_page.py) -------------
     Bad("lab-url-nan-radius-negative-length", LAB_URL,
-        dict(rescale="true", radius="nan", T="-5", init="<script>", seed="nan"), None, IGNORED,
-        widgets=dict(radius=1.0, T=100, init="default", seed=0), layers=(APP_LAYER,)),
-    Bad("lab-url-seed-inf", LAB_URL, dict(seed="inf"), None, IGNORED, widgets=dict(seed=0),
+        dict(rescale="1", radius="nan", len="-5", init="<script>", seed="nan"), None, IGNORED,
+        widgets=dict(lab_radius=1.0, lab_len=100, lab_init="default", lab_seed=0),
         layers=(APP_LAYER,)),
+    Bad("lab-url-seed-inf", LAB_URL, dict(seed="inf"), None, IGNORED, widgets=dict(lab_seed=0),
+        layers=(APP_LAYER,)),
+    Bad("lab-url-words-for-numbers", LAB_URL, dict(len="abc", hidden="abc", lr="abc",
+                                                   window="1e400"), None, IGNORED,
+        widgets=dict(lab_len=100, lab_hidden=32, lab_lr=0.1, lab_window=10), layers=(APP_LAYER,)),
     Bad("train-url-steps-inf", TRAIN_URL, dict(steps="inf"), None, IGNORED,
-        widgets=dict(steps=1000), layers=(APP_LAYER,)),
+        widgets=dict(train_steps=1000), layers=(APP_LAYER,)),
     Bad("train-url-seconds-layers-seed-non-finite", TRAIN_URL,
         dict(seconds="-inf", layers="1e400", seed="inf"), None, IGNORED,
-        widgets=dict(seconds=60, layers=1, seed=0), layers=(APP_LAYER,)),
+        widgets=dict(train_seconds=60, train_layers=1, train_seed=0), layers=(APP_LAYER,)),
+    Bad("train-url-nan-rate-and-words", TRAIN_URL,
+        dict(lr="nan", hidden="abc", task="no-such-task", cells="<b>all</b>"), None, IGNORED,
+        widgets=dict(train_lr=2e-3, train_hidden=64, train_task="adding", train_cells="all"),
+        html="<b>all</b>", layers=(APP_LAYER,)),
     # -- checkpoints, end to end (the loader's own catalogue: tests/test_loading.py) --------------
     Bad("weights-random-bytes-with-an-html-name", WEIGHTS,
         ("<img src=x onerror=alert(1)>.pt", RANDOM_BYTES),
@@ -455,17 +466,17 @@ def _good(at: AppTest) -> tuple:
 
 def _app_training(case: Bad) -> None:
     options = case.value
-    at = _open(TRAIN_PAGE, task=case.task, cells=options["cell"].upper(), optimizer="SGD",
+    at = _open(TRAIN_PAGE, task=case.task, cells=options["cell"], optimizer=options["optimizer"],
                lr=str(options["learning_rate"]), clip="off", hidden=str(options["hidden_size"]),
                steps=str(options["steps"]))
     _assert_clean(at)
     next(b for b in at.button if b.label == "Train").click().run()
     _assert_clean(at)
-    assert at.session_state["gatescope.train.session"].wait(timeout=60)
+    assert at.session_state[session_key("train")].wait(timeout=60)
     at.run()
     _assert_clean(at)
     assert any(re.search(case.message, e) for e in _messages(at, "error")), _messages(at, "error")
-    (result,) = at.session_state["gatescope.trained"].values()  # the model is kept ...
+    (result,) = at.session_state[TRAINED].values()  # the model is kept ...
     assert result.diverged
     assert all(torch.isfinite(p).all() for p in result.model.parameters())  # ... its good weights
     assert any(b.proto.label == "Weights" for b in at.get("download_button"))  # and downloadable

@@ -1,5 +1,5 @@
-"""The Gradient lab page under streamlit.testing.v1.AppTest: every control, the presets, the URL,
-and a training run with and without clipping."""
+"""The Gradient lab page under streamlit.testing.v1.AppTest: every control, the presets, the URL
+(core.views.lab.LabState), and a training run with and without clipping."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 import pagetest
 from pagetest import click
+from ui.live import session_key
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gradient_lab.py")
-SESSION = "gatescope.lab.session"
+SESSION = session_key("lab")
 
 
 def open_page(**query) -> AppTest:
@@ -68,21 +69,21 @@ def test_landing_shows_a_vanishing_tanh_rnn_with_its_numbers():
 def test_each_cell_gets_its_own_profile():
     at = open_page()
     titles = {}
-    for cell in ("LSTM", "GRU", "RNN"):
-        at.segmented_control(key="cell").set_value(cell).run()
+    for cell in ("lstm", "gru", "rnn"):
+        at.segmented_control(key="lab_cell").set_value(cell).run()
         assert not at.exception
         titles[cell] = profile_chart(at)["layout"]["title"]["text"]
-    assert titles["LSTM"].startswith("LSTM") and titles["GRU"].startswith("GRU")
-    at.segmented_control(key="cell").set_value("LSTM").run()
+    assert titles["lstm"].startswith("LSTM") and titles["gru"].startswith("GRU")
+    at.segmented_control(key="lab_cell").set_value("lstm").run()
     assert any("c_t" in trace["name"] for trace in profile_chart(at)["data"])
-    assert at.radio(key="nonlinearity").disabled  # tanh/relu is the vanilla RNN's choice
+    assert at.radio(key="lab_nonlinearity").disabled  # tanh/relu is the vanilla RNN's choice
 
 
 def test_the_radius_turns_vanishing_into_exploding():
     at = open_page()
-    assert at.slider(key="radius").disabled
-    at.toggle(key="rescale").set_value(True).run()
-    at.slider(key="radius").set_value(3.0).run()
+    assert at.slider(key="lab_radius").disabled
+    at.toggle(key="lab_rescale").set_value(True).run()
+    at.slider(key="lab_radius").set_value(3.0).run()
     assert metrics(at)["Spectral radius of W_hh"] == "3.000"
     assert factor(at) > 1.1
     assert "Doubles every" in metrics(at)
@@ -90,27 +91,27 @@ def test_the_radius_turns_vanishing_into_exploding():
 
 
 def test_relu_at_a_large_radius_overflows_with_a_message():
-    at = open_page(cell="RNN", nonlinearity="relu", rescale="true", radius="5", T="400")
-    assert at.radio(key="nonlinearity").value == "relu"
+    at = open_page(cell="rnn", nonlinearity="relu", rescale="1", radius="5", len="400")
+    assert at.radio(key="lab_nonlinearity").value == "relu"
     assert any("overflowed" in e.value for e in at.error)
 
 
 def test_length_init_hidden_seed_and_forget_bias_change_the_measurement():
     at = open_page()
-    at.slider(key="T").set_value(300).run()
+    at.slider(key="lab_len").set_value(300).run()
     assert "Gradient at t=1 vs t=300" in metrics(at)
     assert len(values(profile_chart(at)["data"][0]["x"])) == 300
-    at.slider(key="T").set_value(100).run()
+    at.slider(key="lab_len").set_value(100).run()
     base = factor(at)
-    at.selectbox(key="init").set_value("orthogonal").run()
+    at.selectbox(key="lab_init").set_value("orthogonal").run()
     assert factor(at) > base + 0.2  # orthogonal W_hh: radius 1, the gradient lasts longer
-    at.selectbox(key="init").set_value("default").run()
-    at.select_slider(key="hidden").set_value(128).run()
-    at.number_input(key="seed").set_value(3).run()
+    at.selectbox(key="lab_init").set_value("default").run()
+    at.select_slider(key="lab_hidden").set_value(128).run()
+    at.number_input(key="lab_seed").set_value(3).run()
     assert factor(at) != base and 0.4 < factor(at) < 0.8
-    at.segmented_control(key="cell").set_value("LSTM").run()
+    at.segmented_control(key="lab_cell").set_value("lstm").run()
     lstm_default = factor(at)
-    at.selectbox(key="forget_bias").set_value("3").run()
+    at.selectbox(key="lab_forget_bias").set_value("3").run()
     assert factor(at) > lstm_default + 0.1
     assert not at.exception
 
@@ -118,33 +119,35 @@ def test_length_init_hidden_seed_and_forget_bias_change_the_measurement():
 def test_presets_set_the_whole_experiment():
     at = open_page()
     click(at, "Exploding: radius 3")
-    assert at.toggle(key="rescale").value and at.slider(key="radius").value == 3.0
-    assert (at.slider(key="T").value, at.selectbox(key="optimizer").value) == (50, "SGD")
+    assert at.toggle(key="lab_rescale").value and at.slider(key="lab_radius").value == 3.0
+    assert (at.slider(key="lab_len").value, at.selectbox(key="lab_optimizer").value) == (50, "sgd")
     assert factor(at) > 1.1
     click(at, "LSTM, forget bias 1")
-    assert at.segmented_control(key="cell").value == "LSTM"
-    assert at.selectbox(key="forget_bias").value == "1"
+    assert at.segmented_control(key="lab_cell").value == "lstm"
+    assert at.selectbox(key="lab_forget_bias").value == "1"
     click(at, "Vanishing: tanh RNN")
     assert factor(at) < 0.8
 
 
 def test_the_url_sets_every_choice_and_bad_values_are_ignored():
-    at = open_page(cell="GRU", T="200", init="xavier", hidden="64", seed="5", optimizer="Adam",
-                   lr="0.01", steps="500", clip="value", threshold="0.5", tbptt="true",
+    at = open_page(cell="gru", len="200", init="xavier", hidden="64", seed="5", optimizer="adam",
+                   lr="0.01", steps="500", clip="value", threshold="0.5", tbptt="1",
                    window="20")
-    assert at.segmented_control(key="cell").value == "GRU"
-    assert (at.slider(key="T").value, at.selectbox(key="init").value) == (200, "xavier")
-    assert (at.select_slider(key="hidden").value, at.number_input(key="seed").value) == (64, 5)
-    assert (at.selectbox(key="optimizer").value, at.select_slider(key="lr").value) == ("Adam",
-                                                                                      0.01)
-    assert (at.select_slider(key="steps").value, at.radio(key="clip").value) == (500, "value")
-    assert at.select_slider(key="threshold").value == 0.5
-    assert at.toggle(key="tbptt").value and at.select_slider(key="window").value == 20
-    bad = open_page(cell="transformer", T="nan", radius="1e9", hidden="100000", lr="-1",
+    assert at.segmented_control(key="lab_cell").value == "gru"
+    assert (at.slider(key="lab_len").value, at.selectbox(key="lab_init").value) == (200, "xavier")
+    assert at.select_slider(key="lab_hidden").value == 64
+    assert at.number_input(key="lab_seed").value == 5
+    assert at.selectbox(key="lab_optimizer").value == "adam"
+    assert at.select_slider(key="lab_lr").value == 0.01
+    assert at.select_slider(key="lab_steps").value == 500
+    assert at.radio(key="lab_clip").value == "value"
+    assert at.select_slider(key="lab_threshold").value == 0.5
+    assert at.toggle(key="lab_tbptt").value and at.select_slider(key="lab_window").value == 20
+    bad = open_page(cell="transformer", len="nan", radius="1e9", hidden="100000", lr="-1",
                     steps="999999", seed="abc")
-    assert bad.segmented_control(key="cell").value == "RNN"
-    assert (bad.slider(key="T").value, bad.select_slider(key="hidden").value) == (100, 32)
-    assert bad.select_slider(key="steps").value == 300
+    assert bad.segmented_control(key="lab_cell").value == "rnn"
+    assert (bad.slider(key="lab_len").value, bad.select_slider(key="lab_hidden").value) == (100, 32)
+    assert bad.select_slider(key="lab_steps").value == 300
     assert not bad.error
 
 
@@ -168,8 +171,8 @@ def test_running_the_exploding_preset_shows_the_plain_run_diverge_and_the_clippe
 
 def test_without_clipping_or_truncation_only_the_plain_run_trains():
     at = open_page(steps="100", lr="0.01")
-    at.radio(key="clip").set_value("off").run()
-    assert at.select_slider(key="threshold").disabled
+    at.radio(key="lab_clip").set_value("off").run()
+    assert at.select_slider(key="lab_threshold").disabled
     click(at, "Run")
     finish_run(at)
     assert len(at.get("progress")) == 1
@@ -177,13 +180,13 @@ def test_without_clipping_or_truncation_only_the_plain_run_trains():
 
 
 def test_truncated_bptt_and_clipping_by_value_reach_the_trainer():
-    at = open_page(steps="100", T="20")
-    at.radio(key="clip").set_value("value").run()
-    at.select_slider(key="threshold").set_value(0.25).run()
-    at.toggle(key="tbptt").set_value(True).run()
-    at.select_slider(key="window").set_value(5).run()
-    at.selectbox(key="optimizer").set_value("RMSprop").run()
-    at.select_slider(key="lr").set_value(0.001).run()
+    at = open_page(steps="100", len="20")
+    at.radio(key="lab_clip").set_value("value").run()
+    at.select_slider(key="lab_threshold").set_value(0.25).run()
+    at.toggle(key="lab_tbptt").set_value(True).run()
+    at.select_slider(key="lab_window").set_value(5).run()
+    at.selectbox(key="lab_optimizer").set_value("rmsprop").run()
+    at.select_slider(key="lab_lr").set_value(0.001).run()
     click(at, "Run")
     finish_run(at)
     plain, tamed = at.session_state[SESSION].snapshot()
@@ -193,7 +196,7 @@ def test_truncated_bptt_and_clipping_by_value_reach_the_trainer():
 
 
 def test_stop_ends_a_long_run_and_keeps_its_weights():
-    at = open_page(steps="2000", T="200", cell="LSTM", hidden="64")
+    at = open_page(steps="2000", len="200", cell="lstm", hidden="64")
     click(at, "Run")
     session = at.session_state[SESSION]
     assert session.running
@@ -205,3 +208,16 @@ def test_stop_ends_a_long_run_and_keeps_its_weights():
         assert progress.result.status == "stopped" and progress.result.steps < 2000
     shown = [w.value for w in at.warning] + [s.value for s in at.success]
     assert len(shown) == 2 and all("Stopped by the user" in text for text in shown)
+
+
+def test_the_url_follows_the_choices_and_old_links_still_open():
+    at = open_page()
+    assert not at.query_params  # the defaults: a short link
+    click(at, "Exploding: radius 3")
+    assert {k: at.query_params[k] for k in at.query_params} == {"len": "50", "rescale": "1",
+                                                               "radius": "3"}
+    old = open_page(T="200", cell="GRU", optimizer="Adam", tbptt="true")  # before keys by name
+    assert old.slider(key="lab_len").value == 200
+    assert old.segmented_control(key="lab_cell").value == "gru"
+    assert old.selectbox(key="lab_optimizer").value == "adam" and old.toggle(key="lab_tbptt").value
+    assert old.query_params["len"] == "200" and "T" not in old.query_params

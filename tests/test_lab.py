@@ -15,7 +15,8 @@ from core.engine.analysis import (
     spectral_radius, training_memory_bytes, with_spectral_radius,
 )
 from core.views.lab import (
-    PLAIN_LABEL, LabTraining, build_lab_model, gradient_profile, lab_runs, verdict,
+    PLAIN_LABEL, PRESETS, LabState, LabTraining, build_lab_model, gradient_profile, lab_runs,
+    profile, profile_numbers, session_runs, verdict,
 )
 from core.limits import LimitError
 from core.engine import trace
@@ -190,6 +191,64 @@ def test_clipping_keeps_an_exploding_run_finite_where_the_plain_one_diverges():
     assert max(norms) > 1.0  # clipping had something to do: the raw norm went past 1
     assert verdict(plain)[0] == "error" and "Diverged" in verdict(plain)[1]
     assert verdict(clipped)[0] in ("warning", "success")
+
+
+# -- the page's state: core.views.lab.LabState ---------------------------------------------------
+
+def test_lab_defaults_give_an_empty_query_and_a_link_round_trips():
+    assert LabState().to_query() == {}
+    state = LabState(cell="lstm", len=200, rescale=True, radius=3.0, optimizer="adam", lr=0.01,
+                     steps=500, clip="value", threshold=0.5, tbptt=True, window=20, hidden=64)
+    query = state.to_query()
+    assert query == {"cell": "lstm", "len": "200", "rescale": "1", "radius": "3",
+                     "optimizer": "adam", "lr": "0.01", "steps": "500", "clip": "value",
+                     "threshold": "0.5", "tbptt": "1", "window": "20", "hidden": "64"}
+    assert LabState.from_query(query) == state
+    assert LabState.from_query({"T": "200"}).len == 200  # the length's name in older links
+    assert LabState.from_query({"len": "203"}).len == 205  # on the slider's grid of 5
+
+
+@pytest.mark.parametrize("query", [
+    {"seed": "inf"}, {"seed": "nan"}, {"seed": "1e400"}, {"seed": "abc"}, {"seed": "-1"},
+    {"len": "-5"}, {"len": "nan"}, {"len": "5000"}, {"radius": "nan"}, {"radius": "1e9"},
+    {"radius": "0.33"}, {"hidden": "100000"}, {"lr": "-1"}, {"steps": "999999"},
+    {"cell": "transformer"}, {"init": "<script>"}, {"rescale": "maybe"}, {"window": "inf"},
+    {"threshold": "inf"}, {"clip": "sometimes"}, {"nonlinearity": "sigmoid"},
+])
+def test_a_bad_lab_url_value_is_dropped(query):
+    state = LabState.from_query(query)
+    assert state == LabState() and state.to_query() == {}
+
+
+def test_lab_state_builds_the_model_and_the_runs_and_greyed_out_choices_do_not_count():
+    rnn = LabState(nonlinearity="relu", forget_bias="2", radius=3.0)  # rescale off, not an LSTM
+    assert rnn.model_args() == dict(cell="rnn", hidden_size=32, nonlinearity="relu", radius=None,
+                                    init="default", seed=0, forget_bias=None)
+    assert rnn.model_label() == "RNN (relu)"
+    lstm = LabState(cell="lstm", nonlinearity="relu", forget_bias="2", rescale=True, radius=0.5)
+    assert (lstm.model_args()["nonlinearity"], lstm.model_args()["forget_bias"]) == ("tanh", 2.0)
+    assert lstm.model_args()["radius"] == 0.5 and lstm.model_label() == "LSTM"
+    plain, tamed = session_runs(LabState(len=20, hidden=8, steps=100, clip="value",
+                                         threshold=0.25, tbptt=True, window=5))
+    assert plain.label == PLAIN_LABEL and (tamed.config.clip_value, tamed.config.tbptt) == (0.25,
+                                                                                            5)
+    assert (tamed.config.seq_len, tamed.config.max_steps) == (20, 100)
+    # what trains does not change what is measured: the profile is cached on measured()
+    assert LabState(lr=0.01, steps=2000, tbptt=True).measured() == LabState()
+    assert LabState(cell="gru", len=50).measured() == LabState(cell="gru", len=50)
+    for preset in PRESETS.values():  # a preset names valid choices, each kept as it is
+        state = LabState().updated(preset)
+        assert {name: getattr(state, name) for name in preset} == preset
+
+
+def test_profile_numbers_say_vanishing_or_exploding():
+    vanishing = {n.label: n.value for n in profile_numbers(profile(LabState()))}
+    assert vanishing["Half-life"].endswith("steps") and "Doubles every" not in vanishing
+    assert float(vanishing["Gradient at t=1 vs t=100"]) < 1e-10
+    exploding = {n.label: n.value
+                 for n in profile_numbers(profile(LabState(len=50, rescale=True, radius=3.0)))}
+    assert exploding["Spectral radius of W_hh"] == "3.000"
+    assert exploding["Doubles every"].endswith("steps") and "Half-life" not in exploding
 
 
 # -- parameters, memory, time ------------------------------------------------------------------

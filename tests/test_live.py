@@ -1,11 +1,16 @@
-"""ui/live.py: a page whose training session has ended reruns once, however often its polling
-fragment still runs (late timer ticks run the fragment of the run that started them)."""
+"""ui/live.py: the one live-training panel of the Train page and the Gradient lab. A page whose
+training session has ended reruns once, however often its polling fragment still runs (late
+timer ticks run the fragment of the run that started them); each ended run gets one message;
+the charts get every run's series by label. (The panel itself runs in the page tests.)"""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import ui.live
+from core.training.loop import TrainConfig
+from core.training.session import RunProgress
+from core.views.train import baseline_line
 
 
 class FakeStreamlit:
@@ -31,3 +36,39 @@ def test_the_page_reruns_once_per_finished_session_not_on_every_poll(monkeypatch
     assert st.reruns == 1
     ui.live.rerun_page_once_when_done(SimpleNamespace(done=True), "final rerun")
     assert st.reruns == 2  # the next session that ends gets its own rerun
+
+
+def progress(label="adding · LSTM · 10:00:00", result=None, error=None, cancelled=False,
+             config=None) -> RunProgress:
+    return RunProgress(label, "adding", "lstm", config or TrainConfig(max_steps=40), [], result,
+                       error, cancelled=cancelled)
+
+
+def finished(status="finished", steps=1234, seconds=2.25):
+    return SimpleNamespace(status=status, steps=steps, seconds=seconds)
+
+
+def test_each_ended_run_gets_one_message_in_the_pages_words():
+    def verdict(result):
+        return "success", f"Learned ({result.status})."
+
+    assert ui.live.run_message(progress(), verdict) is None  # still training: the bar says so
+    kind, text = ui.live.run_message(progress(result=finished()), verdict)
+    assert (kind, text) == ("success", "**adding · LSTM · 10:00:00** · finished, 1,234 steps in "
+                                       "2.2 s. Learned (finished).")
+    kind, text = ui.live.run_message(progress(error="out of memory"), verdict)
+    assert (kind, text) == ("error", "**adding · LSTM · 10:00:00** failed: out of memory")
+    kind, text = ui.live.run_message(progress(cancelled=True), verdict)
+    assert kind == "info" and "waited for a free training slot: nothing was trained" in text
+
+
+def test_the_charts_get_every_runs_series_and_the_baseline_of_their_held_out_set():
+    config = TrainConfig(max_steps=40, heldout_every=10, seq_len=20)
+    runs = ui.live.Runs.of([progress("a", config=config),
+                            progress("b", result=finished("stopped"), config=config)])
+    assert runs.events == {"a": [], "b": []}
+    assert runs.ended == {"a": "running", "b": "stopped"}
+    assert runs.heldout_every == {"a": 10, "b": 10}
+    value, name = runs.baseline()
+    assert (value, name) == baseline_line("adding", config) and name == "always predict 1"
+    assert 0.1 < value < 0.25  # MSE of always predicting 1: 1/6 in expectation

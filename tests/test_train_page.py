@@ -1,5 +1,6 @@
 """The Train page under streamlit.testing.v1.AppTest: every control reaches the trainer, runs
-land in st.session_state["gatescope.trained"], Stop keeps what was learned, limits hold."""
+land in st.session_state[TRAINED], Stop keeps what was learned, limits hold; its URL state
+(core.views.train.TrainState); and "Open in Explore" from the whole app."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from pagetest import click
 
 from core.limits import LIMITS
 from core.tasks import TASKS
+from core.views.train import TrainState
+from ui.live import session_key
+from ui.state import OPEN_IN_COMPARE, OPEN_IN_EXPLORE, TRAINED
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "train.py")
-SESSION = "gatescope.train.session"
-TRAINED = "gatescope.trained"
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "train.py")
+SESSION = session_key("train")
 SMALL = dict(steps="40", hidden="8")
 
 
@@ -44,8 +48,8 @@ def chart_titles(at) -> list[str]:
 
 def test_the_page_opens_ready_to_train_all_three_cells():
     at = open_page()
-    assert at.segmented_control(key="cells").value == "All three"
-    assert at.selectbox(key="task").value == "adding"
+    assert at.segmented_control(key="train_cells").value == "all"
+    assert at.selectbox(key="train_task").value == "adding"
     assert any("press **Train**" in i.value for i in at.info)
     assert next(b for b in at.button if b.label == "Stop").disabled
     assert not trained(at)
@@ -71,20 +75,20 @@ def test_all_three_cells_train_on_the_same_data_and_are_kept_for_explore():
 
 def test_every_choice_reaches_the_trainer():
     at = open_page()
-    at.selectbox(key="task").set_value("agreement").run()
-    at.segmented_control(key="cells").set_value("LSTM").run()
-    at.slider(key="len_agreement").set_value(8).run()
-    at.selectbox(key="optimizer").set_value("RMSprop").run()
-    at.select_slider(key="lr").set_value(0.01).run()
-    at.select_slider(key="hidden").set_value(16).run()
-    at.number_input(key="layers").set_value(2).run()
-    at.selectbox(key="init").set_value("orthogonal").run()
-    at.selectbox(key="forget_bias").set_value("2").run()
-    at.selectbox(key="clip").set_value("off").run()
-    at.number_input(key="steps").set_value(30).run()
-    at.number_input(key="seconds").set_value(20).run()
-    at.number_input(key="seed").set_value(11).run()
-    assert at.selectbox(key="update_bias").disabled  # no GRU in this run
+    at.selectbox(key="train_task").set_value("agreement").run()
+    at.segmented_control(key="train_cells").set_value("lstm").run()
+    at.slider(key="train_len_agreement").set_value(8).run()
+    at.selectbox(key="train_optimizer").set_value("rmsprop").run()
+    at.select_slider(key="train_lr").set_value(0.01).run()
+    at.select_slider(key="train_hidden").set_value(16).run()
+    at.number_input(key="train_layers").set_value(2).run()
+    at.selectbox(key="train_init").set_value("orthogonal").run()
+    at.selectbox(key="train_forget_bias").set_value("2").run()
+    at.selectbox(key="train_clip").set_value("off").run()
+    at.number_input(key="train_steps").set_value(30).run()
+    at.number_input(key="train_seconds").set_value(20).run()
+    at.number_input(key="train_seed").set_value(11).run()
+    assert at.selectbox(key="train_update_bias").disabled  # no GRU in this run
     train_to_the_end(at)
     (label, result), = trained(at).items()
     config = result.config
@@ -99,8 +103,8 @@ def test_every_choice_reaches_the_trainer():
 
 
 def test_a_gru_gets_the_update_gate_bias():
-    at = open_page(cells="GRU", update_bias="2", **SMALL)
-    assert at.selectbox(key="forget_bias").disabled
+    at = open_page(cells="gru", update_bias="2", **SMALL)
+    assert at.selectbox(key="train_forget_bias").disabled
     train_to_the_end(at)
     (result,) = trained(at).values()
     assert (result.cell, result.config.update_bias, result.config.forget_bias) == ("gru", 2.0,
@@ -110,20 +114,20 @@ def test_a_gru_gets_the_update_gate_bias():
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_task_offers_its_own_length(task):
     at = open_page()
-    at.selectbox(key="task").set_value(task).run()
+    at.selectbox(key="train_task").set_value(task).run()
     assert not at.exception and not at.error
     length = TASKS[task].seq_len
     if length.fixed or length.min == length.max:
         assert any(f"fixed at {length.default}" in m.value for m in at.markdown)
     else:
-        slider = at.slider(key=f"len_{task}")
+        slider = at.slider(key=f"train_len_{task}")
         assert (slider.min, slider.value) == (length.min, length.default)
         assert length.unit in slider.label
 
 
 def test_a_fixed_length_task_trains():
-    at = open_page(task="Random labels", cells="GRU", **SMALL)
-    assert at.selectbox(key="task").value == "random"
+    at = open_page(task="random", cells="gru", **SMALL)
+    assert at.selectbox(key="train_task").value == "random"
     train_to_the_end(at)
     (result,) = trained(at).values()
     assert result.task == "random" and result.config.seq_len is None
@@ -147,20 +151,20 @@ def test_stop_ends_the_runs_early_and_keeps_what_they_learned():
 
 def test_values_over_the_limits_in_the_url_are_ignored():
     at = open_page(steps=str(LIMITS.max_training_steps + 1), seconds="100000", hidden="100000",
-                   layers="99", lr="nan", task="no-such-task", cells="Transformer")
-    assert at.number_input(key="steps").value == 1000
-    assert at.number_input(key="seconds").value == 60
-    assert at.select_slider(key="hidden").value == 64
-    assert at.number_input(key="layers").value == 1
-    assert at.select_slider(key="lr").value == 2e-3
-    assert at.selectbox(key="task").value == "adding"
-    assert at.segmented_control(key="cells").value == "All three"
-    assert at.number_input(key="steps").max == LIMITS.max_training_steps
-    assert at.number_input(key="seconds").max == LIMITS.max_training_seconds
+                   layers="99", lr="nan", task="no-such-task", cells="transformer")
+    assert at.number_input(key="train_steps").value == 1000
+    assert at.number_input(key="train_seconds").value == 60
+    assert at.select_slider(key="train_hidden").value == 64
+    assert at.number_input(key="train_layers").value == 1
+    assert at.select_slider(key="train_lr").value == 2e-3
+    assert at.selectbox(key="train_task").value == "adding"
+    assert at.segmented_control(key="train_cells").value == "all"
+    assert at.number_input(key="train_steps").max == LIMITS.max_training_steps
+    assert at.number_input(key="train_seconds").max == LIMITS.max_training_seconds
 
 
 def test_a_model_over_the_parameter_limit_is_refused_with_its_size():
-    at = open_page(cells="LSTM", hidden="512", layers="4")
+    at = open_page(cells="lstm", hidden="512", layers="4")
     click(at, "Train")
     (error,) = [e.value for e in at.error]
     assert "Cannot start training: A 4-layer LSTM with 512 units has" in error
@@ -175,7 +179,7 @@ def test_runs_wait_for_a_free_slot_while_other_visitors_train():
     while TRAINING_SLOTS.acquire(lambda: True):  # other visitors hold every slot
         taken += 1
     try:
-        at = open_page(cells="GRU", **SMALL)
+        at = open_page(cells="gru", **SMALL)
         click(at, "Train")
         (progress,) = at.get("progress")
         assert "waiting for a free training slot" in progress.proto.text
@@ -190,7 +194,7 @@ def test_runs_wait_for_a_free_slot_while_other_visitors_train():
 
 
 def test_the_newest_models_are_kept_and_labels_never_collide():
-    at = open_page(cells="RNN", steps="5", hidden="4")
+    at = open_page(cells="rnn", steps="5", hidden="4")
     for _ in range(11):
         train_to_the_end(at)
     models = trained(at)
@@ -199,17 +203,76 @@ def test_the_newest_models_are_kept_and_labels_never_collide():
 
 
 def test_open_in_explore_names_the_model_for_the_explore_page():
-    at = train_to_the_end(open_page(cells="LSTM", **SMALL))
+    at = train_to_the_end(open_page(cells="lstm", **SMALL))
     (label,) = trained(at)
     click(at, "Open in Explore")
-    assert at.session_state["gatescope.explore.open"] == label
+    assert at.session_state[OPEN_IN_EXPLORE] == label
     # this page runs alone here (no st.navigation): it says so instead of failing
     assert any("Explore page is not available" in i.value for i in at.info)
 
 
 def test_open_in_compare_names_the_model_for_the_compare_page():
-    at = train_to_the_end(open_page(cells="GRU", **SMALL))
+    at = train_to_the_end(open_page(cells="gru", **SMALL))
     (label,) = trained(at)
     click(at, "Open in Compare")
-    assert at.session_state["gatescope.compare.open"] == label
+    assert at.session_state[OPEN_IN_COMPARE] == label
     assert any("Compare page is not available" in i.value for i in at.info)
+
+
+def test_open_in_explore_works_after_a_setting_was_changed():
+    """The whole app: change a Train setting, train, open the model in Explore. (Widgets bound
+    to the URL made st.switch_page fail here: "Cannot clear query parameters"; the browser test
+    in tests/e2e/test_lab_and_train.py clicks the same path.)"""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    at.segmented_control(key="train_cells").set_value("lstm").run()
+    at.number_input(key="train_steps").set_value(20).run()
+    at.select_slider(key="train_hidden").set_value(8).run()
+    assert (at.query_params["cells"], at.query_params["steps"]) == ("lstm", "20")  # in the URL
+    (label,) = trained(train_to_the_end(at))
+    click(at, "Open in Explore")
+    assert [t.value for t in at.title] == ["gatescope · Explore"]  # Explore is what runs
+    assert at.radio(key="explore_source").value == "session"
+    assert at.selectbox(key="explore_run").value == label
+    assert not at.error and not any("not available" in i.value for i in at.info)
+
+
+# -- the URL: core.views.train.TrainState ------------------------------------------------------
+
+def test_the_defaults_give_an_empty_query_and_a_link_spells_choices_by_key():
+    assert TrainState().to_query() == {}
+    state = TrainState(task="agreement", cells="lstm", optimizer="sgd", lr=0.01, hidden=32)
+    query = state.to_query()
+    assert query == {"task": "agreement", "cells": "lstm", "optimizer": "sgd", "lr": "0.01",
+                     "hidden": "32"}
+    assert TrainState.from_query(query) == state
+    # links made when the URL held the words shown still open the same run
+    assert TrainState.from_query({"task": "Subject-verb agreement", "cells": "LSTM",
+                                  "optimizer": "SGD", "lr": "0.01", "hidden": "32"}) == state
+    assert TrainState.from_query({"cells": "All three"}).cells == "all"
+
+
+@pytest.mark.parametrize("query", [
+    {"steps": "inf"}, {"steps": "-inf"}, {"steps": "1e400"}, {"steps": "abc"},
+    {"steps": str(LIMITS.max_training_steps + 1)}, {"seconds": "nan"}, {"seed": "2.5"},
+    {"lr": "nan"}, {"lr": "0.5"}, {"hidden": "100000"}, {"hidden": "33"}, {"layers": "99"},
+    {"task": "no-such-task"}, {"cells": "transformer"}, {"clip": "7"}, {"forget_bias": "inf"},
+    {"len": "5000"}, {"len": "inf"},
+])
+def test_a_bad_url_value_is_dropped(query):
+    state = TrainState.from_query(query)
+    assert state == TrainState() and state.to_query() == {}
+
+
+def test_the_state_builds_the_runs_the_page_trains():
+    state = TrainState.from_query({"task": "agreement", "cells": "gru", "len": "8", "clip": "off",
+                                   "update_bias": "2", "forget_bias": "3", "steps": "30"})
+    (run,) = state.runs(taken=set())
+    assert (run.task, run.cell, run.config.seq_len, run.config.max_steps) == ("agreement", "gru",
+                                                                             8, 30)
+    assert (run.config.clip_norm, run.config.update_bias, run.config.forget_bias) == (None, 2.0,
+                                                                                     None)
+    assert TrainState(task="random").config().seq_len is None  # a fixed length
+    assert TrainState(task="adding").config().seq_len == 50  # the task's default
+    assert [r.cell for r in TrainState().runs()] == ["rnn", "lstm", "gru"]

@@ -1,11 +1,20 @@
-"""What the Gradient lab computes, without Streamlit: a fresh model at a chosen weight scale,
-its gradient profile through time, and short training runs on the adding problem with and
-without clipping or truncated BPTT.
+"""What the Gradient lab computes, without Streamlit: its URL state, a fresh model at a chosen
+weight scale, its gradient profile through time, and short training runs on the adding problem
+with and without clipping or truncated BPTT.
+
+    state = LabState.from_query(st.query_params)  # invalid values fall back to defaults
+    shown = profile(state.measured())              # how far back the gradient reaches
+    runs = session_runs(state)                     # plain, and clipped / truncated
+
+A link spells every choice in plain lowercase, e.g.
+`?cell=lstm&len=200&rescale=1&radius=3&optimizer=adam&clip=value&tbptt=1&window=20`; defaults
+are left out.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -14,7 +23,8 @@ from torch import nn
 from core.limits import (
     LIMITS, check_hidden_size, check_seq_len, check_training_seconds, check_training_steps,
 )
-from core.model import CELLS, SequenceModel, build_sequence_model
+from core.cells import CELLS, cell_info
+from core.model import INITS, SequenceModel, build_sequence_model
 from core.tasks import get_task
 from core.engine import trace
 from core.engine.analysis import (
@@ -24,6 +34,7 @@ from core.training.loop import OPTIMIZERS, TrainConfig, TrainResult, model_spec
 from core.training.session import (
     RunSpec, check_learning_rate, describe_result, event_spacing,
 )
+from core.views.state import PageState, number_of, one_of, whole, yes_no
 
 
 # -- the Gradient lab: a fresh model at a chosen weight scale, its gradient profile, and a
@@ -35,6 +46,8 @@ NONLINEARITIES = ("tanh", "relu")
 MAX_RADIUS = 10.0
 LAB_TASK = "adding"
 CLIP_MODES = ("off", "norm", "value")
+#: Sequences a gradient profile averages over.
+PROFILE_SAMPLES = 4
 
 
 def _check_lab_number(value: object, name: str, low: float, high: float) -> float:
@@ -101,8 +114,8 @@ class GradientProfile:
         return float(self.relative[-1])
 
 
-def gradient_profile(model: SequenceModel, seq_len: int, samples: int = 4, seed: int = 0
-                     ) -> GradientProfile:
+def gradient_profile(model: SequenceModel, seq_len: int, samples: int = PROFILE_SAMPLES,
+                     seed: int = 0) -> GradientProfile:
     """Trace `model` (an adding-problem SequenceModel) on `samples` seeded sequences of length
     `seq_len` and average norm(d prediction / d h_t) by distance from the end (geometric mean).
 
@@ -219,3 +232,138 @@ def verdict(result: TrainResult) -> tuple[str, str]:
     if kind == "warning":
         sentence = sentence.replace("Did not learn (yet)", "Stayed finite but did not learn")
     return kind, sentence
+
+
+# -- the page's state: every choice, in the URL -------------------------------------------------
+
+#: The sequence length T: not bound to the task's length range (10 .. 1000, in steps of 5).
+LENGTHS = (10, 1000, 5)
+RADIUS_RANGE = (0.0, min(5.0, MAX_RADIUS), 0.05)  # the spectral-radius slider: low, high, step
+RADII = tuple(round(RADIUS_RANGE[2] * i, 2)
+              for i in range(round(RADIUS_RANGE[1] / RADIUS_RANGE[2]) + 1))
+FORGET_BIASES = ("default", "0", "1", "2", "3")
+HIDDEN_SIZES = (8, 16, 32, 64, 128, 256)
+MAX_SEED = 10_000
+OPTIMIZER_ORDER = ("sgd", "adam", "rmsprop")  # SGD first: the lesson's optimiser
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
+THRESHOLDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+STEPS = (100, 200, 300, 500, 1000, 2000)
+WINDOWS = (2, 5, 10, 20, 50)
+
+
+@dataclass(frozen=True)
+class LabState(PageState):
+    """Every choice of the Gradient lab; kept in the URL so a link reproduces the experiment:
+    first the model (part 1, MODEL_CHOICES), then how it trains (part 2)."""
+
+    cell: str = one_of("rnn", CELLS)
+    nonlinearity: str = one_of("tanh", NONLINEARITIES)  # the vanilla RNN's
+    len: int = whole(100, LENGTHS[0], LENGTHS[1])  # T, the sequence length
+    init: str = one_of("default", INITS)
+    rescale: bool = yes_no(False)  # scale W_hh to `radius`
+    radius: float = number_of(1.0, RADII)
+    forget_bias: str = one_of("default", FORGET_BIASES)  # the LSTM's
+    hidden: int = number_of(32, HIDDEN_SIZES)
+    seed: int = whole(0, 0, MAX_SEED)
+    optimizer: str = one_of("sgd", OPTIMIZERS)
+    lr: float = number_of(0.1, LEARNING_RATES)
+    steps: int = number_of(300, STEPS)
+    clip: str = one_of("norm", CLIP_MODES)
+    threshold: float = number_of(1.0, THRESHOLDS)
+    tbptt: bool = yes_no(False)
+    window: int = number_of(10, WINDOWS)
+
+    @classmethod
+    def from_query(cls, params) -> "LabState":
+        """Also reads the length from `T`, its name in links made before every key was
+        lowercase."""
+        if "T" in params and "len" not in params:
+            params = {**params, "len": params["T"]}
+        return super().from_query(params)
+
+    def normalised(self) -> "LabState":
+        """T on the slider's grid; whole numbers where a URL's "32" parsed as 32.0."""
+        low, _, step = LENGTHS
+        return replace(self, len=low + round((self.len - low) / step) * step,
+                       hidden=int(self.hidden), steps=int(self.steps), window=int(self.window))
+
+    def measured(self) -> "LabState":
+        """Only the choices the gradient profile depends on (the model and T), the training
+        choices at their defaults: changing how it trains does not measure it again."""
+        return replace(LabState(), **{name: getattr(self, name) for name in MODEL_CHOICES})
+
+    def model_args(self) -> dict:
+        """build_lab_model's arguments: a choice greyed out on the page does not count."""
+        return dict(cell=self.cell, hidden_size=self.hidden,
+                    nonlinearity=self.nonlinearity if self.cell == "rnn" else "tanh",
+                    radius=self.radius if self.rescale else None, init=self.init,
+                    seed=self.seed,
+                    forget_bias=None if self.cell != "lstm" or self.forget_bias == "default"
+                    else float(self.forget_bias))
+
+    def model_label(self) -> str:
+        """"RNN (tanh)", "LSTM", "GRU": the profile chart's title."""
+        name = cell_info(self.cell).display_name
+        return f"{name} ({self.model_args()['nonlinearity']})" if self.cell == "rnn" else name
+
+    def training(self) -> LabTraining:
+        return LabTraining(optimizer=self.optimizer, learning_rate=self.lr, steps=self.steps,
+                           clip=self.clip, clip_threshold=self.threshold,
+                           tbptt=self.window if self.tbptt else None, seed=self.seed)
+
+
+#: The choices part 1's model and its gradient profile depend on.
+MODEL_CHOICES = ("cell", "nonlinearity", "len", "init", "rescale", "radius", "forget_bias",
+                 "hidden", "seed")
+
+#: One click sets a whole experiment (choices not named keep their values).
+PRESETS = {
+    "Vanishing: tanh RNN": dict(cell="rnn", nonlinearity="tanh", rescale=False, init="default",
+                                len=100),
+    "Exploding: radius 3": dict(cell="rnn", nonlinearity="tanh", rescale=True, radius=3.0,
+                                init="default", len=50, optimizer="sgd", lr=0.1, clip="norm",
+                                threshold=1.0, tbptt=False),
+    "LSTM, forget bias 1": dict(cell="lstm", rescale=False, init="default", forget_bias="1",
+                                len=100),
+}
+
+
+def profile(state: LabState) -> GradientProfile:
+    """The gradient profile of the fresh model `state` describes, over T = state.len steps.
+    ValueError with a message when the model cannot be built."""
+    return gradient_profile(build_lab_model(**state.model_args()), state.len, seed=state.seed)
+
+
+def session_runs(state: LabState) -> list[RunSpec]:
+    """The runs part 2 trains: the very model of part 1, plain and (if chosen) tamed."""
+    return lab_runs(build_lab_model(**state.model_args()), state.len, state.cell,
+                    state.training())
+
+
+@dataclass(frozen=True)
+class Number:
+    """One number shown above the profile chart."""
+
+    label: str
+    value: str
+    help: str | None = None
+
+
+def profile_numbers(shown: GradientProfile) -> list[Number]:
+    """The radius, the fitted factor per step, the half-life (or doubling time) and the
+    first-to-last ratio, in words."""
+    per_step, half, ratio = shown.decay.per_step, shown.decay.half_life, shown.first_to_last
+    if math.isfinite(per_step) and per_step > 1:
+        pace = Number("Doubles every", f"{math.log(2) / math.log(per_step):.1f} steps")
+    else:
+        pace = Number("Half-life", f"{half:.1f} steps" if math.isfinite(half) else "none")
+    return [
+        Number("Spectral radius of W_hh", f"{shown.radius:.3f}",
+               "Largest |eigenvalue| over the gates' recurrent blocks."),
+        Number("Factor per step back", f"× {per_step:.3f}" if math.isfinite(per_step)
+               else "n/a", "Fitted by least squares on log ‖dŷ/dh_t‖: below 1 vanishes, "
+                           "above 1 explodes."),
+        pace,
+        Number(f"Gradient at t=1 vs t={shown.seq_len}",
+               f"{ratio:.1e}" if math.isfinite(ratio) else "overflow"),
+    ]

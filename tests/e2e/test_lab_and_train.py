@@ -1,6 +1,7 @@
 """The Gradient lab and the Train page in real Chromium: the lab with and without clipping, a
-small model trained to the end and downloaded, no exception on any page. Screenshots land in
-artifacts/ (lab-*.png, train-*.png) for a person to look at."""
+small model trained to the end and downloaded, a model opened in Explore after a setting was
+changed, no exception on any page. Screenshots land in artifacts/ (lab-*.png, train-*.png) for a
+person to look at."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_gradient_lab_explodes_without_clipping_and_stays_finite_with_it(page, a
 
 def test_gradient_lab_without_clipping_trains_one_plain_run(page, app_url, artifacts):
     page.set_viewport_size(TALL)
-    page.goto(f"{app_url}/gradient_lab?T=50&rescale=true&radius=3&clip=off&steps=100")
+    page.goto(f"{app_url}/gradient_lab?len=50&rescale=1&radius=3&clip=off&steps=100")
     wait_for_app(page)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Diverged: the loss became").wait_for(timeout=120_000)
@@ -108,3 +109,37 @@ def test_train_three_cells_to_the_end_and_download_the_weights(page, app_url, ar
     tensors = safetensors.torch.load(open(download.value.path(), "rb").read())
     assert any(name.startswith("rnn.weight_hh_l0") for name in tensors)
     assert download.value.suggested_filename.endswith(".safetensors")
+
+
+def test_open_in_explore_after_a_setting_was_changed(page, app_url, artifacts):
+    """Widgets bound to the URL stopped st.switch_page ("Cannot clear query parameters ... bound
+    to widgets") once a setting was changed, so "Open in Explore" said the page was missing.
+    The app is entered at its root, as a visitor does, and the Train page opened from the
+    navigation."""
+    page.set_viewport_size(TALL)
+    page.goto(app_url)
+    wait_for_app(page)
+    page.get_by_role("link", name="Train").click()
+    page.locator(".st-key-train_cells").wait_for(timeout=60_000)
+    wait_for_app(page)
+    page.locator(".st-key-train_cells").get_by_text("LSTM", exact=True).click()
+    wait_for_app(page)
+    steps = page.locator(".st-key-train_steps input")
+    steps.fill("30")
+    steps.press("Enter")
+    wait_for_app(page)
+    page.wait_for_function("() => /cells=lstm/.test(location.search) && /steps=30/.test("
+                           "location.search)", timeout=30_000)  # settings changed, in the URL
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Trained in this session").wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert "finished, 30 steps" in page.inner_text("body")
+    page.get_by_role("button", name="Open in Explore").click()
+    page.get_by_text("gatescope · Explore").wait_for(timeout=60_000)
+    wait_for_app(page)
+    page.wait_for_function("() => location.search.includes('source=session')", timeout=30_000)
+    body = page.inner_text("body")
+    assert "not available" not in body and "adding · LSTM · " in body
+    page.wait_for_selector(CHART, timeout=60_000)  # the trained model, traced
+    no_exception(page)
+    shot(page, artifacts, "train-open-in-explore")

@@ -1,0 +1,109 @@
+"""The Train page's logic, without Streamlit: its URL state and the runs it starts.
+
+    state = TrainState.from_query(st.query_params)  # invalid values fall back to defaults
+    runs = state.runs(taken=set(trained))           # checked RunSpecs, one per chosen cell
+    baseline_line(task, config)                      # the live metric chart's baseline
+
+A link spells every choice in plain lowercase, e.g.
+`?task=adding&cells=lstm&optimizer=sgd&lr=0.01&hidden=32`; defaults are left out.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, replace
+
+from core.cells import CELLS
+from core.limits import LIMITS
+from core.model import INITS
+from core.tasks import TASKS, get_task
+from core.training.loop import OPTIMIZERS, TrainConfig, heldout_baseline
+from core.training.session import RunSpec, make_train_config, train_runs
+from core.views.explore import normalised_length
+from core.views.state import PageState, number_of, one_of, whole
+
+#: Which cells a run trains: all three side by side on the same batches, or one.
+CELL_CHOICES = {"all": tuple(CELLS), **{key: (key,) for key in CELLS}}
+CELL_CHOICE_LABELS = {"all": "All three", **{key: c.display_name for key, c in CELLS.items()}}
+OPTIMIZER_LABELS = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
+HIDDEN_SIZES = tuple(h for h in (4, 8, 16, 32, 64, 128, 256, 512) if h <= LIMITS.max_hidden_size)
+#: A gate's total bias at the start ("default": PyTorch's init); "-1" ... "3" as written.
+GATE_BIASES = ("default", "-1", "0", "1", "2", "3")
+CLIP_NORMS = ("off", "0.25", "0.5", "1", "2", "5")
+MAX_SEED = 1_000_000
+#: Points of the training loss whose standard deviation the spread chart shows.
+SPREAD_WINDOW = 50
+#: Links made before the URL spelled choices by key named the task by its title and the
+#: cells as shown ("Adding problem", "All three"); they still open the same view.
+_TITLES = {task.title: name for name, task in TASKS.items()}
+
+
+@dataclass(frozen=True)
+class TrainState(PageState):
+    """Every choice on the Train page; kept in the URL so a link sets up the same run."""
+
+    task: str = one_of("adding", TASKS, aliases=_TITLES)
+    cells: str = one_of("all", CELL_CHOICES, aliases={"all three": "all"})
+    len: int = whole(0, 0, LIMITS.max_seq_len)  # the task's length knob; 0 = its default
+    optimizer: str = one_of("adam", OPTIMIZERS)
+    lr: float = number_of(2e-3, LEARNING_RATES)
+    hidden: int = number_of(64, HIDDEN_SIZES)
+    layers: int = whole(1, 1, LIMITS.max_layers)
+    init: str = one_of("default", INITS)
+    forget_bias: str = one_of("1", GATE_BIASES)  # LSTM (Jozefowicz et al. 2015: start at 1)
+    update_bias: str = one_of("default", GATE_BIASES)  # GRU
+    clip: str = one_of("1", CLIP_NORMS)
+    steps: int = whole(1000, 1, LIMITS.max_training_steps)
+    seconds: int = whole(60, 1, int(LIMITS.max_training_seconds))
+    seed: int = whole(0, 0, MAX_SEED)
+
+    def normalised(self) -> "TrainState":
+        """The length within the task's range; the hidden size a whole number (a URL's "64"
+        parses as one of the offered sizes, 64.0)."""
+        return replace(self, len=normalised_length(self.task, self.len),
+                       hidden=int(self.hidden))
+
+    @property
+    def cell_keys(self) -> tuple[str, ...]:
+        return CELL_CHOICES[self.cells]
+
+    def seq_len(self) -> int | None:
+        """The length to train at: None for a task of fixed length."""
+        length = get_task(self.task).seq_len
+        return None if length.fixed else self.len or length.default
+
+    def config(self) -> TrainConfig:
+        """The checked TrainConfig; ValueError (or LimitError) with a message that names the
+        value and what is allowed."""
+        return make_train_config(
+            self.task, steps=self.steps, seconds=self.seconds, hidden_size=self.hidden,
+            num_layers=self.layers, optimizer=self.optimizer, learning_rate=self.lr,
+            seq_len=self.seq_len(), init=self.init, forget_bias=_number(self.forget_bias),
+            update_bias=_number(self.update_bias), clip_norm=_number(self.clip), seed=self.seed)
+
+    def runs(self, taken: set[str] | None = None) -> list[RunSpec]:
+        """One run per chosen cell, on the very same batches; labels avoid those in `taken`."""
+        return train_runs(self.task, list(self.cell_keys), self.config(), taken=taken)
+
+
+def _number(choice: str) -> float | None:
+    """A bias or clipping choice as a number: None for "default" / "off"."""
+    return None if choice in ("default", "off") else float(choice)
+
+
+def baseline_line(task: str, config: TrainConfig) -> tuple[float, str]:
+    """(value, name) of the trivial baseline on the run's own held-out set: the line on the
+    live metric chart, measured on the set the live curve is (once per run's settings)."""
+    return _baseline(task, tuple(sorted(config.to_dict().items()))), get_task(task).baseline_name
+
+
+@functools.lru_cache(maxsize=32)
+def _baseline(task: str, config_items: tuple) -> float:
+    return heldout_baseline(task, TrainConfig(**dict(config_items)))
+
+
+def file_stem(label: str) -> str:
+    """A run's label as a file name: "adding · LSTM · 14:03:21" -> "adding_lstm_14_03_21"."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower() or "model"
