@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from core.cells import CELLS, cell_info  # noqa: F401  (CELLS: still imported from here by core.views.lab)
+from core.cells import cell_info
 
 INITS = ("default", "orthogonal", "xavier")
 KINDS = ("regression", "classification", "tagging")

@@ -16,7 +16,7 @@ from core.limits import LIMITS
 from core.model import INITS
 from core.views import lab
 from core.views.train import OPTIMIZER_LABELS
-from ui import live
+from ui import live, widgets
 from ui.content import explain
 from ui.state import PageChoices
 
@@ -33,7 +33,7 @@ def presets_row() -> None:
 def model_choices() -> None:
     """Part 1: the cell, T, and the initial weights' kind and scale."""
     pick, values = choices.widget, choices.values
-    pick(live.segmented_control, "Cell", "cell", CELLS, lambda c: CELLS[c].display_name)
+    pick(widgets.segmented_control, "Cell", "cell", CELLS, lambda c: CELLS[c].display_name)
     pick(st.radio, "Nonlinearity (vanilla RNN)", "nonlinearity", lab.NONLINEARITIES,
          horizontal=True, disabled=values["cell"] != "rnn")
     low, high, step = lab.LENGTHS
@@ -49,7 +49,7 @@ def model_choices() -> None:
          step=step, disabled=not values["rescale"])
     pick(st.selectbox, "Forget-gate bias (LSTM)", "forget_bias", lab.FORGET_BIASES,
          disabled=values["cell"] != "lstm", help="default: PyTorch's init.")
-    pick(live.select_slider, "Hidden size", "hidden", lab.HIDDEN_SIZES)
+    pick(widgets.select_slider, "Hidden size", "hidden", lab.HIDDEN_SIZES)
     pick(st.number_input, "Seed", "seed", min_value=0, max_value=lab.MAX_SEED)
 
 
@@ -83,17 +83,17 @@ def training_choices() -> None:
     pick(row[0].selectbox, "Optimizer", "optimizer", lab.OPTIMIZER_ORDER, OPTIMIZER_LABELS.get,
          help="SGD uses momentum 0.9.")
     with row[1]:
-        pick(live.select_slider, "Learning rate", "lr", lab.LEARNING_RATES)
+        pick(widgets.select_slider, "Learning rate", "lr", lab.LEARNING_RATES)
     with row[2]:
-        pick(live.select_slider, "Steps", "steps", lab.STEPS)
+        pick(widgets.select_slider, "Steps", "steps", lab.STEPS)
     pick(row[3].radio, "Clip the gradient", "clip", lab.CLIP_MODES,
          help="by its whole L2 norm, or each value separately")
     with row[4]:
-        pick(live.select_slider, "Clip threshold", "threshold", lab.THRESHOLDS,
+        pick(widgets.select_slider, "Clip threshold", "threshold", lab.THRESHOLDS,
              disabled=values["clip"] == "off")
     with row[5]:
         pick(st.toggle, "Truncated BPTT", "tbptt")
-        pick(live.select_slider, "Window (steps)", "window", lab.WINDOWS,
+        pick(widgets.select_slider, "Window (steps)", "window", lab.WINDOWS,
              disabled=not values["tbptt"])
 
 
@@ -118,6 +118,7 @@ with controls:
     model_choices()
 with view:
     profile_view(choices.state())
+    explain("lab", "profile", samples=lab.PROFILE_SAMPLES)
 
 st.subheader("Train it on the adding problem: does clipping tame the explosion?")
 st.caption(f"Trains the model above ({choices.values['len']} steps per sequence) from the same "
@@ -132,4 +133,4 @@ live.panel("lab", live.LiveView(
     charts=live_charts, verdict=lab.verdict,
     idle="Press **Run** to train. Try the *Exploding* preset: the plain run blows up to an "
          "infinite loss within a few dozen steps; the clipped one stays finite."))
-explain("lab", samples=lab.PROFILE_SAMPLES, max_seconds=f"{LIMITS.max_training_seconds:g}")
+explain("lab", "taming", max_seconds=f"{LIMITS.max_training_seconds:g}")

@@ -19,10 +19,10 @@ from core.sharing import MAX_TRAINED_PER_SESSION
 from core.tasks import TASKS, get_task
 from core.training.session import TrainingSession, keep_newest
 from core.views import train as tr
-from ui import live
+from ui import live, widgets
 from ui.content import explain
 from ui.state import OPEN_IN_COMPARE, OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
-from ui.widgets import length_slider
+
 
 COLLECTED = page_key("train", "collected")  # the last session copied into TRAINED
 choices = PageChoices(tr.TrainState, "train")
@@ -44,10 +44,10 @@ def task_choices() -> tuple[str, ...]:
     task_column, cells_column, length_column = st.columns([1.3, 1.6, 2])
     pick(task_column.selectbox, "Task", "task", TASKS, lambda n: TASKS[n].title)
     with cells_column:
-        pick(live.segmented_control, "Cells", "cells", tr.CELL_CHOICES, tr.CELL_CHOICE_LABELS.get)
+        pick(widgets.segmented_control, "Cells", "cells", tr.CELL_CHOICES, tr.CELL_CHOICE_LABELS.get)
     task = get_task(values["task"])
     with length_column:
-        length_slider(choices, task)
+        widgets.length_slider(choices, task)
     st.caption(task.description)
     return tr.CELL_CHOICES[values["cells"]]
 
@@ -58,9 +58,9 @@ def training_choices(cells: tuple[str, ...]) -> None:
     pick(row[0].selectbox, "Optimizer", "optimizer", tr.OPTIMIZER_LABELS,
          tr.OPTIMIZER_LABELS.get, help="SGD uses momentum 0.9.")
     with row[1]:
-        pick(live.select_slider, "Learning rate", "lr", tr.LEARNING_RATES)
+        pick(widgets.select_slider, "Learning rate", "lr", tr.LEARNING_RATES)
     with row[2]:
-        pick(live.select_slider, "Hidden size", "hidden", tr.HIDDEN_SIZES)
+        pick(widgets.select_slider, "Hidden size", "hidden", tr.HIDDEN_SIZES)
     pick(row[3].number_input, "Layers", "layers", min_value=1, max_value=LIMITS.max_layers)
     pick(row[4].selectbox, "Initialiser", "init", INITS,
          help="default: PyTorch's U(−1/√H, 1/√H); orthogonal: each gate's W_hh block "

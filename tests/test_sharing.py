@@ -145,8 +145,8 @@ def test_a_trace_too_big_is_refused_before_it_runs_naming_the_limit():
 
 def test_explore_refuses_an_upload_and_input_too_big_to_trace_together():
     rnn = torch.nn.GRU(2, 256, num_layers=4, bidirectional=True)
-    choice = ex.ModelChoice(None, rnn, True, "yours")
-    view = ex.View(task="adding", source="upload", len=600)
+    choice = ex.ModelChoice(rnn, None, "upload", "yours")
+    view = ex.ExploreState(task="adding", source="upload", len=600)
     with pytest.raises(LimitError, match="Too much to trace"):
         ex.run(view, choice, ex.make_example(view))
 

@@ -7,8 +7,10 @@ import streamlit as st
 from core.content import explanations
 
 
-def explain(page: str, **values) -> None:
-    """One expander per explanation of `page`, in order; `values` fill their $placeholders."""
+def explain(page: str, *names: str, **values) -> None:
+    """One expander per explanation of `page`, in order, or only those called `names` (a file's
+    stem without its order prefix); `values` fill their $placeholders."""
     for item in explanations(page):
-        with st.expander(item.title):
-            st.markdown(item.filled(**values))
+        if not names or item.name.split("_", 1)[-1] in names:
+            with st.expander(item.title):
+                st.markdown(item.filled(**values))

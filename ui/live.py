@@ -157,22 +157,3 @@ def rerun_page_once_when_done(session, key: str) -> None:
     if session.done and st.session_state.get(key) is not session:
         st.session_state[key] = session
         st.rerun()
-
-
-# -- widgets for PageChoices.widget ---------------------------------------------------------------
-# PageChoices.widget starts a widget that has options at `index=`; these two take `value=` /
-# `default=` instead. Both training pages bind them; they belong in ui/widgets.py, which is not
-# this change's to edit.
-
-def select_slider(label: str, options: list, index: int | None = None, **kwargs):
-    """st.select_slider, started at options[index] when PageChoices asks."""
-    if index is not None:
-        kwargs["value"] = options[index]
-    return st.select_slider(label, options, **kwargs)
-
-
-def segmented_control(label: str, options: list, index: int | None = None, **kwargs):
-    """A required st.segmented_control (one option always chosen), started at options[index]."""
-    if index is not None:
-        kwargs["default"] = options[index]
-    return st.segmented_control(label, options, required=True, **kwargs)

@@ -45,3 +45,20 @@ def csv_column_picker(page: str) -> list[float] | None:
     except ValueError as err:
         st.error(str(err))
         return None
+
+
+# PageChoices.widget starts a widget that has options at `index=`; these two Streamlit widgets
+# take `value=` / `default=` instead.
+
+def select_slider(label: str, options: list, index: int | None = None, **kwargs):
+    """st.select_slider, started at options[index] when PageChoices asks."""
+    if index is not None:
+        kwargs["value"] = options[index]
+    return st.select_slider(label, options, **kwargs)
+
+
+def segmented_control(label: str, options: list, index: int | None = None, **kwargs):
+    """A required st.segmented_control (one option always chosen), started at options[index]."""
+    if index is not None:
+        kwargs["default"] = options[index]
+    return st.segmented_control(label, options, required=True, **kwargs)

@@ -282,10 +282,9 @@ class LabState(PageState):
         return super().from_query(params)
 
     def normalised(self) -> "LabState":
-        """T on the slider's grid; whole numbers where a URL's "32" parsed as 32.0."""
+        """T on the slider's grid."""
         low, _, step = LENGTHS
-        return replace(self, len=low + round((self.len - low) / step) * step,
-                       hidden=int(self.hidden), steps=int(self.steps), window=int(self.window))
+        return replace(self, len=low + round((self.len - low) / step) * step)
 
     def measured(self) -> "LabState":
         """Only the choices the gradient profile depends on (the model and T), the training

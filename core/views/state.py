@@ -58,8 +58,9 @@ def whole(default: int, low: int, high: int):
 
 
 def number_of(default: float, options: Iterable[float]):
-    """One of a fixed set of numbers (a select slider's stops), written as `repr` would."""
-    offered = tuple(float(o) for o in options)
+    """One of a fixed set of numbers (a select slider's stops), written short ("0.001"). The
+    option itself comes back, so whole-number options stay ints ("64" and "64.0" give 64)."""
+    offered = tuple(options)
 
     def parse(raw: str) -> float | None:
         try:

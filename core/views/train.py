@@ -60,10 +60,8 @@ class TrainState(PageState):
     seed: int = whole(0, 0, MAX_SEED)
 
     def normalised(self) -> "TrainState":
-        """The length within the task's range; the hidden size a whole number (a URL's "64"
-        parses as one of the offered sizes, 64.0)."""
-        return replace(self, len=normalised_length(self.task, self.len),
-                       hidden=int(self.hidden))
+        """The length within the task's range."""
+        return replace(self, len=normalised_length(self.task, self.len))
 
     @property
     def cell_keys(self) -> tuple[str, ...]:
