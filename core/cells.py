@@ -17,7 +17,6 @@ the same text without markup for captions and exports.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from torch import nn
@@ -149,7 +148,3 @@ def cell_of_module(module: nn.Module) -> str:
     raise ValueError(f"gatescope traces torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU modules, "
                      f"not {type(module).__name__}.")
 
-
-def plain(html: str) -> str:
-    """Markup-free text of an HTML label: "h<sub>t</sub>" -> "h_t" (for captions and CSV)."""
-    return re.sub(r"<[^>]+>", "", re.sub(r"<sub>(.*?)</sub>", r"_\1", html))

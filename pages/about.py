@@ -12,6 +12,13 @@ def gate_list(cell: str) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def gate_meanings() -> str:
+    """One line per gate of the LSTM and the GRU, from the cell registry."""
+    return "\n".join(f"- {cell.display_name} {gate.label}: {gate.meaning}"
+                     for cell in CELLS.values() for gate in cell.gates)
+
+
 about = explanation("about", "about")
 st.title(about.title)
-st.markdown(about.filled(lstm_gates=gate_list("lstm"), gru_gates=gate_list("gru")))
+st.markdown(about.filled(lstm_gates=gate_list("lstm"), gru_gates=gate_list("gru"),
+                         gate_meanings=gate_meanings()))

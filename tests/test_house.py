@@ -105,3 +105,17 @@ def test_scripts_keep_their_imports():
 
     assert trace is tracing.trace and Trace is tracing.Trace
     assert load_model is zoo.load_model and load_user_weights is loading.load_user_weights
+
+
+def test_the_about_page_states_the_conventions_from_the_registry():
+    from streamlit.testing.v1 import AppTest
+
+    from core.cells import CELLS
+
+    at = AppTest.from_file(str(ROOT / "pages" / "about.py"), default_timeout=30).run()
+    assert not at.exception
+    text = "\n".join(m.value for m in at.markdown)
+    assert "*forget* f" in text and "*update* z" in text and "$" not in text
+    for cell in CELLS.values():
+        for gate in cell.gates:
+            assert f"{gate.label}: {gate.meaning}" in text

@@ -10,18 +10,32 @@ import pytest
 import torch
 from torch import nn
 
+from core.engine import trace
 from core.engine.analysis import (
-    fit_decay, gradient_decay, median_seconds, parameter_count, recurrent_blocks,
-    spectral_radius, training_memory_bytes, with_spectral_radius,
-)
-from core.views.lab import (
-    PLAIN_LABEL, PRESETS, LabState, LabTraining, build_lab_model, gradient_profile, lab_runs,
-    profile, profile_numbers, session_runs, verdict,
+    fit_decay,
+    gradient_decay,
+    median_seconds,
+    recurrent_blocks,
+    spectral_radius,
+    training_memory_bytes,
+    with_spectral_radius,
 )
 from core.limits import LimitError
-from core.engine import trace
+from core.model import count_parameters
 from core.training.session import TrainingSession
-
+from core.views.lab import (
+    PLAIN_LABEL,
+    PRESETS,
+    LabState,
+    LabTraining,
+    build_lab_model,
+    gradient_profile,
+    lab_runs,
+    profile,
+    profile_numbers,
+    session_runs,
+    verdict,
+)
 
 # -- the fit -----------------------------------------------------------------------------------
 
@@ -254,9 +268,9 @@ def test_profile_numbers_say_vanishing_or_exploding():
 # -- parameters, memory, time ------------------------------------------------------------------
 
 def test_parameter_count_matches_pytorch_formulas():
-    assert parameter_count(nn.LSTM(10, 20)) == 4 * (20 * 10 + 20 * 20 + 2 * 20)
-    assert parameter_count(nn.GRU(10, 20)) == 3 * (20 * 10 + 20 * 20 + 2 * 20)
-    assert parameter_count(nn.GRU(10, 20)) < parameter_count(nn.LSTM(10, 20))
+    assert count_parameters(nn.LSTM(10, 20)) == 4 * (20 * 10 + 20 * 20 + 2 * 20)
+    assert count_parameters(nn.GRU(10, 20)) == 3 * (20 * 10 + 20 * 20 + 2 * 20)
+    assert count_parameters(nn.GRU(10, 20)) < count_parameters(nn.LSTM(10, 20))
 
 
 def test_training_memory_counts_parameters_gradients_and_activations():

@@ -107,10 +107,6 @@ def with_spectral_radius(rnn: nn.RNNBase, radius: float) -> nn.RNNBase:
     return scaled
 
 
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def training_memory_bytes(model: nn.Module, inputs: torch.Tensor, loss_fn) -> dict[str, int]:
     """Memory one training step needs: the parameters, their gradients, and every tensor autograd
     keeps for the backward pass (counted as the forward saves them, each storage once).

@@ -31,7 +31,6 @@ __all__ = [
 MAX_POINTS = 400
 REFERENCE_COLOR = "#6b6f7b"
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 Runs = Mapping[str, Sequence[ProgressEvent]]
 

@@ -106,7 +106,6 @@ class Metric:
 #: baseline's.
 ABSOLUTE_MARGIN = 0.05
 RELATIVE_MARGIN = 0.10
-VERDICTS = ("better", "about the same", "worse")
 
 
 @dataclass

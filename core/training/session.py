@@ -39,15 +39,27 @@ from datetime import datetime
 
 import torch
 
-from core.limits import (
-    LIMITS, LimitError, check_hidden_size, check_layers, check_param_count, check_seq_len,
-    check_training_seconds, check_training_steps,
-)
 from core.cells import CELLS, cell_info
+from core.limits import (
+    LIMITS,
+    LimitError,
+    check_hidden_size,
+    check_layers,
+    check_param_count,
+    check_seq_len,
+    check_training_seconds,
+    check_training_steps,
+)
 from core.model import INITS, SequenceModel, count_parameters
-from core.tasks import get_task
 from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
-from core.training.loop import OPTIMIZERS, ProgressEvent, TrainConfig, TrainResult, model_spec
+from core.tasks import get_task
+from core.training.loop import (
+    OPTIMIZERS,
+    ProgressEvent,
+    TrainConfig,
+    TrainResult,
+    model_spec,
+)
 from core.training.worker import pack_model, train_child, unpack_model
 
 log = logging.getLogger(__name__)
@@ -132,12 +144,6 @@ class RunProgress:
                 if last and last.heldout_metric is not None else "")
         return (f"**{self.label}** · {self.status} · step {step:,} of {self.config.max_steps:,} · "
                 f"{self.steps_per_second:.0f} steps/s · {elapsed:.1f} s{loss}{held}")
-
-
-def chart_series(snapshot: list[RunProgress]) -> tuple[dict, dict, dict]:
-    """What the live charts take, per run label: its events, its status, its held-out spacing."""
-    return ({p.label: p.events for p in snapshot}, {p.label: p.status for p in snapshot},
-            {p.label: p.config.heldout_every for p in snapshot})
 
 
 def _process_context():

@@ -40,7 +40,7 @@ from core.views.state import PageState, number_of, one_of, whole, yes_no
 # -- the Gradient lab: a fresh model at a chosen weight scale, its gradient profile, and a
 #    short training run on the adding problem with and without clipping / truncation ---------
 
-NONLINEARITIES = ("tanh", "relu")
+NONLINEARITIES = cell_info("rnn").nonlinearities  # the vanilla RNN's: tanh, relu
 #: The largest spectral radius the lab lets a user ask for; at 10 a relu RNN overflows float32
 #: within a few dozen steps, which is already the whole lesson.
 MAX_RADIUS = 10.0

@@ -25,7 +25,7 @@ Streamlit here: ui/state.py binds a page's state to `st.query_params` and the se
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 Parser = Callable[[str], Any]  # raw URL text -> value, or None when the text is not valid
@@ -125,10 +125,3 @@ class PageState:
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-
-def default_of(cls: type[PageState], name: str) -> Any:
-    """The declared default of one field."""
-    for f in fields(cls):
-        if f.name == name:
-            return f.default if f.default is not MISSING else f.default_factory()
-    raise KeyError(name)
