@@ -17,6 +17,7 @@ the same text without markup for captions and exports.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from torch import nn
@@ -65,8 +66,21 @@ class Cell:
                        f"{', '.join(self.gate_names) or 'none'}")
 
     def equations_for(self, nonlinearity: str = "tanh") -> tuple[str, ...]:
-        """The equations, with the vanilla RNN's nonlinearity filled in."""
+        """The equations as HTML, with the vanilla RNN's nonlinearity filled in."""
         return tuple(eq.replace("{nonlinearity}", nonlinearity) for eq in self.equations)
+
+    def text_equations(self, nonlinearity: str = "tanh") -> tuple[str, ...]:
+        """The same equations as plain text, subscripts in TeX's way ("W_{hh} h_{t−1}")."""
+        return tuple(_SUBSCRIPT.sub(_plain_subscript, eq) for eq in self.equations_for(nonlinearity))
+
+
+_SUBSCRIPT = re.compile(r"<sub>(.*?)</sub>(?=(\w)?)")
+
+
+def _plain_subscript(match: re.Match) -> str:
+    """"<sub>t−1</sub>" -> "_{t−1}", "<sub>t</sub>" -> "_t"; a space before a juxtaposed factor."""
+    text = match.group(1)
+    return ("_" + text if len(text) == 1 else "_{" + text + "}") + (" " if match.group(2) else "")
 
 
 def _affine(gate: str, w: str = "W", b: str = "b") -> str:

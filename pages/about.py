@@ -18,7 +18,13 @@ def gate_meanings() -> str:
                      for cell in CELLS.values() for gate in cell.gates)
 
 
+def equations() -> str:
+    """Each cell's equations as text, from the cell registry."""
+    return "\n".join(f"- {cell.display_name}: " + "; ".join(f"`{eq}`" for eq in
+                     cell.text_equations()) for cell in CELLS.values())
+
+
 about = explanation("about", "about")
 st.title(about.title)
 st.markdown(about.filled(lstm_gates=gate_list("lstm"), gru_gates=gate_list("gru"),
-                         gate_meanings=gate_meanings()))
+                         gate_meanings=gate_meanings(), equations=equations()))
