@@ -20,6 +20,7 @@ from ui.hidden import hidden_html
 # So: on any press or key outside the charts and the explanations (every rerun starts with
 # one), playing charts are paused first; and a watchdog stops any loop whose chart was removed
 # or whose figure was replaced, whatever the cause. Installed once per browser document.
+# The interrupted animation's promise rejects without a reason; that one is expected.
 _GUARD_ANIMATIONS = """<script>
 (function () {
   const doc = window.parent && window.parent.document ? window.parent.document : document;
@@ -60,6 +61,13 @@ _GUARD_ANIMATIONS = """<script>
   };
   doc.addEventListener('pointerdown', pauseAll, true);
   doc.addEventListener('keydown', pauseAll, true);
+  // Pausing (or any new animation) interrupts the one that plays, and plotly.js rejects the
+  // interrupted animation's promise with no reason, which its own button never catches: the
+  // browser reports an "Uncaught (in promise) undefined" page error on the first widget press
+  // while a chart plays. Such a reason-less rejection is plotly.js's interruption, not a fault.
+  (doc.defaultView || window).addEventListener('unhandledrejection', event => {
+    if (event.reason === undefined) { event.preventDefault(); }
+  });
 })();
 </script>"""
 

@@ -73,7 +73,8 @@ DIAGRAMS: dict[str, tuple[list[Node], list[tuple[str, str]]]] = {
             Node("pre", "a (pre-act.)", 3.0, 1.8, "signed"),
             Node("h", "h<sub>t</sub>", 6.0, 1.8, "signed"),
         ],
-        [("h_prev", "pre"), ("x", "pre"), ("pre", "h"), ("h", "h_prev")],
+        # no arrow from h_t back to h_{t−1}: that node is the previous step's h already
+        [("h_prev", "pre"), ("x", "pre"), ("pre", "h")],
     ),
 }
 
@@ -185,17 +186,37 @@ def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
     the x_t node, or None when the input is numbers (then x_t shows `x_signal`)."""
     cell = tr.cell_type
     nodes, edges = DIAGRAMS[cell]
+    nodes = _as_seen(nodes, layer, direction, unit, words=tokens is not None)
+    if layer > 0:  # a layer above the first reads the layer below's h, not the input
+        tokens, x_signal = None, tr.hidden[layer - 1, 0, :, unit]
     values = _node_values(tr, layer, direction, unit, x_signal)
     colors_at, texts_at = _node_columns(nodes, values, tokens, cell_range(tr.cell))
-    eqs = equations(cell, nonlinearity)
+    eqs = [_in_direction(eq, direction) for eq in equations(cell, nonlinearity)]
     eq_y = _equation_heights(nodes, len(eqs))
-    annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes)
+    annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes, direction)
     xs, ys = [n.x for n in nodes], [n.y for n in nodes]
     panel = CellPanel([_arrows(nodes, edges, axes)], annotations,
                       [min(xs) - 0.8, max(xs) + 0.8], [eq_y[-1] - 1.6, max(ys) + 0.8],
                       colors_at, texts_at, _equation_numbers(cell, values, nonlinearity))
     panel.traces.append(_nodes_trace(nodes, eq_y, panel.at(t0), axes))
     return panel
+
+
+def _in_direction(text: str, direction: int) -> str:
+    """A reverse direction runs from the end: its previous state is the one at step t+1."""
+    return text.replace("t−1", "t+1") if direction == 1 else text
+
+
+def _as_seen(nodes: list[Node], layer: int, direction: int, unit: int, words: bool
+             ) -> list[Node]:
+    """The nodes labelled for what they show here: t+1 for the previous state of a reverse
+    direction; x_t's feature: the word, input feature 0, or (in a layer above the first) the
+    layer below's h, which is this layer's input feature `unit` (its forward half)."""
+    def label(node: Node) -> str:
+        if node.key != "x" or (layer == 0 and words):
+            return _in_direction(node.label, direction)
+        return f"x<sub>t</sub>[{unit if layer > 0 else 0}]"
+    return [Node(n.key, label(n), n.x, n.y, n.kind) for n in nodes]
 
 
 def _arrows(nodes: list[Node], edges: list[tuple[str, str]], axes: tuple[str, str]) -> dict:
@@ -238,7 +259,7 @@ def _equation_heights(nodes: list[Node], n_eq: int) -> list[float]:
 
 
 def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int, cell: str,
-                axes: tuple[str, str]) -> list[dict]:
+                axes: tuple[str, str], direction: int) -> list[dict]:
     """Node names, the equations and their heading (and the GRU's convention) as annotations,
     like every static text in these figures. (As text traces they cost nothing to lay out on a
     new figure but are drawn again on every animation frame, because a frame lists every
@@ -255,7 +276,7 @@ def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int,
     if cell == "gru":
         annotations.append(dict(x=left, y=eq_y[-1] - 1.0, xref=dx, yref=dy, showarrow=False,
                                 xanchor="left", font=dict(size=12, color="#555"),
-                                text=GRU_CONVENTION))
+                                text=_in_direction(GRU_CONVENTION, direction)))
     return annotations
 
 
