@@ -343,3 +343,20 @@ def test_random_encode_needs_64_numbers_per_step():
     assert task.encode(" ".join(["0.5"] * 128)).inputs.shape == (2, 64)
     with pytest.raises(ValueError, match="64 numbers per timestep"):
         task.encode("0.1 0.2 0.3")
+
+
+def test_the_airline_page_says_exactly_what_the_model_read():
+    """Typed passengers are not what the model reads: the note's formula, applied to the
+    typed values, gives the very numbers fed to the model (to the note's 4 decimals)."""
+    import re
+
+    task = get_task("airline")
+    values = [112, 118, 132, 129, 121, 135, 148]
+    example = task.encode(" ".join(map(str, values)))
+    note = task.fed_note(example)
+    mean, std = (float(v) for v in re.search(r"mean (\S+) and standard deviation (\S+):",
+                                              note).groups())
+    assert f"{len(values) - 1} numbers from your {len(values)} values" in note
+    fed = (np.diff(np.log(values)) - mean) / std
+    np.testing.assert_allclose(example.inputs[:, 0].numpy(), fed, atol=5e-3)
+    assert get_task("adding").fed_note(get_task("adding").sample(0)) == ""

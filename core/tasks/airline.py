@@ -204,6 +204,18 @@ class AirlineTask(Task):
             model.train(model_was_training)
         return out
 
+    def fed_note(self, example: Example) -> str:
+        """The model never sees passengers: it reads standardised month-to-month changes of
+        their logarithm, one fewer than the values (the first has no month before it)."""
+        given = example.info.get("values")
+        counted = (f"{len(example)} numbers from your {len(given)} values"
+                   if given is not None else f"{len(example)} numbers for the months shown")
+        return (f"What the model read: {counted}, each the change of log passengers from the "
+                f"month before, standardised with the training years' mean {self.mean:.4f} and "
+                f"standard deviation {self.std:.4f}: x_t = (log y_t − log y_(t−1) − "
+                f"{self.mean:.4f}) / {self.std:.4f}. Its output is such a change, turned back "
+                "into passengers from the last month.")
+
     def describe(self, prediction, example=None) -> str:
         if example is None or "previous" not in example.info:
             return f"log-change {float(prediction):+.3f} (standardised)"

@@ -356,6 +356,11 @@ class Task:
 
         return objective_fn
 
+    def fed_note(self, example: Example) -> str:
+        """What the model was fed, in words, where that is not what the user gave it ("" when
+        the input is read as it is: words as ids, numbers as typed)."""
+        return ""
+
     def describe(self, prediction: torch.Tensor, example: Example | None = None) -> str:
         """The model's answer for one sequence in words."""
         if self.kind == "regression":
