@@ -18,6 +18,7 @@ from ui.compute import keep_last_good, session_memo
 from ui.content import explain
 from ui.downloads import trace_downloads
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
+from ui.upload import weights_upload
 from ui.widgets import csv_column_picker, length_slider
 
 choices = PageChoices(ex.ExploreState, "explore")
@@ -44,9 +45,7 @@ def model_and_input_sidebar() -> tuple[tuple[bytes, str] | None, list[float] | N
         pick(st.selectbox, "Trained in this session", "run", runs)
         values["cell"] = trained_here[values["run"]].cell
     elif values["source"] == "upload":
-        file = st.file_uploader("state_dict of an nn.RNN / nn.LSTM / nn.GRU",
-                                type=["safetensors", "pt", "pth"], key="explore_weights_file")
-        upload = (file.getvalue(), file.name) if file is not None else None
+        upload = weights_upload()
     task = get_task(values["task"])
     pick(st.radio, "Input", "input", [m for m in ex.INPUTS if m != "csv" or task.name == "airline"],
          ex.INPUT_LABELS.get)
@@ -146,5 +145,4 @@ autoplay_once("explore_chart", page_key("explore", "autoplayed"))
 st.caption(caption("explore", "player", objective_note=result.objective_note))
 explain("explore")
 
-trace_downloads(result, state.layer, state.direction, fig,
-                f"gatescope_{traced.task}_{choice.cell}")
+trace_downloads(result, state, choice, fig, upload)

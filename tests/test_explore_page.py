@@ -237,3 +237,80 @@ def test_links_made_before_sources_had_one_word_each_still_open_the_shipped_mode
     at = app(task="adding", cell="gru", source="trained")
     assert_clean(at)
     assert "shipped trained GRU" in at.caption[0].value
+
+
+# -- uploads: the module picker and the nonlinearity ---------------------------------------------
+# tests/e2e/test_explore_browser.py also uploads a two-module file in Chromium.
+
+
+def two_module_file() -> bytes:
+    """A seq2seq-like state_dict: an encoder GRU and a decoder LSTM, beside other layers."""
+    torch.manual_seed(0)
+    encoder, decoder = torch.nn.GRU(2, 4), torch.nn.LSTM(2, 5, num_layers=2)
+    state = ({f"encoder.rnn.{k}": v for k, v in encoder.state_dict().items()}
+             | {f"decoder.{k}": v for k, v in decoder.state_dict().items()}
+             | {"head.weight": torch.randn(1, 5)})
+    return save(state)
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    """Give the page's weights uploader a file, as tests/test_bad_inputs.py does."""
+    at.get("file_uploader")[0].set_value((name, data, "application/octet-stream"))
+    return at.run()
+
+
+def test_a_file_with_two_modules_loads_each_one_by_its_prefix_in_core():
+    from core.views.models import Upload
+
+    data = two_module_file()
+    view = ex.ExploreState(task="adding", source="upload")
+    with pytest.raises(ValueError, match="choose one"):
+        ex.resolve_model(view, (data, "seq2seq.safetensors"))
+    encoder = ex.resolve_model(view, Upload.of(data, "seq2seq.safetensors", "encoder.rnn"))
+    decoder = ex.resolve_model(view, Upload.of(data, "seq2seq.safetensors", "decoder"))
+    assert isinstance(encoder.rnn, torch.nn.GRU) and encoder.rnn.hidden_size == 4
+    assert isinstance(decoder.rnn, torch.nn.LSTM) and decoder.rnn.num_layers == 2
+    assert "module `decoder`" in decoder.label and "module `encoder.rnn`" in encoder.label
+    assert ex.run(view, decoder, ex.make_example(view)).trace.hidden.shape[:2] == (2, 1)
+    # The page's cache key (sha256 of upload[0], then upload[1]) sees every choice.
+    keys = {Upload.of(data, "f.safetensors", p, n)[1] for p in ("decoder", "encoder.rnn", None)
+            for n in ("tanh", "relu", None)}
+    assert len(keys) == 9
+
+
+def test_the_upload_picker_lists_the_modules_and_the_page_traces_the_one_picked():
+    at = upload(app(task="adding", source="upload"), "seq2seq.safetensors", two_module_file())
+    assert_clean(at)
+    picker = at.selectbox(key="explore_upload_prefix")
+    assert picker.options == ["decoder: LSTM with input size 2, hidden size 5, 2 layers",
+                              "encoder.rnn: GRU with input size 2, hidden size 4, 1 layer"]
+    assert picker.value == "decoder"  # the first, by default
+    assert "your LSTM from seq2seq.safetensors, module `decoder`" in at.caption[0].value
+    assert at.radio(key="explore_upload_nonlinearity").disabled  # an LSTM has no such choice
+    assert "Layer" in [s.label for s in at.selectbox]  # two layers: the layer picker
+    picker.set_value("encoder.rnn").run()
+    assert_clean(at)
+    assert "your GRU from seq2seq.safetensors, module `encoder.rnn`" in at.caption[0].value
+    assert "update" in json.dumps(chart(at)["layout"])  # the GRU's trace, not the cached LSTM's
+    assert not at.query_params.get("prefix")  # an upload's choices stay out of the URL
+
+
+def test_the_upload_nonlinearity_choice_reaches_the_trace():
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(2, 6, nonlinearity="relu")
+    at = upload(app(task="adding", source="upload", len=20), "relu.safetensors",
+                save(rnn.state_dict()))
+    assert_clean(at)
+    radio = at.radio(key="explore_upload_nonlinearity")
+    assert radio.value == "tanh" and not radio.disabled and "vanilla RNN only" in radio.label
+    assert "(tanh, input 2" in at.caption[0].value
+    assert "explore_upload_prefix" not in [s.key for s in at.selectbox]  # one module: no picker
+    radio.set_value("relu").run()
+    assert_clean(at)
+    assert "your RNN from relu.safetensors (relu, input 2" in at.caption[0].value
+    # The file's own metadata wins over the choice, and the page says so.
+    at.radio(key="explore_upload_nonlinearity").set_value("tanh")
+    upload(at, "exported.safetensors", save(rnn.state_dict(), metadata={"nonlinearity": "relu"}))
+    assert_clean(at)
+    assert "relu as the file says, not your tanh" in at.caption[0].value
+    assert any("This file says its RNN uses relu" in w.value for w in at.warning)

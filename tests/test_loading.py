@@ -417,3 +417,89 @@ def test_the_payloads_are_real(tmp_path):
             result.close()
         assert (tmp_path / "ran").exists(), name
         (tmp_path / "ran").unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# What the file says of itself; files with several modules
+
+
+def _traced_like(rnn: nn.Module, original: nn.Module) -> float:
+    """The largest difference between gatescope's trace of `rnn` and `original` run as it is:
+    every layer's h at every step (the trace's h of lower layers against a stack of
+    `original`'s own layers run one by one)."""
+    from core.engine import trace
+
+    x = torch.randn(9, original.input_size, generator=torch.Generator().manual_seed(2)) * 2
+    hidden = trace(rnn, x).hidden  # (L, D, T, H)
+    worst = 0.0
+    with torch.no_grad():
+        layer_input = x
+        for layer in range(original.num_layers):
+            single = type(original)(layer_input.shape[1], original.hidden_size,
+                                    nonlinearity=original.nonlinearity)
+            single.load_state_dict({f"{k}_l0": getattr(original, f"{k}_l{layer}")
+                                    for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+            layer_input, _ = single(layer_input)
+            worst = max(worst, (torch.as_tensor(hidden[layer, 0]) - layer_input).abs().max().item())
+    return worst
+
+
+def test_a_relu_rnn_uploaded_as_relu_traces_exactly_like_the_module():
+    original = make_module("rnn", input_size=3, hidden_size=6, nonlinearity="relu", num_layers=2)
+    data = save(original.state_dict(), "safetensors")
+    as_relu = load_user_weights(data, "relu.safetensors", nonlinearity="relu")
+    assert as_relu.nonlinearity == "relu"
+    assert _traced_like(as_relu, original) < 1e-5
+    # Read as tanh (what the weights alone suggest), the same file traces something else:
+    # the check above can fail.
+    assert _traced_like(load_user_weights(data, "relu.safetensors"), original) > 1e-2
+
+
+def test_a_files_metadata_says_the_nonlinearity_and_wins_over_the_callers_choice():
+    original = make_module("rnn", hidden_size=5, nonlinearity="relu")
+    data = safetensors.torch.save(dict(original.state_dict()), metadata={"nonlinearity": "relu"})
+    for asked in (None, "tanh", "relu"):
+        loaded = load_user_weights(data, "exported.safetensors", nonlinearity=asked)
+        assert loaded.nonlinearity == "relu", asked
+        assert _traced_like(loaded, original) < 1e-5
+    tanh_file = safetensors.torch.save(dict(original.state_dict()),
+                                       metadata={"nonlinearity": "tanh"})
+    assert load_user_weights(tanh_file, "t.safetensors", nonlinearity="relu").nonlinearity == "tanh"
+    # LSTMs and GRUs have no nonlinearity to choose: the metadata means nothing for them.
+    gru = make_module("gru")
+    gru_file = safetensors.torch.save(dict(gru.state_dict()), metadata={"nonlinearity": "relu"})
+    assert_same_module(load_user_weights(gru_file, "g.safetensors"), gru)
+    # A nonlinearity nn.RNN does not have is refused, with what and how.
+    bad = safetensors.torch.save(dict(original.state_dict()), metadata={"nonlinearity": "gelu"})
+    with pytest.raises(WeightsError, match="gelu.*tanh or relu"):
+        load_user_weights(bad, "bad.safetensors")
+
+
+def test_inspect_lists_each_module_with_its_kind_and_sizes_and_each_loads_by_its_prefix():
+    from core.io.loading import RecurrentConfig, inspect_weights
+
+    encoder = make_module("gru", input_size=3, hidden_size=4, num_layers=2)
+    decoder = make_module("lstm", input_size=4, hidden_size=5, bidirectional=True)
+    state = ({f"encoder.rnn.{k}": v for k, v in encoder.state_dict().items()}
+             | {f"decoder.{k}": v for k, v in decoder.state_dict().items()}
+             | {"decoder_head.weight": torch.randn(2, 10)})
+    for file_format in ("safetensors", "pt"):
+        data = save(state, file_format)
+        info = inspect_weights(data, f"seq2seq.{file_format}")
+        assert info.prefixes == ["decoder", "encoder.rnn"]  # AmbiguousWeightsError's order
+        assert info.modules["encoder.rnn"] == RecurrentConfig("gru", 3, 4, 2, False, True)
+        assert info.modules["decoder"] == RecurrentConfig("lstm", 4, 5, 1, True, True)
+        assert info.describe("decoder") == ("decoder: bidirectional LSTM with input size 4, "
+                                            "hidden size 5, 1 layer")
+        assert info.metadata == {} and info.nonlinearity is None
+        assert_same_module(load_user_weights(data, f"s.{file_format}", prefix="encoder.rnn"),
+                           encoder)
+        assert_same_module(load_user_weights(data, f"s.{file_format}", prefix="decoder"), decoder)
+    # A broken module is listed with what is wrong, beside the good one.
+    broken = dict(state)
+    del broken["decoder.weight_hh_l0_reverse"]
+    info = inspect_weights(save(broken, "safetensors"), "half.safetensors")
+    assert isinstance(info.modules["encoder.rnn"], RecurrentConfig)
+    assert "missing keys `weight_hh_l0_reverse`" in info.describe("decoder")
+    with pytest.raises(WeightsError, match="no tensors|not the state_dict"):
+        inspect_weights(save({"head.weight": torch.zeros(2, 2)}, "safetensors"), "x.safetensors")

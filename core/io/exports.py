@@ -2,13 +2,22 @@
 HTML, a trained model as safetensors weights plus JSON of how it was made.
 
 Pure functions from objects to bytes or text; the pages hand them to `st.download_button`.
+Every trace and figure file carries the view it came from (`TraceView`: task, model, cell,
+input, layer, direction, unit, step) and is named by it (`TraceView.stem`), so files saved
+from two views never overwrite each other and each says what it shows. A trained model's
+safetensors file says in its metadata what it is (task, cell, head, vocabulary and, for a
+vanilla RNN, its nonlinearity), and the upload loader reads it back that way.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
 import io
 import json
 import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,10 +31,110 @@ from core.model import count_parameters, state_tensors
 from core.tasks import get_task
 from core.training.loop import TrainResult
 
+if TYPE_CHECKING:  # the Explore page's types, read by attribute only (views sit above io)
+    from core.views.explore import ExploreState, Result
+    from core.views.models import ModelChoice, Upload
 
-def trace_table(tr: Trace, layer: int, direction: int, tokens: list[str]):
+#: Typed input longer than this is cut (with "…") where a view writes it out.
+MAX_INPUT_TEXT = 300
+
+
+def short_hash(*parts: bytes | str) -> str:
+    """Eight hex digits identifying some bytes or text (typed input, an upload) in a name."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else bytes(part))
+        digest.update(b"\0")
+    return digest.hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class TraceView:
+    """What one downloaded trace or figure shows, written into the file and its name."""
+
+    task: str  # the task's name ("adding")
+    task_title: str  # and its title ("Adding problem")
+    model: str  # the page's label of the model ("shipped trained LSTM · held-out MSE ...")
+    source: str  # shipped, session, random or upload
+    model_id: str  # which weights, in a file name: "shipped", "seed3", "a1b2c3d4" (a hash)
+    cell: str  # rnn, lstm or gru
+    nonlinearity: str  # the vanilla RNN's tanh or relu; "" for an LSTM or GRU
+    input: str  # how the input was made: "sample seed 3", "typed text", "CSV column"
+    input_id: str  # which input, in a file name: "sample3", "text-1a2b3c4d", "csv-..."
+    input_text: str  # the input tokens, space-separated (cut at MAX_INPUT_TEXT)
+    length: int  # steps in the trace
+    layer: int
+    direction: str  # "forward" or "reverse"
+    pick: str  # how the drawn units were chosen: index, most active, most variable
+    unit: int  # the unit of the diagram and equations
+    t: int  # the step the figure's cursor starts at
+
+    def fields(self) -> dict[str, str | int]:
+        """Every field by name, in order: what the NPZ and CSV exports write."""
+        return asdict(self)
+
+    def stem(self) -> str:
+        """A file name without extension that differs whenever the view does, e.g.
+        `gatescope_adding_lstm_random-seed0_sample3_len40_layer0_unit0_t0`."""
+        cell = self.cell + (f"-{self.nonlinearity}" if self.nonlinearity == "relu" else "")
+        model = self.source if self.model_id == self.source else f"{self.source}-{self.model_id}"
+        layer = f"layer{self.layer}" + ("-reverse" if self.direction == "reverse" else "")
+        unit = f"unit{self.unit}" if self.pick == "index" else self.pick.replace(" ", "-")
+        return "_".join(("gatescope", self.task, cell, model, self.input_id,
+                         f"len{self.length}", layer, unit, f"t{self.t}"))
+
+    def caption(self) -> str:
+        """One line for a human: what the figure shows."""
+        cell = self.cell.upper() + (f" ({self.nonlinearity})" if self.nonlinearity else "")
+        units = f"unit {self.unit}" if self.pick == "index" else f"{self.pick} units"
+        return (f"{self.task_title} · {cell} · {self.model} · input: {self.input}, "
+                f"{self.length} steps · layer {self.layer} {self.direction} · {units} · "
+                f"from step {self.t}")
+
+
+def explore_view(state: ExploreState, choice: ModelChoice, result: Result,
+                 upload: Upload | None = None) -> TraceView:
+    """The view of the Explore page that `result` was traced for: `state` (the page's
+    choices), `choice` (its model), `upload` (the uploaded file, for an upload's name)."""
+    rnn = choice.rnn
+    if state.source == "random":
+        model_id = f"seed{state.seed}"
+    elif state.source == "session":
+        model_id = short_hash(state.run)
+    elif state.source == "upload" and upload is not None:
+        model_id = short_hash(upload[0], getattr(upload, "prefix", None) or "",
+                              getattr(rnn, "nonlinearity", ""))
+    else:
+        model_id = state.source
+    if state.input == "text":
+        how, input_id = "typed text", f"text-{short_hash(state.text)}"
+    elif state.input == "csv":
+        inputs = result.example.inputs.detach().cpu().numpy()
+        how, input_id = "CSV column", f"csv-{short_hash(inputs.tobytes())}"
+    else:
+        how, input_id = f"sample seed {state.sample}", f"sample{state.sample}"
+    text = " ".join(str(token) for token in result.tokens)
+    if len(text) > MAX_INPUT_TEXT:
+        text = text[:MAX_INPUT_TEXT - 1] + "…"
+    task = get_task(state.task)
+    return TraceView(
+        task=task.name, task_title=task.title, model=choice.label, source=choice.source,
+        model_id=model_id, cell=choice.cell,
+        nonlinearity=getattr(rnn, "nonlinearity", "") if choice.cell == "rnn" else "",
+        input=how, input_id=input_id, input_text=text, length=int(result.trace.seq_len),
+        layer=int(state.layer), direction=("forward", "reverse")[int(state.direction)],
+        pick=state.pick, unit=int(state.unit), t=int(state.t))
+
+
+def trace_table(tr: Trace, layer: int, direction: int, tokens: list[str],
+                view: TraceView | None = None):
     """A long-format-free wide table (one row per step) of the chosen layer and direction,
-    for CSV download: token, saliency, gradient norms, h[k], c[k] and every gate[k]."""
+    for CSV download: token, saliency, gradient norms, h[k], c[k] and every gate[k].
+
+    The view goes in as constant columns at the right end, `view_task`, `view_model`, ...,
+    `view_t` (one per `TraceView` field), rather than as `# key: value` lines above the
+    header: `pandas.read_csv` and Excel both read such a file as it is, with no `comment=` or
+    `skiprows=` and no header row pushed down, and the data columns keep their places."""
     import pandas as pd
 
     T, H = tr.seq_len, tr.hidden_size
@@ -42,11 +151,17 @@ def trace_table(tr: Trace, layer: int, direction: int, tokens: list[str]):
     frame = pd.DataFrame(cols)
     wide = pd.DataFrame(np.concatenate([b for _, b in blocks], axis=1),
                         columns=[f"{name}[{k}]" for name, _ in blocks for k in range(H)])
-    return pd.concat([frame, wide], axis=1)
+    table = pd.concat([frame, wide], axis=1)
+    if view is not None:
+        for key, value in view.fields().items():
+            table[f"view_{key}"] = value
+    return table
 
 
-def trace_npz(tr: Trace, **extra) -> bytes:
-    """Every array of the trace (all layers and directions) as one .npz file."""
+def trace_npz(tr: Trace, view: TraceView | None = None, **extra) -> bytes:
+    """Every array of the trace (all layers and directions) as one .npz file, with the view
+    as `view_<field>` entries (0-d string or integer arrays, read without allow_pickle:
+    `{k[5:]: v.item() for k, v in np.load(f).items() if k.startswith("view_")}`)."""
     arrays = {"hidden": tr.hidden, "grad_hidden": tr.grad_hidden, "grad_input": tr.grad_input,
               "output": tr.output, "objective": np.float32(tr.objective),
               "cell_type": np.array(tr.cell_type)}
@@ -58,20 +173,30 @@ def trace_npz(tr: Trace, **extra) -> bytes:
         arrays[f"gate_{name}"] = arr
     for key, value in extra.items():
         arrays[key] = np.asarray(value)
+    if view is not None:
+        for key, value in view.fields().items():
+            arrays[f"view_{key}"] = np.asarray(value)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
-def figure_html(fig: go.Figure, title: str = "gatescope") -> str:
-    """A standalone HTML file that works offline: plotly.js is embedded, not fetched."""
+def figure_html(fig: go.Figure, title: str = "gatescope", view: TraceView | None = None) -> str:
+    """A standalone HTML file that works offline: plotly.js is embedded, not fetched. With a
+    view, its caption is the page's title and a line above the figure."""
+    if view is not None:
+        title = f"gatescope · {view.caption()}"
     spec = fig.to_dict()
     if spec["layout"].get("template", {}) is None:  # the explorer's (see explore_figure)
         spec["layout"]["template"] = {}  # an empty one: to_html reads it, adds nothing
-    return pio.to_html(spec, validate=False, include_plotlyjs=True, full_html=True,
+    page = pio.to_html(spec, validate=False, include_plotlyjs=True, full_html=True,
                        auto_play=False, config={"displaylogo": False},
                        div_id="gatescope-figure").replace(
-        "<head>", f"<head><title>{title}</title><style>{PIXELATED_CSS}</style>", 1)
+        "<head>", f"<head><title>{html.escape(title)}</title><style>{PIXELATED_CSS}</style>", 1)
+    if view is not None:
+        page = page.replace("<body>", '<body><p id="gatescope-view" style="font-family: '
+                            f'sans-serif; margin: 4px 8px;">{html.escape(view.caption())}</p>', 1)
+    return page
 
 
 def model_files(result: TrainResult) -> tuple[bytes, str]:
@@ -79,12 +204,16 @@ def model_files(result: TrainResult) -> tuple[bytes, str]:
     how it was made and how it scored). The safetensors file opens in the Explore page's upload
     (it finds the `rnn.*` tensors) and in plain PyTorch:
     `SequenceModel(ModelSpec(**meta["spec"])).load_state_dict(safetensors.torch.load_file(f))`.
+
+    The safetensors `__metadata__` (strings only, as the format requires; lists and the spec
+    as JSON) says what the file is without the JSON beside it: format, task, cell, the
+    recurrent module's prefix, the head's kind and output size, the spec, the vocabulary and
+    classes, and for a vanilla RNN its nonlinearity, which its weights cannot tell and which
+    the upload loader (core.io.loading) honours.
     """
     model = result.model
-    weights = safetensors.torch.save(state_tensors(model), metadata={
-        "format": "gatescope SequenceModel", "task": result.task, "cell": result.cell,
-    })
     task = get_task(result.task)
+    weights = safetensors.torch.save(state_tensors(model), metadata=weights_metadata(result))
     meta = {
         "format": "gatescope SequenceModel",
         "task": result.task,
@@ -102,6 +231,25 @@ def model_files(result: TrainResult) -> tuple[bytes, str]:
         "torch_version": torch.__version__,
     }
     return weights, json.dumps(meta, indent=1, allow_nan=False)
+
+
+def weights_metadata(result: TrainResult) -> dict[str, str]:
+    """The safetensors metadata of a trained model's weights file (see model_files)."""
+    model, task = result.model, get_task(result.task)
+    metadata = {
+        "format": "gatescope SequenceModel",
+        "task": result.task,
+        "cell": result.cell,
+        "recurrent_prefix": "rnn",
+        "kind": model.spec.kind,
+        "head": json.dumps({"kind": model.spec.kind, "output_size": model.spec.output_size}),
+        "spec": json.dumps(model.spec.to_dict()),
+        "vocab": json.dumps(task.vocab.words if task.vocab is not None else None),
+        "classes": json.dumps(list(task.classes) if task.classes else None),
+    }
+    if result.cell == "rnn":
+        metadata["nonlinearity"] = str(getattr(model.rnn, "nonlinearity", "tanh"))
+    return metadata
 
 
 def _finite_json(value):

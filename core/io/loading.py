@@ -3,7 +3,13 @@
 `load_user_weights(data, filename)` takes the bytes of an uploaded `.safetensors`, `.pt` or `.pth`
 file holding a recurrent module's state_dict (alone, prefixed as inside a larger model, or
 wrapped in a training checkpoint), works out the module from the tensor names and shapes, and
-returns it in eval mode with the weights loaded.
+returns it in eval mode with the weights loaded. `inspect_weights(data, filename)` says what is
+in such a file without building anything: each recurrent module (prefix, cell, sizes) and the
+safetensors metadata, for a page to offer a choice of module.
+
+A file that says what it is is read as it says: a safetensors file whose `__metadata__` has
+`"nonlinearity": "relu"` (gatescope's own exports write it for a vanilla RNN) gives an nn.RNN
+with relu whatever the caller asked for, since the weights alone cannot tell tanh from relu.
 
 What it trusts: nothing in the file. Files are parsed as data only: safetensors by its own
 library, `.pt`/`.pth` by `torch.load(weights_only=True)`, which refuses any pickled Python
@@ -16,6 +22,7 @@ that says what was wrong and how to export a file that works.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import unicodedata
@@ -63,6 +70,12 @@ MAX_SAFETENSORS_HEADER_BYTES = 1024 * 1024
 
 #: Zip entries in a torch.save archive: one per tensor storage plus a few records.
 MAX_ZIP_ENTRIES = 10_000
+
+#: The vanilla RNN's nonlinearities (nn.RNN's `nonlinearity=`); LSTM and GRU have none to choose.
+NONLINEARITIES = ("tanh", "relu")
+
+#: The safetensors metadata key that says which of NONLINEARITIES an nn.RNN in the file uses.
+NONLINEARITY_KEY = "nonlinearity"
 
 _PARAM_RE = re.compile(
     r"^(?:(?P<prefix>.+)\.)?"
@@ -117,43 +130,75 @@ class RecurrentConfig:
                 f"{'' if self.bias else ', no bias'}")
 
 
+@dataclass(frozen=True)
+class WeightsInfo:
+    """What a weights file holds, before anything is built: its recurrent modules by prefix
+    ("" for a bare state_dict), in the order `AmbiguousWeightsError.prefixes` lists them, and
+    the safetensors `__metadata__` (string keys and values; empty for a .pt file)."""
+
+    modules: dict[str, RecurrentConfig | str]  # prefix -> its configuration, or why it is broken
+    metadata: dict[str, str]
+
+    @property
+    def prefixes(self) -> list[str]:
+        return list(self.modules)
+
+    @property
+    def nonlinearity(self) -> str | None:
+        """The nonlinearity the file's metadata names for its nn.RNN, if it names one."""
+        return self.metadata.get(NONLINEARITY_KEY)
+
+    def describe(self, prefix: str) -> str:
+        """"encoder.rnn: LSTM with input size 3, hidden size 4, 1 layer", for a picker."""
+        config = self.modules[prefix]
+        where = prefix or "(no prefix)"
+        return f"{where}: {config.describe() if isinstance(config, RecurrentConfig) else config}"
+
+
+def inspect_weights(data: bytes, filename: str) -> WeightsInfo:
+    """The recurrent modules in `data` and its metadata, with the same checks and refusals as
+    `load_user_weights` (a `WeightsError` for a file it cannot read at all). A module whose
+    keys or shapes are wrong is listed with the reason instead of its configuration, so a
+    picker can still offer the others. A metadata nonlinearity other than tanh or relu is
+    refused here, as it is on loading."""
+    name, tensors, metadata = _read(data, filename)
+    modules = _modules(tensors, name)
+    described: dict[str, RecurrentConfig | str] = {}
+    for prefix in sorted(modules):
+        try:
+            described[prefix] = _infer_config(modules[prefix], name)
+        except WeightsError as error:
+            described[prefix] = str(error).removesuffix(" " + EXPORT_HINT)
+    return WeightsInfo(described, metadata)
+
+
 def load_user_weights(
     data: bytes,
     filename: str,
     *,
     prefix: str | None = None,
-    nonlinearity: str = "tanh",
+    nonlinearity: str | None = None,
 ) -> nn.Module:
     """The nn.RNN, nn.LSTM or nn.GRU whose state_dict `data` holds, in eval mode on the CPU.
 
     `filename` chooses the format by its extension (.safetensors, .pt, .pth) and names the file
     in messages; it is never used as a path. `prefix` picks one module when the file holds
     several (e.g. "encoder.rnn"). `nonlinearity` ("tanh" or "relu") applies to nn.RNN only,
-    since its weights do not record it. The module is built with batch_first=False.
+    since its weights do not record it: a `nonlinearity` in the file's safetensors metadata
+    wins over it (the file knows what it is), and with neither it is tanh, nn.RNN's default.
+    The module is built with batch_first=False.
     Raises `WeightsError` (a ValueError) for anything it cannot load.
     """
-    if nonlinearity not in ("tanh", "relu"):
+    if nonlinearity is not None and nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}.")
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    data = bytes(data)
-    name = _code(filename if isinstance(filename, str) else "upload")
-    file_format = _format_of(filename, name)
-    if not data:
-        _fail(f"{name} is empty (0 bytes).")
-    _within_limit(check_upload_size, len(data), name)
-
-    if file_format == "safetensors":
-        tensors = _read_safetensors(data, name)
-    else:
-        tensors = _read_torch(data, name)
-
+    name, tensors, metadata = _read(data, filename)
     chosen_prefix, params = _select_module(tensors, name, prefix)
     where = f"{name}" + (f" (module {_code(chosen_prefix)})" if chosen_prefix else "")
     config = _infer_config(params, where)
     params = _as_float32(params, where)
 
     module_class = cell_info(config.cell).module
+    nonlinearity = metadata.get(NONLINEARITY_KEY) or nonlinearity or "tanh"
     extra = {"nonlinearity": nonlinearity} if config.cell == "rnn" else {}
     module = module_class(config.input_size, config.hidden_size, num_layers=config.num_layers,
                           bias=config.bias, batch_first=False,
@@ -162,12 +207,34 @@ def load_user_weights(
     return module.eval()
 
 
+def _read(data: bytes, filename: str) -> tuple[str, dict[str, torch.Tensor], dict[str, str]]:
+    """(the file's name for messages, its tensors by dotted key, its safetensors metadata)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    name = _code(filename if isinstance(filename, str) else "upload")
+    file_format = _format_of(filename, name)
+    if not data:
+        _fail(f"{name} is empty (0 bytes).")
+    _within_limit(check_upload_size, len(data), name)
+    if file_format == "safetensors":
+        tensors = _read_safetensors(data, name)
+        return name, tensors, _safetensors_metadata(data, name)
+    return name, _read_torch(data, name), {}
+
+
 # ---------------------------------------------------------------------------------------------
 # Messages
 
 
 def _fail(message: str) -> NoReturn:
     raise WeightsError(f"{message} {EXPORT_HINT}")
+
+
+def quoted(text: str, limit: int = 80) -> str:
+    """User-controlled text (a file name, a module's prefix) in backticks, printable, short and
+    inert in markdown: how a page may show what came from a file."""
+    return _code(text, limit)
 
 
 def _code(text: str, limit: int = 80) -> str:
@@ -231,6 +298,21 @@ def _read_safetensors(data: bytes, name: str) -> dict[str, torch.Tensor]:
     except Exception as error:  # noqa: BLE001: SafetensorError or whatever a hostile file causes
         _fail(f"{name} is truncated or not a valid safetensors file "
               f"({_code(str(error), 160)}).")
+
+
+def _safetensors_metadata(data: bytes, name: str) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file that `_read_safetensors` has already read: a
+    table of strings (the format allows nothing else), with a nonlinearity checked."""
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        return {}
+    metadata = {str(key): value for key, value in metadata.items() if isinstance(value, str)}
+    said = metadata.get(NONLINEARITY_KEY)
+    if said is not None and said not in NONLINEARITIES:
+        _fail(f"{name} says in its metadata that its nonlinearity is {_code(said)}, but an "
+              "nn.RNN has tanh or relu only.")
+    return metadata
 
 
 def _read_torch(data: bytes, name: str) -> dict[str, torch.Tensor]:
@@ -312,15 +394,7 @@ def _collect_tensors(loaded: object, name: str) -> dict[str, torch.Tensor]:
 def _select_module(tensors: dict[str, torch.Tensor], name: str,
                    prefix: str | None) -> tuple[str, dict[str, torch.Tensor]]:
     """The prefix of the one recurrent module in the file and its parameters, unprefixed."""
-    modules: dict[str, dict[str, torch.Tensor]] = {}
-    for key, tensor in tensors.items():
-        match = _PARAM_RE.match(key)
-        if match:
-            found_prefix = match.group("prefix") or ""
-            modules.setdefault(found_prefix, {})[key[len(found_prefix) + 1:] if found_prefix
-                                                 else key] = tensor
-    if not modules:
-        _fail(_not_recurrent_message(tensors, name))
+    modules = _modules(tensors, name)
     listing = ", ".join(_code(p) if p else "(no prefix)" for p in sorted(modules))
     if prefix is not None:
         wanted = prefix.rstrip(".")
@@ -334,6 +408,20 @@ def _select_module(tensors: dict[str, torch.Tensor], name: str,
         raise AmbiguousWeightsError(message, sorted(modules))
     (only_prefix, params), = modules.items()
     return only_prefix, params
+
+
+def _modules(tensors: dict[str, torch.Tensor], name: str) -> dict[str, dict[str, torch.Tensor]]:
+    """Every recurrent module's parameters, unprefixed, by prefix ("" for none)."""
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        match = _PARAM_RE.match(key)
+        if match:
+            found_prefix = match.group("prefix") or ""
+            modules.setdefault(found_prefix, {})[key[len(found_prefix) + 1:] if found_prefix
+                                                 else key] = tensor
+    if not modules:
+        _fail(_not_recurrent_message(tensors, name))
+    return modules
 
 
 def _not_recurrent_message(tensors: dict[str, torch.Tensor], name: str) -> str:

@@ -87,11 +87,14 @@ def normalised_length(task: str, length: int) -> int:
 # Models
 
 
-def resolve_model(state: ExploreState, upload: tuple[bytes, str] | None = None,
+def resolve_model(state: ExploreState,
+                  upload: models.Upload | tuple[bytes, str] | None = None,
                   session_models: Mapping[str, TrainResult] | None = None) -> ModelChoice:
     """The model for `state`. Raises ValueError with a user-facing message when it cannot.
 
-    `session_models` are the models trained in this browser session (label -> TrainResult).
+    `upload` is the uploaded file with its chosen module and nonlinearity (`models.Upload`,
+    or a plain `(data, filename)`); `session_models` are the models trained in this browser
+    session (label -> TrainResult).
     """
     task = get_task(state.task)
     if state.source == "session":
@@ -112,6 +115,9 @@ def resolve_model(state: ExploreState, upload: tuple[bytes, str] | None = None,
     if upload is None:
         raise ValueError("Upload a .safetensors, .pt or .pth file with the state_dict of "
                          "an nn.RNN, nn.LSTM or nn.GRU.")
+    if isinstance(upload, models.Upload):
+        return models.uploaded(upload.data, upload.filename, prefix=upload.prefix,
+                               nonlinearity=upload.nonlinearity)
     return models.uploaded(*upload)
 
 

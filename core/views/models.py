@@ -5,19 +5,20 @@ Sources, one word each:
 - "shipped": the trained model of models/ for a task and cell (core.training.zoo);
 - "session": a model trained in this browser session on the Train page (a TrainResult);
 - "random": a fresh random init, labelled untrained wherever it is shown;
-- "upload": a user's own nn.RNN / nn.LSTM / nn.GRU state_dict (no task head: traced bare).
+- "upload": a user's own nn.RNN / nn.LSTM / nn.GRU state_dict (no task head: traced bare),
+  with the module and nonlinearity chosen beside it (`Upload`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from torch import nn
 
 from core.cells import cell_info, cell_of_module
-from core.io.loading import load_user_weights
+from core.io.loading import load_user_weights, quoted
 from core.model import SequenceModel
 from core.tasks import Score, get_task
 from core.training import zoo
@@ -100,13 +101,48 @@ def random_init(task: str, cell: str, seed: int) -> ModelChoice:
                        note=UNTRAINED_NOTE)
 
 
-def uploaded(data: bytes, filename: str) -> ModelChoice:
-    """A user's own recurrent module from an uploaded state_dict (checked, never executed)."""
-    rnn = load_user_weights(data, filename)
+class Upload(NamedTuple):
+    """An uploaded weights file and what the visitor chose for it: which recurrent module
+    (`prefix`, None when the file has one) and the vanilla RNN's nonlinearity (None: the
+    file's metadata, else tanh). Not in the URL: an upload is not either.
+
+    `key` is the file name, module and nonlinearity as one string; it sits second so that
+    `sha256(upload[0]) + upload[1]` (the Explore page's cache key, which read the bytes and
+    the file name of the plain `(data, filename)` pair this replaces) changes with every one
+    of these choices."""
+
+    data: bytes
+    key: str
+    filename: str
+    prefix: str | None = None
+    nonlinearity: str | None = None
+
+    @classmethod
+    def of(cls, data: bytes, filename: str, prefix: str | None = None,
+           nonlinearity: str | None = None) -> "Upload":
+        return cls(data, f"{filename}|{prefix or ''}|{nonlinearity or ''}", filename, prefix,
+                   nonlinearity)
+
+
+def uploaded(data: bytes, filename: str, prefix: str | None = None,
+             nonlinearity: str | None = None) -> ModelChoice:
+    """A user's own recurrent module from an uploaded state_dict (checked, never executed):
+    the one at `prefix` when the file holds several, an nn.RNN with `nonlinearity` unless
+    the file's metadata names another (the file wins; the label and note say so)."""
+    rnn = load_user_weights(data, filename, prefix=prefix, nonlinearity=nonlinearity)
+    module = f", module {quoted(prefix.rstrip('.'))}" if prefix else ""
+    sizes = (f"input {rnn.input_size}, hidden {rnn.hidden_size}, {rnn.num_layers} layer(s)"
+             f"{', bidirectional' if rnn.bidirectional else ''}")
+    note = overridden = ""
+    if isinstance(rnn, nn.RNN):
+        sizes = f"{rnn.nonlinearity}, {sizes}"
+        if nonlinearity is not None and rnn.nonlinearity != nonlinearity:
+            overridden = f" · {rnn.nonlinearity} as the file says, not your {nonlinearity}"
+            note = (f"You chose {nonlinearity}, but this file's metadata says its RNN uses "
+                    f"{rnn.nonlinearity}: it is read as the file says.")
     return ModelChoice(rnn, None, "upload",
-                       f"your {type(rnn).__name__} from {filename} (input {rnn.input_size}, "
-                       f"hidden {rnn.hidden_size}, {rnn.num_layers} layer(s)"
-                       f"{', bidirectional' if rnn.bidirectional else ''})")
+                       f"your {type(rnn).__name__} from {filename}{module} ({sizes}){overridden}",
+                       note=note)
 
 
 def session_labels(task: str, trained: Mapping[str, TrainResult], cell: str | None = None

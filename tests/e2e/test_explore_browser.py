@@ -158,3 +158,41 @@ def test_reduced_motion_means_no_autoplay(browser, app_url):
         assert not playing(page)
     finally:
         context.close()
+
+
+def test_upload_with_two_modules_pick_one_and_download_its_view(page, app_url, artifacts,
+                                                                tmp_path):
+    import io
+
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    encoder, decoder = torch.nn.GRU(2, 4), torch.nn.LSTM(2, 5)
+    state = ({f"encoder.rnn.{k}": v for k, v in encoder.state_dict().items()}
+             | {f"decoder.{k}": v for k, v in decoder.state_dict().items()})
+    weights = tmp_path / "seq2seq.safetensors"
+    save_file(state, str(weights))
+    page.goto(f"{app_url}/?task=adding&source=upload&len=25")
+    wait_for_app(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(weights))
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    body = page.inner_text("body")
+    assert "your LSTM from seq2seq.safetensors, module decoder" in body.replace("`", "")
+    assert "Nonlinearity (vanilla RNN only)" in body
+    # Pick the encoder in the module picker: the page traces the GRU.
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Recurrent module").click()
+    page.get_by_role("option", name=re.compile(r"^encoder\.rnn: GRU")).click()
+    wait_for_app(page)
+    wait_until(page, "() => document.body.innerText.includes('your GRU from seq2seq')",
+               "the picked module is traced")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Trace (.npz)").click()
+    name = dl.value.suggested_filename
+    assert name.startswith("gatescope_adding_gru_upload-") and "_len25_" in name, name
+    npz = np.load(io.BytesIO(open(dl.value.path(), "rb").read()))
+    assert npz["view_cell"].item() == "gru" and "module `encoder.rnn`" in npz["view_model"].item()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    shot(page, artifacts, "upload-two-modules")
