@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import streamlit as st
 
 from core.cells import CELLS
@@ -12,11 +10,12 @@ from core.figures.explore import explore_figure
 from core.figures.style import PIXELATED_CSS
 from core.tasks import TASKS, get_task
 from core.views import explore as ex
-from core.views.models import SOURCE_LABELS, SOURCES, session_labels
+from core.views.models import SOURCE_LABELS, SOURCES, Upload, session_labels
 from ui.animation import autoplay_once
 from ui.compute import keep_last_good, session_memo
 from ui.content import explain
 from ui.downloads import trace_downloads
+from ui.hidden import scroll_to_top
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
 from ui.upload import weights_upload
 from ui.widgets import csv_column_picker, length_slider
@@ -26,9 +25,10 @@ trained_here = st.session_state.get(TRAINED, {})
 opened = st.session_state.pop(OPEN_IN_EXPLORE, None)
 if opened in trained_here:  # "Open in Explore" on the Train page
     choices.set(source="session", run=opened, task=trained_here[opened].task)
+    scroll_to_top("explore_opened")
 
 
-def model_and_input_sidebar() -> tuple[tuple[bytes, str] | None, list[float] | None]:
+def model_and_input_sidebar() -> tuple[Upload | None, list[float] | None]:
     """Task, model and input choices; returns the uploaded weights and CSV values, if any."""
     pick, values = choices.widget, choices.values
     st.header("Choices")
@@ -71,7 +71,7 @@ def shared_trace(state: ex.ExploreState, csv_key: tuple | None, _csv):
 def own_trace(state: ex.ExploreState, upload, csv_values):
     """An upload or a session's model is this visitor's own: never in the shared cache."""
     weights = (id(trained_here.get(state.run)) if state.source == "session" else
-               hashlib.sha256(upload[0]).hexdigest() + upload[1] if upload else None)
+               upload.cache_key if upload else None)
 
     def compute():
         choice = ex.resolve_model(state, upload, session_models=trained_here)
@@ -94,8 +94,7 @@ def look_at_sidebar(tr) -> ex.ExploreState:
     pick(st.number_input, "Unit (diagram and equations)", "unit", min_value=0,
          max_value=tr.hidden_size - 1)
     pick(st.number_input, "Start at step t", "t", min_value=0, max_value=tr.seq_len - 1)
-    back, forward = st.columns(2)
-    for column, label, delta in ((back, "◀ step", -1), (forward, "step ▶", 1)):
+    for column, label, delta in zip(st.columns(2), ("◀ step", "step ▶"), (-1, 1)):
         column.button(label, on_click=step_by, args=(delta,), width="stretch")
     return choices.state()
 
@@ -113,7 +112,7 @@ computed, error = keep_last_good("explore", lambda: (wanted, *(
     own_trace(wanted, upload, csv_values) if wanted.source in ("session", "upload")
     else shared_trace(wanted, tuple(csv_values) if csv_values else None, csv_values))))
 if computed is None:  # nothing good yet in this session (a bad link, say): the message alone
-    st.error(error)
+    (st.info if error.waiting else st.error)(str(error))
     st.stop()
 traced, choice, result = computed
 with st.sidebar:
@@ -126,8 +125,8 @@ task = get_task(traced.task)
 cell_name = CELLS[choice.cell].long_name if choice.model is not None else "your module"
 st.caption(f"{task.title} · {cell_name} · {choice.label}")
 if error is not None:
-    st.error(f"{error}  \nShowing your last good view instead.")
-if not choice.trained:
+    error.show()
+if choice.note:  # untrained, or a file that said what it is against the visitor's choice
     st.warning(choice.note)
 if result.example.unknown:
     st.info("Not in the vocabulary (read as <unk>): " + ", ".join(result.example.unknown[:20]))
@@ -135,9 +134,12 @@ answer, target, baseline = st.columns(3)
 answer.metric("Model's answer", result.prediction)
 target.metric("Target", result.target)
 baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
+if result.fed_note:
+    st.caption(result.fed_note)
 
 fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
-                     direction=state.direction, units=units, unit=unit, t0=state.t)
+                     direction=state.direction, units=units, unit=unit, t0=state.t,
+                     nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"))
 st.html(f"<style>{PIXELATED_CSS}</style>")
 st.plotly_chart(fig, theme=None, key="explore_chart",
                 config={"displaylogo": False, "scrollZoom": False})

@@ -133,10 +133,13 @@ def test_typed_input_good_and_bad_keeps_the_last_good_view():
     assert not at.error
     spec = chart(at)
     assert spec["data"][0]["text"][:2] == ["the", "cats"]
-    at.text_area(key="explore_text").input("").run()  # empty: a message, the last good chart stays
+    at.text_area(key="explore_text").input("").run()  # empty: it asks, the last chart stays
     assert_clean(at)
-    assert at.error and "last good view" in at.error[0].value
+    assert not at.error  # nothing is wrong yet: the page waits for input (issue 13, item 6)
+    assert any("Type some input first" in i.value and "last view" in i.value for i in at.info)
     assert chart(at)["data"][0]["text"][:2] == ["the", "cats"]
+    at.text_area(key="explore_text").input("\x00\x01").run()  # only invisible characters
+    assert at.error and "last good view" in at.error[0].value
     at.text_area(key="explore_text").input("zorblax " * 3).run()  # unknown words: read as <unk>
     assert_clean(at)
 
@@ -176,10 +179,10 @@ def test_layer_and_direction_controls_for_an_uploaded_module():
         ex.resolve_model(view, None)
 
 
-def test_upload_source_without_a_file_is_a_message_not_a_traceback():
+def test_upload_source_without_a_file_asks_for_one_without_an_error():
     at = app(task="adding", source="upload")
     assert_clean(at)
-    assert at.error and "Upload" in at.error[0].value
+    assert not at.error and at.info and "Upload" in at.info[0].value
 
 
 def test_csv_column_values():
@@ -266,14 +269,14 @@ def test_a_file_with_two_modules_loads_each_one_by_its_prefix_in_core():
     view = ex.ExploreState(task="adding", source="upload")
     with pytest.raises(ValueError, match="choose one"):
         ex.resolve_model(view, (data, "seq2seq.safetensors"))
-    encoder = ex.resolve_model(view, Upload.of(data, "seq2seq.safetensors", "encoder.rnn"))
-    decoder = ex.resolve_model(view, Upload.of(data, "seq2seq.safetensors", "decoder"))
+    encoder = ex.resolve_model(view, Upload(data, "seq2seq.safetensors", "encoder.rnn"))
+    decoder = ex.resolve_model(view, Upload(data, "seq2seq.safetensors", "decoder"))
     assert isinstance(encoder.rnn, torch.nn.GRU) and encoder.rnn.hidden_size == 4
     assert isinstance(decoder.rnn, torch.nn.LSTM) and decoder.rnn.num_layers == 2
     assert "module `decoder`" in decoder.label and "module `encoder.rnn`" in encoder.label
     assert ex.run(view, decoder, ex.make_example(view)).trace.hidden.shape[:2] == (2, 1)
-    # The page's cache key (sha256 of upload[0], then upload[1]) sees every choice.
-    keys = {Upload.of(data, "f.safetensors", p, n)[1] for p in ("decoder", "encoder.rnn", None)
+    # The page's cache key sees every choice.
+    keys = {Upload(data, "f.safetensors", p, n).cache_key for p in ("decoder", "encoder.rnn", None)
             for n in ("tanh", "relu", None)}
     assert len(keys) == 9
 

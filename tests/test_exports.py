@@ -79,7 +79,7 @@ def test_two_views_never_share_a_file_name():
     def upload(prefix):
         state = {f"encoder.{k}": v for k, v in nn.GRU(2, 4).state_dict().items()}
         state |= {f"decoder.{k}": v for k, v in nn.GRU(2, 5).state_dict().items()}
-        return Upload.of(safetensors.torch.save(state), "two.safetensors", prefix)
+        return Upload(safetensors.torch.save(state), "two.safetensors", prefix)
 
     text = replace(RANDOM, input="text", text="0.5 1* 0.2 0 0.9* 1")
     views = {
@@ -106,7 +106,7 @@ def test_two_views_never_share_a_file_name():
 def test_an_uploaded_gru_is_named_and_described_as_a_gru():
     rnn = nn.GRU(2, 6, num_layers=2, bidirectional=True)
     state = replace(RANDOM, source="upload", layer=1, direction=1)  # the state's cell is lstm
-    view, choice, result = view_of(state, Upload.of(safetensors.torch.save(rnn.state_dict()),
+    view, choice, result = view_of(state, Upload(safetensors.torch.save(rnn.state_dict()),
                                                     "mine.safetensors"))
     assert view.cell == "gru" and "_gru_" in view.stem() and "lstm" not in view.stem()
     assert view.stem().startswith("gatescope_adding_gru_upload-")
@@ -156,7 +156,7 @@ def test_an_exported_relu_rnn_uploads_as_relu_whatever_is_chosen(trained_rnn):
         assert np.abs(trace(loaded, x).hidden[0, 0] - want.numpy()).max() < 1e-5
     # The page says the file won over the visitor's choice.
     view = ex.ExploreState(task="adding", source="upload")
-    choice = ex.resolve_model(view, Upload.of(weights, "sentiment_rnn.safetensors", None, "tanh"))
+    choice = ex.resolve_model(view, Upload(weights, "sentiment_rnn.safetensors", None, "tanh"))
     assert "relu as the file says, not your tanh" in choice.label
     assert "metadata says its RNN uses relu" in choice.note
     # Read as tanh, as a file without metadata would be by default, it would differ.

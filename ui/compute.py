@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import streamlit as st
 
+from core.views.explore import NeedsInput
 from ui.state import page_key
 
 T = TypeVar("T")
 
 
-def keep_last_good(page: str, compute: Callable[[], T]) -> tuple[T | None, str | None]:
+@dataclass(frozen=True)
+class Problem:
+    """Why a page shows its last good view: the message, and whether it only waits for input
+    (then it asks, in an info box, rather than reporting an error in red)."""
+
+    message: str
+    waiting: bool = False
+
+    def __str__(self) -> str:
+        return self.message
+
+    def show(self) -> None:
+        """Say it above the page's view."""
+        if self.waiting:
+            st.info(f"{self.message}  \nUntil then, your last view stays below.")
+        else:
+            st.error(f"{self.message}  \nShowing your last good view instead.")
+
+
+def keep_last_good(page: str, compute: Callable[[], T]) -> tuple[T | None, Problem | None]:
     """(value, None) when `compute()` works, and remember the value as the page's last good
-    one; (last good value, message) when it raises. Every failure becomes a message, never a
+    one; (last good value, Problem) when it raises. Every failure becomes a message, never a
     traceback; the value is None only when nothing has worked yet in this session."""
     key = page_key(page, "last_good")
     try:
         value = compute()
     except Exception as err:  # noqa: BLE001 - every failure becomes a message
-        return st.session_state.get(key), str(err) or type(err).__name__
+        problem = Problem(str(err) or type(err).__name__, isinstance(err, NeedsInput))
+        return st.session_state.get(key), problem
     st.session_state[key] = value
     return value, None
 

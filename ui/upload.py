@@ -47,7 +47,7 @@ def weights_upload() -> Upload | None:
             st.caption(f"{said}.")
     if file is None:
         return None
-    return Upload.of(data, file.name, prefix, nonlinearity if is_rnn else None)
+    return Upload(data, file.name, prefix, nonlinearity if is_rnn else None)
 
 
 def module_picker(info: WeightsInfo | None) -> str | None:

@@ -102,8 +102,7 @@ def explore_view(state: ExploreState, choice: ModelChoice, result: Result,
     elif state.source == "session":
         model_id = short_hash(state.run)
     elif state.source == "upload" and upload is not None:
-        model_id = short_hash(upload[0], getattr(upload, "prefix", None) or "",
-                              getattr(rnn, "nonlinearity", ""))
+        model_id = short_hash(upload.cache_key, getattr(rnn, "nonlinearity", ""))
     else:
         model_id = state.source
     if state.input == "text":

@@ -34,6 +34,11 @@ MAX_SEED = 2**31 - 1
 MAX_RUN_LABEL = 200
 
 
+class NeedsInput(ValueError):
+    """Nothing is wrong yet: the page waits for the visitor to type or upload something (it
+    asks for it, and the last view stays, without an error's red)."""
+
+
 @dataclass(frozen=True)
 class ExploreState(PageState):
     """Every choice on the Explore page; kept in the URL so a link reproduces the view."""
@@ -113,7 +118,7 @@ def resolve_model(state: ExploreState,
     if state.source != "upload":
         raise ValueError(f"unknown model source {state.source!r}")
     if upload is None:
-        raise ValueError("Upload a .safetensors, .pt or .pth file with the state_dict of "
+        raise NeedsInput("Upload a .safetensors, .pt or .pth file with the state_dict of "
                          "an nn.RNN, nn.LSTM or nn.GRU.")
     if isinstance(upload, models.Upload):
         return models.uploaded(upload.data, upload.filename, prefix=upload.prefix,
@@ -132,13 +137,13 @@ def make_example(view: ExploreState, csv_values: list[float] | None = None) -> E
     if view.input == "text":
         text = check_text(view.text)
         if not text.strip():
-            raise ValueError("Type some input first (the box is empty).")
+            raise NeedsInput("Type some input first (the box is empty).")
         example = task.encode(text)
     elif view.input == "csv":
         if task.name != "airline":
             raise ValueError("A CSV column is an input for the airline task only.")
         if csv_values is None:
-            raise ValueError("Upload a CSV file and pick a column of numbers.")
+            raise NeedsInput("Upload a CSV file and pick a column of numbers.")
         example = task.from_values(csv_values)
     else:
         length = view.len or None
@@ -164,6 +169,7 @@ class Result:
     target: str
     baseline: str
     objective_note: str
+    fed_note: str = ""  # what the model read, where it is not what the user gave
 
     @property
     def input_sequence(self) -> InputSequence:
@@ -219,7 +225,7 @@ def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     elif choice.model is None:
         values = x.numpy().reshape(len(example), -1)[:, :3]
     return Result(tr, example, list(example.tokens), values, names, prediction, target,
-                  task.baseline_name, note)
+                  task.baseline_name, note, task.fed_note(example))
 
 
 def _upload_features(rnn: nn.Module, task, example: Example) -> torch.Tensor:

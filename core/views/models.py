@@ -11,9 +11,10 @@ Sources, one word each:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import Mapping
 
 from torch import nn
 
@@ -101,27 +102,22 @@ def random_init(task: str, cell: str, seed: int) -> ModelChoice:
                        note=UNTRAINED_NOTE)
 
 
-class Upload(NamedTuple):
+@dataclass(frozen=True)
+class Upload:
     """An uploaded weights file and what the visitor chose for it: which recurrent module
     (`prefix`, None when the file has one) and the vanilla RNN's nonlinearity (None: the
-    file's metadata, else tanh). Not in the URL: an upload is not either.
-
-    `key` is the file name, module and nonlinearity as one string; it sits second so that
-    `sha256(upload[0]) + upload[1]` (the Explore page's cache key, which read the bytes and
-    the file name of the plain `(data, filename)` pair this replaces) changes with every one
-    of these choices."""
+    file's metadata, else tanh). Not in the URL: an upload is not either."""
 
     data: bytes
-    key: str
     filename: str
     prefix: str | None = None
     nonlinearity: str | None = None
 
-    @classmethod
-    def of(cls, data: bytes, filename: str, prefix: str | None = None,
-           nonlinearity: str | None = None) -> "Upload":
-        return cls(data, f"{filename}|{prefix or ''}|{nonlinearity or ''}", filename, prefix,
-                   nonlinearity)
+    @property
+    def cache_key(self) -> str:
+        """What decides the model this upload gives: the bytes' digest and every choice."""
+        return "|".join([hashlib.sha256(self.data).hexdigest(), self.filename,
+                         self.prefix or "", self.nonlinearity or ""])
 
 
 def uploaded(data: bytes, filename: str, prefix: str | None = None,
