@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+from core import claims
 from core.cells import CELLS
 from core.content import explanation
+from core.figures.style import CELL_RANGE
 
 
 def gate_list(cell: str) -> str:
@@ -27,4 +29,6 @@ def equations() -> str:
 about = explanation("about", "about")
 st.title(about.title)
 st.markdown(about.filled(lstm_gates=gate_list("lstm"), gru_gates=gate_list("gru"),
-                         gate_meanings=gate_meanings(), equations=equations()))
+                         gate_meanings=gate_meanings(), equations=equations(),
+                         lessons=claims.lessons("about"),
+                         cell_lo=f"{CELL_RANGE[0]:g}".replace("-", "−"), cell_hi=f"{CELL_RANGE[1]:g}"))

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from core import claims
 from core.cells import CELLS
 from core.content import caption
 from core.figures.compare import accuracy_distance_figure, compare_figure, gradient_overlay_figure
@@ -61,19 +62,32 @@ def comparison_for(state: cmp.CompareState) -> cmp.Comparison:
     return run_comparison(picked, tuple(m.key for m in chosen.values()), chosen)
 
 
-def scores_row(cells: dict[str, cmp.CellComparison]) -> None:
-    """Each cell's prediction and held-out score against the baseline, by the one rule."""
+def scores_row(cells: dict[str, cmp.CellComparison], by_distance: dict | None) -> None:
+    """Each cell's prediction and held-out score against the baseline, by the one rule (also
+    on long distances alone, for agreement)."""
     for column, (cell, c) in zip(st.columns(len(cells)), cells.items()):
         score = c.choice.score
+        badge, verdict = cmp.verdict_badge(score, by_distance and cmp.long_distance_score(
+            score, by_distance[cell]))
         with column:
             st.subheader(CELLS[cell].long_name)
             st.caption(c.choice.label)
             st.metric("Prediction", c.result.prediction)
-            st.metric(f"Held-out {score.metric}", f"{score.value:.4g}",
-                      f"baseline {score.baseline:.4g}: {score.verdict}",
-                      delta_color=VERDICT_COLOURS[score.verdict], delta_arrow="off",
+            st.metric(f"Held-out {score.metric}", f"{score.value:.4g}", badge,
+                      delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",
                       help=f"Measured when the model was trained, on {score.n} held-out "
                            f"sequences; baseline: {score.baseline_name}; {score.margin_text}.")
+
+
+def accuracy_of(choice) -> list[dict]:
+    """A shipped model's is in its metadata; a session model's is measured once (1-2 s)."""
+    if choice.source == "shipped":
+        return cmp.accuracy_by_distance(choice)
+    own = st.session_state.setdefault(page_key("compare", "accuracy"), {})
+    if choice.key not in own:
+        with st.spinner(f"Measuring {choice.label} at every distance…"):
+            own[choice.key] = cmp.accuracy_by_distance(choice)
+    return own[choice.key]
 
 
 with st.sidebar:
@@ -101,7 +115,9 @@ if error is not None:
     st.error(f"{error}  \nShowing your last good view instead.")
 st.markdown(f"**Input** ({T} steps): {comparison.input_text()}  \n"
             f"**Target**: {comparison.target}")
-scores_row(cells)
+accuracy = ({cell: accuracy_of(c.choice) for cell, c in cells.items()}
+            if task.name == "agreement" else None)
+scores_row(cells, accuracy)
 
 fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
                      comparison.input_sequence, t0=t0)
@@ -109,7 +125,7 @@ st.plotly_chart(fig, theme=None, key="compare_chart",
                 config={"displaylogo": False, "scrollZoom": False})
 st.caption(caption("compare", "player", objective_note=comparison.objective_note))
 
-st.markdown("**Size, speed and memory**, measured now on this server")
+st.markdown("**Size, speed and memory**, measured now on this server")  # no lesson: numbers
 st.table(cmp.measures_table(cells))
 batch, steps = next(iter(cells.values())).memory_batch
 st.caption(caption("compare", "measures", batch=batch, steps=steps))
@@ -119,32 +135,15 @@ st.plotly_chart(gradient_overlay_figure({cell: c.decay for cell, c in cells.item
                 theme=None, key="decay_chart", config={"displaylogo": False})
 if comparison.loss_at_every_step:
     st.info(caption("compare", "loss_at_every_step"))
-ratio_text = ", ".join(f"{CELLS[cell].long_name} {c.first_to_last:.1e}"
-                       for cell, c in cells.items())
-st.caption(f"Gradient at the first step ÷ at the last step: {ratio_text}.")
+st.caption(cmp.gradient_note(cells))
 
-
-def accuracy_of(choice) -> list[dict]:
-    """A shipped model's is in its metadata; a session model's is measured once (1-2 s)."""
-    if choice.source == "shipped":
-        return cmp.accuracy_by_distance(choice)
-    own = st.session_state.setdefault(page_key("compare", "accuracy"), {})
-    if choice.key not in own:
-        with st.spinner(f"Measuring {choice.label} at every distance…"):
-            own[choice.key] = cmp.accuracy_by_distance(choice)
-    return own[choice.key]
-
-
-if task.name == "agreement":
+if accuracy:
     st.subheader("Agreement accuracy against subject–verb distance")
-    accuracy = {cell: accuracy_of(c.choice) for cell, c in cells.items()}
     st.plotly_chart(accuracy_distance_figure(accuracy), theme=None, key="accuracy_chart",
                     config={"displaylogo": False})
     st.caption(f"{cmp.AGREEMENT_PER_DISTANCE} held-out sentences at each distance; longer "
                "distances also put more attractor nouns between subject and verb.")
-
 lstm = cells["lstm"].choice.rnn
-explain("compare", input_size=lstm.input_size, hidden_size=lstm.hidden_size,
-        margin=cells["lstm"].choice.score.margin_text,
-        **{cell: f"{n:,}" for cell, n in cmp.recurrent_params_formula(
+explain("compare", lessons=claims.lessons("compare"), input_size=lstm.input_size,
+        hidden_size=lstm.hidden_size, margin=cells["lstm"].choice.score.margin_text, **{cell: f"{n:,}" for cell, n in cmp.recurrent_params_formula(
             lstm.input_size, lstm.hidden_size).items()})

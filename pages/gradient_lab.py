@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import claims
 from core.cells import CELLS
 from core.figures.training import grad_norm_figure, gradient_profile_figure, loss_figure
 from core.limits import LIMITS
@@ -48,7 +49,11 @@ def model_choices() -> None:
     pick(st.slider, "Spectral radius of W_hh", "radius", min_value=low, max_value=high,
          step=step, disabled=not values["rescale"])
     pick(st.selectbox, "Forget-gate bias (LSTM)", "forget_bias", lab.FORGET_BIASES,
-         disabled=values["cell"] != "lstm", help="default: PyTorch's init.")
+         disabled=values["cell"] != "lstm", help="The forget gate's total bias; f starts near "
+         "σ(bias). default: PyTorch's init (f ≈ 0.5).")
+    pick(st.selectbox, "Update-gate bias (GRU)", "update_bias", lab.UPDATE_BIASES,
+         disabled=values["cell"] != "gru", help="The update gate's total bias; z starts near "
+         "σ(bias), and z near 1 keeps h. default: PyTorch's init (z ≈ 0.5).")
     pick(widgets.select_slider, "Hidden size", "hidden", lab.HIDDEN_SIZES)
     pick(st.number_input, "Seed", "seed", min_value=0, max_value=lab.MAX_SEED)
 
@@ -118,7 +123,7 @@ with controls:
     model_choices()
 with view:
     profile_view(choices.state())
-    explain("lab", "profile", samples=lab.PROFILE_SAMPLES)
+    explain("lab", "profile", samples=lab.PROFILE_SAMPLES, lessons=claims.lessons("lab"))
 
 st.subheader("Train it on the adding problem: does clipping tame the explosion?")
 st.caption(f"Trains the model above ({choices.values['len']} steps per sequence) from the same "

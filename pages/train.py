@@ -21,6 +21,7 @@ from core.training.session import TrainingSession, keep_newest
 from core.views import train as tr
 from ui import live, widgets
 from ui.content import explain
+from core import claims
 from ui.state import OPEN_IN_COMPARE, OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
 
 
@@ -68,8 +69,8 @@ def training_choices(cells: tuple[str, ...]) -> None:
     row = st.columns(5)
     pick(row[0].selectbox, "Forget-gate bias (LSTM)", "forget_bias", tr.GATE_BIASES,
          disabled="lstm" not in cells,
-         help="The forget gate's total bias at the start (default: PyTorch's init). 1 puts "
-              "f near 0.73, so the cell state is kept by default (Jozefowicz et al. 2015).")
+         help="The forget gate's total bias at the start (default: PyTorch's init, f ≈ 0.5). "
+              "1 puts f near 0.73 (Jozefowicz et al. 2015), 2 near 0.88: c is kept.")
     pick(row[1].selectbox, "Update-gate bias (GRU)", "update_bias", tr.GATE_BIASES,
          disabled="gru" not in cells,
          help="The update gate's total bias at the start (default: PyTorch's init). "
@@ -143,6 +144,7 @@ live.panel("train", live.LiveView(
     charts=live_charts,
     idle="Choose a task and cells, then press **Train**. Three cells train at the same time on "
          "the same batches, sharing the CPU."))
-explain("train", window=tr.SPREAD_WINDOW)
+explain("train", window=tr.SPREAD_WINDOW, lessons=claims.lessons("train") or "- (none measured "
+        "for these defaults)")
 if st.session_state.get(TRAINED):
     trained_models(st.session_state[TRAINED])

@@ -203,3 +203,48 @@ def test_accuracy_figure_has_a_fixed_scale_and_chance():
     assert [t.name for t in fig.data] == ["RNN (vanilla)", "LSTM", "GRU"]
     assert tuple(fig.layout.yaxis.range) == (0, 1.03)
     assert any(s.y0 == 0.5 for s in fig.layout.shapes)
+
+
+# -- issue 13: what the figures say ------------------------------------------------------------
+
+def _shipped_traces(task: str = "adding") -> dict:
+    from core.views import compare as cmp
+    from core.views import explore as ex
+
+    state = cmp.CompareState(task=task)
+    example = cmp.make_example(state)
+    return {cell: ex.run(ex.ExploreState(task=task, cell=cell), choice, example).trace
+            for cell, choice in cmp.pick_models(task).items()}
+
+
+def test_gradient_rows_are_relative_to_the_last_step():
+    """The LSTM's and GRU's raw gradients are orders of magnitude below the RNN's only because
+    they are confident; each row shows the gradient relative to its own last step."""
+    from core.figures.compare import gradient_range, relative_gradient
+
+    traces = _shipped_traces()
+    for tr in traces.values():
+        assert relative_gradient(tr)[-1] == pytest.approx(1.0)
+    lo, hi = gradient_range(list(traces.values()))
+    assert lo < 0 < hi  # 1 (the last step) is on the shared axis
+    fig = compare_figure(traces, InputSequence(["x"] * 50, np.zeros((50, 2)), ("v", "m"))).to_dict()
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert any("÷ its value at the last step" in t for t in titles)
+
+
+def test_decay_overlay_starts_every_line_at_one_and_marks_a_floor():
+    falling = 10.0 ** (-0.5 * np.arange(29))
+    norms = 0.2 * np.concatenate([falling, falling[-1] * np.ones(12)])
+    fig = gradient_overlay_figure({"rnn": fit_decay(norms), "lstm": fit_decay(0.01 * 0.97 ** np.arange(41))})
+    measured = [t for t in fig.data if t.showlegend is not False]
+    assert all(t.y[0] == pytest.approx(1.0) for t in measured)
+    assert "×0.316 per step" in measured[0].name  # the falling part's factor, not the floor's
+    assert any("not fitted" in a.text for a in fig.layout.annotations)
+
+
+def test_coinciding_accuracy_lines_stay_visible():
+    rows = [{"distance": d, "accuracy": 1.0, "n": 100} for d in range(1, 41)]
+    fig = accuracy_distance_figure({"rnn": rows, "lstm": rows, "gru": rows})
+    widths = [t.line.width for t in fig.data]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+    assert fig.data[-1].line.dash == "dash"

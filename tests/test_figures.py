@@ -245,3 +245,36 @@ def test_figures_read_names_and_equations_from_the_cell_registry():
         for module in ("explore", "compare", "diagram", "style", "training", "player"):
             source = (Path(__file__).resolve().parents[1] / "core" / "figures" / f"{module}.py")
             assert f"{name} =" not in source.read_text(encoding="utf-8"), (module, name)
+
+
+# -- issue 13: colour bars beside their maps, named from the registry; one fixed c scale ---------
+
+def _explore_trace(cell: str, T: int = 20):
+    torch.manual_seed(0)
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](3, 8)
+    from core.engine import trace
+    return trace(module, torch.randn(T, 3))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_every_map_has_its_colour_bar_at_its_height(cell):
+    tr = _explore_trace(cell)
+    maps = F.map_rows(tr)
+    fig = F.explore_figure(tr, S.InputSequence([str(i) for i in range(20)])).to_dict()
+    bars = [im for im in fig["layout"]["images"] if im.get("xref") == "paper"]
+    assert len(bars) == len(maps)
+    tops = [b["y"] for b in bars]
+    assert tops == sorted(tops, reverse=True)  # in the maps' order, top to bottom
+    labels = {a["text"] for a in fig["layout"]["annotations"]}
+    symbols = {"rnn": {"h"}, "lstm": {"h", "c", "i", "f", "g", "o"}, "gru": {"h", "r", "z", "n"}}
+    assert symbols[cell] <= labels
+    assert "h, g, n" not in labels
+
+
+def test_the_cell_state_scale_is_fixed_and_says_what_it_clips():
+    tr = _explore_trace("lstm")
+    assert S.cell_range(tr.cell) == S.CELL_RANGE == S.cell_range(tr.cell * 20)
+    big = tr.cell * 0 + 10.0
+    assert S.clipped_share(big) == 1.0 and S.clipped_share(tr.cell * 0) == 0.0
+    title = dict((k, t) for k, t, *_ in F.map_rows(tr))["c"]
+    assert "fixed scale" in title

@@ -122,9 +122,14 @@ def test_presets_set_the_whole_experiment():
     assert at.toggle(key="lab_rescale").value and at.slider(key="lab_radius").value == 3.0
     assert (at.slider(key="lab_len").value, at.selectbox(key="lab_optimizer").value) == (50, "sgd")
     assert factor(at) > 1.1
-    click(at, "LSTM, forget bias 1")
+    click(at, "LSTM, forget bias 3")
     assert at.segmented_control(key="lab_cell").value == "lstm"
-    assert at.selectbox(key="lab_forget_bias").value == "1"
+    assert at.selectbox(key="lab_forget_bias").value == "3"
+    assert factor(at) > 0.95  # the preset's text and its figure agree: the gradient reaches back
+    click(at, "GRU, update bias 3")
+    assert at.segmented_control(key="lab_cell").value == "gru"
+    assert at.selectbox(key="lab_update_bias").value == "3"
+    assert factor(at) > 0.9
     click(at, "Vanishing: tanh RNN")
     assert factor(at) < 0.8
 

@@ -237,7 +237,7 @@ def test_a_bad_lab_url_value_is_dropped(query):
 def test_lab_state_builds_the_model_and_the_runs_and_greyed_out_choices_do_not_count():
     rnn = LabState(nonlinearity="relu", forget_bias="2", radius=3.0)  # rescale off, not an LSTM
     assert rnn.model_args() == dict(cell="rnn", hidden_size=32, nonlinearity="relu", radius=None,
-                                    init="default", seed=0, forget_bias=None)
+                                    init="default", seed=0, forget_bias=None, update_bias=None)
     assert rnn.model_label() == "RNN (relu)"
     lstm = LabState(cell="lstm", nonlinearity="relu", forget_bias="2", rescale=True, radius=0.5)
     assert (lstm.model_args()["nonlinearity"], lstm.model_args()["forget_bias"]) == ("tanh", 2.0)
@@ -289,3 +289,33 @@ def test_median_seconds_measures_the_call():
     calls = []
     seconds = median_seconds(lambda: calls.append(1), repeats=3)
     assert len(calls) == 4 and 0 <= seconds < 0.1
+
+
+def test_the_fit_leaves_out_a_flat_tail_and_reports_it():
+    """A gradient that falls 14 decades in 28 steps and then stays flat: the fit is the falling
+    part's (×10^-0.5 per step), and the flat part is reported as the floor, not fitted."""
+    from core.engine.analysis import fit_decay as fit
+
+    falling = 10.0 ** (-0.5 * np.arange(29))
+    flat = falling[-1] * (1 + 0.3 * np.sin(np.arange(15)))
+    decay = fit(np.concatenate([falling, flat]))
+    assert decay.per_step == pytest.approx(10 ** -0.5, rel=1e-6)
+    assert decay.floor_from is not None and 27 <= decay.floor_from <= 29
+    assert decay.floor == pytest.approx(falling[-1], rel=0.5)
+    # a clean geometric decay or an explosion has no floor
+    assert fit(3.0 * 0.5 ** np.arange(40)).floor_from is None
+    assert fit(2.0 ** np.arange(40)).floor_from is None
+
+
+def test_the_shipped_agreement_rnn_is_fitted_above_its_floor():
+    """Issue 13: at length 40 the RNN's gradient falls about 16 decades in 28 steps, then stays
+    flat (the same in float64: not rounding); the fit followed the curve only above it."""
+    from core.views import compare as cmp
+    from core.views import explore as ex
+
+    state = cmp.CompareState(task="agreement", len=40)
+    model = cmp.pick_models("agreement")["rnn"]
+    result = ex.run(ex.ExploreState(task="agreement", cell="rnn"), model, cmp.make_example(state))
+    decay = gradient_decay(result.trace)
+    assert decay.floor_from is not None and decay.floor_from < len(decay.norm) - 3
+    assert decay.per_step < 0.35  # the falling part: about 10^-0.58 per step

@@ -152,11 +152,11 @@ def test_stop_ends_the_runs_early_and_keeps_what_they_learned():
 def test_values_over_the_limits_in_the_url_are_ignored():
     at = open_page(steps=str(LIMITS.max_training_steps + 1), seconds="100000", hidden="100000",
                    layers="99", lr="nan", task="no-such-task", cells="transformer")
-    assert at.number_input(key="train_steps").value == 1000
+    assert at.number_input(key="train_steps").value == TrainState().steps
     assert at.number_input(key="train_seconds").value == 60
-    assert at.select_slider(key="train_hidden").value == 64
+    assert at.select_slider(key="train_hidden").value == TrainState().hidden
     assert at.number_input(key="train_layers").value == 1
-    assert at.select_slider(key="train_lr").value == 2e-3
+    assert at.select_slider(key="train_lr").value == TrainState().lr
     assert at.selectbox(key="train_task").value == "adding"
     assert at.segmented_control(key="train_cells").value == "all"
     assert at.number_input(key="train_steps").max == LIMITS.max_training_steps
@@ -242,14 +242,14 @@ def test_open_in_explore_works_after_a_setting_was_changed():
 
 def test_the_defaults_give_an_empty_query_and_a_link_spells_choices_by_key():
     assert TrainState().to_query() == {}
-    state = TrainState(task="agreement", cells="lstm", optimizer="sgd", lr=0.01, hidden=32)
+    state = TrainState(task="agreement", cells="lstm", optimizer="sgd", lr=0.03, hidden=64)
     query = state.to_query()
-    assert query == {"task": "agreement", "cells": "lstm", "optimizer": "sgd", "lr": "0.01",
-                     "hidden": "32"}
+    assert query == {"task": "agreement", "cells": "lstm", "optimizer": "sgd", "lr": "0.03",
+                     "hidden": "64"}
     assert TrainState.from_query(query) == state
     # links made when the URL held the words shown still open the same run
     assert TrainState.from_query({"task": "Subject-verb agreement", "cells": "LSTM",
-                                  "optimizer": "SGD", "lr": "0.01", "hidden": "32"}) == state
+                                  "optimizer": "SGD", "lr": "0.03", "hidden": "64"}) == state
     assert TrainState.from_query({"cells": "All three"}).cells == "all"
 
 

@@ -29,6 +29,10 @@ class GradientDecay:
     per_step: float  # fitted factor per step back in time: < 1 vanishes, > 1 explodes
     span: int  # how many steps the fit used
     log_intercept: float = float("nan")  # the fit's log(norm) at distance 0
+    #: Where the curve stops falling (see `floor_start`): the distance from which it is flat,
+    #: left out of the fit, and its level (the median norm there); None when it falls to the end.
+    floor_from: int | None = None
+    floor: float | None = None
 
     def fitted(self) -> np.ndarray:
         """The fitted norm at every distance: exp(log_intercept) · per_step^distance."""
@@ -56,14 +60,57 @@ def gradient_decay(trace: Trace, layer: int = -1, direction: int = 0) -> Gradien
     return fit_decay(norms[::-1])
 
 
+#: A flat tail is a floor (left out of the fit) only once the gradient has fallen at least this
+#: many decades below its largest value, and only if it then stays within FLOOR_BAND decades for
+#: at least FLOOR_STEPS steps. A trained RNN's gradient can fall 16 decades in 28 steps and then
+#: stay near 1e-16 of its value at the end for the rest of the sequence (measured in float64
+#: too, so it is not rounding: a slow remnant, far too small to teach anything); a line fitted
+#: through both parts misses both.
+FLOOR_DEPTH = 4.0
+FLOOR_BAND = 1.0
+FLOOR_STEPS = 3
+
+
+def floor_start(norms_by_distance: np.ndarray) -> int | None:
+    """The first distance from which the curve stops falling: it lies FLOOR_DEPTH decades or
+    more below the norm at the last step (distance 0), no later norm is more than FLOOR_BAND
+    decades from it, and the tail falls less than half as fast per step as the curve before it.
+    None when there is no such flat tail of at least FLOOR_STEPS steps."""
+    norms = np.asarray(norms_by_distance, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(np.isfinite(norms) & (norms > 0), np.log10(norms), np.nan)
+    if np.isnan(logs).all() or not np.isfinite(norms).all():
+        return None
+    start = logs[0]
+    if not np.isfinite(start):
+        return None
+    # the lowest and highest values at or after each distance
+    tail_min = np.fmin.accumulate(logs[::-1])[::-1]
+    tail_max = np.fmax.accumulate(logs[::-1])[::-1]
+    last = len(logs) - 1
+    for d in range(1, len(logs) - FLOOR_STEPS + 1):
+        if not (np.isfinite(logs[d:]).all() and logs[d] <= start - FLOOR_DEPTH):
+            continue
+        falling = (start - logs[d]) / d  # decades per step before d
+        flat = (logs[d] - logs[last]) / (last - d)  # and after it
+        if tail_min[d] >= logs[d] - FLOOR_BAND and tail_max[d] <= logs[d] + FLOOR_BAND \
+                and flat < falling / 2:
+            return d
+    return None
+
+
 def fit_decay(norms_by_distance: np.ndarray) -> GradientDecay:
     """The decay fit of `gradient_decay` on norms already ordered by distance from the end
     (index 0 = the last step). Values at or below float32's smallest normal number count as
-    vanished (underflowed) and are left out, like exact zeros."""
+    vanished (underflowed) and are left out, like exact zeros; so is a flat tail where the curve
+    has stopped falling (`floor_start`), which the result reports as its floor."""
     norms = np.asarray(norms_by_distance, dtype=np.float64)
     distance = np.arange(len(norms))
     finite = np.isfinite(norms)
+    floor_from = floor_start(norms)
     usable_until = len(norms) if finite.all() else int(np.argmin(finite))
+    if floor_from is not None:
+        usable_until = min(usable_until, floor_from)
     usable = norms[:usable_until] > np.finfo(np.float32).tiny
     x, y = distance[:usable_until][usable], np.log(norms[:usable_until][usable])
     if len(x) < 2:
@@ -71,8 +118,9 @@ def fit_decay(norms_by_distance: np.ndarray) -> GradientDecay:
     else:
         slope, intercept = np.polyfit(x, y, 1)
         per_step = float(np.exp(slope))
+    floor = float(np.median(norms[floor_from:])) if floor_from is not None else None
     return GradientDecay(distance=distance, norm=norms, per_step=per_step, span=int(len(x)),
-                         log_intercept=float(intercept))
+                         log_intercept=float(intercept), floor_from=floor_from, floor=floor)
 
 
 def spectral_radius(matrix: torch.Tensor) -> float:

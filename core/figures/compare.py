@@ -46,9 +46,22 @@ def _fmt(value: float) -> str:
     return f"{value:.1e}".replace("e-0", "e−").replace("e-", "e−").replace("e+0", "e")
 
 
+def relative_gradient(tr: Trace) -> np.ndarray:
+    """norm(d loss / d h_t) of the top layer, forward direction, divided by its value at the
+    last step: 1 at the end, and how far back the gradient reaches before it fades. The raw size
+    scales with the loss (a confident model's gradients are small everywhere), so raw heights
+    across models compare how sure they are, not how far back they learn."""
+    g = tr.grad_hidden[-1, 0].astype(np.float64)
+    last = g[-1]
+    if not (np.isfinite(last) and last > 0):
+        return g
+    return g / last
+
+
 def gradient_range(traces: Sequence[Trace]) -> tuple[float, float]:
-    """One log10 range for every column's gradient row, so heights compare across cells."""
-    return log_range(np.concatenate([_log10(tr.grad_hidden[-1, 0]) for tr in traces]), 0.3)
+    """One log10 range for every column's gradient row (relative to each model's last step),
+    so the decay compares across cells."""
+    return log_range(np.concatenate([_log10(relative_gradient(tr)) for tr in traces]), 0.3)
 
 
 @dataclass
@@ -167,7 +180,7 @@ def _row_title(row: str, cell: str, titles: Mapping[str, str]) -> str:
     if row == "keep":
         info = cell_entry(cell)
         return info.keep_label if info is not None and info.keep_gate else ""
-    return "‖∂loss/∂h<sub>t</sub>‖ (log scale)"
+    return "‖∂loss/∂h<sub>t</sub>‖ ÷ its value at the last step (log scale)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,11 +246,11 @@ def _map_cells(grid: _ColumnGrid, parts: _Parts, col: int, cell: str, tr: Trace,
 
 def _gradient_cell(grid: _ColumnGrid, parts: _Parts, col: int, cell: str, tr: Trace,
                    steps: np.ndarray, t0: int, log_range_g: tuple[float, float]) -> None:
-    """norm(d loss / d h_t) on the shared log scale, the column's cursor, and a readout of
-    the value at the cursor that moves with it."""
+    """norm(d loss / d h_t) relative to its value at the last step, on the shared log scale, the
+    column's cursor, and a readout of the value at the cursor that moves with it."""
     gx, gy = grid.axes(len(ROWS), col)
     T = len(steps)
-    g = tr.grad_hidden[-1, 0].astype(np.float64)
+    g = relative_gradient(tr)
     color = cell_color(cell)
     # plotly.js 4 reads a path shape on a log axis in data units (not log10 like a range)
     path = line_path(steps, np.where(g > 0, g, np.nan), gx, gy, color, name=cell_name(cell))
@@ -274,8 +287,9 @@ def _colour_bars(parts: _Parts) -> None:
 
 def gradient_overlay_figure(decays: Mapping[str, GradientDecay], *, height: int = 420
                             ) -> go.Figure:
-    """norm(d loss / d h_t) against distance from the last step, one line per cell, on a log
-    scale, with each cell's fitted decay (dashed) and its factor per step in the legend."""
+    """norm(d loss / d h_t) relative to its value at the last step, against distance from the
+    last step, one line per cell, on a log scale, with each cell's fitted decay (dashed), its
+    factor per step in the legend, and where a curve stops falling (its floor, not fitted)."""
     fig = go.Figure()
     positive = [_decay_lines(fig, cell, decay) for cell, decay in decays.items()]
     values = np.concatenate(positive) if positive else np.array([])
@@ -288,8 +302,8 @@ def gradient_overlay_figure(decays: Mapping[str, GradientDecay], *, height: int 
         legend=dict(orientation="h", x=0.0, xanchor="left", y=1.01, yanchor="bottom",
                     font=dict(size=13)),
         xaxis=dict(title="distance from the last step (steps back in time)", rangemode="tozero"),
-        yaxis=dict(title="‖∂loss/∂h<sub>t</sub>‖ (log scale)", type="log", range=[lo, hi],
-                   exponentformat="power"),
+        yaxis=dict(title="‖∂loss/∂h<sub>t</sub>‖ ÷ at the last step (log)", type="log",
+                   range=[lo, hi], exponentformat="power"),
     )
     return fig
 
@@ -309,6 +323,8 @@ def _decay_lines(fig: go.Figure, cell: str, decay: GradientDecay) -> np.ndarray:
     Returns the positive norms, for the axis range."""
     color, name = cell_color(cell), cell_name(cell)
     norm = np.asarray(decay.norm, dtype=np.float64)
+    scale = norm[0] if len(norm) and np.isfinite(norm[0]) and norm[0] > 0 else 1.0
+    norm = norm / scale
     shown = np.where(np.isfinite(norm) & (norm > 0), norm, np.nan)
     fig.add_trace(go.Scatter(x=decay.distance, y=shown, mode="lines",
                              name=_decay_legend(name, decay), legendgroup=cell,
@@ -316,13 +332,24 @@ def _decay_lines(fig: go.Figure, cell: str, decay: GradientDecay) -> np.ndarray:
                              hovertemplate=f"{name}<br>%{{x}} steps from the end: "
                                            "%{y:.2e}<extra></extra>"))
     if math.isfinite(decay.per_step) and decay.span >= 2:
-        fitted = decay.fitted()
+        fitted = decay.fitted() / scale
         upto = int(decay.distance[np.isfinite(shown)].max()) if np.isfinite(shown).any() else 0
+        if decay.floor_from is not None:  # the fit covers the falling part only
+            upto = min(upto, decay.floor_from - 1)
         keep = decay.distance <= upto
         fig.add_trace(go.Scatter(x=decay.distance[keep], y=fitted[keep], mode="lines",
                                  name=f"{name} fit", legendgroup=cell, showlegend=False,
                                  line=dict(color=color, width=1.5, dash="dash"),
                                  hoverinfo="skip"))
+    if decay.floor_from is not None and decay.floor is not None:
+        level = decay.floor / scale
+        fig.add_trace(go.Scatter(
+            x=[decay.floor_from, int(decay.distance[-1])], y=[level, level], mode="lines",
+            name=f"{name} floor", legendgroup=cell, showlegend=False,
+            line=dict(color=color, width=1, dash="dot"), hoverinfo="skip"))
+        fig.add_annotation(x=decay.floor_from, y=math.log10(level), yshift=12, xanchor="left",
+                           text=f"flat from here ({_fmt(level)}): not fitted", showarrow=False,
+                           font=dict(size=12, color=color))
     vanished = ~np.isfinite(shown)
     if vanished.any() and np.isfinite(shown).any():
         first = int(decay.distance[vanished][0])
@@ -332,16 +359,25 @@ def _decay_lines(fig: go.Figure, cell: str, decay: GradientDecay) -> np.ndarray:
     return shown[np.isfinite(shown)]
 
 
+#: (width, dash, marker, marker size) of the 1st, 2nd, 3rd line: wide under narrow, so lines on
+#: top of each other all show.
+LINE_STYLES = ((7.0, "solid", "circle", 11), (4.5, "solid", "square", 8), (2.0, "dash", "diamond", 5))
+
+
 def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *, chance: float = 0.5,
                              height: int = 380) -> go.Figure:
     """Agreement accuracy against subject–verb distance, one line per cell, on a fixed 0–1
-    scale with chance marked."""
+    scale with chance marked. Lines that coincide (an LSTM and a GRU both at 100%) stay
+    visible: each later line is thinner and dashed over the wider one before it, with its own
+    marker."""
     fig = go.Figure()
-    for cell, points in rows.items():
+    for k, (cell, points) in enumerate(rows.items()):
+        width, dash, symbol, size = LINE_STYLES[k % len(LINE_STYLES)]
         fig.add_trace(go.Scatter(
             x=[p["distance"] for p in points], y=[p["accuracy"] for p in points],
             mode="lines+markers", name=cell_name(cell),
-            line=dict(color=cell_color(cell), width=2.5), marker=dict(size=5),
+            line=dict(color=cell_color(cell), width=width, dash=dash),
+            marker=dict(size=size, symbol=symbol),
             customdata=[[p.get("n", 0), p.get("attractors", 0.0)] for p in points],
             hovertemplate=(f"{cell_name(cell)}<br>distance %{{x}}: accuracy "
                            "%{y:.0%}<br>%{customdata[0]} sentences, %{customdata[1]:.1f} "

@@ -27,7 +27,7 @@ from core.figures.player import animation_frames, controls, cursor_at, cursor_ax
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
-    cell_range, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
+    cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
     saliency_strip, token_markers,
 )
 
@@ -53,7 +53,11 @@ def map_rows(tr: Trace) -> list[tuple[str, str, str, tuple[float, float]]]:
     rows = [("hidden", "hidden state h (−1 … 1)", SIGNED_SCALE, SIGNED_RANGE)]
     if tr.cell_type == "lstm":
         lo, hi = cell_range(tr.cell)
-        rows.append(("c", f"cell state c ({_num(lo)} … {_num(hi)})", SIGNED_SCALE, (lo, hi)))
+        clipped = clipped_share(tr.cell)
+        note = f"; {clipped:.0%} of values beyond, clipped" if clipped >= 0.005 else \
+            ("; a few values beyond, clipped" if clipped > 0 else "")
+        rows.append(("c", f"cell state c (fixed scale {_num(lo)} … {_num(hi)}{note})",
+                     SIGNED_SCALE, (lo, hi)))
     for gate in cell_info(tr.cell_type).gates:
         if gate.name in tr.gates:
             rows.append((gate.name, gate.label + (" (−1 … 1)" if gate.signed else " (0 … 1)"),
@@ -108,7 +112,7 @@ def explore_figure(
 
     input_shapes, input_images = _input_row(fig, tr, inp, tokens, steps)
     map_images, map_titles = _maps_row(fig, tr, layer, direction, maps, geo)
-    bar_images, bar_labels = _colour_bars(tr)
+    bar_images, bar_labels = _colour_bars(fig, tr, maps, geo)
     shapes = (input_shapes + _gradient_row(fig, tr, layer, direction, steps)
               + _units_row(fig, tr, layer, direction, units, steps))
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
@@ -161,7 +165,7 @@ class _Geometry:
 
 def _row_titles(unit: int) -> list[str]:
     """make_subplots' titles, in its order: row 1 left, the right column, then rows 2 .. 4."""
-    return ["input  (colour: saliency ‖∂loss/∂x<sub>t</sub>‖)",
+    return ["input  (colour: sensitivity of the loss, ‖∂loss/∂x<sub>t</sub>‖)",
             f"the cell at step t, unit {unit}",
             "",  # each map is titled on its own (see `_maps_row`)
             "gradient norms per step (log scale)", "picked units of h over time"]
@@ -253,22 +257,36 @@ def _maps_row(fig: _Grid, tr: Trace, layer: int, direction: int, maps: list, geo
     return images, titles
 
 
-def _colour_bars(tr: Trace) -> tuple[list[dict], list[dict]]:
-    """One colour bar per scale, just right of the left column, as layout images with tick
-    labels (no trace to redraw). Returns the images and their labels."""
-    gated = bool(cell_info(tr.cell_type).gates)
-    bars = [(GATE_SCALE, GATE_RANGE, "gates")] if gated else []
-    bars.append((SIGNED_SCALE, SIGNED_RANGE, "h, g, n" if gated else "h"))
-    if tr.cell_type == "lstm":
-        bars.append((SIGNED_SCALE, cell_range(tr.cell), "c"))
+def _colour_bars(fig: "_Grid", tr: Trace, maps: list, geo: _Geometry
+                 ) -> tuple[list[dict], list[dict]]:
+    """One colour bar beside each map, at its height, just right of the left column, as layout
+    images with tick labels (no trace to redraw), so every scale sits next to the map it
+    colours. Returns the images and their labels."""
+    _, my = fig.axis_names(R_MAPS, 1)
+    y0, y1 = fig.layout["yaxis" + my[1:]]["domain"]
+    H = tr.hidden.shape[-1]
+    gap = H * geo.spacing / geo.unit_height
+    total = (len(maps) - 1) * (H + gap) + H  # the maps' y axis, in units
     bar_x = 0.68 * 0.9 + 0.01  # column_widths x (1 - spacing)
     images, labels = [], []
-    for k, (scale, (lo, hi), label) in enumerate(bars):
-        image, texts = colour_bar(scale, lo, hi, label, x=bar_x, top=0.86 - 0.25 * k,
-                                  length=0.17, width=0.012, title_size=13)
+    for k, (key, _, scale, (lo, hi)) in enumerate(maps):
+        top = y1 - k * (H + gap) / total * (y1 - y0)
+        length = H / total * (y1 - y0)
+        image, texts = colour_bar(scale, lo, hi, _bar_label(tr, key), x=bar_x, top=top,
+                                  length=length, width=0.012, title_size=12)
         images.append(image)
         labels += texts
     return images, labels
+
+
+def _bar_label(tr: Trace, key: str) -> str:
+    """A map's symbol from the registry: h, c, or the gate's (i, f, g, o; r, z, n)."""
+    if key == "hidden":
+        return "h"
+    if key == "c":
+        return "c"
+    gate = next((g for g in cell_info(tr.cell_type).gates if g.name == key), None)
+    return gate.symbol if gate is not None else key
 
 
 def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.ndarray

@@ -32,6 +32,11 @@ SIGNED_SCALE = "RdBu_r"  # -1 .. 1 (tanh quantities; red positive, blue negative
 SALIENCY_SCALE = "Oranges"
 GATE_RANGE = (0.0, 1.0)
 SIGNED_RANGE = (-1.0, 1.0)
+#: The LSTM cell state c is unbounded; it is drawn on ONE fixed scale, clipped beyond it, so a
+#: colour means the same value in every view (a per-trace range made ±20 at one length and ±50
+#: at another, on which the |c| ≈ 1-2 that trained cells carry was an almost white map). At
+#: |c| = 3, tanh(c), what h = o·tanh(c) sees, is 0.995: beyond it h cannot tell values apart.
+CELL_RANGE = (-3.0, 3.0)
 
 
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
@@ -47,13 +52,19 @@ TITLE_FONT = dict(size=14, color="#333")  # row, map and equation titles
 PIXELATED_CSS = ".js-plotly-plot image { image-rendering: pixelated; }"
 
 
-def cell_range(cell: np.ndarray | None) -> tuple[float, float]:
-    """A symmetric, rounded colour range for the LSTM cell state (unbounded, unlike h)."""
+def cell_range(cell: np.ndarray | None = None) -> tuple[float, float]:
+    """The LSTM cell state's colour range: CELL_RANGE, fixed, whatever the trace holds (values
+    beyond it take the end colours). The argument is kept for callers that pass the data."""
+    return CELL_RANGE
+
+
+def clipped_share(cell: np.ndarray | None) -> float:
+    """The share of cell-state values beyond CELL_RANGE (drawn in the end colours)."""
     if cell is None or cell.size == 0:
-        return SIGNED_RANGE
-    peak = float(np.nanpercentile(np.abs(cell), 99.5)) if np.isfinite(cell).any() else 1.0
-    nice = next((v for v in (1, 2, 3, 5, 10, 20, 50, 100) if peak <= v), math.ceil(peak))
-    return (-float(nice), float(nice))
+        return 0.0
+    values = np.asarray(cell, dtype=np.float64)
+    return float(np.mean(np.abs(values[np.isfinite(values)]) > CELL_RANGE[1])) \
+        if np.isfinite(values).any() else 0.0
 
 
 def cell_entry(key: str) -> Cell | None:

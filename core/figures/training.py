@@ -130,6 +130,8 @@ def gradient_profile_figure(profile: GradientProfile, cell_label: str = "") -> g
         # only over the steps the fit used: up to the first overflow, if there is one
         finite = np.isfinite(decay.norm)
         fitted_until = len(distance) if finite.all() else int(np.argmin(finite))
+        if decay.floor_from is not None:  # the fit covers the falling part only
+            fitted_until = min(fitted_until, decay.floor_from)
         fitted = decay.fitted()[:fitted_until] / scale
         fig.add_trace(go.Scatter(
             x=distance[:fitted_until], y=_positive(fitted), mode="lines",
@@ -156,8 +158,26 @@ def gradient_profile_figure(profile: GradientProfile, cell_label: str = "") -> g
         fig.add_annotation(text=message, xref="paper", yref="paper", x=0.5, y=0.5,
                            showarrow=False, font=dict(size=15, color="#b00020"),
                            bgcolor="rgba(255,255,255,0.85)")
+    _floor_and_decades(fig, decay, relative, scale)
     fig.update_xaxes(range=[-0.5, distance[-1] + 0.5])
     return fig
+
+
+def _floor_and_decades(fig: go.Figure, decay, relative: np.ndarray, scale: float) -> None:
+    """Where the curve stops falling (not fitted), as a dotted level; and tick labels at whole
+    decades only: plotly's own choice on a short log range labels minor ticks too, and printed
+    a "5" (meaning 0.5) under the "1"."""
+    if decay.floor_from is not None and decay.floor is not None:
+        level = decay.floor / scale
+        fig.add_trace(go.Scatter(
+            x=[decay.floor_from, decay.distance[-1]], y=[level, level], mode="lines",
+            name="flat from here: not fitted", line=dict(color="#6b6f7b", width=1.5, dash="dot"),
+            hoverinfo="skip"))
+    shown = _positive(relative)
+    logs = np.log10(shown[np.isfinite(shown)])
+    if logs.size:
+        span = float(max(logs.max(), 0.0) - min(logs.min(), 0.0))
+        fig.update_yaxes(dtick=max(1, math.ceil(span / 6)), minor=dict(showgrid=False))
 
 
 # -- live training -----------------------------------------------------------------------------

@@ -336,3 +336,46 @@ def recurrent_params_formula(input_size: int, hidden_size: int) -> dict[str, int
     """Parameters of one layer of each cell: gates x (H*(I+H) + 2H). GRU has 3 blocks, LSTM 4."""
     block = hidden_size * (input_size + hidden_size) + 2 * hidden_size
     return {"rnn": block, "lstm": 4 * block, "gru": 3 * block}
+
+
+#: Agreement is judged at long distances too: beyond this many words between subject and verb,
+#: a model that only learned short spans is at chance (core.claims, agreement_distance).
+LONG_FROM = 5
+
+
+def long_distance_score(score, rows: list[dict], long_from: int = LONG_FROM):
+    """The held-out score recomputed on the distances beyond `long_from` (same baseline, same
+    rule: Score.verdict), or None when there are no such rows."""
+    far = [r for r in rows if r["distance"] > long_from]
+    n = sum(int(r.get("n", 1)) for r in far)
+    if not n:
+        return None
+    accuracy = sum(r["accuracy"] * int(r.get("n", 1)) for r in far) / n
+    return replace(score, value=float(accuracy), n=n)
+
+
+def verdict_badge(score, long_score=None, long_from: int = LONG_FROM) -> tuple[str, str]:
+    """(text, verdict) of the badge under a held-out score: the one rule (Score.verdict) on all
+    held-out sequences and, where given, on the long distances alone; when the two differ the
+    badge says both and takes the worse verdict's colour, so a model at chance beyond a few words
+    never gets a plain "better"."""
+    text = f"baseline {score.baseline:.4g}: {score.verdict}"
+    if long_score is None or long_score.verdict == score.verdict:
+        return text + (f", also beyond {long_from} words" if long_score is not None else ""), \
+            score.verdict
+    order = ("worse", "about the same", "better")
+    worse = min(score.verdict, long_score.verdict, key=order.index)
+    return (f"{text} overall, but {long_score.verdict} beyond {long_from} words "
+            f"({long_score.value:.2f})", worse)
+
+
+def gradient_note(cells: Mapping[str, CellComparison]) -> str:
+    """The first-to-last ratio of each cell and its raw gradient at the last step beside its
+    loss: the raw scale is the loss's, which is why the chart shows ratios."""
+    parts = []
+    for cell, c in cells.items():
+        g = c.result.trace.grad_hidden[-1, 0]
+        parts.append(f"{cell_info(cell).long_name} {c.first_to_last:.1e} (raw at the last step "
+                     f"{float(g[-1]):.1e}, loss {float(c.result.trace.objective):.2g})")
+    return ("Gradient at the first step ÷ at the last step: " + "; ".join(parts) + ". A "
+            "confident model (small loss) has small raw gradients everywhere.")

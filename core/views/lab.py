@@ -59,10 +59,12 @@ def _check_lab_number(value: object, name: str, low: float, high: float) -> floa
 
 def build_lab_model(cell: str, hidden_size: int = 32, nonlinearity: str = "tanh",
                     radius: float | None = None, init: str = "default", seed: int = 0,
-                    forget_bias: float | None = None) -> SequenceModel:
+                    forget_bias: float | None = None, update_bias: float | None = None
+                    ) -> SequenceModel:
     """A fresh (untrained) adding-problem model whose recurrent weights have `radius` as the
     spectral radius of every gate's block (None keeps the initialiser's scale). `nonlinearity`
-    ("tanh" or "relu") applies to the vanilla RNN only."""
+    ("tanh" or "relu") applies to the vanilla RNN only; `forget_bias` to the LSTM's forget gate
+    and `update_bias` to the GRU's update gate (their total bias, b_ih + b_hh)."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
     if nonlinearity not in NONLINEARITIES:
@@ -71,7 +73,8 @@ def build_lab_model(cell: str, hidden_size: int = 32, nonlinearity: str = "tanh"
     if radius is not None:
         radius = _check_lab_number(radius, "The spectral radius", 0.0, MAX_RADIUS)
     model = build_sequence_model(model_spec(get_task(LAB_TASK), cell, hidden_size), seed=seed,
-                                 init=init, forget_bias=forget_bias)
+                                 init=init, forget_bias=forget_bias if cell == "lstm" else None,
+                                 update_bias=update_bias if cell == "gru" else None)
     if cell == "rnn" and nonlinearity == "relu":
         tanh_rnn = model.rnn
         model.rnn = nn.RNN(tanh_rnn.input_size, hidden_size, num_layers=tanh_rnn.num_layers,
@@ -242,6 +245,7 @@ RADIUS_RANGE = (0.0, min(5.0, MAX_RADIUS), 0.05)  # the spectral-radius slider: 
 RADII = tuple(round(RADIUS_RANGE[2] * i, 2)
               for i in range(round(RADIUS_RANGE[1] / RADIUS_RANGE[2]) + 1))
 FORGET_BIASES = ("default", "0", "1", "2", "3")
+UPDATE_BIASES = FORGET_BIASES  # the GRU's update gate, the same choices
 HIDDEN_SIZES = (8, 16, 32, 64, 128, 256)
 MAX_SEED = 10_000
 OPTIMIZER_ORDER = ("sgd", "adam", "rmsprop")  # SGD first: the lesson's optimiser
@@ -263,6 +267,7 @@ class LabState(PageState):
     rescale: bool = yes_no(False)  # scale W_hh to `radius`
     radius: float = number_of(1.0, RADII)
     forget_bias: str = one_of("default", FORGET_BIASES)  # the LSTM's
+    update_bias: str = one_of("default", UPDATE_BIASES)  # the GRU's
     hidden: int = number_of(32, HIDDEN_SIZES)
     seed: int = whole(0, 0, MAX_SEED)
     optimizer: str = one_of("sgd", OPTIMIZERS)
@@ -298,7 +303,9 @@ class LabState(PageState):
                     radius=self.radius if self.rescale else None, init=self.init,
                     seed=self.seed,
                     forget_bias=None if self.cell != "lstm" or self.forget_bias == "default"
-                    else float(self.forget_bias))
+                    else float(self.forget_bias),
+                    update_bias=None if self.cell != "gru" or self.update_bias == "default"
+                    else float(self.update_bias))
 
     def model_label(self) -> str:
         """"RNN (tanh)", "LSTM", "GRU": the profile chart's title."""
@@ -313,7 +320,7 @@ class LabState(PageState):
 
 #: The choices part 1's model and its gradient profile depend on.
 MODEL_CHOICES = ("cell", "nonlinearity", "len", "init", "rescale", "radius", "forget_bias",
-                 "hidden", "seed")
+                 "update_bias", "hidden", "seed")
 
 #: One click sets a whole experiment (choices not named keep their values).
 PRESETS = {
@@ -322,8 +329,10 @@ PRESETS = {
     "Exploding: radius 3": dict(cell="rnn", nonlinearity="tanh", rescale=True, radius=3.0,
                                 init="default", len=50, optimizer="sgd", lr=0.1, clip="norm",
                                 threshold=1.0, tbptt=False),
-    "LSTM, forget bias 1": dict(cell="lstm", rescale=False, init="default", forget_bias="1",
+    "LSTM, forget bias 3": dict(cell="lstm", rescale=False, init="default", forget_bias="3",
                                 len=100),
+    "GRU, update bias 3": dict(cell="gru", rescale=False, init="default", update_bias="3",
+                               len=100),
 }
 
 

@@ -48,14 +48,18 @@ class TrainState(PageState):
     cells: str = one_of("all", CELL_CHOICES, aliases={"all three": "all"})
     len: int = whole(0, 0, LIMITS.max_seq_len)  # the task's length knob; 0 = its default
     optimizer: str = one_of("adam", OPTIMIZERS)
-    lr: float = number_of(2e-3, LEARNING_RATES)
-    hidden: int = number_of(64, HIDDEN_SIZES)
+    # The defaults are chosen so the lesson comes out (core/claims.py, train_defaults_lesson):
+    # with all three cells training at once on 2 cores, the LSTM and the GRU learn the adding
+    # problem within the time limit and the RNN does not. At 2e-3, hidden 64 and biases 1 / 0
+    # the LSTM was still at the baseline after 1000 steps.
+    lr: float = number_of(1e-2, LEARNING_RATES)
+    hidden: int = number_of(32, HIDDEN_SIZES)
     layers: int = whole(1, 1, LIMITS.max_layers)
     init: str = one_of("default", INITS)
-    forget_bias: str = one_of("1", GATE_BIASES)  # LSTM (Jozefowicz et al. 2015: start at 1)
-    update_bias: str = one_of("default", GATE_BIASES)  # GRU
+    forget_bias: str = one_of("2", GATE_BIASES)  # LSTM: f = σ(2) ≈ 0.88 keeps c (and its gradient)
+    update_bias: str = one_of("2", GATE_BIASES)  # GRU: z = σ(2) ≈ 0.88 keeps h
     clip: str = one_of("1", CLIP_NORMS)
-    steps: int = whole(1000, 1, LIMITS.max_training_steps)
+    steps: int = whole(1500, 1, LIMITS.max_training_steps)
     seconds: int = whole(60, 1, int(LIMITS.max_training_seconds))
     seed: int = whole(0, 0, MAX_SEED)
 
