@@ -231,3 +231,23 @@ def test_measuring_restores_the_thread_count(adding):
                          trace_repeats=1, step_repeats=1)
     assert torch.get_num_threads() == before
     assert all(math.isfinite(c.decay.per_step) for c in result.cells.values())
+
+
+def test_agreement_badges_judge_long_distances_too():
+    """Issue 13: the RNN at 0.58 against 0.51 got a green "better" beside a chart of it at
+    chance beyond 5 words; the badge now applies the same rule to the long distances alone and
+    takes the worse verdict's colour."""
+    from core.views import compare as cmp
+
+    models = cmp.pick_models("agreement")
+    badges = {}
+    for cell, choice in models.items():
+        rows = cmp.accuracy_by_distance(choice)
+        badges[cell] = cmp.verdict_badge(choice.score, cmp.long_distance_score(choice.score, rows))
+    text, verdict = badges["rnn"]
+    assert verdict != "better" and "beyond 5 words" in text
+    assert all(badges[c][1] == "better" for c in ("lstm", "gru"))
+    # without rows by distance the badge is the one rule's, as before
+    score = models["lstm"].score
+    assert cmp.verdict_badge(score) == (f"baseline {score.baseline:.4g}: {score.verdict}",
+                                        score.verdict)

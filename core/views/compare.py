@@ -365,8 +365,8 @@ def verdict_badge(score, long_score=None, long_from: int = LONG_FROM) -> tuple[s
             score.verdict
     order = ("worse", "about the same", "better")
     worse = min(score.verdict, long_score.verdict, key=order.index)
-    return (f"{text} overall, but {long_score.verdict} beyond {long_from} words "
-            f"({long_score.value:.2f})", worse)
+    return (f"{score.verdict} overall; beyond {long_from} words {long_score.value:.2f}: "
+            f"{long_score.verdict}", worse)
 
 
 def gradient_note(cells: Mapping[str, CellComparison]) -> str:
