@@ -112,7 +112,7 @@ st.title("gatescope · Compare")
 st.caption(f"{task.title}: the same input through a vanilla RNN, an LSTM and a GRU. "
            f"{task.description}")
 if error is not None:
-    st.error(f"{error}  \nShowing your last good view instead.")
+    error.show()
 st.markdown(f"**Input** ({T} steps): {comparison.input_text()}  \n"
             f"**Target**: {comparison.target}")
 accuracy = ({cell: accuracy_of(c.choice) for cell, c in cells.items()}

@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import save
 
 from core.views import explore as ex
+from core.views.train import TrainState
 from core.limits import LIMITS, LimitError
 from core.tasks.agreement import VERBS
 from core.io.tables import csv_column_values
@@ -63,6 +64,7 @@ ACCEPTED = "accepted quietly"
 IGNORED = "ignored; the default is used"
 
 CORE, APP_LAYER = "core", "app"
+TRAIN_DEFAULTS = TrainState()  # the Train page's defaults, which a bad URL value falls back to
 
 
 @dataclass(frozen=True)
@@ -238,13 +240,14 @@ CASES = [
                                                    window="1e400"), None, IGNORED,
         widgets=dict(lab_len=100, lab_hidden=32, lab_lr=0.1, lab_window=10), layers=(APP_LAYER,)),
     Bad("train-url-steps-inf", TRAIN_URL, dict(steps="inf"), None, IGNORED,
-        widgets=dict(train_steps=1000), layers=(APP_LAYER,)),
+        widgets=dict(train_steps=TRAIN_DEFAULTS.steps), layers=(APP_LAYER,)),
     Bad("train-url-seconds-layers-seed-non-finite", TRAIN_URL,
         dict(seconds="-inf", layers="1e400", seed="inf"), None, IGNORED,
         widgets=dict(train_seconds=60, train_layers=1, train_seed=0), layers=(APP_LAYER,)),
     Bad("train-url-nan-rate-and-words", TRAIN_URL,
         dict(lr="nan", hidden="abc", task="no-such-task", cells="<b>all</b>"), None, IGNORED,
-        widgets=dict(train_lr=2e-3, train_hidden=64, train_task="adding", train_cells="all"),
+        widgets=dict(train_lr=TRAIN_DEFAULTS.lr, train_hidden=TRAIN_DEFAULTS.hidden,
+                     train_task="adding", train_cells="all"),
         html="<b>all</b>", layers=(APP_LAYER,)),
     # -- checkpoints, end to end (the loader's own catalogue: tests/test_loading.py) --------------
     Bad("weights-random-bytes-with-an-html-name", WEIGHTS,
