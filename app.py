@@ -1,12 +1,17 @@
 """gatescope: see inside recurrent neural networks. Run with `streamlit run app.py`.
 
-The entry point only routes: each page lives in pages/ and reads like a short story.
+The entry point only routes: each page lives in app_pages/ and reads like a short story.
+
+Not in a folder named pages/: Streamlit takes one beside the entry point for its old multipage
+layout, and then a link straight to a page (/train), as the first request a freshly started
+server sees, ran that page file alone, with the files' names in the sidebar instead of these
+titles. tests/e2e/test_faithful_browser.py opens such a link on a fresh server.
 """
 
 import time
 from pathlib import Path
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "app_pages"
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ def assert_clean(at: AppTest) -> None:
 
 
 def open_page(page: str | Path, timeout: float = 90, **query) -> AppTest:
-    """Run `page` (a path, e.g. ROOT / "pages/train.py") with these URL query parameters."""
+    """Run `page` (a path, e.g. ROOT / "app_pages/train.py") with these URL query parameters."""
     at = AppTest.from_file(str(page), default_timeout=timeout)
     for key, value in query.items():
         at.query_params[key] = value

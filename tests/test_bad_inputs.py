@@ -43,8 +43,8 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-TRAIN_PAGE = str(ROOT / "pages" / "train.py")
-LAB_PAGE = str(ROOT / "pages" / "gradient_lab.py")
+TRAIN_PAGE = str(ROOT / "app_pages" / "train.py")
+LAB_PAGE = str(ROOT / "app_pages" / "gradient_lab.py")
 
 # Where an input goes in.
 TEXT = "typed text (Explore, 'my own text / numbers')"

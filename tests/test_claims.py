@@ -71,7 +71,7 @@ def test_the_readme_states_the_catalogue_lessons():
 
 def test_pages_ask_the_catalogue():
     for page in ("compare", "gradient_lab", "train", "about"):
-        assert "claims.lessons(" in (ROOT / "pages" / f"{page}.py").read_text(encoding="utf-8")
+        assert "claims.lessons(" in (ROOT / "app_pages" / f"{page}.py").read_text(encoding="utf-8")
     for page in ("compare", "lab", "train", "about"):
         assert any("$lessons" in p.read_text(encoding="utf-8")
                    for p in (CONTENT_DIR / page).glob("*.md")), page
@@ -88,7 +88,7 @@ RETRACTED = [
 def _texts():
     yield ROOT / "README.md"
     yield from CONTENT_DIR.rglob("*.md")
-    yield from (ROOT / "pages").glob("*.py")
+    yield from (ROOT / "app_pages").glob("*.py")
 
 
 @pytest.mark.parametrize("pattern", RETRACTED)

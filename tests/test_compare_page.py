@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from pagetest import assert_clean
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "compare.py"
+PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "compare.py"
 TRAINED = "gatescope.trained"
 
 

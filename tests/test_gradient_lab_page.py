@@ -15,7 +15,7 @@ import pagetest
 from pagetest import click
 from ui.live import session_key
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gradient_lab.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "gradient_lab.py")
 SESSION = session_key("lab")
 
 

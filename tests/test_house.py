@@ -15,7 +15,7 @@ from core.content import CONTENT_DIR, explanations
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = sorted((ROOT / "core").rglob("*.py"))
-PAGES = sorted((ROOT / "pages").glob("*.py"))
+PAGES = sorted((ROOT / "app_pages").glob("*.py"))
 UI = sorted((ROOT / "ui").glob("*.py"))
 MAX_PAGE_LINES = 150
 
@@ -112,7 +112,7 @@ def test_the_about_page_states_the_conventions_from_the_registry():
 
     from core.cells import CELLS
 
-    at = AppTest.from_file(str(ROOT / "pages" / "about.py"), default_timeout=30).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "about.py"), default_timeout=30).run()
     assert not at.exception
     text = "\n".join(m.value for m in at.markdown)
     assert "*forget* f" in text and "*update* z" in text and "$" not in text

@@ -20,7 +20,7 @@ from ui.live import session_key
 from ui.state import OPEN_IN_COMPARE, OPEN_IN_EXPLORE, TRAINED
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "train.py")
+PAGE = str(ROOT / "app_pages" / "train.py")
 SESSION = session_key("train")
 SMALL = dict(steps="40", hidden="8")
 
@@ -225,7 +225,7 @@ def test_open_in_explore_works_after_a_setting_was_changed():
     in tests/e2e/test_lab_and_train.py clicks the same path.)"""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     at.segmented_control(key="train_cells").set_value("lstm").run()
     at.number_input(key="train_steps").set_value(20).run()
     at.select_slider(key="train_hidden").set_value(8).run()

@@ -4,14 +4,10 @@ browser, a task switch, bad input, and never an exception on the page."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from harness import ROOT, free_port, shot, stop_app, wait_for_app, wait_until
+from harness import shot, wait_for_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -19,27 +15,9 @@ CHART = ".js-plotly-plot"
 
 
 @pytest.fixture(scope="module")
-def compare_url(app_url, artifacts):
-    """The Compare page in the app; until app.py registers it, the page alone (same script)."""
-    if "pages/compare.py" in (ROOT / "app.py").read_text():
-        yield f"{app_url}/compare"
-        return
-    port = free_port()
-    log = open(artifacts / "streamlit-compare.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "pages/compare.py", "--server.headless",
-         "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    stop_app(proc)
+def compare_url(app_url):
+    """The Compare page, as app.py's navigation serves it."""
+    return f"{app_url}/compare"
 
 
 def real_errors(page) -> list[str]:

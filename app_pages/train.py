@@ -101,7 +101,7 @@ def open_in(page: str, request_key: str, label: str) -> None:
     """Send a trained model to another page (Explore or Compare) and go there."""
     st.session_state[request_key] = label
     try:
-        st.switch_page(f"pages/{page}.py")
+        st.switch_page(f"app_pages/{page}.py")
     except StreamlitAPIException:  # not registered in this app (e.g. this page alone)
         st.info(f"The {page.title()} page is not available here; the model stays in this session.")
 

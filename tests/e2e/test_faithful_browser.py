@@ -1,0 +1,96 @@
+"""What a visitor meets in Chromium on the paths that used to break: a link straight to a page on
+a freshly started server, a widget pressed while the landing chart plays, the lab's presets,
+choosing to type or upload, and a trained model opened in Explore."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.views.lab import PRESETS
+from harness import ARTIFACTS, free_port, shot, start_app, stop_app, wait_for_app, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHART = ".js-plotly-plot"
+CURSOR_X = """() => { const gd = document.querySelector('.js-plotly-plot');
+                      return gd._fullData.filter(t => t.yaxis === 'y99')[0].x[0]; }"""
+PAGE_TITLES = ["Explore", "Compare cells", "Gradient lab", "Train", "About"]
+
+
+def navigation(page) -> list[str]:
+    return [line.strip() for line in page.inner_text('[data-testid="stSidebarNav"]').splitlines()
+            if line.strip()]
+
+
+def test_a_link_to_a_page_on_a_fresh_server_opens_that_page_in_the_app(browser):
+    """A teacher's prepared link may be the first request a (re)started server sees: it must
+    open that page within the app (its titles in the navigation), not the page file alone."""
+    port = free_port()
+    server = start_app(port, ARTIFACTS / "streamlit-fresh.log")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"http://127.0.0.1:{port}/train?cells=lstm&steps=30")
+        wait_for_app(page)
+        page.get_by_role("button", name="Train", exact=True).wait_for(timeout=60_000)
+        shown = navigation(page)  # the titles, each after its icon's name
+        assert [line for line in shown if line in PAGE_TITLES] == PAGE_TITLES, shown
+        assert "app" not in shown and "gradient lab" not in shown, shown  # not file names
+        assert page.locator(".st-key-train_cells").get_by_text("LSTM", exact=True).count() == 1
+        page.close()
+    finally:
+        stop_app(server)
+
+
+def test_pressing_a_widget_while_the_landing_chart_plays_raises_no_page_error(page, app_url):
+    page.goto(app_url)
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=60_000)
+    wait_until(page, f"x0 => ({CURSOR_X})() !== x0", "the landing chart plays",
+               arg=page.evaluate(CURSOR_X))
+    page.get_by_text("GRU", exact=True).first.click()
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=60_000)
+    page.wait_for_timeout(500)
+    assert page.js_errors == []
+
+
+def test_the_lab_presets_set_their_widgets_without_a_warning(page, app_url, artifacts):
+    page.goto(f"{app_url}/gradient_lab")
+    wait_for_app(page)
+    for preset in PRESETS:
+        page.get_by_role("button", name=preset).click()
+        wait_for_app(page)
+    log = (artifacts / "streamlit-e2e.log").read_text()
+    assert "created with a default value but also had its value set" not in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("choice", ["my own text / numbers", "my own weights (upload)"])
+def test_choosing_to_type_or_upload_asks_for_it_without_an_error(page, app_url, choice):
+    page.goto(f"{app_url}/?task=adding&source=random")
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=60_000)
+    page.get_by_text(choice, exact=True).click()
+    wait_for_app(page)
+    alerts = page.locator('[data-testid="stAlertContentError"]')
+    assert alerts.count() == 0, alerts.first.inner_text()
+    assert page.locator('[data-testid="stAlertContentInfo"]').count() >= 1
+    assert page.locator(CHART).count() == 1  # the last view stays
+
+
+def test_a_model_opened_from_the_train_page_shows_explore_from_its_top(page, app_url, artifacts):
+    page.goto(f"{app_url}/train?task=adding&cells=gru&steps=20&hidden=8")
+    wait_for_app(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Trained in this session").wait_for(timeout=120_000)
+    wait_for_app(page)
+    page.get_by_role("button", name="Open in Explore").scroll_into_view_if_needed()
+    page.get_by_role("button", name="Open in Explore").click()
+    page.get_by_text("gatescope · Explore").wait_for(timeout=60_000)
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=60_000)
+    top = page.evaluate("""() => { const main = document.querySelector('[data-testid="stMain"]')
+                                   || document.scrollingElement; return main.scrollTop; }""")
+    shot(page, artifacts, "explore-opened-from-train")
+    assert top == 0
+    assert page.get_by_text("gatescope · Explore").is_visible()
