@@ -13,6 +13,7 @@ from core.figures.compare import accuracy_distance_figure, compare_figure, gradi
 from core.tasks import TASKS, get_task
 from core.views import compare as cmp
 from core.views.models import SOURCE_LABELS, session_labels
+from ui.charts import animated_chart
 from ui.compute import keep_last_good
 from ui.content import explain
 from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices, page_key
@@ -114,15 +115,14 @@ st.caption(f"{task.title}: the same input through a vanilla RNN, an LSTM and a G
 if error is not None:
     error.show()
 st.markdown(f"**Input** ({T} steps): {comparison.input_text()}  \n"
-            f"**Target**: {comparison.target}")
+            f"**Target**: {comparison.target}  \n{task.fed_note(comparison.example)}")
 accuracy = ({cell: accuracy_of(c.choice) for cell, c in cells.items()}
             if task.name == "agreement" else None)
 scores_row(cells, accuracy)
 
 fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
                      comparison.input_sequence, t0=t0)
-st.plotly_chart(fig, theme=None, key="compare_chart",
-                config={"displaylogo": False, "scrollZoom": False})
+animated_chart(fig, "compare_chart")
 st.caption(caption("compare", "player", objective_note=comparison.objective_note))
 
 st.markdown("**Size, speed and memory**, measured now on this server")  # no lesson: numbers
@@ -144,6 +144,7 @@ if accuracy:
     st.caption(f"{cmp.AGREEMENT_PER_DISTANCE} held-out sentences at each distance; longer "
                "distances also put more attractor nouns between subject and verb.")
 lstm = cells["lstm"].choice.rnn
+parameters = cmp.recurrent_params_formula(lstm.input_size, lstm.hidden_size)
 explain("compare", lessons=claims.lessons("compare"), input_size=lstm.input_size,
-        hidden_size=lstm.hidden_size, margin=cells["lstm"].choice.score.margin_text, **{cell: f"{n:,}" for cell, n in cmp.recurrent_params_formula(
-            lstm.input_size, lstm.hidden_size).items()})
+        hidden_size=lstm.hidden_size, margin=cells["lstm"].choice.score.margin_text,
+        **{cell: f"{n:,}" for cell, n in parameters.items()})

@@ -7,11 +7,11 @@ import streamlit as st
 from core.cells import CELLS
 from core.content import caption
 from core.figures.explore import explore_figure
-from core.figures.style import PIXELATED_CSS
 from core.tasks import TASKS, get_task
 from core.views import explore as ex
 from core.views.models import SOURCE_LABELS, SOURCES, Upload, session_labels
 from ui.animation import autoplay_once
+from ui.charts import animated_chart
 from ui.compute import keep_last_good, session_memo
 from ui.content import explain
 from ui.downloads import trace_downloads
@@ -130,8 +130,9 @@ if choice.note:  # untrained, or a file that said what it is against the visitor
     st.warning(choice.note)
 if result.example.unknown:
     st.info("Not in the vocabulary (read as <unk>): " + ", ".join(result.example.unknown[:20]))
-answer, target, baseline = st.columns(3)
-answer.metric("Model's answer", result.prediction)
+answer, target, baseline = st.columns(3)  # the answer marked right or wrong by its target
+answer.metric("Model's answer", result.prediction, result.judgement or None, delta_arrow="off",
+              delta_color={True: "green", False: "red"}.get(result.right, "gray"))
 target.metric("Target", result.target)
 baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
 if result.fed_note:
@@ -140,9 +141,7 @@ if result.fed_note:
 fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
                      direction=state.direction, units=units, unit=unit, t0=state.t,
                      nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"))
-st.html(f"<style>{PIXELATED_CSS}</style>")
-st.plotly_chart(fig, theme=None, key="explore_chart",
-                config={"displaylogo": False, "scrollZoom": False})
+animated_chart(fig, "explore_chart")
 autoplay_once("explore_chart", page_key("explore", "autoplayed"))
 st.caption(caption("explore", "player", objective_note=result.objective_note))
 explain("explore")

@@ -198,3 +198,10 @@ def test_open_in_compare_from_the_train_page():
     assert at.selectbox(key="compare_task").value == "agreement"
     assert at.selectbox(key="compare_gru").value == "agreement · GRU · 10:01"
     assert "accuracy_chart" in charts(at)  # measured for the session's GRU too
+
+
+def test_the_airline_input_says_what_the_models_read():
+    at = page(task="airline", input="text", text="112 118 132 129 121 135 148")
+    assert_clean(at)
+    assert any("What the model read: 6 numbers from your 7 values" in m.value
+               for m in at.markdown)

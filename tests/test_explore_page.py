@@ -317,3 +317,13 @@ def test_the_upload_nonlinearity_choice_reaches_the_trace():
     assert_clean(at)
     assert "relu as the file says, not your tanh" in at.caption[0].value
     assert any("This file says its RNN uses relu" in w.value for w in at.warning)
+
+
+def test_a_wrong_answer_is_marked_wrong_and_the_airline_input_is_said():
+    at = app(task="agreement", source="shipped", cell="rnn", sample=0, len=30)
+    assert_clean(at)
+    answer = next(m for m in at.metric if m.label == "Model's answer")
+    assert answer.proto.delta == "wrong"  # the RNN at chance 30 words from the subject
+    at = app(task="airline", source="random", seed=3, input="text", text="112 118 132 129")
+    assert_clean(at)
+    assert any("What the model read: 3 numbers from your 4 values" in c.value for c in at.caption)

@@ -360,3 +360,26 @@ def test_the_airline_page_says_exactly_what_the_model_read():
     fed = (np.diff(np.log(values)) - mean) / std
     np.testing.assert_allclose(example.inputs[:, 0].numpy(), fed, atol=5e-3)
     assert get_task("adding").fed_note(get_task("adding").sample(0)) == ""
+
+
+def test_an_answer_is_judged_against_its_target_in_the_tasks_own_terms():
+    agreement = get_task("agreement")
+    example = agreement.sample(0)
+    right = torch.zeros(len(agreement.classes))
+    right[int(example.target)] = 5.0
+    assert agreement.judge(right, example) == ("right", True)
+    assert agreement.judge(right.flip(0), example) == ("wrong", False)
+    names = get_task("names")
+    tagged = names.sample(0)
+    logits = torch.nn.functional.one_hot(tagged.target, len(names.classes)).float()
+    logits[0] = logits[0].flip(0)  # one tag wrong
+    assert names.judge(logits, tagged) == (f"{len(tagged) - 1} of {len(tagged)} tags right",
+                                           False)
+    adding = get_task("adding")
+    summed = adding.sample(0)
+    assert adding.judge(torch.as_tensor(float(summed.target) + 0.25), summed)[0] == "off by 0.25"
+    airline = get_task("airline")
+    month = airline.sample(0)
+    words, verdict = airline.judge(month.target, month)  # the true change: off by (almost) 0
+    assert words == "off by 0 passengers" and verdict is None
+    assert agreement.judge(right, agreement.encode("the cat near the dogs")) == ("", None)

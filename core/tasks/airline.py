@@ -204,6 +204,14 @@ class AirlineTask(Task):
             model.train(model_was_training)
         return out
 
+    def judge(self, prediction, example: Example) -> tuple[str, bool | None]:
+        """Off by so many passengers (the model's own unit, a standardised change, means
+        nothing to a reader)."""
+        if "actual" not in example.info:
+            return "", None
+        forecast = float(self.to_passengers(prediction, example.info["previous"]))
+        return f"off by {abs(forecast - example.info['actual']):.0f} passengers", None
+
     def fed_note(self, example: Example) -> str:
         """The model never sees passengers: it reads standardised month-to-month changes of
         their logarithm, one fewer than the values (the first has no month before it)."""

@@ -372,6 +372,24 @@ class Task:
         tags = probs.argmax(-1).tolist()
         return " ".join(self.classes[t] for t in tags)
 
+    def judge(self, prediction: torch.Tensor, example: Example) -> tuple[str, bool | None]:
+        """How the answer compares with the example's known target: (words, right?).
+        ("", None) when the target is unknown; a regression is neither right nor wrong, it is
+        off by some amount (None)."""
+        if example.target is None:
+            return "", None
+        target = torch.as_tensor(example.target)
+        if self.kind == "regression":
+            return f"off by {abs(float(prediction) - float(target)):.3g}", None
+        predicted = prediction.argmax(-1).reshape(-1)
+        if self.kind == "classification":
+            right = int(predicted[0]) == int(target)
+            return ("right" if right else "wrong"), right
+        real = target.reshape(-1) != IGNORE
+        hits = int((predicted[real] == target.reshape(-1)[real]).sum())
+        total = int(real.sum())
+        return f"{hits} of {total} tags right", hits == total
+
     def __repr__(self) -> str:
         return f"<Task {self.name}: {self.kind}, input_size={self.input_size}>"
 

@@ -170,6 +170,8 @@ class Result:
     baseline: str
     objective_note: str
     fed_note: str = ""  # what the model read, where it is not what the user gave
+    judgement: str = ""  # the answer against the target: "right", "wrong", "off by 0.013"
+    right: bool | None = None  # None: no target, or a regression (neither right nor wrong)
 
     @property
     def input_sequence(self) -> InputSequence:
@@ -202,7 +204,7 @@ def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
             x = _upload_features(rnn, task, example)
     objective = None
     note = ""
-    prediction = "—"
+    prediction, judgement, right = "—", "", None
     if choice.model is not None:
         objective = task.objective(choice.model, example.target)
         note = ("gradients of the task's loss against the target" if example.target is not None
@@ -216,6 +218,7 @@ def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
             out = torch.as_tensor(tr.output)
             pred = choice.model.readout(out)
         prediction = task.describe(pred, example)
+        judgement, right = task.judge(pred, example)
     target = target_text(task, example)  # "—" when typed input has no known answer
     values, names = None, ()
     if task.vocab is None and choice.model is not None:
@@ -225,7 +228,7 @@ def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     elif choice.model is None:
         values = x.numpy().reshape(len(example), -1)[:, :3]
     return Result(tr, example, list(example.tokens), values, names, prediction, target,
-                  task.baseline_name, note, task.fed_note(example))
+                  task.baseline_name, note, task.fed_note(example), judgement, right)
 
 
 def _upload_features(rnn: nn.Module, task, example: Example) -> torch.Tensor:

@@ -1,0 +1,18 @@
+"""Drawing the animated figures, the same way on every page."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.figures.style import PIXELATED_CSS
+
+#: No Plotly logo; no zoom on scroll (a page scrolls past the chart, it does not zoom it).
+CONFIG = {"displaylogo": False, "scrollZoom": False}
+
+
+def animated_chart(fig: go.Figure, key: str) -> None:
+    """The figure at full width, its maps' pixels kept sharp (units x time maps are sent one
+    pixel per cell; the browser must not smooth them when it scales them up)."""
+    st.html(f"<style>{PIXELATED_CSS}</style>")
+    st.plotly_chart(fig, theme=None, key=key, config=CONFIG)
