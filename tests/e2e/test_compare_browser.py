@@ -56,6 +56,8 @@ def test_three_cells_play_and_scrub_on_one_cursor(page, compare_url, artifacts):
     wait_for_app(page)
     chart = page.locator(CHART).first
     chart.wait_for(timeout=60_000)
+    # the table is drawn after the chart: on a busy server, a moment later
+    page.get_by_text("GRU ÷ LSTM").first.wait_for(timeout=60_000)
     body = page.inner_text("body")
     for text in ("RNN (vanilla)", "LSTM", "GRU", "GRU ÷ LSTM", "Peak training memory"):
         assert text in body

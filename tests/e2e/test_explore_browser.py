@@ -23,6 +23,17 @@ def cursor_x(page) -> float:
     return page.evaluate(CURSOR_X)
 
 
+def upload_weights(page, url: str, weights) -> str:
+    """Open `url` (an upload view), give the uploader the file, wait for the chart; the page's
+    text."""
+    page.goto(url)
+    wait_for_app(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(weights))
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    return page.inner_text("body")
+
+
 def map_images(page) -> int:
     return page.locator(f"{CHART} .layer-below image, {CHART} image").count()
 
@@ -97,12 +108,7 @@ def test_upload_own_weights(page, app_url, artifacts, tmp_path):
 
     weights = tmp_path / "my_lstm.safetensors"
     save_file(torch.nn.LSTM(2, 8, num_layers=2).state_dict(), str(weights))
-    page.goto(f"{app_url}/?task=adding&source=upload&len=40")
-    wait_for_app(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(weights))
-    wait_for_app(page)
-    page.wait_for_selector(CHART)
-    body = page.inner_text("body")
+    body = upload_weights(page, f"{app_url}/?task=adding&source=upload&len=40", weights)
     assert "your LSTM from my_lstm.safetensors" in body and "2 layer(s)" in body
     assert "Layer" in body  # two layers: the layer picker appears
     assert map_images(page) >= 6
@@ -174,12 +180,7 @@ def test_upload_with_two_modules_pick_one_and_download_its_view(page, app_url, a
              | {f"decoder.{k}": v for k, v in decoder.state_dict().items()})
     weights = tmp_path / "seq2seq.safetensors"
     save_file(state, str(weights))
-    page.goto(f"{app_url}/?task=adding&source=upload&len=25")
-    wait_for_app(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(weights))
-    wait_for_app(page)
-    page.wait_for_selector(CHART)
-    body = page.inner_text("body")
+    body = upload_weights(page, f"{app_url}/?task=adding&source=upload&len=25", weights)
     assert "your LSTM from seq2seq.safetensors, module decoder" in body.replace("`", "")
     assert "Nonlinearity (vanilla RNN only)" in body
     # Pick the encoder in the module picker: the page traces the GRU.
