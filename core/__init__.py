@@ -9,6 +9,9 @@ is tested without a browser.
 - `io/`: reading users' weights and CSVs, writing traces and models as files;
 - `views/`: what each page computes, and page state in the URL (`views/state.py`);
 - `figures/`: pure Plotly builders: the house style, the animation player, each page's figures;
+- `content.py`: the explanations and captions in content/; `claims.py`: every lesson the app
+  states, with the check that proves it on the shipped models (a lesson whose check fails is
+  not shown);
 - `limits.py`, `sharing.py`: what one request may ask of the server, and how visitors share it.
 
 `core/trace.py` and `core/zoo.py` only re-export (`from core.trace import trace, Trace`,
