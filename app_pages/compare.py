@@ -17,7 +17,7 @@ from ui.charts import animated_chart
 from ui.compute import keep_last_good
 from ui.content import explain
 from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices, page_key
-from ui.widgets import length_slider
+from ui.widgets import answer_metric, length_slider
 
 st.set_page_config(layout="wide")  # as app.py: three columns need the width
 VERDICT_COLOURS = {"better": "green", "worse": "red", "about the same": "orange"}
@@ -73,7 +73,7 @@ def scores_row(cells: dict[str, cmp.CellComparison], by_distance: dict | None) -
         with column:
             st.subheader(CELLS[cell].long_name)
             st.caption(c.choice.label)
-            st.metric("Prediction", c.result.prediction)
+            answer_metric("Prediction", c.result)
             st.metric(f"Held-out {score.metric}", f"{score.value:.4g}", badge,
                       delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",
                       help=f"Measured when the model was trained, on {score.n} held-out "

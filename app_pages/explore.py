@@ -18,7 +18,7 @@ from ui.downloads import trace_downloads
 from ui.hidden import scroll_to_top
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
 from ui.upload import weights_upload
-from ui.widgets import csv_column_picker, length_slider
+from ui.widgets import answer_metric, csv_column_picker, length_slider
 
 choices = PageChoices(ex.ExploreState, "explore")
 trained_here = st.session_state.get(TRAINED, {})
@@ -130,9 +130,9 @@ if choice.note:  # untrained, or a file that said what it is against the visitor
     st.warning(choice.note)
 if result.example.unknown:
     st.info("Not in the vocabulary (read as <unk>): " + ", ".join(result.example.unknown[:20]))
-answer, target, baseline = st.columns(3)  # the answer marked right or wrong by its target
-answer.metric("Model's answer", result.prediction, result.judgement or None, delta_arrow="off",
-              delta_color={True: "green", False: "red"}.get(result.right, "gray"))
+answer, target, baseline = st.columns(3)
+with answer:
+    answer_metric("Model's answer", result)
 target.metric("Target", result.target)
 baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
 if result.fed_note:

@@ -205,3 +205,10 @@ def test_the_airline_input_says_what_the_models_read():
     assert_clean(at)
     assert any("What the model read: 6 numbers from your 7 values" in m.value
                for m in at.markdown)
+
+
+def test_each_cells_answer_is_marked_against_the_target():
+    at = page(task="agreement", sample=0, len=30)
+    assert_clean(at)
+    marks = [m.proto.delta for m in at.metric if m.label == "Prediction"]
+    assert marks[0] == "wrong" and marks[1:] == ["right", "right"]  # the RNN, 30 words back

@@ -62,3 +62,11 @@ def segmented_control(label: str, options: list, index: int | None = None, **kwa
     if index is not None:
         kwargs["default"] = options[index]
     return st.segmented_control(label, options, required=True, **kwargs)
+
+
+def answer_metric(label: str, result) -> None:
+    """A model's answer (an Explore `Result`), marked against the example's target: right in
+    green, wrong in red, a regression's "off by ..." in grey; nothing when the target is not
+    known (typed input)."""
+    st.metric(label, result.prediction, result.judgement or None, delta_arrow="off",
+              delta_color={True: "green", False: "red"}.get(result.right, "gray"))
