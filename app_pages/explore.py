@@ -142,7 +142,8 @@ fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
                      direction=state.direction, units=units, unit=unit, t0=state.t,
                      nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"))
 animated_chart(fig, "explore_chart")
-autoplay_once("explore_chart", page_key("explore", "autoplayed"))
+if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
+    autoplay_once("explore_chart", page_key("explore", "autoplayed"))
 st.caption(caption("explore", "player", objective_note=result.objective_note))
 explain("explore")
 

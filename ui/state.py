@@ -52,7 +52,14 @@ class PageChoices(Generic[State]):
         key = page_key(page, "choices")
         if key not in st.session_state:
             st.session_state[key] = state_type.from_query(st.query_params.to_dict()).as_dict()
+            st.session_state[page_key(page, "from_link")] = bool(st.query_params.to_dict())
         self.values: dict[str, Any] = st.session_state[key]
+
+    @property
+    def from_link(self) -> bool:
+        """Whether the page was first opened with choices in its URL (a prepared link): then it
+        opens exactly as prepared, without playing by itself."""
+        return bool(st.session_state.get(page_key(self.page, "from_link")))
 
     def widget_key(self, name: str) -> str:
         """The widget key of choice `name` ("explore_task"): the CSS class st-key-explore_task."""

@@ -133,7 +133,7 @@ def animation_errors(page) -> list[str]:
 def test_a_change_or_another_page_while_the_landing_view_plays_throws_nothing(page, app_url):
     # Without ui/animation.py's guard, plotly.js keeps animating a chart that a rerun replaced
     # or a page change removed, and throws on every frame (~200 errors each time).
-    page.goto(f"{app_url}/?task=adding&cell=lstm&source=shipped&sample=3")
+    page.goto(app_url)  # the bare landing page: the only one that plays by itself
     wait_for_app(page)
     wait_until(page, PLAYING, "the landing view plays by itself", timeout_ms=30_000)
     page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
@@ -157,7 +157,7 @@ def test_reduced_motion_means_no_autoplay(browser, app_url):
                                   reduced_motion="reduce")
     page = context.new_page()
     try:
-        page.goto(f"{app_url}/?task=adding&cell=lstm&source=shipped&sample=4")
+        page.goto(app_url)  # the bare landing page, which would play otherwise
         wait_for_app(page)
         page.wait_for_selector(f"{CHART} .updatemenu-button")
         page.wait_for_timeout(2000)

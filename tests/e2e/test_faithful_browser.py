@@ -94,3 +94,15 @@ def test_a_model_opened_from_the_train_page_shows_explore_from_its_top(page, app
     shot(page, artifacts, "explore-opened-from-train")
     assert top == 0
     assert page.get_by_text("gatescope · Explore").is_visible()
+
+
+def test_a_prepared_link_opens_at_its_step_and_stays_there(page, app_url):
+    """A teacher's link with t=20 shows step 20 and waits for the teacher; only the bare
+    landing page plays by itself."""
+    page.goto(f"{app_url}/?task=adding&cell=lstm&t=20")
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=60_000)
+    assert page.evaluate(CURSOR_X) == 20
+    page.wait_for_timeout(2500)  # autoplay presses Slow within a second or two of the chart
+    assert page.evaluate(CURSOR_X) == 20
+    assert page.js_errors == []
