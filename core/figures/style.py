@@ -228,8 +228,9 @@ def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float,
                                     min_width=1, min_height=64),
                  xref="paper", yref="paper", x=x, y=top, sizex=width, sizey=length,
                  sizing="stretch", xanchor="left", yanchor="top", layer="above")
+    # the title sits clear of the top tick label, which is centred on the bar's top edge
     labels = [dict(xref="paper", yref="paper", x=x, y=top, text=label, showarrow=False,
-                   xanchor="left", yanchor="bottom", font=dict(size=title_size))]
+                   xanchor="left", yanchor="bottom", yshift=8, font=dict(size=title_size))]
     for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
         labels.append(dict(xref="paper", yref="paper", x=x + width + 0.001,
                            y=top - length + frac * length, text=_num(value), showarrow=False,
