@@ -16,6 +16,7 @@ from core.views.models import SOURCE_LABELS, session_labels
 from ui.charts import animated_chart
 from ui.compute import keep_last_good
 from ui.content import explain
+from ui.text import plain
 from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices, page_key
 from ui.widgets import answer_metric, length_slider
 
@@ -72,7 +73,7 @@ def scores_row(cells: dict[str, cmp.CellComparison], by_distance: dict | None) -
             score, by_distance[cell]))
         with column:
             st.subheader(CELLS[cell].long_name)
-            st.caption(c.choice.label)
+            st.caption(plain(c.choice.label))
             answer_metric("Prediction", c.result)
             st.metric(f"Held-out {score.metric}", f"{score.value:.4g}", badge,
                       delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",
@@ -114,8 +115,8 @@ st.caption(f"{task.title}: the same input through a vanilla RNN, an LSTM and a G
            f"{task.description}")
 if error is not None:
     error.show()
-st.markdown(f"**Input** ({T} steps): {comparison.input_text()}  \n"
-            f"**Target**: {comparison.target}  \n{task.fed_note(comparison.example)}")
+st.markdown(f"**Input** ({T} steps): {plain(comparison.input_text())}  \n"
+            f"**Target**: {plain(comparison.target)}  \n{plain(task.fed_note(comparison.example))}")
 accuracy = ({cell: accuracy_of(c.choice) for cell, c in cells.items()}
             if task.name == "agreement" else None)
 scores_row(cells, accuracy)

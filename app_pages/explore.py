@@ -17,6 +17,7 @@ from ui.content import explain
 from ui.downloads import trace_downloads
 from ui.hidden import scroll_to_top
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
+from ui.text import plain
 from ui.upload import weights_upload
 from ui.widgets import answer_metric, csv_column_picker, length_slider
 
@@ -112,7 +113,7 @@ computed, error = keep_last_good("explore", lambda: (wanted, *(
     own_trace(wanted, upload, csv_values) if wanted.source in ("session", "upload")
     else shared_trace(wanted, tuple(csv_values) if csv_values else None, csv_values))))
 if computed is None:  # nothing good yet in this session (a bad link, say): the message alone
-    (st.info if error.waiting else st.error)(str(error))
+    error.show_alone()
     st.stop()
 traced, choice, result = computed
 with st.sidebar:
@@ -123,20 +124,21 @@ units, unit = ex.picked_units(state, result.trace)
 
 task = get_task(traced.task)
 cell_name = CELLS[choice.cell].long_name if choice.model is not None else "your module"
-st.caption(f"{task.title} · {cell_name} · {choice.label}")
+st.caption(f"{task.title} · {cell_name} · {plain(choice.label)}")  # a file name, maybe
 if error is not None:
     error.show()
 if choice.note:  # untrained, or a file that said what it is against the visitor's choice
-    st.warning(choice.note)
+    st.warning(plain(choice.note))
 if result.example.unknown:
-    st.info("Not in the vocabulary (read as <unk>): " + ", ".join(result.example.unknown[:20]))
+    st.info("Not in the vocabulary (read as <unk>): "
+            + plain(", ".join(result.example.unknown[:20])))
 answer, target, baseline = st.columns(3)
 with answer:
     answer_metric("Model's answer", result)
 target.metric("Target", result.target)
 baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
 if result.fed_note:
-    st.caption(result.fed_note)
+    st.caption(plain(result.fed_note))
 
 fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
                      direction=state.direction, units=units, unit=unit, t0=state.t,

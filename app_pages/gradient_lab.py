@@ -20,6 +20,7 @@ from core.views.train import OPTIMIZER_LABELS
 from ui import live, widgets
 from ui.content import explain
 from ui.state import PageChoices
+from ui.text import plain
 
 choices = PageChoices(lab.LabState, "lab")
 
@@ -69,7 +70,7 @@ def profile_view(state: lab.LabState) -> None:
     try:
         profile = cached_profile(state.measured())
     except ValueError as error:
-        st.error(f"Cannot build this model: {error}")
+        st.error(f"Cannot build this model: {plain(error)}")
         return
     for column, number in zip(st.columns(4), lab.profile_numbers(profile)):
         column.metric(number.label, number.value, help=number.help)

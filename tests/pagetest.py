@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees of a Markdown body whose user text went through ui.text.plain:
+    backslash escapes of ASCII punctuation dropped, hard line breaks as line breaks."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("  \n", "\n")
 
 
 def assert_clean(at: AppTest) -> None:

@@ -36,6 +36,7 @@ from core.io.tables import csv_column_values
 from core.training.loop import train
 from core.training.session import describe_result, make_train_config
 from streamlit.testing.v1 import AppTest
+from pagetest import shown
 from ui.live import session_key
 from ui.state import TRAINED
 
@@ -374,7 +375,8 @@ def _assert_clean(at: AppTest) -> None:
 
 
 def _messages(at: AppTest, kind: str) -> list[str]:
-    return [m.value for m in getattr(at, kind)]
+    """What the reader sees in every alert of `kind` (user text in it is escaped Markdown)."""
+    return [shown(m.value) for m in getattr(at, kind)]
 
 
 def _chart(at: AppTest) -> str:
@@ -528,5 +530,6 @@ def test_app(case: Bad):
         else:
             assert not any("Not in the vocabulary" in i for i in infos), infos
         if case.where == WEIGHTS:  # the file's name is shown as typed, in Markdown (escaped)
-            assert any(case.value[0] in c.value and not c.proto.allow_html for c in at.caption)
+            assert any(case.value[0] in shown(c.value) and not c.proto.allow_html
+                       for c in at.caption)
     _assert_readable_and_escaped(at, case)

@@ -12,7 +12,7 @@ from core.training import zoo
 from core.tasks import TASKS, Score
 from streamlit.testing.v1 import AppTest
 
-from pagetest import assert_clean
+from pagetest import assert_clean, shown
 
 PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "compare.py"
 TRAINED = "gatescope.trained"
@@ -185,7 +185,7 @@ def test_a_model_trained_in_this_session_replaces_the_shipped_one_for_its_cell()
     at.selectbox(key="compare_lstm").set_value("adding · LSTM · 10:00").run()
     assert_clean(at)
     assert at.query_params["lstm"] == "adding · LSTM · 10:00"
-    assert any("trained in this session: adding · LSTM · 10:00" in c.value for c in at.caption)
+    assert any("trained in this session: adding · LSTM · 10:00" in shown(c.value) for c in at.caption)
     table = at.table[0].value
     assert table.loc["Training time (recorded when trained)", "LSTM"] == "2.0 s, 30 steps"
     assert table.loc["Recurrent parameters", "LSTM"] == f"{4 * (8 * (2 + 8) + 16):,}"
@@ -203,7 +203,7 @@ def test_open_in_compare_from_the_train_page():
 def test_the_airline_input_says_what_the_models_read():
     at = page(task="airline", input="text", text="112 118 132 129 121 135 148")
     assert_clean(at)
-    assert any("What the model read: 6 numbers from your 7 values" in m.value
+    assert any("What the model read: 6 numbers from your 7 values" in shown(m.value)
                for m in at.markdown)
 
 

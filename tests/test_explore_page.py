@@ -15,7 +15,7 @@ from core.training import zoo
 from core.tasks import TASKS
 from streamlit.testing.v1 import AppTest
 
-from pagetest import assert_clean
+from pagetest import assert_clean, shown
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 CELLS = ("rnn", "lstm", "gru")
@@ -39,7 +39,7 @@ def chart(at: AppTest) -> dict:
 def test_landing_is_a_trained_lstm_with_no_clicks():
     at = app()
     assert_clean(at)
-    assert "trained LSTM" in at.caption[0].value
+    assert "trained LSTM" in shown(at.caption[0].value)
     assert not at.warning  # a trained model carries no "untrained" warning
     spec = chart(at)
     assert len(spec["frames"]) >= 2 and spec["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
@@ -50,7 +50,7 @@ def test_landing_is_a_trained_lstm_with_no_clicks():
 def test_every_task_and_cell_with_a_random_init_is_labelled_untrained(task, cell):
     at = app(task=task, cell=cell, source="random", seed=3)
     assert_clean(at)
-    assert "UNTRAINED" in at.caption[0].value
+    assert "UNTRAINED" in shown(at.caption[0].value)
     assert "untrained" in at.warning[0].value
     spec = chart(at)
     assert len(spec["frames"]) >= 1
@@ -64,7 +64,7 @@ def test_every_shipped_model(task, cell):
     at = app(task=task, cell=cell)
     assert_clean(at)
     assert not at.error
-    assert f"trained {cell.upper()}" in at.caption[0].value
+    assert f"trained {cell.upper()}" in shown(at.caption[0].value)
     chart(at)
 
 
@@ -219,7 +219,7 @@ def test_a_model_trained_in_this_session_opens_from_the_train_page(gru_trained_h
     at.session_state["gatescope.explore.open"] = "adding · GRU · 10:00:00"
     at.run()
     assert_clean(at)
-    caption = at.caption[0].value
+    caption = shown(at.caption[0].value)
     assert "Adding problem" in caption and "GRU" in caption and "adding · GRU · 10:00:00" in caption
     assert at.selectbox(key="explore_run").value == "adding · GRU · 10:00:00"
     spec = chart(at)
@@ -239,7 +239,7 @@ def test_links_made_before_sources_had_one_word_each_still_open_the_shipped_mode
     assert "source" not in ex.ExploreState.from_query({"source": "trained"}).to_query()
     at = app(task="adding", cell="gru", source="trained")
     assert_clean(at)
-    assert "shipped trained GRU" in at.caption[0].value
+    assert "shipped trained GRU" in shown(at.caption[0].value)
 
 
 # -- uploads: the module picker and the nonlinearity ---------------------------------------------
@@ -288,12 +288,12 @@ def test_the_upload_picker_lists_the_modules_and_the_page_traces_the_one_picked(
     assert picker.options == ["decoder: LSTM with input size 2, hidden size 5, 2 layers",
                               "encoder.rnn: GRU with input size 2, hidden size 4, 1 layer"]
     assert picker.value == "decoder"  # the first, by default
-    assert "your LSTM from seq2seq.safetensors, module `decoder`" in at.caption[0].value
+    assert "your LSTM from seq2seq.safetensors, module `decoder`" in shown(at.caption[0].value)
     assert at.radio(key="explore_upload_nonlinearity").disabled  # an LSTM has no such choice
     assert "Layer" in [s.label for s in at.selectbox]  # two layers: the layer picker
     picker.set_value("encoder.rnn").run()
     assert_clean(at)
-    assert "your GRU from seq2seq.safetensors, module `encoder.rnn`" in at.caption[0].value
+    assert "your GRU from seq2seq.safetensors, module `encoder.rnn`" in shown(at.caption[0].value)
     assert "update" in json.dumps(chart(at)["layout"])  # the GRU's trace, not the cached LSTM's
     assert not at.query_params.get("prefix")  # an upload's choices stay out of the URL
 
@@ -306,16 +306,16 @@ def test_the_upload_nonlinearity_choice_reaches_the_trace():
     assert_clean(at)
     radio = at.radio(key="explore_upload_nonlinearity")
     assert radio.value == "tanh" and not radio.disabled and "vanilla RNN only" in radio.label
-    assert "(tanh, input 2" in at.caption[0].value
+    assert "(tanh, input 2" in shown(at.caption[0].value)
     assert "explore_upload_prefix" not in [s.key for s in at.selectbox]  # one module: no picker
     radio.set_value("relu").run()
     assert_clean(at)
-    assert "your RNN from relu.safetensors (relu, input 2" in at.caption[0].value
+    assert "your RNN from relu.safetensors (relu, input 2" in shown(at.caption[0].value)
     # The file's own metadata wins over the choice, and the page says so.
     at.radio(key="explore_upload_nonlinearity").set_value("tanh")
     upload(at, "exported.safetensors", save(rnn.state_dict(), metadata={"nonlinearity": "relu"}))
     assert_clean(at)
-    assert "relu as the file says, not your tanh" in at.caption[0].value
+    assert "relu as the file says, not your tanh" in shown(at.caption[0].value)
     assert any("This file says its RNN uses relu" in w.value for w in at.warning)
 
 
@@ -326,4 +326,4 @@ def test_a_wrong_answer_is_marked_wrong_and_the_airline_input_is_said():
     assert answer.proto.delta == "wrong"  # the RNN at chance 30 words from the subject
     at = app(task="airline", source="random", seed=3, input="text", text="112 118 132 129")
     assert_clean(at)
-    assert any("What the model read: 3 numbers from your 4 values" in c.value for c in at.caption)
+    assert any("What the model read: 3 numbers from your 4 values" in shown(c.value) for c in at.caption)

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import pagetest
-from pagetest import click
+from pagetest import click, shown
 
 from core.limits import LIMITS
 from core.tasks import TASKS
@@ -166,7 +166,7 @@ def test_values_over_the_limits_in_the_url_are_ignored():
 def test_a_model_over_the_parameter_limit_is_refused_with_its_size():
     at = open_page(cells="lstm", hidden="512", layers="4")
     click(at, "Train")
-    (error,) = [e.value for e in at.error]
+    (error,) = [shown(e.value) for e in at.error]
     assert "Cannot start training: A 4-layer LSTM with 512 units has" in error
     assert f"at most {LIMITS.max_params:,} can be trained here" in error
     assert SESSION not in at.session_state and not trained(at)

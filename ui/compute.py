@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.views.explore import NeedsInput
 from ui.state import page_key
+from ui.text import plain
 
 T = TypeVar("T")
 
@@ -25,11 +26,16 @@ class Problem:
         return self.message
 
     def show(self) -> None:
-        """Say it above the page's view."""
+        """Say it above the page's view, as text: a message may quote what the visitor typed,
+        uploaded or linked (ui/text.py)."""
         if self.waiting:
-            st.info(f"{self.message}  \nUntil then, your last view stays below.")
+            st.info(f"{plain(self.message)}  \nUntil then, your last view stays below.")
         else:
-            st.error(f"{self.message}  \nShowing your last good view instead.")
+            st.error(f"{plain(self.message)}  \nShowing your last good view instead.")
+
+    def show_alone(self) -> None:
+        """Say it where there is no view to keep (nothing has worked yet in this session)."""
+        (st.info if self.waiting else st.error)(plain(self.message))
 
 
 def keep_last_good(page: str, compute: Callable[[], T]) -> tuple[T | None, Problem | None]:

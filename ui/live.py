@@ -23,6 +23,7 @@ from core.training.loop import ProgressEvent, TrainResult
 from core.training.session import RunProgress, RunSpec, TrainingSession, describe_result
 from core.views.train import baseline_line
 from ui.state import page_key
+from ui.text import plain
 
 # How often a running session's progress is redrawn: each redraw is a script run on the shared
 # server (figures built and sent), so not more often than this.
@@ -87,7 +88,7 @@ def start_stop(page: str, label: str, runs: Callable[[], list[RunSpec]]) -> None
             st.session_state[session_key(page)] = TrainingSession(runs()).start()
             busy = True
         except ValueError as error:
-            st.error(f"Cannot start training: {error}")
+            st.error(f"Cannot start training: {plain(error)}")
     stop.button("Stop", disabled=not busy, on_click=stop_session, args=(page,), width="stretch")
 
 

@@ -8,6 +8,7 @@ from core.io.tables import csv_column_values
 from core.limits import LIMITS
 from core.tasks import Task
 from ui.state import PageChoices
+from ui.text import plain
 
 
 def length_slider(choices: PageChoices, task: Task, name: str = "len") -> int:
@@ -43,7 +44,7 @@ def csv_column_picker(page: str) -> list[float] | None:
         column = st.selectbox("Column", columns, index=len(columns) - 1, key=f"{page}_csv_col")
         return csv_column_values(file.getvalue(), column)[0]
     except ValueError as err:
-        st.error(str(err))
+        st.error(plain(err))
         return None
 
 
