@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def shown(markdown: str) -> str:
     """The text a reader sees of a Markdown body whose user text went through ui.text.plain:
-    backslash escapes of ASCII punctuation dropped, hard line breaks as line breaks."""
+    backslash escapes of ASCII punctuation and the zero-width spaces that break links dropped,
+    hard line breaks as line breaks."""
+    markdown = markdown.replace("&#8203;", "")
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("  \n", "\n")
 
 

@@ -15,9 +15,16 @@ import re
 import string
 import unicodedata
 
+#: Where GitHub-flavoured Markdown would still make a link of escaped text: it finds URLs
+#: ("http://", "www.") and e-mail addresses in the text after escapes are read. A zero-width
+#: space, written as an entity (the Markdown stays free of invisible characters), breaks each
+#: pattern without changing what is shown.
+_LINK_STARTS = re.compile(r"(\\:|www(?=\\\.)|(?=\\@))", re.IGNORECASE)
+_BREAK = "&#8203;"
+
 #: Every ASCII punctuation character: CommonMark lets a backslash escape each of them, and
-#: escaped they are literal text to every extension Streamlit adds (math, colours, emoji
-#: shortcodes, directives, autolinked URLs).
+#: escaped they are literal text to Markdown and to Streamlit's extensions (math, colours,
+#: emoji shortcodes), though not to GFM's links of bare URLs (above).
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 
 
@@ -31,6 +38,8 @@ def visible(text: object) -> str:
 
 def plain(text: object) -> str:
     """Markdown that shows exactly the visible characters of `text` (see `visible`): every ASCII
-    punctuation mark backslash-escaped, line breaks kept as line breaks."""
+    punctuation mark backslash-escaped, URLs and e-mail addresses broken by an invisible
+    zero-width space so that nothing becomes a link, line breaks kept as line breaks."""
     escaped = _PUNCTUATION.sub(r"\\\1", visible(text))
+    escaped = _LINK_STARTS.sub(lambda match: match.group(0) + _BREAK, escaped)
     return "  \n".join(escaped.split("\n"))
