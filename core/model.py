@@ -14,6 +14,7 @@ tagging tasks read every step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -120,6 +121,7 @@ def initialise(
     init: str = "default",
     forget_bias: float | None = None,
     update_bias: float | None = None,
+    generator: torch.Generator | None = None,
 ) -> None:
     """Re-initialise a recurrent module in place.
 
@@ -129,6 +131,8 @@ def initialise(
     forget_bias (LSTM) sets the forget gate's total bias (b_ih + b_hh) so f = sigmoid(bias) > 1/2
     and the cell state is kept by default (Jozefowicz et al. 2015). update_bias (GRU) does the same
     for the update gate z: in PyTorch h' = (1 - z) * n + z * h, so z near 1 keeps the old state.
+    generator: where the random draws come from (None: torch's process-wide generator, which
+    other threads draw from too).
     """
     if init not in INITS:
         raise ValueError(f"unknown initialiser {init!r}; choose one of {', '.join(INITS)}")
@@ -142,9 +146,9 @@ def initialise(
                     continue
                 for block in param.split(H, dim=0):  # one block per gate
                     if init == "orthogonal" and name.startswith("weight_hh"):
-                        nn.init.orthogonal_(block)
+                        nn.init.orthogonal_(block, generator=generator)
                     elif init == "xavier":
-                        nn.init.xavier_uniform_(block)
+                        nn.init.xavier_uniform_(block, generator=generator)
                     # orthogonal: input weights keep PyTorch's default
         if forget_bias is not None and mode == "LSTM":
             _set_gate_bias(rnn, gate=1, value=forget_bias)  # i, f, g, o
@@ -168,12 +172,45 @@ def build_sequence_model(
     forget_bias: float | None = None,
     update_bias: float | None = None,
 ) -> SequenceModel:
-    """A freshly initialised SequenceModel, identical for identical arguments."""
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(int(seed))
-    try:
+    """A freshly initialised SequenceModel, identical for identical arguments whatever other
+    threads do.
+
+    Every visitor runs in a thread of one process, so nothing here touches torch's process-wide
+    generator: the modules are made without weights (on the meta device, which draws nothing)
+    and every parameter is drawn from a generator of this build's own, in the order and from the
+    distributions PyTorch's constructors use. The weights are bit for bit those that
+    `torch.manual_seed(seed)` followed by `SequenceModel(spec)` gives (tests/test_concurrency.py
+    holds them to it), so the shipped zoo's recipes make the same models as before."""
+    generator = torch.Generator().manual_seed(int(seed))
+    with torch.device("meta"):
         model = SequenceModel(spec)
-        initialise(model.rnn, init=init, forget_bias=forget_bias, update_bias=update_bias)
-    finally:
-        torch.random.set_rng_state(generator_state)
+    model.to_empty(device="cpu")
+    with torch.no_grad():
+        reset_like_pytorch(model, generator)
+    initialise(model.rnn, init=init, forget_bias=forget_bias, update_bias=update_bias,
+               generator=generator)
     return model
+
+
+def reset_like_pytorch(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialisation of every submodule (each class's `reset_parameters`),
+    drawn from `generator`, in the order the modules were made (`modules()` lists them in the
+    order they were assigned, which is the order they were constructed in). A module type whose
+    initialisation is not written out here is refused rather than left uninitialised."""
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):  # N(0, 1), the padding row zero
+            nn.init.normal_(module.weight, generator=generator)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].fill_(0)
+        elif isinstance(module, nn.RNNBase):  # U(-1/sqrt(H), 1/sqrt(H)) for every parameter
+            bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
+            for parameter in module.parameters():
+                nn.init.uniform_(parameter, -bound, bound, generator=generator)
+        elif isinstance(module, nn.Linear):  # kaiming_uniform_(a=sqrt(5)), bias U(±1/sqrt(fan_in))
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                fan_in = module.weight.shape[1]
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+        elif any(True for _ in module.parameters(recurse=False)):
+            raise TypeError(f"no initialisation written for {type(module).__name__}")
