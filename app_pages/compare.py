@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from core import claims
@@ -14,7 +12,7 @@ from core.tasks import TASKS, get_task
 from core.views import compare as cmp
 from core.views.models import SOURCE_LABELS, session_labels
 from ui.charts import animated_chart
-from ui.compute import keep_last_good
+from ui.compute import keep_last_good, session_memo
 from ui.content import explain
 from ui.text import plain
 from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices, page_key
@@ -52,21 +50,24 @@ def choices_sidebar() -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running and measuring the three models…")
-def run_comparison(state: cmp.CompareState, model_keys: tuple, _models) -> cmp.Comparison:
-    """Cached per input and models: the same view costs nothing for the next visitor."""
-    return cmp.compare(state, _models, cmp.make_example(state))
+def shipped_comparison(state: cmp.CompareState) -> cmp.Comparison:
+    """Shipped models only, the same for every visitor: cached once per input for the process."""
+    return cmp.compare(state, cmp.pick_models(state.task), cmp.make_example(state))
 
 
 def comparison_for(state: cmp.CompareState) -> cmp.Comparison:
+    """A model trained in this session is the visitor's own: never in the shared cache."""
     chosen = cmp.pick_models(state.task, trained, state.picks())
-    picked = replace(state, t=0, **{c: m.label if m.source == "session" else cmp.SHIPPED
-                                    for c, m in chosen.items()})
-    return run_comparison(picked, tuple(m.key for m in chosen.values()), chosen)
+    picked = cmp.resolved(state, chosen)
+    if all(m.source == "shipped" for m in chosen.values()):
+        return shipped_comparison(picked)
+    with st.spinner("Running and measuring the three models…"):
+        return session_memo("compare", (picked, tuple(m.key for m in chosen.values())),
+                            lambda: cmp.compare(picked, chosen, cmp.make_example(picked)))
 
 
 def scores_row(cells: dict[str, cmp.CellComparison], by_distance: dict | None) -> None:
-    """Each cell's prediction and held-out score against the baseline, by the one rule (also
-    on long distances alone, for agreement)."""
+    """Each cell's prediction and its held-out verdict (agreement: at long distances too)."""
     for column, (cell, c) in zip(st.columns(len(cells)), cells.items()):
         score = c.choice.score
         badge, verdict = cmp.verdict_badge(score, by_distance and cmp.long_distance_score(
@@ -144,8 +145,4 @@ if accuracy:
                     config={"displaylogo": False})
     st.caption(f"{cmp.AGREEMENT_PER_DISTANCE} held-out sentences at each distance; longer "
                "distances also put more attractor nouns between subject and verb.")
-lstm = cells["lstm"].choice.rnn
-parameters = cmp.recurrent_params_formula(lstm.input_size, lstm.hidden_size)
-explain("compare", lessons=claims.lessons("compare"), input_size=lstm.input_size,
-        hidden_size=lstm.hidden_size, margin=cells["lstm"].choice.score.margin_text,
-        **{cell: f"{n:,}" for cell, n in parameters.items()})
+explain("compare", lessons=claims.lessons("compare"), **cmp.explanation_values(cells))

@@ -212,3 +212,36 @@ def test_each_cells_answer_is_marked_against_the_target():
     assert_clean(at)
     marks = [m.proto.delta for m in at.metric if m.label == "Prediction"]
     assert marks[0] == "wrong" and marks[1:] == ["right", "right"]  # the RNN, 30 words back
+
+
+def shared_comparisons() -> list:
+    """Every Comparison in the process's st.cache_resource caches (shared by all visitors)."""
+    from core.views.compare import Comparison
+    from streamlit.runtime.caching import cache_resource_api
+    found = []
+    for caches in cache_resource_api._resource_caches._function_caches.values():
+        for cache in caches.values():
+            with cache._mem_cache_lock:
+                values = [result.value for result in cache._mem_cache.values()]
+            found += [v for v in values if isinstance(v, Comparison)]
+    return found
+
+
+def test_a_comparison_with_a_session_model_stays_in_that_session():
+    """README: what is a visitor's own is never put in a shared cache (issue 19, item 3)."""
+    import streamlit as st
+    st.cache_resource.clear()
+    mine = fake_trained("adding", "lstm")
+    trained = {"adding · LSTM · 10:00": mine}
+    at = page({TRAINED: trained}, lstm="adding · LSTM · 10:00", sample=4)
+    assert_clean(at)
+    assert any("trained in this session: adding · LSTM · 10:00" in shown(c.value) for c in at.caption)
+    for comparison in shared_comparisons():
+        assert all(c.choice.source == "shipped" for c in comparison.cells.values())
+        assert all(c.choice.model is not mine.model for c in comparison.cells.values())
+    kept = at.session_state["gatescope.compare.memo"][1]  # the session's own, newest only
+    assert kept.cells["lstm"].choice.model is mine.model
+    # Back to the shipped models: that comparison is shared, and cached for the next visitor.
+    at.selectbox(key="compare_lstm").set_value("").run()
+    assert_clean(at)
+    assert [c.cells["lstm"].choice.source for c in shared_comparisons()] == ["shipped"]

@@ -114,6 +114,14 @@ def pick_models(task: str, trained: Mapping[str, TrainResult] | None = None,
     return chosen
 
 
+def resolved(view: CompareState, chosen: Mapping[str, ModelChoice]) -> CompareState:
+    """The view as the comparison's cache key: the cursor left out (moving it recomputes
+    nothing) and each cell's pick as the model it resolved to (a pick that names no model of
+    this session is the shipped one)."""
+    return replace(view, t=0, **{cell: m.label if m.source == "session" else SHIPPED
+                                 for cell, m in chosen.items()})
+
+
 # ---------------------------------------------------------------------------------------------
 # The input
 
@@ -336,6 +344,15 @@ def recurrent_params_formula(input_size: int, hidden_size: int) -> dict[str, int
     """Parameters of one layer of each cell: gates x (H*(I+H) + 2H). GRU has 3 blocks, LSTM 4."""
     block = hidden_size * (input_size + hidden_size) + 2 * hidden_size
     return {"rnn": block, "lstm": 4 * block, "gru": 3 * block}
+
+
+def explanation_values(cells: Mapping[str, CellComparison]) -> dict[str, object]:
+    """What the page's explanation fills in: the LSTM's sizes and margin, and each cell's
+    recurrent parameters at those sizes."""
+    lstm = cells["lstm"].choice
+    parameters = recurrent_params_formula(lstm.rnn.input_size, lstm.rnn.hidden_size)
+    return {"input_size": lstm.rnn.input_size, "hidden_size": lstm.rnn.hidden_size,
+            "margin": lstm.score.margin_text, **{cell: f"{n:,}" for cell, n in parameters.items()}}
 
 
 #: Agreement is judged at long distances too: beyond this many words between subject and verb,
