@@ -35,7 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
-from harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app  # noqa: E402
+from harness import (  # noqa: E402
+    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, tree_cpu_seconds,
+    tree_memory_bytes,
+)
 
 MEMORY_TARGET_BYTES = 1.5 * 2**30
 #: How long one action may take before it counts as an error. Generous: twenty browsers and the
@@ -95,55 +98,6 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-def _stat(pid: int) -> list[str]:
-    """/proc/<pid>/stat's fields after the command name (field 3 onwards)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every live descendant: the server, its fork server and training processes."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
-            except (OSError, IndexError):
-                pass  # it ended while we looked
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of the process tree so far: each live process's own, plus that of the children
-    it has reaped (training processes that have ended)."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            fields = _stat(member)
-            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def tree_memory_bytes(pid: int) -> int:
-    """Proportional set size (PSS) of the process tree: pages shared by the fork server and
-    its training processes count once in all, not once per process."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
 
 
 async def _script_done(page) -> None:

@@ -29,15 +29,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int, log_path: Path, timeout: float = 60) -> subprocess.Popen:
-    """Start `streamlit run app.py` headless on `port`; return once /_stcore/health answers."""
+def start_app(port: int, log_path: Path, timeout: float = 60,
+              options: dict[str, object] | None = None) -> subprocess.Popen:
+    """Start `streamlit run app.py` headless on `port`; return once /_stcore/health answers.
+    `options` are more of Streamlit's settings, e.g. {"server.disconnectedSessionTTL": 3}."""
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py",
          "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
+         "--server.fileWatcherType", "none",
+         *(f"--{name}={value}" for name, value in (options or {}).items())],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -94,3 +97,54 @@ def wait_until(page, condition: str, what: str, arg=None, timeout_ms: int = 10_0
         page.wait_for_function(condition, arg=arg, timeout=timeout_ms, polling=50)
     except Exception as error:  # Playwright's TimeoutError
         raise AssertionError(f"{what} (not within {timeout_ms} ms)") from error
+
+
+# -- the server's processes, read from /proc -----------------------------------------------
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every live descendant: the server, its fork server and training processes."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):
+                pass  # it ended while we looked
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of the process tree so far: each live process's own, plus that of the children
+    it has reaped (training processes that have ended)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = _stat(member)
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_memory_bytes(pid: int) -> int:
+    """Proportional set size (PSS) of the process tree: pages shared by the fork server and
+    its training processes count once in all, not once per process."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
