@@ -81,6 +81,7 @@ class Bad:
     fields: dict | None = None  # URL, core: View fields after parsing
     widgets: dict | None = None  # URL, app: widget key -> value shown
     html: str | None = None  # a tag the user typed: it must stay literal text, never rendered
+    markdown: str | None = None  # Markdown the user wrote: shown as typed, never drawn (escaped)
     layers: tuple[str, ...] = (CORE, APP_LAYER)
     bug: str | None = None  # a known defect (file, what happens): xfail(strict=True)
     bug_layers: tuple[str, ...] = (CORE, APP_LAYER)
@@ -270,6 +271,23 @@ CASES = [
              steps=200),
         r"Diverged: the loss became (nan|inf) at step \d+: training stopped and the last weights "
         r"that gave a finite loss were kept", REPORTED, task="adding"),
+    # -- Markdown a visitor wrote (issue 19, item 7): shown as typed, never drawn. The browser's
+    #    side (nothing fetched, no link, no LaTeX): tests/e2e/test_injection_browser.py --------
+    *(Bad(f"url-markdown-{name}", URL, dict(task="adding", source="random", input="text",
+                                           text=typed),
+          rf"could not read '{re.escape(typed)}' as a number", fields=dict(text=typed),
+          markdown=typed)
+      for name, typed in [("image", "![x](https://example.invalid/a.png)"),
+                          ("link", "go[log_in](https://example.invalid/phish)"),
+                          ("bare-url", "https://example.invalid/bare"),
+                          ("www", "www.example.invalid"),
+                          ("e-mail", "me@example.invalid"),
+                          ("latex", "$x^2+y_1$"),
+                          ("colour", ":red[alarm]!"),
+                          ("heading", "#Heading")]),
+    Bad("weights-markdown-file-name", WEIGHTS, ("![w](x.png) $y$ :red[z].safetensors", GRU_8),
+        None, ACCEPTED, markdown="![w](x.png) $y$ :red[z].safetensors",
+        check=lambda choice: choice.rnn.hidden_size == 8),
 ]
 
 
@@ -408,10 +426,17 @@ def _strings(node):
 
 
 def _assert_readable_and_escaped(at: AppTest, case: Bad) -> None:
-    """No invisible characters in a message or a chart label; user text never reaches HTML."""
+    """No invisible characters in a message or a chart label; user text never reaches HTML,
+    and Markdown the user wrote is shown as the characters they typed (ui.text.plain)."""
     for kind in ("error", "warning", "info"):
         for body in _messages(at, kind):
             assert not _invisible(body), f"invisible characters in the {kind}: {body!r}"
+    if case.markdown is not None:
+        bodies = [m.value for kind in ("error", "warning", "info", "caption", "markdown")
+                  for m in getattr(at, kind)]
+        raw = re.compile(r"(?<!\\)" + re.escape(case.markdown))  # not begun by an escape
+        assert not any(raw.search(body) for body in bodies), "user Markdown left active"
+        assert any(case.markdown in shown(body) for body in bodies), "user text not shown"
     chart = at.get("plotly_chart")
     if chart:
         for text in _strings(json.loads(chart[0].proto.spec).get("data", [])):

@@ -148,3 +148,24 @@ def tree_memory_bytes(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+# -- big files, as a hostile visitor uploads them -------------------------------------------
+
+def big_csv() -> bytes:
+    """About 19 MB of CSV: a month column and three columns of numbers, 840,000 rows."""
+    rows = (f"{1949 + i // 12}-{i % 12 + 1:02d},{100 + i % 500},{i * 0.5:.1f},{i % 7}\n"
+            for i in range(840_000))
+    return ("month,passengers,load,weekday\n" + "".join(rows)).encode()
+
+
+def big_checkpoint() -> bytes:
+    """About 12 MB: the state_dict of a 2-layer LSTM with 512 units, 3.2 M parameters (under
+    the 5 M limit), as safetensors."""
+    import torch
+    from safetensors.torch import save
+
+    generator = torch.Generator().manual_seed(0)
+    lstm = torch.nn.LSTM(2, 512, num_layers=2)
+    return save({name: torch.rand(p.shape, generator=generator) - 0.5
+                 for name, p in lstm.state_dict().items()})
