@@ -6,18 +6,20 @@ import streamlit as st
 
 from core.cells import CELLS
 from core.content import caption
-from core.figures.explore import explore_figure
+from core.figures.explore import explore_figure, overflow_note
+from core.io.tables import CsvChoice
 from core.tasks import TASKS, get_task
 from core.views import explore as ex
 from core.views.models import SOURCE_LABELS, SOURCES, Upload, session_labels
 from ui.animation import autoplay_once
 from ui.charts import animated_chart
-from ui.compute import keep_last_good, session_memo
+from ui.compute import keep_last_good
 from ui.content import explain
 from ui.downloads import trace_downloads
 from ui.hidden import scroll_to_top
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
 from ui.text import plain
+from ui.traces import explore_trace
 from ui.upload import weights_upload
 from ui.widgets import answer_metric, csv_column_picker, length_slider
 
@@ -29,15 +31,15 @@ if opened in trained_here:  # "Open in Explore" on the Train page
     scroll_to_top("explore_opened")
 
 
-def model_and_input_sidebar() -> tuple[Upload | None, list[float] | None]:
-    """Task, model and input choices; returns the uploaded weights and CSV values, if any."""
+def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None]:
+    """Task, model and input choices; returns the uploaded weights and CSV column, if any."""
     pick, values = choices.widget, choices.values
     st.header("Choices")
     pick(st.selectbox, "Task", "task", TASKS, lambda n: TASKS[n].title)
     runs = session_labels(values["task"], trained_here)
     pick(st.radio, "Model", "source", [s for s in SOURCES if s != "session" or runs
                                         or values["source"] == s], SOURCE_LABELS.get)
-    upload = csv_values = None
+    upload = csv = None
     if values["source"] in ("shipped", "random"):
         pick(st.radio, "Cell", "cell", CELLS, lambda c: CELLS[c].long_name, horizontal=True)
     if values["source"] == "random":
@@ -58,26 +60,8 @@ def model_and_input_sidebar() -> tuple[Upload | None, list[float] | None]:
              help="Words for the word tasks; numbers for adding / airline (see the task's "
                   "description).")
     else:
-        csv_values = csv_column_picker("explore")
-    return upload, csv_values
-
-
-@st.cache_resource(max_entries=24, show_spinner=False)
-def shared_trace(state: ex.ExploreState, csv_key: tuple | None, _csv):
-    """Shipped and random models are the same for every visitor: one cache for the process."""
-    choice = ex.resolve_model(state)
-    return choice, ex.run(state, choice, ex.make_example(state, _csv))
-
-
-def own_trace(state: ex.ExploreState, upload, csv_values):
-    """An upload or a session's model is this visitor's own: never in the shared cache."""
-    weights = (id(trained_here.get(state.run)) if state.source == "session" else
-               upload.cache_key if upload else None)
-
-    def compute():
-        choice = ex.resolve_model(state, upload, session_models=trained_here)
-        return choice, ex.run(state, choice, ex.make_example(state, csv_values))
-    return session_memo("explore", (state, weights, tuple(csv_values or ())), compute)
+        csv = csv_column_picker("explore")
+    return upload, csv
 
 
 def look_at_sidebar(tr) -> ex.ExploreState:
@@ -107,11 +91,10 @@ def step_by(delta: int) -> None:
 
 st.title("gatescope · Explore")
 with st.sidebar:
-    upload, csv_values = model_and_input_sidebar()
+    upload, csv = model_and_input_sidebar()
 wanted = choices.state().traced()
-computed, error = keep_last_good("explore", lambda: (wanted, *(
-    own_trace(wanted, upload, csv_values) if wanted.source in ("session", "upload")
-    else shared_trace(wanted, tuple(csv_values) if csv_values else None, csv_values))))
+computed, error = keep_last_good("explore", lambda: (
+    wanted, *explore_trace(wanted, upload, csv, trained_here)))
 if computed is None:  # nothing good yet in this session (a bad link, say): the message alone
     error.show_alone()
     st.stop()
@@ -129,6 +112,8 @@ if error is not None:
     error.show()
 if choice.note:  # untrained, or a file that said what it is against the visitor's choice
     st.warning(plain(choice.note))
+if overflowed := overflow_note(result.trace, state.layer, state.direction):
+    st.warning(plain(overflowed))  # the figure marks it too: inf and NaN are not drawn
 if result.example.unknown:
     st.info("Not in the vocabulary (read as <unk>): "
             + plain(", ".join(result.example.unknown[:20])))

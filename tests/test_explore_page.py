@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save
 
-from core.io.tables import csv_column_values
+from core.io.tables import CSV_RULES, csv_column_values, read_table
+from core.numerics import denormals_flushed
+from core.tasks import Example, get_task
 from core.views import explore as ex
+from core.views import models
 from core.training import zoo
 from core.tasks import TASKS
 from streamlit.testing.v1 import AppTest
 
 from pagetest import assert_clean, shown
+from ui.state import page_key
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 CELLS = ("rnn", "lstm", "gru")
@@ -194,6 +200,132 @@ def test_csv_column_values():
     view = ex.ExploreState(task="airline", input="csv", source="random")
     example = ex.make_example(view, [float(v) for v in range(100, 130)])
     assert len(example) > 0
+
+
+# -- CSV input (issue 19 items 2, 8, 9) -------------------------------------------------------------
+
+GOOD_CSV = b"month,passengers\n" + b"".join(f"m{i},{100 + 3 * i}\n".encode() for i in range(20))
+
+
+def csv_upload(at: AppTest, data: bytes, name: str = "passengers.csv") -> AppTest:
+    at.get("file_uploader")[0].set_value((name, data, "text/csv"))
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def csv_app(data: bytes = GOOD_CSV) -> AppTest:
+    return csv_upload(app(task="airline", source="random", input="csv"), data)
+
+
+def test_a_csv_is_read_once_per_file_not_on_every_rerun(monkeypatch):
+    import ui.widgets
+
+    reads = []
+    monkeypatch.setattr(ui.widgets, "read_table", lambda data: reads.append(1) or
+                        read_table(data))
+    at = csv_app()
+    kept = at.session_state[page_key("explore", "csv_table")]
+    next(b for b in at.button if b.label == "step ▶").click().run()
+    assert_clean(at)
+    assert len(reads) == 1 and at.session_state[page_key("explore", "csv_table")] is kept
+    csv_upload(at, GOOD_CSV.replace(b"m19,157", b"m19,158"))  # another file: read once more
+    assert len(reads) == 2
+
+
+def test_a_csv_trace_stays_in_its_session_and_goes_with_it():
+    """Nothing of a visitor's file is kept by the process: the CSV's table and its trace were
+    kept alive by the cache every visitor shares (keyed by the values), and never returned."""
+    at = csv_app()
+    kept = at.session_state[page_key("explore", "csv_table")][2]
+    _, (_, result) = at.session_state[page_key("explore", "memo")]
+    assert result.example.info["values"][-1] == 157  # this trace is the CSV's
+    gone = [weakref.ref(kept), weakref.ref(result), weakref.ref(result.example)]
+    del kept, result, at
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None, None]
+
+
+def test_the_rules_are_stated_under_the_uploader_and_how_the_file_was_read():
+    at = csv_app("month;passengers\n1949-01;112,5\n1949-02;118,2\n1949-03;130,7\n".encode())
+    captions = [shown(c.value) for c in at.sidebar.caption]
+    assert CSV_RULES in captions
+    assert ("Read as semicolon-separated, 3 rows of data; decimal comma in “passengers”."
+            in captions)
+    _, (_, result) = at.session_state[page_key("explore", "memo")]
+    assert result.example.info["values"] == [112.5, 118.2, 130.7]
+    assert not at.error
+
+
+def test_a_bad_csv_says_its_own_problem_and_keeps_the_last_view():
+    at = csv_app()
+    before = chart(at)
+    csv_upload(at, b"month,passengers\n1949-01,112\n1949-02,118,5\n")
+    errors = [shown(e.value) for e in at.error]
+    assert len(errors) == 1, errors  # said once, where every input problem is said
+    assert errors[0].startswith("Row 2 of the data (line 3 of the file) has 3 fields")
+    assert "Showing your last good view instead." in errors[0]
+    assert not any("Upload a CSV file" in i.value for i in at.info)  # one was uploaded
+    assert chart(at) == before
+
+
+def test_a_long_header_is_cut_in_the_message():
+    at = csv_app(b",".join(b"h" * 2000 + str(i).encode() for i in range(60)) + b"\nx" + b",x" * 59
+                 + b"\n")
+    (error,) = at.error
+    assert len(error.value) < 2000 and "and 50 more" in shown(error.value)
+
+
+def test_nul_never_reaches_the_column_picker():
+    at = csv_app("month,passengers\n1949-01,112\n1949-02,118\n".encode("utf-16-le"))
+    assert "NUL characters" in at.error[0].value
+    assert not [s for s in at.selectbox if s.key == "explore_csv_col"]
+    at = csv_upload(at, "month,passengers\n1949-01,112\n1949-02,118\n".encode("utf-16"))
+    assert not at.error
+    assert at.selectbox(key="explore_csv_col").options == ["passengers"]
+
+
+def test_a_trace_leaves_the_threads_float_mode_as_it_found_it():
+    view = ex.ExploreState(task="airline", source="random", input="text", text="112 118 132")
+    try:
+        for mode in (False, True):
+            torch.set_flush_denormal(mode)  # (training in this process may have left it on)
+            ex.run(view, ex.resolve_model(view), ex.make_example(view))
+            assert denormals_flushed() == mode
+            if not mode:  # 1e-310 is positive: it read as 0 while the trace's mode leaked
+                assert len(get_task("airline").from_values([1e-310, 2e-310, 4e-310])) == 2
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_an_input_beyond_float32_is_said_in_the_users_terms():
+    view = ex.ExploreState(task="random", source="random")
+    example = Example(torch.full((3, 64), float("inf")), None, ["t1", "t2", "t3"])
+    with pytest.raises(ValueError, match="too large for the model: it computes in float32"):
+        ex.run(view, ex.resolve_model(view), example)
+
+
+def test_an_exploding_upload_is_said_on_the_page_and_in_the_figure():
+    """A relu RNN whose recurrent weights triple the state each step overflows float32: the
+    maps and the gradient plot cannot draw inf, and the page says so (it used to say nothing)."""
+    rnn = torch.nn.RNN(2, 8, nonlinearity="relu")
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(3 * torch.eye(8))
+        rnn.weight_ih_l0.fill_(1.0)
+    at = app(task="adding", source="upload", len=200)
+    upload(at, "exploding.safetensors", save(rnn.state_dict(), metadata={"nonlinearity": "relu"}))
+    warnings = [shown(w.value) for w in at.warning]
+    assert any(w.startswith("The hidden state overflowed float32 (beyond 3.4e+38) at step")
+               for w in warnings), warnings
+    notes = [a["text"] for a in chart(at)["layout"]["annotations"]]
+    assert any("overflowed float32" in n for n in notes)
+
+
+def test_an_uploaded_file_name_loses_its_bidi_override_in_the_label():
+    data = save(torch.nn.GRU(2, 4).state_dict())
+    label = models.uploaded(data, "\u202egnp.safetensors").label
+    assert "\u202e" not in label and "gnp.safetensors" in label
+    assert len(models.uploaded(data, "y" * 500 + ".safetensors").label) < 200
 
 
 def test_downloads_are_offered():

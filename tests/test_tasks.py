@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,8 @@ from core.limits import LIMITS
 from core.model import ModelSpec, SequenceModel
 from core.tasks import TASKS, get_task, rng_for, token_f1
 from core.tasks.agreement import LONG, PLURAL, SHORT, SHORT_SHARE, SINGULAR
-from core.tasks.airline import DATA_FILE
-from core.tasks.base import IGNORE
+from core.tasks.airline import DATA_FILE, amount
+from core.tasks.base import IGNORE, tokenize
 
 NAMES = ["adding", "agreement", "airline", "sentiment", "names", "random"]
 
@@ -383,3 +384,50 @@ def test_an_answer_is_judged_against_its_target_in_the_tasks_own_terms():
     words, verdict = airline.judge(month.target, month)  # the true change: off by (almost) 0
     assert words == "off by 0 passengers" and verdict is None
     assert agreement.judge(right, agreement.encode("the cat near the dogs")) == ("", None)
+
+
+# -- text and numbers as a visitor writes them (issue 19 item 9) --------------------------------
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("Cafe\u0301 ok", ["café", "ok"]),  # a decomposed accent is the same word as a composed one
+    ("İstanbul", ["istanbul"]),  # not "i" + a combining dot
+    ("I\u0307stanbul", ["istanbul"]),  # İ decomposed
+    ("😀\ufe0f was", ["😀", "was"]),  # the emoji's variation selector is no timestep
+    ("the \ufe0fcat", ["the", "cat"]),
+    ("नमस्ते दुनिया", ["नमस्ते", "दुनिया"]),  # vowel signs stay in their words
+    ("Don't!", ["don't", "!"]),
+    ("a_b", ["a", "b"]),
+    ("\u0301the", ["the"]),  # a mark with nothing before it goes
+])
+def test_the_tokenizer_normalises_text_and_keeps_marks_with_their_letters(text, tokens):
+    assert tokenize(text) == tokens
+
+
+def test_typed_words_in_decomposed_form_find_the_vocabulary():
+    task = get_task("agreement")
+    composed = task.encode("The cats near the door were")
+    decomposed = task.encode(unicodedata.normalize("NFD", "The cats near the door were"))
+    assert composed.tokens == decomposed.tokens
+
+
+def test_numbers_beyond_float32_are_named_in_the_users_terms():
+    with pytest.raises(ValueError, match=r"'1e39' is too large: the models compute in float32"):
+        get_task("random").encode(" ".join(["1e39"] * 64))
+    assert len(get_task("random").encode(" ".join(["3e38"] * 64))) == 1
+
+
+def test_a_forecast_of_a_huge_series_is_shown_short():
+    task = get_task("airline")
+    example = task.from_values([1e308] * 5)
+    assert re.fullmatch(r"next month ≈ 1\.\d\de\+308", task.describe(torch.tensor(0.0), example))
+    assert task.describe(torch.tensor(1e3), example) == ("next month ≈ more than 1.8e+308 "
+                                                          "(beyond float64)")
+    assert task.describe(torch.tensor(0.0), task.from_values([112, 118, 130])).startswith(
+        "next month ≈ 13")
+    assert amount(123456.4) == "123456" and amount(2.5e7) == "2.5e+07"
+
+
+def test_subnormal_values_are_positive():
+    example = get_task("airline").from_values([1e-310, 2e-310, 4e-310])
+    assert len(example) == 2 and np.isfinite(example.inputs.numpy()).all()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
-from core.io.tables import csv_column_values
+from core.io.tables import CSV_RULES, CsvChoice, CsvTable, read_table
 from core.limits import LIMITS
 from core.tasks import Task
-from ui.state import PageChoices
+from ui.state import PageChoices, page_key
 from ui.text import plain
 
 
@@ -33,19 +35,44 @@ def length_slider(choices: PageChoices, task: Task, name: str = "len") -> int:
     return value
 
 
-def csv_column_picker(page: str) -> list[float] | None:
-    """A CSV upload and a choice of its numeric columns; the chosen column's numbers, or None
-    (no file yet, or a file that cannot be read: said in a message)."""
+def csv_column_picker(page: str) -> CsvChoice | None:
+    """A CSV upload, the rules it is read by, and a choice of its columns of numbers.
+
+    None with no file; else the chosen column's numbers, or why there are none (`problem`),
+    which the page says where it says every input problem (the file came: "upload a file" would
+    be wrong). The file is read once, not on every rerun: the session keeps its `CsvTable`
+    (the columns of numbers, at most 2,001 values each; never the file), for the upload that
+    is there now, under its sha256, which the choice carries as the key of its trace."""
     file = st.file_uploader("CSV file", type=["csv"], key=f"{page}_csv_file")
+    st.caption(plain(CSV_RULES))
+    kept = page_key(page, "csv_table")  # (upload id, sha256, CsvTable or why it is refused)
     if file is None:
+        st.session_state.pop(kept, None)  # the file is gone: so is what was read of it
         return None
-    try:
-        columns = csv_column_values(file.getvalue())[1]
-        column = st.selectbox("Column", columns, index=len(columns) - 1, key=f"{page}_csv_col")
-        return csv_column_values(file.getvalue(), column)[0]
-    except ValueError as err:
-        st.error(plain(err))
-        return None
+    upload_id = (getattr(file, "file_id", None), file.name, file.size)
+    if st.session_state.get(kept, (None,))[0] != upload_id:
+        st.session_state.pop(kept, None)  # let the old table go before reading the new file
+        st.session_state.pop(f"{page}_csv_col", None)  # a new file starts at its last column
+        data = file.getvalue()
+        try:
+            table: CsvTable | str = read_table(data)
+        except ValueError as err:
+            table = str(err)
+        st.session_state[kept] = (upload_id, hashlib.sha256(data).hexdigest(), table)
+        del data
+    _, digest, table = st.session_state[kept]
+    if isinstance(table, str):
+        return CsvChoice((digest, -1), "", problem=table)
+    names = [table.names[i] for i in table.numeric]
+    label = {i: name if names.count(name) == 1 else f"{name} (column {i + 1})"
+             for i, name in zip(table.numeric, names)}
+    column = st.selectbox("Column", table.numeric, index=len(table.numeric) - 1,
+                          format_func=label.get, key=f"{page}_csv_col")
+    said = f"Read as {table.reading}."
+    if table.refused:  # a column of numbers left out: say why, or its owner looks for it
+        said += " Not offered: " + " ".join(table.left_out[:min(table.refused, 3)])
+    st.caption(plain(said))
+    return table.choice(column)
 
 
 # PageChoices.widget starts a widget that has options at `index=`; these two Streamlit widgets

@@ -23,6 +23,7 @@ from plotly.subplots import make_subplots
 from core.cells import cell_info
 from core.engine import Trace
 from core.figures.diagram import cell_panel
+from core.tasks.base import FLOAT32_MAX
 from core.figures.player import animation_frames, controls, cursor_at, cursor_axis, cursor_trace
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
@@ -113,8 +114,8 @@ def explore_figure(
     input_shapes, input_images = _input_row(fig, tr, inp, tokens, steps)
     map_images, map_titles = _maps_row(fig, tr, layer, direction, maps, geo)
     bar_images, bar_labels = _colour_bars(fig, tr, maps, geo)
-    shapes = (input_shapes + _gradient_row(fig, tr, layer, direction, steps)
-              + _units_row(fig, tr, layer, direction, units, steps))
+    gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps)
+    shapes = input_shapes + gradient_shapes + _units_row(fig, tr, layer, direction, units, steps)
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
                        tokens=tokens if inp.values is None else None,
                        x_signal=_x_signal(inp, T), nonlinearity=nonlinearity,
@@ -130,7 +131,7 @@ def explore_figure(
                               lambda t: [cursor_at(t), panel.at(t)])
 
     layout, titles = _layout(fig, geo, T, t0)
-    layout["annotations"] = titles + map_titles + bar_labels + panel.annotations
+    layout["annotations"] = titles + map_titles + bar_labels + panel.annotations + gradient_notes
     layout["images"] = map_images + bar_images + input_images
     layout["shapes"] = shapes
     return PlainFigure(fig.data, layout, frames)
@@ -289,10 +290,35 @@ def _bar_label(tr: Trace, key: str) -> str:
     return gate.symbol if gate is not None else key
 
 
+def overflow_note(tr: Trace, layer: int, direction: int) -> str:
+    """What overflowed float32 in this layer and direction, in words ("" when nothing did).
+    Such values are inf or NaN, which the maps and the log-scale gradient plot cannot draw:
+    without a word the curve just stopped (an uploaded module with large recurrent weights)."""
+    T = tr.hidden.shape[2]
+    finite_h = np.isfinite(tr.hidden[layer, direction]).all(axis=-1)
+    if not finite_h.all():
+        first = int(np.argmin(finite_h))
+        return (f"The hidden state overflowed float32 (beyond {FLOAT32_MAX:.1e}) at step "
+                f"{first}: from there on the numbers are inf or NaN and are not drawn.")
+    grads = [tr.grad_hidden[layer, direction]]
+    if tr.grad_cell is not None:
+        grads.append(tr.grad_cell[layer, direction])
+    bad = ~np.logical_and.reduce([np.isfinite(g) for g in grads])
+    if not bad.any():
+        return ""
+    steps = np.flatnonzero(bad)
+    span = (f"step {steps[0]}" if len(steps) == 1 else
+            f"steps {steps[0]}–{steps[-1]}" if steps[-1] - steps[0] + 1 == len(steps) else
+            f"{len(steps)} of {T} steps, from step {steps[0]}")
+    return (f"The gradient overflowed float32 (beyond {FLOAT32_MAX:.1e}) at {span}: it "
+            "exploded back through time, and is not drawn there.")
+
+
 def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.ndarray
-                  ) -> list[dict]:
+                  ) -> tuple[list[dict], list[dict]]:
     """The gradient norms on a log scale, as layout paths (plotly.js places path points on a
-    log axis in data units, while the axis range is given in log10 units)."""
+    log axis in data units, while the axis range is given in log10 units); and, over them,
+    what overflowed, if anything did (see `overflow_note`)."""
     gx, gy = fig.axis_names(R_GRAD, 1)
     grads = [(tr.grad_hidden[layer, direction], "‖∂loss/∂h<sub>t</sub>‖", "#1f77b4", "solid")]
     if tr.grad_cell is not None:
@@ -309,7 +335,12 @@ def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.n
     # touched), and plotly's own choice adds minor digits (2, 5) that overlap there.
     fig.update_yaxes(type="log", exponentformat="power", range=[lo_g, hi_g],
                      dtick=max(1, math.ceil((hi_g - lo_g) / 3)), row=R_GRAD, col=1)
-    return shapes
+    note = overflow_note(tr, layer, direction)
+    notes = [dict(text=note.replace(": ", ":<br>", 1), xref=f"{gx} domain", x=0.5,
+                  yref=f"{gy} domain", y=0.5, showarrow=False,
+                  font=dict(size=13, color="#b00020"), bgcolor="rgba(255,255,255,0.85)")
+             ] if note else []
+    return shapes, notes
 
 
 def _units_row(fig: _Grid, tr: Trace, layer: int, direction: int, units: list[int],

@@ -112,7 +112,8 @@ class CsvTable:
     delimiter: str | None
     values: dict[int, np.ndarray] = field(repr=False)  # float64; NaN where a cell is missing
     lines: dict[int, np.ndarray] = field(repr=False)  # the file's line of each data row
-    left_out: tuple[str, ...] = ()  # "name: why", one per column not offered
+    left_out: tuple[str, ...] = ()  # "name: why", one per column not offered, refused first
+    refused: int = 0  # how many of those hold numbers, refused for a cell or how they are written
     decimal_commas: tuple[int, ...] = ()  # numeric columns read with a decimal comma
 
     @property
@@ -165,14 +166,17 @@ def read_table(data: bytes) -> CsvTable:
         values[index], kept_lines[index] = array, lines
         if decimal_comma:
             commas.append(index)
+    # Columns that hold numbers but were refused say the most: they come first.
+    left_out.sort(key=lambda reason: isinstance(reason, _NotNumbers))
+    refused = sum(not isinstance(reason, _NotNumbers) for reason in left_out)
     if not values:
-        # Columns that hold numbers but were refused say the most: they come first.
-        why = sorted(left_out, key=lambda reason: isinstance(reason, _NotNumbers))
-        why = " ".join(why[:3]) + (f" (and {len(why) - 3} more)" if len(why) > 3 else "")
+        why = " ".join(left_out[:3]) + (f" (and {len(left_out) - 3} more)" if len(left_out) > 3
+                                        else "")
         raise ValueError(f"The CSV has no column of numbers. Columns found: {listing(names)}."
                          + (f" {why}" if why else ""))
     return CsvTable(hashlib.sha256(data).hexdigest(), tuple(names), tuple(values), len(rows),
-                    delimiter, values, kept_lines, tuple(map(str, left_out)), tuple(commas))
+                    delimiter, values, kept_lines, tuple(map(str, left_out)), refused,
+                    tuple(commas))
 
 
 def csv_column_values(data: bytes, column: str | None = None) -> tuple[list[float], list[str]]:
@@ -359,9 +363,12 @@ def _column(name: str, cells: list[str], lines: np.ndarray, delimiter: str | Non
     for i in present:
         if _number(cells[i], ".") is None and _number(cells[i], ",") is None:
             grouped = _THOUSANDS.fullmatch(cells[i])
-            return _NotNumbers(f"“{name}”: {where(i)} holds {_cell(cells[i])}, which is not a "
-                               "number" + (" (thousands separators are not read: write it "
-                                           "without them)." if grouped else "."))
+            why = (f"“{name}”: {where(i)} holds {_cell(cells[i])}, which is not a number"
+                   + (" (thousands separators are not read: write it without them)."
+                      if grouped else "."))
+            some_numbers = any(_number(cells[k], ".") is not None
+                               or _number(cells[k], ",") is not None for k in present)
+            return why if some_numbers else _NotNumbers(why)
     with_comma = [i for i in present if "," in cells[i]]
     with_point = [i for i in present if "." in cells[i]]
     if with_comma and delimiter == ",":  # only a quoted cell can hold one here

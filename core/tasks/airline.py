@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -45,6 +46,15 @@ def load_airline() -> tuple[tuple[str, ...], np.ndarray]:
     passengers = np.array([float(value) for _, value in rows[1:]])
     passengers.setflags(write=False)
     return tuple(month for month, _ in rows[1:]), passengers
+
+
+def amount(value: float) -> str:
+    """A series' value as a reader reads it: whole up to a million ("432"), then three
+    significant digits ("1.02e+308", not a 309-digit number), and what float64 cannot hold
+    said in words."""
+    if not math.isfinite(value):
+        return "more than 1.8e+308 (beyond float64)" if value > 0 else "not a number"
+    return f"{value:.0f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
 def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -83,7 +93,8 @@ class AirlineTask(Task):
     def to_passengers(self, prediction, previous) -> np.ndarray:
         """Model output (a standardised log-change) -> the forecast value itself."""
         z = np.asarray(torch.as_tensor(prediction).detach().double().numpy())
-        return np.asarray(previous, dtype=np.float64) * np.exp(self.mean + self.std * z)
+        with np.errstate(over="ignore"):  # a series near float64's top forecasts inf: said so
+            return np.asarray(previous, dtype=np.float64) * np.exp(self.mean + self.std * z)
 
     # -- data --------------------------------------------------------------------------------
     def train_targets(self, look_back: int) -> np.ndarray:
@@ -210,7 +221,7 @@ class AirlineTask(Task):
         if "actual" not in example.info:
             return "", None
         forecast = float(self.to_passengers(prediction, example.info["previous"]))
-        return f"off by {abs(forecast - example.info['actual']):.0f} passengers", None
+        return f"off by {amount(abs(forecast - example.info['actual']))} passengers", None
 
     def fed_note(self, example: Example) -> str:
         """The model never sees passengers: it reads standardised month-to-month changes of
@@ -228,4 +239,4 @@ class AirlineTask(Task):
         if example is None or "previous" not in example.info:
             return f"log-change {float(prediction):+.3f} (standardised)"
         value = float(self.to_passengers(prediction, example.info["previous"]))
-        return f"next month ≈ {value:.0f}"  # the answer alone: the pages show the target beside it
+        return f"next month ≈ {amount(value)}"  # the answer alone: the target is beside it

@@ -171,21 +171,51 @@ class Score:
                    extra=dict(data.get("extra") or {}))
 
 
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]")
-
 # ECMA-48 escape sequences: CSI (ESC [ params final) and the two-character ones (ESC @..._)
 _ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+# Variation selectors (U+FE00..FE0F, U+E0100..E01EF) choose how the character before them is
+# drawn (the emoji's colour form, U+FE0F): marks, not characters of their own.
+_VARIATION_SELECTOR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words, and every other visible character on its own, in order
-    ("Don't!" -> ["don't", "!"]; "Café 😀" -> ["café", "😀"]). Control (Cc: NUL, ESC, BEL) and
-    format (Cf: U+202E, zero-width) characters, and ANSI escape sequences, are dropped first: they
-    would become invisible timesteps, or reverse the text shown; whitespace still separates words."""
+    ("Don't!" -> ["don't", "!"]; "Café 😀" -> ["café", "😀"]).
+
+    What would become invisible timesteps, split a word or reverse the text shown goes first:
+    ANSI escape sequences, control (Cc: NUL, ESC, BEL) and format (Cf: U+202E, zero-width)
+    characters, and variation selectors ("😀\ufe0f" is one token, "😀"). The text is NFC
+    normalised, so a decomposed accent ("cafe" + U+0301) is the same word as "café"; a combining
+    mark that NFC cannot fold in stays with its letter (Devanagari vowel signs, say), never a
+    token of its own. "İ" is lower-cased to "i" (Python gives "i" + U+0307, a dot that would
+    split "istanbul"). Whitespace separates words."""
     text = _ANSI_ESCAPE.sub("", text)  # a pasted terminal colour code (ESC[31m) as a whole
-    visible = "".join(ch for ch in text
-                      if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
-    return _WORD.findall(visible.lower())
+    text = unicodedata.normalize("NFC", text).replace("\u0130", "I")  # İ, also as I + U+0307
+    text = unicodedata.normalize("NFC", "".join(
+        ch for ch in _VARIATION_SELECTOR.sub("", text)
+        if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")).lower())
+    tokens: list[str] = []
+    word = False  # whether the last token is a word that the next letter may continue
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            word = False
+        elif ch.isalnum():
+            if word:
+                tokens[-1] += ch
+            else:
+                tokens.append(ch)
+                word = True
+        elif unicodedata.category(ch).startswith("M"):
+            if tokens and not text[i - 1].isspace():  # a mark belongs to what it follows
+                tokens[-1] += ch
+        elif ch == "'" and word and i + 1 < len(text) and text[i + 1].isalnum():
+            tokens[-1] += ch  # "don't" is one word
+        elif ch == "_":
+            word = False  # neither a word's letter nor a token (as before)
+        else:
+            tokens.append(ch)
+            word = False
+    return tokens
 
 
 class Vocab:
@@ -228,6 +258,19 @@ def parse_numbers(text: str, what: str = "numbers") -> list[str]:
                          f"{number.replace(',', '')}, not {number}, and separate {what} with "
                          "spaces")
     return pieces
+
+
+#: The largest float32: the models compute in float32, and a larger input is infinite there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32(pieces: Sequence[str], values: Sequence[float]) -> None:
+    """ValueError naming the first value that float32, which the models compute in, cannot
+    hold (it would be infinite there)."""
+    for piece, value in zip(pieces, values):
+        if abs(value) > FLOAT32_MAX:
+            raise ValueError(f"{piece!r} is too large: the models compute in float32, whose "
+                             f"numbers end at about {FLOAT32_MAX:.1e}")
 
 
 def to_float(piece: str) -> float:

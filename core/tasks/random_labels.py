@@ -15,7 +15,8 @@ import torch
 
 from core.limits import check_text
 from core.tasks.base import (
-    STREAM_HELDOUT, STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, parse_numbers, rng_for, to_float,
+    STREAM_HELDOUT, STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, check_float32,
+    parse_numbers, rng_for, to_float,
 )
 
 TRAIN_SIZE, STEPS, FEATURES = 1000, 10, 64
@@ -74,7 +75,9 @@ class RandomTask(Task):
     def encode(self, text: str) -> Example:
         """64 numbers per timestep (any number of timesteps), separated by spaces or commas."""
         check_text(text)
-        values = [to_float(p) for p in parse_numbers(text, "numbers")]
+        pieces = parse_numbers(text, "numbers")
+        values = [to_float(p) for p in pieces]
+        check_float32(pieces, values)  # 1e39 is inf in float32: say so, in the user's terms
         if len(values) > FEATURES * 1000:
             raise ValueError(f"at most 1000 timesteps of {FEATURES} numbers")
         if len(values) % FEATURES:

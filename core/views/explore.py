@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -18,9 +18,12 @@ from core.cells import CELLS
 from core.engine import Trace, trace
 from core.figures.explore import rank_units
 from core.figures.style import InputSequence
+from core.io.tables import CsvChoice
 from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
+from core.numerics import flush_denormal
 from core.sharing import torch_threads
 from core.tasks import TASKS, Example, get_task
+from core.tasks.base import FLOAT32_MAX
 from core.training import zoo
 from core.training.loop import TrainResult
 from core.views import models
@@ -131,8 +134,12 @@ def resolve_model(state: ExploreState,
 
 
 
-def make_example(view: ExploreState, csv_values: list[float] | None = None) -> Example:
-    """The example the view asks for. ValueError with a clear message for bad input."""
+def make_example(view: ExploreState, csv_values: CsvChoice | Sequence[float] | None = None
+                 ) -> Example:
+    """The example the view asks for. ValueError with a clear message for bad input.
+
+    `csv_values` is the CSV input: a column chosen from an uploaded file (`CsvChoice`, which
+    may carry why the file or column cannot be read: that is the message then), or numbers."""
     task = get_task(view.task)
     if view.input == "text":
         text = check_text(view.text)
@@ -144,6 +151,8 @@ def make_example(view: ExploreState, csv_values: list[float] | None = None) -> E
             raise ValueError("A CSV column is an input for the airline task only.")
         if csv_values is None:
             raise NeedsInput("Upload a CSV file and pick a column of numbers.")
+        if isinstance(csv_values, CsvChoice):
+            csv_values = csv_values.numbers()  # the file's or column's problem, if it has one
         example = task.from_values(csv_values)
     else:
         length = view.len or None
@@ -193,7 +202,6 @@ def run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
 
 def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     task = get_task(view.task)
-    torch.set_flush_denormal(True)
     rnn = choice.rnn
     check_trace_size(rnn.num_layers, 2 if rnn.bidirectional else 1, len(example),
                      rnn.hidden_size)
@@ -212,7 +220,12 @@ def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     else:
         note = ("your module has no task head here: gradients are of the sum of the top "
                 "layer's output at the last step")
-    tr = trace(rnn, x, objective)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"The input is too large for the model: it computes in float32, whose "
+                         f"numbers end at about {FLOAT32_MAX:.1e}, and a value of the input "
+                         "(as the model reads it) is beyond that. Use smaller numbers.")
+    with flush_denormal():  # vanishing gradients turn subnormal (slow); only for the trace
+        tr = trace(rnn, x, objective)
     if choice.model is not None:
         with torch.no_grad():
             out = torch.as_tensor(tr.output)

@@ -22,12 +22,14 @@ from core.cells import cell_info, cell_of_module
 from core.io.loading import load_user_weights, quoted
 from core.model import SequenceModel
 from core.tasks import Score, get_task
+from core.text import printable
 from core.training import zoo
 from core.training.loop import TrainResult
 
 SOURCES = ("shipped", "session", "random", "upload")
 SOURCE_LABELS = {"shipped": "shipped trained model", "session": "trained in this session",
                  "random": "fresh random init (untrained)", "upload": "my own weights (upload)"}
+FILENAME_CHARS = 80  # how much of an uploaded file's name a label shows
 UNTRAINED_NOTE = ("This model is untrained: its gates and predictions mean nothing about the task. "
                   "Use it to see what training changes.")
 
@@ -136,8 +138,11 @@ def uploaded(data: bytes, filename: str, prefix: str | None = None,
             overridden = f" · {rnn.nonlinearity} as the file says, not your {nonlinearity}"
             note = (f"You chose {nonlinearity}, but this file's metadata says its RNN uses "
                     f"{rnn.nonlinearity}: it is read as the file says.")
+    # The file's name as the visitor's browser sent it may hold a right-to-left override, which
+    # would reverse the rest of the label wherever it is shown: visible characters only, short.
+    shown = printable(filename, FILENAME_CHARS)
     return ModelChoice(rnn, None, "upload",
-                       f"your {type(rnn).__name__} from {filename}{module} ({sizes}){overridden}",
+                       f"your {type(rnn).__name__} from {shown}{module} ({sizes}){overridden}",
                        note=note)
 
 
