@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.views.lab import PRESETS
-from harness import ARTIFACTS, free_port, shot, start_app, stop_app, wait_for_app, wait_until
+from harness import free_port, shot, start_app, stop_app, wait_for_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -22,20 +22,39 @@ def navigation(page) -> list[str]:
             if line.strip()]
 
 
-def test_a_link_to_a_page_on_a_fresh_server_opens_that_page_in_the_app(browser):
+# Each page's link, what shows that page ran (not another), and where the link's choice shows
+# that it was read: (query, role, name, element, what it shows).
+FRESH_LINKS = {
+    "train": ("cells=lstm&steps=30", "button", "Train", '.st-key-train_cells [aria-checked="true"]',
+              "LSTM"),
+    "compare": ("task=agreement", "heading", "gatescope · Compare", ".st-key-compare_task input",
+                "Subject-verb agreement"),
+    "gradient_lab": ("cell=gru", "heading", "Gradient lab",
+                     '.st-key-lab_cell [aria-checked="true"]', "GRU"),
+}
+
+
+@pytest.mark.parametrize("path", list(FRESH_LINKS))
+def test_a_link_to_a_page_on_a_fresh_server_opens_that_page_in_the_app(browser, artifacts,
+                                                                       path):
     """A teacher's prepared link may be the first request a (re)started server sees: it must
-    open that page within the app (its titles in the navigation), not the page file alone."""
+    open that page within the app (app.py's router ran: its titles in the navigation), not the
+    page file alone (the files' names there)."""
+    query, role, name, element, value = FRESH_LINKS[path]
     port = free_port()
-    server = start_app(port, ARTIFACTS / "streamlit-fresh.log")
+    server = start_app(port, artifacts / f"streamlit-fresh-{path}.log")
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(f"http://127.0.0.1:{port}/train?cells=lstm&steps=30")
+        page.goto(f"http://127.0.0.1:{port}/{path}?{query}")
         wait_for_app(page)
-        page.get_by_role("button", name="Train", exact=True).wait_for(timeout=60_000)
+        page.get_by_role(role, name=name, exact=True).first.wait_for(timeout=60_000)
         shown = navigation(page)  # the titles, each after its icon's name
         assert [line for line in shown if line in PAGE_TITLES] == PAGE_TITLES, shown
-        assert "app" not in shown and "gradient lab" not in shown, shown  # not file names
-        assert page.locator(".st-key-train_cells").get_by_text("LSTM", exact=True).count() == 1
+        # Not the files' names (the old layout's); "compare" is also the Compare icon's name.
+        assert not {"app", "explore", "gradient lab", "train", "about"} & set(shown), shown
+        chosen = page.locator(element)  # the link's choice was read
+        shows = chosen.input_value() if element.endswith("input") else chosen.inner_text()
+        assert value in shows.splitlines(), shows
         page.close()
     finally:
         stop_app(server)
