@@ -6,6 +6,7 @@ import ast
 import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,24 @@ def test_the_cell_state_scale_is_fixed_and_says_what_it_clips():
     assert S.clipped_share(big) == 1.0 and S.clipped_share(tr.cell * 0) == 0.0
     title = dict((k, t) for k, t, *_ in F.map_rows(tr))["c"]
     assert "fixed scale" in title
+
+
+def test_an_overflowed_gradient_is_said_not_silently_dropped():
+    """A tanh RNN at rest whose recurrent weights triple every direction: the gradient grows
+    3x per step back and overflows float32 80-odd steps back (issue 19 item 9)."""
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(2, 16)
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(3 * torch.linalg.qr(torch.randn(16, 16))[0])
+        rnn.bias_hh_l0.zero_()
+        rnn.bias_ih_l0.zero_()
+    with np.errstate(all="ignore"):
+        tr = trace(rnn, torch.zeros(200, 2))
+    note = F.overflow_note(tr, 0, 0)
+    assert re.fullmatch(r"The gradient overflowed float32 \(beyond 3\.4e\+38\) at steps 0–\d+: it "
+                        r"exploded back through time, and is not drawn there\.", note)
+    fig = F.explore_figure(tr, S.InputSequence([str(t) for t in range(200)], np.zeros((200, 2)),
+                                           ("a", "b")))
+    assert any("overflowed" in a["text"] for a in fig.to_dict()["layout"]["annotations"])
+    finite = trace(rnn, torch.zeros(20, 2))
+    assert F.overflow_note(finite, 0, 0) == ""
