@@ -14,15 +14,24 @@ and Streamlit runs each visitor's script in a thread of its own. Three things fo
   process (`TRAINING_SLOTS`); a run started while every slot is taken waits for one, says so,
   and can be stopped while it waits. Its time budget starts when it gets a slot.
 - **Memory per visitor** is bounded by the limits: `session_memory_bound()` adds up the most a
-  session can hold, and the README quotes it.
+  session can hold, and the README quotes it. Each training run fits its own budget
+  (`LIMITS.max_training_bytes`, core/training/budget.py).
+- **Work nobody watches is stopped.** A visitor who closes or reloads the tab while training
+  would otherwise leave runs holding training slots that nobody can see or stop. `OWNER_WATCH`,
+  one daemon thread for the process, asks each registered owner (a browser session) whether it
+  is still connected and stops its work once it has been gone for `ABANDONED_GRACE_SECONDS`; a
+  tab that reconnects sooner finds its runs still going.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -111,6 +120,90 @@ class TrainingSlots:
 
 #: Every training run of the process (Train page, Gradient lab) trains in one of these.
 TRAINING_SLOTS = TrainingSlots(LIMITS.max_concurrent_training_runs)
+
+log = logging.getLogger(__name__)
+
+#: How long an owner (a browser session) may be gone before its work is stopped. Streamlit keeps
+#: a disconnected session for a reconnect (a reload, a network blip) for two minutes; a run that
+#: waited that long would hold its slot while others queue.
+ABANDONED_GRACE_SECONDS = 15.0
+
+
+@dataclass(eq=False)  # compared by identity: two entries may hold equal callables
+class _Watched:
+    alive: Callable[[], bool]
+    stop: Callable[[], None]
+    running: Callable[[], bool]
+    gone_since: float | None = None
+
+
+class OwnerWatch:
+    """Stops work whose owner has been gone for `grace_seconds`, polling every `poll_seconds`
+    from one daemon thread (started with the first work it watches)."""
+
+    def __init__(self, grace_seconds: float = ABANDONED_GRACE_SECONDS, poll_seconds: float = 1.0):
+        self.grace_seconds = grace_seconds
+        self.poll_seconds = poll_seconds
+        self._watched: list[_Watched] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, alive: Callable[[], bool], stop: Callable[[], None],
+              running: Callable[[], bool]) -> None:
+        """Call `stop()` once `alive()` has been False for the grace period, as long as
+        `running()`; forget the work once it no longer runs."""
+        with self._lock:
+            self._watched.append(_Watched(alive, stop, running))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                name="gatescope-owner-watch")
+                self._thread.start()
+
+    @property
+    def watching(self) -> int:
+        with self._lock:
+            return len(self._watched)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.poll_seconds)
+            self.poll()
+
+    def poll(self, now: float | None = None) -> None:
+        """One look at everything watched (the thread calls it every poll_seconds)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            watched = list(self._watched)
+        ended = []
+        for item in watched:
+            try:
+                if not item.running():
+                    ended.append(item)
+                elif _alive(item.alive):
+                    item.gone_since = None
+                elif item.gone_since is None:
+                    item.gone_since = now
+                elif now - item.gone_since >= self.grace_seconds:
+                    item.stop()
+                    ended.append(item)
+            except Exception:  # one broken entry must not stop the watch
+                log.exception("owner watch: could not check or stop a training session")
+                ended.append(item)
+        with self._lock:
+            self._watched = [item for item in self._watched if item not in ended]
+
+
+def _alive(alive: Callable[[], bool]) -> bool:
+    """`alive()`, taken as True if it cannot answer (never stop work by mistake)."""
+    try:
+        return bool(alive())
+    except Exception:
+        log.exception("owner watch: could not tell whether an owner is still there")
+        return True
+
+
+#: The process's one watch over training sessions (core.training.session).
+OWNER_WATCH = OwnerWatch()
 
 #: Models trained on the Train page that a browser session keeps (the oldest go first).
 MAX_TRAINED_PER_SESSION = 9

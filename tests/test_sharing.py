@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from core.views import explore as ex
 from core.limits import LIMITS, LimitError, check_trace_size
-from core.model import count_parameters
+from core.model import ModelSpec, SequenceModel, count_parameters
 from core.sharing import (
     MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots, cap_torch_threads,
     session_memory_bound,
@@ -126,9 +127,18 @@ def test_a_run_stopped_while_it_waits_never_trains_and_says_so():
 
 def test_a_failing_run_gives_its_slot_back():
     slots = TrainingSlots(1)
-    session = TrainingSession(runs(("gru",), seq_len=10**9), slots).start()
+    (run,) = runs(("gru",))
+    wrong = SequenceModel(ModelSpec("gru", "regression", 3, 8, 1))  # 3 features, not 2
+    session = TrainingSession([replace(run, model=wrong)], slots).start()
     assert session.wait(timeout=30)
-    assert session.snapshot()[0].error is not None
+    assert "features" in session.snapshot()[0].error
+    assert slots.busy == 0
+
+
+def test_a_run_with_a_bad_length_is_refused_before_it_takes_a_slot():
+    slots = TrainingSlots(1)
+    with pytest.raises(ValueError, match="length"):
+        TrainingSession(runs(("gru",), seq_len=10**9), slots)
     assert slots.busy == 0
 
 

@@ -9,6 +9,15 @@ Every random choice is seeded from `config.seed` (torch, numpy, python). The loo
 `max_steps`, at `max_seconds`, when `should_stop()` returns True (the model keeps what it learned
 so far), or when the loss turns NaN/Inf: then the weights from the last finite step are restored
 and `result.status == "diverged"` says so.
+
+Stop and the time limit are also checked inside a step, between stretches of SEGMENT_STEPS steps
+of a long sequence (forward and backward) and between evaluation chunks: a step they cut short
+is dropped, so the weights are those of the last whole step. `max_seconds` covers the whole run,
+the final evaluation included: training ends early enough for it (its time is measured at each
+held-out check). Every run fits the memory budget (core/training/budget.py), evaluating its
+held-out set in chunks. `on_check(step, score, model)` is called after every held-out check
+with the score of exactly those weights (core/training/worker.py sends them to the server, so a
+run that has to be ended still has a faithful model and score).
 """
 
 from __future__ import annotations
@@ -26,12 +35,27 @@ import torch
 from core.limits import (
     check_hidden_size, check_layers, check_training_seconds, check_training_steps,
 )
+from core.training.budget import (
+    check_training_memory, evaluation_chunk, evaluation_seconds, sequence_steps,
+)
 from core.cells import cell_info
 from core.model import INITS, ModelSpec, SequenceModel, build_sequence_model
 from core.tasks import Batch, Score, Task, get_task
 from core.tasks.base import IGNORE, STREAM_PROBE, STREAM_TRAIN, rng_for
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+#: Steps of a long sequence run forward (and backward) at a time, so Stop and the time limit
+#: are heard within a step: a stretch costs well under half a second at any size the budget
+#: allows. Sequences up to this long run in one piece, as before.
+SEGMENT_STEPS = 200
+#: A stopped run evaluates the weights it stopped at if that is expected to take at most this
+#: long; otherwise it keeps the weights and score of its last held-out check (the server ends a
+#: training process that has not answered 1.5 s after Stop: core/training/session.py).
+STOP_EVALUATION_SECONDS = 0.8
+
+
+class Interrupted(Exception):
+    """Stop or the time limit came during a step or an evaluation: it is dropped."""
 
 
 @dataclass
@@ -175,9 +199,15 @@ def _detach(state):
     return state.detach()
 
 
-def backward_batch(model: SequenceModel, task: Task, batch: Batch, window: int | None) -> float:
+def backward_batch(model: SequenceModel, task: Task, batch: Batch, window: int | None,
+                   interrupt: Callable[[], bool] | None = None) -> float:
     """Forward and backward on one batch, through at most `window` steps at a time (truncated
-    BPTT: the state passes on between windows, its gradient does not). Returns the mean loss."""
+    BPTT: the state passes on between windows, its gradient does not). Returns the mean loss.
+
+    A window longer than SEGMENT_STEPS runs forward in stretches of that many steps, the state
+    passing on with its gradient (the same numbers as one call), and `interrupt()` is asked
+    between stretches, forward and backward: True raises Interrupted (the caller drops the
+    step's gradients)."""
     T = batch.inputs.shape[1]
     window = T if window is None else min(window, T)
     last = batch.lengths - 1  # many-to-one: where each sequence is read out
@@ -189,22 +219,42 @@ def backward_batch(model: SequenceModel, task: Task, batch: Batch, window: int |
     state = None
     for start in range(0, T, window):
         stop = min(start + window, T)
-        output, state = model.rnn(model.features(batch.inputs[:, start:stop]), state)
-        if model.many_to_many:
-            chunk_loss = task.loss(model.head(output), batch.targets[:, start:stop],
-                                   reduction="sum")
-        else:
-            here = (last >= start) & (last < stop)
-            if not here.any():
-                state = _detach(state)
-                continue
-            rows = here.nonzero().squeeze(1)
-            predictions = model.readout(output[rows, last[rows] - start].unsqueeze(1))
-            chunk_loss = task.loss(predictions, batch.targets[rows], reduction="sum")
-        (chunk_loss / count).backward()
-        total += float(chunk_loss.detach())
+        window_loss = None
+        for begin in range(start, stop, SEGMENT_STEPS):
+            end = min(begin + SEGMENT_STEPS, stop)
+            if begin > start and interrupt is not None:
+                _listen_in_backward(state, interrupt)
+                if interrupt():
+                    raise Interrupted
+            output, state = model.rnn(model.features(batch.inputs[:, begin:end]), state)
+            if model.many_to_many:
+                part = task.loss(model.head(output), batch.targets[:, begin:end],
+                                 reduction="sum")
+            else:
+                here = (last >= begin) & (last < end)
+                if not here.any():
+                    continue
+                rows = here.nonzero().squeeze(1)
+                predictions = model.readout(output[rows, last[rows] - begin].unsqueeze(1))
+                part = task.loss(predictions, batch.targets[rows], reduction="sum")
+            window_loss = part if window_loss is None else window_loss + part
+        if window_loss is not None:
+            if stop - start > SEGMENT_STEPS and interrupt is not None and interrupt():
+                raise Interrupted
+            (window_loss / count).backward()
+            total += float(window_loss.detach())
         state = _detach(state)
     return total / count
+
+
+def _listen_in_backward(state, interrupt: Callable[[], bool]) -> None:
+    """Ask `interrupt()` when the backward pass reaches `state` (a stretch's first state)."""
+    h = state[0] if isinstance(state, tuple) else state
+    if h.requires_grad:
+        def hook(grad):
+            if interrupt():
+                raise Interrupted
+        h.register_hook(hook)
 
 
 def _gradients_finite(model: torch.nn.Module) -> bool:
@@ -218,114 +268,232 @@ def train(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     model: SequenceModel | None = None,
+    on_check: Callable[[int, Score, SequenceModel], None] | None = None,
 ) -> TrainResult:
     """Train `cell` ("rnn", "lstm", "gru") on `task`; see the module docstring.
 
-    `model` continues training an existing SequenceModel instead of a fresh one."""
+    `model` continues training an existing SequenceModel instead of a fresh one. A config that
+    does not fit the memory budget is refused (LimitError, naming the batch that would fit):
+    core.training.budget.plan_run scales one down first."""
     task = get_task(task)
     config = config or TrainConfig()
+    started = time.perf_counter()  # the time limit covers setting up and the final evaluation
     cell_info(cell)  # ValueError naming the cells there are
     seq_len = task.seq_len.resolve(config.seq_len)
     if config.min_seq_len is not None:
         if not task.seq_len.min <= config.min_seq_len <= seq_len:
             raise ValueError(f"min_seq_len must lie between {task.seq_len.min} and {seq_len} "
                              f"{task.seq_len.unit}")
+    spec = model.spec if model is not None else model_spec(task, cell, config.hidden_size,
+                                                           config.num_layers)
+    check_training_memory(spec, config, sequence_steps(task, seq_len),
+                          min(config.heldout_size, task.heldout_size))
     torch.set_flush_denormal(True)  # vanishing gradients turn subnormal: 37x slower without
     threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     try:
-        return _train(task, cell, config, seq_len, on_progress, should_stop, model)
+        return _Run(task, cell, config, seq_len, spec, started, should_stop).train(
+            model, on_progress, on_check)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(task, cell, config, seq_len, on_progress, should_stop, model) -> TrainResult:
-    if model is None:
-        model = build_sequence_model(
-            model_spec(task, cell, config.hidden_size, config.num_layers), seed=config.seed,
-            init=config.init, forget_bias=config.forget_bias, update_bias=config.update_bias,
-        )
-    model.train()
-    optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate,
-                               config.weight_decay)
-    batches = rng_for(config.seed, STREAM_TRAIN)
-    heldout = heldout_set(task, config, seq_len)
-    probe = task.batch(rng_for(config.seed, STREAM_PROBE), len(heldout), seq_len)
+@dataclass
+class _Check:
+    """A held-out check: the step, the score of the weights it evaluated, and those weights."""
 
-    history: list[ProgressEvent] = []
-    good_state = copy.deepcopy(model.state_dict())
-    status, message = "finished", ""
-    start = time.perf_counter()
-    losses: list[float] = []
-    grad_norms: list[float] = []
-    metric = heldout_loss = heldout_metric = None
-    step = 0
-    while step < config.max_steps:
-        if should_stop is not None and should_stop():
-            status, message = "stopped", f"stopped by the user after {step} steps"
-            break
-        if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
-            status, message = "time limit", f"time limit of {config.max_seconds:g} s reached"
-            break
-        length = seq_len
-        if config.min_seq_len is not None:
-            length = int(batches.integers(config.min_seq_len, seq_len + 1))
-        batch = task.batch(batches, config.batch_size, length)
-        optimizer.zero_grad(set_to_none=True)
-        loss = backward_batch(model, task, batch, config.tbptt)
-        if not math.isfinite(loss) or not _gradients_finite(model):
-            # The current weights gave a non-finite loss: go back to the ones before the last
-            # update, the last that gave a finite loss.
+    step: int
+    score: Score
+    state: dict
+
+
+class _Run:
+    """One run of `train`: its data, clock, held-out checks and how it ends."""
+
+    def __init__(self, task, cell, config, seq_len, spec, started, should_stop):
+        self.task, self.cell, self.config, self.seq_len = task, cell, config, seq_len
+        self.started = started
+        self.should_stop = should_stop
+        self.heldout = heldout_set(task, config, seq_len)
+        self.probe = task.batch(rng_for(config.seed, STREAM_PROBE), len(self.heldout), seq_len)
+        steps = max(sequence_steps(task, seq_len), int(self.heldout.inputs.shape[1]))
+        self.chunk = evaluation_chunk(spec, config.optimizer, steps, len(self.heldout),
+                                      config.batch_size)
+        # what evaluating the held-out set takes: planned until a check has measured it
+        self.evaluation_time = evaluation_seconds(spec, len(self.heldout), steps, self.chunk)
+        self.last_check: _Check | None = None
+        self.ending = ""  # "stopped" or "time limit" once either has come
+
+    # -- the clock and Stop ---------------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def out_of_time(self) -> bool:
+        """Past the point where the final evaluation still fits the time limit."""
+        limit = self.config.max_seconds
+        return limit is not None and self.elapsed() > limit - (1.25 * self.evaluation_time
+                                                               + 0.05)
+
+    def interrupt(self) -> bool:
+        """True (and remembers why) once the run must end: Stop or its time limit."""
+        if not self.ending:
+            if self.should_stop is not None and self.should_stop():
+                self.ending = "stopped"
+            elif self.out_of_time():
+                self.ending = "time limit"
+        return bool(self.ending)
+
+    # -- evaluating ---------------------------------------------------------------------------
+    def score(self, model, interrupt=None) -> Score:
+        """The model's score on the run's held-out set, evaluated in chunks (and timed)."""
+        began = time.perf_counter()
+        score = self.task.score_on(_Chunked(model, self.chunk, interrupt), self.heldout)
+        self.evaluation_time = time.perf_counter() - began
+        return score
+
+    def check(self, model, step, on_check) -> tuple[Score, float]:
+        """A held-out check: the score (kept, with the weights, as the last check) and the
+        training-distribution metric on the probe set."""
+        score = self.score(model, self.interrupt)
+        probe = self.task.predict(_Chunked(model, self.chunk, self.interrupt), self.probe)
+        self.last_check = _Check(step, score, {k: v.detach().clone()
+                                               for k, v in model.state_dict().items()})
+        if on_check is not None:
+            on_check(step, score, model)
+        return score, self.task.score(probe, self.probe)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train(self, model, on_progress, on_check) -> TrainResult:
+        task, cell, config = self.task, self.cell, self.config
+        if model is None:
+            model = build_sequence_model(
+                model_spec(task, cell, config.hidden_size, config.num_layers),
+                seed=config.seed, init=config.init, forget_bias=config.forget_bias,
+                update_bias=config.update_bias,
+            )
+        model.train()
+        optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate,
+                                   config.weight_decay)
+        batches = rng_for(config.seed, STREAM_TRAIN)
+        history: list[ProgressEvent] = []
+        good_state = copy.deepcopy(model.state_dict())
+        status, message = "finished", ""
+        losses: list[float] = []
+        grad_norms: list[float] = []
+        metric = heldout_loss = heldout_metric = None
+        step = 0
+        while step < config.max_steps:
+            if self.interrupt():
+                break
+            length = self.seq_len
+            if config.min_seq_len is not None:
+                length = int(batches.integers(config.min_seq_len, self.seq_len + 1))
+            batch = task.batch(batches, config.batch_size, length)
+            optimizer.zero_grad(set_to_none=True)
+            try:
+                loss = backward_batch(model, task, batch, config.tbptt, self.interrupt)
+            except Interrupted:  # the step is dropped: the weights are the last whole step's
+                optimizer.zero_grad(set_to_none=True)
+                break
+            if not math.isfinite(loss) or not _gradients_finite(model):
+                # The current weights gave a non-finite loss: go back to the ones before the
+                # last update, the last that gave a finite loss.
+                model.load_state_dict(good_state)
+                step = max(0, step - 1)
+                status = "diverged"
+                message = (f"the loss became {loss} at step {step + 1}: training stopped and "
+                           f"the last weights that gave a finite loss were kept; try a lower "
+                           f"learning rate or gradient clipping")
+                break
+            # These weights gave a finite loss and gradient: the ones to fall back on.
+            good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            grad_norms.append(float(torch.nn.utils.get_total_norm(
+                [p.grad for p in model.parameters() if p.grad is not None])))
+            if config.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(model.parameters(), config.clip_value)
+            if config.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+            optimizer.step()
+            step += 1
+            losses.append(loss)
+            if step % config.heldout_every == 0 or step == config.max_steps:
+                try:
+                    score, metric = self.check(model, step, on_check)
+                except Interrupted:  # the check is dropped; the run ends below
+                    break
+                heldout_loss, heldout_metric = score.loss, score.value
+            if step % config.progress_every == 0 or step % config.heldout_every == 0 \
+                    or step == config.max_steps:
+                event = ProgressEvent(step, config.max_steps, float(np.mean(losses)), metric,
+                                      heldout_loss, heldout_metric, self.elapsed(),
+                                      task.metric.name, max(grad_norms))
+                losses, grad_norms = [], []
+                history.append(event)
+                if on_progress is not None:
+                    on_progress(event)
+        if status != "diverged" and not _parameters_finite(model):
+            # e.g. the very last step pushed weights to inf: back to the weights before it
             model.load_state_dict(good_state)
             step = max(0, step - 1)
-            status = "diverged"
-            message = (f"the loss became {loss} at step {step + 1}: training stopped and the "
-                       f"last weights that gave a finite loss were kept; try a lower learning "
-                       f"rate or gradient clipping")
-            break
-        # These weights gave a finite loss and gradient: the ones to fall back on.
-        good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        grad_norms.append(float(torch.nn.utils.get_total_norm(
-            [p.grad for p in model.parameters() if p.grad is not None])))
-        if config.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(model.parameters(), config.clip_value)
-        if config.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-        optimizer.step()
-        step += 1
-        losses.append(loss)
-        if step % config.heldout_every == 0 or step == config.max_steps:
-            heldout_loss, heldout_metric, metric = _evaluate(model, task, heldout, probe)
-        if step % config.progress_every == 0 or step % config.heldout_every == 0 \
-                or step == config.max_steps:
-            event = ProgressEvent(step, config.max_steps, float(np.mean(losses)), metric,
-                                  heldout_loss, heldout_metric, time.perf_counter() - start,
-                                  task.metric.name, max(grad_norms))
-            losses, grad_norms = [], []
-            history.append(event)
-            if on_progress is not None:
-                on_progress(event)
-    seconds = time.perf_counter() - start
-    if not _parameters_finite(model):  # e.g. the very last step pushed weights to inf
-        model.load_state_dict(good_state)
-        status, message = "diverged", "the weights became non-finite; the last good ones were kept"
-    model.eval()
-    score = task.score_on(model, heldout)  # the set the live curve showed: one number per run
-    if status == "finished":
-        message = f"trained for {step} steps in {seconds:.1f} s"
-    return TrainResult(model, task.name, cell, config, step, seconds, status, message, score,
-                       history)
+            status, message = "diverged", ("the weights became non-finite; the last good ones "
+                                           "were kept")
+        del optimizer, good_state  # room for the final evaluation
+        model.eval()
+        if self.ending and status != "diverged":
+            status = self.ending
+        score, step, kept = self.final_score(model, step, status)
+        if kept:
+            message = kept
+        elif status == "finished":
+            message = f"trained for {step} steps in {self.elapsed():.1f} s"
+        elif status == "stopped":
+            message = f"stopped by the user after {step} steps"
+        elif status == "time limit":
+            message = f"time limit of {config.max_seconds:g} s reached after {step} steps"
+        return TrainResult(model, task.name, cell, config, step, self.elapsed(), status,
+                           message, score, history)
+
+    def final_score(self, model, step, status) -> tuple[Score, int, str]:
+        """(score, steps the kept weights took, what was kept in words or ""). The last check's
+        score when it evaluated these very weights; a stopped run whose evaluation would take
+        too long keeps the weights and score of its last check instead of evaluating again."""
+        last = self.last_check
+        if last is not None and last.step == step:
+            return last.score, step, ""
+        if status == "stopped" and last is not None \
+                and self.evaluation_time > STOP_EVALUATION_SECONDS:
+            model.load_state_dict(last.state)
+            return last.score, last.step, (
+                f"stopped by the user at step {step}; evaluating those weights on the held-out "
+                f"set would take about {self.evaluation_time:.1f} s, so the weights of step "
+                f"{last.step} (the last held-out check) and their score were kept")
+        return self.score(model), step, ""
+
+
+class _Chunked(torch.nn.Module):
+    """`model` evaluated `chunk` sequences at a time, with `interrupt()` asked between chunks:
+    an evaluation holds one chunk's states, never the whole held-out set's."""
+
+    def __init__(self, model: SequenceModel, chunk: int,
+                 interrupt: Callable[[], bool] | None = None):
+        super().__init__()
+        self.model = model
+        self.chunk = max(1, int(chunk))
+        self.interrupt = interrupt
+        self.train(model.training)
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        parts = []
+        for begin in range(0, len(inputs), self.chunk):
+            if begin and self.interrupt is not None and self.interrupt():
+                raise Interrupted
+            end = begin + self.chunk
+            parts.append(self.model(inputs[begin:end],
+                                    None if lengths is None else lengths[begin:end]))
+        return torch.cat(parts)
 
 
 def _parameters_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
-@torch.no_grad()
-def _evaluate(model, task, heldout: Batch, probe: Batch) -> tuple[float, float, float]:
-    predictions = task.predict(model, heldout)
-    probe_predictions = task.predict(model, probe)
-    return (float(task.loss(predictions, heldout.targets)), task.score(predictions, heldout),
-            task.score(probe_predictions, probe))

@@ -20,6 +20,16 @@ second core. The model goes to and from the child as safetensors bytes. Every ru
 process trains in one of `core.sharing.TRAINING_SLOTS`: while all are taken (other visitors are
 training) a run waits, its status says so, and Stop ends it before it trains at all.
 
+Every run is planned before it starts (`plan_runs`, core/training/budget.py): its batch and
+held-out set are scaled to the memory budget and to a quick evaluation, and the session's
+`notes` (each run's `RunProgress.notes`) say what was changed; a model too big for the budget
+is refused with a LimitError. Stop, and a run's time limit, end its process within about a
+second: the child hears them inside a step, and the server ends a child that has not answered
+`STOP_GRACE_SECONDS` after them, keeping the weights and score of its last held-out check.
+A session given `owner_alive` (ui/live.py: whether the browser tab is still connected) is
+stopped by `core.sharing.OWNER_WATCH` once its tab has been gone for a short while, so an
+abandoned run frees its slot.
+
 Also here: turning a user's choices into a checked `TrainConfig` (every value against
 `core.limits`), labels for trained models, and a run's result in words (the files a trained
 model downloads as are core.io.exports').
@@ -31,9 +41,9 @@ import logging
 import math
 import multiprocessing
 import numbers
-import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -51,8 +61,12 @@ from core.limits import (
     check_training_steps,
 )
 from core.model import INITS, SequenceModel, count_parameters
-from core.sharing import MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots
+from core.sharing import (
+    ABANDONED_GRACE_SECONDS, MAX_TRAINED_PER_SESSION, OWNER_WATCH, TRAINING_SLOTS, OwnerWatch,
+    TrainingSlots,
+)
 from core.tasks import get_task
+from core.training.budget import plan_run
 from core.training.loop import (
     OPTIMIZERS,
     ProgressEvent,
@@ -70,6 +84,9 @@ LEARNING_RATE_RANGE = (1e-5, 1.0)
 GATE_BIAS_RANGE = (-10.0, 10.0)
 #: Points of the per-step loss kept per run: beyond this, progress events average a few steps.
 MAX_EVENTS_PER_RUN = 2000
+#: Seconds a training process has, after Stop or its time limit, to send its result before the
+#: server ends it (it hears both within a step and evaluates quickly: core.training.loop).
+STOP_GRACE_SECONDS = 1.5
 
 
 @dataclass
@@ -81,6 +98,7 @@ class RunSpec:
     cell: str
     config: TrainConfig
     model: SequenceModel | None = None  # start from these weights instead of a fresh init
+    notes: tuple[str, ...] = ()  # what planning changed (batch, held-out set), in words
 
 
 @dataclass
@@ -96,6 +114,7 @@ class RunProgress:
     error: str | None  # what went wrong, in words, if the run failed
     waiting: bool = False  # for a free training slot: other runs on this server train now
     cancelled: bool = False  # stopped while it waited: it never trained
+    notes: tuple[str, ...] = ()  # what planning changed (batch, held-out set), in words
 
     @property
     def done(self) -> bool:
@@ -164,12 +183,17 @@ class TrainingSession:
     """Runs `core.training.loop.train` for each RunSpec in a process of its own, watched by a thread;
     see the module doc."""
 
-    def __init__(self, runs: list[RunSpec], slots: TrainingSlots = TRAINING_SLOTS):
+    def __init__(self, runs: list[RunSpec], slots: TrainingSlots = TRAINING_SLOTS,
+                 owner_alive: Callable[[], bool] | None = None,
+                 owner_watch: OwnerWatch = OWNER_WATCH):
         labels = [run.label for run in runs]
         if not runs or len(set(labels)) != len(labels):
             raise ValueError("a training session needs at least one run, each with its own label")
-        self.runs = list(runs)
+        self.runs = plan_runs(runs)  # LimitError if a run cannot fit the memory budget
         self.started_at: datetime | None = None
+        self.abandoned = False  # stopped because its owner (a browser tab) was gone
+        self._owner_alive = owner_alive
+        self._owner_watch = owner_watch
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._events: dict[str, list[ProgressEvent]] = {label: [] for label in labels}
@@ -189,7 +213,21 @@ class TrainingSession:
                                       name=f"gatescope-train {run.label}")
             self._threads.append(thread)
             thread.start()
+        if self._owner_alive is not None:
+            self._owner_watch.watch(self._owner_alive, self._abandon, lambda: self.running)
         return self
+
+    @property
+    def notes(self) -> list[str]:
+        """What planning changed, each sentence once (runs started together share most)."""
+        return list(dict.fromkeys(note for run in self.runs for note in run.notes))
+
+    def _abandon(self) -> None:
+        """Its owner has gone: stop every run (each keeps what it learned; waiting runs never
+        start), freeing their slots."""
+        self.abandoned = True
+        log.info("stopping training session %s: its browser tab has gone", self.runs[0].label)
+        self.stop()
 
     def _run(self, run: RunSpec) -> None:
         """Wait for a training slot, then train in a child process and collect what it says."""
@@ -214,41 +252,84 @@ class TrainingSession:
 
     def _train_in_child(self, run: RunSpec) -> tuple[str, object]:
         context = _process_context()
-        messages = context.Queue()
+        reader, writer = context.Pipe(duplex=False)
         stop = context.Event()
         child = context.Process(
             target=train_child, name=f"gatescope-train {run.label}", daemon=True,
-            args=(run.task, run.cell, run.config, pack_model(run.model), messages, stop))
+            args=(run.task, run.cell, run.config, pack_model(run.model), writer, stop))
         child.start()
+        writer.close()  # the child holds the only writing end: its death reads as EOFError
+        watch = _ChildWatch(run.config.max_seconds)
         try:
             while True:
-                if self._stop.is_set():
+                if self._stop.is_set() and not stop.is_set():
                     stop.set()
+                    watch.stop_sent()
+                ending = watch.overdue()
+                if ending is not None:
+                    child.kill()
+                    return self._ended_by_server(run, watch, ending)
                 try:
-                    kind, payload = messages.get(timeout=0.1)
-                except queue.Empty:
-                    if child.is_alive():
-                        continue
-                    try:  # it may have said its last word just before it ended
-                        kind, payload = messages.get(timeout=1.0)
-                    except queue.Empty:
-                        return "error", (f"the training process ended unexpectedly (exit code "
-                                         f"{child.exitcode}); nothing was kept")
-                if kind == "event":
+                    if not reader.poll(0.1):
+                        if child.is_alive():
+                            continue
+                        raise EOFError
+                    kind, payload = reader.recv()
+                except (EOFError, OSError):
+                    child.join(timeout=1.0)
+                    return "error", (f"the training process ended unexpectedly (exit code "
+                                     f"{child.exitcode}); nothing was kept")
+                if kind == "started":
+                    watch.started = payload
+                elif kind == "event":
                     with self._lock:
                         self._events[run.label].append(payload)
+                elif kind == "check":
+                    watch.last_check = payload
                 elif kind == "result":
                     result, packed = payload
-                    return "result", replace(result, model=unpack_model(packed))
+                    return "result", self._honest(replace(result, model=unpack_model(packed)))
                 else:
                     log.error("training run %r failed:\n%s", run.label, payload[1])
                     return "error", payload[0]
         finally:
             stop.set()
-            child.join(timeout=10)
+            child.join(timeout=1.0)
             if child.is_alive():
                 child.kill()
-            messages.close()
+                child.join(timeout=1.0)
+            reader.close()
+
+    def _ended_by_server(self, run: RunSpec, watch: "_ChildWatch", ending: str
+                         ) -> tuple[str, object]:
+        """The child did not answer in time and was ended: its last held-out check (weights and
+        score of the same step) is the result, or, before any check, nothing."""
+        with self._lock:
+            events = list(self._events[run.label])
+        reached = events[-1].step if events else 0
+        when = ("Stop" if ending == "stopped" else
+                f"its time limit of {run.config.max_seconds:g} s")
+        if watch.last_check is None:
+            return "error", (f"the training process did not end within {STOP_GRACE_SECONDS:g} s "
+                             f"of {when} and was ended at step {reached} before its first "
+                             f"held-out check: nothing was kept")
+        step, score, packed = watch.last_check
+        cause = ("stopped by the user" if ending == "stopped" else
+                 f"time limit of {run.config.max_seconds:g} s reached")
+        message = (f"{cause} at step {reached}; the training process did not end within "
+                   f"{STOP_GRACE_SECONDS:g} s, so it was ended and the weights of step {step} "
+                   f"(the last held-out check) and their score were kept")
+        return "result", self._honest(TrainResult(
+            unpack_model(packed), run.task, run.cell, run.config, step, watch.seconds(), ending,
+            message, score, [e for e in events if e.step <= step]))
+
+    def _honest(self, result: TrainResult) -> TrainResult:
+        """A run stopped because its tab had gone was not stopped by the user: say so."""
+        if self.abandoned and result.status == "stopped":
+            gone = (f"stopped because its browser tab had gone for "
+                    f"{self._owner_watch.grace_seconds:g} s")
+            return replace(result, message=result.message.replace("stopped by the user", gone))
+        return result
 
     def stop(self) -> None:
         """Ask every run to stop after its current step; each keeps the weights it has."""
@@ -281,7 +362,7 @@ class TrainingSession:
                             list(self._events[run.label]), self._results.get(run.label),
                             self._errors.get(run.label),
                             waiting=run.label in self._waiting and bool(self._threads),
-                            cancelled=run.label in self._cancelled)
+                            cancelled=run.label in self._cancelled, notes=run.notes)
                 for run in self.runs
             ]
 
@@ -289,6 +370,56 @@ class TrainingSession:
         with self._lock:
             return {run.label: self._results[run.label] for run in self.runs
                     if run.label in self._results}
+
+
+class _ChildWatch:
+    """The server's clock on one training process: when it must have answered."""
+
+    def __init__(self, max_seconds: float | None):
+        self.max_seconds = max_seconds
+        self.spawned = time.monotonic()
+        self.started: float | None = None  # the child's own clock when it began (monotonic)
+        self.stop_at: float | None = None
+        self.last_check: tuple | None = None  # (step, Score, packed weights), the newest
+
+    def stop_sent(self) -> None:
+        self.stop_at = time.monotonic()
+
+    def seconds(self) -> float:
+        return time.monotonic() - (self.started or self.spawned)
+
+    def overdue(self) -> str | None:
+        """"stopped" or "time limit" once the child has had its grace after either."""
+        now = time.monotonic()
+        if self.stop_at is not None and now > self.stop_at + STOP_GRACE_SECONDS:
+            return "stopped"
+        if self.max_seconds is not None and self.started is not None \
+                and now > self.started + self.max_seconds + STOP_GRACE_SECONDS:
+            return "time limit"
+        return None
+
+
+def plan_runs(runs: list[RunSpec]) -> list[RunSpec]:
+    """Each run with its batch and held-out set within budget (core.training.budget.plan_run)
+    and notes on what changed. Runs started together on the same task, seed, length and batch
+    train on the very same batches and share one held-out set, so they all take the smallest
+    plan among them. LimitError if a run does not fit even one sequence at a time."""
+    def together(run: RunSpec) -> tuple:
+        c = run.config
+        return (run.task, c.seed, c.seq_len, c.min_seq_len, c.batch_size, c.heldout_size)
+
+    first = [plan_run(run.task, run.cell, run.config) for run in runs]
+    smallest: dict[tuple, tuple[int, int]] = {}
+    for run, plan in zip(runs, first):
+        batch, heldout = smallest.get(together(run), (math.inf, math.inf))
+        smallest[together(run)] = (min(batch, plan.config.batch_size),
+                                   min(heldout, plan.config.heldout_size))
+    planned = []
+    for run in runs:
+        batch, heldout = smallest[together(run)]
+        plan = plan_run(run.task, run.cell, run.config, max_batch=batch, max_heldout=heldout)
+        planned.append(replace(run, config=plan.config, notes=run.notes + plan.notes))
+    return planned
 
 
 # -- a user's choices, checked ---------------------------------------------------------------
@@ -438,6 +569,7 @@ def describe_result(result: TrainResult) -> tuple[str, str]:
 
 __all__ = [
     "RunSpec", "RunProgress", "TrainingSession", "make_train_config", "train_runs", "run_label",
+    "plan_runs", "STOP_GRACE_SECONDS", "ABANDONED_GRACE_SECONDS",
     "event_spacing", "check_learning_rate", "describe_result",
     "check_model_size", "keep_newest",
     "LIMITS", "LimitError",

@@ -1,5 +1,11 @@
 """What runs inside a training process (see core.training.session): train one model, report.
 
+The process sends, over a one-way pipe to the server: ("started", its clock), ("event",
+ProgressEvent) as it trains, ("check", (step, score, packed weights)) after every held-out
+check, so the server always holds a model and a score that agree even if it has to end the
+process, and last ("result", (TrainResult without its model, packed model)) or ("error",
+(words, traceback)).
+
 The fork server imports this module once and every training process is forked from it, so
 the warm-up below is paid once per server, not once per run: the first optimiser step and
 the first backward pass import parts of torch lazily (about a second each time otherwise).
@@ -7,6 +13,7 @@ the first backward pass import parts of torch lazily (about a second each time o
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import replace
 
@@ -24,31 +31,47 @@ THREADS_PER_RUN = 1
 
 
 def pack_model(model: SequenceModel | None) -> tuple[dict, bytes] | None:
-    """A model as (spec, safetensors bytes): tensors cross the process boundary by value."""
+    """A model as (spec, safetensors bytes): tensors cross the process boundary by value.
+    The spec also says "nonlinearity": "relu" for a relu RNN (the Gradient lab's), which
+    ModelSpec does not hold."""
     if model is None:
         return None
-    return model.spec.to_dict(), safetensors.torch.save(state_tensors(model))
+    spec = model.spec.to_dict()
+    if getattr(model.rnn, "nonlinearity", "tanh") == "relu":
+        spec["nonlinearity"] = "relu"
+    return spec, safetensors.torch.save(state_tensors(model))
 
 
 def unpack_model(packed: tuple[dict, bytes]) -> SequenceModel:
     spec, weights = packed
+    spec = dict(spec)
+    nonlinearity = spec.pop("nonlinearity", "tanh")
     model = SequenceModel(ModelSpec(**spec))
+    if nonlinearity == "relu":
+        rnn = model.rnn
+        model.rnn = torch.nn.RNN(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
+                                 nonlinearity="relu", batch_first=True)
     model.load_state_dict(safetensors.torch.load(weights))
     return model.eval()
 
 
 def train_child(task: str, cell: str, config: TrainConfig, packed: tuple | None,
                 messages, stop) -> None:
-    """The body of a training process: train, sending every progress event and then the
-    result (or the error, in words and as a traceback for the server's log)."""
+    """The body of a training process: train, sending what the module doc lists on
+    `messages` (the writing end of a pipe) and watching `stop` (an Event)."""
     torch.set_num_threads(THREADS_PER_RUN)
     try:
+        messages.send(("started", time.monotonic()))
         model = unpack_model(packed).train() if packed is not None else None
-        result = train(task, cell, config, on_progress=lambda e: messages.put(("event", e)),
-                       should_stop=stop.is_set, model=model)
-        messages.put(("result", (replace(result, model=None), pack_model(result.model))))
+        result = train(task, cell, config, on_progress=lambda e: messages.send(("event", e)),
+                       should_stop=stop.is_set, model=model,
+                       on_check=lambda step, score, checked: messages.send(
+                           ("check", (step, score, pack_model(checked)))))
+        messages.send(("result", (replace(result, model=None), pack_model(result.model))))
     except Exception as error:
-        messages.put(("error", (f"{type(error).__name__}: {error}", traceback.format_exc())))
+        messages.send(("error", (f"{type(error).__name__}: {error}", traceback.format_exc())))
+    finally:
+        messages.close()
 
 
 def _warm_up() -> None:

@@ -1,0 +1,292 @@
+"""What a training run will need, worked out from its sizes before it starts: memory and time.
+
+    plan = plan_run("adding", "lstm", config)   # RunPlan: the config to train, in budget
+    plan.config.batch_size, plan.notes          # scaled down if need be, and why, in words
+    estimate = training_bytes(spec, "adam", batch_size=50, steps=1000)   # bytes by part
+
+Every run must fit `LIMITS.max_training_bytes` (core/limits.py): what its training process
+allocates for the run, on top of what every training process holds anyway (torch's code,
+shared with its siblings and the server). A run that asks for more has its batch scaled down,
+with a note the page shows; one that does not fit even one sequence at a time is refused with
+a LimitError that says what to change. The held-out set is evaluated in chunks of
+`evaluation_chunk` sequences, sized to the same budget.
+
+The estimate, per run:
+
+- per parameter, 6 floats plus the optimiser's state (Adam 2, RMSprop and SGD with momentum
+  1): the weights, their gradients, the copy kept to fall back on if the loss turns non-finite,
+  the copy of the last held-out check's weights, and that copy packed and pickled to be sent to
+  the server (core/training/worker.py);
+- what autograd keeps for one batch: floats per sequence, per step of the backpropagation window
+  and per hidden unit, `TRAIN_FLOATS[cell]` for the first layer and the second number for each
+  further one, plus 3 per input feature (the features and their gradients);
+- the data: the held-out set and the probe set (core.training.loop), and a few copies of one
+  batch while it is drawn;
+- during an evaluation instead of the training step (the two never overlap): one chunk of
+  sequences, `EVAL_FLOATS[cell]` floats per sequence, step and hidden unit.
+
+The float counts are the peaks measured on this machine's CPU (oneDNN's LSTM keeps all its gates
+and states for the backward pass; PyTorch's GRU and RNN keep less, but their backward makes more
+temporaries), rounded up: with T = 500 and batches of 4 to 64, one to four layers and H from 16 to
+512, the peak resident memory of a training step was 0.6 to 1.0 times `TRAIN_FLOATS`' figure,
+and of an evaluation 0.3 to 1.0 times `EVAL_FLOATS`'. tests/test_budget.py holds the estimate
+against autograd's saved tensors (core.engine.analysis.training_memory_bytes) and against a
+training process's measured peak; benchmarks/training_memory.py measures whole runs.
+
+Time: Stop must end a run within about a second, so evaluating the held-out set must take well
+under that. `plan_run` shrinks the held-out set to what an evaluation is estimated to do in
+`HELDOUT_SECONDS` at `EVAL_MACS_PER_SECOND` (rates measured on this machine, and lowered for a
+slower host shared by three runs), keeping at least `MIN_HELDOUT` sequences; the page says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from core.cells import cell_info
+from core.limits import LIMITS, LimitError
+from core.model import ModelSpec, SequenceModel, count_parameters
+from core.tasks import Task, get_task
+
+FLOAT = 4  # bytes; every tensor a run makes is float32, token ids aside
+ID = 8  # bytes of a token id (int64)
+
+#: Floats autograd and the backward pass hold per sequence, per step and per hidden unit:
+#: (first layer, each further layer). Measured peaks, rounded up (see the module doc).
+TRAIN_FLOATS = {"lstm": (18.0, 12.0), "gru": (17.0, 13.0), "rnn": (6.0, 4.0)}
+#: The same for a forward pass without gradients (an evaluation).
+EVAL_FLOATS = {"lstm": (2.6, 2.6), "gru": (6.2, 1.5), "rnn": (4.0, 1.2)}
+#: State the optimiser keeps per parameter, in floats.
+OPTIMIZER_FLOATS = {"adam": 2, "rmsprop": 1, "sgd": 1}
+#: Per parameter besides the optimiser's state: weights, gradients, the fallback copy, the last
+#: held-out check's copy, and that copy packed and pickled on its way to the server.
+PARAMETER_FLOATS = 6
+#: Steps a sentence can have beyond its task's length knob (words around the counted span).
+SENTENCE_SLACK = 16
+
+#: Seconds an evaluation of the held-out set is planned to take (Stop evaluates the weights it
+#: stops at, within about a second).
+HELDOUT_SECONDS = 0.6
+#: The fewest held-out sequences a run keeps, however slow they are to evaluate.
+MIN_HELDOUT = 20
+#: Multiply-adds per second of a forward pass without gradients, per cell, and seconds per step,
+#: layer and chunk: this machine's CPU, one thread, measured at batches of 4 to 64 (LSTM 13 to
+#: 24, GRU 8 to 10, RNN 9 to 14 G/s), lowered for a slower host shared by three runs.
+EVAL_MACS_PER_SECOND = {"lstm": 12e9, "gru": 6e9, "rnn": 6e9}
+EVAL_SECONDS_PER_STEP = {"lstm": 20e-6, "gru": 50e-6, "rnn": 25e-6}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def mib(nbytes: float) -> str:
+    """Bytes in words: "256 MB" (mebibytes, as the limits table states them)."""
+    return f"{nbytes / 2**20:,.0f} MB" if nbytes >= 2**20 else f"{nbytes / 2**20:,.1f} MB"
+
+
+@functools.lru_cache(maxsize=256)
+def parameter_count(spec: ModelSpec) -> int:
+    """Parameters of the SequenceModel `spec` describes, counted without allocating them."""
+    with torch.device("meta"):
+        return count_parameters(SequenceModel(spec))
+
+
+def sequence_steps(task: Task | str, seq_len: int) -> int:
+    """The most steps a sequence of `task` at length knob `seq_len` has (padded batches are as
+    long as their longest): the knob itself for numeric tasks, a little more for sentences."""
+    task = get_task(task) if isinstance(task, str) else task
+    return int(seq_len) + (SENTENCE_SLACK if task.vocab is not None else 0)
+
+
+def _per_step_floats(spec: ModelSpec, floats: dict) -> float:
+    first, further = floats[spec.cell]
+    return spec.hidden_size * (first + further * (spec.num_layers - 1))
+
+
+def activation_bytes(spec: ModelSpec, steps: int) -> int:
+    """What one training sequence of `steps` backpropagated steps holds at the step's peak."""
+    per_step = _per_step_floats(spec, TRAIN_FLOATS) + 3 * spec.input_size
+    return math.ceil(FLOAT * steps * per_step)
+
+
+def evaluation_bytes(spec: ModelSpec, steps: int) -> int:
+    """What one sequence of `steps` steps holds while the model evaluates it (no gradients)."""
+    per_step = _per_step_floats(spec, EVAL_FLOATS) + 2 * spec.input_size + spec.output_size
+    return math.ceil(FLOAT * steps * per_step)
+
+
+def _step_bytes(spec: ModelSpec) -> int:
+    """One step of one sequence of data: its features (or token id) and target."""
+    return (2 * ID) if spec.vocab_size is not None else FLOAT * (spec.input_size + 1)
+
+
+def fixed_bytes(spec: ModelSpec, optimizer: str, batch_size: int, steps: int,
+                heldout_size: int) -> dict[str, int]:
+    """What a run holds whatever it is doing: parameters and their copies, and its data."""
+    params = parameter_count(spec)
+    return {
+        "parameters, gradients, optimiser state and copies":
+            FLOAT * params * (PARAMETER_FLOATS + OPTIMIZER_FLOATS.get(optimizer, 2)),
+        "held-out and probe sets, one batch": _step_bytes(spec) * steps
+            * (2 * heldout_size + 3 * batch_size),
+    }
+
+
+def training_bytes(spec: ModelSpec, optimizer: str, batch_size: int, steps: int,
+                   window: int | None = None, heldout_size: int = 500,
+                   eval_chunk: int | None = None) -> dict[str, int]:
+    """The peak a run is estimated to reach, by part, and its "total": the fixed part plus the
+    larger of a training step (one batch, `window` steps backpropagated at a time) and an
+    evaluation of `eval_chunk` sequences (the whole held-out set at once if None)."""
+    parts = fixed_bytes(spec, optimizer, batch_size, steps, heldout_size)
+    backpropagated = steps if window is None else min(window, steps)
+    step = batch_size * activation_bytes(spec, backpropagated)
+    evaluation = (eval_chunk or heldout_size) * evaluation_bytes(spec, steps)
+    parts["training step (one batch)"] = step
+    parts["evaluation (one chunk)"] = evaluation
+    parts["total"] = sum(v for k, v in parts.items() if not k.startswith(("training", "eval"))) \
+        + max(step, evaluation)
+    return parts
+
+
+def free_for_batches(spec: ModelSpec, optimizer: str, steps: int, heldout_size: int,
+                     budget: int | None = None) -> int:
+    """Bytes of the budget left for a training batch or an evaluation chunk (may be <= 0).
+    The batch's own data is counted at one sequence here; `largest_batch` counts it fully."""
+    budget = LIMITS.max_training_bytes if budget is None else budget
+    return budget - sum(fixed_bytes(spec, optimizer, 0, steps, heldout_size).values())
+
+
+def largest_batch(spec: ModelSpec, optimizer: str, steps: int, window: int | None,
+                  heldout_size: int, budget: int | None = None) -> int:
+    """The most sequences per training batch that fit the budget (0: not even one)."""
+    free = free_for_batches(spec, optimizer, steps, heldout_size, budget)
+    backpropagated = steps if window is None else min(window, steps)
+    per_sequence = activation_bytes(spec, backpropagated) + 3 * _step_bytes(spec) * steps
+    return max(0, free // per_sequence)
+
+
+def evaluation_chunk(spec: ModelSpec, optimizer: str, steps: int, heldout_size: int,
+                     batch_size: int, budget: int | None = None) -> int:
+    """Sequences evaluated at once: as many as the budget leaves room for (at least one, at most
+    the held-out set)."""
+    free = free_for_batches(spec, optimizer, steps, heldout_size, budget) \
+        - 3 * batch_size * _step_bytes(spec) * steps
+    return int(max(1, min(heldout_size, free // evaluation_bytes(spec, steps))))
+
+
+def evaluation_seconds(spec: ModelSpec, sequences: int, steps: int, chunk: int) -> float:
+    """The planned time to evaluate `sequences` sequences of `steps` steps, `chunk` at a time."""
+    macs = 0
+    inputs = spec.input_size
+    for _ in range(spec.num_layers):
+        macs += GATES[spec.cell] * spec.hidden_size * (inputs + spec.hidden_size)
+        inputs = spec.hidden_size
+    chunks = math.ceil(sequences / max(1, chunk))
+    return (sequences * steps * macs / EVAL_MACS_PER_SECOND[spec.cell]
+            + chunks * steps * spec.num_layers * EVAL_SECONDS_PER_STEP[spec.cell])
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run's config as it will train (batch and held-out set within budget), the estimate
+    it was planned with, and what was changed, in words (plain text)."""
+
+    config: object  # core.training.loop.TrainConfig
+    estimate: dict[str, int]
+    eval_chunk: int
+    heldout_seconds: float
+    notes: tuple[str, ...] = ()
+
+
+def describe_model(spec: ModelSpec, steps: int) -> str:
+    layers = f"{spec.num_layers}-layer " if spec.num_layers > 1 else ""
+    return (f"a {layers}{cell_info(spec.cell).display_name} with {spec.hidden_size:,} units "
+            f"on sequences of {steps:,} steps")
+
+
+def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = None,
+             max_heldout: int | None = None, budget: int | None = None) -> RunPlan:
+    """`config` (a TrainConfig) with its batch scaled down to fit the memory budget and its
+    held-out set to what evaluates in about HELDOUT_SECONDS, with a note for each change.
+    `max_batch` / `max_heldout` cap them further (runs started together share their batches
+    and held-out set). LimitError (limit "max_training_bytes") when not even a batch of one
+    sequence fits."""
+    from core.training.loop import model_spec
+
+    task = get_task(task)
+    budget = LIMITS.max_training_bytes if budget is None else budget
+    spec = model_spec(task, cell, config.hidden_size, config.num_layers)
+    steps = sequence_steps(task, task.seq_len.resolve(config.seq_len))
+    wanted_heldout = min(config.heldout_size, task.heldout_size)
+    optimizer, window = config.optimizer, config.tbptt
+
+    own_heldout = wanted_heldout
+    chunk = evaluation_chunk(spec, optimizer, steps, own_heldout, 1, budget)
+    while own_heldout > MIN_HELDOUT and \
+            evaluation_seconds(spec, own_heldout, steps, chunk) > HELDOUT_SECONDS:
+        own_heldout = max(MIN_HELDOUT, int(own_heldout * 0.9))
+        chunk = evaluation_chunk(spec, optimizer, steps, own_heldout, 1, budget)
+    heldout = own_heldout if max_heldout is None else min(own_heldout, max_heldout)
+
+    fits = largest_batch(spec, optimizer, steps, window, heldout, budget)
+    if fits < 1:
+        one = training_bytes(spec, optimizer, 1, steps, window, heldout, eval_chunk=1)["total"]
+        raise LimitError(
+            f"Too big to train here: {describe_model(spec, steps)} needs about {mib(one)} to "
+            f"train on one sequence at a time; the memory budget of a training run is "
+            f"{mib(budget)}. Use shorter sequences, fewer units or fewer layers.",
+            limit="max_training_bytes", value=one)
+    own_batch = min(fits, config.batch_size)
+    batch = own_batch if max_batch is None else min(own_batch, max_batch)
+    chunk = evaluation_chunk(spec, optimizer, steps, heldout, batch, budget)
+    seconds = evaluation_seconds(spec, heldout, steps, chunk)
+
+    notes = []
+    scaled = f"Batch scaled from {config.batch_size:,} to {_sequences(batch)}"
+    if batch < own_batch:
+        notes.append(f"{scaled}, as for the runs started with it: runs started together train "
+                     f"on the same batches.")
+    elif batch < config.batch_size:
+        backpropagated = steps if window is None else min(window, steps)
+        notes.append(f"{scaled} to fit the memory budget of {mib(budget)} per training run "
+                     f"({mib(activation_bytes(spec, backpropagated))} per sequence for "
+                     f"{describe_model(spec, steps)}).")
+    scaled = f"Held-out set scaled from {wanted_heldout:,} to {_sequences(heldout)}"
+    if heldout < own_heldout:
+        notes.append(f"{scaled}, as for the runs started with it: they share one held-out set.")
+    elif heldout < wanted_heldout and seconds <= 1.5 * HELDOUT_SECONDS:
+        notes.append(f"{scaled}, so that checking the model on it takes about {seconds:.1g} s "
+                     f"and Stop ends the run within about a second.")
+    elif heldout < wanted_heldout:
+        notes.append(f"{scaled} (the fewest a run keeps); checking the model on them still "
+                     f"takes about {seconds:.0f} s, so a run stopped between two checks may "
+                     f"keep the weights and score of its last check.")
+    planned = replace(config, batch_size=batch, heldout_size=heldout)
+    estimate = training_bytes(spec, optimizer, batch, steps, window, heldout, chunk)
+    return RunPlan(planned, estimate, chunk, seconds, tuple(notes))
+
+
+def _sequences(n: int) -> str:
+    return f"{n:,} sequence" if n == 1 else f"{n:,} sequences"
+
+
+def check_training_memory(spec: ModelSpec, config, steps: int, heldout_size: int) -> int:
+    """The estimated peak of a run (bytes), if it fits LIMITS.max_training_bytes; else a
+    LimitError naming the largest batch that would fit."""
+    chunk = evaluation_chunk(spec, config.optimizer, steps, heldout_size, config.batch_size)
+    total = training_bytes(spec, config.optimizer, config.batch_size, steps, config.tbptt,
+                           heldout_size, chunk)["total"]
+    if total <= LIMITS.max_training_bytes:
+        return total
+    fits = largest_batch(spec, config.optimizer, steps, config.tbptt, heldout_size)
+    advice = (f"at most {fits:,} sequences per batch fit" if fits else
+              "not even one sequence per batch fits; use shorter sequences, fewer units or "
+              "fewer layers")
+    raise LimitError(
+        f"Too big to train here: {describe_model(spec, steps)} in batches of "
+        f"{config.batch_size:,} needs about {mib(total)}; the memory budget of a training run "
+        f"is {mib(LIMITS.max_training_bytes)}: {advice}.",
+        limit="max_training_bytes", value=total)
