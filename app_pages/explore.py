@@ -11,7 +11,7 @@ from core.io.tables import CsvChoice
 from core.tasks import TASKS, get_task
 from core.views import explore as ex
 from core.views.models import SOURCE_LABELS, SOURCES, Upload, session_labels
-from ui.animation import autoplay_once
+from ui.animation import autoplay_once, step_by_number_input
 from ui.charts import animated_chart
 from ui.compute import keep_last_good
 from ui.content import explain
@@ -80,7 +80,9 @@ def look_at_sidebar(tr) -> ex.ExploreState:
          max_value=tr.hidden_size - 1)
     pick(st.number_input, "Start at step t", "t", min_value=0, max_value=tr.seq_len - 1)
     for column, label, delta in zip(st.columns(2), ("◀ step", "step ▶"), (-1, 1)):
-        column.button(label, on_click=step_by, args=(delta,), width="stretch")
+        column.button(label, on_click=step_by, args=(delta,), width="stretch",
+                      key=f"explore_step_{'back' if delta < 0 else 'next'}")
+    step_by_number_input(choices.widget_key("t"), "explore_step_back", "explore_step_next")
     return choices.state()
 
 
