@@ -55,8 +55,9 @@ _GROUPED = re.compile(r"[+-]?[1-9]\d{0,2}[.,]\d{3}")
 # "1.200,5", "1,200.5".
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:[.,]\d{3})+(?:[.,]\d+)?")
 _FIRST_LINE = re.compile(r"[\r\n]*([^\r\n]*)")
-_PLAIN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-_PLAIN_COLUMN = re.compile(rf"(?:{_PLAIN})?(?:\n(?:{_PLAIN})?)*")  # cells joined by \n
+_PLAIN_CHARS = re.compile(r"[0-9.eE+\- \t\n]*")
+# A line of a column (cells joined by \n) that is a number with either mark.
+_ANY_NUMBER = re.compile(r"(?m)^[ \t]*[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?[ \t]*$")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z")
 
 #: The rules, as the page states them under the uploader (and the README).
@@ -155,8 +156,7 @@ def read_table(data: bytes) -> CsvTable:
     delimiter = _delimiter(text)
     names, rows, lines = _rows(text, delimiter)
     values, kept_lines, left_out, commas = {}, {}, [], []
-    for index, name in enumerate(names):
-        cells = [row[index] for row in rows]
+    for index, (name, cells) in enumerate(zip(names, zip(*rows))):
         column = _column(name, cells, lines, delimiter)
         if isinstance(column, str):
             if column:
@@ -332,6 +332,18 @@ def _ragged(index: int, line: int, fields: int, width: int, delimiter: str | Non
     return said
 
 
+def _all_grouped(cells) -> bool:
+    """Whether some cell holds a point and every cell that does looks like a thousands group
+    ("1.200"): stops at the first that does not, which in most columns is the first."""
+    seen = False
+    for cell in cells:
+        if "." in cell:
+            if not _GROUPED.fullmatch(cell.strip()):
+                return False
+            seen = True
+    return seen
+
+
 class _NotNumbers(str):
     """Why a column is left out, when it is text (not numbers refused for how they are written)."""
 
@@ -344,17 +356,23 @@ def _number(cell: str, mark: str) -> float | None:
     return float(cell.replace(",", ".")) if mark == "," else float(cell)
 
 
-def _column(name: str, cells: list[str], lines: np.ndarray, delimiter: str | None
+def _column(name: str, cells: tuple[str, ...], lines: np.ndarray, delimiter: str | None
             ) -> tuple[np.ndarray, bool] | str:
     """A column's numbers and whether they have a decimal comma; or why the column is not
     one of numbers ("" for an empty column, which needs no word)."""
-    cells = [cell.strip() for cell in cells]
-    if _PLAIN_COLUMN.fullmatch("\n".join(cells)) and any(cells):  # the usual column: fast
-        pointed = [cell for cell in cells if "." in cell]
-        if delimiter == "," or not pointed or not all(map(_GROUPED.fullmatch, pointed)):
-            values = np.array([cell or "nan" for cell in cells], dtype=np.float64)
+    # The usual column, fast: only digits, points, exponents and signs, which float() reads
+    # exactly as the rules do, or refuses ("1.2.3"), and then the rules say why.
+    if (_PLAIN_CHARS.fullmatch("\n".join(cells)) and any(cells)
+            and (delimiter == "," or not _all_grouped(cells))):
+        try:
+            values = np.array(cells if "" not in cells else [cell or "nan" for cell in cells],
+                              dtype=np.float64)
+        except ValueError:
+            pass
+        else:
             values.setflags(write=False)
             return values, False
+    cells = [cell.strip() for cell in cells]
     lowered = [cell.lower() for cell in cells]
     present = [i for i, low in enumerate(lowered) if low not in MISSING and low not in INFINITE]
     if not present:
@@ -366,8 +384,7 @@ def _column(name: str, cells: list[str], lines: np.ndarray, delimiter: str | Non
             why = (f"“{name}”: {where(i)} holds {_cell(cells[i])}, which is not a number"
                    + (" (thousands separators are not read: write it without them)."
                       if grouped else "."))
-            some_numbers = any(_number(cells[k], ".") is not None
-                               or _number(cells[k], ",") is not None for k in present)
+            some_numbers = _ANY_NUMBER.search("\n".join(cells)) is not None
             return why if some_numbers else _NotNumbers(why)
     with_comma = [i for i in present if "," in cells[i]]
     with_point = [i for i in present if "." in cells[i]]
