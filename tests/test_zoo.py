@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import core.io.loading
 from core.cells import CELLS
 from core.model import SequenceModel, count_parameters
 from core.tasks import TASKS, get_task
 from core.training.zoo import (
-    MODELS_DIR, RECIPES, available, build_model, load_model, model_info, paths,
-    recipe,
+    MODELS_DIR, RECIPES, ROOT, ZOO_THREADS, available, build_model, load_model, made_with,
+    model_info, paths, recipe, source_hash, training_sources,
 )
 
 ALL = [(t, c) for t in TASKS for c in CELLS]
@@ -197,3 +200,60 @@ def test_user_weights_loader_is_re_exported_for_scripts():
 
     assert load_user_weights is core.io.loading.load_user_weights
     assert zoo_load_model is load_model
+
+
+# -- reproducible: the command makes the shipped weights (issue 19, item 10) ---------------------
+
+#: What float results depend on besides the code: where any differs from the checkpoint's
+#: record, a retrain may end at other weights and the bitwise check below says so and skips.
+MACHINE = ("torch", "cpu", "cpu_capability", "cpu_flags_sha256")
+
+
+@pytest.mark.parametrize("task, cell", ALL)
+def test_every_checkpoint_records_what_a_bit_for_bit_retrain_needs(task, cell):
+    info = model_info(task, cell)
+    record = info.made_with
+    assert record["command"] == "python scripts/train_zoo.py"
+    assert record["threads"] == ZOO_THREADS == info.config["threads"] == recipe(task, cell).threads
+    assert record["torch"] == json.loads(paths(task, cell)[1].read_text())["torch_version"]
+    assert all(record[key] for key in MACHINE)
+    assert sorted(record["code_sha256"]) == sorted(training_sources(task))
+
+
+def test_the_code_hash_ignores_comments_and_docstrings_but_not_code(tmp_path):
+    one, two, three = (tmp_path / f"{n}.py" for n in ("one", "two", "three"))
+    one.write_text('"""Doc."""\nx = 1  # a comment\n\ndef f():\n    """Says what."""\n    return x\n')
+    two.write_text('"""Other words."""\nx = 1\n\n\ndef f():\n    return x  # why\n')
+    three.write_text('"""Doc."""\nx = 2\n\ndef f():\n    return x\n')
+    assert source_hash(one) == source_hash(two) != source_hash(three)
+
+
+def test_the_command_remakes_the_shipped_airline_models_bit_for_bit(tmp_path):
+    """The cheapest task, all three cells (the RNN, oneDNN's LSTM, the GRU), through the
+    command's own path: its worker processes, the recipe's one thread, save_model. Bitwise, on
+    the same torch and CPU as recorded; a changed training code then fails here, not silently."""
+    task = "airline"
+    recorded = {cell: model_info(task, cell).made_with for cell in CELLS}
+    here = made_with(task)
+    for cell, record in recorded.items():
+        differs = [f"{key} {record.get(key)!r} here {here[key]!r}" for key in MACHINE
+                   if record.get(key) != here[key]]
+        if differs:
+            pytest.skip(f"{task} x {cell} was made elsewhere ({'; '.join(differs)}): float "
+                        "results depend on the torch build and the CPU's instruction set")
+    done = subprocess.run([sys.executable, "scripts/train_zoo.py", "--task", task,
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for cell, record in recorded.items():
+        shipped = load_file(str(paths(task, cell)[0]))
+        again = load_file(str(paths(task, cell, tmp_path)[0]))
+        changed = [path for path, digest in here["code_sha256"].items()
+                   if record["code_sha256"].get(path) != digest]
+        assert list(again) == list(shipped) and all(
+            torch.equal(again[k], shipped[k]) for k in shipped), (
+            f"python scripts/train_zoo.py no longer makes the shipped {task} x {cell}; code "
+            f"changed since it was made: {changed or 'none'}. Retrain the zoo and update the "
+            "README's score table, or undo the change.")
+        meta = json.loads(paths(task, cell, tmp_path)[1].read_text())
+        assert meta["heldout"] == json.loads(paths(task, cell)[1].read_text())["heldout"]

@@ -10,15 +10,30 @@ Each model is `models/<task>_<cell>.safetensors` (weights) plus `<task>_<cell>.j
 (metadata). `python scripts/train_zoo.py` remakes all of them from `RECIPES` with fixed seeds.
 Every cell of a task gets the same recipe and budget; the LSTM's forget gate starts with bias 1
 (Jozefowicz et al. 2015). The vanilla RNN's score is recorded whatever it is.
+
+Bit for bit, a retrain gives the shipped weights only where the float arithmetic is the same:
+the same torch, one torch thread (`ZOO_THREADS`, part of every recipe) and the same CPU
+instruction set (MKL and oneDNN pick their kernels by it). Thousands of steps turn a last-bit
+difference into other weights: on the development machine, adding x GRU trained on 2 threads
+ends with weights up to 0.34 away and held-out MSE 0.00070 instead of 0.00028, and with the math
+libraries held to AVX2 up to 0.18 away and 0.00026. So each checkpoint's metadata records
+`made_with` (torch, numpy, threads, CPU, its instruction set, and a hash of each source file the
+training ran), and tests/test_zoo.py retrains the airline models with the command and expects
+the shipped weights exactly, wherever the CPU and torch are the recorded ones.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
+import hashlib
 import json
-from dataclasses import dataclass, replace
+import platform
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -29,7 +44,8 @@ from core.model import (
 from core.tasks import TASKS, Score, Task, get_task
 from core.training.loop import TrainConfig, TrainResult, model_spec, train
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = ROOT / "models"
 FORMAT_VERSION = 1
 ZOO_SEED = 1
 FINAL_HELDOUT_SEED = 2_000_003  # the metadata's held-out score: a stream training never saw
@@ -58,13 +74,16 @@ RECIPES: dict[str, TrainConfig] = {
 SCORED_SEQ_LEN = {"adding": 50, "agreement": 20, "airline": 24, "sentiment": 40, "names": 30,
                   "random": 10}
 LSTM_FORGET_BIAS = 1.0
+#: Torch threads every zoo model trains on, whoever calls: float sums split over more threads
+#: round differently, and the weights end elsewhere (see the module docstring).
+ZOO_THREADS = 1
 
 
 def recipe(task: str | Task, cell: str, seed: int = ZOO_SEED) -> TrainConfig:
     """The training configuration of the zoo model for task x cell."""
     task = get_task(task)
     _check_cell(cell)
-    config = replace(RECIPES[task.name], seed=seed)
+    config = replace(RECIPES[task.name], seed=seed, threads=ZOO_THREADS)
     if cell == "lstm":
         config = replace(config, forget_bias=LSTM_FORGET_BIAS)
     return config
@@ -91,6 +110,7 @@ class ZooEntry:
     config: dict
     extra: dict
     path: Path
+    made_with: dict = field(default_factory=dict)  # what a bit-for-bit retrain needs (made_with())
 
     @property
     def title(self) -> str:
@@ -133,7 +153,7 @@ def model_info(task: str, cell: str) -> ZooEntry:
         param_count=meta["param_count"], rnn_param_count=meta["rnn_param_count"],
         heldout=Score.from_dict(meta["heldout"]), heldout_seed=meta["heldout"]["seed"],
         heldout_seq_len=meta["heldout"]["seq_len"], config=meta["config"], extra=meta.get("extra", {}),
-        path=weights,
+        path=weights, made_with=meta.get("made_with", {}),
     )
 
 
@@ -197,6 +217,7 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
         "extra": extra or {},
         "torch_version": torch.__version__,
         "made_by": "python scripts/train_zoo.py",
+        "made_with": made_with(task.name, result.config),
     }
     weights, meta_path = paths(task.name, result.cell, directory)
     weights.parent.mkdir(parents=True, exist_ok=True)
@@ -219,3 +240,73 @@ def train_zoo_model(task: str, cell: str, directory: Path | None = None,
             result.model, seed=FINAL_HELDOUT_SEED, per_distance=100,
             max_distance=task_obj.seq_len.max)
     return result, save_model(result, directory, extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a bit-for-bit retrain needs
+
+
+def made_with(task: str, config: TrainConfig | None = None) -> dict:
+    """How a checkpoint was made, as far as its exact weights depend on it: the versions, the
+    torch threads it trained on, the CPU and the instruction set torch's kernels run, and a hash
+    of each source file the training ran (comments and docstrings left out)."""
+    threads = config.threads if config is not None and config.threads else torch.get_num_threads()
+    return {
+        "command": "python scripts/train_zoo.py",
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "threads": threads,
+        "cpu": cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags_sha256": hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16],
+        "code_sha256": {path: source_hash(ROOT / path) for path in training_sources(task)},
+    }
+
+
+def training_sources(task: str) -> list[str]:
+    """The files whose code (or data) a zoo model's training runs, relative to the repository."""
+    module = Path(sys.modules[type(get_task(task)).__module__].__file__).resolve()
+    files = ["core/model.py", "core/cells.py", "core/training/loop.py", "core/training/zoo.py",
+             "core/tasks/base.py", module.relative_to(ROOT).as_posix()]
+    return files + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "data").glob("*.csv")
+                          if task == "airline")
+
+
+def source_hash(path: Path) -> str:
+    """A file's hash; for Python, of its syntax tree without docstrings, so that a comment or
+    a reworded docstring does not count as a change of what runs."""
+    data = path.read_bytes()
+    if path.suffix == ".py":
+        tree = ast.parse(data)
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                    and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        data = ast.dump(tree).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields from /proc/cpuinfo ({} where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_name() -> str:
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's instruction-set flags: CPUs of one model name may differ in them (AVX-512
+    extensions, AMX), and MKL and oneDNN choose their kernels by them."""
+    return _cpuinfo().get("flags", "").split()
