@@ -89,12 +89,12 @@ class TrainingSlots:
         with self._changed:
             self._waiting += 1
             try:
-                while self._free == 0:
-                    if should_give_up():
-                        return False
+                while not should_give_up():  # asked first: a run stopped while it waited
+                    if self._free:           # does not start when a slot frees up
+                        self._free -= 1
+                        return True
                     self._changed.wait(poll_seconds)
-                self._free -= 1
-                return True
+                return False
             finally:
                 self._waiting -= 1
 

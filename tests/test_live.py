@@ -59,7 +59,7 @@ def test_each_ended_run_gets_one_message_in_the_pages_words():
     kind, text = ui.live.run_message(progress(error="out of memory"), verdict)
     assert (kind, text) == ("error", "**adding · LSTM · 10:00:00** failed: out of memory")
     kind, text = ui.live.run_message(progress(cancelled=True), verdict)
-    assert kind == "info" and "waited for a free training slot: nothing was trained" in text
+    assert kind == "info" and "stopped before it began to train: nothing was trained" in text
 
 
 def test_the_charts_get_every_runs_series_and_the_baseline_of_their_held_out_set():
@@ -72,3 +72,29 @@ def test_the_charts_get_every_runs_series_and_the_baseline_of_their_held_out_set
     value, name = runs.baseline()
     assert (value, name) == baseline_line("adding", config) and name == "always predict 1"
     assert 0.1 < value < 0.25  # MSE of always predicting 1: 1/6 in expectation
+
+
+def test_a_session_started_outside_a_served_app_is_not_watched():
+    assert ui.live.owner_alive() is None  # no Streamlit server runs this test
+
+
+def test_the_owner_of_a_served_session_is_its_browser_tab(monkeypatch):
+    import streamlit.runtime
+    import streamlit.runtime.scriptrunner
+
+    asked = []
+
+    class Runtime:
+        def is_active_session(self, session_id):
+            asked.append(session_id)
+            return session_id == "tab-1"
+
+    monkeypatch.setattr(streamlit.runtime, "exists", lambda: True)
+    monkeypatch.setattr(streamlit.runtime, "get_instance", lambda: Runtime())
+    monkeypatch.setattr(streamlit.runtime.scriptrunner, "get_script_run_ctx",
+                        lambda suppress_warning=False: SimpleNamespace(session_id="tab-1"))
+    alive = ui.live.owner_alive()
+    assert alive() is True and asked == ["tab-1"]  # asked later, from the watch's thread
+    monkeypatch.setattr(streamlit.runtime.scriptrunner, "get_script_run_ctx",
+                        lambda suppress_warning=False: SimpleNamespace(session_id="tab-2"))
+    assert ui.live.owner_alive()() is False

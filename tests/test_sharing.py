@@ -15,8 +15,8 @@ from core.views import explore as ex
 from core.limits import LIMITS, LimitError, check_trace_size
 from core.model import ModelSpec, SequenceModel, count_parameters
 from core.sharing import (
-    MAX_TRAINED_PER_SESSION, TRAINING_SLOTS, TrainingSlots, cap_torch_threads,
-    session_memory_bound,
+    MAX_TRAINED_PER_SESSION, OWNER_WATCH, TRAINING_SLOTS, OwnerWatch, TrainingSlots,
+    cap_torch_threads, session_memory_bound,
 )
 from core.training.loop import TrainConfig
 from core.training.session import TrainingSession, check_model_size, keep_newest, train_runs
@@ -189,3 +189,36 @@ def test_the_per_session_bound_adds_up_from_the_limits():
     bound = session_memory_bound()
     assert bound["last trace (states, gates)"] == 6 * LIMITS.max_trace_values * 4
     assert sum(bound.values()) < 130 * 2**20  # the README quotes it: under 130 MB
+
+
+# -- work whose owner has gone ------------------------------------------------------------------
+
+def test_the_owner_watch_stops_work_once_its_owner_has_been_gone_for_the_grace():
+    watch = OwnerWatch(grace_seconds=15.0)
+    stopped, owner, running = [], {"alive": True}, {"now": True}
+    watch.watch(lambda: owner["alive"], lambda: stopped.append(1), lambda: running["now"])
+    watch.poll(100.0)
+    owner["alive"] = False
+    watch.poll(101.0)  # gone since 101
+    watch.poll(115.5)
+    assert not stopped and watch.watching == 1
+    watch.poll(116.0)
+    assert stopped == [1] and watch.watching == 0  # stopped once, then forgotten
+
+
+def test_the_owner_watch_forgets_finished_work_and_survives_a_broken_owner():
+    watch = OwnerWatch(grace_seconds=1.0)
+    stopped = []
+
+    def broken():
+        raise RuntimeError("the runtime is shutting down")
+
+    watch.watch(broken, lambda: stopped.append("broken"), lambda: True)
+    watch.watch(lambda: False, lambda: stopped.append("gone"), lambda: False)  # already done
+    watch.poll(0.0)
+    watch.poll(5.0)
+    assert stopped == [] and watch.watching == 1  # cannot tell: never stopped by mistake
+
+
+def test_the_process_has_one_owner_watch_with_a_short_grace():
+    assert 5 <= OWNER_WATCH.grace_seconds <= 30

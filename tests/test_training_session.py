@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from datetime import datetime
@@ -18,9 +20,11 @@ from core.io.exports import model_files
 from core.io.loading import load_user_weights
 from core.limits import LIMITS, LimitError
 from core.model import ModelSpec, SequenceModel
-from core.tasks import Score
-from core.training.loop import TrainConfig
+from core.sharing import OwnerWatch, TrainingSlots
+from core.tasks import Score, get_task
+from core.training.loop import TrainConfig, heldout_set
 from core.training.session import (
+    STOP_GRACE_SECONDS,
     RunSpec,
     TrainingSession,
     describe_result,
@@ -312,3 +316,162 @@ print("streamlit imported in the server:", "streamlit" in sys.modules)
     assert done.stdout.splitlines()[0] == "finished"
     assert "ScriptRunContext" not in done.stderr and "streamlit run" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- the memory budget, Stop within a step, a child that does not answer ------------------------
+
+def test_runs_started_together_share_their_planned_batch_and_held_out_set():
+    config = TrainConfig(max_steps=5, hidden_size=512, num_layers=2, seq_len=1000)
+    session = TrainingSession(train_runs("adding", ["rnn", "lstm", "gru"], config,
+                                         when=datetime(2026, 1, 1)))
+    sizes = {(run.config.batch_size, run.config.heldout_size) for run in session.runs}
+    assert sizes == {(2, 20)}  # the LSTM's plan, for all three: the same batches
+    assert session.notes[0].startswith("Batch scaled from 50 to 2 sequences to fit the memory "
+                                       "budget of 256 MB per training run")
+    assert session.notes[-1] == ("Runs started together train on the same batches and share "
+                                 "one held-out set, so every run here uses these sizes.")
+    assert len(session.notes) == 3  # the LSTM's two notes, and that one
+    rnn = session.snapshot()[0]
+    assert rnn.notes[0] == ("Batch scaled from 50 to 2 sequences, as for the runs started with "
+                            "it: runs started together train on the same batches.")
+
+
+def test_a_run_too_big_for_the_budget_is_refused_before_it_takes_a_slot(monkeypatch):
+    from core.limits import Limits
+    import core.training.budget
+
+    monkeypatch.setattr(core.training.budget, "LIMITS", Limits(max_training_bytes=2**20))
+    slots = TrainingSlots(1)
+    with pytest.raises(LimitError, match="Too big to train here") as raised:
+        TrainingSession(small_runs(("lstm",), hidden_size=64, seq_len=500), slots)
+    assert raised.value.limit == "max_training_bytes" and slots.busy == 0
+
+
+def wait_for(condition, timeout=60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_stop_ends_a_run_with_slow_steps_within_a_second_or_so():
+    """Steps of about half a second (1,000 steps, H = 128, 27 sequences a batch), heard in
+    stretches: Stop ends the run, evaluated, soon after it is asked, without ending its process."""
+    config = TrainConfig(max_steps=LIMITS.max_training_steps, hidden_size=128, seq_len=1000,
+                         heldout_every=1000, progress_every=1)
+    session = TrainingSession(train_runs("adding", ["lstm"], config,
+                                         when=datetime(2026, 1, 1))).start()
+    assert wait_for(lambda: session.snapshot()[0].events)
+    asked = time.monotonic()
+    session.stop()
+    assert session.wait(timeout=30)
+    took = time.monotonic() - asked
+    (run,) = session.snapshot()
+    assert run.result.status == "stopped" and "was ended" not in run.result.message
+    assert run.result.steps >= 1
+    assert took < 2.5, took  # a stretch (~0.25 s planned), the evaluation, the hand-over
+
+
+def _frozen_after_a_check(session) -> int:
+    """Wait for the first held-out check of the session's only run, then freeze its process
+    (SIGSTOP: like a step that never ends) and return its pid."""
+    assert wait_for(lambda: any(e.heldout_metric is not None
+                                for e in session.snapshot()[0].events))
+    (child,) = training_processes()
+    os.kill(child.pid, signal.SIGSTOP)
+    return child.pid
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+def test_a_process_that_does_not_answer_stop_is_ended_and_its_last_check_kept():
+    runs = small_runs(("gru",), steps=LIMITS.max_training_steps, heldout_every=5)
+    session = TrainingSession(runs).start()
+    _frozen_after_a_check(session)
+    asked = time.monotonic()
+    session.stop()
+    assert session.wait(timeout=30)
+    took = time.monotonic() - asked
+    assert STOP_GRACE_SECONDS <= took < STOP_GRACE_SECONDS + 1.5, took
+    (run,) = session.snapshot()
+    result = run.result
+    assert result.status == "stopped" and result.steps % 5 == 0  # a check's step
+    assert "the training process did not end within 1.5 s, so it was ended and the weights " \
+           f"of step {result.steps} (the last held-out check) and their score were kept" \
+           in result.message
+    # the score is that of the kept weights: evaluate them again on the run's held-out set
+    again = get_task("adding").score_on(result.model, heldout_set("adding", runs[0].config))
+    assert again.value == pytest.approx(result.score.value, rel=1e-5)
+    assert not training_processes()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+def test_a_process_past_its_time_limit_is_ended_within_the_grace():
+    runs = small_runs(("rnn",), steps=LIMITS.max_training_steps, heldout_every=5,
+                      max_seconds=2.0)
+    session = TrainingSession(runs).start()
+    _frozen_after_a_check(session)
+    assert session.wait(timeout=30)
+    (run,) = session.snapshot()
+    assert run.result.status == "time limit" and "was ended" in run.result.message
+    assert run.result.seconds < 2.0 + STOP_GRACE_SECONDS + 1.0
+
+
+def test_a_process_ended_before_its_first_check_keeps_nothing_and_says_so():
+    runs = small_runs(("rnn",), steps=LIMITS.max_training_steps, heldout_every=10**6)
+    session = TrainingSession(runs).start()
+    assert wait_for(lambda: session.snapshot()[0].events)
+    (child,) = training_processes()
+    os.kill(child.pid, signal.SIGSTOP)
+    session.stop()
+    assert session.wait(timeout=30)
+    (run,) = session.snapshot()
+    assert run.status == "failed" and run.error.endswith(
+        "before its first held-out check: nothing was kept")
+    assert "did not end within 1.5 s of Stop and was ended at step " in run.error
+
+
+# -- runs whose browser tab has gone -------------------------------------------------------------
+
+def test_an_abandoned_session_is_stopped_after_the_grace_and_frees_its_slots():
+    slots = TrainingSlots(2)
+    watch = OwnerWatch(grace_seconds=0.5, poll_seconds=0.05)
+    owner = {"alive": True}
+    runs = small_runs(("rnn", "lstm", "gru"), steps=LIMITS.max_training_steps)
+    session = TrainingSession(runs, slots, owner_alive=lambda: owner["alive"],
+                              owner_watch=watch).start()
+    assert wait_for(lambda: slots.busy == 2 and slots.waiting == 1)
+    time.sleep(0.3)
+    assert session.running and not session.stop_requested  # its tab is there: it trains on
+    owner["alive"] = False  # the tab is closed
+    assert session.wait(timeout=30)
+    assert slots.busy == 0 and slots.waiting == 0 and session.abandoned
+    by_status = sorted(p.status for p in session.snapshot())
+    assert by_status == ["stopped", "stopped", "stopped before it started"]
+    for result in session.results().values():
+        assert result.message.startswith("stopped because its browser tab had gone for 0.5 s "
+                                         "after ")
+    assert watch.watching == 0
+
+
+def test_a_tab_that_comes_back_within_the_grace_finds_its_runs_going():
+    watch = OwnerWatch(grace_seconds=10.0, poll_seconds=1.0)
+    alive = {"now": False}
+    session = TrainingSession(small_runs(("rnn",), steps=LIMITS.max_training_steps),
+                              owner_alive=lambda: alive["now"], owner_watch=watch).start()
+    try:
+        now = time.monotonic()
+        watch.poll(now)
+        watch.poll(now + 9.0)  # gone for 9 s: not yet
+        alive["now"] = True  # reconnected
+        watch.poll(now + 9.5)
+        alive["now"] = False  # gone again: the grace starts afresh
+        watch.poll(now + 12.0)
+        watch.poll(now + 21.0)
+        assert session.running and not session.stop_requested
+        watch.poll(now + 22.5)
+        assert session.stop_requested and session.abandoned
+    finally:
+        session.stop()
+        session.wait(timeout=30)

@@ -9,6 +9,12 @@ run in a child process) and draw the same panel, each with its own charts and ve
 The panel draws in a fragment that polls the session (`st.fragment(run_every=POLL_SECONDS)`)
 while it runs, and reruns the whole page once it has ended: the buttons come back, the results
 appear below, and polling stops. A page keeps its session under session_key(page).
+
+A session knows whether its browser tab is still connected (`owner_alive`, from Streamlit's
+runtime): the server stops the runs of a tab that has been gone for a short while
+(core.sharing.OWNER_WATCH), so they free their training slots. A tab that reconnects sooner
+(Streamlit keeps a disconnected session for a reconnect) finds its runs still going; later, it
+finds them stopped with what they learned.
 """
 
 from __future__ import annotations
@@ -78,6 +84,22 @@ def is_running(page: str) -> bool:
     return session is not None and session.running
 
 
+def owner_alive() -> Callable[[], bool] | None:
+    """Whether the browser tab running this script is still connected, asked later from any
+    thread; None where no Streamlit server runs the script (AppTest, a plain script)."""
+    try:
+        from streamlit import runtime
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        context = get_script_run_ctx(suppress_warning=True)
+        if context is None or not runtime.exists():
+            return None
+        server, session_id = runtime.get_instance(), context.session_id
+    except Exception:  # an older or newer Streamlit without these: no watch, nothing breaks
+        return None
+    return lambda: server.is_active_session(session_id)
+
+
 def start_stop(page: str, label: str, runs: Callable[[], list[RunSpec]]) -> None:
     """The start button (`label`) and Stop. Start trains what `runs()` gives in a new session;
     its ValueError (LimitError included: the message names the limit) becomes a message."""
@@ -85,7 +107,8 @@ def start_stop(page: str, label: str, runs: Callable[[], list[RunSpec]]) -> None
     start, stop, _ = st.columns([1, 1, 5])
     if start.button(label, type="primary", disabled=busy, width="stretch"):
         try:
-            st.session_state[session_key(page)] = TrainingSession(runs()).start()
+            st.session_state[session_key(page)] = TrainingSession(
+                runs(), owner_alive=owner_alive()).start()
             busy = True
         except ValueError as error:
             st.error(f"Cannot start training: {plain(error)}")
@@ -112,6 +135,8 @@ def _draw(page: str, view: LiveView, polling: bool) -> None:
         st.info(view.idle)
         return
     snapshot = session.snapshot()
+    for note in session.notes:  # what planning changed: the batch, the held-out set
+        st.caption(plain(note))
     for progress in snapshot:
         st.progress(progress.fraction, text=progress.progress_text)
     charts = view.charts(Runs.of(snapshot))
@@ -135,8 +160,7 @@ def run_message(progress: RunProgress, verdict: Callable[[TrainResult], tuple[st
     if progress.error is not None:
         return "error", f"{label} failed: {progress.error}"
     if progress.cancelled:
-        return "info", (f"{label} was stopped while it waited for a free training slot: "
-                        "nothing was trained.")
+        return "info", f"{label} was stopped before it began to train: nothing was trained."
     result = progress.result
     if result is None:
         return None

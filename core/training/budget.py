@@ -41,15 +41,12 @@ slower host shared by three runs), keeping at least `MIN_HELDOUT` sequences; the
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, replace
 
-import torch
-
 from core.cells import cell_info
 from core.limits import LIMITS, LimitError
-from core.model import ModelSpec, SequenceModel, count_parameters
+from core.model import ModelSpec
 from core.tasks import Task, get_task
 
 FLOAT = 4  # bytes; every tensor a run makes is float32, token ids aside
@@ -79,6 +76,14 @@ MIN_HELDOUT = 20
 EVAL_MACS_PER_SECOND = {"lstm": 12e9, "gru": 6e9, "rnn": 6e9}
 EVAL_SECONDS_PER_STEP = {"lstm": 20e-6, "gru": 50e-6, "rnn": 25e-6}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+#: Seconds one piece of work that cannot be interrupted (a stretch of a training step, one
+#: evaluation chunk) is planned to take at most: Stop and the time limit are heard between
+#: pieces. A training step costs about three forward passes (forward, and backward's two).
+PIECE_SECONDS = 0.25
+TRAIN_PASSES = 3
+#: Steps of one stretch of a training step: at most as core.training.loop's SEGMENT_STEPS, at
+#: least this many.
+MIN_SEGMENT_STEPS = 10
 
 
 def mib(nbytes: float) -> str:
@@ -86,11 +91,17 @@ def mib(nbytes: float) -> str:
     return f"{nbytes / 2**20:,.0f} MB" if nbytes >= 2**20 else f"{nbytes / 2**20:,.1f} MB"
 
 
-@functools.lru_cache(maxsize=256)
 def parameter_count(spec: ModelSpec) -> int:
-    """Parameters of the SequenceModel `spec` describes, counted without allocating them."""
-    with torch.device("meta"):
-        return count_parameters(SequenceModel(spec))
+    """Parameters of the SequenceModel `spec` describes (its embedding, recurrent layers with
+    both biases, and linear head), worked out without building it."""
+    embedding = spec.vocab_size * spec.input_size if spec.vocab_size is not None else 0
+    gates_h = GATES[spec.cell] * spec.hidden_size
+    recurrent, inputs = 0, spec.input_size
+    for _ in range(spec.num_layers):
+        recurrent += gates_h * (inputs + spec.hidden_size) + 2 * gates_h
+        inputs = spec.hidden_size
+    head = spec.hidden_size * spec.output_size + spec.output_size
+    return embedding + recurrent + head
 
 
 def sequence_steps(task: Task | str, seq_len: int) -> int:
@@ -170,23 +181,37 @@ def largest_batch(spec: ModelSpec, optimizer: str, steps: int, window: int | Non
 
 def evaluation_chunk(spec: ModelSpec, optimizer: str, steps: int, heldout_size: int,
                      batch_size: int, budget: int | None = None) -> int:
-    """Sequences evaluated at once: as many as the budget leaves room for (at least one, at most
-    the held-out set)."""
+    """Sequences evaluated at once: as many as the budget leaves room for and as evaluate in
+    about PIECE_SECONDS (at least one, at most the held-out set)."""
     free = free_for_batches(spec, optimizer, steps, heldout_size, budget) \
         - 3 * batch_size * _step_bytes(spec) * steps
-    return int(max(1, min(heldout_size, free // evaluation_bytes(spec, steps))))
+    by_memory = free // evaluation_bytes(spec, steps)
+    by_time = PIECE_SECONDS * EVAL_MACS_PER_SECOND[spec.cell] / (steps * macs_per_step(spec))
+    return int(max(1, min(heldout_size, by_memory, by_time)))
+
+
+def macs_per_step(spec: ModelSpec) -> int:
+    """Multiply-adds of one step of one sequence through every layer (the gates' matmuls)."""
+    macs, inputs = 0, spec.input_size
+    for _ in range(spec.num_layers):
+        macs += GATES[spec.cell] * spec.hidden_size * (inputs + spec.hidden_size)
+        inputs = spec.hidden_size
+    return macs
 
 
 def evaluation_seconds(spec: ModelSpec, sequences: int, steps: int, chunk: int) -> float:
     """The planned time to evaluate `sequences` sequences of `steps` steps, `chunk` at a time."""
-    macs = 0
-    inputs = spec.input_size
-    for _ in range(spec.num_layers):
-        macs += GATES[spec.cell] * spec.hidden_size * (inputs + spec.hidden_size)
-        inputs = spec.hidden_size
     chunks = math.ceil(sequences / max(1, chunk))
-    return (sequences * steps * macs / EVAL_MACS_PER_SECOND[spec.cell]
+    return (sequences * steps * macs_per_step(spec) / EVAL_MACS_PER_SECOND[spec.cell]
             + chunks * steps * spec.num_layers * EVAL_SECONDS_PER_STEP[spec.cell])
+
+
+def segment_steps(spec: ModelSpec, batch_size: int, longest: int) -> int:
+    """Steps of one stretch of a training step on a batch (forward and backward about
+    PIECE_SECONDS), from MIN_SEGMENT_STEPS to `longest`."""
+    per_step = (TRAIN_PASSES * batch_size * macs_per_step(spec) / EVAL_MACS_PER_SECOND[spec.cell]
+                + TRAIN_PASSES * spec.num_layers * EVAL_SECONDS_PER_STEP[spec.cell])
+    return int(max(MIN_SEGMENT_STEPS, min(longest, PIECE_SECONDS // per_step)))
 
 
 @dataclass(frozen=True)
@@ -202,9 +227,11 @@ class RunPlan:
 
 
 def describe_model(spec: ModelSpec, steps: int) -> str:
-    layers = f"{spec.num_layers}-layer " if spec.num_layers > 1 else ""
-    return (f"a {layers}{cell_info(spec.cell).display_name} with {spec.hidden_size:,} units "
-            f"on sequences of {steps:,} steps")
+    """"a 2-layer LSTM with 512 units on sequences of 1,000 steps" (plain text)."""
+    name = f"{spec.num_layers}-layer " if spec.num_layers > 1 else ""
+    name += cell_info(spec.cell).display_name
+    article = "an" if name[0] in "8AEFHILMNORSX" else "a"  # an LSTM, an RNN, an 8-layer
+    return f"{article} {name} with {spec.hidden_size:,} units on sequences of {steps:,} steps"
 
 
 def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = None,
@@ -247,8 +274,7 @@ def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = Non
     notes = []
     scaled = f"Batch scaled from {config.batch_size:,} to {_sequences(batch)}"
     if batch < own_batch:
-        notes.append(f"{scaled}, as for the runs started with it: runs started together train "
-                     f"on the same batches.")
+        notes.append(f"{scaled}, {SHARED}: runs started together train on the same batches.")
     elif batch < config.batch_size:
         backpropagated = steps if window is None else min(window, steps)
         notes.append(f"{scaled} to fit the memory budget of {mib(budget)} per training run "
@@ -256,17 +282,21 @@ def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = Non
                      f"{describe_model(spec, steps)}).")
     scaled = f"Held-out set scaled from {wanted_heldout:,} to {_sequences(heldout)}"
     if heldout < own_heldout:
-        notes.append(f"{scaled}, as for the runs started with it: they share one held-out set.")
+        notes.append(f"{scaled}, {SHARED}: they share one held-out set.")
     elif heldout < wanted_heldout and seconds <= 1.5 * HELDOUT_SECONDS:
-        notes.append(f"{scaled}, so that checking the model on it takes about {seconds:.1g} s "
-                     f"and Stop ends the run within about a second.")
+        notes.append(f"{scaled}, so that checking the model on it takes under a second and "
+                     f"Stop ends the run within about a second.")
     elif heldout < wanted_heldout:
         notes.append(f"{scaled} (the fewest a run keeps); checking the model on them still "
-                     f"takes about {seconds:.0f} s, so a run stopped between two checks may "
-                     f"keep the weights and score of its last check.")
+                     f"takes seconds, so a run stopped between two checks may keep the weights "
+                     f"and score of its last check.")
     planned = replace(config, batch_size=batch, heldout_size=heldout)
     estimate = training_bytes(spec, optimizer, batch, steps, window, heldout, chunk)
     return RunPlan(planned, estimate, chunk, seconds, tuple(notes))
+
+
+#: Words in a note on a change made because of another run started at the same time.
+SHARED = "as for the runs started with it"
 
 
 def _sequences(n: int) -> str:

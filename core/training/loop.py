@@ -36,7 +36,7 @@ from core.limits import (
     check_hidden_size, check_layers, check_training_seconds, check_training_steps,
 )
 from core.training.budget import (
-    check_training_memory, evaluation_chunk, evaluation_seconds, sequence_steps,
+    check_training_memory, evaluation_chunk, evaluation_seconds, segment_steps, sequence_steps,
 )
 from core.cells import cell_info
 from core.model import INITS, ModelSpec, SequenceModel, build_sequence_model
@@ -45,8 +45,9 @@ from core.tasks.base import IGNORE, STREAM_PROBE, STREAM_TRAIN, rng_for
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 #: Steps of a long sequence run forward (and backward) at a time, so Stop and the time limit
-#: are heard within a step: a stretch costs well under half a second at any size the budget
-#: allows. Sequences up to this long run in one piece, as before.
+#: are heard within a step; fewer for a big model or batch (core.training.budget.segment_steps
+#: plans a stretch to take about a quarter of a second). A sequence no longer than its stretch
+#: runs in one piece, as before.
 SEGMENT_STEPS = 200
 #: A stopped run evaluates the weights it stopped at if that is expected to take at most this
 #: long; otherwise it keeps the weights and score of its last held-out check (the server ends a
@@ -200,14 +201,15 @@ def _detach(state):
 
 
 def backward_batch(model: SequenceModel, task: Task, batch: Batch, window: int | None,
-                   interrupt: Callable[[], bool] | None = None) -> float:
+                   interrupt: Callable[[], bool] | None = None,
+                   segment: int = SEGMENT_STEPS) -> float:
     """Forward and backward on one batch, through at most `window` steps at a time (truncated
     BPTT: the state passes on between windows, its gradient does not). Returns the mean loss.
 
-    A window longer than SEGMENT_STEPS runs forward in stretches of that many steps, the state
-    passing on with its gradient (the same numbers as one call), and `interrupt()` is asked
-    between stretches, forward and backward: True raises Interrupted (the caller drops the
-    step's gradients)."""
+    A window longer than `segment` steps runs forward in stretches of that many steps, the state
+    passing on with its gradient (the same forward numbers as one call; the weights' gradient
+    sums its parts in another order), and `interrupt()` is asked between stretches, forward and
+    backward: True raises Interrupted (the caller drops the step's gradients)."""
     T = batch.inputs.shape[1]
     window = T if window is None else min(window, T)
     last = batch.lengths - 1  # many-to-one: where each sequence is read out
@@ -220,8 +222,8 @@ def backward_batch(model: SequenceModel, task: Task, batch: Batch, window: int |
     for start in range(0, T, window):
         stop = min(start + window, T)
         window_loss = None
-        for begin in range(start, stop, SEGMENT_STEPS):
-            end = min(begin + SEGMENT_STEPS, stop)
+        for begin in range(start, stop, segment):
+            end = min(begin + segment, stop)
             if begin > start and interrupt is not None:
                 _listen_in_backward(state, interrupt)
                 if interrupt():
@@ -239,7 +241,7 @@ def backward_batch(model: SequenceModel, task: Task, batch: Batch, window: int |
                 part = task.loss(predictions, batch.targets[rows], reduction="sum")
             window_loss = part if window_loss is None else window_loss + part
         if window_loss is not None:
-            if stop - start > SEGMENT_STEPS and interrupt is not None and interrupt():
+            if stop - start > segment and interrupt is not None and interrupt():
                 raise Interrupted
             (window_loss / count).backward()
             total += float(window_loss.detach())
@@ -321,6 +323,7 @@ class _Run:
         steps = max(sequence_steps(task, seq_len), int(self.heldout.inputs.shape[1]))
         self.chunk = evaluation_chunk(spec, config.optimizer, steps, len(self.heldout),
                                       config.batch_size)
+        self.segment = segment_steps(spec, config.batch_size, SEGMENT_STEPS)
         # what evaluating the held-out set takes: planned until a check has measured it
         self.evaluation_time = evaluation_seconds(spec, len(self.heldout), steps, self.chunk)
         self.last_check: _Check | None = None
@@ -393,7 +396,8 @@ class _Run:
             batch = task.batch(batches, config.batch_size, length)
             optimizer.zero_grad(set_to_none=True)
             try:
-                loss = backward_batch(model, task, batch, config.tbptt, self.interrupt)
+                loss = backward_batch(model, task, batch, config.tbptt, self.interrupt,
+                                      self.segment)
             except Interrupted:  # the step is dropped: the weights are the last whole step's
                 optimizer.zero_grad(set_to_none=True)
                 break

@@ -66,7 +66,7 @@ from core.sharing import (
     TrainingSlots,
 )
 from core.tasks import get_task
-from core.training.budget import plan_run
+from core.training.budget import SHARED, plan_run
 from core.training.loop import (
     OPTIMIZERS,
     ProgressEvent,
@@ -87,6 +87,8 @@ MAX_EVENTS_PER_RUN = 2000
 #: Seconds a training process has, after Stop or its time limit, to send its result before the
 #: server ends it (it hears both within a step and evaluates quickly: core.training.loop).
 STOP_GRACE_SECONDS = 1.5
+#: Seconds a training process may take to start (fork, read its arguments) before Stop ends it.
+START_SECONDS = 10.0
 
 
 @dataclass
@@ -113,7 +115,7 @@ class RunProgress:
     result: TrainResult | None  # set once the run has ended without an error
     error: str | None  # what went wrong, in words, if the run failed
     waiting: bool = False  # for a free training slot: other runs on this server train now
-    cancelled: bool = False  # stopped while it waited: it never trained
+    cancelled: bool = False  # stopped before it trained a step (e.g. while it waited for a slot)
     notes: tuple[str, ...] = ()  # what planning changed (batch, held-out set), in words
 
     @property
@@ -219,8 +221,15 @@ class TrainingSession:
 
     @property
     def notes(self) -> list[str]:
-        """What planning changed, each sentence once (runs started together share most)."""
-        return list(dict.fromkeys(note for run in self.runs for note in run.notes))
+        """What planning changed, each sentence once. A run scaled only because another run
+        started with it was says so in its own notes; here one sentence says it for all."""
+        notes = list(dict.fromkeys(note for run in self.runs for note in run.notes))
+        own = sorted((note for note in notes if SHARED not in note),
+                     key=lambda note: not note.startswith("Batch"))  # the batch first
+        if len(own) < len(notes):
+            own.append("Runs started together train on the same batches and share one held-out "
+                       "set, so every run here uses these sizes.")
+        return own
 
     def _abandon(self) -> None:
         """Its owner has gone: stop every run (each keeps what it learned; waiting runs never
@@ -247,6 +256,8 @@ class TrainingSession:
         with self._lock:
             if kind == "result":
                 self._results[run.label] = payload
+            elif kind == "cancelled":
+                self._cancelled.add(run.label)
             else:
                 self._errors[run.label] = payload
 
@@ -309,6 +320,8 @@ class TrainingSession:
         reached = events[-1].step if events else 0
         when = ("Stop" if ending == "stopped" else
                 f"its time limit of {run.config.max_seconds:g} s")
+        if watch.last_check is None and not events:
+            return "cancelled", None  # ended before it trained a step: nothing to keep
         if watch.last_check is None:
             return "error", (f"the training process did not end within {STOP_GRACE_SECONDS:g} s "
                              f"of {when} and was ended at step {reached} before its first "
@@ -389,10 +402,14 @@ class _ChildWatch:
         return time.monotonic() - (self.started or self.spawned)
 
     def overdue(self) -> str | None:
-        """"stopped" or "time limit" once the child has had its grace after either."""
+        """"stopped" or "time limit" once the child has had its grace after either. A child
+        still starting (a busy machine) hears Stop first thing: its grace runs from its start."""
         now = time.monotonic()
-        if self.stop_at is not None and now > self.stop_at + STOP_GRACE_SECONDS:
-            return "stopped"
+        if self.stop_at is not None:
+            deadline = (self.stop_at + START_SECONDS if self.started is None
+                        else max(self.stop_at, self.started) + STOP_GRACE_SECONDS)
+            if now > deadline:
+                return "stopped"
         if self.max_seconds is not None and self.started is not None \
                 and now > self.started + self.max_seconds + STOP_GRACE_SECONDS:
             return "time limit"
