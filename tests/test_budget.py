@@ -18,8 +18,8 @@ from core.model import ModelSpec, SequenceModel, build_sequence_model, count_par
 from core.tasks import get_task
 from core.training import budget
 from core.training.budget import (
-    activation_bytes, evaluation_chunk, parameter_count, plan_run, segment_steps,
-    training_bytes,
+    activation_bytes, evaluation_chunk, evaluation_stretch, parameter_count, plan_run,
+    segment_steps, training_bytes,
 )
 from core.training.loop import (
     Interrupted, TrainConfig, _Chunked, backward_batch, heldout_set, model_spec, train,
@@ -197,11 +197,14 @@ def test_an_evaluation_is_interrupted_between_chunks():
 
 
 def test_big_evaluations_and_steps_come_in_pieces_small_enough_to_hear_stop():
-    spec = model_spec(get_task("adding"), "lstm", 512, 2)
-    assert evaluation_chunk(spec, "adam", 1000, 500, 2) < 500
-    assert segment_steps(spec, 2, 200) < 200
+    spec = model_spec(get_task("adding"), "gru", 512, 2)
+    chunk = evaluation_chunk(spec, "adam", 1000, 500, 3)
+    assert chunk < 500  # the memory budget
+    assert evaluation_stretch(spec, chunk, 1000) < 1000  # and about a quarter second a piece
+    assert segment_steps(spec, 3, 200) < 200
     small = model_spec(get_task("adding"), "lstm", 32, 1)
     assert segment_steps(small, 50, 200) == 200  # small runs: one piece, as before
+    assert evaluation_stretch(small, 500, 50) == 50
 
 
 def test_a_long_step_is_interrupted_between_stretches_forward_and_backward():
@@ -221,3 +224,14 @@ def test_a_long_step_is_interrupted_between_stretches_forward_and_backward():
     assert pieces == pytest.approx(whole, rel=1e-6)
     for a, b in zip(grads, (p.grad for p in model.parameters())):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("task_name, cell", [("adding", "lstm"), ("agreement", "gru"),
+                                             ("names", "rnn")])
+def test_an_evaluation_in_stretches_gives_the_numbers_of_one_call(task_name, cell):
+    task = get_task(task_name)
+    model = build_sequence_model(model_spec(task, cell, 8, 2)).eval()
+    held = task.heldout(0, 23, 40 if task_name == "adding" else None)
+    whole = task.predict(model, held)
+    pieces = task.predict(_Chunked(model, 5, lambda: False, stretch=7), held)
+    assert torch.allclose(pieces, whole, atol=1e-6)

@@ -226,3 +226,16 @@ def test_the_url_follows_the_choices_and_old_links_still_open():
     assert old.segmented_control(key="lab_cell").value == "gru"
     assert old.selectbox(key="lab_optimizer").value == "adam" and old.toggle(key="lab_tbptt").value
     assert old.query_params["len"] == "200" and "T" not in old.query_params
+
+
+def test_a_long_wide_run_fits_the_memory_budget_and_the_page_says_so():
+    """The issue's lab run (LSTM, T = 1000, hidden 256) once took 2.4 GB; at hidden 128 too, both
+    runs now train on a batch that fits, the same for both, and the page says so."""
+    at = open_page(cell="lstm", len="1000", hidden="128", steps="100")
+    click(at, "Run")
+    session = at.session_state[SESSION]
+    captions = [pagetest.shown(c.value) for c in at.caption]
+    assert any(c.startswith("Batch scaled from 50 to ") and "LSTM with 128 units on sequences of 1,000 steps" in c for c in captions), captions
+    assert len({run.config.batch_size for run in session.runs}) == 1
+    next(b for b in at.button if b.label == "Stop").click().run()
+    assert session.wait(timeout=60)

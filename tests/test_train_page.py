@@ -276,3 +276,20 @@ def test_the_state_builds_the_runs_the_page_trains():
     assert TrainState(task="random").config().seq_len is None  # a fixed length
     assert TrainState(task="adding").config().seq_len == 50  # the task's default
     assert [r.cell for r in TrainState().runs()] == ["rnn", "lstm", "gru"]
+
+
+def test_a_run_too_big_for_the_memory_budget_trains_a_smaller_batch_and_says_so():
+    """The issue's run: adding, length 1000, hidden 512, 2 layers, LSTM (3.16 M parameters)
+    once took 6.2 GB; its batch now fits the budget, and the page says so."""
+    at = open_page(cells="lstm", hidden="512", layers="2", len="1000", steps="5")
+    click(at, "Train")
+    session = at.session_state[SESSION]
+    captions = [shown(c.value) for c in at.caption]
+    assert ("Batch scaled from 50 to 2 sequences to fit the memory budget of 256 MB per training "
+            "run (59 MB per sequence for a 2-layer LSTM with 512 units on sequences of 1,000 "
+            "steps).") in captions
+    assert any(c.startswith("Held-out set scaled from 500 to 20 sequences") for c in captions)
+    (run,) = session.runs
+    assert run.config.batch_size == 2 and run.config.heldout_size == 20
+    click(at, "Stop")
+    assert session.wait(timeout=60)

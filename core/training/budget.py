@@ -71,9 +71,10 @@ HELDOUT_SECONDS = 0.6
 #: The fewest held-out sequences a run keeps, however slow they are to evaluate.
 MIN_HELDOUT = 20
 #: Multiply-adds per second of a forward pass without gradients, per cell, and seconds per step,
-#: layer and chunk: this machine's CPU, one thread, measured at batches of 4 to 64 (LSTM 13 to
-#: 24, GRU 8 to 10, RNN 9 to 14 G/s), lowered for a slower host shared by three runs.
-EVAL_MACS_PER_SECOND = {"lstm": 12e9, "gru": 6e9, "rnn": 6e9}
+#: layer and chunk: this machine's CPU, one thread, measured on chunks of 12 to 25 sequences of
+#: 1,000 steps (LSTM 46 to 73, GRU 24, RNN 46 G/s; one sequence at a time only about 10),
+#: halved for a slower host shared by three runs.
+EVAL_MACS_PER_SECOND = {"lstm": 25e9, "gru": 12e9, "rnn": 20e9}
 EVAL_SECONDS_PER_STEP = {"lstm": 20e-6, "gru": 50e-6, "rnn": 25e-6}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 #: Seconds one piece of work that cannot be interrupted (a stretch of a training step, one
@@ -181,13 +182,25 @@ def largest_batch(spec: ModelSpec, optimizer: str, steps: int, window: int | Non
 
 def evaluation_chunk(spec: ModelSpec, optimizer: str, steps: int, heldout_size: int,
                      batch_size: int, budget: int | None = None) -> int:
-    """Sequences evaluated at once: as many as the budget leaves room for and as evaluate in
-    about PIECE_SECONDS (at least one, at most the held-out set)."""
+    """Sequences evaluated at once: as many as the budget leaves room for (at least one, at
+    most the held-out set), and few enough that MIN_SEGMENT_STEPS steps of them take about
+    PIECE_SECONDS. (A long chunk runs in stretches: `evaluation_stretch`. Many sequences at
+    once are much faster than one at a time: one sequence streams every weight from memory at
+    every step.)"""
     free = free_for_batches(spec, optimizer, steps, heldout_size, budget) \
         - 3 * batch_size * _step_bytes(spec) * steps
     by_memory = free // evaluation_bytes(spec, steps)
-    by_time = PIECE_SECONDS * EVAL_MACS_PER_SECOND[spec.cell] / (steps * macs_per_step(spec))
+    by_time = PIECE_SECONDS * EVAL_MACS_PER_SECOND[spec.cell] / (MIN_SEGMENT_STEPS
+                                                                 * macs_per_step(spec))
     return int(max(1, min(heldout_size, by_memory, by_time)))
+
+
+def evaluation_stretch(spec: ModelSpec, chunk: int, longest: int) -> int:
+    """Steps of one chunk evaluated at a time (the state passes on: the same numbers as one
+    call), so that a stretch takes about PIECE_SECONDS: from MIN_SEGMENT_STEPS to `longest`."""
+    per_step = (chunk * macs_per_step(spec) / EVAL_MACS_PER_SECOND[spec.cell]
+                + spec.num_layers * EVAL_SECONDS_PER_STEP[spec.cell])
+    return int(max(MIN_SEGMENT_STEPS, min(longest, PIECE_SECONDS // per_step)))
 
 
 def macs_per_step(spec: ModelSpec) -> int:

@@ -36,7 +36,8 @@ from core.limits import (
     check_hidden_size, check_layers, check_training_seconds, check_training_steps,
 )
 from core.training.budget import (
-    check_training_memory, evaluation_chunk, evaluation_seconds, segment_steps, sequence_steps,
+    check_training_memory, evaluation_chunk, evaluation_seconds, evaluation_stretch,
+    segment_steps, sequence_steps,
 )
 from core.cells import cell_info
 from core.model import INITS, ModelSpec, SequenceModel, build_sequence_model
@@ -323,9 +324,14 @@ class _Run:
         steps = max(sequence_steps(task, seq_len), int(self.heldout.inputs.shape[1]))
         self.chunk = evaluation_chunk(spec, config.optimizer, steps, len(self.heldout),
                                       config.batch_size)
+        self.stretch = evaluation_stretch(spec, self.chunk, steps)
         self.segment = segment_steps(spec, config.batch_size, SEGMENT_STEPS)
         # what evaluating the held-out set takes: planned until a check has measured it
         self.evaluation_time = evaluation_seconds(spec, len(self.heldout), steps, self.chunk)
+        # A run whose held-out set is slow to evaluate cannot evaluate the weights Stop finds
+        # within the grace: it checks its starting weights too (something faithful to keep
+        # from the start) and leaves out the probe set, which nothing on a page shows.
+        self.slow_checks = self.evaluation_time > STOP_EVALUATION_SECONDS
         self.last_check: _Check | None = None
         self.ending = ""  # "stopped" or "time limit" once either has come
 
@@ -352,20 +358,25 @@ class _Run:
     def score(self, model, interrupt=None) -> Score:
         """The model's score on the run's held-out set, evaluated in chunks (and timed)."""
         began = time.perf_counter()
-        score = self.task.score_on(_Chunked(model, self.chunk, interrupt), self.heldout)
+        score = self.task.score_on(_Chunked(model, self.chunk, interrupt, self.stretch),
+                                   self.heldout)
         self.evaluation_time = time.perf_counter() - began
         return score
 
-    def check(self, model, step, on_check) -> tuple[Score, float]:
+    def check(self, model, step, on_check) -> tuple[Score, float | None]:
         """A held-out check: the score (kept, with the weights, as the last check) and the
-        training-distribution metric on the probe set."""
+        training-distribution metric on the probe set (None for a run with slow checks)."""
         score = self.score(model, self.interrupt)
-        probe = self.task.predict(_Chunked(model, self.chunk, self.interrupt), self.probe)
+        metric = None
+        if not self.slow_checks:
+            probe = self.task.predict(_Chunked(model, self.chunk, self.interrupt, self.stretch),
+                                      self.probe)
+            metric = self.task.score(probe, self.probe)
         self.last_check = _Check(step, score, {k: v.detach().clone()
                                                for k, v in model.state_dict().items()})
         if on_check is not None:
             on_check(step, score, model)
-        return score, self.task.score(probe, self.probe)
+        return score, metric
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, model, on_progress, on_check) -> TrainResult:
@@ -387,6 +398,11 @@ class _Run:
         grad_norms: list[float] = []
         metric = heldout_loss = heldout_metric = None
         step = 0
+        if self.slow_checks:
+            try:
+                self.check(model, 0, on_check)
+            except Interrupted:
+                pass
         while step < config.max_steps:
             if self.interrupt():
                 break
@@ -477,26 +493,56 @@ class _Run:
 
 
 class _Chunked(torch.nn.Module):
-    """`model` evaluated `chunk` sequences at a time, with `interrupt()` asked between chunks:
-    an evaluation holds one chunk's states, never the whole held-out set's."""
+    """`model` evaluated `chunk` sequences at a time, each chunk `stretch` steps at a time
+    (the state passes on, so the numbers are those of one call), with `interrupt()` asked
+    between pieces: an evaluation holds one piece's states, never the whole held-out set's."""
 
     def __init__(self, model: SequenceModel, chunk: int,
-                 interrupt: Callable[[], bool] | None = None):
+                 interrupt: Callable[[], bool] | None = None, stretch: int | None = None):
         super().__init__()
         self.model = model
         self.chunk = max(1, int(chunk))
         self.interrupt = interrupt
+        self.stretch = stretch
         self.train(model.training)
+
+    def _ask(self) -> None:
+        if self.interrupt is not None and self.interrupt():
+            raise Interrupted
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         parts = []
         for begin in range(0, len(inputs), self.chunk):
-            if begin and self.interrupt is not None and self.interrupt():
-                raise Interrupted
+            if begin:
+                self._ask()
             end = begin + self.chunk
-            parts.append(self.model(inputs[begin:end],
-                                    None if lengths is None else lengths[begin:end]))
+            parts.append(self._chunk(inputs[begin:end],
+                                     None if lengths is None else lengths[begin:end]))
         return torch.cat(parts)
+
+    def _chunk(self, inputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        model, T = self.model, inputs.shape[1]
+        if self.stretch is None or T <= self.stretch:
+            return model(inputs, lengths)
+        state, outputs = None, []
+        last = (lengths.long() - 1) if lengths is not None else torch.full(
+            (len(inputs),), T - 1, dtype=torch.long)
+        final = None
+        for begin in range(0, T, self.stretch):
+            if begin:
+                self._ask()
+            end = min(begin + self.stretch, T)
+            output, state = model.rnn(model.features(inputs[:, begin:end]), state)
+            if model.many_to_many:
+                outputs.append(output)
+                continue
+            if final is None:
+                final = output.new_zeros(len(inputs), output.shape[-1])
+            rows = ((last >= begin) & (last < end)).nonzero().squeeze(1)
+            final[rows] = output[rows, last[rows] - begin]
+        if model.many_to_many:
+            return model.readout(torch.cat(outputs, dim=1))
+        return model.readout(final.unsqueeze(1))
 
 
 def _parameters_finite(model: torch.nn.Module) -> bool:

@@ -224,9 +224,15 @@ class TrainingSession:
         """What planning changed, each sentence once. A run scaled only because another run
         started with it was says so in its own notes; here one sentence says it for all."""
         notes = list(dict.fromkeys(note for run in self.runs for note in run.notes))
-        own = sorted((note for note in notes if SHARED not in note),
-                     key=lambda note: not note.startswith("Batch"))  # the batch first
-        if len(own) < len(notes):
+        by_change: dict[str, str] = {}  # "Held-out set scaled from 500 to 20 sequences" -> note
+        for note in notes:
+            if SHARED not in note:
+                change = note.split(",")[0].split(" (")[0]
+                # of two cells' words on one change, the slower cell's (it says more)
+                if change not in by_change or "still takes" in note:
+                    by_change[change] = note
+        own = sorted(by_change.values(), key=lambda note: not note.startswith("Batch"))
+        if any(SHARED in note for note in notes):
             own.append("Runs started together train on the same batches and share one held-out "
                        "set, so every run here uses these sizes.")
         return own
