@@ -32,10 +32,13 @@ def main() -> None:
 
     from core.sharing import cap_torch_threads  # imports torch
     from ui.animation import guard_animations
+    from ui.sessions import close_sessions_when_gone
 
     # Every visitor's script runs in a thread of its own: one torch thread each, so that a room
     # of visitors shares the cores instead of oversubscribing them (see core/sharing.py).
     cap_torch_threads()
+    # A session whose tab is gone for good is closed and its memory given back (ui/sessions.py).
+    close_sessions_when_gone()
 
     # Material icons, not emoji: they render everywhere, also where no emoji font is installed.
     pages = [
