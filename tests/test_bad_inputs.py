@@ -171,11 +171,30 @@ CASES = [
     Bad("csv-latin1-not-utf8", CSV, "month,passengers\nJän,112\nFéb,118\nMär,132\n".encode("latin-1"),
         r"could not be read as CSV: 'utf-8' codec can't decode"),
     Bad("csv-utf16", CSV, "month,passengers\n1949-01,112\n1949-02,118\n".encode("utf-16"),
-        r"could not be read as CSV: 'utf-8' codec"),
+        None, ACCEPTED, check=lambda e: e.info["values"] == [112, 118]),
+    Bad("csv-utf16-without-its-mark", CSV,
+        "month,passengers\n1949-01,112\n1949-02,118\n".encode("utf-16-le"),
+        r"could not be read as CSV: it holds NUL characters"),
     Bad("csv-no-numeric-column", CSV, b"name,city\nann,paris\nbob,rome\n",
         r"no column of numbers\. Columns found: name, city"),
-    Bad("csv-wrong-delimiter", CSV, b"month;passengers\n1949-01;112\n1949-02;118\n",
-        r"no column of numbers\. Columns found: month;passengers"),
+    Bad("csv-semicolons", CSV, b"month;passengers\n1949-01;112\n1949-02;118\n", None, ACCEPTED,
+        check=lambda e: e.info["values"] == [112, 118]),
+    Bad("csv-semicolons-and-decimal-commas", CSV, b"month;passengers\n1949-01;112,5\n"
+        b"1949-02;118,2\n1949-03;130,7\n", None, ACCEPTED,
+        check=lambda e: e.info["values"] == [112.5, 118.2, 130.7]),
+    Bad("csv-decimal-commas-in-one-column", CSV, b"passengers\n112,5\n118,2\n130,7\n", None,
+        ACCEPTED, check=lambda e: e.info["values"] == [112.5, 118.2, 130.7]),
+    Bad("csv-ragged-row", CSV, b"month,passengers\n1949-01,112\n1949-02,118,5\n1949-03,130\n",
+        r"Row 2 of the data \(line 3 of the file\) has 3 fields, but the first row names 2 "
+        r"columns"),
+    Bad("csv-two-separators", CSV, b"a;b,c\n1;2,3\n4;5,6\n", r"split evenly on both"),
+    Bad("csv-semicolon-thousands-or-decimal", CSV, b"month;passengers\n1949-01;1,200\n"
+        b"1949-02;1,300\n", r"could be a decimal or a number with a thousands separator"),
+    Bad("csv-no-header", CSV, b"112\n118\n132\n", r"names its columns, but this one holds a "
+        r"number"),
+    Bad("csv-20000-columns", CSV, (",".join(f"c{i}" for i in range(20_000)) + "\n"
+                                   + ",".join(["1"] * 20_000) + "\n").encode(),
+        r"The CSV has 20,000 columns; at most 100 are read"),
     Bad("csv-header-only", CSV, b"month,passengers\n", r"no (data )?rows|only a header"),
     Bad("csv-over-the-upload-limit", CSV, HUGE_CSV, r"larger than 20 MiB"),
     Bad("csv-png-named-csv", CSV, PNG_JUNK, r"could not be read as CSV"),
@@ -185,13 +204,16 @@ CASES = [
     Bad("csv-empty-cell", CSV, b"month,passengers\n1949-01,112\n1949-02,\n1949-03,130\n",
         r"missing|NaN|empty"),
     Bad("csv-quoted-thousands", CSV, b'month,passengers\n1949-01,"1,200"\n1949-02,"1,300"\n'
-        b'1949-03,"1,250"\n', None, ACCEPTED, check=lambda e: e.info["values"] == [1200, 1300, 1250]),
+        b'1949-03,"1,250"\n', r"“1,200”; in a comma-separated file a comma inside a number "
+        r"could be a decimal comma or a thousands separator"),
+    Bad("csv-quoted-decimal-comma", CSV, b'month,passengers\n1949-01,"118,2"\n1949-02,"119,4"\n',
+        r"“118,2”; in a comma-separated file"),
     Bad("csv-units-in-cells", CSV, b"month,passengers\n1949-01,112 k\n1949-02,118 k\n",
         r"no column of numbers"),
     Bad("csv-one-row", CSV, b"passengers\n112\n", r"need at least 2 values"),
     Bad("csv-zero-and-negative", CSV, b"passengers\n112\n0\n-3\n", r"must be positive"),
     Bad("csv-too-many-rows", CSV, b"passengers\n" + b"120\n" * 3000,
-        rf"at most {LIMITS.max_seq_len + 1} values, got 3000"),
+        rf"more than {LIMITS.max_seq_len + 1:,} rows of data"),
     # -- sequence length over the limit -----------------------------------------------------------
     Bad("length-over-the-task-range", LENGTH, 5000, r"from 2 to 1000, got 5000", task="adding",
         layers=(CORE,)),
@@ -411,7 +433,7 @@ def _state(at: AppTest) -> tuple:
             choices[key] = _widget(at, key)
         except KeyError:  # not drawn for this model source / input
             pass
-    return _chart(at), [c.value for c in at.caption], choices
+    return _chart(at), [c.value for c in at.main.caption], choices
 
 
 def _strings(node):
