@@ -125,14 +125,12 @@ SAMPLES = 3
 def adding_ratios(length: int = ADDING_T, samples: int = SAMPLES) -> dict[str, float]:
     """The shipped adding models' gradient at t = 0 over the one at t = T−1, geometric mean over
     seeded samples (seeds 0 .. samples−1, the Compare page's samples)."""
-    import torch
-
     from core.engine import trace
+    from core.numerics import flush_denormal
     from core.tasks import get_task
     from core.training import zoo
 
     task = get_task("adding")
-    torch.set_flush_denormal(True)
     out = {}
     for cell in CELLS3:
         model = zoo.load_model("adding", cell)
@@ -140,7 +138,8 @@ def adding_ratios(length: int = ADDING_T, samples: int = SAMPLES) -> dict[str, f
         for seed in range(samples):
             example = task.sample(seed, length)
             x = model.features(example.inputs).detach().float()
-            g = trace(model.rnn, x, task.objective(model, example.target)).grad_hidden[-1, 0]
+            with flush_denormal():  # for the trace only: the mode must not stay in the thread
+                g = trace(model.rnn, x, task.objective(model, example.target)).grad_hidden[-1, 0]
             logs.append(math.log(max(float(g[0]), 1e-300) / float(g[-1])))
         out[cell] = math.exp(float(np.mean(logs)))
     return out

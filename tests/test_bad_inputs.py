@@ -38,6 +38,7 @@ from core.training.session import describe_result, make_train_config
 from streamlit.testing.v1 import AppTest
 from pagetest import shown
 from ui.live import session_key
+from ui.text import visible
 from ui.state import TRAINED
 
 torch.set_num_threads(1)
@@ -162,6 +163,26 @@ CASES = [
     Bad("text-number-out-of-range", TEXT, "2 0.5* 0.4*", r"between 0 and 1.*got 2", task="adding"),
     Bad("text-wrong-count-per-step", TEXT, "1 2 3", r"64 numbers per timestep; got 3",
         task="random"),
+    # issue 19, item 9: read as typed, never misread
+    Bad("text-subnormal-passengers", TEXT, "1e-310 118 132 129", None, ACCEPTED, task="airline",
+        check=lambda e: e.info["values"][0] == 1e-310),  # tiny, but positive: not "not positive"
+    Bad("text-subnormal-in-adding", TEXT, "0.5 0.3* 0.2* 1e-320", None, ACCEPTED, task="adding",
+        check=lambda e: len(e) == 4),
+    Bad("text-beyond-float32", TEXT, " ".join(["1e39"] * 64),
+        r"'1e39' is too large: the models compute in float32, whose numbers end at about "
+        r"3\.4e\+38", task="random"),
+    Bad("text-huge-passengers", TEXT, "1e308 1e308 1e308", None, ACCEPTED, task="airline",
+        check=lambda e: e.info["values"] == [1e308] * 3),
+    Bad("text-one-huge-month", TEXT, "112 118 1e39 130", None, ACCEPTED, task="airline",
+        check=lambda e: e.info["values"][2] == 1e39),
+    Bad("text-decomposed-accent", TEXT, "the cafe\u0301 was", r"café", REPORTED,
+        check=lambda e: e.tokens == ["the", "café"] and e.unknown == ["café"]),
+    Bad("text-dotted-capital-i", TEXT, "İstanbul is nice", r"istanbul", REPORTED, task="names",
+        check=lambda e: e.tokens == ["istanbul", "is", "nice"]),  # one token, not "i̇stanbul"
+    Bad("text-emoji-variation-selector", TEXT, "i like ❤\ufe0f this", r"❤", REPORTED,
+        task="sentiment", check=lambda e: e.tokens == ["i", "like", "❤", "this"]),
+    Bad("text-zero-width-space", TEXT, "the\u200b cats were", None, ACCEPTED,
+        check=lambda e: e.tokens == ["the", "cats"]),
     Bad("text-too-long", TEXT, "a " * 1250,
         r"Text is too long: at most 2,000 characters; got 2,500", limit="max_text_chars",
         layers=(CORE,)),  # the page's box stops at 2,000 (max_chars); the URL: url-text-over-...
@@ -283,6 +304,9 @@ CASES = [
     Bad("weights-good-file-with-an-html-name", WEIGHTS, (HTML_NAME, GRU_8), None, ACCEPTED,
         check=lambda choice: HTML_NAME in choice.label and choice.rnn.hidden_size == 8,
         html="<b onmouseover=alert(1)>"),
+    Bad("weights-bidi-override-in-the-name", WEIGHTS, ("\u202egnp.safetensors", GRU_8), None,
+        ACCEPTED, check=lambda choice: "\u202e" not in choice.label and "gnp.safetensors"
+        in choice.label and choice.rnn.hidden_size == 8),
     Bad("weights-too-big-to-trace-this-long", TRACE, ("deep.safetensors", DEEP_GRU),
         r"Too much to trace: 4 layer\(s\) × 2 direction\(s\) × 600 steps × 256 units = "
         r"1,228,800 values per state; the limit is 1,024,000\. With this model, use at most 500 "
@@ -577,6 +601,6 @@ def test_app(case: Bad):
         else:
             assert not any("Not in the vocabulary" in i for i in infos), infos
         if case.where == WEIGHTS:  # the file's name is shown as typed, in Markdown (escaped)
-            assert any(case.value[0] in shown(c.value) and not c.proto.allow_html
+            assert any(visible(case.value[0]) in shown(c.value) and not c.proto.allow_html
                        for c in at.caption)
     _assert_readable_and_escaped(at, case)

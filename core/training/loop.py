@@ -40,6 +40,7 @@ from core.training.budget import (
     segment_steps, sequence_steps,
 )
 from core.cells import cell_info
+from core.numerics import flush_denormal
 from core.model import INITS, ModelSpec, SequenceModel, build_sequence_model
 from core.tasks import Batch, Score, Task, get_task
 from core.tasks.base import IGNORE, STREAM_PROBE, STREAM_TRAIN, rng_for
@@ -291,14 +292,14 @@ def train(
                                                            config.num_layers)
     check_training_memory(spec, config, sequence_steps(task, seq_len),
                           min(config.heldout_size, task.heldout_size))
-    torch.set_flush_denormal(True)  # vanishing gradients turn subnormal: 37x slower without
     threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
-    try:
-        return _Run(task, cell, config, seq_len, spec, started, should_stop).train(
-            model, on_progress, on_check)
+    try:  # vanishing gradients turn subnormal, 37x slower unflushed; the mode must not stay on
+        with flush_denormal():
+            return _Run(task, cell, config, seq_len, spec, started, should_stop).train(
+                model, on_progress, on_check)
     finally:
         torch.set_num_threads(threads_before)
 
