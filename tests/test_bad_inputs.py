@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 TRAIN_PAGE = str(ROOT / "app_pages" / "train.py")
 LAB_PAGE = str(ROOT / "app_pages" / "gradient_lab.py")
+COMPARE_PAGE = str(ROOT / "app_pages" / "compare.py")
 
 # Where an input goes in.
 TEXT = "typed text (Explore, 'my own text / numbers')"
@@ -54,6 +55,7 @@ CSV = "CSV upload (Explore, airline, 'CSV column')"
 LENGTH = "sequence length of a seeded sample (Explore)"
 URL = "Explore page URL"
 LAB_URL = "Gradient lab URL"
+COMPARE_URL = "Compare page URL"
 TRAIN_URL = "Train page URL"
 WEIGHTS = "weights upload (Explore, 'my own weights')"
 TRACE = "weights upload with a 600-step sample (Explore, adding)"
@@ -331,6 +333,10 @@ CASES = [
                           ("latex", "$x^2+y_1$"),
                           ("colour", ":red[alarm]!"),
                           ("heading", "#Heading")]),
+    Bad("compare-url-markdown-image", COMPARE_URL,
+        dict(task="adding", input="text", text="![x](https://example.invalid/a.png)"),
+        r"could not read '!\[x\]\(https://example\.invalid/a\.png\)' as a number",
+        markdown="![x](https://example.invalid/a.png)", layers=(APP_LAYER,)),
     Bad("weights-markdown-file-name", WEIGHTS, ("![w](x.png) $y$ :red[z].safetensors", GRU_8),
         None, ACCEPTED, markdown="![w](x.png) $y$ :red[z].safetensors",
         check=lambda choice: choice.rnn.hidden_size == 8),
@@ -352,6 +358,7 @@ def _params(layer: str):
 def test_the_catalogue_is_complete():
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids))
+    assert len(ids) >= 100  # issue 19: every probe of the hunt, at least 100 cases
     assert len(_params(CORE)) >= 40 and len(_params(APP_LAYER)) >= 40
     for case in CASES:
         assert (case.message is None) == (case.outcome in (ACCEPTED, IGNORED)), case.id
@@ -565,8 +572,9 @@ def _app_training(case: Bad) -> None:
 def test_app(case: Bad):
     if case.where == TRAINING:
         return _app_training(case)
-    if case.where in (URL, LAB_URL, TRAIN_URL):
-        page = {URL: APP, LAB_URL: LAB_PAGE, TRAIN_URL: TRAIN_PAGE}[case.where]
+    if case.where in (URL, LAB_URL, TRAIN_URL, COMPARE_URL):
+        page = {URL: APP, LAB_URL: LAB_PAGE, TRAIN_URL: TRAIN_PAGE,
+                COMPARE_URL: COMPARE_PAGE}[case.where]
         at = _open(page, **case.value)
         _assert_clean(at)
         errors = _messages(at, "error")
