@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import (
-    ARTIFACTS, big_checkpoint, big_csv, free_port, start_app, stop_app, tree_memory_bytes,
+    big_checkpoint, big_csv, free_port, start_app, stop_app, tree_memory_bytes,
     wait_for_app,
 )
 
@@ -77,9 +77,9 @@ def settle(browser, url: str, server) -> int:
     return tree_memory_bytes(server.pid)
 
 
-def test_memory_returns_once_sessions_with_big_uploads_are_gone(browser, tmp_path):
+def test_memory_returns_once_sessions_with_big_uploads_are_gone(browser, artifacts, tmp_path):
     port = free_port()
-    server = start_app(port, ARTIFACTS / "streamlit-soak.log",
+    server = start_app(port, artifacts / "streamlit-soak.log",
                        options={"server.disconnectedSessionTTL": RECONNECT_SECONDS})
     url = f"http://127.0.0.1:{port}"
     csv, weights = tmp_path / "big.csv", tmp_path / "lstm.safetensors"
