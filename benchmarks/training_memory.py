@@ -9,7 +9,8 @@ end it), and prints:
 
 - the peak memory of this process and every process under it (the fork server and the training
   processes), as the sum of their PSS (shared pages split between the processes that share
-  them), sampled every 50 ms from /proc, and each training process's peak RSS and PSS next to
+  them), sampled every 50 ms from /proc; and each training process's peak RSS, PSS and private
+  memory, and its run's own (private memory less what an idle training process holds), next to
   the budget a run must fit (LIMITS.max_training_bytes);
 - the time from Stop (or from the time limit) to the end of the session, next to the grace after
   which the server ends a training process (STOP_GRACE_SECONDS), and whether it had to.
@@ -145,10 +146,27 @@ def run(name: str, runs, stop_after: float | None, sessions: int = 1) -> None:
               f"{progress.config.heldout_size}; {outcome}")
     budget = LIMITS.max_training_bytes
     for pid, (rss, pss, uss) in sorted(sampler.peak_training.items()):
+        run_bytes = uss - PROCESS_PRIVATE
         print(f"  training process {pid}: peak RSS {rss / MB:.0f} MB, PSS {pss / MB:.0f} MB, "
-              f"private {uss / MB:.0f} MB = {uss / budget:.2f} x the {budget / MB:.0f} MB "
-              f"budget")
+              f"private {uss / MB:.0f} MB; the run's own {run_bytes / MB:.0f} MB = "
+              f"{run_bytes / budget:.2f} x the {budget / MB:.0f} MB budget")
     print(f"  peak of this process and all under it (PSS): {sampler.peak_total / MB:.0f} MB")
+
+
+#: Private memory a training process holds before its run allocates anything (measured).
+PROCESS_PRIVATE = 0
+
+
+def idle_training_process() -> int:
+    """The private memory of a training process on a tiny run, after a second."""
+    session = TrainingSession(train_runs(
+        "adding", ["lstm"], TrainConfig(max_steps=10_000, hidden_size=4, seq_len=10,
+                                        heldout_size=20), when=datetime(2026, 1, 1))).start()
+    time.sleep(1.0)
+    private = max((memory(pid)[2] for pid in training_pids()), default=0)
+    session.stop()
+    session.wait()
+    return private
 
 
 SCENARIOS = {
@@ -175,6 +193,10 @@ def main() -> None:
                                when=when)).start().wait()
     baseline = sum(memory(pid)[1] for pid in descendants(os.getpid()))
     print(f"this process and its fork server before any run (PSS): {baseline / MB:.0f} MB")
+    global PROCESS_PRIVATE
+    PROCESS_PRIVATE = idle_training_process()
+    print(f"private memory of a training process before its run allocates: "
+          f"{PROCESS_PRIVATE / MB:.0f} MB (not part of the budget)")
     for key in args.only or SCENARIOS:
         print(f"\n== {SCENARIOS[key]}")
         if key == "train":

@@ -20,7 +20,7 @@ opened by a room of students at once:
 | Training time          | `max_training_seconds` | 120 seconds      | one user's run cannot hold a shared core for long        |
 | Traced values          | `max_trace_values`     | 1,024,000 per state (layers × directions × steps × units) | one trace stays under 25 MB: 2,000 steps × 512 units, or 4 layers × 2 directions × 2,000 steps × 64 units |
 | Training at once       | `max_concurrent_training_runs` | 3 runs per server | more would only slow every run and every page on 2 cores; the rest wait for a slot |
-| Training memory        | `max_training_bytes`   | 268,435,456 bytes (256 MiB) per run | what a run allocates (weights, optimiser, autograd's saved tensors, data, one evaluation chunk), estimated before it starts (core/training/budget.py): 3 runs and the server stay under the README's 1.5 GB; a bigger batch is scaled down, a model that does not fit one sequence is refused |
+| Training memory        | `max_training_bytes`   | 201,326,592 bytes (192 MiB) per run | what a run allocates (weights, optimiser state, autograd's saved tensors, data, one evaluation chunk), estimated before it starts (core/training/budget.py); a bigger batch is scaled down, a model that does not fit one sequence is refused. With 3 runs at their largest, the server and its training processes stay under the README's 1.5 GB |
 
 The README cites this table; a test checks that it matches the values in `LIMITS`.
 """
@@ -46,7 +46,7 @@ class Limits:
     max_training_seconds: float = 120.0
     max_trace_values: int = 1_024_000
     max_concurrent_training_runs: int = 3
-    max_training_bytes: int = 256 * 2**20
+    max_training_bytes: int = 192 * 2**20
 
 
 #: The limits the app enforces.

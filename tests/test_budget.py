@@ -31,7 +31,7 @@ WORST = dict(hidden_size=512, num_layers=2, seq_len=1000)
 
 
 def test_the_budget_is_a_documented_limit_that_three_runs_and_the_server_fit():
-    assert LIMITS.max_training_bytes == 256 * MB
+    assert LIMITS.max_training_bytes == 192 * MB
     # the README promises the server with its training processes under 1.5 GB
     assert LIMITS.max_concurrent_training_runs * LIMITS.max_training_bytes <= 1536 * MB / 2
 
@@ -46,14 +46,14 @@ def test_the_parameter_count_is_worked_out_without_building_the_model(spec):
 
 def test_a_run_over_the_budget_has_its_batch_scaled_with_a_message():
     plan = plan_run("adding", "lstm", TrainConfig(**WORST))
-    assert plan.config.batch_size == 2
+    assert plan.config.batch_size == 1
     assert plan.estimate["total"] <= LIMITS.max_training_bytes
-    assert plan.notes[0] == ("Batch scaled from 50 to 2 sequences to fit the memory budget of "
-                             "256 MB per training run (59 MB per sequence for a 2-layer LSTM "
+    assert plan.notes[0] == ("Batch scaled from 50 to 1 sequence to fit the memory budget of "
+                             "192 MB per training run (76 MB per sequence for a 2-layer LSTM "
                              "with 512 units on sequences of 1,000 steps).")
     # one more sequence would not fit
     spec = model_spec(get_task("adding"), "lstm", 512, 2)
-    over = training_bytes(spec, "adam", 3, 1000, None, plan.config.heldout_size, plan.eval_chunk)
+    over = training_bytes(spec, "adam", 2, 1000, None, plan.config.heldout_size, plan.eval_chunk)
     assert over["total"] > LIMITS.max_training_bytes
 
 
@@ -93,9 +93,9 @@ def test_a_model_that_does_not_fit_one_sequence_is_refused_saying_what_to_change
 
 def test_train_itself_refuses_a_batch_over_the_budget():
     with pytest.raises(LimitError, match=r"in batches of 50 needs about .* the memory budget "
-                                         r"of a training run is 256 MB: at most 2 sequences per "
-                                         r"batch fit\.") as raised:
-        train("adding", "lstm", TrainConfig(max_steps=1, **WORST))
+                                         r"of a training run is 192 MB: at most 1 sequence per "
+                                         r"batch fits\.") as raised:
+        train("adding", "lstm", TrainConfig(max_steps=1, **WORST))  # 500 held-out sequences
     assert raised.value.limit == "max_training_bytes"
 
 
@@ -112,7 +112,7 @@ def test_the_estimate_is_a_stated_factor_above_what_autograd_saves(cell, low, hi
     saved = training_memory_bytes(
         _Recurrent(model), batch.inputs,
         lambda out: task.loss(model.readout(out[0], batch.lengths), batch.targets))["activations"]
-    estimate = 8 * activation_bytes(spec, 300)
+    estimate = 8 * activation_bytes(spec, 300, margin=1)
     assert low * saved <= estimate <= high * saved, estimate / saved
 
 
@@ -163,7 +163,7 @@ def test_the_estimate_is_within_a_stated_factor_of_a_measured_peak(cell, layers)
     assert done.returncode == 0, done.stderr
     measured = int(done.stdout.split()[-1])
     spec = model_spec(get_task("adding"), cell, 256, layers)
-    estimate = 8 * activation_bytes(spec, 500)
+    estimate = 8 * activation_bytes(spec, 500, margin=1)
     assert measured <= estimate <= 2.5 * measured, (measured / MB, estimate / MB)
 
 

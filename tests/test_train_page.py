@@ -285,11 +285,11 @@ def test_a_run_too_big_for_the_memory_budget_trains_a_smaller_batch_and_says_so(
     click(at, "Train")
     session = at.session_state[SESSION]
     captions = [shown(c.value) for c in at.caption]
-    assert ("Batch scaled from 50 to 2 sequences to fit the memory budget of 256 MB per training "
-            "run (59 MB per sequence for a 2-layer LSTM with 512 units on sequences of 1,000 "
+    assert ("Batch scaled from 50 to 1 sequence to fit the memory budget of 192 MB per training "
+            "run (76 MB per sequence for a 2-layer LSTM with 512 units on sequences of 1,000 "
             "steps).") in captions
     assert any(c.startswith("Held-out set scaled from 500 to 20 sequences") for c in captions)
     (run,) = session.runs
-    assert run.config.batch_size == 2 and run.config.heldout_size == 20
+    assert run.config.batch_size == 1 and run.config.heldout_size == 20
     click(at, "Stop")
     assert session.wait(timeout=60)

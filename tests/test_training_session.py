@@ -325,14 +325,14 @@ def test_runs_started_together_share_their_planned_batch_and_held_out_set():
     session = TrainingSession(train_runs("adding", ["rnn", "lstm", "gru"], config,
                                          when=datetime(2026, 1, 1)))
     sizes = {(run.config.batch_size, run.config.heldout_size) for run in session.runs}
-    assert sizes == {(2, 20)}  # the LSTM's plan, for all three: the same batches
-    assert session.notes[0].startswith("Batch scaled from 50 to 2 sequences to fit the memory "
-                                       "budget of 256 MB per training run")
+    assert sizes == {(1, 20)}  # the LSTM's plan, for all three: the same batches
+    assert session.notes[0].startswith("Batch scaled from 50 to 1 sequence to fit the memory "
+                                       "budget of 192 MB per training run")
     assert session.notes[-1] == ("Runs started together train on the same batches and share "
                                  "one held-out set, so every run here uses these sizes.")
     assert len(session.notes) == 3  # the LSTM's two notes, and that one
     rnn = session.snapshot()[0]
-    assert rnn.notes[0] == ("Batch scaled from 50 to 2 sequences, as for the runs started with "
+    assert rnn.notes[0] == ("Batch scaled from 50 to 1 sequence, as for the runs started with "
                             "it: runs started together train on the same batches.")
 
 

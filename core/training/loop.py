@@ -373,6 +373,7 @@ class _Run:
             probe = self.task.predict(_Chunked(model, self.chunk, self.interrupt, self.stretch),
                                       self.probe)
             metric = self.task.score(probe, self.probe)
+        self.last_check = None  # its copy goes before the new one is made (the budget's count)
         self.last_check = _Check(step, score, {k: v.detach().clone()
                                                for k, v in model.state_dict().items()})
         if on_check is not None:
@@ -428,7 +429,9 @@ class _Run:
                            f"the last weights that gave a finite loss were kept; try a lower "
                            f"learning rate or gradient clipping")
                 break
-            # These weights gave a finite loss and gradient: the ones to fall back on.
+            # These weights gave a finite loss and gradient: the ones to fall back on (the old
+            # copy goes first: two at once would not fit a budget-sized model's estimate).
+            good_state = None
             good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             grad_norms.append(float(torch.nn.utils.get_total_norm(
                 [p.grad for p in model.parameters() if p.grad is not None])))
