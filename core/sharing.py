@@ -89,12 +89,12 @@ class TrainingSlots:
         with self._changed:
             self._waiting += 1
             try:
-                while not should_give_up():  # asked first: a run stopped while it waited
-                    if self._free:           # does not start when a slot frees up
-                        self._free -= 1
-                        return True
+                while self._free == 0:
+                    if should_give_up():
+                        return False
                     self._changed.wait(poll_seconds)
-                return False
+                self._free -= 1
+                return True
             finally:
                 self._waiting -= 1
 

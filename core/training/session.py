@@ -247,6 +247,9 @@ class TrainingSession:
     def _run(self, run: RunSpec) -> None:
         """Wait for a training slot, then train in a child process and collect what it says."""
         got_slot = self._slots.acquire(should_give_up=self._stop.is_set)
+        if got_slot and self._stop.is_set():  # stopped while it waited, as a slot came free
+            self._slots.release()
+            got_slot = False
         with self._lock:
             self._waiting.discard(run.label)
             if not got_slot:
