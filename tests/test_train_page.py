@@ -293,3 +293,14 @@ def test_a_run_too_big_for_the_memory_budget_trains_a_smaller_batch_and_says_so(
     assert run.config.batch_size == 1 and run.config.heldout_size == 20
     click(at, "Stop")
     assert session.wait(timeout=60)
+
+
+def test_a_model_too_big_for_the_memory_budget_is_refused_with_what_to_change():
+    at = open_page(cells="gru", hidden="512", layers="3", len="1000")
+    click(at, "Train")
+    assert [shown(e.value) for e in at.error] == [
+        "Cannot start training: Too big to train here: a 3-layer GRU with 512 units on sequences "
+        "of 1,000 steps needs about 200 MB to train on one sequence at a time; the memory budget "
+        "of a training run is 192 MB. Use shorter sequences, fewer units or fewer layers."]
+    assert SESSION not in at.session_state  # nothing started, no slot taken
+    assert not next(b for b in at.button if b.label == "Train").disabled
