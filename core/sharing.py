@@ -123,10 +123,19 @@ TRAINING_SLOTS = TrainingSlots(LIMITS.max_concurrent_training_runs)
 
 log = logging.getLogger(__name__)
 
-#: How long an owner (a browser session) may be gone before its work is stopped. Streamlit keeps
-#: a disconnected session for a reconnect (a reload, a network blip) for two minutes; a run that
-#: waited that long would hold its slot while others queue.
-ABANDONED_GRACE_SECONDS = 15.0
+def _grace_from_environment() -> float:
+    raw = os.environ.get("GATESCOPE_ABANDONED_GRACE_SECONDS", "15")
+    try:
+        return min(max(float(raw), 1.0), 120.0)
+    except ValueError:
+        return 15.0
+
+
+#: How long an owner (a browser session) may be gone before its work is stopped: long enough for
+#: a reload or a network blip, short next to the two minutes Streamlit keeps a disconnected
+#: session for a reconnect, during which a run would hold its slot while others queue.
+#: `GATESCOPE_ABANDONED_GRACE_SECONDS` sets it (1 to 120; the browser test uses 2).
+ABANDONED_GRACE_SECONDS = _grace_from_environment()
 
 
 @dataclass(eq=False)  # compared by identity: two entries may hold equal callables
