@@ -14,7 +14,8 @@ A session knows whether its browser tab is still connected (`owner_alive`, from 
 runtime): the server stops the runs of a tab that has been gone for a short while
 (core.sharing.OWNER_WATCH), so they free their training slots. A tab that reconnects sooner
 (Streamlit keeps a disconnected session for a reconnect) finds its runs still going; later, it
-finds them stopped with what they learned.
+finds them stopped with what they learned. A reload is a new session to Streamlit: the old
+one's runs stop after the grace.
 """
 
 from __future__ import annotations
