@@ -148,9 +148,11 @@ class _Watched:
 
 class OwnerWatch:
     """Stops work whose owner has been gone for `grace_seconds`, polling every `poll_seconds`
-    from one daemon thread (started with the first work it watches)."""
+    from one daemon thread (started with the first work it watches; with `poll_seconds=None`,
+    none: the caller calls `poll`)."""
 
-    def __init__(self, grace_seconds: float = ABANDONED_GRACE_SECONDS, poll_seconds: float = 1.0):
+    def __init__(self, grace_seconds: float = ABANDONED_GRACE_SECONDS,
+                 poll_seconds: float | None = 1.0):
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
         self._watched: list[_Watched] = []
@@ -163,7 +165,8 @@ class OwnerWatch:
         `running()`; forget the work once it no longer runs."""
         with self._lock:
             self._watched.append(_Watched(alive, stop, running))
-            if self._thread is None or not self._thread.is_alive():
+            if self.poll_seconds is not None and (self._thread is None
+                                                  or not self._thread.is_alive()):
                 self._thread = threading.Thread(target=self._loop, daemon=True,
                                                 name="gatescope-owner-watch")
                 self._thread.start()

@@ -194,7 +194,7 @@ def test_the_per_session_bound_adds_up_from_the_limits():
 # -- work whose owner has gone ------------------------------------------------------------------
 
 def test_the_owner_watch_stops_work_once_its_owner_has_been_gone_for_the_grace():
-    watch = OwnerWatch(grace_seconds=15.0)
+    watch = OwnerWatch(grace_seconds=15.0, poll_seconds=None)  # polled by hand, on a fake clock
     stopped, owner, running = [], {"alive": True}, {"now": True}
     watch.watch(lambda: owner["alive"], lambda: stopped.append(1), lambda: running["now"])
     watch.poll(100.0)
@@ -207,7 +207,7 @@ def test_the_owner_watch_stops_work_once_its_owner_has_been_gone_for_the_grace()
 
 
 def test_the_owner_watch_forgets_finished_work_and_survives_a_broken_owner(caplog):
-    watch = OwnerWatch(grace_seconds=1.0)
+    watch = OwnerWatch(grace_seconds=1.0, poll_seconds=None)
     stopped = []
 
     def broken():
@@ -224,3 +224,14 @@ def test_the_owner_watch_forgets_finished_work_and_survives_a_broken_owner(caplo
 
 def test_the_process_has_one_owner_watch_with_a_short_grace():
     assert 5 <= OWNER_WATCH.grace_seconds <= 30
+
+
+def test_the_owner_watch_polls_from_one_thread_of_its_own():
+    watch = OwnerWatch(grace_seconds=0.2, poll_seconds=0.02)
+    stopped, running = threading.Event(), {"now": True}
+    watch.watch(lambda: False, stopped.set, lambda: running["now"])
+    watch.watch(lambda: True, lambda: None, lambda: running["now"])
+    assert stopped.wait(5)  # gone for the grace: stopped by the watch's own thread
+    running["now"] = False
+    assert wait_until(lambda: watch.watching == 0, timeout=5)
+    assert sum(t.name == "gatescope-owner-watch" for t in threading.enumerate()) >= 1

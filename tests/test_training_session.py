@@ -456,7 +456,7 @@ def test_an_abandoned_session_is_stopped_after_the_grace_and_frees_its_slots():
 
 
 def test_a_tab_that_comes_back_within_the_grace_finds_its_runs_going():
-    watch = OwnerWatch(grace_seconds=10.0, poll_seconds=1.0)
+    watch = OwnerWatch(grace_seconds=10.0, poll_seconds=None)  # polled by hand, on a fake clock
     alive = {"now": False}
     session = TrainingSession(small_runs(("rnn",), steps=LIMITS.max_training_steps),
                               owner_alive=lambda: alive["now"], owner_watch=watch).start()
