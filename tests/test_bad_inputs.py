@@ -17,6 +17,7 @@ until the mark is removed.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -33,8 +34,9 @@ from core.views.train import TrainState
 from core.limits import LIMITS, LimitError
 from core.tasks.agreement import VERBS
 from core.io.tables import csv_column_values
-from core.training.loop import train
-from core.training.session import describe_result, make_train_config
+from core.training.loop import TrainConfig, train
+
+from core.training.session import describe_result, make_train_config, plan_runs
 from streamlit.testing.v1 import AppTest
 from pagetest import shown
 from ui.live import session_key
@@ -60,6 +62,7 @@ TRAIN_URL = "Train page URL"
 WEIGHTS = "weights upload (Explore, 'my own weights')"
 TRACE = "weights upload with a 600-step sample (Explore, adding)"
 TRAINING = "a training run (Train page)"
+TRAINING_SIZE = "the size of a training run, against the memory budget (Train page URL, then Train)"
 
 # What must happen to it.
 REFUSED = "refused with a message; the last good view stays"
@@ -319,6 +322,22 @@ CASES = [
              steps=200),
         r"Diverged: the loss became (nan|inf) at step \d+: training stopped and the last weights "
         r"that gave a finite loss were kept", REPORTED, task="adding"),
+    # -- training runs against the memory budget (issue 19, item 1): refused before anything
+    #    starts, or scaled with a note; the notes' own tests: tests/test_budget.py -------------
+    Bad("training-too-big-for-the-memory-budget", TRAINING_SIZE,
+        dict(cells="gru", hidden="512", layers="3", len="1000"),
+        r"Cannot start training: Too big to train here: a 3-layer GRU with 512 units on "
+        r"sequences of 1,000 steps needs about \d+ MB to train on one sequence at a time; the "
+        r"memory budget of a training run is 192 MB\. Use shorter sequences, fewer units or "
+        r"fewer layers\.", task="adding", limit="max_training_bytes"),
+    Bad("training-all-three-too-big", TRAINING_SIZE,
+        dict(cells="all", hidden="512", layers="4", len="1000"),
+        r"Cannot start training: (A 4-layer LSTM with 512 units has [\d,]+ parameters|Too big "
+        r"to train here)", task="adding", limit="max_params"),
+    Bad("training-batch-scaled-to-fit", TRAINING_SIZE,
+        dict(cells="lstm", hidden="512", layers="2", len="1000"),
+        r"Batch scaled from 50 to 1 sequence to fit the memory budget of 192 MB per training "
+        r"run", REPORTED, task="adding", layers=(CORE,)),
     # -- Markdown a visitor wrote (issue 19, item 7): shown as typed, never drawn. The browser's
     #    side (nothing fetched, no link, no LaTeX): tests/e2e/test_injection_browser.py --------
     *(Bad(f"url-markdown-{name}", URL, dict(task="adding", source="random", input="text",
@@ -404,6 +423,16 @@ def test_core(case: Bad):
             with pytest.raises(ValueError, match=case.message):
                 ex.resolve_model(view)
                 ex.make_example(view)
+        return
+    if case.where == TRAINING_SIZE:
+        runs = TrainState.from_query({"task": case.task, **case.value})
+        if case.outcome == REFUSED:
+            with pytest.raises(LimitError, match=case.message.split(": ", 1)[1]) as error:
+                plan_runs(runs.runs())
+            assert error.value.limit == case.limit
+        else:
+            notes = [note for run in plan_runs(runs.runs()) for note in run.notes]
+            assert any(re.search(case.message, note) for note in notes), notes
         return
     if case.where == TRAINING:
         cell, config = _train_options(case)
@@ -550,6 +579,26 @@ def _good(at: AppTest) -> tuple:
     return _state(at)
 
 
+@functools.cache
+def _small_trained_model():
+    return train("adding", "gru", TrainConfig(hidden_size=4, max_steps=2, heldout_size=20))
+
+
+def _app_training_size(case: Bad) -> None:
+    """Train pressed with a run too big for the server: refused in words, nothing started, the
+    models the session trained before kept."""
+    at = _open(TRAIN_PAGE, task=case.task, **case.value)
+    earlier = {"adding · GRU · 10:00:00": _small_trained_model()}
+    at.session_state[TRAINED] = dict(earlier)
+    at.run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    _assert_clean(at)
+    assert any(re.search(case.message, e) for e in _messages(at, "error")), _messages(at, "error")
+    assert at.session_state[TRAINED].keys() == earlier.keys()
+    assert session_key("train") not in at.session_state or not at.session_state[
+        session_key("train")].running
+
+
 def _app_training(case: Bad) -> None:
     options = case.value
     at = _open(TRAIN_PAGE, task=case.task, cells=options["cell"], optimizer=options["optimizer"],
@@ -570,6 +619,8 @@ def _app_training(case: Bad) -> None:
 
 @pytest.mark.parametrize("case", _params(APP_LAYER))
 def test_app(case: Bad):
+    if case.where == TRAINING_SIZE:
+        return _app_training_size(case)
     if case.where == TRAINING:
         return _app_training(case)
     if case.where in (URL, LAB_URL, TRAIN_URL, COMPARE_URL):
