@@ -31,6 +31,14 @@ def main() -> None:
         time.sleep(0.05)
 
     from core.sharing import cap_torch_threads  # imports torch
+
+    # Imported here, by every session before its page, never lazily by a page: plotly checks
+    # for pandas in sys.modules while it validates a figure, and a module still being imported
+    # by another visitor's thread is there half-made ("partially initialized module 'pandas'
+    # has no attribute 'Series'": a Train page's live chart failed so while another visitor
+    # opened Compare, in benchmarks/load_test.py --hostile). The import lock makes a second
+    # session wait here until the first has finished it.
+    import pandas  # noqa: F401
     from ui.animation import guard_animations
     from ui.sessions import close_sessions_when_gone
 
