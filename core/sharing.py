@@ -226,8 +226,10 @@ TRACE_ARRAYS = 6
 def session_memory_bound() -> dict[str, int]:
     """The most memory, in bytes, that one browser session can hold, by what holds it.
 
-    Everything a session keeps is float32 and bounded by a limit: its last trace, one uploaded
-    file and the model read from it, and the models it trained (`keep_newest` in
+    Everything a session keeps is bounded by a limit: its last trace, the weights file it
+    uploaded and the model read from it, the CSV file it uploaded (Streamlit keeps the file
+    for the session) and the numbers read from it (at most 2,001 rows × 100 columns of
+    float64, core.io.tables), and the models it trained (`keep_newest` in
     core.training.session drops the oldest beyond MAX_TRAINED_PER_SESSION models or 3 × the
     parameter limit). The shared caches (shipped
     models, traces of shipped and random models) are bounded by entry counts in the pages and
@@ -237,7 +239,9 @@ def session_memory_bound() -> dict[str, int]:
     model = LIMITS.max_params * float32
     return {
         "last trace (states, gates)": TRACE_ARRAYS * LIMITS.max_trace_values * float32,
-        "uploaded file": LIMITS.max_upload_bytes,
+        "uploaded weights file": LIMITS.max_upload_bytes,
         "model read from the upload": model,
+        "uploaded CSV file": LIMITS.max_upload_bytes,
+        "numbers read from the CSV": (LIMITS.max_seq_len + 1) * 100 * 8,
         "trained models (at most 3 × the parameter limit in all)": 3 * model,
     }
