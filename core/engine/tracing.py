@@ -404,5 +404,6 @@ def _norm_over_units(array: np.ndarray) -> np.ndarray:
         return norms
     out_of_range = ~((squares > 1e-30) & (squares < 1e30))
     exact = array[out_of_range].astype(np.float64)
-    norms[out_of_range] = np.sqrt(np.einsum("ih,ih->i", exact, exact))
+    with np.errstate(over="ignore"):  # a norm past float32's range is inf: said as overflow
+        norms[out_of_range] = np.sqrt(np.einsum("ih,ih->i", exact, exact))
     return norms

@@ -110,7 +110,9 @@ def heatmap_png(z: np.ndarray, lo: float, hi: float, scale: str, min_width: int 
     lut = _cached_lut(scale)
     z = np.asarray(z, dtype=np.float32)
     finite = np.isfinite(z)
-    idx = np.clip((np.nan_to_num(z) - lo) / (hi - lo) * 255.0, 0, 255).round().astype(np.uint8)[::-1]
+    with np.errstate(over="ignore", invalid="ignore"):  # inf runs off the scale: its end colour
+        idx = np.clip((np.nan_to_num(z) - lo) / (hi - lo) * 255.0, 0, 255).round()
+    idx = idx.astype(np.uint8)[::-1]
     fy = max(1, math.ceil(min_height / max(1, z.shape[0])))
     fx = max(1, math.ceil(min_width / max(1, z.shape[1])))
     if finite.all():
