@@ -31,34 +31,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 from core.limits import LIMITS  # noqa: E402
 from core.training.loop import TrainConfig  # noqa: E402
 from core.training.session import STOP_GRACE_SECONDS, TrainingSession, train_runs  # noqa: E402
 from core.views import lab  # noqa: E402
+from harness import process_tree  # noqa: E402
 
 MB = 2**20
-
-
-def descendants(root: int) -> list[int]:
-    """`root` and every process under it (from /proc/*/stat's parent ids)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
 
 
 def memory(pid: int) -> tuple[int, int, int]:
@@ -102,7 +84,7 @@ class Sampler:
         while not self._stop.is_set():
             training = training_pids()
             total = 0
-            for pid in descendants(os.getpid()):
+            for pid in process_tree(os.getpid()):
                 now = memory(pid)
                 total += now[1]
                 if pid in training:
@@ -191,7 +173,7 @@ def main() -> None:
     # the fork server starts with the first run (imports torch): not part of any figure
     TrainingSession(train_runs("adding", ["gru"], TrainConfig(max_steps=2, hidden_size=4),
                                when=when)).start().wait()
-    baseline = sum(memory(pid)[1] for pid in descendants(os.getpid()))
+    baseline = sum(memory(pid)[1] for pid in process_tree(os.getpid()))
     print(f"this process and its fork server before any run (PSS): {baseline / MB:.0f} MB")
     global PROCESS_PRIVATE
     PROCESS_PRIVATE = idle_training_process()

@@ -4,13 +4,13 @@ visitor of the process, and the bounds on what one session holds."""
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from datetime import datetime
 
 import pytest
 import torch
 
+from polling import wait_until
 from core.views import explore as ex
 from core.limits import LIMITS, LimitError, check_trace_size
 from core.model import ModelSpec, SequenceModel, count_parameters
@@ -28,15 +28,6 @@ SMALL = dict(hidden_size=8, batch_size=16, heldout_size=50, seq_len=10, progress
 def runs(cells=("gru",), steps=10, when=datetime(2026, 1, 1, 9, 0, 0), **extra):
     config = TrainConfig(max_steps=steps, **{**SMALL, **extra})
     return train_runs("adding", list(cells), config, when=when)
-
-
-def wait_until(condition, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # -- torch threads ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from polling import wait_until
 from core.io.exports import model_files
 from core.io.loading import load_user_weights
 from core.limits import LIMITS, LimitError
@@ -347,15 +348,6 @@ def test_a_run_too_big_for_the_budget_is_refused_before_it_takes_a_slot(monkeypa
     assert raised.value.limit == "max_training_bytes" and slots.busy == 0
 
 
-def wait_for(condition, timeout=60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_stop_ends_a_run_with_slow_steps_within_a_second_or_so():
     """Steps of about half a second (1,000 steps, H = 128, 27 sequences a batch), heard in
     stretches: Stop ends the run, evaluated, soon after it is asked, without ending its process."""
@@ -363,7 +355,7 @@ def test_stop_ends_a_run_with_slow_steps_within_a_second_or_so():
                          heldout_every=1000, progress_every=1)
     session = TrainingSession(train_runs("adding", ["lstm"], config,
                                          when=datetime(2026, 1, 1))).start()
-    assert wait_for(lambda: session.snapshot()[0].events)
+    assert wait_until(lambda: session.snapshot()[0].events)
     asked = time.monotonic()
     session.stop()
     assert session.wait(timeout=30)
@@ -377,7 +369,7 @@ def test_stop_ends_a_run_with_slow_steps_within_a_second_or_so():
 def _frozen_after_a_check(session) -> int:
     """Wait for the first held-out check of the session's only run, then freeze its process
     (SIGSTOP: like a step that never ends) and return its pid."""
-    assert wait_for(lambda: any(e.heldout_metric is not None
+    assert wait_until(lambda: any(e.heldout_metric is not None
                                 for e in session.snapshot()[0].events))
     (child,) = training_processes()
     os.kill(child.pid, signal.SIGSTOP)
@@ -421,7 +413,7 @@ def test_a_process_past_its_time_limit_is_ended_within_the_grace():
 def test_a_process_ended_before_its_first_check_keeps_nothing_and_says_so():
     runs = small_runs(("rnn",), steps=LIMITS.max_training_steps, heldout_every=10**6)
     session = TrainingSession(runs).start()
-    assert wait_for(lambda: session.snapshot()[0].events)
+    assert wait_until(lambda: session.snapshot()[0].events)
     (child,) = training_processes()
     os.kill(child.pid, signal.SIGSTOP)
     session.stop()
@@ -441,7 +433,7 @@ def test_an_abandoned_session_is_stopped_after_the_grace_and_frees_its_slots():
     runs = small_runs(("rnn", "lstm", "gru"), steps=LIMITS.max_training_steps)
     session = TrainingSession(runs, slots, owner_alive=lambda: owner["alive"],
                               owner_watch=watch).start()
-    assert wait_for(lambda: slots.busy == 2 and slots.waiting == 1)
+    assert wait_until(lambda: slots.busy == 2 and slots.waiting == 1)
     time.sleep(0.3)
     assert session.running and not session.stop_requested  # its tab is there: it trains on
     owner["alive"] = False  # the tab is closed

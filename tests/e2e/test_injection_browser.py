@@ -69,34 +69,34 @@ def assert_inert(page, asked: list[str], host: str, typed: str) -> None:
     assert typed in page.inner_text("body").replace("\u200b", ""), f"{typed!r} not shown as typed"
 
 
+def open_crafted_link(page, url: str, task: str, typed: str, answer: str) -> None:
+    """Open `url` with `typed` as the page's typed input for `task`, and wait until the page
+    has said `answer` about it."""
+    query = urllib.parse.urlencode({"task": task, "input": "text", "text": typed})
+    page.goto(f"{url}?{query}")
+    wait_for_app(page)
+    page.get_by_text(answer).first.wait_for(timeout=90_000)
+
+
 @pytest.mark.parametrize("probe", list(payloads("h")))
 def test_a_crafted_explore_link_shows_its_text_as_text(page, app_url, trap, probe):
     host, asked = trap
     typed = payloads(host)[probe]
-    query = urllib.parse.urlencode({"task": "adding", "input": "text", "text": typed})
-    page.goto(f"{app_url}/?{query}")
-    wait_for_app(page)
-    page.get_by_text("could not read").first.wait_for(timeout=60_000)
+    open_crafted_link(page, f"{app_url}/", "adding", typed, "could not read")
     assert_inert(page, asked, host, typed)
 
 
 def test_a_crafted_compare_link_shows_its_text_as_text(page, app_url, trap):
     host, asked = trap
     typed = payloads(host)["image"]
-    query = urllib.parse.urlencode({"task": "adding", "input": "text", "text": typed})
-    page.goto(f"{app_url}/compare?{query}")
-    wait_for_app(page)
-    page.get_by_text("could not read").first.wait_for(timeout=90_000)
+    open_crafted_link(page, f"{app_url}/compare", "adding", typed, "could not read")
     assert_inert(page, asked, host, typed)
 
 
 def test_unknown_words_from_a_link_are_listed_as_text(page, app_url, trap):
     host, asked = trap
     typed = f"the_cat_![x](http://{host}/word.png) was"
-    query = urllib.parse.urlencode({"task": "agreement", "input": "text", "text": typed})
-    page.goto(f"{app_url}/?{query}")
-    wait_for_app(page)
-    page.get_by_text("Not in the vocabulary").first.wait_for(timeout=60_000)
+    open_crafted_link(page, f"{app_url}/", "agreement", typed, "Not in the vocabulary")
     page.wait_for_timeout(800)
     assert asked == [] and page.locator(f'img[src*="{host}"]').count() == 0
 
