@@ -21,6 +21,10 @@ opened by a room of students at once:
 | Traced values          | `max_trace_values`     | 1,024,000 per state (layers × directions × steps × units) | one trace stays under 25 MB: 2,000 steps × 512 units, or 4 layers × 2 directions × 2,000 steps × 64 units |
 | Training at once       | `max_concurrent_training_runs` | 3 runs per server | more would only slow every run and every page on 2 cores; the rest wait for a slot |
 | Training memory        | `max_training_bytes`   | 201,326,592 bytes (192 MiB) per run | what a run allocates (weights, optimiser state, autograd's saved tensors, data, one evaluation chunk), estimated before it starts (core/training/budget.py); a bigger batch is scaled down, a model that does not fit one sequence is refused. With 3 runs at their largest, the server and its training processes stay under the README's 1.5 GB |
+| Trials per search      | `max_search_trials`    | 1 to 60 trials per study started from the Search page | 20 per cell; a room's searches end within minutes |
+| Time per trial         | `max_search_trial_seconds` | 60 seconds   | a trial is a short training run; the steps cap comes first on the task defaults |
+| Workers per search     | `max_search_workers`   | 1 to 2 local worker processes | each takes one of the training slots above; the third stays free for the Train page |
+| Searches at once       | `max_concurrent_searches` | 2 per server  | a third visitor's search would only wait for slots; they can watch a running one instead |
 
 The README cites this table; a test checks that it matches the values in `LIMITS`.
 """
@@ -47,6 +51,10 @@ class Limits:
     max_trace_values: int = 1_024_000
     max_concurrent_training_runs: int = 3
     max_training_bytes: int = 192 * 2**20
+    max_search_trials: int = 60
+    max_search_trial_seconds: float = 60.0
+    max_search_workers: int = 2
+    max_concurrent_searches: int = 2
 
 
 #: The limits the app enforces.
@@ -134,6 +142,18 @@ def check_training_seconds(seconds: object) -> float:
         raise LimitError(f"{allowed}; got {_show(seconds)}.", limit="max_training_seconds",
                          value=seconds)
     return float(seconds)
+
+
+def check_search_trials(n: object) -> int:
+    """Trials of a search started from the page, within 1..`max_search_trials`."""
+    return _check_whole(n, label="Trials", unit="trials", limit="max_search_trials",
+                        low=1, high=LIMITS.max_search_trials)
+
+
+def check_search_workers(n: object) -> int:
+    """Local worker processes of a search, within 1..`max_search_workers`."""
+    return _check_whole(n, label="Workers", unit="processes", limit="max_search_workers",
+                        low=1, high=LIMITS.max_search_workers)
 
 
 def check_text(text: object) -> str:

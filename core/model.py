@@ -106,6 +106,20 @@ class SequenceModel(nn.Module):
         return self.readout(output, lengths)
 
 
+def rebuild_sequence_model(spec: dict, state: dict[str, torch.Tensor],
+                           nonlinearity: str = "tanh") -> SequenceModel:
+    """A SequenceModel from its spec (ModelSpec.to_dict()) and state_dict, in eval mode; a
+    vanilla RNN's `nonlinearity` ("tanh" or "relu"), which ModelSpec does not hold, from
+    wherever the caller kept it."""
+    model = SequenceModel(ModelSpec(**spec))
+    if nonlinearity == "relu":
+        rnn = model.rnn
+        model.rnn = nn.RNN(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
+                           nonlinearity="relu", batch_first=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """A module's state_dict as safetensors stores it: detached, contiguous, on the CPU."""
     return {name: tensor.detach().contiguous().cpu()

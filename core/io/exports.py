@@ -27,9 +27,10 @@ import torch
 
 from core.engine import Trace
 from core.figures.style import PIXELATED_CSS
-from core.model import count_parameters, state_tensors
-from core.tasks import get_task
-from core.training.loop import TrainResult
+from core.io.loading import safetensors_metadata
+from core.model import count_parameters, rebuild_sequence_model, state_tensors
+from core.tasks import Score, get_task
+from core.training.loop import TrainConfig, TrainResult
 
 if TYPE_CHECKING:  # the Explore page's types, read by attribute only (views sit above io)
     from core.views.explore import ExploreState, Result
@@ -230,6 +231,18 @@ def model_files(result: TrainResult) -> tuple[bytes, str]:
         "torch_version": torch.__version__,
     }
     return weights, json.dumps(meta, indent=1, allow_nan=False)
+
+
+def trained_from_files(weights: bytes, meta_json: str) -> TrainResult:
+    """The TrainResult that `model_files` wrote (its history is not in the files): how a saved
+    search trial opens in Explore and Compare. ValueError if the two files do not fit."""
+    meta = json.loads(meta_json)
+    nonlinearity = safetensors_metadata(weights, "the weights").get("nonlinearity", "tanh")
+    model = rebuild_sequence_model(meta["spec"], safetensors.torch.load(weights), nonlinearity)
+    return TrainResult(model=model, task=meta["task"], cell=meta["cell"],
+                       config=TrainConfig(**meta["config"]), steps=int(meta["steps"]),
+                       seconds=float(meta["train_seconds"]), status=meta["status"],
+                       message=meta.get("message", ""), score=Score.from_dict(meta["heldout"]))
 
 
 def weights_metadata(result: TrainResult) -> dict[str, str]:

@@ -219,7 +219,7 @@ def _read(data: bytes, filename: str) -> tuple[str, dict[str, torch.Tensor], dic
     _within_limit(check_upload_size, len(data), name)
     if file_format == "safetensors":
         tensors = _read_safetensors(data, name)
-        return name, tensors, _safetensors_metadata(data, name)
+        return name, tensors, safetensors_metadata(data, name)
     return name, _read_torch(data, name), {}
 
 
@@ -300,7 +300,7 @@ def _read_safetensors(data: bytes, name: str) -> dict[str, torch.Tensor]:
               f"({_code(str(error), 160)}).")
 
 
-def _safetensors_metadata(data: bytes, name: str) -> dict[str, str]:
+def safetensors_metadata(data: bytes, name: str) -> dict[str, str]:
     """The `__metadata__` of a safetensors file that `_read_safetensors` has already read: a
     table of strings (the format allows nothing else), with a nonlinearity checked."""
     header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])

@@ -20,7 +20,7 @@ from dataclasses import replace
 import safetensors.torch
 import torch
 
-from core.model import ModelSpec, SequenceModel, state_tensors
+from core.model import SequenceModel, rebuild_sequence_model, state_tensors
 from core.tasks import TASKS, get_task
 from core.training.loop import TrainConfig, train
 
@@ -46,13 +46,7 @@ def unpack_model(packed: tuple[dict, bytes]) -> SequenceModel:
     spec, weights = packed
     spec = dict(spec)
     nonlinearity = spec.pop("nonlinearity", "tanh")
-    model = SequenceModel(ModelSpec(**spec))
-    if nonlinearity == "relu":
-        rnn = model.rnn
-        model.rnn = torch.nn.RNN(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
-                                 nonlinearity="relu", batch_first=True)
-    model.load_state_dict(safetensors.torch.load(weights))
-    return model.eval()
+    return rebuild_sequence_model(spec, safetensors.torch.load(weights), nonlinearity)
 
 
 def train_child(task: str, cell: str, config: TrainConfig, packed: tuple | None,
