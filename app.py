@@ -57,6 +57,8 @@ def main() -> None:
                 url_path="gradient_lab"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:",
                 url_path="train"),
+        st.Page(PAGES / "search.py", title="Search", icon=":material/travel_explore:",
+                url_path="search"),
         st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
     ]
     # Before any page draws: charts that play in the browser pause when the user touches a

@@ -23,9 +23,9 @@ VERDICT_COLOURS = {"better": "green", "worse": "red", "about the same": "orange"
 
 choices = PageChoices(cmp.CompareState, "compare")
 trained = st.session_state.get(TRAINED) or {}
-opened = st.session_state.pop(OPEN_IN_COMPARE, None)
-if opened in trained:  # "Open in Compare" on the Train page: its task, its model for its cell
-    choices.set(task=trained[opened].task, **{trained[opened].cell: opened})
+for opened in st.session_state.pop(OPEN_IN_COMPARE, None) or []:  # from Train or Search
+    if opened in trained:  # its task, and its model in its cell's column
+        choices.set(task=trained[opened].task, **{trained[opened].cell: opened})
 
 
 def choices_sidebar() -> None:

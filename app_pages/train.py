@@ -9,7 +9,6 @@ where the Explore and Compare pages find them, and download as safetensors + JSO
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from core.figures.training import CELL_COLORS, loss_figure, loss_spread_figure, metric_figure
 from core.io.exports import model_files
@@ -22,7 +21,8 @@ from core.views import train as tr
 from ui import live, widgets
 from ui.content import explain
 from core import claims
-from ui.state import OPEN_IN_COMPARE, OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
+from ui.opening import open_in
+from ui.state import TRAINED, PageChoices, page_key
 
 
 COLLECTED = page_key("train", "collected")  # the last session copied into TRAINED
@@ -97,15 +97,6 @@ def live_charts(runs: live.Runs) -> dict:
     }
 
 
-def open_in(page: str, request_key: str, label: str) -> None:
-    """Send a trained model to another page (Explore or Compare) and go there."""
-    st.session_state[request_key] = label
-    try:
-        st.switch_page(f"app_pages/{page}.py")
-    except StreamlitAPIException:  # not registered in this app (e.g. this page alone)
-        st.info(f"The {page.title()} page is not available here; the model stays in this session.")
-
-
 def trained_models(trained: dict) -> None:
     """Every model kept in this session: its score, downloads, and links to Explore / Compare."""
     st.subheader("Trained in this session")
@@ -127,9 +118,9 @@ def trained_models(trained: dict) -> None:
                                file_name=f"{stem}.json", mime="application/json",
                                on_click="ignore", key=f"train_config_{stem}", width="stretch")
         if row[4].button("Open in Explore", key=f"train_explore_{stem}", width="stretch"):
-            open_in("explore", OPEN_IN_EXPLORE, label)
+            open_in("explore", label)
         if row[5].button("Open in Compare", key=f"train_compare_{stem}", width="stretch"):
-            open_in("compare", OPEN_IN_COMPARE, label)
+            open_in("compare", label)
 
 
 st.header("Train")

@@ -215,7 +215,7 @@ def test_open_in_compare_names_the_model_for_the_compare_page():
     at = train_to_the_end(open_page(cells="gru", **SMALL))
     (label,) = trained(at)
     click(at, "Open in Compare")
-    assert at.session_state[OPEN_IN_COMPARE] == label
+    assert at.session_state[OPEN_IN_COMPARE] == [label]
     assert any("Compare page is not available" in i.value for i in at.info)
 
 

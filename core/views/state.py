@@ -2,7 +2,7 @@
 
 Every page's choices are one frozen dataclass (`PageState`); each field says how it reads from a
 URL parameter with one of the small field makers below (`one_of`, `whole`, `free_text`,
-`number_of`, `yes_no`). One generic `from_query` / `to_query` pair does the rest, for every page alike:
+`number_of`, `matching`, `yes_no`). One generic `from_query` / `to_query` pair does the rest, for every page alike:
 
 - a value that does not parse, is out of range or not offered is dropped (its default stays):
   a link can never break a page;
@@ -25,6 +25,7 @@ Streamlit here: ui/state.py binds a page's state to `st.query_params` and the se
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
@@ -74,6 +75,11 @@ def number_of(default: float, options: Iterable[float]):
 def free_text(default: str, max_chars: int):
     """Free text of at most `max_chars` characters (longer is dropped, not cut)."""
     return _field(default, lambda raw: raw if len(raw) <= max_chars else None)
+
+
+def matching(default: str, pattern: "re.Pattern[str]"):
+    """Text that `pattern` matches whole (a study's name, say); anything else is dropped."""
+    return _field(default, lambda raw: raw if pattern.fullmatch(raw) else None)
 
 
 def yes_no(default: bool):
