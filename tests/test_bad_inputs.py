@@ -50,6 +50,7 @@ APP = str(ROOT / "app.py")
 TRAIN_PAGE = str(ROOT / "app_pages" / "train.py")
 LAB_PAGE = str(ROOT / "app_pages" / "gradient_lab.py")
 COMPARE_PAGE = str(ROOT / "app_pages" / "compare.py")
+SEARCH_PAGE = str(ROOT / "app_pages" / "search.py")
 
 # Where an input goes in.
 TEXT = "typed text (Explore, 'my own text / numbers')"
@@ -59,6 +60,7 @@ URL = "Explore page URL"
 LAB_URL = "Gradient lab URL"
 COMPARE_URL = "Compare page URL"
 TRAIN_URL = "Train page URL"
+SEARCH_URL = "Search page URL"
 WEIGHTS = "weights upload (Explore, 'my own weights')"
 TRACE = "weights upload with a 600-step sample (Explore, adding)"
 TRAINING = "a training run (Train page)"
@@ -289,6 +291,12 @@ CASES = [
     Bad("lab-url-words-for-numbers", LAB_URL, dict(len="abc", hidden="abc", lr="abc",
                                                    window="1e400"), None, IGNORED,
         widgets=dict(lab_len=100, lab_hidden=32, lab_lr=0.1, lab_window=10), layers=(APP_LAYER,)),
+    Bad("search-url-odd-study-name-and-numbers", SEARCH_URL,
+        dict(study="my study!<b>", trials="1e400", workers="9", steps="-5", task="<b>adding</b>"),
+        None, IGNORED, widgets=dict(search_trials=12, search_workers=2, search_steps=300,
+                                    search_task="adding"), layers=(APP_LAYER,)),
+    Bad("search-url-path-as-study-name", SEARCH_URL, dict(study="../../etc/passwd", trials="0"),
+        None, IGNORED, widgets=dict(search_trials=12), layers=(APP_LAYER,)),
     Bad("train-url-steps-inf", TRAIN_URL, dict(steps="inf"), None, IGNORED,
         widgets=dict(train_steps=TRAIN_DEFAULTS.steps), layers=(APP_LAYER,)),
     Bad("train-url-seconds-layers-seed-non-finite", TRAIN_URL,
@@ -623,9 +631,9 @@ def test_app(case: Bad):
         return _app_training_size(case)
     if case.where == TRAINING:
         return _app_training(case)
-    if case.where in (URL, LAB_URL, TRAIN_URL, COMPARE_URL):
+    if case.where in (URL, LAB_URL, TRAIN_URL, COMPARE_URL, SEARCH_URL):
         page = {URL: APP, LAB_URL: LAB_PAGE, TRAIN_URL: TRAIN_PAGE,
-                COMPARE_URL: COMPARE_PAGE}[case.where]
+                COMPARE_URL: COMPARE_PAGE, SEARCH_URL: SEARCH_PAGE}[case.where]
         at = _open(page, **case.value)
         _assert_clean(at)
         errors = _messages(at, "error")
