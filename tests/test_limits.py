@@ -15,6 +15,8 @@ from core.limits import (
     check_hidden_size,
     check_layers,
     check_param_count,
+    check_search_trials,
+    check_search_workers,
     check_seq_len,
     check_text,
     check_training_seconds,
@@ -30,6 +32,8 @@ WHOLE_NUMBER_CHECKS = [
     (check_param_count, "max_params", 0, LIMITS.max_params, "Model size"),
     (check_training_steps, "max_training_steps", 1, LIMITS.max_training_steps, "Training steps"),
     (check_upload_size, "max_upload_bytes", 0, LIMITS.max_upload_bytes, "Upload"),
+    (check_search_trials, "max_search_trials", 1, LIMITS.max_search_trials, "Trials"),
+    (check_search_workers, "max_search_workers", 1, LIMITS.max_search_workers, "Workers"),
 ]
 IDS = [case[1] for case in WHOLE_NUMBER_CHECKS]
 
