@@ -318,7 +318,7 @@ def test_storage_urls_that_are_refused(url, words):
 
 
 @pytest.mark.parametrize("url", ["sqlite:///studies.sqlite3", "sqlite:////tmp/x/studies.db",
-                                 "postgresql://u:p@h:5432/d", "postgresql+psycopg2://u:p@h/d",
+                                 "postgresql://u:p@h:5432/d", "postgresql+psycopg://u:p@h/d",
                                  " sqlite:///padded.sqlite3 "])
 def test_storage_urls_that_are_accepted(url):
     assert check_storage_url(url) == url.strip()
@@ -332,13 +332,7 @@ def test_shown_urls_hide_the_password():
     assert shown_url("nonsense") == "(not a URL)"
 
 
-@pytest.mark.parametrize("scheme", [
-    "postgresql+psycopg2",
-    pytest.param("postgresql", marks=pytest.mark.xfail(strict=True, raises=ImportError, reason=(
-        "SQLAlchemy 2.1 (unpinned) maps postgresql:// to psycopg 3, which is not installed "
-        "(requirements.txt has psycopg2-binary): core/search/storage.py _connect lets "
-        "Optuna's ImportError through instead of connecting with psycopg2"))),
-])
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg"])
 def test_an_unreachable_postgresql_server_is_named_without_its_password(scheme):
     # Port 1 on this machine refuses at once: no server, no wait.
     with pytest.raises(SearchError) as raised:
@@ -453,11 +447,6 @@ def test_every_trial_of_a_study_trains_on_its_data_seed(adding_study):
     assert len({t.user_attrs["baseline"] for t in trials}) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/training/budget.py plan_run shrinks the held-out set of a slow-to-evaluate model "
-    "(adding, GRU, 128 units x 2 layers: 500 -> 450 sequences), and core/search/worker.py "
-    "Objective calls it per trial without max_heldout: trials of one study are scored on "
-    "different held-out sets"))
 def test_small_and_large_models_of_a_study_are_scored_on_the_same_heldout_set(search_dir):
     study = create_study("sizes", "adding", open_storage())
     common = {CELL: "gru", "gru.num_layers": 1, "gru.learning_rate": 1e-3,
@@ -522,9 +511,6 @@ def test_steps_per_trial_over_the_limit_are_refused(search_dir, steps):
                                  f"{LIMITS.max_training_steps:,}; got {steps:,}.")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/search/space.py space_for: `int(max_steps or base.max_steps)` turns max_steps=0 "
-    "(e.g. --max-steps 0) into the recipe's 3,000 steps instead of refusing it"))
 def test_zero_steps_per_trial_are_refused(search_dir):
     # should_stop keeps the worker from training if the check lets 0 through
     with pytest.raises(LimitError):

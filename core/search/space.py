@@ -15,6 +15,7 @@ at equal budget. For the same reason a trial is pruned only against trials of it
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from core.cells import CELLS, cell_info
 from core.model import INITS
 from core.tasks import get_task
+from core.training.budget import plan_run
 from core.training.loop import OPTIMIZERS, TrainConfig
 from core.training.zoo import RECIPES, recipe
 
@@ -62,6 +64,16 @@ class SearchSpace:
     def steps(self) -> tuple[int, int]:
         return min(MIN_STEPS, self.max_steps), self.max_steps
 
+    @functools.cached_property
+    def heldout_size(self) -> int:
+        """The held-out sequences every trial is scored on: the fewest that planning gives
+        the space's largest model of any cell (core.training.budget.plan_run shrinks the set
+        of a model slow to evaluate), so that all trials are scored on the same set."""
+        largest = [replace(recipe(self.task, cell), hidden_size=self.hidden_size[1],
+                           num_layers=self.num_layers[1]) for cell in self.cells]
+        return min(plan_run(self.task, cell, config).config.heldout_size
+                   for cell, config in zip(self.cells, largest))
+
 
 def space_for(task: str, cells: tuple[str, ...] = tuple(CELLS), max_steps: int | None = None
               ) -> SearchSpace:
@@ -75,7 +87,7 @@ def space_for(task: str, cells: tuple[str, ...] = tuple(CELLS), max_steps: int |
         raise ValueError("a search needs at least one cell")
     for cell in cells:
         cell_info(cell)
-    return SearchSpace(name, cells, int(max_steps or base.max_steps),
+    return SearchSpace(name, cells, base.max_steps if max_steps is None else int(max_steps),
                        hidden_size=(8, 2 * base.hidden_size), num_layers=(1, 2),
                        learning_rate=(1e-4, 3e-2))
 

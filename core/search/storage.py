@@ -8,7 +8,7 @@
   never block the writer), a 60-second busy timeout, and one file lock around creating the
   tables (two workers started at once on a new file both ran Optuna's migrations, and one
   failed with "UNIQUE constraint failed: alembic_version").
-- **Many machines**: `postgresql://user:password@host:5432/database` (psycopg2), given as
+- **Many machines**: `postgresql://user:password@host:5432/database` (psycopg 3), given as
   `--storage` to a worker or in the GATESCOPE_SEARCH_STORAGE environment variable, which also
   points the app's Search page at it.
 
@@ -54,7 +54,7 @@ HEARTBEAT_SECONDS = 10
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SQLITE_BUSY_SECONDS = 60
 POSTGRES_CONNECT_SECONDS = 5
-DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg2")
+DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")  # SQLAlchemy 2.1: psycopg 3 either way
 GATESCOPE_STUDY = "gatescope"  # the user attribute that marks a study as one of ours
 
 
@@ -148,7 +148,7 @@ def _connect(url: str) -> optuna.storages.RDBStorage:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs={"connect_args": connect_args},
                 heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds())
-    except (sqlalchemy.exc.SQLAlchemyError, OSError, sqlite3.Error) as error:
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, sqlite3.Error, ImportError) as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
         raise SearchError(f"Cannot open the study storage {shown_url(url)}: {reason}") from None
 

@@ -5,17 +5,18 @@
 Any number of workers, in any number of processes on any number of machines, can run against
 one study: the storage hands out trial numbers, the sampler and pruner read every worker's
 trials from it (core/search/space.py); `seed` seeds a worker's sampler (give each worker its
-own). Every trial of a study trains on the same batches and is scored on the same held-out
-set (the study's data seed): trials differ only in their hyperparameters. It reports its
-held-out score at every check
-(the pruner may end it there), and records in its user attributes what the page shows: the
-seed, the held-out score and the task's baseline on the same set, the parameter count,
-training time and steps, how training ended, and where its weights went
+own). Every trial of a study trains on the same batches (unless planning scales a big
+model's batch down to the memory budget: its note says so) and is scored on the same held-out
+set (the study's data seed, and one size for all: SearchSpace.heldout_size), so trials differ
+only in their hyperparameters. A trial reports its held-out score at every check (the pruner
+may end it there) and records in its user attributes what the page shows: the seed, the
+held-out score and the task's baseline on the same set, the parameter count, training time
+and steps, how training ended, and where its weights went
 (`directory`/<study>/trial-<n>.safetensors with the JSON beside it: the Train page's download
 format, so the best trials open in Explore and Compare).
 
-Stop (`should_stop()` returning True, or SIGTERM / Ctrl-C to the CLI) ends the current trial within
-a training step; that trial is recorded as failed ("stopped") and the worker starts no other.
+Stop (`should_stop()` returning True, or SIGTERM / Ctrl-C to the CLI) ends the current trial
+within a training step; that trial is recorded as failed ("stopped") and the worker starts no other.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ class Objective:
         seed = trial.study.user_attrs.get("data_seed", DATA_SEED)
         cell, config = suggest(trial, self.space, seed, self.max_seconds)
         trial.set_user_attr("seed", seed)
-        plan = plan_run(self.space.task, cell, config)  # LimitError: too big for the budget
+        # LimitError if too big for the budget; the study's one held-out set (space.py)
+        plan = plan_run(self.space.task, cell, config, max_heldout=self.space.heldout_size)
         if plan.notes:
             trial.set_user_attr("note", " ".join(plan.notes))
         pruned = False
