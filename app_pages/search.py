@@ -39,7 +39,7 @@ def search_choices() -> None:
     st.caption(get_task(choices.values["task"]).description)
 
 
-def study_picker(names: list[str]) -> str | None:
+def study_picker(names: dict[str, str]) -> str | None:
     """The study to watch: this session's newest, one from a link, or any in the storage."""
     if not names:
         st.info("No study yet: start one above, or run workers against this storage "
@@ -48,7 +48,7 @@ def study_picker(names: list[str]) -> str | None:
     wanted = choices.values["study"]
     if wanted and wanted not in names:
         st.warning(f"There is no study named “{wanted}” in this storage; showing the newest.")
-    return choices.widget(st.selectbox, "Study", "study", names,
+    return choices.widget(st.selectbox, "Study", "study", names, names.get,
                           help=f"Every study in {shown_url(default_storage_url())}, newest first.")
 
 

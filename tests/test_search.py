@@ -349,7 +349,7 @@ def test_a_sqlite_file_is_made_with_its_folders(tmp_path):
     storage = open_storage(url)
     assert file.is_file()
     assert open_storage(url) is storage  # one per URL per process
-    assert study_names(storage) == []
+    assert study_names(storage) == {}
 
 
 def test_the_default_storage_is_a_file_in_the_search_folder(search_dir, monkeypatch):
@@ -371,6 +371,7 @@ def test_a_study_records_its_task_metric_and_data_seed(search_dir):
     again = create_study("adding-1", "adding", storage, data_seed=9)
     assert again._study_id == study._study_id and again.user_attrs["data_seed"] == 3
     assert set(study_names(storage)) == {"adding-1", "agreement-1"}
+    assert study_names(storage)["adding-1"] == "adding-1 · Adding problem · 0 trials"
 
 
 def test_opening_a_study_that_cannot_be_used_says_why(search_dir):
@@ -386,7 +387,7 @@ def test_opening_a_study_that_cannot_be_used_says_why(search_dir):
         open_study("someone-elses", storage)
     assert str(raised.value) == ("The study “someone-elses” was not made by gatescope (it "
                                  "records no gatescope task): use another study name.")
-    assert study_names(storage) == ["adding-1"]  # only ours are listed
+    assert list(study_names(storage)) == ["adding-1"]  # only ours are listed
 
     adding, agreement = get_task("adding").title, get_task("agreement").title
     for refused in (lambda: open_study("adding-1", storage, task="agreement"),
