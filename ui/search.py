@@ -10,7 +10,7 @@ and the page shows their trials as they end.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import optuna
 import streamlit as st
@@ -20,7 +20,7 @@ from core.figures import search as figures
 from core.limits import LimitError
 from core.search.local import SEARCHES, LocalSearch
 from core.search.results import StudyResults
-from core.search.storage import SearchError, open_storage, study_names
+from core.search.storage import SearchError, open_storage, open_study, study_names
 from core.views import search as sv
 from ui import live
 from ui.opening import keep_trained, open_in
@@ -30,6 +30,8 @@ from ui.text import plain
 OWN_SEARCH = page_key("search", "local")  # the LocalSearch this session started
 QUIET = page_key("search", "quiet")  # the study (and its trial count) last seen going quiet
 POLL_SECONDS = 1.0
+#: How often a quiet study is asked whether a worker has started on it (one small query).
+QUIET_POLL_SECONDS = 5.0
 VIEWS = {"best": "Best of each cell", "history": "Optimisation history",
          "importance": "Importances", "parallel": "Parallel coordinates", "slice": "Slices",
          "trials": "All trials"}
@@ -77,12 +79,26 @@ def watch(opened: optuna.storages.BaseStorage, name: str) -> None:
         return
     polling = _busy(results)
     st.fragment(run_every=POLL_SECONDS if polling else None)(_draw)(opened, name, polling)
+    if not polling:  # workers elsewhere may start on it at any time
+        st.fragment(run_every=QUIET_POLL_SECONDS)(_wake_on_new_trials)(
+            opened, name, len(results.trials))
 
 
 def _busy(results: StudyResults) -> bool:
     local = SEARCHES.of(results.name)
-    return (local is not None and local.running) or sv.still_running(
-        results, datetime.now(timezone.utc).replace(tzinfo=None))
+    # Optuna's times are naive local time (it converts what it stores): so is datetime.now()
+    return (local is not None and local.running) or sv.still_running(results, datetime.now())
+
+
+def _wake_on_new_trials(opened: optuna.storages.BaseStorage, name: str, drawn: int) -> None:
+    """A quiet study, checked every QUIET_POLL_SECONDS with one count: the page comes back to
+    life (polls every second) as soon as a worker anywhere starts a trial on it."""
+    try:
+        count = len(open_study(name, opened).get_trials(deepcopy=False))
+    except SearchError:
+        return
+    if count != drawn:
+        st.rerun()
 
 
 def _draw(opened: optuna.storages.BaseStorage, name: str, polling: bool) -> None:

@@ -60,7 +60,8 @@ def new_study_name(task: str, when: datetime, taken: set[str]) -> str:
 
 def still_running(results: StudyResults, now: datetime) -> bool:
     """Whether a study's workers are (probably) still at work: a trial runs, or one ended
-    within RECENT_SECONDS (a worker elsewhere is about to ask for its next)."""
+    within RECENT_SECONDS (a worker elsewhere is about to ask for its next). `now` on Optuna's
+    clock: naive local time, as it reads its timestamps back."""
     if results.running:
         return True
     ended = [t.completed for t in results.trials if t.completed is not None]
@@ -160,7 +161,8 @@ def _beats_baseline(results: StudyResults, trial: TrialRow) -> bool:
 def progress(results: StudyResults, planned: int | None) -> tuple[float, str]:
     """(fraction, words) for the progress bar: trials ended out of those planned."""
     ended = sum(t.ended for t in results.trials)
-    words = (f"{ended} of {planned} trials ended" if planned else f"{ended} trials ended")
+    trials = "trial" if (planned or ended) == 1 else "trials"
+    words = f"{ended} of {planned} {trials} ended" if planned else f"{ended} {trials} ended"
     words += (f" · {results.count('COMPLETE')} complete, {results.count('PRUNED')} pruned, "
               f"{results.count('FAIL')} failed, {results.running} running")
     return (min(1.0, ended / planned) if planned else 1.0), words
