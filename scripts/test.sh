@@ -4,9 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian's Chromium drives the real-browser tests (Playwright cannot download browsers here).
-if ! command -v chromium >/dev/null 2>&1; then
-  apt-get update && apt-get install -y chromium
+# Debian's Chromium drives the real-browser tests (Playwright cannot download browsers here);
+# Debian's PostgreSQL serves the search tests' shared studies (tests/postgres.py starts a server
+# of its own, finding initdb on PATH or in /usr/lib/postgresql/<version>/bin).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ! command -v initdb >/dev/null 2>&1 \
+    && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  missing+=(postgresql)
+fi
+if ((${#missing[@]})); then
+  apt-get update && apt-get install -y "${missing[@]}"
 fi
 python3 -m pip install --quiet -r requirements-dev.txt
 
