@@ -7,7 +7,8 @@
   Three things keep concurrent workers from failing with "database is locked": WAL (readers
   never block the writer), a 60-second busy timeout, and one file lock around creating the
   tables (two workers started at once on a new file both ran Optuna's migrations, and one
-  failed with "UNIQUE constraint failed: alembic_version").
+  failed with "UNIQUE constraint failed: alembic_version"). PostgreSQL's tables are made under
+  an advisory lock for the same reason ("duplicate key value violates unique constraint").
 - **Many machines**: `postgresql://user:password@host:5432/database` (psycopg 3), given as
   `--storage` to a worker or in the GATESCOPE_SEARCH_STORAGE environment variable, which also
   points the app's Search page at it.
@@ -34,6 +35,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy.engine
 import sqlalchemy.exc
+import sqlalchemy.pool
 
 from core.tasks import TASKS, get_task
 
@@ -141,7 +143,9 @@ def _connect(url: str) -> optuna.storages.RDBStorage:
     connect_args = ({"timeout": SQLITE_BUSY_SECONDS} if sqlite
                     else {"connect_timeout": POSTGRES_CONNECT_SECONDS})
     try:
-        with _tables_lock(Path(parsed.database) if sqlite else None), warnings.catch_warnings():
+        tables_lock = (_sqlite_tables_lock(Path(parsed.database)) if sqlite
+                       else _postgres_tables_lock(url, connect_args))
+        with tables_lock, warnings.catch_warnings():
             # The heartbeat is "experimental" in Optuna 5; it is what marks a killed worker's
             # trial failed, and tests/test_search*.py check it does.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -153,14 +157,32 @@ def _connect(url: str) -> optuna.storages.RDBStorage:
         raise SearchError(f"Cannot open the study storage {shown_url(url)}: {reason}") from None
 
 
+#: The PostgreSQL advisory lock that workers hold while Optuna makes (or checks) its tables.
+POSTGRES_TABLES_LOCK = 0x6761746573  # "gates"
+
+
 @contextmanager
-def _tables_lock(database: Path | None):
+def _postgres_tables_lock(url: str, connect_args: dict):
+    """For PostgreSQL: hold a session advisory lock while Optuna creates (or checks) its
+    tables; workers started together on a new database otherwise both create them, and one
+    fails ("duplicate key value violates unique constraint pg_type_typname_nsp_index")."""
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args,
+                                      poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"),
+                               {"key": POSTGRES_TABLES_LOCK})
+            connection.commit()
+            yield  # closing the connection releases the lock
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _sqlite_tables_lock(database: Path):
     """For a SQLite file: make its folder, switch it to WAL, and hold a lock on a file beside
     it while Optuna creates (or checks) its tables, so that workers started together do not
     create them twice."""
-    if database is None:
-        yield
-        return
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
