@@ -48,7 +48,7 @@ def study_picker(names: dict[str, str]) -> str | None:
     wanted = choices.values["study"]
     if wanted and wanted not in names:
         st.warning(f"There is no study named “{wanted}” in this storage; showing the newest.")
-    return choices.widget(st.selectbox, "Study", "study", names, names.get,
+    return choices.widget(st.selectbox, "Study", "study", names, names.get,  # task, not count
                           help=f"Every study in {shown_url(default_storage_url())}, newest first.")
 
 

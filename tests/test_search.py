@@ -371,7 +371,7 @@ def test_a_study_records_its_task_metric_and_data_seed(search_dir):
     again = create_study("adding-1", "adding", storage, data_seed=9)
     assert again._study_id == study._study_id and again.user_attrs["data_seed"] == 3
     assert set(study_names(storage)) == {"adding-1", "agreement-1"}
-    assert study_names(storage)["adding-1"] == "adding-1 · Adding problem · 0 trials"
+    assert study_names(storage)["adding-1"] == "adding-1 · Adding problem"
 
 
 def test_opening_a_study_that_cannot_be_used_says_why(search_dir):
@@ -719,8 +719,8 @@ def test_a_server_runs_a_limited_number_of_searches_one_per_study(search_dir):
             registry.start(search("second"))
         assert raised.value.limit == "max_concurrent_searches"
         assert str(raised.value) == (
-            "1 searches are running on this server (at most 1 at once): watch one of them "
-            "below, or start yours when one has finished.")
+            "1 search is running on this server (at most 1 at once): watch one below, or "
+            "start yours when one has finished.")
         assert "second" not in study_names(open_storage())  # refused before it made anything
         with pytest.raises(SearchError) as raised:
             registry.start(search("first"))

@@ -133,15 +133,15 @@ def test_a_finished_study_shows_each_cells_best_trial(with_study):
     assert f"The trivial baseline scores {ranked[0].attrs['baseline']:.4g} on the same" in text
 
     (table,) = at.get("table")
-    rows = table.value
-    assert list(rows.index) == ["RNN", "LSTM", "GRU"]
+    columns = table.value  # a column per cell, a row per measure
+    assert list(columns.columns) == ["RNN", "LSTM", "GRU"]
     for cell, trial in best.items():
-        row = rows.loc[CELL_NAMES[cell]]
-        assert int(row["best trial"]) == trial.number
-        assert row["held-out MSE"] == f"{trial.value:.4g}"
-        assert row["parameters"] == f"{trial.attrs['param_count']:,}"
-    assert rows.loc["RNN", "trials complete / pruned / failed"] == "2 / 0 / 0"
-    assert rows.loc["LSTM", "trials complete / pruned / failed"] == "1 / 0 / 0"
+        column = columns[CELL_NAMES[cell]]
+        assert int(column["best trial"]) == trial.number
+        assert column["held-out MSE"] == f"{trial.value:.4g}"
+        assert column["parameters"] == f"{trial.attrs['param_count']:,}"
+    assert columns.loc["trials complete / pruned / failed", "RNN"] == "2 / 0 / 0"
+    assert columns.loc["trials complete / pruned / failed", "LSTM"] == "1 / 0 / 0"
 
     labels = [b.label for b in at.button]
     assert [explore_label(t) for t in best.values()] + ["All best in Compare"] == [
@@ -261,7 +261,7 @@ def test_start_search_runs_the_study_to_its_end(empty_storage, searches_end):
     assert not search.errors
     assert button(at, "Stop").disabled and not button(at, "Start search").disabled
     (table,) = at.get("table")
-    assert list(table.value.index) == ["RNN", "LSTM", "GRU"]
+    assert list(table.value.columns) == ["RNN", "LSTM", "GRU"]
     assert "Best held-out MSE at equal budget: " in page_text(at)
     assert len(list((empty_storage / "weights" / name).glob("*.safetensors"))) == 3
 

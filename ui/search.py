@@ -57,17 +57,18 @@ def start_stop(choices: PageChoices, state: sv.SearchState,
     """Start a new study with this server's workers, and Stop it."""
     own = own_search()
     busy = own is not None and own.running
-    start, stop, _ = st.columns([1.2, 1, 4])
-    if start.button("Start search", type="primary", disabled=busy, width="stretch"):
+    buttons = st.container(horizontal=True)  # wraps on a narrow screen, never cuts a label
+    # disabled is the browser's: a crafted message could still click, so busy is checked here
+    if buttons.button("Start search", type="primary", disabled=busy) and not busy:
         try:
             name = sv.new_study_name(state.task, datetime.now(), set(study_names(opened)))
             st.session_state[OWN_SEARCH] = SEARCHES.start(
                 LocalSearch(state.plan(name), owner_alive=live.owner_alive()))
             choices.set(study=name)
-            busy = True
+            st.rerun()  # Start drawn disabled, Stop enabled, the new study watched
         except (SearchError, LimitError, ValueError) as error:
             st.error(f"Cannot start the search: {plain(error)}")
-    stop.button("Stop", disabled=not busy, on_click=lambda: own_search().stop(), width="stretch")
+    buttons.button("Stop", disabled=not busy, on_click=lambda: own_search().stop())
 
 
 def watch(opened: optuna.storages.BaseStorage, name: str) -> None:
@@ -85,9 +86,13 @@ def watch(opened: optuna.storages.BaseStorage, name: str) -> None:
 
 
 def _busy(results: StudyResults) -> bool:
+    """Whether the study's trials are (probably) still coming: this server's search of it
+    runs, or, for a study of workers elsewhere, sv.still_running."""
     local = SEARCHES.of(results.name)
+    if local is not None:
+        return local.running or results.running > 0
     # Optuna's times are naive local time (it converts what it stores): so is datetime.now()
-    return (local is not None and local.running) or sv.still_running(results, datetime.now())
+    return sv.still_running(results, datetime.now())
 
 
 def _wake_on_new_trials(opened: optuna.storages.BaseStorage, name: str, drawn: int) -> None:
@@ -113,7 +118,9 @@ def _draw(opened: optuna.storages.BaseStorage, name: str, polling: bool) -> None
     for problem in (local.errors if local else []):
         st.error(f"A worker failed: {plain(problem)}")
     st.markdown(plain(sv.verdict(results)))
-    st.table(sv.best_table(results).set_index("cell"))  # three rows that wrap, not a scroller
+    table = sv.best_table(results)
+    if not table.empty:  # a study made a moment ago has no trial yet
+        st.table(table)
     open_buttons(results)
     view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, default="best",
                                 key="search_view") or "best"
@@ -136,14 +143,14 @@ def open_buttons(results: StudyResults) -> None:
     best = results.best_per_cell()
     if not best:
         return
-    columns = st.columns(len(best) + 1)
-    for column, (cell, trial) in zip(columns, best.items()):
-        if column.button(f"{cell_info(cell).display_name} (trial {trial.number}) in Explore",
-                         key=f"search_explore_{cell}", width="stretch"):
+    row = st.container(horizontal=True)  # wraps on a narrow screen, never cuts a label
+    for cell, trial in best.items():
+        if row.button(f"{cell_info(cell).display_name} (trial {trial.number}) in Explore",
+                      key=f"search_explore_{cell}"):
             opened = _keep(results, [trial])
             if opened:
                 open_in("explore", *opened)
-    if columns[-1].button("All best in Compare", key="search_compare", width="stretch"):
+    if row.button("All best in Compare", key="search_compare"):
         opened = _keep(results, list(best.values()))
         if opened:
             open_in("compare", *opened)
@@ -173,7 +180,12 @@ def show(results: StudyResults, view: str) -> None:
         cells = [c for c in CELLS if results.trials_of(c)]
         cell = st.radio("Cell", cells, format_func=lambda c: cell_info(c).display_name,
                         horizontal=True, key="search_cell") if cells else None
-        figure = PER_CELL[view](results, cell) if cell else None
+        arguments = [results, cell]
+        if view == "slice" and cell:
+            parameters = figures.cell_parameters(results, cell)
+            arguments.append(st.selectbox("Parameter", parameters, key=f"search_slice_{cell}",
+                                          format_func=lambda p: p.split(".", 1)[1]))
+        figure = PER_CELL[view](*arguments) if cell else None
         if figure is None:
             st.info("Not enough complete trials of this cell for this figure yet (importances "
                     f"need {figures.MIN_TRIALS_FOR_IMPORTANCE}, parallel coordinates 2).")

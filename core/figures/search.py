@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from core.cells import cell_info
 from core.figures.style import CELL_COLORS, FONT
 from core.search.results import StudyResults
+from core.search.space import CELL
 
 #: Complete trials of a cell before its parameter importances mean anything at all.
 MIN_TRIALS_FOR_IMPORTANCE = 4
@@ -63,7 +64,7 @@ def best_so_far_figure(results: StudyResults) -> go.Figure:
                         hovertemplate=f"{name}: best %{{y:.4g}} after trial %{{x}}<extra></extra>")
     fig.update_xaxes(title_text="trial")
     # errors span decades between an untrained trial and a good one; accuracies do not
-    fig.update_yaxes(title_text=f"best held-out {results.metric} so far",
+    fig.update_yaxes(title_text=f"best held-out {results.metric} so far", nticks=6,
                      type="linear" if results.higher_is_better else "log")
     fig.update_layout(legend=dict(orientation="h", y=-0.25, x=0))
     return _styled(fig, "Best of each cell so far")
@@ -76,12 +77,22 @@ def history_figure(results: StudyResults) -> go.Figure:
     return _styled(fig, "Optimisation history (all cells)")
 
 
+def cell_study(results: StudyResults, cell: str) -> optuna.Study:
+    """An in-memory study of the cell's complete trials only: Optuna's parallel coordinates
+    draw every trial of a study, and other cells' trials at "None" on every axis."""
+    own = optuna.create_study(direction=results.direction)
+    own.add_trials([t for t in results.study.get_trials(deepcopy=False)
+                    if t.state.name == "COMPLETE" and t.params.get(CELL) == cell])
+    return own
+
+
 def importance_figure(results: StudyResults, cell: str) -> go.Figure | None:
     """Optuna's parameter importances for one cell; None before it has
     MIN_TRIALS_FOR_IMPORTANCE complete trials."""
     if complete_trials(results, cell) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
-    fig = ov.plot_param_importances(results.study, params=cell_parameters(results, cell),
+    fig = ov.plot_param_importances(cell_study(results, cell),
+                                    params=cell_parameters(results, cell),
                                     target_name=f"held-out {results.metric}")
     return _styled(fig, f"Parameter importances, {cell_info(cell).display_name}")
 
@@ -90,26 +101,18 @@ def parallel_figure(results: StudyResults, cell: str) -> go.Figure | None:
     """Optuna's parallel coordinates of one cell's complete trials; None before it has two."""
     if complete_trials(results, cell) < 2:
         return None
-    fig = ov.plot_parallel_coordinate(results.study, params=cell_parameters(results, cell),
+    fig = ov.plot_parallel_coordinate(cell_study(results, cell),
+                                      params=cell_parameters(results, cell),
                                       target_name=f"held-out {results.metric}")
     return _styled(fig, f"Parallel coordinates, {cell_info(cell).display_name}")
 
 
-def slice_figure(results: StudyResults, cell: str) -> go.Figure | None:
-    """Optuna's slice plot of one cell's parameters; None before it has a complete trial."""
+def slice_figure(results: StudyResults, cell: str, parameter: str) -> go.Figure | None:
+    """Optuna's slice plot of one of the cell's parameters (all of them in one row overlap
+    their labels); None before the cell has a complete trial."""
     if complete_trials(results, cell) < 1:
         return None
-    fig = ov.plot_slice(results.study, params=cell_parameters(results, cell),
+    fig = ov.plot_slice(cell_study(results, cell), params=[parameter],
                         target_name=f"held-out {results.metric}")
-    return _styled(fig, f"Slices, {cell_info(cell).display_name}", height=HEIGHT)
-
-
-def _warnings_off() -> None:
-    """Optuna warns that its importances are "experimental" on every call."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
-                            module=r"optuna\..*")
-
-
-_warnings_off()
+    fig.update_xaxes(title_text=parameter.split(".", 1)[1].replace("_", " "))
+    return _styled(fig, f"Slice, {cell_info(cell).display_name}: {parameter.split('.', 1)[1]}")

@@ -205,11 +205,12 @@ class SearchRegistry:
                 raise SearchError(f"The study “{search.plan.study}” is being searched on this "
                                   f"server already: watch it below, or use another name.")
             if len(self._searches) >= self.limit:
+                running = len(self._searches)
                 raise LimitError(
-                    f"{len(self._searches)} searches are running on this server (at most "
-                    f"{self.limit} at once): watch one of them below, or start yours when one "
-                    f"has finished.", limit="max_concurrent_searches",
-                    value=len(self._searches) + 1)
+                    f"{running} search{'es are' if running != 1 else ' is'} running on this "
+                    f"server (at most {self.limit} at once): watch one below, or start yours "
+                    f"when one has finished.", limit="max_concurrent_searches",
+                    value=running + 1)
             search.start()
             self._searches.append(search)
         return search

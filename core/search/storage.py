@@ -249,10 +249,11 @@ def _checked(study: optuna.Study, task: str | None) -> optuna.Study:
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> dict[str, str]:
-    """gatescope's studies in the storage, newest first: name -> "name · task · n trials"."""
+    """gatescope's studies in the storage, newest first: name -> "name · task". (Not the
+    number of trials: a page that lists the studies once would show a count going stale.)"""
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     ours = [s for s in summaries
             if s.user_attrs.get(GATESCOPE_STUDY) and s.user_attrs.get("task") in TASKS]
     ours.sort(key=lambda s: (s.datetime_start is not None, s.datetime_start), reverse=True)
-    return {s.study_name: f"{s.study_name} · {get_task(s.user_attrs['task']).title} · "
-                          f"{s.n_trials} trial{'s' if s.n_trials != 1 else ''}" for s in ours}
+    return {s.study_name: f"{s.study_name} · {get_task(s.user_attrs['task']).title}"
+            for s in ours}

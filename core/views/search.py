@@ -88,32 +88,32 @@ def _number(value, digits: int = 4) -> str:
 
 
 def best_table(results: StudyResults) -> pd.DataFrame:
-    """One row per cell searched: its best complete trial's held-out score next to the
-    baseline, parameters, training time and steps, its hyperparameters, and how that cell's
-    trials ended (each cell gets the same number of trials and the same step cap)."""
+    """A column per cell searched, as the seeds put it (best LSTM vs best GRU vs best RNN):
+    its best complete trial's held-out score next to the baseline, parameters, training time
+    and steps, how that cell's trials ended (each cell gets the same number of trials and the
+    same step cap), and the best trial's hyperparameters. Three narrow columns that wrap read
+    at any width; a row per cell ran off a small screen."""
     best = results.best_per_cell()
-    rows = []
+    columns = {}
     for cell in CELLS:
         trials = results.trials_of(cell)
         if not trials:
             continue
         top = best.get(cell)
-        ended = (f"{sum(t.state == 'COMPLETE' for t in trials)} / "
-                 f"{sum(t.state == 'PRUNED' for t in trials)} / "
-                 f"{sum(t.state == 'FAIL' for t in trials)}")
         attrs = top.attrs if top else {}
-        rows.append({
-            "cell": cell_info(cell).display_name,
-            "best trial": top.number if top else None,
+        columns[cell_info(cell).display_name] = {
+            "best trial": str(top.number) if top else "–",
             f"held-out {results.metric}": _number(top.value if top else None),
             "baseline": _number(attrs.get("baseline")),
             "parameters": f"{attrs['param_count']:,}" if "param_count" in attrs else "–",
             "training time (s)": _number(attrs.get("train_seconds"), 3),
             "steps": f"{attrs['steps']:,}" if "steps" in attrs else "–",
-            "trials complete / pruned / failed": ended,
+            "trials complete / pruned / failed": " / ".join(
+                str(sum(t.state == state for t in trials))
+                for state in ("COMPLETE", "PRUNED", "FAIL")),
             "hyperparameters": hyperparameters(top) if top else "no complete trial yet",
-        })
-    return pd.DataFrame(rows)
+        }
+    return pd.DataFrame(columns)
 
 
 def trials_table(results: StudyResults) -> pd.DataFrame:

@@ -124,9 +124,11 @@ def test_a_search_runs_to_its_end_and_its_best_lstm_opens_in_explore(page, brows
                      r"(RNN|LSTM|GRU) \([0-9.]+\), then (RNN|LSTM|GRU) \([0-9.]+\)\.", body)
     table = page.locator('[data-testid="stTable"]')
     assert table.count() == 1
-    rows = table.locator("tbody tr").all_inner_texts()
-    assert [r.split()[0] for r in rows] == ["RNN", "LSTM", "GRU"]
-    assert all("2 / 0 / 0" in r for r in rows)  # each cell: two trials, both complete
+    header = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    assert header[-3:] == ["RNN", "LSTM", "GRU"]  # a column per cell
+    rows = {r.split("\t")[0].strip(): [v.strip() for v in r.split("\t")[1:]]
+            for r in table.locator("tbody tr").all_inner_texts()}
+    assert rows["trials complete / pruned / failed"] == ["2 / 0 / 0"] * 3  # two each, complete
     assert drawn_points(page, "Best of each cell so far") >= 3
 
     show_view(page, "Optimisation history")
@@ -169,7 +171,7 @@ def test_a_search_runs_to_its_end_and_its_best_lstm_opens_in_explore(page, brows
     picked = page.locator(".st-key-search_study input").input_value()
     lstm = page.get_by_role("button", name=EXPLORE_BUTTON)
     number = EXPLORE_BUTTON.match(lstm.inner_text().strip()).group(1)
-    assert rows[1].split()[1] == number  # the table's best LSTM
+    assert rows["best trial"][1] == number  # the table's best LSTM
     lstm.click()
     page.get_by_text("gatescope · Explore").wait_for(timeout=60_000)
     wait_for_app(page)
