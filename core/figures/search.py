@@ -104,7 +104,17 @@ def parallel_figure(results: StudyResults, cell: str) -> go.Figure | None:
     fig = ov.plot_parallel_coordinate(cell_study(results, cell),
                                       params=cell_parameters(results, cell),
                                       target_name=f"held-out {results.metric}")
+    # Eight axes share the width (Optuna 5 draws them as one x axis of scatter lines): short
+    # names ("learning rate", not "lstm.learning_rate") on two staggered rows, so neighbours
+    # do not run into each other on a narrow screen (tilted, their boxes still overlapped).
+    fig.update_xaxes(tickangle=0, ticktext=[
+        ("<br>" if i % 2 else "") + _short(t) for i, t in enumerate(fig.layout.xaxis.ticktext)])
     return _styled(fig, f"Parallel coordinates, {cell_info(cell).display_name}")
+
+
+def _short(label: str) -> str:
+    """"lstm.learning_rate" -> "learning rate"; other labels as they are."""
+    return label.split(".", 1)[-1].replace("_", " ")
 
 
 def slice_figure(results: StudyResults, cell: str, parameter: str) -> go.Figure | None:
