@@ -16,8 +16,9 @@ trials recorded are printed beside them, to show how much work each run did.
 
 page: the time from a trial's end to the Search page showing it. Starts the app (with
 GATESCOPE_SEARCH_DIR on a temporary folder, so its storage is a fresh SQLite file), runs one
-quick worker so the study exists and has just had a trial end (the page watches a study while
-a trial runs or one ended within core.views.search.RECENT_SECONDS), opens
+quick worker so the study exists and has just had a trial end (the page polls a study every
+second while a trial runs or one ended within core.views.search.RECENT_SECONDS, and checks a
+quiet one every ui.search.QUIET_POLL_SECONDS), opens
 /search?study=NAME in headless Chromium at 1280x720, then starts a worker with a few trials
 (--max-steps 50) against the same storage. A timer in the page reads the progress bar's text
 ("3 trials ended · 2 complete, ...") every 50 ms and notes when each new count appears; each
@@ -209,6 +210,7 @@ def watch_page(folder: Path, trials: int, max_steps: int) -> dict:
 
 def report_page(watched: dict, poll: float) -> None:
     from core.views.search import RECENT_SECONDS
+    from ui.search import QUIET_POLL_SECONDS
 
     counts, ended, before = watched["counts"], watched["ended"], watched["before"]
     shown_at: dict[int, float] = {}  # the n-th trial to end -> when the page showed n or more
@@ -232,8 +234,8 @@ def report_page(watched: dict, poll: float) -> None:
     if len(ended) > before:
         quiet = (ended[before].datetime_start - ended[before - 1].datetime_complete)
         print(f"  (the worker's first trial started {quiet.total_seconds():.1f} s after the "
-              f"study's last trial ended; the page stops watching a study that has had no trial "
-              f"running and none ended for {RECENT_SECONDS} s)")
+              f"study's last trial ended; the page polls every second while a trial runs or one "
+              f"ended within {RECENT_SECONDS} s, else every {QUIET_POLL_SECONDS:g} s)")
     if not delays:
         print("no trial was shown")
         return
