@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from core.cells import CELLS, cell_info
 from core.io.exports import trained_from_files
