@@ -191,9 +191,19 @@ def test_a_model_trained_in_this_session_replaces_the_shipped_one_for_its_cell()
     assert table.loc["Recurrent parameters", "LSTM"] == f"{4 * (8 * (2 + 8) + 16):,}"
 
 
+def test_the_search_page_opens_each_cells_best_trial_in_its_own_column():
+    labels = {cell: f"s1 · trial {n} · {cell.upper()}" for n, cell in enumerate(("rnn", "lstm", "gru"))}
+    trained = {label: fake_trained("agreement", cell) for cell, label in labels.items()}
+    at = page({TRAINED: trained, "gatescope.compare.open": list(labels.values())})
+    assert_clean(at)
+    assert at.selectbox(key="compare_task").value == "agreement"
+    for cell, label in labels.items():
+        assert at.selectbox(key=f"compare_{cell}").value == label
+
+
 def test_open_in_compare_from_the_train_page():
     trained = {"agreement · GRU · 10:01": fake_trained("agreement", "gru")}
-    at = page({TRAINED: trained, "gatescope.compare.open": "agreement · GRU · 10:01"})
+    at = page({TRAINED: trained, "gatescope.compare.open": ["agreement · GRU · 10:01"]})
     assert_clean(at)
     assert at.selectbox(key="compare_task").value == "agreement"
     assert at.selectbox(key="compare_gru").value == "agreement · GRU · 10:01"
