@@ -293,7 +293,7 @@ CASES = [
         widgets=dict(lab_len=100, lab_hidden=32, lab_lr=0.1, lab_window=10), layers=(APP_LAYER,)),
     Bad("search-url-odd-study-name-and-numbers", SEARCH_URL,
         dict(study="my study!<b>", trials="1e400", workers="9", steps="-5", task="<b>adding</b>"),
-        None, IGNORED, widgets=dict(search_trials=12, search_workers=2, search_steps=300,
+        None, IGNORED, widgets=dict(search_trials=12, search_workers=2, search_steps=1000,
                                     search_task="adding"), layers=(APP_LAYER,)),
     Bad("search-url-path-as-study-name", SEARCH_URL, dict(study="../../etc/passwd", trials="0"),
         None, IGNORED, widgets=dict(search_trials=12), layers=(APP_LAYER,)),

@@ -144,6 +144,7 @@ def test_every_suggestion_is_a_valid_config_inside_the_space(task, max_steps):
 
 def test_the_step_cap_and_the_checks_follow_max_steps():
     assert space_for("adding", max_steps=40).steps == (20, 40)
+    assert space_for("adding", max_steps=1000).steps == (100, 1000)  # one decade at most
     assert space_for("adding", max_steps=5).steps == (5, 5)  # below the usual least: the cap
     assert space_for("adding").max_steps == 3000  # default: the zoo recipe's
     assert space_for("adding", max_steps=40).heldout_every == 10

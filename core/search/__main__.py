@@ -26,7 +26,7 @@ GATESCOPE_SEARCH_STORAGE to that URL for the workers and for the app's Search pa
 then shows the study live.
 
 Examples:
-  python -m core.search worker --task adding --study adding-1 --trials 12 --max-steps 300
+  python -m core.search worker --task adding --study adding-1 --trials 12 --max-steps 1000
   python -m core.search studies
 """
 

@@ -1,6 +1,6 @@
 """Searches the server runs itself: the Search page's "Start search".
 
-    search = LocalSearch(SearchPlan("adding", "adding-1", trials=12, workers=2, max_steps=300))
+    search = LocalSearch(SearchPlan("adding", "adding-1", trials=12, workers=2, max_steps=1000))
     SEARCHES.start(search)       # LimitError while max_concurrent_searches are running
     search.lines                 # the workers' one line per trial, newest last
     search.stop()                # each worker ends its trial within a step and exits

@@ -36,8 +36,10 @@ CELL = "cell"
 CLIP_NORMS = (None, 0.25, 1.0, 5.0)
 #: Held-out checks a trial of the study's step cap makes (the pruner's reports).
 CHECKS_PER_TRIAL = 10
-#: The fewest steps a trial trains.
+#: The fewest steps a trial trains, and the fraction of the cap below which a trial is too short
+#: to say anything about its settings (the steps are searched over one decade at most).
 MIN_STEPS = 20
+MIN_STEPS_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class SearchSpace:
 
     @property
     def steps(self) -> tuple[int, int]:
-        return min(MIN_STEPS, self.max_steps), self.max_steps
+        least = max(MIN_STEPS, int(self.max_steps * MIN_STEPS_FRACTION))
+        return min(least, self.max_steps), self.max_steps
 
     @functools.cached_property
     def heldout_size(self) -> int:

@@ -1,6 +1,6 @@
 """A search worker: runs trials of one study, each a training run of core.training.loop.
 
-    report = run_worker("adding", "adding-lstm-vs-gru", trials=12, max_steps=300)
+    report = run_worker("adding", "adding-lstm-vs-gru", trials=12, max_steps=1000)
 
 Any number of workers, in any number of processes on any number of machines, can run against
 one study: the storage hands out trial numbers, the sampler and pruner read every worker's

@@ -39,7 +39,9 @@ class SearchState(PageState):
     task: str = one_of("adding", TASKS)
     trials: int = whole(12, 1, LIMITS.max_search_trials)
     workers: int = whole(2, 1, LIMITS.max_search_workers)
-    steps: int = whole(300, 20, LIMITS.max_training_steps)
+    # 1,000 steps at most: a dozen trials take about a minute with two workers, and some of
+    # them train long enough to leave the baseline behind (at 300 almost none did)
+    steps: int = whole(1000, 20, LIMITS.max_training_steps)
     study: str = matching("", STUDY_NAME)
 
     def plan(self, name: str) -> SearchPlan:
