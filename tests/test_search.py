@@ -816,3 +816,12 @@ def test_studies_lists_each_study_in_a_line(adding_study, capsys):
     assert lines[0].startswith("adding-4 (Adding problem): 4 trials, ")
     assert lines[1] == ("empty-one (Subject-verb agreement): 0 trials, 0 complete, 0 pruned, "
                         "0 failed, 0 running")
+
+
+def test_a_failed_workers_message_is_its_error_line_else_its_last_line():
+    from core.search.local import _worker_error
+
+    said = "Traceback ...\nerror: Cannot open the study storage sqlite:///x: disk I/O error\n"
+    assert _worker_error(0, 2, said) == "Cannot open the study storage sqlite:///x: disk I/O error"
+    assert _worker_error(1, -9, "warning: slow\nKilled\n") == "worker 2 ended with code -9: Killed"
+    assert _worker_error(0, 1, "") == "worker 1 ended with code 1: no message"

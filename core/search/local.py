@@ -16,8 +16,10 @@ whose tab has been gone for a while is stopped like a training run (core.sharing
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -115,21 +117,23 @@ class LocalSearch:
         if not got:
             return
         try:
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                process = subprocess.Popen(
-                    self.command(index, trials), cwd=ROOT, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, text=True, errors="replace")
-                self._processes[index] = process
-            for line in process.stdout:
-                self.lines.append(line.rstrip())
-            errors = process.stderr.read().strip()
-            if process.wait() not in (0, -15) and not self._stop.is_set():
-                said = [ln[len("error: "):] for ln in errors.splitlines() if ln.startswith("error: ")]
-                self.errors.append(said[-1] if said else
-                                   f"worker {index + 1} ended with code {process.returncode}: "
-                                   f"{errors.splitlines()[-1][:300] if errors else 'no message'}")
+            # stderr to a file, not a pipe: a worker that wrote more warnings than a pipe holds
+            # would block on them while this thread waits on its stdout
+            with tempfile.TemporaryFile(mode="w+", errors="replace") as stderr:
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    process = subprocess.Popen(
+                        self.command(index, trials), cwd=ROOT, stdout=subprocess.PIPE,
+                        stderr=stderr, text=True, errors="replace")
+                    self._processes[index] = process
+                for line in process.stdout:
+                    self.lines.append(line.rstrip())
+                if process.wait() not in (0, -signal.SIGTERM) and not self._stop.is_set():
+                    stderr.seek(0)
+                    self.errors.append(_worker_error(index, process.returncode, stderr.read()))
+        except OSError as error:  # the worker could not be started at all
+            self.errors.append(f"worker {index + 1} could not start: {error}")
         finally:
             self._slots.release()
 
@@ -187,6 +191,16 @@ class LocalSearch:
         if self.abandoned:
             return "stopped: its browser tab was closed"
         return "stopped" if self.stopped else "finished"
+
+
+def _worker_error(index: int, code: int, stderr: str) -> str:
+    """What a failed worker said: its "error: ..." line (the command's one-line messages), else
+    the last line it wrote, with its exit code."""
+    lines = stderr.strip().splitlines()
+    said = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    if said:
+        return said[-1]
+    return f"worker {index + 1} ended with code {code}: {lines[-1][:300] if lines else 'no message'}"
 
 
 class SearchRegistry:
