@@ -825,3 +825,28 @@ def test_a_failed_workers_message_is_its_error_line_else_its_last_line():
     assert _worker_error(0, 2, said) == "Cannot open the study storage sqlite:///x: disk I/O error"
     assert _worker_error(1, -9, "warning: slow\nKilled\n") == "worker 2 ended with code -9: Killed"
     assert _worker_error(0, 1, "") == "worker 1 ended with code 1: no message"
+
+
+def test_a_search_whose_tab_is_gone_is_stopped_and_frees_its_slot(search_dir):
+    from core.sharing import OwnerWatch
+
+    slots = TrainingSlots(1)
+    assert slots.acquire(should_give_up=lambda: False)  # held: its worker waits, starts nothing
+    watch = OwnerWatch(grace_seconds=5, poll_seconds=None)  # polled by hand below
+    tab_open = True
+    search = LocalSearch(SearchPlan("adding", "gone", trials=2, workers=1, max_steps=20),
+                         slots=slots, owner_alive=lambda: tab_open, owner_watch=watch)
+    search.start()
+    try:
+        assert wait_until(lambda: search.waiting_workers == 1, timeout=30)
+        watch.poll(now=0.0)
+        tab_open = False
+        watch.poll(now=1.0)  # gone, but within the grace: a reload may come back
+        assert search.running and not search.stopped
+        watch.poll(now=7.0)
+        assert search.wait(timeout=30)
+    finally:
+        search.stop()
+        slots.release()
+    assert search.abandoned and search.status == "stopped: its browser tab was closed"
+    assert study_trials("gone") == []  # its worker never started a trial
