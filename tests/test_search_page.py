@@ -349,3 +349,31 @@ def test_a_trial_whose_weights_are_gone_says_where_they_were(with_study):
     assert at.session_state[OPEN_IN_EXPLORE] == kept
     assert progress_text(at).startswith("4 trials ended")
     assert len(at.get("table")) == 1 and explore_label(rnn) in [b.label for b in at.button]
+
+
+def test_the_page_keeps_polling_while_trials_are_still_coming():
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from core.search.results import TrialRow
+    from core.views.search import RECENT_SECONDS, trials_still_coming
+
+    now = datetime(2026, 12, 6, 14, 0, 0)  # Optuna's clock: naive local time
+
+    def study(*ended_ago: float, running: int = 0) -> StudyResults:
+        trials = [TrialRow(n, "COMPLETE", "lstm", 0.1, {}, {}, now - timedelta(seconds=ago))
+                  for n, ago in enumerate(ended_ago)]
+        trials += [TrialRow(len(trials) + n, "RUNNING", "gru", None, {}, {}, None)
+                   for n in range(running)]
+        return StudyResults("s", "adding", "minimize", study=None, trials=trials)
+
+    elsewhere = None  # a study run by workers on other machines
+    assert trials_still_coming(study(5, running=1), elsewhere, now)
+    assert trials_still_coming(study(100, RECENT_SECONDS - 1), elsewhere, now)
+    assert not trials_still_coming(study(100, RECENT_SECONDS + 1), elsewhere, now)
+    assert not trials_still_coming(study(), elsewhere, now)
+    # this server's own search: polled while it runs, not a moment longer
+    running, ended = SimpleNamespace(running=True), SimpleNamespace(running=False)
+    assert trials_still_coming(study(), running, now)
+    assert not trials_still_coming(study(1), ended, now)
+    assert trials_still_coming(study(1, running=1), ended, now)  # its last trial still ends

@@ -86,13 +86,7 @@ def watch(opened: optuna.storages.BaseStorage, name: str) -> None:
 
 
 def _busy(results: StudyResults) -> bool:
-    """Whether the study's trials are (probably) still coming: this server's search of it
-    runs, or, for a study of workers elsewhere, sv.still_running."""
-    local = SEARCHES.of(results.name)
-    if local is not None:
-        return local.running or results.running > 0
-    # Optuna's times are naive local time (it converts what it stores): so is datetime.now()
-    return sv.still_running(results, datetime.now())
+    return sv.trials_still_coming(results, SEARCHES.of(results.name), datetime.now())
 
 
 def _wake_on_new_trials(opened: optuna.storages.BaseStorage, name: str, drawn: int) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.cells import CELLS, cell_info
 from core.limits import LIMITS
-from core.search.local import SearchPlan
+from core.search.local import LocalSearch, SearchPlan
 from core.search.results import StudyResults, TrialRow
 from core.search.storage import STUDY_NAME
 from core.tasks import TASKS, Score, get_task
@@ -60,10 +60,15 @@ def new_study_name(task: str, when: datetime, taken: set[str]) -> str:
     return unique
 
 
-def still_running(results: StudyResults, now: datetime) -> bool:
-    """Whether a study's workers are (probably) still at work: a trial runs, or one ended
-    within RECENT_SECONDS (a worker elsewhere is about to ask for its next). `now` on Optuna's
-    clock: naive local time, as it reads its timestamps back."""
+def trials_still_coming(results: StudyResults, local: LocalSearch | None, now: datetime
+                        ) -> bool:
+    """Whether the page should keep polling the study: this server's search of it (`local`)
+    runs, or, for a study run by workers elsewhere, a trial runs or one ended within
+    RECENT_SECONDS (a worker is about to ask for its next). `now` on Optuna's clock: naive
+    local time, as it reads its timestamps back (a UTC `now` kept a page polling for hours
+    east of Greenwich and stopped it at once west of it)."""
+    if local is not None:
+        return local.running or results.running > 0
     if results.running:
         return True
     ended = [t.completed for t in results.trials if t.completed is not None]
