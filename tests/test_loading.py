@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from core.limits import LIMITS
-from core.io.loading import AmbiguousWeightsError, WeightsError, load_user_weights
+from core.io.loading import (AmbiguousWeightsError, WeightsError, load_user_weights,
+                              read_tensors)
 
 MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -121,6 +122,61 @@ def test_training_checkpoints_and_wrapped_state_dicts_load(kind):
     original = make_module("lstm", num_layers=2)
     checkpoint = _checkpoints(dict(original.state_dict()))[kind]
     assert_same_module(load_user_weights(save(checkpoint, "pt"), "checkpoint.pth"), original)
+
+
+class AttributeDict(dict):
+    """Stands for Lightning's hyperparameter dict: a class the loader must never import."""
+
+    def __getattr__(self, key):
+        return self[key]
+
+
+def test_lightning_ckpt_with_its_own_classes_loads_without_importing_them():
+    original = make_module("gru", num_layers=2)
+    checkpoint = {"epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.4.0",
+                  "state_dict": {f"model.rnn.{k}": v for k, v in original.state_dict().items()},
+                  "hyper_parameters": AttributeDict(hidden=4, lr=1e-3),
+                  "hparams_name": "kwargs", "loops": {"fit_loop": {"epoch_progress": {}}},
+                  "optimizer_states": [], "lr_schedulers": []}
+    data = save(checkpoint, "pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(io.BytesIO(data), weights_only=True)  # what the stand-in gets around
+    assert_same_module(load_user_weights(data, "epoch=3-step=120.ckpt"), original)
+    _, _, metadata = read_tensors(data, "epoch=3-step=120.ckpt")
+    assert "AttributeDict" in metadata["note"] and "only its tensors are used" in metadata["note"]
+
+
+def test_hugging_face_bin_and_lightning_ckpt_extensions_read_as_torch_archives():
+    original = make_module("lstm")
+    data = save({f"encoder.rnn.{k}": v for k, v in original.state_dict().items()}
+                | {"classifier.weight": torch.zeros(2, 4)}, "pt")
+    for name in ("pytorch_model.bin", "last.ckpt", "model.PTH"):
+        assert_same_module(load_user_weights(data, name), original)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_cell_weights_load_as_a_one_layer_module_that_steps_like_the_cell(cell):
+    cell_class = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[cell]
+    torch.manual_seed(3)
+    loop_cell = cell_class(3, 5)
+    data = save({f"decoder.cell.{k}": v for k, v in loop_cell.state_dict().items()}, "pt")
+    module = load_user_weights(data, "loop.pt")
+    assert type(module) is MODULES[cell] and module.num_layers == 1
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(4))
+    state = None
+    outputs = []
+    with torch.no_grad():
+        for step in x:  # the user's own Python loop over the cell
+            state = loop_cell(step[None], state)
+            outputs.append((state[0] if cell == "lstm" else state)[0])
+        got, _ = module(x[:, None])
+    torch.testing.assert_close(got[:, 0], torch.stack(outputs), atol=1e-6, rtol=0)
+
+
+def _torchscript() -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(make_module("lstm")), buffer)
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
@@ -234,14 +290,16 @@ BAD_FILES = [
     ("random-bytes-pt", lambda: (random.Random(1).randbytes(4096), "w.pt"),
      ["not a pytorch checkpoint"]),
     ("wrong-extension", lambda: (save(lstm_state(), "pt"), "weights.txt"),
-     ["wrong extension", "`.txt`", ".safetensors, .pt and .pth"]),
+     ["wrong extension", "`.txt`", ".safetensors, .pt, .pth, .ckpt and .bin", ".keras", ".onnx"]),
     ("no-extension", lambda: (save(lstm_state(), "pt"), "weights"), ["wrong extension", "none"]),
-    ("keras-h5", lambda: (b"\x89HDF\r\n\x1a\n" + bytes(100), "model.h5"), ["`.h5`"]),
     ("linear-layer", lambda: (save(dict(nn.Linear(3, 2).state_dict()), "safetensors"),
                               "linear.safetensors"),
      ["not the state_dict of an nn.rnn, nn.lstm or nn.gru", "`weight` (2, 3)", "`bias` (2,)"]),
-    ("lstm-cell", lambda: (save(dict(nn.LSTMCell(3, 4).state_dict()), "pt"), "cell.pt"),
-     ["lstmcell", "weight_ih_l0"]),
+    ("half-a-cell", lambda: (save(without(dict(nn.LSTMCell(3, 4).state_dict()), "weight_hh"),
+                                  "pt"), "cell.pt"),
+     ["lstmcell", "both its `weight_ih` and `weight_hh`"]),
+    ("torchscript", lambda: (_torchscript(), "scripted.pt"),
+     ["torchscript", "never runs code", "torch.jit.load", "state_dict()"]),
     ("inconsistent-layer-shapes",
      lambda: (save(replaced(lstm_state(num_layers=2), weight_ih_l1=torch.zeros(16, 3)), "pt"),
               "w.pt"),

@@ -1,9 +1,13 @@
 """Loading a user's own trained nn.RNN / nn.LSTM / nn.GRU weights, safely.
 
-`load_user_weights(data, filename)` takes the bytes of an uploaded `.safetensors`, `.pt` or `.pth`
-file holding a recurrent module's state_dict (alone, prefixed as inside a larger model, or
-wrapped in a training checkpoint), works out the module from the tensor names and shapes, and
-returns it in eval mode with the weights loaded. `inspect_weights(data, filename)` says what is
+`load_user_weights(data, filename)` takes the bytes of an uploaded file holding a recurrent
+module's weights (alone, prefixed as inside a larger model, or wrapped in a training checkpoint),
+works out the module from the tensor names and shapes, and returns it in eval mode with the
+weights loaded. Formats, by extension (`FORMATS`): safetensors; torch.save archives (`.pt`,
+`.pth`, Lightning's `.ckpt`, Hugging Face's `.bin`); Keras HDF5 and `.keras` archives
+(core/io/keras_files.py) and ONNX (core/io/onnx_files.py), which are converted to PyTorch's
+naming and gate order first. nn.RNNCell / nn.LSTMCell / nn.GRUCell weights (no `_l0` suffix)
+read as one-layer modules. TorchScript archives are refused with how to get a state_dict. `inspect_weights(data, filename)` says what is
 in such a file without building anything: each recurrent module (prefix, cell, sizes) and the
 safetensors metadata, for a page to offer a choice of module.
 
@@ -12,8 +16,11 @@ A file that says what it is is read as it says: a safetensors file whose `__meta
 with relu whatever the caller asked for, since the weights alone cannot tell tanh from relu.
 
 What it trusts: nothing in the file. Files are parsed as data only: safetensors by its own
-library, `.pt`/`.pth` by `torch.load(weights_only=True)`, which refuses any pickled Python
-object other than tensors and plain containers, so a crafted pickle runs no code. Sizes are
+library, torch archives by `torch.load(weights_only=True)`, which refuses any pickled Python
+object other than tensors and plain containers, so a crafted pickle runs no code (a checkpoint's
+stray objects, such as Lightning's hyperparameter dict, are read as inert empty stand-ins
+through the same restricted unpickler, never imported), HDF5 by h5py and ONNX by its protobuf
+parser, each imported only when such a file arrives. Sizes are
 checked against `core.limits` before anything large is allocated. Nothing is written to disk;
 the file name is used only for its extension and in messages. Every refusal is a `ValueError`
 that says what was wrong and how to export a file that works.
@@ -53,7 +60,20 @@ EXPORT_HINT = (
 )
 
 #: File extensions accepted, and the format each one means.
-FORMATS = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch"}
+FORMATS = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".ckpt": "torch",
+           ".bin": "torch", ".h5": "keras", ".hdf5": "keras", ".keras": "keras",
+           ".onnx": "onnx"}
+
+#: The extensions an upload box offers for weights (without the dot, as st.file_uploader wants).
+WEIGHTS_EXTENSIONS = tuple(extension[1:] for extension in FORMATS)
+
+#: How many distinct non-tensor classes a checkpoint may name before it is refused: each is read
+#: as an inert stand-in (hyperparameter dicts, loop state), never imported.
+MAX_STAND_INS = 16
+
+#: How to turn a TorchScript archive into a file gatescope reads, in two lines of Python.
+TORCHSCRIPT_HINT = ("To get a state_dict from it, in Python: `module = torch.jit.load('model.pt')` "
+                    "then `torch.save(module.state_dict(), 'weights.pt')`, and upload weights.pt.")
 
 #: Keys under which training checkpoints commonly keep the model's state_dict.
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "network")
@@ -81,7 +101,7 @@ _PARAM_RE = re.compile(
     r"^(?:(?P<prefix>.+)\.)?"
     r"(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)(?P<reverse>_reverse)?$"
 )
-_CELL_PARAM_RE = re.compile(r"^(?:.+\.)?(?:weight_ih|weight_hh|bias_ih|bias_hh)$")
+_CELL_PARAM_RE = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)$")
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 
 
@@ -145,8 +165,12 @@ class WeightsInfo:
 
     @property
     def nonlinearity(self) -> str | None:
-        """The nonlinearity the file's metadata names for its nn.RNN, if it names one."""
-        return self.metadata.get(NONLINEARITY_KEY)
+        """The nonlinearity the file's metadata names for its (first) nn.RNN, if it names one."""
+        return self.nonlinearity_of(self.prefixes[0] if self.prefixes else "")
+
+    def nonlinearity_of(self, prefix: str) -> str | None:
+        """The nonlinearity the file says the nn.RNN at `prefix` uses, if it says."""
+        return nonlinearity_in(self.metadata, prefix)
 
     def describe(self, prefix: str) -> str:
         """"encoder.rnn: LSTM with input size 3, hidden size 4, 1 layer", for a picker."""
@@ -198,7 +222,7 @@ def load_user_weights(
     params = _as_float32(params, where)
 
     module_class = cell_info(config.cell).module
-    nonlinearity = metadata.get(NONLINEARITY_KEY) or nonlinearity or "tanh"
+    nonlinearity = nonlinearity_in(metadata, chosen_prefix) or nonlinearity or "tanh"
     extra = {"nonlinearity": nonlinearity} if config.cell == "rnn" else {}
     module = module_class(config.input_size, config.hidden_size, num_layers=config.num_layers,
                           bias=config.bias, batch_first=False,
@@ -207,8 +231,23 @@ def load_user_weights(
     return module.eval()
 
 
+def nonlinearity_in(metadata: Mapping[str, str], prefix: str) -> str | None:
+    """What a file's metadata says the nn.RNN at `prefix` uses: its own entry
+    (`nonlinearity.<prefix>`, as the Keras and ONNX readers write one per layer), else the
+    file-wide one (gatescope's own exports), else None."""
+    return metadata.get(f"{NONLINEARITY_KEY}.{prefix}") or metadata.get(NONLINEARITY_KEY)
+
+
+def read_tensors(data: bytes, filename: str) -> tuple[str, dict[str, torch.Tensor],
+                                                       dict[str, str]]:
+    """(the file's name for messages, every tensor in it by dotted key in PyTorch's naming,
+    its metadata): the one reading of a weights file, for callers that look beyond the
+    recurrent module (core/io/user_model.py finds the embedding and head in it)."""
+    return _read(data, filename)
+
+
 def _read(data: bytes, filename: str) -> tuple[str, dict[str, torch.Tensor], dict[str, str]]:
-    """(the file's name for messages, its tensors by dotted key, its safetensors metadata)."""
+    """(the file's name for messages, its tensors by dotted key, its metadata)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     data = bytes(data)
@@ -219,8 +258,17 @@ def _read(data: bytes, filename: str) -> tuple[str, dict[str, torch.Tensor], dic
     _within_limit(check_upload_size, len(data), name)
     if file_format == "safetensors":
         tensors = _read_safetensors(data, name)
-        return name, tensors, safetensors_metadata(data, name)
-    return name, _read_torch(data, name), {}
+        return name, _cells_as_layers(tensors), safetensors_metadata(data, name)
+    if file_format == "keras":
+        from core.io.keras_files import read_keras  # h5py only when a Keras file arrives
+        tensors, metadata = read_keras(data, name)
+        return name, tensors, metadata
+    if file_format == "onnx":
+        from core.io.onnx_files import read_onnx  # onnx only when an ONNX file arrives
+        tensors, metadata = read_onnx(data, name)
+        return name, _cells_as_layers(tensors), metadata
+    tensors, metadata = _read_torch(data, name)
+    return name, _cells_as_layers(tensors), metadata
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,8 +319,9 @@ def _format_of(filename: object, name: str) -> str:
     if extension not in FORMATS:
         _fail(
             f"{name} has the wrong extension ({_code(extension) if extension else 'none'}): "
-            "gatescope reads .safetensors, .pt and .pth files. A file written by torch.save "
-            "under another name (.bin, .ckpt) can be renamed to .pt."
+            "gatescope reads .safetensors, .pt, .pth, .ckpt and .bin (PyTorch), .h5, .hdf5 "
+            "and .keras (Keras) and .onnx files. A file written by torch.save under another "
+            "name can be renamed to .pt."
         )
     return FORMATS[extension]
 
@@ -315,8 +364,9 @@ def safetensors_metadata(data: bytes, name: str) -> dict[str, str]:
     return metadata
 
 
-def _read_torch(data: bytes, name: str) -> dict[str, torch.Tensor]:
-    """The tensors of a torch.save zip archive, loaded with weights_only=True (runs no code)."""
+def _read_torch(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors of a torch.save zip archive, loaded with weights_only=True (runs no code),
+    and a metadata "note" naming the stand-ins used for a checkpoint's non-tensor objects."""
     if data[:4] != b"PK\x03\x04":
         if data[8:9] == b"{":
             _fail(f"{name} looks like a safetensors file: rename it to .safetensors.")
@@ -334,21 +384,84 @@ def _read_torch(data: bytes, name: str) -> dict[str, torch.Tensor]:
         # torch.save stores its records uncompressed, so this only refuses zip bombs.
         _fail(f"{name} unpacks to {unpacked:,} bytes in {len(entries):,} records, over the "
               f"upload limit of {LIMITS.max_upload_bytes:,} bytes.")
-    try:
-        loaded = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except Exception as error:  # noqa: BLE001: any failure of a hostile file is the file's fault
-        message = str(error)
-        if "Weights only load failed" in message:
-            found = _GLOBAL_RE.search(message)
-            what = f" ({_code(found.group(1))})" if found else ""
-            whole = found is not None and found.group(1).startswith("torch.nn.")
-            _fail(f"{name} contains pickled Python objects, not only tensors{what}. gatescope "
-                  "loads weights only and never runs code from a file"
-                  + (": this file holds a whole model object, save its state_dict instead."
-                     if whole else "."))
-        _fail(f"{name} is truncated or corrupt: PyTorch could not read it "
-              f"({_code(message.splitlines()[0] if message else type(error).__name__, 160)}).")
-    return _collect_tensors(loaded, name)
+    if any("/code/" in entry.filename or entry.filename.endswith("constants.pkl")
+           for entry in entries):
+        # torch.jit.save's archives carry the module's code; gatescope runs no code from files.
+        _fail(f"{name} is a TorchScript archive (torch.jit.save): it holds the model's code as "
+              f"well as its weights, and gatescope never runs code from a file. "
+              f"{TORCHSCRIPT_HINT}")
+    # A class the weights-only unpickler refuses is read as a plain dict (Lightning's
+    # AttributeDict and most hyperparameter holders are dict subclasses), else a list, else an
+    # inert object, tried in that order for the class it refused last.
+    stand_ins: dict[str, int] = {}  # qualified name -> index into STAND_IN_KINDS
+    first_error: Exception | None = None  # what to report when no stand-in fits: the class
+    while True:
+        try:
+            with torch.serialization.safe_globals([(STAND_IN_KINDS[kind], qualified)
+                                                   for qualified, kind in stand_ins.items()]):
+                loaded = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+            break
+        except Exception as error:  # noqa: BLE001: any failure of a hostile file is its fault
+            unknown = _unknown_global(str(error))
+            first_error = first_error or error
+            last = next(reversed(stand_ins), None)
+            if unknown is not None and unknown not in stand_ins and len(stand_ins) < MAX_STAND_INS:
+                stand_ins[unknown] = 0
+            elif (unknown is None and last is not None and "Weights only load failed" in str(error)
+                  and stand_ins[last] + 1 < len(STAND_IN_KINDS)):
+                stand_ins[last] += 1  # it was not a dict: its items or state did not fit
+            else:
+                _torch_load_failed(first_error, name)
+    metadata = {}
+    if stand_ins:
+        metadata["note"] = (f"{len(stand_ins)} kind{'s' if len(stand_ins) > 1 else ''} of "
+                            "non-tensor object in the checkpoint (" + ", ".join(
+                                _code(q, 60) for q in list(stand_ins)[:3]) + ") left unread: "
+                            "only its tensors are used.")
+    return _collect_tensors(loaded, name), metadata
+
+
+class _InertObject:
+    """A checkpoint's object that is neither a dict nor a list, read as nothing: the weights-only
+    unpickler creates it and hands it the object's state, which it drops."""
+
+    def __new__(cls, *args, **kwargs):
+        return super().__new__(cls)
+
+    def __setstate__(self, state):
+        pass
+
+
+#: What a refused class of a checkpoint is read as, in the order tried. torch's weights-only
+#: unpickler still does the reading, opcode by opcode, and only ever calls these and its own
+#: allow-list, so nothing named in the file is imported or run.
+STAND_IN_KINDS = (dict, list, _InertObject)
+
+
+def _unknown_global(message: str) -> str | None:
+    """The class a weights-only load refused, if it may be read as an inert stand-in: a
+    checkpoint's bookkeeping, never torch's own modules (a whole pickled model, whose message
+    says to save the state_dict instead)."""
+    if "Weights only load failed" not in message:
+        return None
+    found = _GLOBAL_RE.search(message)
+    if found is None or found.group(1).startswith(("torch.", "builtins.", "__builtin__.")):
+        return None
+    return found.group(1)
+
+
+def _torch_load_failed(error: Exception, name: str) -> NoReturn:
+    message = str(error)
+    if "Weights only load failed" in message:
+        found = _GLOBAL_RE.search(message)
+        what = f" ({_code(found.group(1))})" if found else ""
+        whole = found is not None and found.group(1).startswith("torch.nn.")
+        _fail(f"{name} contains pickled Python objects, not only tensors{what}. gatescope "
+              "loads weights only and never runs code from a file"
+              + (": this file holds a whole model object, save its state_dict instead."
+                 if whole else "."))
+    _fail(f"{name} is truncated or corrupt: PyTorch could not read it "
+          f"({_code(message.splitlines()[0] if message else type(error).__name__, 160)}).")
 
 
 def _collect_tensors(loaded: object, name: str) -> dict[str, torch.Tensor]:
@@ -391,6 +504,24 @@ def _collect_tensors(loaded: object, name: str) -> dict[str, torch.Tensor]:
 # Finding the recurrent module and what it is
 
 
+def _cells_as_layers(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """nn.RNNCell / nn.LSTMCell / nn.GRUCell weights (`weight_ih`, `weight_hh`, no `_l0`)
+    renamed as a one-layer module's: a cell stepped in a Python loop computes exactly what the
+    one-layer nn.RNN / nn.LSTM / nn.GRU computes, and only the module is traced."""
+    cells: dict[str, set[str]] = {}
+    for key in tensors:
+        match = _CELL_PARAM_RE.match(key)
+        if match:
+            cells.setdefault(match.group("prefix") or "", set()).add(match.group("kind"))
+    renamed = dict(tensors)
+    for prefix, kinds in cells.items():
+        if {"weight_ih", "weight_hh"} <= kinds:
+            for kind in kinds:
+                key = f"{prefix}.{kind}" if prefix else kind
+                renamed[f"{key}_l0"] = renamed.pop(key)
+    return renamed
+
+
 def _select_module(tensors: dict[str, torch.Tensor], name: str,
                    prefix: str | None) -> tuple[str, dict[str, torch.Tensor]]:
     """The prefix of the one recurrent module in the file and its parameters, unprefixed."""
@@ -429,9 +560,9 @@ def _not_recurrent_message(tensors: dict[str, torch.Tensor], name: str) -> str:
                        for key, tensor in sorted(tensors.items())[:6])
     more = f" and {len(tensors) - 6} more" if len(tensors) > 6 else ""
     if any(_CELL_PARAM_RE.match(key) for key in tensors):
-        hint = (" These look like an nn.RNNCell, nn.LSTMCell or nn.GRUCell (keys without "
-                "`_l0`), which gatescope does not load; copy them into a one-layer nn.RNN, "
-                "nn.LSTM or nn.GRU (weight_ih → weight_ih_l0, and so on) and save that.")
+        hint = (" These look like part of an nn.RNNCell, nn.LSTMCell or nn.GRUCell (keys "
+                "without `_l0`): a cell is read as a one-layer module when both its "
+                "`weight_ih` and `weight_hh` are in the file.")
     else:
         hint = ""
     return (f"{name} is not the state_dict of an nn.RNN, nn.LSTM or nn.GRU: it has no "
