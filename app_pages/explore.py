@@ -20,6 +20,7 @@ from ui.hidden import scroll_to_top
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
 from ui.text import plain
 from ui.traces import explore_trace
+from ui.own_input import own_model_input
 from ui.upload import weights_upload
 from ui.widgets import answer_metric, csv_column_picker, length_slider
 
@@ -31,15 +32,16 @@ if opened in trained_here:  # "Open in Explore" on the Train page
     scroll_to_top("explore_opened")
 
 
-def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None]:
-    """Task, model and input choices; returns the uploaded weights and CSV column, if any."""
+def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnInput | None]:
+    """Task, model and input choices; returns the upload, the CSV column and what a user's own
+    model is fed, if any."""
     pick, values = choices.widget, choices.values
     st.header("Choices")
     pick(st.selectbox, "Task", "task", TASKS, lambda n: TASKS[n].title)
     runs = session_labels(values["task"], trained_here)
     pick(st.radio, "Model", "source", [s for s in SOURCES if s != "session" or runs
                                         or values["source"] == s], SOURCE_LABELS.get)
-    upload = csv = None
+    upload = csv = own = None
     if values["source"] in ("shipped", "random"):
         pick(st.radio, "Cell", "cell", CELLS, lambda c: CELLS[c].long_name, horizontal=True)
     if values["source"] == "random":
@@ -48,7 +50,10 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None]:
         pick(st.selectbox, "Trained in this session", "run", runs)
         values["cell"] = trained_here[values["run"]].cell
     elif values["source"] == "upload":
-        upload = weights_upload()
+        upload, user = weights_upload()
+        own = own_model_input(user, choices)  # None for no file, or gatescope's own download
+        if own is not None and own.kind != "task":
+            return upload, None, own
     task = get_task(values["task"])
     pick(st.radio, "Input", "input", [m for m in ex.INPUTS if m != "csv" or task.name == "airline"],
          ex.INPUT_LABELS.get)
@@ -61,7 +66,7 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None]:
                   "description).")
     else:
         csv = csv_column_picker("explore")
-    return upload, csv
+    return upload, csv, own
 
 
 def look_at_sidebar(tr) -> ex.ExploreState:
@@ -93,10 +98,10 @@ def step_by(delta: int) -> None:
 
 st.title("gatescope · Explore")
 with st.sidebar:
-    upload, csv = model_and_input_sidebar()
+    upload, csv, own = model_and_input_sidebar()
 wanted = choices.state().traced()
 computed, error = keep_last_good("explore", lambda: (
-    wanted, *explore_trace(wanted, upload, csv, trained_here)))
+    wanted, *explore_trace(wanted, upload, csv, trained_here, own)))
 if computed is None:  # nothing good yet in this session (a bad link, say): the message alone
     error.show_alone()
     st.stop()
@@ -119,11 +124,14 @@ if overflowed := overflow_note(result.trace, state.layer, state.direction):
 if result.example.unknown:
     st.info("Not in the vocabulary (read as <unk>): "
             + plain(", ".join(result.example.unknown[:20])))
-answer, target, baseline = st.columns(3)
-with answer:
-    answer_metric("Model's answer", result)
-target.metric("Target", result.target)
-baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
+if result.own:  # the user's head's answer; the task's target and baseline are not theirs
+    answer_metric("Your head's answer", result)
+else:
+    answer, target, baseline = st.columns(3)
+    with answer:
+        answer_metric("Model's answer", result)
+    target.metric("Target", result.target)
+    baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
 if result.fed_note:
     st.caption(plain(result.fed_note))
 

@@ -448,7 +448,8 @@ def test_the_upload_nonlinearity_choice_reaches_the_trace():
     upload(at, "exported.safetensors", save(rnn.state_dict(), metadata={"nonlinearity": "relu"}))
     assert_clean(at)
     assert "relu as the file says, not your tanh" in shown(at.caption[0].value)
-    assert any("This file says its RNN uses relu" in w.value for w in at.warning)
+    assert any("this file's metadata says its RNN uses relu" in shown(w.value)
+               for w in at.warning)
 
 
 def test_a_wrong_answer_is_marked_wrong_and_the_airline_input_is_said():

@@ -155,7 +155,7 @@ def test_an_exported_relu_rnn_uploads_as_relu_whatever_is_chosen(trained_rnn):
         assert loaded.nonlinearity == "relu"
         assert np.abs(trace(loaded, x).hidden[0, 0] - want.numpy()).max() < 1e-5
     # The page says the file won over the visitor's choice.
-    view = ex.ExploreState(task="adding", source="upload")
+    view = ex.ExploreState(task="sentiment", source="upload")  # the download's own task
     choice = ex.resolve_model(view, Upload(weights, "sentiment_rnn.safetensors", None, "tanh"))
     assert "relu as the file says, not your tanh" in choice.label
     assert "metadata says its RNN uses relu" in choice.note

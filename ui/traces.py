@@ -28,20 +28,25 @@ def shared_trace(state: ex.ExploreState) -> tuple[ModelChoice, ex.Result]:
 
 
 def own_trace(state: ex.ExploreState, upload: Upload | None, csv: CsvChoice | None,
-              trained: Mapping) -> tuple[ModelChoice, ex.Result]:
-    """A trace of what is this visitor's own, kept in their session only."""
+              trained: Mapping, own: ex.OwnInput | None = None) -> tuple[ModelChoice, ex.Result]:
+    """A trace of what is this visitor's own, kept in their session only. `own` is what a
+    user's own model is fed (not the task's input unless it says so)."""
     weights = (id(trained.get(state.run)) if state.source == "session" else
                upload.cache_key if upload else None)
+    task_input = own is None or own.kind == "task"
 
     def compute():
         choice = ex.resolve_model(state, upload, session_models=trained)
-        return choice, ex.run(state, choice, ex.make_example(state, csv))
-    return session_memo("explore", (state, weights, csv and csv.key), compute)
+        example = ex.make_example(state, csv) if task_input else None
+        return choice, ex.run(state, choice, example, own)
+    return session_memo("explore", (state if task_input else state.task, weights,
+                                    csv and csv.key, own and own.key), compute)
 
 
 def explore_trace(state: ex.ExploreState, upload: Upload | None, csv: CsvChoice | None,
-                  trained: Mapping) -> tuple[ModelChoice, ex.Result]:
+                  trained: Mapping, own: ex.OwnInput | None = None
+                  ) -> tuple[ModelChoice, ex.Result]:
     """The model and trace `state` asks for, from the shared cache or the session."""
     if state.source in ("session", "upload") or state.input == "csv":
-        return own_trace(state, upload, csv if state.input == "csv" else None, trained)
+        return own_trace(state, upload, csv if state.input == "csv" else None, trained, own)
     return shared_trace(state)

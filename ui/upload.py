@@ -1,8 +1,10 @@
-"""The Explore page's upload of a user's own weights: the file, which recurrent module in it,
-and the vanilla RNN's nonlinearity (which a state_dict does not record).
+"""A user's own model, uploaded: the files (weights, and a vocabulary beside them), which
+recurrent module, the vanilla RNN's nonlinearity (which a state_dict does not record), and which
+of the file's layers are the embedding and the head.
 
 None of this is in the URL (an upload is not): the widgets keep their values in the session
-under `explore_weights_file`, `explore_upload_prefix` and `explore_upload_nonlinearity`.
+under keys that start with the page's name (`<page>_weights_file`, `<page>_upload_prefix`, ...),
+so each of Compare's columns has its own.
 """
 
 from __future__ import annotations
@@ -11,66 +13,109 @@ import hashlib
 
 import streamlit as st
 
-from core.io.loading import NONLINEARITIES, RecurrentConfig, WeightsInfo, inspect_weights
+from core.io.loading import (
+    NONLINEARITIES,
+    WEIGHTS_EXTENSIONS,
+    AmbiguousWeightsError,
+    quoted,
+)
+from core.io.user_model import VOCABULARY_EXTENSIONS, UserModel, load_user_model
 from core.views.models import Upload
 from ui.state import page_key
 
-FILE_KEY = "explore_weights_file"
-PREFIX_KEY = "explore_upload_prefix"
-NONLINEARITY_KEY = "explore_upload_nonlinearity"
-INFO_KEY = page_key("explore", "upload_info")  # (digest, WeightsInfo or None) of the last file
+NONE = "(none)"  # the embedding or head picker's "not one of these"
 
 
-def weights_upload() -> Upload | None:
-    """Draws the uploader, a picker of the file's recurrent modules (when it holds several)
-    and the nonlinearity choice; returns what `resolve_model` needs, or None with no file.
+def weights_upload(page: str = "explore", label: str = "Your model: weights file, and its "
+                   "vocabulary if it has one") -> tuple[Upload | None, UserModel | None]:
+    """The uploader and the pickers for what is in the files; (what `resolve_model` needs,
+    the model as found) or (None, None) with no file.
 
-    A file that cannot be read gets no picker: loading it says why, as the page shows."""
-    file = st.file_uploader("state_dict of an nn.RNN / nn.LSTM / nn.GRU",
-                            type=["safetensors", "pt", "pth"], key=FILE_KEY)
-    data = file.getvalue() if file is not None else None
-    info = _inspected(data, file.name) if file is not None else None
-    prefix = module_picker(info)
-    config = info.modules.get(prefix if prefix is not None else info.prefixes[0]) if info else None
-    is_rnn = config is None or not isinstance(config, RecurrentConfig) or config.cell == "rnn"
+    A file that cannot be read gets no pickers: loading it says why, as the page shows."""
+    files = st.file_uploader(
+        label, type=[*WEIGHTS_EXTENSIONS, *(e[1:] for e in VOCABULARY_EXTENSIONS)],
+        accept_multiple_files=True, key=f"{page}_weights_file",
+        help="PyTorch (.pt, .pth, .ckpt, .bin, .safetensors), Keras (.h5, .keras) or ONNX "
+             "weights of a model with an nn.RNN / nn.LSTM / nn.GRU, and optionally its "
+             "vocabulary (.json list or token → id mapping, or .txt with one token per line).")
+    if not files:
+        return None, None
+    named = [(file.getvalue(), file.name) for file in files]
+    weights = [pair for pair in named if _is_weights(pair[1])] or named[:1]
+    extra = tuple(pair for pair in named if pair is not weights[0])
+    data, filename = weights[0]
+    found = _inspected(page, named, None)
+    prefix = _module_picker(page, found)
+    if prefix is not None:
+        found = _inspected(page, named, prefix)
+    is_rnn = found is None or found.rnn.__class__.__name__ == "RNN"
     nonlinearity = st.radio(
-        "Nonlinearity (vanilla RNN only)", NONLINEARITIES, key=NONLINEARITY_KEY,
+        "Nonlinearity (vanilla RNN only)", NONLINEARITIES, key=f"{page}_upload_nonlinearity",
         horizontal=True, disabled=not is_rnn,  # an LSTM's or GRU's: disabled says it
         help="An nn.RNN's weights do not say whether it was built with tanh (PyTorch's "
              "default) or relu: choose what yours uses. LSTMs and GRUs have no such choice. "
-             "A file whose metadata names it (gatescope's own exports) is read as it says.")
-    if info is not None and is_rnn and info.nonlinearity is not None:
-        said = f"This file says its RNN uses {info.nonlinearity}"
-        if info.nonlinearity != nonlinearity:
-            st.warning(f"{said}: it is read as {info.nonlinearity}, not {nonlinearity}.")
-        else:
-            st.caption(f"{said}.")
-    if file is None:
-        return None
-    return Upload(data, file.name, prefix, nonlinearity if is_rnn else None)
+             "A file that names it (gatescope's own downloads, Keras, ONNX) is read as it says.")
+    embedding = _part_picker(page, "embedding", found)
+    head = _part_picker(page, "head", found)
+    upload = Upload(data, filename, prefix, nonlinearity if is_rnn else None, embedding, head,
+                    extra)
+    return upload, found
 
 
-def module_picker(info: WeightsInfo | None) -> str | None:
-    """A choice of recurrent module when the file holds several (the first by default), each
-    named with its kind and sizes; the chosen prefix, or None when there is nothing to pick."""
-    if info is None or len(info.prefixes) < 2:
+def _is_weights(filename: str) -> bool:
+    return filename.rsplit(".", 1)[-1].lower() in WEIGHTS_EXTENSIONS
+
+
+def _module_picker(page: str, found: UserModel | None) -> str | None:
+    """A choice of recurrent module when the file holds several (the first by default); the
+    chosen prefix, or None when there is nothing to pick."""
+    if found is None or len(found.modules) < 2:
         return None
-    if st.session_state.get(PREFIX_KEY) not in info.prefixes:  # another file's module
-        st.session_state.pop(PREFIX_KEY, None)
-    return st.selectbox(f"Recurrent module ({len(info.prefixes)} in this file)", info.prefixes,
-                        index=0, format_func=info.describe, key=PREFIX_KEY,
+    key = f"{page}_upload_prefix"
+    if st.session_state.get(key) not in found.modules:  # another file's module
+        st.session_state.pop(key, None)
+    return st.selectbox(f"Recurrent module ({len(found.modules)} in this file)", found.modules,
+                        index=0, key=key,
+                        format_func=dict(zip(found.modules, found.module_labels)).get,
                         help="The file holds several recurrent modules (an encoder and a "
                              "decoder, say): choose the one to look inside.")
 
 
-def _inspected(data: bytes, filename: str) -> WeightsInfo | None:
-    """What the file holds, read once per file (the page reruns on every click)."""
-    digest = hashlib.sha256(data).hexdigest() + filename
-    cached = st.session_state.get(INFO_KEY)
+def _part_picker(page: str, part: str, found: UserModel | None) -> str | None:
+    """The file's layers that fit as the embedding (or head), the one found first by default,
+    and "(none)"; "auto" where the file has none to pick from."""
+    if found is None or found.task is not None:
+        return "auto"
+    names = list(found.embeddings if part == "embedding" else found.heads)
+    if not names:
+        return "auto"
+    key = f"{page}_upload_{part}"
+    options = [*names, NONE]
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = found.embedding_name if part == "embedding" else found.head_name
+    what = ("turns token ids into the module's input" if part == "embedding"
+            else "reads the top layer's output")
+    chosen = st.selectbox(f"{part.capitalize()} (the layer that {what})", options, key=key,
+                          format_func=lambda n: n if n == NONE else quoted(n, 60).strip("`"))
+    return None if chosen == NONE else chosen
+
+
+def _inspected(page: str, files: list[tuple[bytes, str]], prefix: str | None
+               ) -> UserModel | None:
+    """What the files hold with every part found automatically, read once per files and
+    module (the page reruns on every click); None when they cannot be read (loading them
+    says why when the page resolves the model)."""
+    digest = "|".join(hashlib.sha256(data).hexdigest() + name for data, name in files)
+    digest += f"|{prefix}"
+    key = page_key(page, "upload_info")
+    cached = st.session_state.get(key)
     if cached is None or cached[0] != digest:
         try:
-            info = inspect_weights(data, filename)
-        except ValueError:  # the loader says why when the page resolves the model
-            info = None
-        st.session_state[INFO_KEY] = cached = (digest, info)
+            try:
+                found = load_user_model(files, prefix=prefix)
+            except AmbiguousWeightsError as several:  # the picker starts at the first
+                found = load_user_model(files, prefix=several.prefixes[0])
+        except ValueError:
+            found = None
+        st.session_state[key] = cached = (digest, found)
     return cached[1]

@@ -186,6 +186,12 @@ def inspect_weights(data: bytes, filename: str) -> WeightsInfo:
     picker can still offer the others. A metadata nonlinearity other than tanh or relu is
     refused here, as it is on loading."""
     name, tensors, metadata = _read(data, filename)
+    return WeightsInfo(_configurations(tensors, name), metadata)
+
+
+def _configurations(tensors: dict[str, torch.Tensor], name: str
+                    ) -> dict[str, RecurrentConfig | str]:
+    """Each recurrent module's configuration, or why it is broken, by prefix in picker order."""
     modules = _modules(tensors, name)
     described: dict[str, RecurrentConfig | str] = {}
     for prefix in sorted(modules):
@@ -193,7 +199,7 @@ def inspect_weights(data: bytes, filename: str) -> WeightsInfo:
             described[prefix] = _infer_config(modules[prefix], name)
         except WeightsError as error:
             described[prefix] = str(error).removesuffix(" " + EXPORT_HINT)
-    return WeightsInfo(described, metadata)
+    return described
 
 
 def load_user_weights(
@@ -213,9 +219,18 @@ def load_user_weights(
     The module is built with batch_first=False.
     Raises `WeightsError` (a ValueError) for anything it cannot load.
     """
+    name, tensors, metadata = _read(data, filename)
+    return recurrent_module(tensors, metadata, name, prefix=prefix,
+                            nonlinearity=nonlinearity)[1]
+
+
+def recurrent_module(tensors: dict[str, torch.Tensor], metadata: Mapping[str, str], name: str,
+                     *, prefix: str | None = None, nonlinearity: str | None = None
+                     ) -> tuple[str, nn.Module]:
+    """(the chosen module's prefix, the module) from a file already read by `read_tensors`:
+    `load_user_weights` without reading the file again."""
     if nonlinearity is not None and nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}.")
-    name, tensors, metadata = _read(data, filename)
     chosen_prefix, params = _select_module(tensors, name, prefix)
     where = f"{name}" + (f" (module {_code(chosen_prefix)})" if chosen_prefix else "")
     config = _infer_config(params, where)
@@ -228,7 +243,15 @@ def load_user_weights(
                           bias=config.bias, batch_first=False,
                           bidirectional=config.bidirectional, **extra)
     module.load_state_dict(params, strict=True)  # the keys and shapes were checked above
-    return module.eval()
+    return chosen_prefix, module.eval()
+
+
+def module_descriptions(tensors: dict[str, torch.Tensor], metadata: Mapping[str, str],
+                        name: str) -> dict[str, str]:
+    """Every recurrent module in a file read by `read_tensors`, in picker order, described as
+    `WeightsInfo.describe` says it ("decoder: LSTM with input size 2, hidden size 5, 2 layers")."""
+    info = WeightsInfo(_configurations(tensors, name), dict(metadata))
+    return {prefix: info.describe(prefix) for prefix in info.prefixes}
 
 
 def nonlinearity_in(metadata: Mapping[str, str], prefix: str) -> str | None:

@@ -28,6 +28,7 @@ from core.training import zoo
 from core.training.loop import TrainResult
 from core.views import models
 from core.views.models import SOURCES, ModelChoice
+from core.views.own_model import Fed, Objective, feed_ids, feed_numbers, feed_text, run_own
 from core.views.state import PageState, free_text, one_of, whole
 
 INPUTS = ("sample", "text", "csv")
@@ -35,6 +36,34 @@ PICKS = ("index", "most active", "most variable")
 INPUT_LABELS = {"sample": "seeded sample", "text": "my own text / numbers", "csv": "CSV column"}
 MAX_SEED = 2**31 - 1
 MAX_RUN_LABEL = 200
+
+
+#: What a user's own model (no built-in task's model) can be fed, and how the page names it.
+OWN_INPUTS = ("task", "text", "ids", "rows", "file")
+OWN_INPUT_LABELS = {"task": "the task's input (as the Input choice below)",
+                    "text": "text, through my vocabulary", "ids": "token ids",
+                    "rows": "numbers I type", "file": "a CSV / NPY / NPZ file"}
+
+
+@dataclass(frozen=True)
+class OwnInput:
+    """What a user's own model is fed, and what its gradients are of (not in the URL: the
+    model is not). `kind` is one of OWN_INPUTS; `text` is typed text, ids or rows; `by` says how
+    text is tokenised; `matrix` is a read file (core.io.sequences.Matrix); `standardise` asks
+    for each feature scaled to zero mean and unit variance before it is fed."""
+
+    kind: str = "task"
+    text: str = ""
+    by: str = "characters"
+    matrix: object = None
+    standardise: bool = False
+    objective: Objective | None = None  # None: its head's output, or without one the sum
+
+    @property
+    def key(self) -> tuple:
+        """What decides the trace: never the file's numbers, its digest."""
+        return (self.kind, self.text, self.by, getattr(self.matrix, "key", None),
+                self.standardise, self.objective)
 
 
 class NeedsInput(ValueError):
@@ -123,10 +152,12 @@ def resolve_model(state: ExploreState,
     if upload is None:
         raise NeedsInput("Upload a .safetensors, .pt or .pth file with the state_dict of "
                          "an nn.RNN, nn.LSTM or nn.GRU.")
-    if isinstance(upload, models.Upload):
-        return models.uploaded(upload.data, upload.filename, prefix=upload.prefix,
-                               nonlinearity=upload.nonlinearity)
-    return models.uploaded(*upload)
+    choice = models.uploaded(upload if isinstance(upload, models.Upload) else
+                             models.Upload(*upload))
+    if choice.user.task is not None and choice.user.task != task.name:
+        raise ValueError(f"This file is gatescope's own download of a model trained on "
+                         f"{get_task(choice.user.task).title}: choose that task to see it.")
+    return choice
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +212,7 @@ class Result:
     fed_note: str = ""  # what the model read, where it is not what the user gave
     judgement: str = ""  # the answer against the target: "right", "wrong", "off by 0.013"
     right: bool | None = None  # None: no target, or a regression (neither right nor wrong)
+    own: bool = False  # a user's own model: no task target or baseline applies to it
 
     @property
     def input_sequence(self) -> InputSequence:
@@ -194,10 +226,59 @@ class Result:
 TRACE_THREADS = 1
 
 
-def run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
-    """Trace the chosen model on the example, with the task's loss as the objective."""
+def run(view: ExploreState, choice: ModelChoice, example: Example | None,
+        own: OwnInput | None = None) -> Result:
+    """Trace the chosen model on the example, with the task's loss as the objective; a user's
+    own model (no task model) on what `own` feeds it, with the objective it names."""
+    if choice.model is None and choice.user is not None:
+        return run_user_model(view, choice, example, own or OwnInput())
     with torch_threads(TRACE_THREADS):
         return _run(view, choice, example)
+
+
+def run_user_model(view: ExploreState, choice: ModelChoice, example: Example | None,
+                   own: OwnInput) -> Result:
+    """The user's module, their embedding and head, their input and their objective."""
+    user = choice.user
+    if own.kind == "task":
+        if example is None:
+            raise NeedsInput("Choose an input for the model.")
+        task = get_task(view.task)
+        fed = feed_numbers(user, _upload_features(user.rnn, task, example).numpy())
+        fed = Fed(fed.features, None, tuple(example.tokens), tuple(example.unknown))
+    elif own.kind == "text":
+        if not own.text.strip():
+            raise NeedsInput("Type some text for your model.")
+        fed = feed_text(user, own.text, own.by)
+    elif own.kind == "ids":
+        if not own.text.strip():
+            raise NeedsInput("Type the token ids for your model, e.g. 12 5 7.")
+        fed = feed_ids(user, own.text)
+    elif own.kind == "rows":
+        if not own.text.strip():
+            raise NeedsInput(f"Type numbers for your model: one step per line, "
+                             f"{user.rnn.input_size} per step.")
+        from core.io.sequences import parse_rows
+        fed = feed_numbers(user, parse_rows(own.text, user.rnn.input_size))
+    else:
+        if own.matrix is None:
+            raise NeedsInput("Upload a CSV, NPY or NPZ file with one column per input feature.")
+        values, note = own.matrix.values, f"Fed {own.matrix.source}, exactly as given."
+        if own.standardise:
+            from core.io.sequences import standardise
+            values, note = standardise(values, own.matrix.columns)
+        fed = feed_numbers(user, values, note)
+    objective = own.objective or Objective("output" if user.head is not None else "sum")
+    own_result = run_own(user, fed, objective)
+    features = fed.features.numpy()
+    values = None if fed.ids is not None else features[:, :3]
+    names = () if values is None else tuple(f"x[{j}]" for j in range(values.shape[1]))
+    # tokenize's note already says which words were unknown and what became of them
+    example = Example(fed.ids if fed.ids is not None else fed.features, None,
+                      list(fed.tokens), [] if own.kind == "text" else list(fed.unknown))
+    return Result(own_result.trace, example, list(fed.tokens), values, names,
+                  own_result.prediction, "—", "", own_result.objective_note, fed.note,
+                  own=True)
 
 
 def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:

@@ -5,8 +5,9 @@ Sources, one word each:
 - "shipped": the trained model of models/ for a task and cell (core.training.zoo);
 - "session": a model trained in this browser session on the Train page (a TrainResult);
 - "random": a fresh random init, labelled untrained wherever it is shown;
-- "upload": a user's own nn.RNN / nn.LSTM / nn.GRU state_dict (no task head: traced bare),
-  with the module and nonlinearity chosen beside it (`Upload`).
+- "upload": a user's own model from their files (core.io.user_model: the recurrent module, and
+  the embedding, head and vocabulary found beside it), with the parts chosen beside it
+  (`Upload`); gatescope's own download comes back as the task model it was.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Mapping
 from torch import nn
 
 from core.cells import cell_info, cell_of_module
-from core.io.loading import load_user_weights, quoted
+from core.io.loading import quoted
+from core.io.user_model import Choice, UserModel, load_user_model
 from core.model import SequenceModel
 from core.tasks import Score, get_task
 from core.text import printable
@@ -47,6 +49,7 @@ class ModelChoice:
     train_seconds: float = math.nan  # the recorded wall time of its training run
     train_steps: int = 0
     batch_size: int = 50  # its training batch size (Compare measures a step on one)
+    user: UserModel | None = None  # an upload's whole model: embedding, head, vocabulary
 
     @property
     def cell(self) -> str:
@@ -107,43 +110,58 @@ def random_init(task: str, cell: str, seed: int) -> ModelChoice:
 @dataclass(frozen=True)
 class Upload:
     """An uploaded weights file and what the visitor chose for it: which recurrent module
-    (`prefix`, None when the file has one) and the vanilla RNN's nonlinearity (None: the
-    file's metadata, else tanh). Not in the URL: an upload is not either."""
+    (`prefix`, None when the file has one), the vanilla RNN's nonlinearity (None: the file's
+    metadata, else tanh), the embedding and head ("auto": found in the file; None: none; or a
+    name), and any other files uploaded with it (a vocabulary). Not in the URL: an upload is
+    not either."""
 
     data: bytes
     filename: str
     prefix: str | None = None
     nonlinearity: str | None = None
+    embedding: Choice = "auto"
+    head: Choice = "auto"
+    extra: tuple[tuple[bytes, str], ...] = ()
+
+    @property
+    def files(self) -> list[tuple[bytes, str]]:
+        return [(self.data, self.filename), *self.extra]
 
     @property
     def cache_key(self) -> str:
-        """What decides the model this upload gives: the bytes' digest and every choice."""
-        return "|".join([hashlib.sha256(self.data).hexdigest(), self.filename,
-                         self.prefix or "", self.nonlinearity or ""])
+        """What decides the model this upload gives: the bytes' digests and every choice."""
+        return "|".join([*(hashlib.sha256(data).hexdigest() + name for data, name in self.files),
+                         self.prefix or "", self.nonlinearity or "", str(self.embedding),
+                         str(self.head)])
 
 
-def uploaded(data: bytes, filename: str, prefix: str | None = None,
+def uploaded(data: bytes | Upload, filename: str = "", prefix: str | None = None,
              nonlinearity: str | None = None) -> ModelChoice:
-    """A user's own recurrent module from an uploaded state_dict (checked, never executed):
-    the one at `prefix` when the file holds several, an nn.RNN with `nonlinearity` unless
-    the file's metadata names another (the file wins; the label and note say so)."""
-    rnn = load_user_weights(data, filename, prefix=prefix, nonlinearity=nonlinearity)
-    module = f", module {quoted(prefix.rstrip('.'))}" if prefix else ""
+    """A user's own model from their upload (checked, never executed): the recurrent module
+    at `prefix` when the file holds several, an nn.RNN with `nonlinearity` unless the file's
+    metadata names another (the file wins; the label and note say so), and the embedding, head
+    and vocabulary found beside it. gatescope's own download comes back with its task model."""
+    upload = data if isinstance(data, Upload) else Upload(data, filename, prefix, nonlinearity)
+    user = load_user_model(upload.files, prefix=upload.prefix, nonlinearity=upload.nonlinearity,
+                           embedding=upload.embedding, head=upload.head)
+    rnn = user.rnn
+    module = f", module {quoted(user.prefix)}" if upload.prefix else ""
     sizes = (f"input {rnn.input_size}, hidden {rnn.hidden_size}, {rnn.num_layers} layer(s)"
              f"{', bidirectional' if rnn.bidirectional else ''}")
     note = overridden = ""
+    asked = upload.nonlinearity
     if isinstance(rnn, nn.RNN):
         sizes = f"{rnn.nonlinearity}, {sizes}"
-        if nonlinearity is not None and rnn.nonlinearity != nonlinearity:
-            overridden = f" · {rnn.nonlinearity} as the file says, not your {nonlinearity}"
-            note = (f"You chose {nonlinearity}, but this file's metadata says its RNN uses "
+        if asked is not None and rnn.nonlinearity != asked:
+            overridden = f" · {rnn.nonlinearity} as the file says, not your {asked}"
+            note = (f"You chose {asked}, but this file's metadata says its RNN uses "
                     f"{rnn.nonlinearity}: it is read as the file says.")
     # The file's name as the visitor's browser sent it may hold a right-to-left override, which
     # would reverse the rest of the label wherever it is shown: visible characters only, short.
-    shown = printable(filename, FILENAME_CHARS)
-    return ModelChoice(rnn, None, "upload",
+    shown = printable(upload.filename, FILENAME_CHARS)
+    return ModelChoice(rnn, user.sequence_model, "upload",
                        f"your {type(rnn).__name__} from {shown}{module} ({sizes}){overridden}",
-                       note=note)
+                       note=note, user=user)
 
 
 def session_labels(task: str, trained: Mapping[str, TrainResult], cell: str | None = None
