@@ -121,6 +121,9 @@ def load_user_model(files: list[tuple[bytes, str]], *, prefix: str | None = None
     embedding_module = None
     if embedding_name is not None:
         weight = others[f"{embedding_name}.weight"]
+        if not torch.isfinite(weight).all():
+            raise WeightsError(f"The embedding {quoted(embedding_name)} contains NaN or "
+                               "infinite values.")
         embedding_module = nn.Embedding.from_pretrained(weight.float(), freeze=True)
         notes.append(f"Embedding: {quoted(embedding_name)}, {weight.shape[0]:,} tokens × "
                      f"{weight.shape[1]} (its dimension is the module's input size).")
