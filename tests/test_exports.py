@@ -19,6 +19,7 @@ from core.engine import trace
 from core.io.exports import explore_view, figure_html, model_files, trace_npz, trace_table
 from core.io.loading import load_user_weights
 from core.views import explore as ex
+from core.views import models
 from core.views.models import Upload
 
 
@@ -163,3 +164,32 @@ def test_an_exported_relu_rnn_uploads_as_relu_whatever_is_chosen(trained_rnn):
     bare = safetensors.torch.save({k: v.contiguous() for k, v in model.state_dict().items()})
     as_tanh = load_user_weights(bare, "bare.safetensors", nonlinearity="tanh")
     assert np.abs(trace(as_tanh, x).hidden[0, 0] - want.numpy()).max() > 1e-2
+
+
+def test_a_download_with_its_config_uploads_back_as_the_whole_training_run():
+    from core.training.loop import TrainConfig, train
+
+    torch.set_num_threads(1)
+    result = train("adding", "gru", TrainConfig(hidden_size=5, max_steps=3, heldout_size=20,
+                                                heldout_every=3, seed=2))
+    weights, meta = model_files(result)
+    view = ex.ExploreState(task="adding", source="upload", len=20)
+    alone = ex.resolve_model(view, Upload(weights, "adding_gru.safetensors"))
+    whole = ex.resolve_model(view, Upload(weights, "adding_gru.safetensors",
+                                          extra=((meta.encode(), "adding_gru.json"),)))
+    assert alone.score is None and alone.model is not None  # the task model, its score unknown
+    assert whole.score == result.score and whole.train_steps == 3
+    assert "held-out MSE" in whole.label
+    example = ex.make_example(view)
+    want = ex.run(view, models.from_session("run", result), example).trace
+    for choice in (alone, whole):
+        got = ex.run(view, choice, example).trace
+        assert np.array_equal(got.hidden, want.hidden) and got.objective == want.objective
+    # Another task's view says which task it is; a config of other weights is refused.
+    with pytest.raises(ValueError, match="Adding problem: choose that task"):
+        ex.resolve_model(ex.ExploreState(task="airline", source="upload"),
+                         Upload(weights, "adding_gru.safetensors"))
+    other = json.loads(meta) | {"task": "airline"}
+    with pytest.raises(ValueError, match="not the Config file"):
+        ex.resolve_model(view, Upload(weights, "w.safetensors",
+                                      extra=((json.dumps(other).encode(), "c.json"),)))

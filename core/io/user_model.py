@@ -70,6 +70,7 @@ class UserModel:
     head_name: str | None = None
     task: str | None = None  # the built-in task a gatescope export was trained on
     sequence_model: SequenceModel | None = field(default=None, repr=False)
+    trained: object = field(default=None, repr=False)  # its TrainResult, with its Config file
 
     @property
     def directions(self) -> int:
@@ -102,7 +103,7 @@ def load_user_model(files: list[tuple[bytes, str]], *, prefix: str | None = None
     data, filename = weights
     name, tensors, metadata = read_tensors(data, filename)
     if metadata.get("format") == GATESCOPE_FORMAT:
-        return _gatescope_export(data, filename, tensors, metadata)
+        return _gatescope_export(data, filename, tensors, metadata, vocabulary_file)
     chosen_prefix, rnn = recurrent_module(tensors, metadata, name, prefix=prefix,
                                           nonlinearity=nonlinearity)
     described = module_descriptions(tensors, metadata, name)
@@ -264,9 +265,10 @@ def _describe(rnn: nn.Module) -> str:
 
 
 def _gatescope_export(data: bytes, filename: str, tensors: dict[str, torch.Tensor],
-                      metadata: dict[str, str]) -> UserModel:
+                      metadata: dict[str, str], config: tuple[bytes, str] | None) -> UserModel:
     """A Train-page download: rebuilt as the task's own model (embedding, rnn, head), so it
-    shows the same view as before it was saved, task and all."""
+    shows the same view as before it was saved, task and all. With its Config file (the JSON
+    the Train page downloads beside it) it is the whole training run: score, steps, time."""
     from core.tasks import TASKS
     task = metadata.get("task")
     try:
@@ -285,6 +287,27 @@ def _gatescope_export(data: bytes, filename: str, tensors: dict[str, torch.Tenso
     words = json.loads(metadata.get("vocab") or "null")
     if words:
         vocab = Vocabulary(tuple(words), None, f"the task's own, {len(words):,} words")
+    trained = None
+    if config is not None:
+        trained = _training_run(data, config, task)
+        model, rnn = trained.model, trained.model.rnn
+        note += f" Its Config file gives how it was trained: {trained.steps:,} steps."
     return UserModel(rnn, model.embed if isinstance(model.embed, nn.Embedding) else None,
                      model.head, vocab, note, filename, "rnn", ("rnn",), (), (), (), None,
-                     None, task, model)
+                     None, task, model, trained)
+
+
+def _training_run(weights: bytes, config: tuple[bytes, str], task: str):
+    """The TrainResult of a download and the Config JSON beside it (core.io.exports)."""
+    from core.io.exports import trained_from_files
+    data, name = config
+    try:
+        meta = data.decode("utf-8")
+        if json.loads(meta).get("format") != GATESCOPE_FORMAT or json.loads(meta)["task"] != task:
+            raise ValueError("not the Config of these weights")
+        return trained_from_files(weights, meta)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
+            RuntimeError) as error:
+        raise WeightsError(f"{quoted(name)} is not the Config file the Train page downloads "
+                           f"with these weights ({quoted(str(error), 100)}): upload the weights "
+                           "alone, or with their own Config file.") from None

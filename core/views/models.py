@@ -159,6 +159,14 @@ def uploaded(data: bytes | Upload, filename: str = "", prefix: str | None = None
     # The file's name as the visitor's browser sent it may hold a right-to-left override, which
     # would reverse the rest of the label wherever it is shown: visible characters only, short.
     shown = printable(upload.filename, FILENAME_CHARS)
+    if user.trained is not None:  # gatescope's download with its Config: the whole run
+        result = user.trained
+        return ModelChoice(rnn, result.model.eval(), "upload",
+                           f"your {cell_info(result.cell).display_name} from {shown} · "
+                           f"{result.steps} steps · {score_text(result.score)}",
+                           result.score, train_seconds=float(result.seconds),
+                           train_steps=int(result.steps),
+                           batch_size=int(result.config.batch_size), user=user)
     return ModelChoice(rnn, user.sequence_model, "upload",
                        f"your {type(rnn).__name__} from {shown}{module} ({sizes}){overridden}",
                        note=note, user=user)
