@@ -114,7 +114,8 @@ units, unit = ex.picked_units(state, result.trace)
 
 task = get_task(traced.task)
 cell_name = CELLS[choice.cell].long_name if choice.model is not None else "your module"
-st.caption(f"{task.title} · {cell_name} · {plain(choice.label)}")  # a file name, maybe
+st.caption(" · ".join([*([] if result.own else [task.title]), cell_name,
+                       plain(choice.label)]))  # a file name, maybe
 if error is not None:
     error.show()
 if choice.note:  # untrained, or a file that said what it is against the visitor's choice

@@ -320,10 +320,6 @@ def test_words_through_the_vocabulary_and_unknown_characters_are_reported(charlm
     assert "left out" in fed.note
 
 
-@pytest.mark.xfail(strict=True, reason="core/views/own_model.py Objective._name and _prediction "
-                   "name a class by the raw vocabulary token: the newline class reads “\\n” (a "
-                   "line break inside the sentence) and a space answer reads “ ”, where the "
-                   "steps show ␣ ↵ and messages use core.io.sequences.token_label (“space”)")
 def test_whitespace_classes_are_named_visibly(charlm):
     biased = copy.deepcopy(charlm)
     with torch.no_grad():
@@ -630,20 +626,11 @@ class ManyHeads(nn.Module):
 IN_FILE_ORDER = tuple(f"tasks.task{k}" for k in range(8))
 
 
-@pytest.mark.xfail(strict=True, reason="core/io/loading.py _collect_tensors walks a torch.save "
-                   "state_dict with a stack (LIFO), so the tensors come out in reverse file "
-                   "order; user_model's documented 'then file order' then picks the LAST of "
-                   "several unnamed heads/embeddings, and lists them reversed")
 def test_several_unnamed_heads_in_a_pt_file_are_offered_in_file_order():
     user = load_user_model([(pt_bytes(built(ManyHeads, 8)), "many.pt")])
     assert user.heads == IN_FILE_ORDER and user.head_name == "tasks.task0"
 
 
-@pytest.mark.xfail(strict=True, reason="core/io/loading.py _read_safetensors returns "
-                   "safetensors.torch.load's dict, whose key order is a Rust HashMap's, random "
-                   "in each process: the auto-picked head (or embedding) of a safetensors file "
-                   "with several unnamed ones changes from one server process to the next "
-                   "(passes by chance with odds 1 in 8! = 40,320)")
 def test_several_unnamed_heads_in_a_safetensors_file_are_offered_in_file_order():
     user = load_user_model([(safetensors_bytes(built(ManyHeads, 8)), "many.safetensors")])
     assert user.heads == IN_FILE_ORDER and user.head_name == "tasks.task0"
@@ -849,11 +836,6 @@ def test_the_explore_page_reads_a_three_column_csv_for_a_forecaster(page, foreca
     assert "Target" not in [metric.label for metric in at.metric]
 
 
-@pytest.mark.xfail(strict=True, reason="ui/upload.py weights_upload shows found.note, the note "
-                   "of _inspected's load_user_model(files, prefix=prefix) with no nonlinearity "
-                   "(nor the embedding/head picked): after the visitor picks relu, “What "
-                   "gatescope found in your files” still says “RNN (tanh)” of the relu RNN "
-                   "that is traced")
 def test_what_the_page_says_it_found_follows_the_nonlinearity_picked(page, forecaster_3):
     from pagetest import shown
 

@@ -60,10 +60,11 @@ def own_input_sidebar(user: UserModel, page: str = "explore") -> OwnInput:
 
 def objective_picker(user: UserModel, key: str) -> Objective:
     """What the gradients are of, among what this model has (a head, a vocabulary)."""
-    st.subheader("Gradients of", divider=False)
     kinds = Objective().available(user)
-    kind = st.selectbox("Objective", kinds, format_func=OBJECTIVE_LABELS.get,
-                        key=f"{key}_objective", label_visibility="collapsed")
+    kind = st.selectbox("Gradients of", kinds, format_func=OBJECTIVE_LABELS.get,
+                        key=f"{key}_objective",
+                        help="What the gradients (and the input's saliency) are of: the page "
+                             "says it in words under the chart.")
     index, step, loss, target, reading = 0, -1, LOSSES[0], "", READINGS[0]
     if user.head is not None:
         reading = st.radio("The head's outputs are", READINGS, horizontal=True,

@@ -22,6 +22,7 @@ from core.io.loading import (
 from core.io.user_model import VOCABULARY_EXTENSIONS, UserModel, load_user_model
 from core.views.models import Upload
 from ui.state import page_key
+from ui.text import plain
 
 NONE = "(none)"  # the embedding or head picker's "not one of these"
 
@@ -59,6 +60,11 @@ def weights_upload(page: str = "explore", label: str = "Your model: weights file
     head = _part_picker(page, "head", found)
     upload = Upload(data, filename, prefix, nonlinearity if is_rnn else None, embedding, head,
                     extra)
+    if found is not None:  # what is traced: the model as the visitor's choices make it
+        found = _inspected(page, named, prefix, nonlinearity=upload.nonlinearity,
+                           embedding=embedding, head=head) or found
+        with st.expander("What gatescope found in your files"):
+            st.caption(plain(found.note))
     return upload, found
 
 
@@ -100,22 +106,28 @@ def _part_picker(page: str, part: str, found: UserModel | None) -> str | None:
     return None if chosen == NONE else chosen
 
 
-def _inspected(page: str, files: list[tuple[bytes, str]], prefix: str | None
-               ) -> UserModel | None:
-    """What the files hold with every part found automatically, read once per files and
-    module (the page reruns on every click); None when they cannot be read (loading them
-    says why when the page resolves the model)."""
+#: How many readings of the files a session keeps: the pickers' (every part found
+#: automatically) and the one the visitor's choices make, for a few files and modules.
+KEPT_READINGS = 4
+
+
+def _inspected(page: str, files: list[tuple[bytes, str]], prefix: str | None,
+               **choices) -> UserModel | None:
+    """What the files hold, with the parts `choices` names (else every part found
+    automatically), read once per files and choices (the page reruns on every click); None
+    when they cannot be read (loading them says why when the page resolves the model)."""
     digest = "|".join(hashlib.sha256(data).hexdigest() + name for data, name in files)
-    digest += f"|{prefix}"
-    key = page_key(page, "upload_info")
-    cached = st.session_state.get(key)
-    if cached is None or cached[0] != digest:
+    digest += f"|{prefix}|{sorted(choices.items())}"
+    kept = st.session_state.setdefault(page_key(page, "upload_info"), {})
+    if digest not in kept:
         try:
             try:
-                found = load_user_model(files, prefix=prefix)
+                found = load_user_model(files, prefix=prefix, **choices)
             except AmbiguousWeightsError as several:  # the picker starts at the first
-                found = load_user_model(files, prefix=several.prefixes[0])
+                found = load_user_model(files, prefix=several.prefixes[0], **choices)
         except ValueError:
             found = None
-        st.session_state[key] = cached = (digest, found)
-    return cached[1]
+        while len(kept) >= KEPT_READINGS:
+            kept.pop(next(iter(kept)))  # the oldest reading goes first
+        kept[digest] = found
+    return kept[digest]

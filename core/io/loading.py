@@ -366,7 +366,10 @@ def _read_safetensors(data: bytes, name: str) -> dict[str, torch.Tensor]:
         _fail(f"{name} is not a valid safetensors file: its header "
               f"({header_bytes:,} bytes) is not a JSON table of tensors.")
     try:
-        return safetensors.torch.load(data)
+        tensors = safetensors.torch.load(data)
+        # in the header's order (the library's own order differs from one process to the next)
+        order = json.loads(data[8:8 + header_bytes])
+        return {key: tensors[key] for key in order if key in tensors}
     except Exception as error:  # noqa: BLE001: SafetensorError or whatever a hostile file causes
         _fail(f"{name} is truncated or not a valid safetensors file "
               f"({_code(str(error), 160)}).")
@@ -513,11 +516,12 @@ def _collect_tensors(loaded: object, name: str) -> dict[str, torch.Tensor]:
             continue
         seen.add(id(value))
         if isinstance(value, Mapping):
-            stack.extend((f"{path}.{key}" if path else str(key), item, depth + 1)
-                         for key, item in value.items())
+            # pushed in reverse, so that they come off the stack in the file's order
+            stack.extend(reversed([(f"{path}.{key}" if path else str(key), item, depth + 1)
+                                   for key, item in value.items()]))
         elif isinstance(value, (list, tuple)):
-            stack.extend((f"{path}.{index}" if path else str(index), item, depth + 1)
-                         for index, item in enumerate(value))
+            stack.extend(reversed([(f"{path}.{index}" if path else str(index), item, depth + 1)
+                                   for index, item in enumerate(value)]))
     if not tensors:
         _fail(f"{name} holds no tensors.")
     return tensors

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.engine import Trace, trace
-from core.io.sequences import parse_ids, tokenize
+from core.io.sequences import parse_ids, token_label, tokenize
 from core.io.user_model import UserModel
 from core.limits import check_seq_len, check_trace_size
 from core.numerics import flush_denormal
@@ -29,11 +29,11 @@ from core.tasks.base import FLOAT32_MAX
 #: What the gradients can be of (the issue's list), in the order a page offers them.
 OBJECTIVES = ("output", "loss", "next", "sum", "unit")
 OBJECTIVE_LABELS = {
-    "output": "the head's output for one class / value",
-    "loss": "the loss against a target I give",
-    "next": "next-token loss over the whole input (language model)",
-    "unit": "one hidden unit at one step",
-    "sum": "sum of the top layer's output at the last step",
+    "output": "head's output: one class",
+    "loss": "loss against my target",
+    "next": "next-token loss (all steps)",
+    "unit": "one hidden unit",
+    "sum": "sum of last step's output",
 }
 LOSSES = ("cross-entropy", "mse")
 #: How the head's outputs are read: scores of classes (softmax) or numbers (regression).
@@ -105,7 +105,7 @@ class Objective:
     def _name(self, model: UserModel) -> str:
         names = model.class_names
         if names is not None and 0 <= self.index < len(names):
-            return f"{self.index} (“{names[self.index]}”)"
+            return f"{self.index} ({shown_token(names[self.index])})"
         return str(self.index)
 
     def _position(self, model: UserModel, length: int) -> int:
@@ -133,8 +133,9 @@ class Objective:
                                  f"(0 to {width - 1}).")
         if self.kind == "loss" and self.loss == "mse" and \
                 len(self.target_values) not in (1, width):
-            raise ValueError(f"Type 1 or {width} target values for the MSE loss (the head gives "
-                             f"{width} per step); you typed {len(self.target_values)}.")
+            wanted = "1 target value" if width == 1 else f"1 or {width} target values"
+            raise ValueError(f"Type {wanted} for the MSE loss (the head gives {width} per step); "
+                             f"you typed {len(self.target_values)}.")
 
     def function(self, model: UserModel, ids: torch.Tensor | None):
         """The objective as the tracer takes it: the top layer's output (T, D*H) -> a scalar."""
@@ -158,6 +159,13 @@ class Objective:
                 return F.mse_loss(scores[at], target)
             return F.cross_entropy(scores[at][None], torch.tensor([index]))
         return of
+
+
+def shown_token(token: str) -> str:
+    """A vocabulary token as a sentence or metric shows it: “s” in quotes, and whitespace or
+    invisible tokens by name ("space", "newline"), as core.io.sequences names them."""
+    label = token_label(token)
+    return f"“{token}”" if label.startswith("`") else label
 
 
 @dataclass(frozen=True)
@@ -268,6 +276,6 @@ def _prediction(model: UserModel, tr: Trace, objective: Objective
     probabilities = torch.softmax(scores, 0)
     best = torch.topk(probabilities, min(3, probabilities.numel()))
     names = model.class_names
-    label = (lambda i: f"“{names[i]}”") if names else (lambda i: f"class {i}")
+    label = (lambda i: shown_token(names[i])) if names else (lambda i: f"class {i}")
     top = [(label(i), float(p)) for p, i in zip(best.values.tolist(), best.indices.tolist())]
     return f"{top[0][0]} (p = {top[0][1]:.2f}) at step {at}", top
