@@ -977,7 +977,7 @@ DAMAGED = {
     "kernel of the wrong width": (
         lambda path: _lstm_file(path, weights=cell_weights(
             "lstm/lstm_cell", weights_of(1, (3, 6), (2, 8), (8,)))),
-        ["`lstm`", "kernel (3, 6), recurrent_kernel (2, 8)", "do not fit a LSTM"]),
+        ["`lstm`", "kernel (3, 6), recurrent_kernel (2, 8)", "do not fit an LSTM"]),
     "a weight twice": (
         lambda path: _lstm_file(path, weights=cell_weights(
             "lstm/lstm_cell", weights_of(1, (3, 8), (2, 8), (8,)))

@@ -763,7 +763,8 @@ class _Reader:
                              if cell_info(key).blocks == blocks), None)
         if (kind is None or blocks != cell_info(kind).blocks
                 or kernel.shape[1] != recurrent.shape[1] or not kernel.shape[0]):
-            what = f"a {KERAS_CLASSES[kind]}" if kind else "an LSTM, GRU or SimpleRNN"
+            what = {"lstm": "an LSTM", "gru": "a GRU", "rnn": "a SimpleRNN"}.get(
+                kind, "an LSTM, GRU or SimpleRNN")
             _fail(f"{self.name}: layer {where} has weights whose shapes ({shapes}) do not fit "
                   f"{what}; the file is damaged.")
         try:
