@@ -1,25 +1,25 @@
-"""Compare: the same task and input through the RNN, LSTM and GRU, side by side, measured live."""
+"""Compare: the same task and input through the RNN, LSTM and GRU, side by side, measured live;
+any column may hold the visitor's own upload instead."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from core import claims
-from core.cells import CELLS
 from core.content import caption
 from core.figures.compare import accuracy_distance_figure, compare_figure, gradient_overlay_figure
 from core.tasks import TASKS, get_task
 from core.views import compare as cmp
-from core.views.models import SOURCE_LABELS, session_labels
+from core.views.models import Upload
 from ui.charts import animated_chart
+from ui.compare_upload import accuracies, column_heads, model_keys, model_pickers, uploaded_models
 from ui.compute import keep_last_good, session_memo
 from ui.content import explain
 from ui.text import plain
-from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices, page_key
-from ui.widgets import answer_metric, length_slider
+from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices
+from ui.widgets import length_slider
 
 st.set_page_config(layout="wide")  # as app.py: three columns need the width
-VERDICT_COLOURS = {"better": "green", "worse": "red", "about the same": "orange"}
 
 choices = PageChoices(cmp.CompareState, "compare")
 trained = st.session_state.get(TRAINED) or {}
@@ -28,7 +28,8 @@ for opened in st.session_state.pop(OPEN_IN_COMPARE, None) or []:  # from Train o
         choices.set(task=trained[opened].task, **{trained[opened].cell: opened})
 
 
-def choices_sidebar() -> None:
+def choices_sidebar() -> dict[str, Upload]:
+    """Task, input and each column's model; returns the columns' uploads."""
     pick, values = choices.widget, choices.values
     st.header("Choices")
     pick(st.selectbox, "Task", "task", TASKS, lambda n: TASKS[n].title)
@@ -42,11 +43,7 @@ def choices_sidebar() -> None:
              placeholder=cmp.EXAMPLE_TEXT.get(task.name, ""),
              help="The same input goes to all three models. " + task.description)
     st.header("Models")
-    for cell in cmp.CELL_ORDER:
-        pick(st.selectbox, CELLS[cell].long_name, cell,
-             [cmp.SHIPPED] + session_labels(task.name, trained, cell),
-             lambda label: label or SOURCE_LABELS["shipped"],
-             help="Models you train on the Train page appear here.")
+    return model_pickers(choices, task.name, trained)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running and measuring the three models…")
@@ -55,51 +52,25 @@ def shipped_comparison(state: cmp.CompareState) -> cmp.Comparison:
     return cmp.compare(state, cmp.pick_models(state.task), cmp.make_example(state))
 
 
-def comparison_for(state: cmp.CompareState) -> cmp.Comparison:
-    """A model trained in this session is the visitor's own: never in the shared cache."""
-    chosen = cmp.pick_models(state.task, trained, state.picks())
+def comparison_for(state: cmp.CompareState, uploads: dict[str, Upload]) -> cmp.Comparison:
+    """A model trained in this session or uploaded is the visitor's own: never in the shared
+    cache."""
+    chosen = cmp.pick_models(state.task, trained, state.picks(), uploaded_models(uploads))
     picked = cmp.resolved(state, chosen)
     if all(m.source == "shipped" for m in chosen.values()):
         return shipped_comparison(picked)
     with st.spinner("Running and measuring the three models…"):
-        return session_memo("compare", (picked, tuple(m.key for m in chosen.values())),
+        return session_memo("compare", (picked, model_keys(chosen, uploads)),
                             lambda: cmp.compare(picked, chosen, cmp.make_example(picked)))
 
 
-def scores_row(cells: dict[str, cmp.CellComparison], by_distance: dict | None) -> None:
-    """Each cell's prediction and its held-out verdict (agreement: at long distances too)."""
-    for column, (cell, c) in zip(st.columns(len(cells)), cells.items()):
-        score = c.choice.score
-        badge, verdict = cmp.verdict_badge(score, by_distance and cmp.long_distance_score(
-            score, by_distance[cell]))
-        with column:
-            st.subheader(CELLS[cell].long_name)
-            st.caption(plain(c.choice.label))
-            answer_metric("Prediction", c.result)
-            st.metric(f"Held-out {score.metric}", f"{score.value:.4g}", badge,
-                      delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",
-                      help=f"Measured when the model was trained, on {score.n} held-out "
-                           f"sequences; baseline: {score.baseline_name}; {score.margin_text}.")
-
-
-def accuracy_of(choice) -> list[dict]:
-    """A shipped model's is in its metadata; a session model's is measured once (1-2 s)."""
-    if choice.source == "shipped":
-        return cmp.accuracy_by_distance(choice)
-    own = st.session_state.setdefault(page_key("compare", "accuracy"), {})
-    if choice.key not in own:
-        with st.spinner(f"Measuring {choice.label} at every distance…"):
-            own[choice.key] = cmp.accuracy_by_distance(choice)
-    return own[choice.key]
-
-
 with st.sidebar:
-    choices_sidebar()
+    uploads = choices_sidebar()
 wanted = choices.state()
-comparison, error = keep_last_good("compare", lambda: comparison_for(wanted))
+comparison, error = keep_last_good("compare", lambda: comparison_for(wanted, uploads))
 if comparison is None:  # nothing good yet (a bad link): the task's default view under the message
     comparison = keep_last_good("compare", lambda: comparison_for(cmp.CompareState(
-        task=wanted.task)))[0] or comparison_for(cmp.CompareState())
+        task=wanted.task), {}))[0] or comparison_for(cmp.CompareState(), {})
 T = comparison.seq_len
 with st.sidebar:
     st.header("Time")
@@ -118,19 +89,24 @@ if error is not None:
     error.show()
 st.markdown(f"**Input** ({T} steps): {plain(comparison.input_text())}  \n"
             f"**Target**: {plain(comparison.target)}  \n{plain(task.fed_note(comparison.example))}")
-accuracy = ({cell: accuracy_of(c.choice) for cell, c in cells.items()}
-            if task.name == "agreement" else None)
-scores_row(cells, accuracy)
+accuracy = accuracies(cells) if task.name == "agreement" else None
+column_heads(comparison, accuracy, cmp.waiting_for_upload(wanted, uploads))
 
 fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
-                     comparison.input_sequence, t0=t0)
+                     comparison.input_sequence, t0=t0,
+                     titles={cell: cmp.column_title(cell, c.choice) for cell, c in cells.items()
+                             if c.choice.source == "upload"},
+                     kinds={cell: c.choice.cell for cell, c in cells.items()})
 animated_chart(fig, "compare_chart")
 st.caption(caption("compare", "player", objective_note=comparison.objective_note))
 
 st.markdown("**Size, speed and memory**, measured now on this server")  # no lesson: numbers
 st.table(cmp.measures_table(cells))
-batch, steps = next(iter(cells.values())).memory_batch
-st.caption(caption("compare", "measures", batch=batch, steps=steps))
+if comparison.memory_batch is not None:
+    batch, steps = comparison.memory_batch
+    st.caption(caption("compare", "measures", batch=batch, steps=steps))
+if measured_note := cmp.measures_note(cells):
+    st.caption(measured_note)
 
 st.subheader("How fast the gradient fades, back in time")
 st.plotly_chart(gradient_overlay_figure({cell: c.decay for cell, c in cells.items()}),
@@ -145,4 +121,5 @@ if accuracy:
                     config={"displaylogo": False})
     st.caption(f"{cmp.AGREEMENT_PER_DISTANCE} held-out sentences at each distance; longer "
                "distances also put more attractor nouns between subject and verb.")
-explain("compare", lessons=claims.lessons("compare"), **cmp.explanation_values(cells))
+explain("compare", lessons=claims.lessons("compare"),
+        **cmp.explanation_values(cells, comparison.task))

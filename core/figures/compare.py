@@ -84,10 +84,13 @@ class _Parts:
 
 
 def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int = 0,
-                   titles: Mapping[str, str] | None = None, height: int = 820) -> go.Figure:
+                   titles: Mapping[str, str] | None = None,
+                   kinds: Mapping[str, str] | None = None, height: int = 820) -> go.Figure:
     """One column per cell (in the order of `traces`), rows: the input shaded by that cell's
     saliency, the hidden state h, the gate that keeps the old state (LSTM forget f, GRU update
-    z; the RNN has none), and norm(d loss / d h_t) on one shared log scale. Every column reads
+    z; the RNN has none), and norm(d loss / d h_t) on one shared log scale. `kinds` names the
+    cell type a column's trace is of where it is not the column's own (a GRU uploaded into the
+    LSTM column): its gate row is that type's. Every column reads
     the same input, so all traces must have the same length. The top layer, forward direction,
     is shown. Play / pause / slow buttons and one slider move every column's cursor together."""
     cells = list(traces)
@@ -98,7 +101,8 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
         raise ValueError(f"the traces have different lengths {sorted(lengths)}: not the same input")
     T = lengths.pop()
     t0 = int(min(max(t0, 0), T - 1))
-    grid = _ColumnGrid(cells, dict(titles or {}))
+    kinds = {cell: (kinds or {}).get(cell, cell) for cell in cells}
+    grid = _ColumnGrid(cells, dict(titles or {}), kinds)
     parts = _Parts(annotations=list(grid.layout.get("annotations", [])))
     steps = np.arange(T, dtype=np.float64)
     tokens = (list(inp.tokens) + [""] * T)[:T]
@@ -107,7 +111,7 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
         tr = traces[cell]
         grid.time_axes(col, T)
         _input_cell(grid, parts, col, tr, inp, tokens, steps, t0)
-        _map_cells(grid, parts, col, cell, tr, T)
+        _map_cells(grid, parts, col, kinds[cell], tr, T)
         _gradient_cell(grid, parts, col, cell, tr, steps, t0, log_g)
     _colour_bars(parts)
     frames = animation_frames(T, len(parts.data), parts.cursors + parts.readouts + parts.words,
@@ -141,8 +145,9 @@ def _readout_at(t: int, shown: np.ndarray, g: np.ndarray, T: int) -> dict:
 class _ColumnGrid:
     """make_subplots' grid of ROWS x cells as a plain layout dict, with the subplot titles."""
 
-    def __init__(self, cells: list[str], titles: dict[str, str]):
-        subplot_titles = [_row_title(row, cell, titles) for row in ROWS for cell in cells]
+    def __init__(self, cells: list[str], titles: dict[str, str], kinds: dict[str, str]):
+        subplot_titles = [_row_title(row, cell, titles, kinds[cell]) for row in ROWS
+                          for cell in cells]
         self.grid = make_subplots(rows=len(ROWS), cols=len(cells), row_heights=list(ROW_HEIGHTS),
                                   vertical_spacing=0.07, horizontal_spacing=0.045,
                                   subplot_titles=subplot_titles)
@@ -171,14 +176,15 @@ class _ColumnGrid:
         self.axis(bottom_x).update(title=dict(text="timestep t", standoff=4))
 
 
-def _row_title(row: str, cell: str, titles: Mapping[str, str]) -> str:
-    """A subplot's title: the cell's name (and its model's title) over its column."""
+def _row_title(row: str, cell: str, titles: Mapping[str, str], kind: str) -> str:
+    """A subplot's title: the cell's name (and its model's title) over its column; the gate
+    row's is that of the cell type traced there (`kind`)."""
     if row == "input":
         return f"<b>{cell_name(cell)}</b>" + (f" · {titles[cell]}" if cell in titles else "")
     if row == "hidden":
         return "hidden state h (−1 … 1)"
     if row == "keep":
-        info = cell_entry(cell)
+        info = cell_entry(kind)
         return info.keep_label if info is not None and info.keep_gate else ""
     return "‖∂loss/∂h<sub>t</sub>‖ ÷ its value at the last step (log scale)"
 

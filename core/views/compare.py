@@ -5,6 +5,13 @@
     example = make_example(view)                            # ValueError with a clear message
     comparison = compare(view, models, example)             # traces, scores, sizes, timings
 
+A column may hold the visitor's own upload (`UPLOAD`; core.views.models.uploaded). gatescope's
+own download of the task is compared like a session model. Any other module is traced on the same
+input when it reads as many numbers per step as the task gives, with the objective Explore uses
+for it by default (its head's output at the last step, else the sum of the top layer's output
+there); it has no held-out score and no training step to measure (no task model around it). A
+column that cannot run says why (`Comparison.problems`) while the others are compared.
+
 Every number the page shows is measured here, on this machine: the trace time (median of a few
 runs), one training step's memory and time on a batch of the task, the gradient's decay per
 step. The held-out score and the training time come from when the model was trained (the zoo's
@@ -14,8 +21,9 @@ metadata, or the session's TrainResult), because training again on every visit i
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
-from typing import Mapping
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,19 +40,27 @@ from core.limits import LIMITS
 from core.numerics import flush_denormal
 from core.model import SequenceModel, count_parameters
 from core.sharing import torch_threads
-from core.tasks import TASKS, Example, get_task
+from core.tasks import TASKS, Example, Score, get_task
 from core.tasks.base import STREAM_TRAIN, rng_for
 from core.training import zoo
 from core.training.loop import TrainResult
 from core.views import explore as ex
 from core.views import models
 from core.views.models import ModelChoice
+from core.views.own_model import Objective
 from core.views.state import PageState, free_text, one_of, whole
 
 CELL_ORDER = tuple(CELLS)
 INPUTS = ("sample", "text")
 INPUT_LABELS = {"sample": "seeded sample", "text": "my own text / numbers"}
 SHIPPED = ""  # a cell's model pick meaning "the shipped trained model"
+#: A cell's model pick meaning "the visitor's own upload". The URL keeps only that the column was
+#: for an upload, never the file: whoever opens such a link sees the shipped model there, with a
+#: note, until they upload their own (`WAITING_FOR_UPLOAD`).
+UPLOAD = "upload"
+WAITING_FOR_UPLOAD = ("This column is for your own model, but no file is uploaded here (a link "
+                      "cannot carry one): it shows the shipped model until you upload weights "
+                      "under its picker in the sidebar.")
 #: One training step's memory is measured on at most this many sequence-steps (batch x T), so a
 #: long sequence does not take hundreds of MB on a shared server; memory grows linearly in the
 #: batch, so the cells' ratios are those of the full batch.
@@ -64,8 +80,9 @@ EXAMPLE_TEXT = {
 class CompareState(PageState):
     """Every choice on the Compare page; kept in the URL so a link reproduces the view.
 
-    rnn / lstm / gru name the model of each cell: "" for the shipped one, else the label of a
-    model trained in this browser session (a link opened elsewhere falls back to the shipped)."""
+    rnn / lstm / gru name the model of each cell: "" for the shipped one, UPLOAD for the
+    visitor's own upload, else the label of a model trained in this browser session (a link
+    opened elsewhere falls back to the shipped)."""
 
     task: str = one_of("adding", TASKS)  # the landing view: where the RNN's gradient dies
     input: str = one_of("sample", INPUTS)
@@ -96,19 +113,24 @@ class CompareState(PageState):
 
 
 # ---------------------------------------------------------------------------------------------
-# Models: the shipped one per cell, or one trained in this session
+# Models: the shipped one per cell, one trained in this session, or the visitor's upload
 
 
 def pick_models(task: str, trained: Mapping[str, TrainResult] | None = None,
-                picks: Mapping[str, str] | None = None) -> dict[str, ModelChoice]:
+                picks: Mapping[str, str] | None = None,
+                uploads: Mapping[str, ModelChoice] | None = None) -> dict[str, ModelChoice]:
     """The model of each cell: the session model named in `picks` when it exists and fits the
-    task and cell, else the shipped one."""
+    task and cell, the column's upload (`uploads`, by cell) when the pick is UPLOAD and a file
+    was given, else the shipped one."""
     trained = trained or {}
     picks = picks or {}
+    uploads = uploads or {}
     chosen = {}
     for cell in CELL_ORDER:
         label = picks.get(cell, SHIPPED)
-        if label and label in models.session_labels(task, trained, cell):
+        if label == UPLOAD and uploads.get(cell) is not None:
+            chosen[cell] = uploads[cell]
+        elif label and label in models.session_labels(task, trained, cell):
             chosen[cell] = models.from_session(label, trained[label])
         else:
             chosen[cell] = models.shipped(task, cell)
@@ -118,9 +140,48 @@ def pick_models(task: str, trained: Mapping[str, TrainResult] | None = None,
 def resolved(view: CompareState, chosen: Mapping[str, ModelChoice]) -> CompareState:
     """The view as the comparison's cache key: the cursor left out (moving it recomputes
     nothing) and each cell's pick as the model it resolved to (a pick that names no model of
-    this session is the shipped one)."""
-    return replace(view, t=0, **{cell: m.label if m.source == "session" else SHIPPED
+    this session is the shipped one; an upload is UPLOAD: the page keys its own cache by the
+    file)."""
+    picks = {"session": lambda m: m.label, "upload": lambda m: UPLOAD}
+    return replace(view, t=0, **{cell: picks.get(m.source, lambda m: SHIPPED)(m)
                                  for cell, m in chosen.items()})
+
+
+def waiting_for_upload(view: CompareState, given: Iterable[str]) -> list[str]:
+    """The cells whose pick is UPLOAD but that have no file (`given`: the cells that have one):
+    they show the shipped model meanwhile."""
+    given = set(given)
+    return [cell for cell, pick in view.picks().items() if pick == UPLOAD and cell not in given]
+
+
+def column_title(cell: str, choice: ModelChoice) -> str | None:
+    """What the figure adds after the column's name: "your upload (GRU)" for an upload, else
+    None (the column's name says it)."""
+    if choice.source != "upload":
+        return None
+    return f"your upload ({cell_info(choice.cell).display_name})"
+
+
+def column_notes(cell: str, choice: ModelChoice, result: ex.Result | None = None) -> list[str]:
+    """What a column says about an upload beside its label (nothing for other models): another
+    cell type than the column's, and for a user's own module (traced: `result`) what its
+    gradients are of and why it has no held-out score."""
+    if choice.source != "upload":
+        return []
+    notes = []
+    if choice.cell != cell:
+        notes.append(f"You uploaded a {cell_info(choice.cell).display_name} into the "
+                     f"{cell_info(cell).long_name} column: it is compared as the "
+                     f"{cell_info(choice.cell).display_name} it is; the column's title only "
+                     "says where it stands.")
+    if choice.model is None:
+        if result is not None:
+            notes.append(f"Gradients here: {result.objective_note} (what Explore traces for "
+                         "your own model by default), not the task's loss.")
+        notes.append("No held-out score: gatescope scores its task models on the task's "
+                     "held-out sequences with the task's head, and your model has its own head "
+                     "(or none), trained on your data.")
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,14 +212,21 @@ class CellComparison:
     """Everything the page shows for one cell."""
 
     choice: ModelChoice  # the model, where it came from, its recorded score and training
-    result: ex.Result  # trace, prediction, target
+    result: ex.Result  # trace, prediction, target (a user's own module: its head's answer)
     params: int  # the whole model's parameters (embedding, recurrent module, head)
     rnn_params: int  # the recurrent module's alone
     trace_seconds: float  # median wall time of one trace (forward, one backward, gates)
-    step_seconds: float  # median wall time of one training step (forward + backward) on the batch
-    memory: dict[str, int]  # core.engine.analysis.training_memory_bytes on the batch
-    memory_batch: tuple[int, int]  # (sequences, steps) of that batch
+    # One training step on a batch of the task: None for a user's own module, which has no
+    # task model (features, loss) around it to train on the task's batch.
+    step_seconds: float | None  # median wall time of one training step (forward + backward)
+    memory: dict[str, int] | None  # core.engine.analysis.training_memory_bytes on the batch
+    memory_batch: tuple[int, int] | None  # (sequences, steps) of that batch
     decay: GradientDecay  # the fitted decay of norm(d loss / d h_t) per step back in time
+
+    @property
+    def own(self) -> bool:
+        """A user's own module (no task model): traced with its own head's objective."""
+        return self.result.own
 
     @property
     def first_to_last(self) -> float:
@@ -178,10 +246,19 @@ class Comparison:
     objective_note: str
     loss_at_every_step: bool  # tagging tasks: the decay from the end means little
     target: str  # the answer in the task's words, "—" when unknown
+    #: The columns that could not run (an upload that cannot read the task's input, say): each
+    #: cell's model and why, in the page's words. The other columns are compared without them.
+    problems: dict[str, "CellProblem"] = field(default_factory=dict)
 
     @property
     def seq_len(self) -> int:
         return len(self.example)
+
+    @property
+    def memory_batch(self) -> tuple[int, int] | None:
+        """(sequences, steps) of the batch a training step was measured on; None when no column
+        has a task model to train."""
+        return next((c.memory_batch for c in self.cells.values() if c.memory_batch), None)
 
     def input_text(self, limit: int = 600) -> str:
         """The input as one line of text: words as they are, numbers (the first 40) by commas."""
@@ -191,6 +268,14 @@ class Comparison:
     @property
     def input_sequence(self) -> InputSequence:
         return InputSequence(self.tokens, self.values, self.value_names)
+
+
+@dataclass(frozen=True)
+class CellProblem:
+    """A column that could not run: its model and why."""
+
+    choice: ModelChoice
+    message: str
 
 
 class _ReadsLengths(nn.Module):
@@ -256,32 +341,69 @@ def _compare(view: CompareState, chosen: Mapping[str, ModelChoice], example: Exa
              trace_repeats: int, step_repeats: int) -> Comparison:
     task = get_task(view.task)
     cells: dict[str, CellComparison] = {}
+    problems: dict[str, CellProblem] = {}
     with flush_denormal():  # vanished gradients must not slow the timings 37x
         for cell in CELL_ORDER:
             picked = chosen[cell]
-            model = picked.model
-            if picked.cell != cell:
+            if picked.source != "upload" and picked.cell != cell:
                 raise ValueError(f"the model for {cell_info(cell).long_name} is a "
                                  f"{cell_info(picked.cell).display_name}")
-            result = ex.run(ex.ExploreState(task=task.name, cell=cell), picked, example)
-            with torch.no_grad():
-                x = model.features(example.inputs).detach().float()
-            objective = task.objective(model, example.target)
-            once = median_seconds(lambda: trace(model.rnn, x, objective), repeats=1)
-            repeats = trace_repeats if once < 0.05 else max(1, min(trace_repeats, 3))
-            trace_seconds = median_seconds(lambda: trace(model.rnn, x, objective), repeats=repeats)
-            batch = memory_batch(view, picked.batch_size)
-            memory, step_seconds = measure_training_step(model, task.name, batch, step_repeats)
-            cells[cell] = CellComparison(
-                choice=picked, result=result, params=count_parameters(model),
-                rnn_params=count_parameters(model.rnn), trace_seconds=trace_seconds,
-                step_seconds=step_seconds, memory=memory,
-                memory_batch=(len(batch), int(batch.inputs.shape[1])),
-                decay=gradient_decay(result.trace),
-            )
-    first = cells[CELL_ORDER[0]].result
+            try:
+                cells[cell] = _measured(view, task, cell, picked, example, trace_repeats,
+                                        step_repeats)
+            except ValueError as err:
+                if picked.source != "upload":  # the input's problem: the page's, not a column's
+                    raise
+                problems[cell] = CellProblem(picked, str(err))
+    if not cells:
+        raise ValueError(" ".join(f"{cell_info(cell).long_name} column: {p.message}"
+                                  for cell, p in problems.items()))
+    # The input row and the task's gradient note come from a task model where there is one:
+    # a user's own module sees the same numbers, named x[0], x[1], ... only.
+    first = next((c.result for c in cells.values() if not c.own),
+                 next(iter(cells.values())).result)
+    notes = [first.objective_note] if not first.own else []
+    notes += [f"in the {cell_info(cell).long_name} column (your own module), "
+              f"{c.result.objective_note}" for cell, c in cells.items() if c.own]
     return Comparison(task.name, example, first.tokens, first.values, first.value_names, cells,
-                      first.objective_note, task.kind == "tagging", target_text(task, example))
+                      "; ".join(notes), task.kind == "tagging", target_text(task, example),
+                      problems)
+
+
+def _measured(view: CompareState, task, cell: str, picked: ModelChoice, example: Example,
+              trace_repeats: int, step_repeats: int) -> CellComparison:
+    """One column: the trace, its timing, and (a task model) one training step on the task.
+    ValueError with the page's words when the column's model cannot read this input."""
+    user_task = picked.user.task if picked.user is not None else None
+    if user_task is not None and user_task != task.name:
+        title = TASKS[user_task].title if user_task in TASKS else user_task
+        raise ValueError(f"This file is gatescope's own download of a model trained on {title}: "
+                         "choose that task to compare it.")
+    result = ex.run(ex.ExploreState(task=task.name, cell=cell), picked, example)
+    model = picked.model
+    if model is not None:
+        with torch.no_grad():
+            x = model.features(example.inputs).detach().float()
+        objective = task.objective(model, example.target)
+        params = count_parameters(model)
+    else:  # what Explore traces for a user's module by default (explore.run_user_model)
+        user = picked.user
+        x = result.example.inputs.detach().float()
+        objective = Objective("output" if user.head is not None else "sum").function(user, None)
+        params = sum(count_parameters(part) for part in (user.embedding, user.rnn, user.head)
+                     if part is not None)
+    once = median_seconds(lambda: trace(picked.rnn, x, objective), repeats=1)
+    repeats = trace_repeats if once < 0.05 else max(1, min(trace_repeats, 3))
+    trace_seconds = median_seconds(lambda: trace(picked.rnn, x, objective), repeats=repeats)
+    memory = step_seconds = batch_shape = None
+    if model is not None:
+        batch = memory_batch(view, picked.batch_size)
+        memory, step_seconds = measure_training_step(model, task.name, batch, step_repeats)
+        batch_shape = (len(batch), int(batch.inputs.shape[1]))
+    return CellComparison(choice=picked, result=result, params=params,
+                          rnn_params=count_parameters(picked.rnn), trace_seconds=trace_seconds,
+                          step_seconds=step_seconds, memory=memory, memory_batch=batch_shape,
+                          decay=gradient_decay(result.trace))
 
 
 target_text = ex.target_text  # one implementation, shared with Explore
@@ -289,30 +411,67 @@ target_text = ex.target_text  # one implementation, shared with Explore
 
 def measures_table(cells: Mapping[str, CellComparison]) -> pd.DataFrame:
     """The size, speed and memory of each cell as a table (rows: measures, columns: cells),
-    with the GRU / LSTM ratio beside them: the numbers behind "GRU is smaller and faster"."""
-    rows = {
-        "Parameters (whole model)": lambda c: f"{c.params:,}",
-        "Recurrent parameters": lambda c: f"{c.rnn_params:,}",
-        "Trace time (median)": lambda c: f"{c.trace_seconds * 1e3:.1f} ms",
-        "Training step, forward + backward (median)": lambda c: f"{c.step_seconds * 1e3:.1f} ms",
+    with the GRU / LSTM ratio beside them: the numbers behind "GRU is smaller and faster".
+
+    What was not measured says so: "—" for a user's own module (no task model to train a step
+    of, no recorded training), "not known" for a training run whose record was not uploaded.
+    The ratio is shown only while the GRU and LSTM columns hold a GRU and an LSTM."""
+    def step(c: CellComparison):
+        return None if c.step_seconds is None else c.step_seconds
+
+    def memory(c: CellComparison):
+        return None if c.memory is None else c.memory["total"]
+
+    def training(c: CellComparison):
+        seconds = c.choice.train_seconds
+        return None if c.own or not math.isfinite(seconds) else seconds
+
+    measures = {  # the number of each measure, and how it reads
+        "Parameters (whole model)": (lambda c: c.params, lambda c, v: f"{v:,}"),
+        "Recurrent parameters": (lambda c: c.rnn_params, lambda c, v: f"{v:,}"),
+        "Trace time (median)": (lambda c: c.trace_seconds, lambda c, v: f"{v * 1e3:.1f} ms"),
+        "Training step, forward + backward (median)": (step, lambda c, v: f"{v * 1e3:.1f} ms"),
         "Peak training memory (params + grads + saved activations)":
-            lambda c: f"{c.memory['total'] / 2**20:.2f} MiB",
+            (memory, lambda c, v: f"{v / 2**20:.2f} MiB"),
         "Training time (recorded when trained)":
-            lambda c: f"{c.choice.train_seconds:.1f} s, {c.choice.train_steps:,} steps",
+            (training, lambda c, v: f"{v:.1f} s, {c.choice.train_steps:,} steps"),
     }
-    ratios = {
-        "Parameters (whole model)": lambda c: c.params,
-        "Recurrent parameters": lambda c: c.rnn_params,
-        "Trace time (median)": lambda c: c.trace_seconds,
-        "Training step, forward + backward (median)": lambda c: c.step_seconds,
-        "Peak training memory (params + grads + saved activations)": lambda c: c.memory["total"],
-        "Training time (recorded when trained)": lambda c: c.choice.train_seconds,
-    }
-    table = {cell_info(cell).long_name: [fmt(c) for fmt in rows.values()] for cell, c in cells.items()}
-    if "gru" in cells and "lstm" in cells:
-        table["GRU ÷ LSTM"] = [f"{get(cells['gru']) / get(cells['lstm']):.2f}"
-                               if get(cells["lstm"]) else "—" for get in ratios.values()]
-    return pd.DataFrame(table, index=list(rows))
+
+    def shown(c: CellComparison, get, text) -> str:
+        value = get(c)
+        if value is not None:
+            return text(c, value)
+        return "not known" if not c.own and get is training else "—"
+
+    table = {cell_info(cell).long_name: [shown(c, *measure) for measure in measures.values()]
+             for cell, c in cells.items()}
+    if all(cell in cells and cells[cell].choice.cell == cell for cell in ("gru", "lstm")):
+        gru, lstm = cells["gru"], cells["lstm"]
+        table["GRU ÷ LSTM"] = [f"{get(gru) / get(lstm):.2f}" if get(lstm) and get(gru) is not None
+                               else "—" for get, _ in measures.values()]
+    return pd.DataFrame(table, index=list(measures))
+
+
+def measures_note(cells: Mapping[str, CellComparison]) -> str:
+    """Why some of the table's cells read "—" or "not known" ("" when none does)."""
+    own = [cell_info(cell).long_name for cell, c in cells.items() if c.own]
+    unknown = [cell_info(cell).long_name for cell, c in cells.items()
+               if not c.own and not math.isfinite(c.choice.train_seconds)]
+    notes = []
+    if own:
+        notes.append(f"{_listed(own)}: no training step or memory is measured for your own "
+                     "module (“—”): those are one step of the task's model on a batch of the "
+                     "task, and your module has no task model around it. Its parameters are "
+                     "its recurrent module's and its head's.")
+    if unknown:
+        notes.append(f"{_listed(unknown)}: the training time is not known: upload the Config "
+                     "file saved beside the weights to see the training run.")
+    return " ".join(notes)
+
+
+def _listed(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,13 +506,19 @@ def recurrent_params_formula(input_size: int, hidden_size: int) -> dict[str, int
     return {"rnn": block, "lstm": 4 * block, "gru": 3 * block}
 
 
-def explanation_values(cells: Mapping[str, CellComparison]) -> dict[str, object]:
-    """What the page's explanation fills in: the LSTM's sizes and margin, and each cell's
+def explanation_values(cells: Mapping[str, CellComparison], task: str | None = None
+                       ) -> dict[str, object]:
+    """What the page's explanation fills in: the LSTM column's sizes (another column's when it
+    could not run), the margin of "better" (a score's, else the task's rule), and each cell's
     recurrent parameters at those sizes."""
-    lstm = cells["lstm"].choice
-    parameters = recurrent_params_formula(lstm.rnn.input_size, lstm.rnn.hidden_size)
-    return {"input_size": lstm.rnn.input_size, "hidden_size": lstm.rnn.hidden_size,
-            "margin": lstm.score.margin_text, **{cell: f"{n:,}" for cell, n in parameters.items()}}
+    rnn = (cells.get("lstm") or next(iter(cells.values()))).choice.rnn
+    parameters = recurrent_params_formula(rnn.input_size, rnn.hidden_size)
+    score = next((c.choice.score for c in cells.values() if c.choice.score is not None), None)
+    if score is None:  # only uploads without a recorded score: the task's rule, in the same words
+        metric = get_task(task).metric
+        score = Score(metric.name, math.nan, math.nan, "", metric.higher_is_better, math.nan, 0)
+    return {"input_size": rnn.input_size, "hidden_size": rnn.hidden_size,
+            "margin": score.margin_text, **{cell: f"{n:,}" for cell, n in parameters.items()}}
 
 
 #: Agreement is judged at long distances too: beyond this many words between subject and verb,
@@ -393,7 +558,8 @@ def gradient_note(cells: Mapping[str, CellComparison]) -> str:
     parts = []
     for cell, c in cells.items():
         g = c.result.trace.grad_hidden[-1, 0]
+        of = "your objective" if c.own else "loss"
         parts.append(f"{cell_info(cell).long_name} {c.first_to_last:.1e} (raw at the last step "
-                     f"{float(g[-1]):.1e}, loss {float(c.result.trace.objective):.2g})")
+                     f"{float(g[-1]):.1e}, {of} {float(c.result.trace.objective):.2g})")
     return ("Gradient at the first step ÷ at the last step: " + "; ".join(parts) + ". A "
             "confident model (small loss) has small raw gradients everywhere.")

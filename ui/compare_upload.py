@@ -1,0 +1,136 @@
+"""Compare's model columns: each cell's model picker, with the visitor's own upload as one of its
+choices (that column's uploader appears under it), the uploads read once per file in this
+session, and the head of each column: its model, its answer and held-out score, what an upload
+is and what is not known of it, or why its model cannot run on this input.
+
+An upload is a visitor's own: it is read into the session (`session_memo`), never into a cache
+that every visitor shares, and it is never in the URL (only that a column is for an upload).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import streamlit as st
+
+from core.cells import CELLS
+from core.tasks import get_task
+from core.views import compare as cmp
+from core.views.models import SOURCE_LABELS, ModelChoice, Upload, session_labels, uploaded
+from ui.compute import session_memo
+from ui.state import PageChoices, page_key
+from ui.text import plain
+from ui.upload import weights_upload
+from ui.widgets import answer_metric
+
+VERDICT_COLOURS = {"better": "green", "worse": "red", "about the same": "orange"}
+PICK_LABELS = {cmp.SHIPPED: SOURCE_LABELS["shipped"], cmp.UPLOAD: SOURCE_LABELS["upload"]}
+
+
+def model_pickers(choices: PageChoices, task: str, trained: Mapping) -> dict[str, Upload]:
+    """Each cell's model: shipped, trained in this session, or the visitor's own upload, whose
+    uploader (and its pickers) appears under the picker. Returns the uploads given, by cell."""
+    uploads = {}
+    for cell in cmp.CELL_ORDER:
+        name = CELLS[cell].long_name
+        choices.widget(st.selectbox, name, cell,
+                       [cmp.SHIPPED, *session_labels(task, trained, cell), cmp.UPLOAD],
+                       lambda pick: PICK_LABELS.get(pick, pick),
+                       help="Models you train on the Train page appear here; "
+                            f"“{SOURCE_LABELS['upload']}” compares your own file in this column.")
+        if choices.values[cell] != cmp.UPLOAD:  # no upload here now: let its weights go
+            st.session_state.pop(page_key(f"compare_{cell}", "memo"), None)
+        else:
+            upload, _ = weights_upload(f"compare_{cell}", f"Your model for the {name} column: "
+                                       "weights file, and its vocabulary or Config file if any")
+            if upload is not None:
+                uploads[cell] = upload
+    return uploads
+
+
+def uploaded_models(uploads: Mapping[str, Upload]) -> dict[str, ModelChoice]:
+    """Each column's upload as its model, read once per file and choices in this session.
+    ValueError naming the column for a file that cannot be read."""
+    chosen = {}
+    for cell, upload in uploads.items():
+        try:
+            chosen[cell] = session_memo(f"compare_{cell}", upload.cache_key,
+                                        lambda upload=upload: uploaded(upload))
+        except ValueError as err:
+            raise ValueError(f"{CELLS[cell].long_name} column: {err}") from err
+    return chosen
+
+
+def model_keys(chosen: Mapping[str, ModelChoice], uploads: Mapping[str, Upload]) -> tuple:
+    """What identifies each column's weights for the session's comparison memo: an upload's
+    files and choices (its bytes' digests), else the model's own key."""
+    return tuple(uploads[cell].cache_key if m.source == "upload" else m.key
+                 for cell, m in chosen.items())
+
+
+def accuracies(cells: Mapping[str, cmp.CellComparison]) -> dict[str, list[dict]]:
+    """Agreement accuracy at every subject–verb distance of each column with a task model (a
+    user's own module has no task head to judge): a shipped model's from its metadata, another's
+    measured once (1-2 s) and kept in the session with the weights it was measured on."""
+    kept = st.session_state.setdefault(page_key("compare", "accuracy"), {})
+    rows = {}
+    for cell, c in cells.items():
+        choice = c.choice
+        if choice.model is None:
+            continue
+        if choice.source == "shipped":
+            rows[cell] = cmp.accuracy_by_distance(choice)
+            continue
+        # Keeping the module beside its rows keeps its id (in choice.key) from being reused.
+        if choice.key not in kept or kept[choice.key][0] is not choice.rnn:
+            with st.spinner(f"Measuring {choice.label} at every distance…"):
+                kept[choice.key] = (choice.rnn, choice.source, cmp.accuracy_by_distance(choice))
+        rows[cell] = kept[choice.key][2]
+    shown = {c.choice.key for c in cells.values()}
+    for key in [k for k, (_, source, _) in kept.items() if source == "upload" and k not in shown]:
+        del kept[key]  # an upload no longer compared: let its weights go
+    return rows
+
+
+def column_heads(comparison: cmp.Comparison, by_distance: Mapping | None,
+                 waiting: list[str]) -> None:
+    """Each column's head: its name, its model, its answer and held-out verdict; what an upload
+    is; or why its model cannot run here (the other columns are compared without it)."""
+    metric = get_task(comparison.task).metric.name
+    for column, cell in zip(st.columns(len(cmp.CELL_ORDER)), cmp.CELL_ORDER):
+        with column:
+            st.subheader(CELLS[cell].long_name)
+            if cell in comparison.problems:
+                problem = comparison.problems[cell]
+                st.caption(plain(problem.choice.label))
+                st.error(plain(problem.message))
+                continue
+            c = comparison.cells[cell]
+            st.caption(plain(c.choice.label))
+            if cell in waiting and c.choice.source != "upload":
+                st.info(cmp.WAITING_FOR_UPLOAD)
+            if c.choice.note:  # a file that said what it is against the visitor's choice
+                st.warning(plain(c.choice.note))
+            for note in cmp.column_notes(cell, c.choice, c.result):
+                st.caption(plain(note))
+            if c.own:  # the user's head's answer; the task's target is not theirs
+                answer_metric("Your head's answer", c.result)
+            else:
+                answer_metric("Prediction", c.result)
+                held_out(c.choice.score, metric, (by_distance or {}).get(cell))
+
+
+def held_out(score, metric: str, rows: list[dict] | None) -> None:
+    """A task model's held-out score and verdict (at long distances too, given `rows`), or "not
+    known" for gatescope's download uploaded without the Config file that records it."""
+    if score is None:
+        st.metric(f"Held-out {metric}", "not known", "upload its Config file too",
+                  delta_color="gray", delta_arrow="off",
+                  help="The score was measured when the model was trained and is saved in the "
+                       "Config file (JSON) downloaded beside its weights: upload both together.")
+        return
+    badge, verdict = cmp.verdict_badge(score, rows and cmp.long_distance_score(score, rows))
+    st.metric(f"Held-out {score.metric}", f"{score.value:.4g}", badge,
+              delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",
+              help=f"Measured when the model was trained, on {score.n} held-out "
+                   f"sequences; baseline: {score.baseline_name}; {score.margin_text}.")
