@@ -52,8 +52,8 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnIn
     elif values["source"] == "upload":
         upload, user = weights_upload()
         own = own_model_input(user, choices)  # None for no file, or gatescope's own download
-        if own is not None and own.kind != "task":
-            return upload, None, own
+        if upload is not None and (user is None or own is not None and own.kind != "task"):
+            return upload, None, own  # its own input (or an unreadable file: no input yet)
     task = get_task(values["task"])
     pick(st.radio, "Input", "input", [m for m in ex.INPUTS if m != "csv" or task.name == "airline"],
          ex.INPUT_LABELS.get)

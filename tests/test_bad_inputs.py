@@ -18,6 +18,7 @@ until the mark is removed.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import re
 import unicodedata
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save
@@ -33,7 +35,9 @@ from core.views import explore as ex
 from core.views.train import TrainState
 from core.limits import LIMITS, LimitError
 from core.tasks.agreement import VERBS
+from core.io.sequences import read_matrix
 from core.io.tables import csv_column_values
+from core.views.models import Upload
 from core.training.loop import TrainConfig, train
 
 from core.training.session import describe_result, make_train_config, plan_runs
@@ -63,6 +67,8 @@ TRAIN_URL = "Train page URL"
 SEARCH_URL = "Search page URL"
 WEIGHTS = "weights upload (Explore, 'my own weights')"
 TRACE = "weights upload with a 600-step sample (Explore, adding)"
+FILES = "weights with a vocabulary beside them (Explore, 'my own weights')"
+OWN_FILE = "an input file for one's own 3-feature model (Explore, 'a CSV / NPY / NPZ file')"
 TRAINING = "a training run (Train page)"
 TRAINING_SIZE = "the size of a training run, against the memory budget (Train page URL, then Train)"
 
@@ -122,6 +128,64 @@ GRU_8 = save(torch.nn.GRU(2, 8).state_dict())
 # 4 layers x 2 directions x 256 units: 3.9 M parameters, within the upload limits, but a trace
 # of 600 steps would hold 1,228,800 values per state, over max_trace_values.
 DEEP_GRU = save(torch.nn.GRU(2, 256, num_layers=4, bidirectional=True).state_dict())
+
+
+def _char_model(heads: int = 1) -> bytes:
+    """A whole char model's state_dict: embed (7 tokens x 3) -> LSTM(3, 4) -> heads."""
+    torch.manual_seed(0)
+    state = {"embed.weight": torch.randn(7, 3)}
+    state |= {f"lstm.{k}": v for k, v in torch.nn.LSTM(3, 4).state_dict().items()}
+    for k, name in enumerate(["fc", "topic"][:heads]):
+        state |= {f"{name}.weight": torch.randn(7 - k, 4), f"{name}.bias": torch.randn(7 - k)}
+    return save(state)
+
+
+def _torchscript() -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.GRU(2, 3)), buffer)
+    return buffer.getvalue()
+
+
+def _onnx_without_recurrence() -> bytes:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weight = numpy_helper.from_array(np.ones((2, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [weight])
+    return helper.make_model(graph).SerializeToString()
+
+
+def _keras_gru_h5(reset_after: bool) -> bytes:
+    """A tf.keras 2 model file (`model.save('m.h5')`) holding one GRU layer, written with h5py
+    in Keras's own layout: the config in `model_config`, the weights under `model_weights`."""
+    import h5py
+    units, inputs = 3, 2
+    bias = np.zeros((2, 3 * units) if reset_after else (3 * units,), np.float32)
+    config = {"class_name": "Functional", "config": {"name": "model", "layers": [
+        {"class_name": "GRU", "name": "old_gru", "config": {
+            "name": "old_gru", "units": units, "activation": "tanh",
+            "recurrent_activation": "sigmoid", "use_bias": True, "go_backwards": False,
+            "reset_after": reset_after}}]}}
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as file:
+        file.attrs["keras_version"], file.attrs["backend"] = b"2.4.0", b"tensorflow"
+        file.attrs["model_config"] = json.dumps(config).encode()
+        root = file.create_group("model_weights")
+        root.attrs["layer_names"] = np.array([b"old_gru"])
+        group = root.create_group("old_gru")
+        names = [f"old_gru/gru_cell/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")]
+        group.attrs["weight_names"] = np.array([n.encode() for n in names])
+        for name, array in zip(names, (np.ones((inputs, 3 * units), np.float32),
+                                       np.ones((units, 3 * units), np.float32), bias)):
+            group.create_dataset(name, data=array)
+    return buffer.getvalue()
+
+
+FORECASTER_3 = save({f"rnn.{k}": v for k, v in torch.nn.RNN(3, 5).state_dict().items()}
+                    | {"head.weight": torch.randn(1, 5), "head.bias": torch.zeros(1)})
+GOOD_CSV_3 = b"speed,angle,load\n1,2,3\n2,3,4\n3,4,5\n4,5,6\n"
 
 CASES = [
     # -- typed text ---------------------------------------------------------------------------
@@ -364,6 +428,33 @@ CASES = [
         dict(task="adding", input="text", text="![x](https://example.invalid/a.png)"),
         r"could not read '!\[x\]\(https://example\.invalid/a\.png\)' as a number",
         markdown="![x](https://example.invalid/a.png)", layers=(APP_LAYER,)),
+    # -- a practitioner's own model (issue 15): formats, parts and their own input -------------
+    Bad("weights-torchscript-archive", WEIGHTS, ("scripted.pt", _torchscript()),
+        r"`scripted\.pt` is a TorchScript archive \(torch\.jit\.save\).*never runs code from a "
+        r"file\. To get a state_dict from it.*torch\.jit\.load"),
+    Bad("weights-onnx-without-recurrent-weights", WEIGHTS, ("linear.onnx",
+                                                            _onnx_without_recurrence()),
+        r"`linear\.onnx` has no recurrent layer: no ONNX LSTM, GRU or RNN node .*`MatMul`"),
+    Bad("weights-truncated-hdf5", WEIGHTS, ("model.h5", _keras_gru_h5(True)[:1500]),
+        r"`model\.h5` is truncated or damaged: it starts like an HDF5 file but h5py cannot "
+        r"read it"),
+    Bad("weights-keras-gru-with-reset-after-false", WEIGHTS, ("old.h5", _keras_gru_h5(False)),
+        r"layer `old_gru` is a GRU with reset_after=False .*nn\.GRU cannot|layer `old_gru` is a "
+        r"GRU with reset_after=False"),
+    Bad("weights-keras-gru-read", WEIGHTS, ("new.h5", _keras_gru_h5(True)), None, ACCEPTED,
+        check=lambda choice: isinstance(choice.rnn, torch.nn.GRU) and choice.rnn.hidden_size == 3),
+    Bad("files-vocabulary-size-differs-from-the-embedding", FILES,
+        [("charlm.safetensors", _char_model()), ("vocab.json", json.dumps(list("abcde")).encode())],
+        r"The vocabulary `vocab\.json` has 5 tokens, but the embedding `embed` has 7 rows"),
+    Bad("files-whole-model-with-two-heads", FILES,
+        [("twoheads.safetensors", _char_model(heads=2)), ("vocab.json", json.dumps(list("abcdefg"))
+                                                 .encode())], None, ACCEPTED,
+        check=lambda choice: choice.user.head_name == "fc" and
+        "Also fit as the head: `topic`; pick one below." in choice.user.note),
+    Bad("own-file-csv-with-the-wrong-number-of-columns", OWN_FILE,
+        ("two.csv", b"speed,angle\n1,2\n2,3\n3,4\n"),
+        r"`two\.csv` has 1 column of numbers|`two\.csv` has 2 columns of numbers \(`speed`, "
+        r"`angle`\), but the model reads 3 features per step"),
     Bad("weights-markdown-file-name", WEIGHTS, ("![w](x.png) $y$ :red[z].safetensors", GRU_8),
         None, ACCEPTED, markdown="![w](x.png) $y$ :red[z].safetensors",
         check=lambda choice: choice.rnn.hidden_size == 8),
@@ -419,6 +510,13 @@ def _core(case: Bad):
         name, data = case.value
         view = ex.ExploreState(task="adding", source="upload", len=600)
         return ex.run(view, ex.resolve_model(view, (data, name)), ex.make_example(view))
+    if case.where == FILES:
+        (name, data), *extra = [(n, d) for n, d in case.value]
+        upload = Upload(data, name, extra=tuple((d, n) for n, d in extra))
+        return ex.resolve_model(ex.ExploreState(source="upload"), upload)
+    if case.where == OWN_FILE:
+        name, data = case.value
+        return read_matrix(data, name, 3)
     raise AssertionError(f"no core runner for {case.where}")
 
 
@@ -457,7 +555,7 @@ def test_core(case: Bad):
             assert isinstance(error.value, LimitError) and error.value.limit == case.limit
         return
     accepted = _core(case)
-    if case.where == WEIGHTS:
+    if case.where in (WEIGHTS, FILES):
         assert case.check(accepted), accepted.label
         return
     assert case.check(accepted), (accepted.tokens, accepted.unknown)
@@ -578,6 +676,26 @@ def _app_bad_value(case: Bad) -> AppTest:
         name, data = case.value
         at.get("file_uploader")[0].set_value((name, data, "application/octet-stream"))
         return at.run(), before
+    if case.where == FILES:
+        at = _open(APP, source="upload")
+        at.get("file_uploader")[0].set_value(("mine.safetensors", _char_model(),
+                                              "application/octet-stream")).run()
+        at.radio(key="explore_own_kind").set_value("ids").run()
+        at.text_input(key="explore_own_ids").input("1 2 3 4").run()
+        before = _good(at)
+        at.get("file_uploader")[0].set_value([(name, data, "application/octet-stream")
+                                              for name, data in case.value])
+        return at.run(), before
+    if case.where == OWN_FILE:
+        at = _open(APP, source="upload")
+        at.get("file_uploader")[0].set_value(("forecaster.safetensors", FORECASTER_3,
+                                              "application/octet-stream")).run()
+        at.radio(key="explore_own_kind").set_value("file").run()
+        at.get("file_uploader")[1].set_value(("good.csv", GOOD_CSV_3, "text/csv")).run()
+        before = _good(at)
+        name, data = case.value
+        at.get("file_uploader")[1].set_value((name, data, "text/csv"))
+        return at.run(), before
     raise AssertionError(f"no app runner for {case.where}")
 
 
@@ -667,7 +785,9 @@ def test_app(case: Bad):
             assert any(re.search(case.message, i) for i in infos), infos
         else:
             assert not any("Not in the vocabulary" in i for i in infos), infos
-        if case.where == WEIGHTS:  # the file's name is shown as typed, in Markdown (escaped)
+        if case.where == FILES:
+            assert any(visible(case.value[0][0]) in shown(c.value) for c in at.caption)
+        elif case.where == WEIGHTS:  # the file's name is shown as typed, in Markdown (escaped)
             assert any(visible(case.value[0]) in shown(c.value) and not c.proto.allow_html
                        for c in at.caption)
     _assert_readable_and_escaped(at, case)

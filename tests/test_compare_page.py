@@ -180,8 +180,10 @@ def test_a_model_trained_in_this_session_replaces_the_shipped_one_for_its_cell()
                "agreement · GRU · 10:01": fake_trained("agreement", "gru")}
     at = page({TRAINED: trained})
     assert at.selectbox(key="compare_lstm").options == ["shipped trained model",
-                                                    "adding · LSTM · 10:00"]
-    assert at.selectbox(key="compare_gru").options == ["shipped trained model"]  # another task
+                                                    "adding · LSTM · 10:00",
+                                                    "my own weights (upload)"]
+    assert at.selectbox(key="compare_gru").options == ["shipped trained model",  # another task
+                                                   "my own weights (upload)"]
     at.selectbox(key="compare_lstm").set_value("adding · LSTM · 10:00").run()
     assert_clean(at)
     assert at.query_params["lstm"] == "adding · LSTM · 10:00"

@@ -32,7 +32,9 @@ def weights_upload(page: str = "explore", label: str = "Your model: weights file
     """The uploader and the pickers for what is in the files; (what `resolve_model` needs,
     the model as found) or (None, None) with no file.
 
-    A file that cannot be read gets no pickers: loading it says why, as the page shows."""
+    A file that cannot be read gets no pickers (loading it says why, as the page shows) and
+    comes with the last readable upload's model, so that the input widgets drawn for that one,
+    and what the visitor typed in them, stay while the page shows its last good view."""
     files = st.file_uploader(
         label, type=[*WEIGHTS_EXTENSIONS, *(e[1:] for e in VOCABULARY_EXTENSIONS)],
         accept_multiple_files=True, key=f"{page}_weights_file",
@@ -60,11 +62,15 @@ def weights_upload(page: str = "explore", label: str = "Your model: weights file
     head = _part_picker(page, "head", found)
     upload = Upload(data, filename, prefix, nonlinearity if is_rnn else None, embedding, head,
                     extra)
-    if found is not None:  # what is traced: the model as the visitor's choices make it
-        found = _inspected(page, named, prefix, nonlinearity=upload.nonlinearity,
-                           embedding=embedding, head=head) or found
-        with st.expander("What gatescope found in your files"):
-            st.caption(plain(found.note))
+    last_readable = page_key(page, "last_readable_upload")
+    if found is None:  # unreadable (the page says why): its input widgets stay as they were
+        return upload, st.session_state.get(last_readable)
+    # what is traced: the model as the visitor's choices make it
+    found = _inspected(page, named, prefix, nonlinearity=upload.nonlinearity,
+                       embedding=embedding, head=head) or found
+    with st.expander("What gatescope found in your files"):
+        st.caption(plain(found.note))
+    st.session_state[last_readable] = found
     return upload, found
 
 

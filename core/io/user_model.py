@@ -183,7 +183,8 @@ def _sorted_files(files) -> tuple[tuple[bytes, str], tuple[bytes, str] | None]:
     if len(weights) != 1:
         listing = ", ".join(quoted(f) for _, f in weights) or "none"
         raise WeightsError(f"Upload exactly one weights file (found {listing}), and at most one "
-                           "vocabulary file beside it.")
+                           "vocabulary file beside it. Weights files end in "
+                           + ", ".join(FORMATS) + ".")
     if len(vocabularies) > 1:
         listing = ", ".join(quoted(f) for _, f in vocabularies)
         raise WeightsError(f"Upload at most one vocabulary file beside the weights (found "
