@@ -658,8 +658,10 @@ def test_two_weights_files_are_refused(charlm):
     with pytest.raises(WeightsError) as refused:
         load_user_model([(pt_bytes(charlm), "a.pt"), (safetensors_bytes(charlm),
                                                       "b.safetensors")])
-    assert str(refused.value) == ("Upload exactly one weights file (found `a.pt`, "
-                                  "`b.safetensors`), and at most one vocabulary file beside it.")
+    assert str(refused.value) == (
+        "Upload exactly one weights file (found `a.pt`, `b.safetensors`), and at most one "
+        "vocabulary file beside it. Weights files end in .safetensors, .pt, .pth, .ckpt, .bin, "
+        ".h5, .hdf5, .keras, .onnx.")
 
 
 def test_objectives_the_model_or_input_cannot_have_are_refused(charlm_loaded, forecaster_3):
