@@ -13,7 +13,7 @@ import streamlit as st
 from core.io.sequences import read_matrix
 from core.io.user_model import UserModel
 from core.views.explore import OWN_INPUT_LABELS, OwnInput
-from core.views.own_model import LOSSES, OBJECTIVE_LABELS, READINGS, Objective
+from core.views.own_model import LOSSES, OBJECTIVE_LABELS, READINGS, Objective, shown_token
 from ui.state import page_key
 from ui.text import plain
 
@@ -78,7 +78,7 @@ def objective_picker(user: UserModel, key: str) -> Objective:
             "Unit (reverse direction from " + str(user.rnn.hidden_size) + ")" if kind == "unit"
             else "Class / output", min_value=0, max_value=width - 1, key=f"{key}_index")
         if names:
-            st.caption(f"Class {index} is “{names[index]}”.")
+            st.caption(plain(f"Class {index} is {shown_token(names[index])}."))
     if kind == "loss" and loss == "mse":
         target = st.text_input("Target value(s)", key=f"{key}_target", value="0")
     if kind in ("output", "loss", "unit"):

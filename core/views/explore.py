@@ -276,9 +276,10 @@ def run_user_model(view: ExploreState, choice: ModelChoice, example: Example | N
     # tokenize's note already says which words were unknown and what became of them
     example = Example(fed.ids if fed.ids is not None else fed.features, None,
                       list(fed.tokens), [] if own.kind == "text" else list(fed.unknown))
+    runners_up = ", ".join(f"{label} {p:.2f}" for label, p in own_result.top[1:])
     return Result(own_result.trace, example, list(fed.tokens), values, names,
                   own_result.prediction, "—", "", own_result.objective_note, fed.note,
-                  own=True)
+                  judgement=f"then {runners_up}" if runners_up else "", own=True)
 
 
 def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
