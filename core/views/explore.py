@@ -259,7 +259,10 @@ def run_user_model(view: ExploreState, choice: ModelChoice, example: Example | N
             raise NeedsInput(f"Type numbers for your model: one step per line, "
                              f"{user.rnn.input_size} per step.")
         from core.io.sequences import parse_rows
-        fed = feed_numbers(user, parse_rows(own.text, user.rnn.input_size))
+        rows = parse_rows(own.text, user.rnn.input_size)
+        fed = feed_numbers(user, rows, f"Fed the {len(rows):,} step{'s' if len(rows) > 1 else ''}"
+                           f" × {rows.shape[1]} feature{'s' if rows.shape[1] > 1 else ''} "
+                           "typed, exactly as given.")
     else:
         if own.matrix is None:
             raise NeedsInput("Upload a CSV, NPY or NPZ file with one column per input feature.")
