@@ -460,3 +460,19 @@ def test_a_wrong_answer_is_marked_wrong_and_the_airline_input_is_said():
     at = app(task="airline", source="random", seed=3, input="text", text="112 118 132 129")
     assert_clean(at)
     assert any("What the model read: 3 numbers from your 4 values" in shown(c.value) for c in at.caption)
+
+
+def test_a_second_weights_file_dropped_on_the_uploader_is_the_one_traced():
+    """The uploader takes several files (weights and a vocabulary): a new weights file joins
+    the old one there, and means "this one now"; the page says the older is ignored."""
+    torch.manual_seed(0)
+    old, new = torch.nn.GRU(2, 4), torch.nn.LSTM(2, 7)
+    at = app(task="adding", source="upload")
+    at.get("file_uploader")[0].set_value([("old.safetensors", save(old.state_dict()),
+                                           "application/octet-stream"),
+                                          ("new.safetensors", save(new.state_dict()),
+                                           "application/octet-stream")]).run()
+    assert_clean(at)
+    assert "your LSTM from new.safetensors" in shown(at.caption[0].value)
+    assert any("Ignored until you remove them: old.safetensors" in shown(c.value)
+               for c in at.sidebar.caption)

@@ -43,10 +43,9 @@ def weights_upload(page: str = "explore", label: str = "Your model: weights file
              "vocabulary (.json list or token → id mapping, or .txt with one token per line).")
     if not files:
         return None, None
-    named = [(file.getvalue(), file.name) for file in files]
-    weights = [pair for pair in named if _is_weights(pair[1])] or named[:1]
-    extra = tuple(pair for pair in named if pair is not weights[0])
-    data, filename = weights[0]
+    named = _newest_of_each_kind(files)
+    data, filename = named[0]
+    extra = tuple(named[1:])
     found = _inspected(page, named, None)
     prefix = _module_picker(page, found)
     if prefix is not None:
@@ -75,7 +74,22 @@ def weights_upload(page: str = "explore", label: str = "Your model: weights file
 
 
 def _is_weights(filename: str) -> bool:
-    return filename.rsplit(".", 1)[-1].lower() in WEIGHTS_EXTENSIONS
+    return "." in filename and filename.rsplit(".", 1)[-1].lower() in WEIGHTS_EXTENSIONS
+
+
+def _newest_of_each_kind(files) -> list[tuple[bytes, str]]:
+    """[(weights), (vocabulary)?] as (bytes, name): the newest file of each kind. A file
+    dropped on the uploader joins the ones already there (it takes several, for a vocabulary),
+    so a second weights file means "this one now", not a model of two files; the older ones
+    are said to be ignored until the visitor removes them."""
+    weights = [file for file in files if _is_weights(file.name)]
+    others = [file for file in files if not _is_weights(file.name)]
+    newest = [kind[-1] for kind in (weights, others) if kind]  # files come in upload order
+    ignored = [file.name for file in files if file not in newest]
+    if ignored:
+        st.caption(plain("Using the newest of each kind: " + ", ".join(f.name for f in newest)
+                         + ". Ignored until you remove them: " + ", ".join(ignored) + "."))
+    return [(file.getvalue(), file.name) for file in newest]
 
 
 def _module_picker(page: str, found: UserModel | None) -> str | None:
@@ -113,8 +127,9 @@ def _part_picker(page: str, part: str, found: UserModel | None) -> str | None:
 
 
 #: How many readings of the files a session keeps: the pickers' (every part found
-#: automatically) and the one the visitor's choices make, for a few files and modules.
-KEPT_READINGS = 4
+#: automatically) and the one the visitor's choices make. Each holds the model's weights (up to
+#: 20 MB), so a session keeps no more.
+KEPT_READINGS = 2
 
 
 def _inspected(page: str, files: list[tuple[bytes, str]], prefix: str | None,
@@ -123,7 +138,7 @@ def _inspected(page: str, files: list[tuple[bytes, str]], prefix: str | None,
     automatically), read once per files and choices (the page reruns on every click); None
     when they cannot be read (loading them says why when the page resolves the model)."""
     digest = "|".join(hashlib.sha256(data).hexdigest() + name for data, name in files)
-    digest += f"|{prefix}|{sorted(choices.items())}"
+    digest += f"|{prefix}|{sorted(choices.items())}"  # a few small strings, not the files
     kept = st.session_state.setdefault(page_key(page, "upload_info"), {})
     if digest not in kept:
         try:
