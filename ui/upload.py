@@ -137,6 +137,8 @@ def _inspected(page: str, files: list[tuple[bytes, str]], prefix: str | None,
     """What the files hold, with the parts `choices` names (else every part found
     automatically), read once per files and choices (the page reruns on every click); None
     when they cannot be read (loading them says why when the page resolves the model)."""
+    defaults = {"nonlinearity": None, "embedding": "auto", "head": "auto"}
+    choices = {k: v for k, v in choices.items() if v != defaults[k]}  # same model, one reading
     digest = "|".join(hashlib.sha256(data).hexdigest() + name for data, name in files)
     digest += f"|{prefix}|{sorted(choices.items())}"  # a few small strings, not the files
     kept = st.session_state.setdefault(page_key(page, "upload_info"), {})
