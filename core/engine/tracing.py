@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from core.cells import CELLS, cell_of_module
+from core.engine.interventions import (
+    Clamps,
+    Intervention,
+    checked_interventions,
+    clamped_forward,
+    clamped_gates_and_cell,
+    clamps_by_run,
+)
 from core.engine.onednn import SavedByKernel, onednn_lstm, runs_on_onednn
 from core.engine.scans import forward_scan, reverse_scan
 
@@ -70,11 +78,19 @@ def trace(
     rnn: nn.RNN | nn.LSTM | nn.GRU,
     x: torch.Tensor,
     objective: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    interventions: Sequence[Intervention] = (),
 ) -> Trace:
     """Run `rnn` on the sequence `x` (T, input_size) and record everything inside it.
 
     `objective` maps the top layer's output sequence (T, D*H) to a scalar; the gradients in the
     trace are of that scalar. Default: the sum of the top layer's output at the last timestep.
+
+    `interventions` (core.engine.interventions.Intervention) clamp units of h, c or a gate at
+    chosen steps; the trace is then of the intervened network, gradients included (the gradient
+    of a clamped h_t or c_t is with respect to the value carried on; none passes back through
+    the clamped units). Layers and directions without interventions run as without any; those
+    with some run `clamped_forward` (the fused kernel, stretch by stretch).
 
     How it stays fast (no Python loop over timesteps with autograd):
     1. Each layer and direction runs as one call of PyTorch's fused kernel, so every h_t comes
@@ -100,6 +116,10 @@ def trace(
 
     num_layers, num_dirs, hidden_size = rnn.num_layers, 2 if rnn.bidirectional else 1, rnn.hidden_size
     seq_len = x.shape[0]
+    clamps: dict[tuple[int, int], Clamps] = {}
+    if interventions:
+        checked = checked_interventions(cell_type, rnn, interventions, seq_len)
+        clamps = clamps_by_run(checked, seq_len, hidden_size)
     x = x.detach().requires_grad_(True)
 
     # Forward through the fused kernels, one layer and direction at a time (processing order:
@@ -114,14 +134,22 @@ def trace(
             seen_input = layer_input if direction == 0 else layer_input.flip(0)
             probe_block = _probe_block(cell_type, weights, hidden_size)
             probe = seen_input.new_zeros(seq_len, probe_block.shape[1], requires_grad=True)
-            output, saved = _fused(
-                rnn,
-                cell_type,
-                torch.cat([seen_input, probe], dim=1),
-                torch.cat([weights.w_ih, probe_block], dim=1),
-                weights,
-            )
-            layer_runs.append(_Run(weights, run_input, probe, output, saved))
+            run_clamps = clamps.get((layer, direction))
+            if run_clamps is None:
+                output, saved = _fused(
+                    rnn,
+                    cell_type,
+                    torch.cat([seen_input, probe], dim=1),
+                    torch.cat([weights.w_ih, probe_block], dim=1),
+                    weights,
+                )
+            else:
+                run_clamps = run_clamps.in_processing_order(seq_len, reverse=direction == 1)
+                nonlinearity = getattr(rnn, "nonlinearity", "tanh")
+                batch = seen_input.unsqueeze(1)
+                output = clamped_forward(cell_type, nonlinearity, batch, weights, run_clamps, probe, probe_block)
+                output, saved = output.squeeze(1), None
+            layer_runs.append(_Run(weights, run_input, probe, output, saved, run_clamps))
         runs.append(layer_runs)
         outputs = [layer_runs[0].output] + [r.output.flip(0) for r in layer_runs[1:]]
         layer_input = torch.cat(outputs, dim=1) if num_dirs == 2 else outputs[0]
@@ -178,8 +206,9 @@ class _Run:
     weights: LayerWeights
     layer_input: torch.Tensor  # (T, in), detached, processing order
     probe: torch.Tensor  # (T, K) zeros, the leaf whose gradient carries d/d h_{t-1}
-    output: torch.Tensor  # (T, H), processing order, part of the autograd graph
+    output: torch.Tensor  # (T, H), processing order, part of the autograd graph (clamps applied)
     saved: SavedByKernel | None  # what an LSTM kernel saved for its backward, where readable
+    clamps: Clamps | None = None  # its interventions, in processing order
 
 
 def _checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -277,6 +306,8 @@ def _inside(cell_type: str, run: _Run, grad_probe: torch.Tensor, grad_output: to
     upward path, grad_output, gives d objective / d h_t except for what a cell's own
     elementwise recurrence carries, which a scan adds: GRU's z * h_{t-1} path, LSTM's c_t.
     """
+    if run.clamps is not None and cell_type != "rnn":
+        return _inside_clamped(cell_type, run, grad_probe, grad_output)
     hidden = run.output.detach()
     hidden_size = hidden.shape[1]
     if cell_type == "gru":
@@ -310,6 +341,43 @@ def _inside(cell_type: str, run: _Run, grad_probe: torch.Tensor, grad_output: to
     return _Inside(
         hidden.cpu().numpy(), cell, gates, _norm_over_units(grad_hidden), _norm_over_units(grad_cell)
     )
+
+
+def _inside_clamped(cell_type: str, run: _Run, grad_probe: torch.Tensor, grad_output: torch.Tensor) -> _Inside:
+    """`_inside` for a run with interventions (LSTM or GRU; an RNN's needs nothing more).
+
+    The gates are recomputed from the h the network carried, with the clamps written in; c is a
+    scan that restarts at clamped entries. A clamped h_t or c_t passes nothing back to what
+    computed it, so the elementwise paths into it (GRU's z_t h_{t-1}, LSTM's o_t tanh(c_t) and
+    f_{t+1} c_t) are cut there; the probe already leaves out the clamped gates' rows.
+    """
+    hidden = run.output.detach()
+    hidden_size = hidden.shape[1]
+    clamps = run.clamps
+    gates, cell = clamped_gates_and_cell(cell_type, run.layer_input.unsqueeze(1), hidden.unsqueeze(1), run.weights, clamps)
+    gates = gates[:, :, 0]
+    kept = ~clamps.masks["hidden"] if "hidden" in clamps.masks else None  # where h_t passes gradient back
+    if cell_type == "gru":
+        grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
+        reset = torch.from_numpy(gates[0, 1:]).to(grad_probe.device)
+        total = grad_output.clone()
+        total[:-1] += grad_gates
+        total[:-1].addmm_(reset * grad_new_pre, run.weights.w_hh[2 * hidden_size :])
+        decay = gates[1] if kept is None else gates[1] * kept
+        grad_hidden = reverse_scan(decay=decay, source=total.cpu().numpy())
+        return _Inside(hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None)
+
+    cell = cell[:, 0]
+    grad_hidden = grad_output.cpu().numpy().copy()
+    grad_hidden[:-1] += grad_probe.cpu().numpy()[1:]
+    source = np.tanh(cell)
+    np.multiply(source, source, out=source)
+    np.subtract(1.0, source, out=source)
+    source *= gates[3]
+    source *= grad_hidden if kept is None else grad_hidden * kept
+    decay = gates[1] if "cell_state" not in clamps.masks else gates[1] * ~clamps.masks["cell_state"]
+    grad_cell = reverse_scan(decay=decay, source=source)
+    return _Inside(hidden.cpu().numpy(), cell, gates, _norm_over_units(grad_hidden), _norm_over_units(grad_cell))
 
 
 def _lstm_gates_and_cell(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,380 @@
+"""Interventions in the one engine: `trace(rnn, x, objective, interventions=...)` against a plain
+float64 unroll with the same clamps.
+
+The reference below steps through time in Python with PyTorch's documented equations, writes each
+clamp in with `torch.where` as soon as its quantity is computed, and reads every gradient off
+autograd (`retain_grad` on the clamped tensors: the gradient of a clamped h_t or c_t is with
+respect to the value the network carries on). It shares no code with core.engine.
+"""
+
+from __future__ import annotations
+
+import copy
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import core.engine.interventions
+import core.engine.tracing
+from core.trace import Intervention, trace
+
+CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+TARGETS = {
+    "lstm": ["hidden", "cell_state", "input", "forget", "cell", "output"],
+    "gru": ["hidden", "reset", "update", "new"],
+    "rnn_tanh": ["hidden"],
+    "rnn_relu": ["hidden"],
+}
+# values a user would clamp to, within each quantity's range (0 is an ablation)
+VALUES = {
+    "sigmoid": [0.0, 1.0, 0.25],
+    "tanh": [0.0, -1.0, 0.6],
+    "state": [0.0, 1.5, -0.7],
+}
+KIND = {"input": "sigmoid", "forget": "sigmoid", "output": "sigmoid", "reset": "sigmoid", "update": "sigmoid",
+        "cell": "tanh", "new": "tanh", "hidden": "state", "cell_state": "state"}
+
+
+def make_rnn(cell, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, seed=0):
+    torch.manual_seed(seed)
+    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, bias=bias)
+    if cell == "lstm":
+        return nn.LSTM(input_size, hidden_size, **kwargs)
+    if cell == "gru":
+        return nn.GRU(input_size, hidden_size, **kwargs)
+    return nn.RNN(input_size, hidden_size, nonlinearity=cell.removeprefix("rnn_"), **kwargs)
+
+
+def reference_trace(rnn, x, interventions=(), objective=None):
+    """A per-step unroll with the clamps written in, with autograd: slow and correct by inspection."""
+    cell = "lstm" if isinstance(rnn, nn.LSTM) else "gru" if isinstance(rnn, nn.GRU) else "rnn"
+    num_dirs = 2 if rnn.bidirectional else 1
+    H, T = rnn.hidden_size, len(x)
+
+    def clamp(quantity, target, layer, d, t):
+        for iv in interventions:
+            if (iv.layer, iv.direction, iv.target) == (layer, d, target) and (iv.steps is None or t in iv.steps):
+                mask = torch.zeros(H, dtype=torch.bool)
+                mask[list(iv.units)] = True
+                quantity = torch.where(mask, torch.tensor(iv.value, dtype=quantity.dtype), quantity)
+        return quantity
+
+    x = x.clone().requires_grad_(True)
+    layer_input = x
+    hs, cs, gates = {}, {}, {}
+    for layer in range(rnn.num_layers):
+        direction_outputs = []
+        for d in range(num_dirs):
+            sfx = f"l{layer}" + ("_reverse" if d else "")
+            w_ih, w_hh = getattr(rnn, f"weight_ih_{sfx}"), getattr(rnn, f"weight_hh_{sfx}")
+            zeros = torch.zeros(w_ih.shape[0], dtype=x.dtype)
+            b_ih = getattr(rnn, f"bias_ih_{sfx}") if rnn.bias else zeros
+            b_hh = getattr(rnn, f"bias_hh_{sfx}") if rnn.bias else zeros
+            h = torch.zeros(H, dtype=x.dtype)
+            c = torch.zeros(H, dtype=x.dtype)
+            outputs = [None] * T
+            for t in range(T) if d == 0 else reversed(range(T)):
+                xt = layer_input[t]
+                if cell == "lstm":
+                    i, f, g, o = (w_ih @ xt + b_ih + w_hh @ h + b_hh).chunk(4)
+                    i = clamp(torch.sigmoid(i), "input", layer, d, t)
+                    f = clamp(torch.sigmoid(f), "forget", layer, d, t)
+                    g = clamp(torch.tanh(g), "cell", layer, d, t)
+                    o = clamp(torch.sigmoid(o), "output", layer, d, t)
+                    c = clamp(f * c + i * g, "cell_state", layer, d, t)
+                    c.retain_grad()
+                    cs[layer, d, t] = c
+                    h = o * torch.tanh(c)
+                    gates[layer, d, t] = dict(input=i, forget=f, cell=g, output=o)
+                elif cell == "gru":
+                    gi, gh = w_ih @ xt + b_ih, w_hh @ h + b_hh
+                    r = clamp(torch.sigmoid(gi[:H] + gh[:H]), "reset", layer, d, t)
+                    z = clamp(torch.sigmoid(gi[H : 2 * H] + gh[H : 2 * H]), "update", layer, d, t)
+                    n = clamp(torch.tanh(gi[2 * H :] + r * gh[2 * H :]), "new", layer, d, t)
+                    h = (1 - z) * n + z * h
+                    gates[layer, d, t] = dict(reset=r, update=z, new=n)
+                else:
+                    pre = w_ih @ xt + b_ih + w_hh @ h + b_hh
+                    h = torch.tanh(pre) if rnn.nonlinearity == "tanh" else torch.relu(pre)
+                    gates[layer, d, t] = {}
+                h = clamp(h, "hidden", layer, d, t)
+                h.retain_grad()
+                hs[layer, d, t] = h
+                outputs[t] = h
+            direction_outputs.append(torch.stack(outputs))
+        layer_input = torch.cat(direction_outputs, dim=1)
+    value = layer_input[-1].sum() if objective is None else objective(layer_input)
+    value.backward()
+
+    def grid(get):
+        return np.array([[[get(l, d, t) for t in range(T)] for d in range(num_dirs)] for l in range(rnn.num_layers)])
+
+    def norm(tensor):
+        return 0.0 if tensor.grad is None else tensor.grad.norm().item()
+
+    names = {"lstm": ["input", "forget", "cell", "output"], "gru": ["reset", "update", "new"], "rnn": []}[cell]
+    return dict(
+        hidden=grid(lambda l, d, t: hs[l, d, t].detach().numpy()),
+        cell=grid(lambda l, d, t: cs[l, d, t].detach().numpy()) if cell == "lstm" else None,
+        gates={n: grid(lambda l, d, t, n=n: gates[l, d, t][n].detach().numpy()) for n in names},
+        grad_hidden=grid(lambda l, d, t: norm(hs[l, d, t])),
+        grad_cell=grid(lambda l, d, t: norm(cs[l, d, t])) if cell == "lstm" else None,
+        grad_input=np.zeros(T) if x.grad is None else x.grad.norm(dim=1).numpy(),
+        output=layer_input.detach().numpy(),
+        objective=value.item(),
+    )
+
+
+def assert_close_relative(actual, expected, rtol):
+    """Elementwise relative closeness, down to 1e-12 of the largest value (a gradient that has
+    vanished by many decades must still be right to rtol of itself)."""
+    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
+    assert actual.shape == expected.shape
+    tolerance = rtol * np.abs(expected) + 1e-30 + 1e-12 * np.abs(expected).max()
+    wrong = np.argwhere(~(np.abs(actual - expected) <= tolerance))
+    assert not len(wrong), "\n".join(
+        f"at {tuple(i)}: {actual[tuple(i)]:.7g}, expected {expected[tuple(i)]:.7g}" for i in wrong[:10]
+    )
+
+
+def assert_matches(tr, ref, atol=1e-5, rtol=1e-4):
+    np.testing.assert_allclose(tr.hidden, ref["hidden"], atol=atol, rtol=0)
+    np.testing.assert_allclose(tr.output, ref["output"], atol=atol, rtol=0)
+    if ref["cell"] is None:
+        assert tr.cell is None and tr.grad_cell is None
+    else:
+        np.testing.assert_allclose(tr.cell, ref["cell"], atol=atol, rtol=0)
+    assert set(tr.gates) == set(ref["gates"])
+    for name, values in ref["gates"].items():
+        np.testing.assert_allclose(tr.gates[name], values, atol=atol, rtol=0, err_msg=name)
+    for name in ("grad_hidden", "grad_cell", "grad_input"):
+        if ref[name] is not None:
+            assert_close_relative(getattr(tr, name), ref[name], rtol)
+    assert np.isclose(tr.objective, ref["objective"], rtol=1e-6, atol=1e-8)
+
+
+@st.composite
+def setups(draw):
+    """A module, a sequence and 1-3 interventions on it: every target, both directions, several
+    layers, scattered steps, step ranges and every step, values 0 and not."""
+    cell = draw(st.sampled_from(CELLS))
+    num_layers = draw(st.integers(1, 3))
+    bidirectional = draw(st.booleans())
+    hidden_size = draw(st.integers(1, 6))
+    seq_len = draw(st.integers(1, 24))
+    interventions = []
+    for _ in range(draw(st.integers(1, 3))):
+        target = draw(st.sampled_from(TARGETS[cell]))
+        units = draw(st.lists(st.integers(0, hidden_size - 1), min_size=1, max_size=hidden_size, unique=True))
+        steps = draw(
+            st.one_of(
+                st.none(),
+                st.lists(st.integers(0, seq_len - 1), min_size=1, max_size=4, unique=True),
+                st.integers(0, seq_len - 1).flatmap(lambda a: st.integers(a + 1, seq_len).map(lambda b: range(a, b))),
+            )
+        )
+        interventions.append(
+            Intervention(
+                layer=draw(st.integers(0, num_layers - 1)),
+                direction=draw(st.integers(0, 1 if bidirectional else 0)),
+                units=units,
+                target=target,
+                steps=steps,
+                value=draw(st.sampled_from(VALUES[KIND[target]])),
+            )
+        )
+    return dict(
+        cell=cell, num_layers=num_layers, bidirectional=bidirectional, hidden_size=hidden_size, seq_len=seq_len,
+        input_size=draw(st.integers(1, 4)), bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)),
+        interventions=interventions, custom_objective=draw(st.booleans()),
+    )
+
+
+def custom_objective(seq_len, width, seed):
+    """A loss on a middle step and the whole sequence, as a trained head's would be."""
+    head = torch.randn(width, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    middle = seq_len // 2
+    return lambda output: (output[middle] @ head - 0.3) ** 2 + 0.1 * torch.tanh(output).sum()
+
+
+@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(setups())
+def test_intervened_trace_matches_a_plain_unroll_with_the_same_clamps(setup):
+    rnn = make_rnn(setup["cell"], setup["input_size"], setup["hidden_size"], setup["num_layers"],
+                   setup["bidirectional"], setup["bias"], setup["seed"]).double()
+    x = torch.randn(setup["seq_len"], setup["input_size"], dtype=torch.float64)
+    width = setup["hidden_size"] * (2 if setup["bidirectional"] else 1)
+    objective = custom_objective(setup["seq_len"], width, setup["seed"]) if setup["custom_objective"] else None
+    tr = trace(rnn, x, objective, interventions=setup["interventions"])
+    assert_matches(tr, reference_trace(rnn, x, setup["interventions"], objective))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_target_at_every_step_in_a_deep_bidirectional_module(cell):
+    """All of a cell's targets at once, in both directions of the middle layer and the top,
+    every step (the two-call path) and scattered steps (the stretch-by-stretch path)."""
+    rnn = make_rnn(cell, 3, 5, num_layers=3, bidirectional=True, seed=7).double()
+    x = torch.randn(30, 3, dtype=torch.float64)
+    interventions = []
+    for k, target in enumerate(TARGETS[cell]):
+        value = VALUES[KIND[target]][1 + k % 2]
+        interventions.append(Intervention(1, k % 2, [k % 5, (k + 2) % 5], target, None, value))
+        interventions.append(Intervention(2, 1 - k % 2, [(k + 1) % 5], target, [0, 3, 4, 17, 29], value))
+    tr = trace(rnn, x, custom_objective(30, 10, 1), interventions=interventions)
+    assert_matches(tr, reference_trace(rnn, x, interventions, custom_objective(30, 10, 1)))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_float32_intervened_trace_matches_the_float64_unroll(cell):
+    """The shipped models are float32 (an LSTM runs on oneDNN there): states and gates to 1e-5."""
+    rnn = make_rnn(cell, 4, 16, num_layers=2, bidirectional=True, seed=3)
+    x = torch.randn(60, 4)
+    interventions = [
+        Intervention(0, 0, range(0, 16, 3), "hidden", steps=range(10, 40)),
+        Intervention(1, 1, [1, 2], "forget" if cell == "lstm" else "update", value=1.0),
+        Intervention(0, 1, [5], "cell_state" if cell == "lstm" else "new", steps=[7, 30], value=0.5),
+    ]
+    tr = trace(rnn, x, interventions=interventions)
+    ref = reference_trace(copy.deepcopy(rnn).double(), x.double(), interventions)
+    np.testing.assert_allclose(tr.hidden, ref["hidden"], atol=1e-5, rtol=0)
+    for name, values in ref["gates"].items():
+        np.testing.assert_allclose(tr.gates[name], values, atol=1e-5, rtol=0, err_msg=name)
+    if cell == "lstm":
+        np.testing.assert_allclose(tr.cell, ref["cell"], atol=1e-5, rtol=0)
+    for name in ("grad_hidden", "grad_input"):  # float32 rounding of sums, as in test_trace
+        np.testing.assert_allclose(getattr(tr, name), ref[name], rtol=1e-3, atol=1e-6 * ref[name].max())
+
+
+def test_no_interventions_leave_the_fused_path_unchanged_bit_for_bit():
+    rnn = make_rnn("lstm", 3, 8, num_layers=2, bidirectional=True, seed=4)
+    x = torch.randn(40, 3)
+    plain = trace(rnn, x)
+    with mock.patch.object(core.engine.tracing, "clamped_forward", side_effect=AssertionError("clamped path")):
+        empty = trace(rnn, x, interventions=())
+        listed = trace(rnn, x, interventions=[])
+    for tr in (empty, listed):
+        for name in ("hidden", "cell", "grad_hidden", "grad_cell", "grad_input", "output"):
+            assert np.array_equal(getattr(tr, name), getattr(plain, name)), name
+        for name, values in plain.gates.items():
+            assert np.array_equal(tr.gates[name], values), name
+        assert tr.objective == plain.objective
+
+
+def test_only_the_intervened_layer_and_direction_leave_the_fused_kernel():
+    """Below an intervention nothing changes, bit for bit: those runs are the plain trace's."""
+    rnn = make_rnn("gru", 3, 6, num_layers=2, bidirectional=True, seed=5)
+    x = torch.randn(25, 3)
+    plain = trace(rnn, x)
+    intervened = trace(rnn, x, interventions=[Intervention(1, 1, [2], "update", value=1.0)])
+    assert np.array_equal(intervened.hidden[0], plain.hidden[0])
+    assert np.array_equal(intervened.hidden[1, 0], plain.hidden[1, 0])
+    assert not np.allclose(intervened.hidden[1, 1], plain.hidden[1, 1])
+
+
+def test_a_clamped_quantity_reads_its_value_and_passes_no_gradient_back():
+    rnn = make_rnn("lstm", 2, 6, seed=2)
+    x = torch.randn(20, 2)
+    tr = trace(rnn, x, interventions=[Intervention(0, 0, range(6), "hidden", steps=[12], value=0.5)])
+    assert np.all(tr.hidden[0, 0, 12] == 0.5)
+    # every unit of h_12 is fixed, but c_12 still reaches c_13: the gradient before step 12 flows
+    # through the cell state alone
+    assert tr.grad_hidden[0, 0, 12] > 0 and tr.grad_cell[0, 0, 11] > 0
+    cut = trace(
+        rnn, x,
+        interventions=[Intervention(0, 0, range(6), "hidden", steps=[12]), Intervention(0, 0, range(6), "cell_state", steps=[12])],
+    )
+    assert np.all(cut.hidden[0, 0, 12] == 0) and np.all(cut.cell[0, 0, 12] == 0)
+    assert np.all(cut.grad_hidden[0, 0, :12] == 0) and np.all(cut.grad_cell[0, 0, :12] == 0)
+    assert np.all(cut.grad_input[:13] == 0) and np.all(cut.grad_input[13:] > 0)
+
+
+def test_an_ablation_changes_the_output_and_the_trace_says_so():
+    rnn = make_rnn("gru", 3, 8, seed=6)
+    x = torch.randn(30, 3)
+    plain = trace(rnn, x)
+    ablated = trace(rnn, x, interventions=[Intervention(0, 0, [0, 1, 2, 3], "new")])
+    assert np.all(ablated.gates["new"][0, 0, :, :4] == 0)
+    assert np.abs(ablated.output - plain.output).max() > 1e-3
+
+
+def test_later_interventions_win_where_they_overlap():
+    rnn = make_rnn("lstm", 2, 4, seed=1).double()
+    x = torch.randn(10, 2, dtype=torch.float64)
+    interventions = [Intervention(0, 0, [0, 1], "forget", value=0.0), Intervention(0, 0, [1, 2], "forget", steps=[4], value=1.0)]
+    tr = trace(rnn, x, interventions=interventions)
+    assert tr.gates["forget"][0, 0, 4, 1] == 1.0 and tr.gates["forget"][0, 0, 5, 1] == 0.0
+    assert_matches(tr, reference_trace(rnn, x, interventions))
+
+
+def test_interventions_are_frozen_hashable_and_normalised():
+    a = Intervention(0, 0, [3, 1, 3], "forget", range(2, 5), 1)
+    b = Intervention(0, 0, (1, 3), "forget", (4, 3, 2), 1.0)
+    assert a == b and hash(a) == hash(b) and a.units == (1, 3) and a.steps == (2, 3, 4) and a.value == 1.0
+    assert len({a, b, Intervention(0, 0, [1], "hidden")}) == 2
+    with pytest.raises(AttributeError):
+        a.value = 0.5
+    assert a.describe() == "forget gate f of units 1, 3 (layer 0, forward) := 1 at steps 2-4"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target="forgot"), r"Unknown intervention target 'forgot'.*LSTM: input, forget, cell, output"),
+        (dict(units=[]), "at least one unit"),
+        (dict(steps=[]), r"at least one step \(give steps=None for every step\)"),
+        (dict(units=[-1]), "whole numbers from 0"),
+        (dict(units="3"), "list, tuple or range"),
+        (dict(steps=[1.5]), "whole numbers from 0"),
+        (dict(layer=-1), "layer must be a whole number from 0"),
+        (dict(direction=2), r"direction must be 0 \(forward\) or 1 \(reverse\)"),
+        (dict(value=float("nan")), "finite number"),
+        (dict(target="forget", value=1.5), "forget gate f is a sigmoid, between 0 and 1: it cannot be set to 1.5"),
+        (dict(target="new", value=-2), r"new gate n \(candidate\) is a tanh, between -1 and 1"),
+    ],
+)
+def test_a_malformed_intervention_is_refused_in_the_users_terms(kwargs, message):
+    fields = dict(layer=0, direction=0, units=[0], target="hidden") | kwargs
+    with pytest.raises(ValueError, match=message):
+        Intervention(**fields)
+
+
+@pytest.mark.parametrize(
+    "cell, intervention, message",
+    [
+        ("gru", Intervention(0, 0, [0], "forget"), "A GRU has no 'forget' to clamp: its targets are hidden, reset, update, new"),
+        ("gru", Intervention(0, 0, [0], "cell_state"), "A GRU has no 'cell_state'"),
+        ("rnn_tanh", Intervention(0, 0, [0], "update"), "A vanilla RNN has no gates or cell state"),
+        ("lstm", Intervention(2, 0, [0], "hidden"), r"Layer 2 does not exist: this LSTM has 2 layers \(0 to 1\)"),
+        ("lstm", Intervention(0, 1, [0], "hidden"), r"Direction 1 \(reverse\) does not exist: this LSTM is not bidirectional"),
+        ("lstm", Intervention(0, 0, [2, 5], "hidden"), r"Unit 5 does not exist: layer 0 has 5 units \(0 to 4\)"),
+        ("lstm", Intervention(0, 0, [0], "hidden", steps=[3, 9]), r"Step 9 is beyond the sequence: it has 9 steps \(0 to 8\)"),
+    ],
+)
+def test_an_intervention_that_does_not_fit_the_module_is_refused(cell, intervention, message):
+    rnn = make_rnn(cell, 2, 5, num_layers=2)
+    with pytest.raises(ValueError, match=message):
+        trace(rnn, torch.randn(9, 2), interventions=[intervention])
+
+
+def test_interventions_must_be_intervention_objects():
+    with pytest.raises(ValueError, match="Intervention objects"):
+        trace(make_rnn("lstm", 2, 3), torch.randn(4, 2), interventions=[("hidden", 0)])
+
+
+def test_the_clamped_kernel_runs_in_few_stretches():
+    """Every-step clamps cost two kernel calls (step 0 reads no clamped h), k scattered steps
+    about 2k + 1, whatever the sequence length: the speed the design rests on."""
+    rnn = make_rnn("lstm", 3, 8, seed=0)
+    x = torch.randn(200, 3)
+    calls = mock.Mock(wraps=core.engine.interventions._kernel)
+    with mock.patch.object(core.engine.interventions, "_kernel", calls):
+        trace(rnn, x, interventions=[Intervention(0, 0, [1, 2], "hidden"), Intervention(0, 0, [3], "forget")])
+        assert calls.call_count == 2
+        calls.reset_mock()
+        trace(rnn, x, interventions=[Intervention(0, 0, [1], "cell_state", steps=[20, 90, 150])])
+        assert calls.call_count == 7
