@@ -6,7 +6,9 @@ Every trace and figure file carries the view it came from (`TraceView`: task, mo
 input, layer, direction, unit, step) and is named by it (`TraceView.stem`), so files saved
 from two views never overwrite each other and each says what it shows. A trained model's
 safetensors file says in its metadata what it is (task, cell, head, vocabulary and, for a
-vanilla RNN, its nonlinearity), and the upload loader reads it back that way.
+vanilla RNN, its nonlinearity), and the upload loader reads it back that way. A run that kept
+snapshots also downloads as a history file (`history_file`): the snapshots in a file of their
+own, since in the weights file the upload loader would find a recurrent module per snapshot.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from core.io.loading import safetensors_metadata
 from core.model import count_parameters, rebuild_sequence_model, state_tensors
 from core.tasks import Score, get_task
 from core.training.loop import TrainConfig, TrainResult
+from core.training.snapshots import read_snapshots, snapshots_file
 
 if TYPE_CHECKING:  # the Explore page's types, read by attribute only (views sit above io)
     from core.views.explore import ExploreState, Result
@@ -233,16 +236,42 @@ def model_files(result: TrainResult) -> tuple[bytes, str]:
     return weights, json.dumps(meta, indent=1, allow_nan=False)
 
 
-def trained_from_files(weights: bytes, meta_json: str) -> TrainResult:
-    """The TrainResult that `model_files` wrote (its history is not in the files): how a saved
-    search trial opens in Explore and Compare. ValueError if the two files do not fit."""
+def history_file(result: TrainResult) -> bytes | None:
+    """A trained model's snapshots (core.training.snapshots: tensors `snapshots.<step>.<name>`,
+    metadata listing the steps and their held-out scores, float32) with the weights file's
+    metadata saying what model they are of; None for a run that kept none."""
+    if not result.snapshots:
+        return None
+    return snapshots_file(result.snapshots, weights_metadata(result))
+
+
+def trained_from_files(weights: bytes, meta_json: str, history: bytes | None = None
+                       ) -> TrainResult:
+    """The TrainResult that `model_files` wrote (its progress history is not in the files),
+    with its snapshots where `history` (`history_file`'s bytes) is given: how a saved search
+    trial opens in Explore and Compare. ValueError if the files do not fit."""
     meta = json.loads(meta_json)
     nonlinearity = safetensors_metadata(weights, "the weights").get("nonlinearity", "tanh")
     model = rebuild_sequence_model(meta["spec"], safetensors.torch.load(weights), nonlinearity)
+    snapshots = ()
+    if history is not None:
+        snapshots = read_snapshots(history, "the history file")
+        shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        for snapshot in snapshots:
+            if {name: tuple(t.shape) for name, t in snapshot.state.items()} != shapes:
+                raise ValueError(f"the history file's snapshot of step {snapshot.step} is not "
+                                 "of this model's weights (other names or shapes)")
+        last = snapshots[-1] if snapshots else None
+        if last is not None and (last.step != int(meta["steps"]) or not all(
+                torch.equal(last.state[name], tensor)
+                for name, tensor in model.state_dict().items())):
+            raise ValueError("the history file is another run's: its last snapshot is not "
+                             "these weights")
     return TrainResult(model=model, task=meta["task"], cell=meta["cell"],
                        config=TrainConfig(**meta["config"]), steps=int(meta["steps"]),
                        seconds=float(meta["train_seconds"]), status=meta["status"],
-                       message=meta.get("message", ""), score=Score.from_dict(meta["heldout"]))
+                       message=meta.get("message", ""), score=Score.from_dict(meta["heldout"]),
+                       snapshots=snapshots)
 
 
 def weights_metadata(result: TrainResult) -> dict[str, str]:

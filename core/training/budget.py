@@ -15,7 +15,9 @@ The estimate, per run:
 
 - per parameter, 4 floats plus the optimiser's state (Adam 2, RMSprop and SGD with momentum
   1): the weights, their gradients, the copy kept to fall back on if the loss turns non-finite,
-  and the copy of the last held-out check's weights;
+  and the copy of the last held-out check's weights; and one more per snapshot the run keeps
+  (`config.snapshots`, core/training/snapshots.py), which `plan_run` holds to
+  SNAPSHOT_SHARE of the budget;
 - what autograd keeps for one batch: floats per sequence, per step of the backpropagation window
   and per hidden unit, `TRAIN_FLOATS[cell]` for the first layer and the second number for each
   further one, plus 3 per input feature (the features and their gradients);
@@ -76,6 +78,11 @@ SENDING_FLOATS = 2
 #: heaviest run's process reached 1.02 of the budget over a whole run; with 1.3, 0.91
 #: (benchmarks/training_memory.py).
 ALLOCATOR_MARGIN = 1.3
+#: The part of a run's memory budget its snapshots may take: `plan_run` keeps fewer of them
+#: (a note says so) where the model is too big for the number asked, rather than shrink the
+#: batch for them. A sixteenth of 192 MB keeps 40 snapshots of a 78,000-parameter model (the
+#: shipped models have 4,000 to 30,000) or 20 of a 157,000-parameter one.
+SNAPSHOT_SHARE = 1 / 16
 #: Steps a sentence can have beyond its task's length knob (words around the counted span).
 SENTENCE_SLACK = 16
 
@@ -150,24 +157,33 @@ def _step_bytes(spec: ModelSpec) -> int:
 
 
 def fixed_bytes(spec: ModelSpec, optimizer: str, batch_size: int, steps: int,
-                heldout_size: int) -> dict[str, int]:
-    """What a run holds whatever it is doing: parameters and their copies, and its data."""
+                heldout_size: int, snapshots: int = 0) -> dict[str, int]:
+    """What a run holds whatever it is doing: parameters and their copies, its data, and
+    (by the end) its `snapshots` copies of the model."""
     params = parameter_count(spec)
-    return {
+    parts = {
         "parameters, gradients, optimiser state and copies":
             FLOAT * params * (PARAMETER_FLOATS + OPTIMIZER_FLOATS.get(optimizer, 2)),
         "held-out and probe sets, one batch": _step_bytes(spec) * steps
             * (2 * heldout_size + 3 * batch_size),
     }
+    if snapshots:
+        parts["snapshots"] = snapshot_bytes(spec, snapshots)
+    return parts
+
+
+def snapshot_bytes(spec: ModelSpec, snapshots: int) -> int:
+    """What `snapshots` copies of the whole model hold (float32)."""
+    return FLOAT * parameter_count(spec) * int(snapshots)
 
 
 def training_bytes(spec: ModelSpec, optimizer: str, batch_size: int, steps: int,
                    window: int | None = None, heldout_size: int = 500,
-                   eval_chunk: int | None = None) -> dict[str, int]:
+                   eval_chunk: int | None = None, snapshots: int = 0) -> dict[str, int]:
     """The peak a run is estimated to reach, by part, and its "total": the fixed part plus the
     larger of a training step (one batch, `window` steps backpropagated at a time) and an
     evaluation of `eval_chunk` sequences (the whole held-out set at once if None)."""
-    parts = fixed_bytes(spec, optimizer, batch_size, steps, heldout_size)
+    parts = fixed_bytes(spec, optimizer, batch_size, steps, heldout_size, snapshots)
     fixed = sum(parts.values())
     backpropagated = steps if window is None else min(window, steps)
     parts["training step (one batch)"] = batch_size * activation_bytes(spec, backpropagated)
@@ -180,32 +196,33 @@ def training_bytes(spec: ModelSpec, optimizer: str, batch_size: int, steps: int,
 
 
 def free_for_batches(spec: ModelSpec, optimizer: str, steps: int, heldout_size: int,
-                     budget: int | None = None) -> int:
+                     budget: int | None = None, snapshots: int = 0) -> int:
     """Bytes of the budget left for a training batch or an evaluation chunk (may be <= 0; less
     than nothing too when sending a check's weights would not fit). The batch's own data is not
     counted here; `largest_batch` and `evaluation_chunk` count it."""
     budget = LIMITS.max_training_bytes if budget is None else budget
-    free = budget - sum(fixed_bytes(spec, optimizer, 0, steps, heldout_size).values())
+    free = budget - sum(fixed_bytes(spec, optimizer, 0, steps, heldout_size,
+                                    snapshots).values())
     return free if free >= FLOAT * SENDING_FLOATS * parameter_count(spec) else 0
 
 
 def largest_batch(spec: ModelSpec, optimizer: str, steps: int, window: int | None,
-                  heldout_size: int, budget: int | None = None) -> int:
+                  heldout_size: int, budget: int | None = None, snapshots: int = 0) -> int:
     """The most sequences per training batch that fit the budget (0: not even one)."""
-    free = free_for_batches(spec, optimizer, steps, heldout_size, budget)
+    free = free_for_batches(spec, optimizer, steps, heldout_size, budget, snapshots)
     backpropagated = steps if window is None else min(window, steps)
     per_sequence = activation_bytes(spec, backpropagated) + 3 * _step_bytes(spec) * steps
     return max(0, free // per_sequence)
 
 
 def evaluation_chunk(spec: ModelSpec, optimizer: str, steps: int, heldout_size: int,
-                     batch_size: int, budget: int | None = None) -> int:
+                     batch_size: int, budget: int | None = None, snapshots: int = 0) -> int:
     """Sequences evaluated at once: as many as the budget leaves room for (at least one, at
     most the held-out set), and few enough that MIN_SEGMENT_STEPS steps of them take about
     PIECE_SECONDS. (A long chunk runs in stretches: `evaluation_stretch`. Many sequences at
     once are much faster than one at a time: one sequence streams every weight from memory at
     every step.)"""
-    free = free_for_batches(spec, optimizer, steps, heldout_size, budget) \
+    free = free_for_batches(spec, optimizer, steps, heldout_size, budget, snapshots) \
         - 3 * batch_size * _step_bytes(spec) * steps
     by_memory = free // evaluation_bytes(spec, steps)
     by_time = PIECE_SECONDS * EVAL_MACS_PER_SECOND[spec.cell] / (MIN_SEGMENT_STEPS
@@ -280,18 +297,20 @@ def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = Non
     steps = sequence_steps(task, task.seq_len.resolve(config.seq_len))
     wanted_heldout = min(config.heldout_size, task.heldout_size)
     optimizer, window = config.optimizer, config.tbptt
+    snapshots, snapshot_note = _planned_snapshots(spec, getattr(config, "snapshots", 0), budget)
 
     own_heldout = wanted_heldout
-    chunk = evaluation_chunk(spec, optimizer, steps, own_heldout, 1, budget)
+    chunk = evaluation_chunk(spec, optimizer, steps, own_heldout, 1, budget, snapshots)
     while own_heldout > MIN_HELDOUT and \
             evaluation_seconds(spec, own_heldout, steps, chunk) > HELDOUT_SECONDS:
         own_heldout = max(MIN_HELDOUT, int(own_heldout * 0.9))
-        chunk = evaluation_chunk(spec, optimizer, steps, own_heldout, 1, budget)
+        chunk = evaluation_chunk(spec, optimizer, steps, own_heldout, 1, budget, snapshots)
     heldout = own_heldout if max_heldout is None else min(own_heldout, max_heldout)
 
-    fits = largest_batch(spec, optimizer, steps, window, heldout, budget)
+    fits = largest_batch(spec, optimizer, steps, window, heldout, budget, snapshots)
     if fits < 1:
-        one = training_bytes(spec, optimizer, 1, steps, window, heldout, eval_chunk=1)["total"]
+        one = training_bytes(spec, optimizer, 1, steps, window, heldout, eval_chunk=1,
+                             snapshots=snapshots)["total"]
         raise LimitError(
             f"Too big to train here: {describe_model(spec, steps)} needs about {mib(one)} to "
             f"train on one sequence at a time; the memory budget of a training run is "
@@ -299,10 +318,10 @@ def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = Non
             limit="max_training_bytes", value=one)
     own_batch = min(fits, config.batch_size)
     batch = own_batch if max_batch is None else min(own_batch, max_batch)
-    chunk = evaluation_chunk(spec, optimizer, steps, heldout, batch, budget)
+    chunk = evaluation_chunk(spec, optimizer, steps, heldout, batch, budget, snapshots)
     seconds = evaluation_seconds(spec, heldout, steps, chunk)
 
-    notes = []
+    notes = [snapshot_note] if snapshot_note else []
     scaled = f"Batch scaled from {config.batch_size:,} to {_sequences(batch)}"
     if batch < own_batch:
         notes.append(f"{scaled}, {SHARED}: runs started together train on the same batches.")
@@ -322,8 +341,28 @@ def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = Non
                      f"takes seconds, so a run stopped between two checks may keep the weights "
                      f"and score of its last check.")
     planned = replace(config, batch_size=batch, heldout_size=heldout)
-    estimate = training_bytes(spec, optimizer, batch, steps, window, heldout, chunk)
+    if snapshots != getattr(config, "snapshots", 0):
+        planned = replace(planned, snapshots=snapshots)
+    estimate = training_bytes(spec, optimizer, batch, steps, window, heldout, chunk, snapshots)
     return RunPlan(planned, estimate, chunk, seconds, tuple(notes))
+
+
+def _planned_snapshots(spec: ModelSpec, wanted: int, budget: int) -> tuple[int, str]:
+    """(snapshots to keep, a note if fewer than `wanted`): as many as fit SNAPSHOT_SHARE of
+    the budget; none where not even the first and the last do."""
+    from core.training.snapshots import MIN_SNAPSHOTS
+
+    if not wanted:
+        return 0, ""
+    each = snapshot_bytes(spec, 1)
+    fits = int(SNAPSHOT_SHARE * budget // each)
+    if fits >= wanted:
+        return wanted, ""
+    why = (f"each is a copy of the model ({mib(each)}) and snapshots may take at most "
+           f"{mib(SNAPSHOT_SHARE * budget)} of the memory budget of a training run")
+    if fits < MIN_SNAPSHOTS:
+        return 0, f"No snapshots kept (of the {wanted:,} asked for): {why}."
+    return fits, f"Snapshots cut from {wanted:,} to {fits:,}: {why}."
 
 
 #: Words in a note on a change made because of another run started at the same time.
@@ -337,17 +376,22 @@ def _sequences(n: int) -> str:
 def check_training_memory(spec: ModelSpec, config, steps: int, heldout_size: int) -> int:
     """The estimated peak of a run (bytes), if it fits LIMITS.max_training_bytes; else a
     LimitError naming the largest batch that would fit."""
-    chunk = evaluation_chunk(spec, config.optimizer, steps, heldout_size, config.batch_size)
+    snapshots = getattr(config, "snapshots", 0)
+    chunk = evaluation_chunk(spec, config.optimizer, steps, heldout_size, config.batch_size,
+                             snapshots=snapshots)
     total = training_bytes(spec, config.optimizer, config.batch_size, steps, config.tbptt,
-                           heldout_size, chunk)["total"]
+                           heldout_size, chunk, snapshots)["total"]
     if total <= LIMITS.max_training_bytes:
         return total
-    fits = largest_batch(spec, config.optimizer, steps, config.tbptt, heldout_size)
+    fits = largest_batch(spec, config.optimizer, steps, config.tbptt, heldout_size,
+                         snapshots=snapshots)
     advice = (f"at most {_sequences(fits)} per batch {'fits' if fits == 1 else 'fit'}" if fits else
               "not even one sequence per batch fits; use shorter sequences, fewer units or "
               "fewer layers")
     raise LimitError(
         f"Too big to train here: {describe_model(spec, steps)} in batches of "
         f"{config.batch_size:,} needs about {mib(total)}; the memory budget of a training run "
-        f"is {mib(LIMITS.max_training_bytes)}: {advice}.",
+        f"is {mib(LIMITS.max_training_bytes)}: {advice}"
+        + (f" (with its {snapshots:,} snapshots of {mib(snapshot_bytes(spec, snapshots))}; "
+           "keep fewer)." if snapshots else "."),
         limit="max_training_bytes", value=total)

@@ -18,6 +18,11 @@ held-out check). Every run fits the memory budget (core/training/budget.py), eva
 held-out set in chunks. `on_check(step, score, model)` is called after every held-out check
 with the score of exactly those weights (core/training/worker.py sends them to the server, so a
 run that has to be ended still has a faithful model and score).
+
+`config.snapshots` = N keeps about N copies of the whole model at log-spaced steps, the
+initialisation (step 0) and the end included, in `result.snapshots` (core/training/snapshots.py);
+`on_snapshot(snapshot)` is called as each is taken, and for the final one last (again, with
+its score, where a step's snapshot turns out to be the final model).
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ from core.numerics import flush_denormal
 from core.model import INITS, ModelSpec, SequenceModel, build_sequence_model
 from core.tasks import Batch, Score, Task, get_task
 from core.tasks.base import IGNORE, STREAM_PROBE, STREAM_TRAIN, rng_for
+from core.training.snapshots import (
+    MAX_SNAPSHOTS, MIN_SNAPSHOTS, Snapshot, final_snapshots, snapshot_steps, take_snapshot,
+)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 #: Steps of a long sequence run forward (and backward) at a time, so Stop and the time limit
@@ -88,6 +96,9 @@ class TrainConfig:
     heldout_every: int = 100  # steps between held-out evaluations (and progress events)
     heldout_size: int = 500  # sequences in the run's one held-out set (see heldout_set)
     threads: int | None = None  # torch threads while training; None leaves the setting alone
+    # Copies of the whole model kept along the run: 0 none; N (2 to MAX_SNAPSHOTS) about N at
+    # log-spaced steps, step 0 and the last step included (core.training.snapshots).
+    snapshots: int = 0
 
     def __post_init__(self) -> None:
         # The app's documented limits (core.limits) hold for every run, scripted ones too.
@@ -114,6 +125,9 @@ class TrainConfig:
         if self.min_seq_len is not None and (
                 self.min_seq_len < 1 or (self.seq_len is not None and self.min_seq_len > self.seq_len)):
             problems.append("min_seq_len must be at least 1 and at most seq_len")
+        if not (self.snapshots == 0 or MIN_SNAPSHOTS <= self.snapshots <= MAX_SNAPSHOTS):
+            problems.append(f"snapshots must be 0 (none) or from {MIN_SNAPSHOTS} to "
+                            f"{MAX_SNAPSHOTS}")
         if self.tbptt is not None and self.tbptt < 1:
             problems.append("tbptt must be at least 1 step (or None for full BPTT)")
         if problems:
@@ -154,6 +168,8 @@ class TrainResult:
     message: str
     score: Score  # held-out, next to the baseline
     history: list[ProgressEvent] = field(default_factory=list)
+    # the model at log-spaced steps, the first step 0, the last `steps` (config.snapshots)
+    snapshots: tuple[Snapshot, ...] = ()
 
     @property
     def diverged(self) -> bool:
@@ -273,6 +289,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     model: SequenceModel | None = None,
     on_check: Callable[[int, Score, SequenceModel], None] | None = None,
+    on_snapshot: Callable[[Snapshot], None] | None = None,
 ) -> TrainResult:
     """Train `cell` ("rnn", "lstm", "gru") on `task`; see the module docstring.
 
@@ -298,8 +315,8 @@ def train(
     seed_everything(config.seed)
     try:  # vanishing gradients turn subnormal, 37x slower unflushed; the mode must not stay on
         with flush_denormal():
-            return _Run(task, cell, config, seq_len, spec, started, should_stop).train(
-                model, on_progress, on_check)
+            return _Run(task, cell, config, seq_len, spec, started, should_stop,
+                        on_snapshot).train(model, on_progress, on_check)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -316,15 +333,19 @@ class _Check:
 class _Run:
     """One run of `train`: its data, clock, held-out checks and how it ends."""
 
-    def __init__(self, task, cell, config, seq_len, spec, started, should_stop):
+    def __init__(self, task, cell, config, seq_len, spec, started, should_stop,
+                 on_snapshot=None):
         self.task, self.cell, self.config, self.seq_len = task, cell, config, seq_len
         self.started = started
         self.should_stop = should_stop
+        self.on_snapshot = on_snapshot
+        self.snapshot_steps = set(snapshot_steps(config.max_steps, config.snapshots))
+        self.snapshots: list[Snapshot] = []
         self.heldout = heldout_set(task, config, seq_len)
         self.probe = task.batch(rng_for(config.seed, STREAM_PROBE), len(self.heldout), seq_len)
         steps = max(sequence_steps(task, seq_len), int(self.heldout.inputs.shape[1]))
         self.chunk = evaluation_chunk(spec, config.optimizer, steps, len(self.heldout),
-                                      config.batch_size)
+                                      config.batch_size, snapshots=config.snapshots)
         self.stretch = evaluation_stretch(spec, self.chunk, steps)
         self.segment = segment_steps(spec, config.batch_size, SEGMENT_STEPS)
         # what evaluating the held-out set takes: planned until a check has measured it
@@ -380,6 +401,21 @@ class _Run:
             on_check(step, score, model)
         return score, metric
 
+    # -- snapshots --------------------------------------------------------------------------
+    def snapshot(self, model, step) -> None:
+        """Keep a copy of the weights if `step` is one of the run's snapshot steps, with the
+        score of the check that evaluated these very weights, if one did."""
+        if step not in self.snapshot_steps:
+            return
+        last = self.last_check
+        score = last.score if last is not None and last.step == step else None
+        self.keep(take_snapshot(model, step, score))
+
+    def keep(self, snapshot: Snapshot) -> None:
+        self.snapshots.append(snapshot)
+        if self.on_snapshot is not None:
+            self.on_snapshot(snapshot)
+
     # -- the loop ---------------------------------------------------------------------------
     def train(self, model, on_progress, on_check) -> TrainResult:
         task, cell, config = self.task, self.cell, self.config
@@ -405,6 +441,7 @@ class _Run:
                 self.check(model, 0, on_check)
             except Interrupted:
                 pass
+        self.snapshot(model, 0)
         while step < config.max_steps:
             if self.interrupt():
                 break
@@ -448,6 +485,7 @@ class _Run:
                 except Interrupted:  # the check is dropped; the run ends below
                     break
                 heldout_loss, heldout_metric = score.loss, score.value
+            self.snapshot(model, step)
             if step % config.progress_every == 0 or step % config.heldout_every == 0 \
                     or step == config.max_steps:
                 event = ProgressEvent(step, config.max_steps, float(np.mean(losses)), metric,
@@ -468,6 +506,11 @@ class _Run:
         if self.ending and status != "diverged":
             status = self.ending
         score, step, kept = self.final_score(model, step, status)
+        snapshots = ()
+        if config.snapshots:  # the last is the model the run ends with, whatever ended it
+            snapshots = final_snapshots(self.snapshots, model, step, score)
+            if not any(s.step == step and s.score == score for s in self.snapshots):
+                self.keep(snapshots[-1])  # new, or a new score for it: heard again
         if kept:
             message = kept
         elif status == "finished":
@@ -477,7 +520,7 @@ class _Run:
         elif status == "time limit":
             message = f"time limit of {config.max_seconds:g} s reached after {step} steps"
         return TrainResult(model, task.name, cell, config, step, self.elapsed(), status,
-                           message, score, history)
+                           message, score, history, snapshots)
 
     def final_score(self, model, step, status) -> tuple[Score, int, str]:
         """(score, steps the kept weights took, what was kept in words or ""). The last check's

@@ -66,7 +66,7 @@ from core.sharing import (
     TrainingSlots,
 )
 from core.tasks import get_task
-from core.training.budget import SHARED, plan_run
+from core.training.budget import SHARED, SNAPSHOT_SHARE, plan_run
 from core.training.loop import (
     OPTIMIZERS,
     ProgressEvent,
@@ -74,7 +74,8 @@ from core.training.loop import (
     TrainResult,
     model_spec,
 )
-from core.training.worker import pack_model, train_child, unpack_model
+from core.training.snapshots import Snapshot
+from core.training.worker import pack_model, train_child, unpack_model, unpack_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ MAX_EVENTS_PER_RUN = 2000
 STOP_GRACE_SECONDS = 1.5
 #: Seconds a training process may take to start (fork, read its arguments) before Stop ends it.
 START_SECONDS = 10.0
+#: Snapshots a browser session keeps of all its trained models together: those of one "all
+#: three cells" run at their largest (each run's at most SNAPSHOT_SHARE of its budget).
+SESSION_SNAPSHOT_BYTES = int(3 * SNAPSHOT_SHARE * LIMITS.max_training_bytes)
 
 
 @dataclass
@@ -306,9 +310,14 @@ class TrainingSession:
                         self._events[run.label].append(payload)
                 elif kind == "check":
                     watch.last_check = payload
+                elif kind == "snapshot":
+                    snapshot = unpack_snapshot(payload)
+                    watch.snapshots[snapshot.step] = snapshot  # the final one may redo a step
                 elif kind == "result":
                     result, packed = payload
-                    return "result", self._honest(replace(result, model=unpack_model(packed)))
+                    return "result", self._honest(replace(
+                        result, model=unpack_model(packed),
+                        snapshots=watch.snapshots_until(result.steps)))
                 else:
                     log.error("training run %r failed:\n%s", run.label, payload[1])
                     return "error", payload[0]
@@ -336,14 +345,19 @@ class TrainingSession:
                              f"of {when} and was ended at step {reached} before its first "
                              f"held-out check: nothing was kept")
         step, score, packed = watch.last_check
+        model = unpack_model(packed)
+        snapshots = ()
+        if run.config.snapshots:  # those taken before the kept weights, then those weights
+            snapshots = watch.snapshots_until(step - 1) + (
+                Snapshot(step, {k: v.clone() for k, v in model.state_dict().items()}, score),)
         cause = ("stopped by the user" if ending == "stopped" else
                  f"time limit of {run.config.max_seconds:g} s reached")
         message = (f"{cause} at step {reached}; the training process did not end within "
                    f"{STOP_GRACE_SECONDS:g} s, so it was ended and the weights of step {step} "
                    f"(the last held-out check) and their score were kept")
         return "result", self._honest(TrainResult(
-            unpack_model(packed), run.task, run.cell, run.config, step, watch.seconds(), ending,
-            message, score, [e for e in events if e.step <= step]))
+            model, run.task, run.cell, run.config, step, watch.seconds(), ending,
+            message, score, [e for e in events if e.step <= step], snapshots))
 
     def _honest(self, result: TrainResult) -> TrainResult:
         """A run stopped because its tab had gone was not stopped by the user: say so."""
@@ -403,6 +417,12 @@ class _ChildWatch:
         self.started: float | None = None  # the child's own clock when it began (monotonic)
         self.stop_at: float | None = None
         self.last_check: tuple | None = None  # (step, Score, packed weights), the newest
+        self.snapshots: dict[int, Snapshot] = {}  # by step, as the child sent them
+
+    def snapshots_until(self, step: int) -> tuple[Snapshot, ...]:
+        """The snapshots the child sent of steps up to `step`, in order (those past the
+        weights a run kept are not of its model)."""
+        return tuple(self.snapshots[s] for s in sorted(self.snapshots) if s <= step)
 
     def stop_sent(self) -> None:
         self.stop_at = time.monotonic()
@@ -521,13 +541,29 @@ def check_model_size(task: str, cell: str, config: TrainConfig) -> int:
 def keep_newest(trained: dict[str, TrainResult]) -> None:
     """Drop the oldest trained models (insertion order) until a session keeps at most
     MAX_TRAINED_PER_SESSION of them holding at most 3 × LIMITS.max_params parameters in all
-    (one "all three cells" run of the biggest trainable models always fits)."""
+    (one "all three cells" run of the biggest trainable models always fits). Snapshots count
+    apart: at most SESSION_SNAPSHOT_BYTES in all, the oldest models' going first (the models
+    stay)."""
     def total() -> int:
         return sum(count_parameters(r.model) for r in trained.values())
 
     while len(trained) > MAX_TRAINED_PER_SESSION or (
             len(trained) > 1 and total() > 3 * LIMITS.max_params):
         trained.pop(next(iter(trained)))
+
+    def snapshot_total() -> int:
+        return sum(_snapshot_bytes(r) for r in trained.values())
+
+    for label in list(trained):
+        if snapshot_total() <= SESSION_SNAPSHOT_BYTES:
+            break
+        if _snapshot_bytes(trained[label]):
+            trained[label] = replace(trained[label], snapshots=())
+
+
+def _snapshot_bytes(result: TrainResult) -> int:
+    return sum(t.numel() * t.element_size() for s in getattr(result, "snapshots", ())
+               for t in s.state.values())
 
 
 def event_spacing(steps: int) -> dict[str, int]:

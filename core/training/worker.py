@@ -3,8 +3,11 @@
 The process sends, over a one-way pipe to the server: ("started", its clock), ("event",
 ProgressEvent) as it trains, ("check", (step, score, packed weights)) after every held-out
 check, so the server always holds a model and a score that agree even if it has to end the
-process, and last ("result", (TrainResult without its model, packed model)) or ("error",
-(words, traceback)).
+process, ("snapshot", (step, score or None, packed state)) as each snapshot is taken (a run with
+`config.snapshots`; the final one last), and last ("result", (TrainResult without its model
+and snapshots, packed model)) or ("error", (words, traceback)). Snapshots go one at a time as
+they are taken: sending them all with the result would hold two more copies of every one at
+the end, and a process the server has to end has sent those it took.
 
 The fork server imports this module once and every training process is forked from it, so
 the warm-up below is paid once per server, not once per run: the first optimiser step and
@@ -23,6 +26,7 @@ import torch
 from core.model import SequenceModel, rebuild_sequence_model, state_tensors
 from core.tasks import TASKS, get_task
 from core.training.loop import TrainConfig, train
+from core.training.snapshots import Snapshot
 
 #: Torch intra-op threads of each training process (small models gain nothing from more; runs
 #: side by side with two threads each oversubscribe two shared cores: one lab run took 36 s
@@ -49,6 +53,16 @@ def unpack_model(packed: tuple[dict, bytes]) -> SequenceModel:
     return rebuild_sequence_model(spec, safetensors.torch.load(weights), nonlinearity)
 
 
+def pack_snapshot(snapshot: Snapshot) -> tuple:
+    """A snapshot as (step, score or None, safetensors bytes of its state)."""
+    return snapshot.step, snapshot.score, safetensors.torch.save(snapshot.state)
+
+
+def unpack_snapshot(packed: tuple) -> Snapshot:
+    step, score, state = packed
+    return Snapshot(int(step), safetensors.torch.load(state), score)
+
+
 def train_child(task: str, cell: str, config: TrainConfig, packed: tuple | None,
                 messages, stop) -> None:
     """The body of a training process: train, sending what the module doc lists on
@@ -60,8 +74,11 @@ def train_child(task: str, cell: str, config: TrainConfig, packed: tuple | None,
         result = train(task, cell, config, on_progress=lambda e: messages.send(("event", e)),
                        should_stop=stop.is_set, model=model,
                        on_check=lambda step, score, checked: messages.send(
-                           ("check", (step, score, pack_model(checked)))))
-        messages.send(("result", (replace(result, model=None), pack_model(result.model))))
+                           ("check", (step, score, pack_model(checked)))),
+                       on_snapshot=lambda snapshot: messages.send(
+                           ("snapshot", pack_snapshot(snapshot))))
+        messages.send(("result", (replace(result, model=None, snapshots=()),
+                                  pack_model(result.model))))
     except Exception as error:
         messages.send(("error", (f"{type(error).__name__}: {error}", traceback.format_exc())))
     finally:

@@ -20,11 +20,24 @@ libraries held to AVX2 up to 0.18 away and 0.00026. So each checkpoint's metadat
 `made_with` (torch, numpy, threads, CPU, its instruction set, and a hash of each source file the
 training ran), and tests/test_zoo.py retrains the airline models with the command and expects
 the shipped weights exactly, wherever the CPU and torch are the recorded ones.
+
+The adding and agreement models also ship their training history: `HISTORY_SNAPSHOTS`
+snapshots at log-spaced steps (core/training/snapshots.py), from the recipe's initialisation
+to the shipped weights, float32:
+
+    for step, model in load_history("agreement", "lstm"):   # steps 0, 1, 5, ... 2000, eval mode
+        ...
+
+`models/<task>_<cell>_history.safetensors` holds the steps in between. The two ends are not
+stored again: step 0 is rebuilt from the recipe (its seed draws the same weights every time)
+and the last step is the shipped model; the file records a hash of each (`weights_sha256`),
+and load_history refuses a history whose ends are not those weights.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import hashlib
 import json
@@ -43,6 +56,9 @@ from core.model import (
 )
 from core.tasks import TASKS, Score, Task, get_task
 from core.training.loop import TrainConfig, TrainResult, model_spec, train
+from core.training.snapshots import (
+    Snapshot, file_metadata, model_at, read_snapshots, snapshots_file,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
@@ -74,6 +90,12 @@ RECIPES: dict[str, TrainConfig] = {
 SCORED_SEQ_LEN = {"adding": 50, "agreement": 20, "airline": 24, "sentiment": 40, "names": 30,
                   "random": 10}
 LSTM_FORGET_BIAS = 1.0
+#: The tasks whose models ship their training history, and how many snapshots it has: 7
+#: log-spaced steps (0, 1, 5, 21, 96, 437, 2000 for 2,000 steps) keep the six histories' files
+#: under 2 MB together, as float32. (Float16 would halve them, but the states and gates traced
+#: with float16 weights differ from the float32 ones' by up to 1.9e-3: the agreement RNN's h.)
+HISTORY_TASKS = ("adding", "agreement")
+HISTORY_SNAPSHOTS = 7
 #: Torch threads every zoo model trains on, whoever calls: float sums split over more threads
 #: round differently, and the weights end elsewhere (see the module docstring).
 ZOO_THREADS = 1
@@ -86,6 +108,8 @@ def recipe(task: str | Task, cell: str, seed: int = ZOO_SEED) -> TrainConfig:
     config = replace(RECIPES[task.name], seed=seed, threads=ZOO_THREADS)
     if cell == "lstm":
         config = replace(config, forget_bias=LSTM_FORGET_BIAS)
+    if task.name in HISTORY_TASKS:  # copies of the weights, taken aside: the same training
+        config = replace(config, snapshots=HISTORY_SNAPSHOTS)
     return config
 
 
@@ -124,6 +148,11 @@ def _check_cell(cell: str) -> None:
 def paths(task: str, cell: str, directory: Path | None = None) -> tuple[Path, Path]:
     stem = Path(directory or MODELS_DIR) / f"{task}_{cell}"
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def history_path(task: str, cell: str, directory: Path | None = None) -> Path:
+    """Where the training history of the zoo model for task x cell is (if it ships one)."""
+    return Path(directory or MODELS_DIR) / f"{task}_{cell}_history.safetensors"
 
 
 def available(directory: Path | None = None) -> list[tuple[str, str]]:
@@ -177,6 +206,76 @@ def load_model(task: str, cell: str) -> SequenceModel:
     return model
 
 
+def load_history(task: str, cell: str) -> list[tuple[int, SequenceModel]]:
+    """The shipped model for task x cell as it was along its training: (step, model) from
+    step 0 (the recipe's initialisation) to the last step (the shipped model), each model a new
+    one of its own, in eval mode. FileNotFoundError naming the command where none ships;
+    RuntimeError where the history's ends are not the recipe's initialisation and the shipped
+    weights (one of them was remade without the other)."""
+    task = get_task(task).name
+    path = history_path(task, cell)
+    between, metadata = history_snapshots(task, cell)
+    model = load_model(task, cell)
+    config = recipe(task, cell)
+    init = build_sequence_model(model.spec, seed=config.seed, init=config.init,
+                                forget_bias=config.forget_bias, update_bias=config.update_bias)
+    ends = {"init_sha256": (init, "the recipe's initialisation"),
+            "final_sha256": (model, "the shipped model's weights")}
+    for key, (ending, words) in ends.items():
+        if metadata.get(key) != weights_sha256(ending.state_dict()):
+            raise RuntimeError(f"{path.name} is not the history of {words} ({task} x {cell}): "
+                               f"remake both with python scripts/train_zoo.py --task {task} "
+                               f"--cell {cell}")
+    history = [(0, init.eval())]
+    history += [(s.step, model_at((model, between), s.step)) for s in between]
+    return history + [(model_info(task, cell).steps, copy.deepcopy(model).eval())]
+
+
+@functools.lru_cache(maxsize=None)
+def history_snapshots(task: str, cell: str) -> tuple[tuple[Snapshot, ...], dict[str, str]]:
+    """(the snapshots in the shipped history file of task x cell, its metadata), read once
+    per process (do not modify them); load_history gives the whole history as models."""
+    task = get_task(task).name
+    _check_cell(cell)
+    path = history_path(task, cell)
+    if not path.exists():
+        shipped = " and ".join(HISTORY_TASKS)
+        raise FileNotFoundError(
+            f"no training history for {task} x {cell} in {path.parent} (the {shipped} models "
+            f"ship one); make it with: python scripts/train_zoo.py --task {task} --cell {cell}")
+    data = path.read_bytes()
+    return read_snapshots(data, path.name), file_metadata(data)
+
+
+def save_history(result: TrainResult, directory: Path | None = None) -> Path:
+    """Write a zoo run's history beside its model: the snapshots between the first and the
+    last, float32, with the hashes of those two (see the module doc), the recipe and what the
+    weights depend on in the metadata. Returns the file's path."""
+    first, *between, last = result.snapshots
+    path = history_path(result.task, result.cell, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"task": result.task, "cell": result.cell,
+                "spec": json.dumps(result.model.spec.to_dict()),
+                "all_steps": json.dumps([s.step for s in result.snapshots]),
+                "init_sha256": weights_sha256(first.state),
+                "final_sha256": weights_sha256(last.state),
+                "config": json.dumps(result.config.to_dict()),
+                "made_by": "python scripts/train_zoo.py",
+                "made_with": json.dumps(made_with(result.task, result.config))}
+    path.write_bytes(snapshots_file(between, metadata))
+    return path
+
+
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """A hash of a state_dict's names, dtypes, shapes and values (in name order)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def build_model(task: str | Task, cell: str, seed: int = 0, hidden_size: int | None = None,
                 num_layers: int = 1, init: str = "default", forget_bias: float | None = None,
                 update_bias: float | None = None) -> SequenceModel:
@@ -226,14 +325,18 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     model_info.cache_clear()
     load_model.cache_clear()
+    history_snapshots.cache_clear()
     return meta
 
 
 def train_zoo_model(task: str, cell: str, directory: Path | None = None,
                     on_progress=None) -> tuple[TrainResult, dict]:
-    """Train one zoo model from scratch with its recipe and save it."""
+    """Train one zoo model from scratch with its recipe and save it (with its history where
+    the recipe keeps snapshots)."""
     task_obj = get_task(task)
     result = train(task_obj, cell, recipe(task_obj, cell), on_progress=on_progress)
+    if result.snapshots:
+        save_history(result, directory)
     extra = {}
     if task_obj.name == "agreement":
         extra["accuracy_by_distance"] = task_obj.accuracy_by_distance(
