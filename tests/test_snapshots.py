@@ -24,7 +24,9 @@ from core.model import SequenceModel, build_sequence_model
 from core.tasks import get_task
 from core.training.budget import SNAPSHOT_SHARE, check_training_memory, plan_run, sequence_steps
 from core.training.loop import TrainConfig, model_spec, train
-from core.training.session import SESSION_SNAPSHOT_BYTES, TrainingSession, keep_newest, train_runs
+from core.training.session import (
+    SESSION_SNAPSHOT_BYTES, TrainingSession, keep_newest, make_train_config, train_runs,
+)
 from core.training.snapshots import (
     MAX_SNAPSHOTS, Snapshot, model_at, read_snapshots, snapshot_steps, snapshots_file,
 )
@@ -74,6 +76,13 @@ def test_snapshots_are_off_by_default_and_at_most_40():
         with pytest.raises(ValueError, match="snapshots must be 0 \\(none\\) or from 2 to 40"):
             TrainConfig(snapshots=bad)
     assert TrainConfig(snapshots=40).snapshots == 40
+    # a user's choice (a widget, a link) is checked with the other choices
+    assert make_train_config("adding", steps=100, seconds=10, snapshots=20).snapshots == 20
+    assert make_train_config("adding", steps=100, seconds=10).snapshots == 0
+    for bad in (1, 41, 2.5, True, "20"):
+        with pytest.raises(ValueError, match="The number of snapshots must be 0 \\(none\\) or a "
+                                             "whole number from 2 to 40; got"):
+            make_train_config("adding", steps=100, seconds=10, snapshots=bad)
 
 
 # -- a run's snapshots ------------------------------------------------------------------------

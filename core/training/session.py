@@ -74,7 +74,7 @@ from core.training.loop import (
     TrainResult,
     model_spec,
 )
-from core.training.snapshots import Snapshot
+from core.training.snapshots import MAX_SNAPSHOTS, MIN_SNAPSHOTS, Snapshot
 from core.training.worker import pack_model, train_child, unpack_model, unpack_snapshot
 
 log = logging.getLogger(__name__)
@@ -492,6 +492,7 @@ def make_train_config(
     num_layers: object = 1, optimizer: str = "adam", learning_rate: object = 2e-3,
     seq_len: object = None, init: str = "default", forget_bias: object = None,
     update_bias: object = None, clip_norm: object = 1.0, seed: object = 0,
+    snapshots: object = 0,
 ) -> TrainConfig:
     """A TrainConfig from values a user gave (a widget, a URL, a script): every one checked
     against core.limits and the task's own length range. Raises LimitError or ValueError with a
@@ -515,11 +516,15 @@ def make_train_config(
         clip_norm = _check_number(clip_norm, "The clipping threshold", 1e-6, 1e6)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
         raise ValueError(f"The seed must be a whole number from 0 to {2**31 - 1}; got {seed!r}.")
+    if isinstance(snapshots, bool) or not isinstance(snapshots, numbers.Integral) or not (
+            snapshots == 0 or MIN_SNAPSHOTS <= snapshots <= MAX_SNAPSHOTS):
+        raise ValueError(f"The number of snapshots must be 0 (none) or a whole number from "
+                         f"{MIN_SNAPSHOTS} to {MAX_SNAPSHOTS}; got {snapshots!r}.")
     return TrainConfig(
         hidden_size=hidden_size, num_layers=num_layers, optimizer=optimizer,
         learning_rate=learning_rate, seq_len=seq_len, clip_norm=clip_norm, init=init,
         forget_bias=forget_bias, update_bias=update_bias, seed=int(seed), max_steps=steps,
-        max_seconds=seconds, **event_spacing(steps),
+        max_seconds=seconds, snapshots=int(snapshots), **event_spacing(steps),
     )
 
 
