@@ -22,7 +22,7 @@ from ui.text import plain
 from ui.traces import explore_trace
 from ui.own_input import own_model_input
 from ui.upload import weights_upload
-from ui.widgets import answer_metric, csv_column_picker, length_slider
+from ui.widgets import answer_metric, csv_column_picker, history_slider, length_slider
 
 choices = PageChoices(ex.ExploreState, "explore")
 trained_here = st.session_state.get(TRAINED, {})
@@ -49,7 +49,9 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnIn
     elif values["source"] == "session" and runs:
         pick(st.selectbox, "Trained in this session", "run", runs)
         values["cell"] = trained_here[values["run"]].cell
-    elif values["source"] == "upload":
+    if steps := ex.history_steps(choices.state(), trained_here):
+        history_slider(choices, steps)
+    if values["source"] == "upload":
         upload, user = weights_upload()
         own = own_model_input(user, choices)  # None for no file, or gatescope's own download
         if upload is not None and (user is None or own is not None and own.kind != "task"):

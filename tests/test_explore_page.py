@@ -476,3 +476,32 @@ def test_a_second_weights_file_dropped_on_the_uploader_is_the_one_traced():
     assert "your LSTM from new.safetensors" in shown(at.caption[0].value)
     assert any("Ignored until you remove them: old.safetensors" in shown(c.value)
                for c in at.sidebar.caption)
+
+
+def test_the_training_step_slider_shows_the_shipped_model_as_it_learned():
+    """Issue 17, item 5: the adding LSTM's history, from its initialisation to the shipped
+    weights; a link with `snap` opens at that step, and the trace is of those weights."""
+    from core.engine import trace
+    from core.views.models import shipped_history
+
+    at = app(task="adding", cell="lstm", source="shipped", len=20)
+    assert_clean(at)
+    slider = at.select_slider(key="explore_snap")
+    assert slider.value == -1 and "3,000" in slider.format_func(-1)
+    slider.set_value(0).run()
+    assert_clean(at)
+    assert at.query_params["snap"] in ("0", ["0"])
+    caption = shown(at.caption[0].value)
+    assert "LSTM at training step 0 of 3,000" in caption and "not measured" in caption
+    assert any("untrained" in w.value for w in at.warning)
+    view = ex.ExploreState(task="adding", cell="lstm", len=20, snap=0)
+    init = shipped_history("adding", "lstm")[0][1]
+    _, result = ex.resolve_model(view), ex.run(view, ex.resolve_model(view), ex.make_example(view))
+    want = trace(init.rnn, init.features(ex.make_example(view).inputs).float(),
+                 ex.get_task("adding").objective(init, ex.make_example(view).target))
+    assert abs(result.trace.hidden - want.hidden).max() < 1e-6
+    # a link opens there; no slider for a task whose models ship no history
+    linked = app(task="agreement", cell="gru", source="shipped", snap="2")
+    assert_clean(linked)
+    assert "GRU at training step 5 of 2,000" in shown(linked.caption[0].value)
+    assert "explore_snap" not in [s.key for s in app(task="airline").select_slider]

@@ -9,6 +9,7 @@ import streamlit as st
 from core.io.tables import CSV_RULES, CsvChoice, CsvTable, read_table
 from core.limits import LIMITS
 from core.tasks import Task
+from core.views.models import FINAL
 from ui.state import PageChoices, page_key
 from ui.text import plain
 
@@ -98,3 +99,19 @@ def answer_metric(label: str, result) -> None:
     known (typed input)."""
     st.metric(label, result.prediction, result.judgement or None, delta_arrow="off",
               delta_color={True: "green", False: "red"}.get(result.right, "gray"))
+
+
+def history_slider(choices, steps: list[int]) -> None:
+    """The step of the model's training history to look at (`steps`, from its initialisation
+    to the model as trained, which is the default and the last position)."""
+    indices = [*range(len(steps) - 1), FINAL]
+    key = choices.widget_key("snap")
+    if st.session_state.get(key) not in indices:  # another model's history, or none yet
+        st.session_state[key] = choices.values["snap"] if choices.values["snap"] in indices \
+            else FINAL
+    choices.values["snap"] = st.select_slider(
+        "Training step: the model as it learned", indices, key=key,
+        format_func=lambda index: f"{steps[index]:,}",
+        help="Its weights at a few steps of its training, from the initialisation (step 0) to "
+             "the model as trained. Its held-out score is shown where it was measured at "
+             "that step.")

@@ -26,6 +26,7 @@ from core.tasks import TASKS, Example, get_task
 from core.tasks.base import FLOAT32_MAX
 from core.training import zoo
 from core.training.loop import TrainResult
+from core.training.snapshots import MAX_SNAPSHOTS
 from core.views import models
 from core.views.models import SOURCES, ModelChoice
 from core.views.own_model import Fed, Objective, feed_ids, feed_numbers, feed_text, run_own
@@ -90,6 +91,7 @@ class ExploreState(PageState):
     pick: str = one_of("index", PICKS)
     unit: int = whole(0, 0, LIMITS.max_hidden_size)
     t: int = whole(0, 0, LIMITS.max_seq_len)
+    snap: int = whole(models.FINAL, models.FINAL, MAX_SNAPSHOTS)  # a step of the model's history
 
     @classmethod
     def defaults(cls) -> "ExploreState":
@@ -142,9 +144,10 @@ def resolve_model(state: ExploreState,
         if result.task != task.name:
             raise ValueError(f"“{state.run}” was trained on another task; pick {task.title} "
                              "models only.")
-        return models.from_session(state.run, result)
+        return models.at_snapshot(models.from_session(state.run, result), state.snap,
+                                  task.name, result)
     if state.source == "shipped":
-        return models.shipped(task.name, state.cell)
+        return models.at_snapshot(models.shipped(task.name, state.cell), state.snap, task.name)
     if state.source == "random":
         return models.random_init(task.name, state.cell, state.seed)
     if state.source != "upload":
@@ -158,6 +161,17 @@ def resolve_model(state: ExploreState,
         raise ValueError(f"This file is gatescope's own download of a model trained on "
                          f"{get_task(choice.user.task).title}: choose that task to see it.")
     return choice
+
+
+def history_steps(state: ExploreState, session_models: Mapping[str, TrainResult] | None = None
+                  ) -> list[int]:
+    """The training steps at which the model `state` picks can be seen ([] where it has no
+    history): the shipped adding and agreement models', or the snapshots a run in this session
+    kept."""
+    if state.source == "shipped":
+        return [step for step, _ in models.shipped_history(state.task, state.cell)]
+    result = (session_models or {}).get(state.run) if state.source == "session" else None
+    return [snapshot.step for snapshot in getattr(result, "snapshots", ())]
 
 
 # ---------------------------------------------------------------------------------------------

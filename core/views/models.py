@@ -12,9 +12,10 @@ Sources, one word each:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from torch import nn
@@ -23,6 +24,7 @@ from core.cells import cell_info, cell_of_module
 from core.io.loading import quoted
 from core.io.user_model import Choice, UserModel, load_user_model
 from core.model import SequenceModel
+from core.training.snapshots import model_at
 from core.tasks import Score, get_task
 from core.text import printable
 from core.training import zoo
@@ -170,6 +172,45 @@ def uploaded(data: bytes | Upload, filename: str = "", prefix: str | None = None
     return ModelChoice(rnn, user.sequence_model, "upload",
                        f"your {type(rnn).__name__} from {shown}{module} ({sizes}){overridden}",
                        note=note, user=user)
+
+
+#: A history's index meaning "the model it ended with": every page's default.
+FINAL = -1
+
+
+@functools.lru_cache(maxsize=12)
+def shipped_history(task: str, cell: str) -> tuple[tuple[int, SequenceModel], ...]:
+    """The shipped model of task x cell along its training ((step, model), step 0 to the
+    shipped weights), read once per process; () where none ships (only adding and
+    agreement do). Shared by every visitor: nobody may change these models."""
+    if (task, cell) not in set(zoo.available()) or not zoo.history_path(task, cell).exists():
+        return ()
+    return tuple(zoo.load_history(task, cell))
+
+
+def at_snapshot(choice: ModelChoice, index: int, task: str,
+                result: TrainResult | None = None) -> ModelChoice:
+    """`choice` as it was at the `index`-th step of its history (FINAL: as it ended, itself).
+    Its score is the snapshot's own where the run measured it at that step, else unknown: the
+    final model's score would be a claim about other weights."""
+    if choice.source == "shipped":
+        steps = [step for step, _ in shipped_history(task, choice.cell)]
+    else:
+        steps = [snapshot.step for snapshot in getattr(result, "snapshots", ())]
+    if index == FINAL or not steps or index >= len(steps) - 1:
+        return choice
+    if choice.source == "shipped":
+        model = shipped_history(task, choice.cell)[index][1]
+        score = None
+    else:
+        snapshot = result.snapshots[index]
+        model, score = model_at(result, snapshot.step), snapshot.score
+    step, last = steps[index], steps[-1]
+    label = (f"{cell_info(choice.cell).display_name} at training step {step:,} of {last:,} · "
+             + (score_text(score) if score is not None else "held-out score not measured at "
+                "this step"))
+    return replace(choice, rnn=model.rnn, model=model, label=label, score=score,
+                   train_steps=step, note=UNTRAINED_NOTE if step == 0 else choice.note)
 
 
 def session_labels(task: str, trained: Mapping[str, TrainResult], cell: str | None = None
