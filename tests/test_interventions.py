@@ -239,15 +239,21 @@ def test_float32_intervened_trace_matches_the_float64_unroll(cell):
         Intervention(1, 1, [1, 2], "forget" if cell == "lstm" else "update", value=1.0),
         Intervention(0, 1, [5], "cell_state" if cell == "lstm" else "new", steps=[7, 30], value=0.5),
     ]
-    tr = trace(rnn, x, interventions=interventions)
+    assert_float32_matches(trace(rnn, x, interventions=interventions), rnn, x, interventions)
+
+
+def assert_float32_matches(tr, rnn, x, interventions):
+    """A float32 trace against the float64 unroll: states and gates to 1e-5; gradients to 1e-3,
+    float32's rounding of the sums that make them (as in test_trace)."""
     ref = reference_trace(copy.deepcopy(rnn).double(), x.double(), interventions)
     np.testing.assert_allclose(tr.hidden, ref["hidden"], atol=1e-5, rtol=0)
     for name, values in ref["gates"].items():
         np.testing.assert_allclose(tr.gates[name], values, atol=1e-5, rtol=0, err_msg=name)
-    if cell == "lstm":
+    if ref["cell"] is not None:
         np.testing.assert_allclose(tr.cell, ref["cell"], atol=1e-5, rtol=0)
-    for name in ("grad_hidden", "grad_input"):  # float32 rounding of sums, as in test_trace
-        np.testing.assert_allclose(getattr(tr, name), ref[name], rtol=1e-3, atol=1e-6 * ref[name].max())
+    for name in ("grad_hidden", "grad_cell", "grad_input"):
+        if ref[name] is not None:
+            np.testing.assert_allclose(getattr(tr, name), ref[name], rtol=1e-3, atol=1e-6 * ref[name].max(), err_msg=name)
 
 
 def test_no_interventions_leave_the_fused_path_unchanged_bit_for_bit():
@@ -366,15 +372,30 @@ def test_interventions_must_be_intervention_objects():
         trace(make_rnn("lstm", 2, 3), torch.randn(4, 2), interventions=[("hidden", 0)])
 
 
-def test_the_clamped_kernel_runs_in_few_stretches():
-    """Every-step clamps cost two kernel calls (step 0 reads no clamped h), k scattered steps
-    about 2k + 1, whatever the sequence length: the speed the design rests on."""
-    rnn = make_rnn("lstm", 3, 8, seed=0)
+def test_the_clamped_network_runs_in_few_stretches():
+    """The speed the design rests on, whatever the sequence's length. An LSTM takes clamps of h
+    (any value), ablations of c and gates pushed to their ends as inputs: one fused kernel call
+    at any steps. Other clamps cost one call after step 0 (which reads no clamped h) at every
+    step, and k + 1 calls at k scattered steps (plus k single steps in the cell ops where a
+    clamped state or gate must be handed over or held)."""
+    kernel = mock.Mock(wraps=core.engine.interventions._kernel)
+    cell_steps = mock.Mock(wraps=core.engine.interventions._cell_steps)
     x = torch.randn(200, 3)
-    calls = mock.Mock(wraps=core.engine.interventions._kernel)
-    with mock.patch.object(core.engine.interventions, "_kernel", calls):
-        trace(rnn, x, interventions=[Intervention(0, 0, [1, 2], "hidden"), Intervention(0, 0, [3], "forget")])
-        assert calls.call_count == 2
-        calls.reset_mock()
-        trace(rnn, x, interventions=[Intervention(0, 0, [1], "cell_state", steps=[20, 90, 150])])
-        assert calls.call_count == 7
+    cases = [
+        ("lstm", [Intervention(0, 0, [1, 2], "hidden", steps=[20, 90, 150], value=0.5), Intervention(0, 0, [2], "cell_state", steps=[5, 60]),
+                  Intervention(0, 0, [3], "forget", steps=[7, 8, 9], value=1.0), Intervention(0, 0, [4], "cell", value=-1.0)], (1, 0)),
+        ("lstm", [Intervention(0, 0, [1], "cell_state", steps=[20, 90, 150], value=0.5)], (4, 3)),
+        ("lstm", [Intervention(0, 0, [1, 2], "input", value=0.3)], (1, 0)),
+        ("gru", [Intervention(0, 0, [1, 2], "hidden", value=0.5), Intervention(0, 0, [3], "new", value=0.3)], (1, 1)),
+        ("gru", [Intervention(0, 0, [1], "hidden", steps=[20, 90, 150], value=0.5)], (4, 0)),
+        ("gru", [Intervention(0, 0, [1], "update", steps=[20, 90, 150], value=1.0)], (1, 0)),
+    ]
+    for cell, interventions, calls in cases:
+        rnn = make_rnn(cell, 3, 8, seed=0)
+        with mock.patch.object(core.engine.interventions, "_kernel", kernel), mock.patch.object(
+            core.engine.interventions, "_cell_steps", cell_steps
+        ):
+            tr = trace(rnn, x, interventions=interventions)
+        assert (kernel.call_count, cell_steps.call_count) == calls, interventions
+        kernel.reset_mock(), cell_steps.reset_mock()
+        assert_float32_matches(tr, rnn, x, interventions)

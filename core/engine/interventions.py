@@ -11,20 +11,25 @@ above read. Gradients are of the intervened network: the gradient reported for a
 c_t is the one with respect to the value the network carries on (the clamped value), and nothing
 passes back through the clamped units at those steps to what computed them.
 
-How it stays fast: the clamped network still runs in PyTorch's fused kernels, with weights edited
-so that the kernel itself computes the clamped network, one kernel call per stretch of steps
-whose clamps are the same (`_segments`):
-- a gate clamped to v: its rows of W_ih and W_hh are zero and its bias is the pre-activation that
-  gives v (logit(v) for a sigmoid, atanh(v) for tanh; past +-BIG for 0 and 1, where float32 and
-  float64 give exactly 0 and 1);
-- c clamped to v (LSTM): f := 1 and i := 0 exactly keep c at the v the stretch starts from;
-- h_{t-1} clamped to v where step t reads it: its columns of W_hh are zero and W_hh[:, U] v joins
-  the recurrent bias (for a GRU inside the reset gate's product, as b_hn is); the clamped h_t
-  itself is written over the kernel's output. A GRU's direct z * h_{t-1} path reads the kernel's
-  own h, so for a GRU a stretch also keeps the same clamps on h_t.
-Between stretches the states are handed on with their clamps applied. Clamps at every step are
-two kernel calls per layer and direction (step 0 reads no clamped h), clamps at k scattered steps
-about 2k + 1; layers and directions without interventions run exactly as without any.
+How it stays fast: the clamped network still runs in PyTorch's fused kernels (`clamped_forward`),
+which then compute the clamped network themselves:
+- as extra, time-varying inputs (`_as_inputs`), like the engine's probe: a sigmoid gate set to 0
+  or 1 or a tanh gate set to -1 or 1 is its pre-activation pushed past -BIG or +BIG (exactly 0,
+  1 or -1 in float32 and float64, derivative exactly 0); an LSTM's c set to 0 is i := 0 and
+  f := 0; an LSTM's h_s set to v is o_s pushed to 0 (h_s exactly 0, passing nothing back) with
+  W_hh[:, u] v added at step s + 1, where the clamped value is read. These cost no extra kernel
+  call at any steps;
+- otherwise with edited weights, one kernel call per stretch of steps whose clamps agree
+  (`_segments`): a gate clamped to v has zero rows in W_ih and W_hh and the bias that gives v;
+  an LSTM's c clamped to v is f := 1 and i := 0 from a state handed over with c = v; an h_{t-1}
+  clamped to v within a stretch is read through zero columns of W_hh and W_hh[:, U] v in the
+  bias (for a GRU inside the reset gate's product, as b_hn is), and written over the kernel's
+  output. A GRU's direct z * h_{t-1} path reads the kernel's own h, so its stretches also keep
+  the same clamps on h_t. Between stretches the states are handed on with their clamps applied;
+  stretches of one or two steps run in PyTorch's cell ops, cheaper than a kernel call there.
+So clamps at every step cost at most two calls per layer and direction (step 0 reads no clamped
+h), clamps of a value that is not an end of its range at k scattered steps about k + 1; layers
+and directions without interventions run exactly as without any.
 """
 
 from __future__ import annotations
@@ -238,57 +243,192 @@ def clamped_forward(
     """
     seq_len, batch = inputs.shape[0], inputs.shape[1]
     hidden_size = weights.w_hh.shape[1]
-    h_clamped = "hidden" in clamps.masks
+    control, control_block, rest, pushed_h = _as_inputs(cell_type, clamps, weights.w_hh)
+    # extra input columns and their weights: the probe, then the control
+    extra = [probe] if probe is not None else []
+    extra_block = [probe_block] if probe is not None else []
+    if control is not None:
+        extra.append(control.to(inputs.dtype))
+        extra_block.append(control_block.to(inputs.dtype))
+    extra = torch.cat(extra, dim=1) if extra else None
+    extra_block = torch.cat(extra_block, dim=1) if extra_block else None
+
     state = inputs.new_zeros(1, batch, hidden_size)
     cell_state = state if cell_type == "lstm" else None
     outputs = []
     edited: dict[bytes, tuple] = {}
-    signature = _signature(cell_type, clamps)
-    for start, stop in _segments(signature):
-        key = signature[start].tobytes()
+    steps = _StepClamps(cell_type, rest)
+    for start, stop, read in _segments(cell_type, steps):
+        key = steps.key(start, read)
         if key not in edited:
-            edited[key] = _edited_weights(cell_type, weights, clamps, start, probe_block)
+            edited[key] = _edited_weights(cell_type, weights, rest, start, read, extra_block)
         params, has_bias, block = edited[key]
         run_input = inputs[start:stop]
-        if probe is not None:
-            widened = probe[start:stop].unsqueeze(1).expand(-1, batch, -1)
-            run_input = torch.cat([run_input, widened], dim=2)
+        if extra is not None:
+            run_input = torch.cat([run_input, extra[start:stop].unsqueeze(1).expand(-1, batch, -1)], dim=2)
             params = [torch.cat([params[0], block], dim=1)] + params[1:]
-        if cell_state is not None and "cell_state" in clamps.masks and clamps.masks["cell_state"][start].any():
-            cell_state = _clamped(cell_state, clamps, "cell_state", start)
-        output, state, cell_state = _kernel(cell_type, nonlinearity, run_input, params, has_bias, state, cell_state)
-        if h_clamped and clamps.masks["hidden"][start:stop].any():
-            output = _clamped(output, clamps, "hidden", slice(start, stop))
-            state = output[-1:]
+        if cell_state is not None and "cell_state" in rest.masks and rest.masks["cell_state"][start].any():
+            cell_state = _clamped(cell_state, rest, "cell_state", start)
+        run = _kernel if stop - start > _STEPS_BY_CELL else _cell_steps
+        output, state, cell_state = run(cell_type, nonlinearity, run_input, params, has_bias, state, cell_state)
+        if "hidden" in rest.masks and rest.masks["hidden"][start:stop].any():
+            output = _clamped(output, rest, "hidden", slice(start, stop))
+            state = output[-1:]  # handed over clamped; an h clamped by `_as_inputs` is read as an input instead
+        if pushed_h is not None and pushed_h.masks["hidden"][start:stop].any():
+            output = _clamped(output, pushed_h, "hidden", slice(start, stop))
         outputs.append(output)
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
-def _signature(cell_type: str, clamps: Clamps) -> np.ndarray:
-    """(T, F): one row per step of everything that decides how the kernel runs that step; steps
-    with equal rows run in one kernel call."""
-    columns = []
-    for target in ("cell_state",) + CELLS[cell_type].gate_names:
-        if target in clamps.masks:
-            columns += [clamps.masks[target], clamps.values[target]]
-    if "hidden" in clamps.masks:
-        mask, values = clamps.masks["hidden"], clamps.values["hidden"]
-        # step t reads h_{t-1}; step 0 reads the zero start, never clamped
-        columns += [np.concatenate([np.zeros_like(mask[:1]), mask[:-1]]), np.concatenate([np.zeros_like(values[:1]), values[:-1]])]
-        if cell_type == "gru":  # a GRU's own z * h path reads the kernel's h: same clamps on h_t too
-            columns += [mask, values]
-    return np.concatenate([np.asarray(column, np.float64) for column in columns], axis=1)
+def _as_inputs(cell_type: str, clamps: Clamps, w_hh: torch.Tensor):
+    """The clamps the kernel can take as time-varying inputs, split from the rest.
+
+    A sigmoid gate set to 0 or 1 and a tanh gate set to -1 or 1 are their own pre-activation
+    pushed past -BIG or BIG, and an LSTM's c set to 0 is i := 0 and f := 0: a column per pushed
+    gate row, fed BIG times -1, 0 or +1 at each step. Their derivatives there are exactly 0, so
+    nothing passes back through them, as in the clamped network. An LSTM's h_s set to v is o_s
+    pushed to 0 (the kernel's h_s is then exactly 0 and passes nothing back) and, at step s + 1,
+    W_hh[:, u] v added as an input (a column per unit, fed v at s + 1): the clamped h_s read.
+    Such clamps, at any steps, cost no extra kernel call. An entry takes this way only where no
+    other clamp at that step touches the gate rows it pushes.
+
+    Returns (control (T, R) or None, its (gate rows, R) weights, the other clamps, the h clamps
+    taken as inputs (to write over the kernel's output) or None).
+    """
+    gates = CELLS[cell_type].gate_names
+    hidden_size = w_hh.shape[1]
+    seq_len = len(next(iter(clamps.masks.values())))
+    touches = np.zeros((seq_len, len(gates), hidden_size), np.int64)
+    plans = []
+    for target, mask in clamps.masks.items():
+        values = clamps.values[target]
+        if target in gates:
+            lowest = -1.0 if _GATES[target].signed else 0.0
+            exact = mask & ((values == 1.0) | (values == lowest))
+            pushed, signs, touched_as_rest = (gates.index(target),), np.where(values == 1.0, 1.0, -1.0), (gates.index(target),)
+        elif target == "cell_state":  # as the rest: i := 0, f := 1 and the state handed over
+            exact, pushed, signs, touched_as_rest = mask & (values == 0.0), (0, 1), -1.0, (0, 1)
+        elif cell_type == "lstm":  # h := v: o := 0, v read as an input at the next step
+            exact, pushed, signs, touched_as_rest = mask.copy(), (3,), -1.0, ()
+        else:  # a GRU's h feeds its own z * h path, an RNN's is all it has: edited kernels
+            continue
+        for block in touched_as_rest:
+            touches[:, block] += mask & ~exact
+        for block in pushed:
+            touches[:, block] += exact
+        plans.append((target, exact, pushed, signs))
+    pushes = np.zeros(touches.shape)
+    taken: dict[str, np.ndarray] = {}
+    for target, exact, pushed, signs in plans:
+        alone = exact & np.logical_and.reduce([touches[:, block] == 1 for block in pushed])
+        for block in pushed:
+            pushes[:, block] += np.where(alone, signs, 0.0)
+        taken[target] = alone
+    pushes = pushes.reshape(seq_len, -1)
+    rows = np.flatnonzero(pushes.any(axis=0))
+    columns, blocks = [], []
+    if len(rows):
+        columns.append(torch.from_numpy(pushes[:, rows]))
+        block = w_hh.new_zeros(w_hh.shape[0], len(rows))
+        block[torch.from_numpy(rows), torch.arange(len(rows))] = BIG
+        blocks.append(block)
+    pushed_h = None
+    if "hidden" in taken and taken["hidden"].any():
+        read = np.where(taken["hidden"], clamps.values["hidden"], 0.0)
+        units = np.flatnonzero(read.any(axis=0))
+        if len(units):  # h_s := v is read at s + 1 as W_hh[:, u] v (v = 0: nothing to add)
+            later = np.zeros((seq_len, len(units)))
+            later[1:] = read[:-1, units]
+            columns.append(torch.from_numpy(later))
+            blocks.append(w_hh[:, torch.from_numpy(units)])
+        pushed_h = Clamps({"hidden": taken["hidden"]}, {"hidden": np.where(taken["hidden"], clamps.values["hidden"], 0.0)})
+    if not columns:
+        return None, None, clamps, None
+    rest = Clamps(
+        {target: mask & ~taken[target] if target in taken else mask for target, mask in clamps.masks.items()},
+        {target: np.where(taken[target], 0.0, values) if target in taken else values for target, values in clamps.values.items()},
+    )
+    control = torch.cat(columns, dim=1)
+    return control, torch.cat(blocks, dim=1), rest, pushed_h
 
 
-def _segments(signature: np.ndarray) -> list[tuple[int, int]]:
-    changes = np.flatnonzero((signature[1:] != signature[:-1]).any(axis=1)) + 1
-    bounds = [0, *changes.tolist(), len(signature)]
-    return list(zip(bounds, bounds[1:]))
+#: Stretches this short run step by step in PyTorch's cell ops: a fused kernel call costs about
+#: as much as three cell steps, forward and backward (oneDNN's LSTM more).
+_STEPS_BY_CELL = 2
 
 
-def _edited_weights(cell_type: str, weights, clamps: Clamps, step: int, probe_block: torch.Tensor | None):
-    """The kernel's parameters for the stretch that starts at `step` (see the module docstring),
-    whether they have biases, and the probe block with the clamped gates' rows zeroed."""
+class _StepClamps:
+    """Per step, what decides how the kernel runs it: the gate and cell clamps and the h clamps,
+    and where consecutive steps agree on them."""
+
+    def __init__(self, cell_type: str, clamps: Clamps):
+        columns = []
+        for target in ("cell_state",) + CELLS[cell_type].gate_names:
+            if target in clamps.masks:
+                columns += [clamps.masks[target], clamps.values[target]]
+        self.seq_len = len(next(iter(clamps.masks.values())))
+        self.rows = np.concatenate([np.asarray(c, np.float64) for c in columns], axis=1) if columns else None
+        if "hidden" in clamps.masks:
+            self.h_rows = np.concatenate([clamps.masks["hidden"], clamps.values["hidden"]], axis=1)
+            self.holds = clamps.masks["hidden"].any(axis=1)
+        else:
+            self.h_rows, self.holds = None, np.zeros(self.seq_len, bool)
+        self.same_rows = self._same_as_previous(self.rows)
+        self.same_h = self._same_as_previous(self.h_rows)
+        self.none = not self.holds.any() and (self.rows is None or not self.rows.any())
+
+    def _same_as_previous(self, rows: np.ndarray | None) -> np.ndarray:
+        same = np.ones(self.seq_len, bool)
+        if rows is not None:
+            same[1:] = (rows[1:] == rows[:-1]).all(axis=1)
+        same[0] = False
+        return same
+
+    def key(self, step: int, read: int | None) -> bytes:
+        rows = b"" if self.rows is None else self.rows[step].tobytes()
+        return rows + (b"" if read is None else b"|" + self.h_rows[read].tobytes())
+
+
+def _segments(cell_type: str, steps: _StepClamps) -> list[tuple[int, int, int | None]]:
+    """The stretches (start, stop, read) that each run in one kernel call.
+
+    Within a stretch the gate and cell clamps are the same at every step, and every step after
+    the first reads an h_{t-1} that is either unclamped or clamped as h at step `read` is (the
+    kernel's columns of W_hh edited for it); the first step reads the state handed over, clamps
+    applied. A GRU's z * h_{t-1} path reads the kernel's own (unclamped) h, so a GRU stretch that
+    reads clamped h also clamps its every output alike.
+    """
+    seq_len = steps.seq_len
+    if steps.none:
+        return [(0, seq_len, None)]
+    segments = []
+    start = 0
+    while start < seq_len:
+        read = None
+        if steps.holds[start]:
+            if not steps.same_h[start]:
+                segments.append((start, start + 1, None))  # the next step reads h_start as handed over
+                start += 1
+                continue
+            read = start  # h clamped alike at start - 1 and start: the stretch reads it as a bias
+        stop = start + 1
+        while stop < seq_len and steps.same_rows[stop]:
+            if read is None and steps.holds[stop - 1]:
+                break
+            if read is not None and not steps.same_h[stop - 1] and stop - 1 > start:
+                break
+            if read is not None and cell_type == "gru" and not steps.same_h[stop]:
+                break
+            stop += 1
+        segments.append((start, stop, read))
+        start = stop
+    return segments
+
+
+def _edited_weights(cell_type: str, weights, clamps: Clamps, step: int, read: int | None, probe_block: torch.Tensor | None):
+    """The kernel's parameters for the stretch that starts at `step` and reads h clamped as at
+    step `read` (see the module docstring), whether they have biases, and the extra input
+    columns' weights (probe, control) with the clamped gates' rows zeroed."""
     hidden_size = weights.w_hh.shape[1]
     fixed_rows, fixed_pre = [], []
     for k, gate in enumerate(CELLS[cell_type].gate_names):
@@ -300,8 +440,7 @@ def _edited_weights(cell_type: str, weights, clamps: Clamps, step: int, probe_bl
         units = np.flatnonzero(clamps.masks["cell_state"][step])
         fixed_rows += [units, hidden_size + units]  # i := 0 and f := 1 keep c where it starts
         fixed_pre += [np.full(len(units), -BIG), np.full(len(units), BIG)]
-    reads_clamped = step > 0 and "hidden" in clamps.masks and clamps.masks["hidden"][step - 1].any()
-    if not fixed_rows and not reads_clamped:
+    if not fixed_rows and read is None:
         params = [weights.w_ih, weights.w_hh]
         if weights.b_ih is not None:
             params += [weights.b_ih, weights.b_hh]
@@ -310,9 +449,9 @@ def _edited_weights(cell_type: str, weights, clamps: Clamps, step: int, probe_bl
     w_ih, w_hh = weights.w_ih.clone(), weights.w_hh.clone()
     b_ih = weights.b_ih.clone() if weights.b_ih is not None else w_ih.new_zeros(w_ih.shape[0])
     b_hh = weights.b_hh.clone() if weights.b_hh is not None else w_ih.new_zeros(w_ih.shape[0])
-    if reads_clamped:
-        units = torch.from_numpy(np.flatnonzero(clamps.masks["hidden"][step - 1]))
-        values = torch.from_numpy(clamps.values["hidden"][step - 1][units.numpy()]).to(w_hh.dtype)
+    if read is not None:
+        units = torch.from_numpy(np.flatnonzero(clamps.masks["hidden"][read]))
+        values = torch.from_numpy(clamps.values["hidden"][read][units.numpy()]).to(w_hh.dtype)
         b_hh += w_hh[:, units] @ values
         w_hh[:, units] = 0.0
     block = probe_block
@@ -341,6 +480,26 @@ def _clamped(tensor: torch.Tensor, clamps: Clamps, target: str, steps) -> torch.
     mask = torch.from_numpy(clamps.masks[target][steps]).reshape(-1, 1, tensor.shape[-1])
     values = torch.from_numpy(clamps.values[target][steps]).to(tensor.dtype).reshape(-1, 1, tensor.shape[-1])
     return torch.where(mask.to(tensor.device), values.to(tensor.device), tensor)
+
+
+def _cell_steps(cell_type, nonlinearity, inputs, params, has_bias, state, cell_state):
+    """`_kernel` for a short stretch, step by step in PyTorch's cell ops (nn.LSTMCell's own)."""
+    w_ih, w_hh = params[0], params[1]
+    b_ih, b_hh = (params[2], params[3]) if has_bias else (None, None)
+    h, c = state[0], None if cell_state is None else cell_state[0]
+    outputs = []
+    for step_input in inputs:
+        if cell_type == "lstm":
+            h, c = torch.lstm_cell(step_input, (h, c), w_ih, w_hh, b_ih, b_hh)
+        elif cell_type == "gru":
+            h = torch.gru_cell(step_input, h, w_ih, w_hh, b_ih, b_hh)
+        elif nonlinearity == "relu":
+            h = torch.rnn_relu_cell(step_input, h, w_ih, w_hh, b_ih, b_hh)
+        else:
+            h = torch.rnn_tanh_cell(step_input, h, w_ih, w_hh, b_ih, b_hh)
+        outputs.append(h)
+    output = torch.stack(outputs)
+    return output, output[-1:], None if c is None else c.unsqueeze(0)
 
 
 def _kernel(cell_type, nonlinearity, inputs, params, has_bias, state, cell_state):
