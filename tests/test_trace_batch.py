@@ -246,6 +246,8 @@ def test_an_ablation_over_the_batch_zeroes_the_units_and_moves_the_output():
         (torch.randn(2, 5, 3), [6, 5], "from 1 to the padded length T = 5"),
         (torch.randn(2, 5, 3), [2.5, 5], "whole numbers"),
         (torch.full((2, 5, 3), float("nan")), None, "NaN"),
+        (torch.randn(2, 5, 3).index_put_((torch.tensor(1), torch.tensor(2)), torch.tensor(float("inf"))), [5, 3],
+         "NaN or infinite values within the sequences' lengths"),
     ],
 )
 def test_bad_batches_get_a_clear_message(x, lengths, message):

@@ -109,10 +109,11 @@ def trace_batch(
     lengths = _checked_lengths(lengths, batch_size, seq_len)
     valid = np.arange(seq_len) < lengths[:, None]  # (B, T)
     padded = not valid.all()
-    if padded and not _finite(x[torch.from_numpy(valid)]):
-        raise ValueError("x contains NaN or infinite values within the sequences' lengths.")
-    if not padded and not _finite(x):
-        raise ValueError("x contains NaN or infinite values.")
+    if not _finite(x):  # padding may hold anything (NaN included): only the steps within count
+        if not padded:
+            raise ValueError("x contains NaN or infinite values.")
+        if not _finite(x[torch.from_numpy(valid)]):
+            raise ValueError("x contains NaN or infinite values within the sequences' lengths.")
     clamps: dict[tuple[int, int], Clamps] = {}
     if interventions:
         checked = checked_interventions(cell_type, rnn, interventions, seq_len)
@@ -162,10 +163,13 @@ def trace_batch(
             hiddens = [torch.as_tensor(result.hidden) for result in directions]  # the module's dtype
             layer_input = hiddens[0] if num_dirs == 1 else torch.cat(hiddens, dim=2)
 
-        output = layer_input.transpose(0, 1)  # (B, T, D*H), as a batch_first module returns it
+        # (B, T, D*H), as a batch_first module returns it: a view of the top layer's h, or with
+        # zeros beyond each length (as pad_packed_sequence gives) a copy
+        output = _numpy(layer_input).transpose(1, 0, 2)
         if padded:
-            output = output.masked_fill(torch.from_numpy(~valid).unsqueeze(2), 0.0)
-        output = _float32(output.numpy())
+            output = output.astype(np.float32)  # numpy's allocation: see `_empty`
+            output[~valid] = 0.0
+        output = _float32(output)
     if stacked is None:  # one run: its own arrays, with a layer and a direction axis
         only = directions[0]
         stacked = _RunResult(*(None if a is None else _float32(_numpy(a))[None, None] for a in only.arrays()))
