@@ -226,22 +226,38 @@ TRACE_ARRAYS = 6
 def session_memory_bound() -> dict[str, int]:
     """The most memory, in bytes, that one browser session can hold, by what holds it.
 
-    Everything a session keeps is bounded by a limit: its last trace, the weights file it
-    uploaded and the model read from it, the CSV file it uploaded (Streamlit keeps the file
-    for the session) and the numbers read from it (at most 2,001 rows × 100 columns of
-    float64, core.io.tables), and the models it trained (`keep_newest` in
-    core.training.session drops the oldest beyond MAX_TRAINED_PER_SESSION models or 3 × the
-    parameter limit). The shared caches (shipped
-    models, traces of shipped and random models) are bounded by entry counts in the pages and
-    are counted once per process, not per session.
+    Everything a session keeps is bounded by a limit: its last trace; on Explore, the weights
+    file it uploaded, the vocabulary or Config beside it (its own, smaller limit), the model
+    read from them (one reading, which the page's trace uses too), its own model's input file
+    (its own limit too) and the CSV file it uploaded (Streamlit keeps each file for the
+    session) with the numbers read from it (at most 2,001 rows × 100 columns of float64,
+    core.io.tables); on Compare, the same upload and reading in each of its three columns; the
+    models it trained (`keep_newest` in core.training.session drops the oldest beyond
+    MAX_TRAINED_PER_SESSION models or 3 × the parameter limit) and their snapshots
+    (SESSION_SNAPSHOT_BYTES). The shared caches (shipped models, traces of shipped and random
+    models) are bounded by entry counts in the pages and are counted once per process, not
+    per session.
     """
-    float32 = 4
+    from core.training.session import SESSION_SNAPSHOT_BYTES
+
+    float32, megabyte = 4, 10**6  # Streamlit's per-widget upload limits are in MB
     model = LIMITS.max_params * float32
+    upload = LIMITS.max_upload_bytes + BESIDE_UPLOAD_MB * megabyte + model
     return {
         "last trace (states, gates)": TRACE_ARRAYS * LIMITS.max_trace_values * float32,
-        "uploaded weights file": LIMITS.max_upload_bytes,
-        "model read from the upload": model,
+        "Explore: uploaded weights, the file beside them, the model read": upload,
+        "Explore: your own model's input file": OWN_INPUT_UPLOAD_MB * megabyte,
         "uploaded CSV file": LIMITS.max_upload_bytes,
         "numbers read from the CSV": (LIMITS.max_seq_len + 1) * 100 * 8,
+        "Compare: an upload in each of three columns": 3 * upload,
         "trained models (at most 3 × the parameter limit in all)": 3 * model,
+        "their training snapshots": SESSION_SNAPSHOT_BYTES,
     }
+
+
+#: The upload boxes' own limits, in MB (st.file_uploader's max_upload_size), below the app's
+#: LIMITS.max_upload_bytes: a vocabulary or Config beside the weights (a tokenizer.json of
+#: 50,000 tokens is 2 MB), and an own model's input file (2,000 steps × 512 features of
+#: float64 is 8 MB).
+BESIDE_UPLOAD_MB = 5
+OWN_INPUT_UPLOAD_MB = 10

@@ -683,18 +683,20 @@ def _app_bad_value(case: Bad) -> AppTest:
         at.radio(key="explore_own_kind").set_value("ids").run()
         at.text_input(key="explore_own_ids").input("1 2 3 4").run()
         before = _good(at)
-        at.get("file_uploader")[0].set_value([(name, data, "application/octet-stream")
-                                              for name, data in case.value])
+        (name, data), *beside = case.value
+        at.get("file_uploader")[0].set_value((name, data, "application/octet-stream"))
+        for extra_name, extra in beside:  # the vocabulary, in the uploader beside the weights
+            at.get("file_uploader")[1].set_value((extra_name, extra, "application/json"))
         return at.run(), before
     if case.where == OWN_FILE:
         at = _open(APP, source="upload")
         at.get("file_uploader")[0].set_value(("forecaster.safetensors", FORECASTER_3,
                                               "application/octet-stream")).run()
         at.radio(key="explore_own_kind").set_value("file").run()
-        at.get("file_uploader")[1].set_value(("good.csv", GOOD_CSV_3, "text/csv")).run()
+        at.get("file_uploader")[2].set_value(("good.csv", GOOD_CSV_3, "text/csv")).run()
         before = _good(at)
         name, data = case.value
-        at.get("file_uploader")[1].set_value((name, data, "text/csv"))
+        at.get("file_uploader")[2].set_value((name, data, "text/csv"))
         return at.run(), before
     raise AssertionError(f"no app runner for {case.where}")
 

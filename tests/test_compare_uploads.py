@@ -39,7 +39,11 @@ def upload(at: AppTest, cell: str, *files: tuple[str, bytes]) -> AppTest:
     uploader = next(u for u in at.get("file_uploader")
                     if u.proto.id.endswith(f"compare_{cell}_weights_file")
                     or f"compare_{cell}_weights_file" in u.proto.id)
-    uploader.set_value([(name, data, "application/octet-stream") for name, data in files])
+    (name, data), *beside = files
+    uploader.set_value((name, data, "application/octet-stream"))
+    if beside:  # the Config file, in the uploader beside the weights
+        next(u for u in at.get("file_uploader") if f"compare_{cell}_beside_file" in u.proto.id
+             ).set_value((beside[0][0], beside[0][1], "application/json"))
     at.run()
     assert_clean(at)
     return at
@@ -235,10 +239,10 @@ def test_a_broken_upload_says_why_and_keeps_the_last_good_view(download):
     assert "Showing your last good view instead" in message
     assert metric(at, "lstm", "Prediction").value == good
     assert "your LSTM from adding_lstm.safetensors" in column_text(at, "lstm")
-    # Weights under an extension the box takes for a vocabulary's (Streamlit itself refuses
-    # one it does not list, .pkl say): the loader's message, and still the last good view.
-    upload(at, "lstm", ("weights.txt", weights))
-    assert "LSTM column: Upload exactly one weights file" in shown(at.error[0].value)
+    # Beside gatescope's download, a file that is not its Config: the loader's message, and
+    # still the last good view (the weights' own box takes weights only).
+    upload(at, "lstm", ("adding_lstm.safetensors", weights), ("notes.txt", b"hello"))
+    assert "LSTM column: `notes.txt` is not the Config file" in shown(at.error[0].value)
     assert metric(at, "lstm", "Prediction").value == good
 
 

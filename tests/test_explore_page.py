@@ -462,20 +462,21 @@ def test_a_wrong_answer_is_marked_wrong_and_the_airline_input_is_said():
     assert any("What the model read: 3 numbers from your 4 values" in shown(c.value) for c in at.caption)
 
 
-def test_a_second_weights_file_dropped_on_the_uploader_is_the_one_traced():
-    """The uploader takes several files (weights and a vocabulary): a new weights file joins
-    the old one there, and means "this one now"; the page says the older is ignored."""
+def test_the_vocabulary_goes_in_its_own_uploader_beside_the_weights():
+    """One file per uploader (a new one replaces the one before: a session holds two uploads
+    here at most); a vocabulary beside the weights reaches the model."""
     torch.manual_seed(0)
-    old, new = torch.nn.GRU(2, 4), torch.nn.LSTM(2, 7)
+    state = {"embed.weight": torch.randn(5, 3)}
+    state |= {f"lstm.{k}": v for k, v in torch.nn.LSTM(3, 4).state_dict().items()}
     at = app(task="adding", source="upload")
-    at.get("file_uploader")[0].set_value([("old.safetensors", save(old.state_dict()),
-                                           "application/octet-stream"),
-                                          ("new.safetensors", save(new.state_dict()),
-                                           "application/octet-stream")]).run()
+    uploaders = at.get("file_uploader")
+    assert not uploaders[0].accept_multiple_files and not uploaders[1].accept_multiple_files
+    uploaders[0].set_value(("lm.safetensors", save(state), "application/octet-stream"))
+    uploaders[1].set_value(("vocab.json", json.dumps(list("abcde")).encode(),
+                            "application/json")).run()
     assert_clean(at)
-    assert "your LSTM from new.safetensors" in shown(at.caption[0].value)
-    assert any("Ignored until you remove them: old.safetensors" in shown(c.value)
-               for c in at.sidebar.caption)
+    assert at.radio(key="explore_own_kind").options == ["text, through my vocabulary",
+                                                        "token ids"]
 
 
 def test_the_training_step_slider_shows_the_shipped_model_as_it_learned():

@@ -790,9 +790,9 @@ def test_the_explore_page_reads_a_char_lm_with_its_vocabulary_and_loss(page, cha
     at = page()
     assert_clean(at)
     vocab, vocab_name = vocab_file()
-    at.get("file_uploader")[0].set_value([
-        ("charlm.safetensors", safetensors_bytes(charlm), "application/octet-stream"),
-        (vocab_name, vocab, "application/json")]).run()
+    at.get("file_uploader")[0].set_value(
+        ("charlm.safetensors", safetensors_bytes(charlm), "application/octet-stream"))
+    at.get("file_uploader")[1].set_value((vocab_name, vocab, "application/json")).run()
     assert_clean(at)
     at.radio(key="explore_own_kind").set_value("text").run()
     at.text_area(key="explore_own_text").input("the cat sat").run()
@@ -822,7 +822,7 @@ def test_the_explore_page_reads_a_three_column_csv_for_a_forecaster(page, foreca
     at.radio(key="explore_upload_nonlinearity").set_value("relu").run()
     at.radio(key="explore_own_kind").set_value("file").run()
     assert_clean(at)
-    at.get("file_uploader")[1].set_value(("weather.csv", csv_of(ROWS_3), "text/csv")).run()
+    at.get("file_uploader")[2].set_value(("weather.csv", csv_of(ROWS_3), "text/csv")).run()
     at.radio(key="explore_own_reading").set_value("values").run()  # a forecast, not classes
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]

@@ -14,6 +14,7 @@ from core.io.sequences import read_matrix
 from core.io.user_model import UserModel
 from core.views.explore import OWN_INPUT_LABELS, OwnInput
 from core.views.own_model import LOSSES, OBJECTIVE_LABELS, READINGS, Objective, shown_token
+from core.sharing import OWN_INPUT_UPLOAD_MB
 from ui.state import page_key
 from ui.text import plain
 
@@ -91,7 +92,7 @@ def _matrix_upload(user: UserModel, page: str):
     """A CSV / NPY / NPZ upload read for this model's input size, kept once per file; a
     ValueError's message is raised when the page computes (then the last view stays)."""
     file = st.file_uploader("Input file (one column per feature)", type=MATRIX_EXTENSIONS,
-                            key=f"{page}_own_file")
+                            key=f"{page}_own_file", max_upload_size=OWN_INPUT_UPLOAD_MB)
     if file is None:
         return None
     data = file.getvalue()

@@ -20,6 +20,7 @@ from core.io.loading import (
     quoted,
 )
 from core.io.user_model import VOCABULARY_EXTENSIONS, UserModel, load_user_model
+from core.sharing import BESIDE_UPLOAD_MB
 from core.views.models import Upload
 from ui.state import page_key
 from ui.text import plain
@@ -27,29 +28,40 @@ from ui.text import plain
 NONE = "(none)"  # the embedding or head picker's "not one of these"
 
 
-def weights_upload(page: str = "explore", label: str = "Your model: weights file, and its "
-                   "vocabulary if it has one") -> tuple[Upload | None, UserModel | None]:
-    """The uploader and the pickers for what is in the files; (what `resolve_model` needs,
-    the model as found) or (None, None) with no file.
 
-    A file that cannot be read gets no pickers (loading it says why, as the page shows) and
-    comes with the last readable upload's model, so that the input widgets drawn for that one,
-    and what the visitor typed in them, stay while the page shows its last good view."""
-    files = st.file_uploader(
-        label, type=[*WEIGHTS_EXTENSIONS, *(e[1:] for e in VOCABULARY_EXTENSIONS)],
-        accept_multiple_files=True, key=f"{page}_weights_file",
-        help="PyTorch (.pt, .pth, .ckpt, .bin, .safetensors), Keras (.h5, .keras) or ONNX "
-             "weights of a model with an nn.RNN / nn.LSTM / nn.GRU, and optionally its "
-             "vocabulary (.json list or token → id mapping, or .txt with one token per line).")
-    if not files:
+def weights_upload(page: str = "explore", label: str = "Your model: its weights file"
+                   ) -> tuple[Upload | None, UserModel | None]:
+    """The two uploaders (the weights; beside them, optionally, the vocabulary or gatescope's
+    Config file) and the pickers for what is in them; (what `resolve_model` needs, the model as
+    found) or (None, None) with no weights.
+
+    One file each, so a new file replaces the one before (and a session holds at most two
+    uploads here, core.sharing.session_memory_bound). A file that cannot be read gets no
+    pickers (loading it says why, as the page shows) and comes with the last readable upload's
+    model, so that the input widgets drawn for that one, and what the visitor typed in them,
+    stay while the page shows its last good view."""
+    weights = st.file_uploader(
+        label, type=list(WEIGHTS_EXTENSIONS), key=f"{page}_weights_file",
+        help="PyTorch (.pt, .pth, .ckpt, .bin, .safetensors), Keras (.h5, .hdf5, .keras) or "
+             "ONNX weights of a model with an nn.RNN / nn.LSTM / nn.GRU in it.")
+    beside = st.file_uploader(
+        "Beside it (optional): its vocabulary, or gatescope's Config file",
+        type=[extension[1:] for extension in VOCABULARY_EXTENSIONS], key=f"{page}_beside_file",
+        max_upload_size=BESIDE_UPLOAD_MB,
+        help="A vocabulary: a JSON list of tokens or token → id mapping, or a .txt file with "
+             "one token per line. For gatescope's own download, its Config .json restores the "
+             "training run (score, steps).")
+    if weights is None:
         return None, None
-    named = _newest_of_each_kind(files)
-    data, filename = named[0]
-    extra = tuple(named[1:])
-    found = _inspected(page, named, None)
+    data, filename = weights.getvalue(), weights.name
+    extra = ((beside.getvalue(), beside.name),) if beside is not None else ()
+    named = [(data, filename), *extra]
+    # One reading of the files, with the choices the visitor has made (the widgets' values,
+    # there before they are drawn): it gives the pickers their options and is the model shown.
+    found = _inspected(page, named, **{part: st.session_state.get(f"{page}_upload_{part}")
+                                        for part in ("prefix", "nonlinearity")},
+                       **{part: _picked(page, part) for part in ("embedding", "head")})
     prefix = _module_picker(page, found)
-    if prefix is not None:
-        found = _inspected(page, named, prefix)
     is_rnn = found is None or found.rnn.__class__.__name__ == "RNN"
     nonlinearity = st.radio(
         "Nonlinearity (vanilla RNN only)", NONLINEARITIES, key=f"{page}_upload_nonlinearity",
@@ -60,36 +72,20 @@ def weights_upload(page: str = "explore", label: str = "Your model: weights file
     embedding = _part_picker(page, "embedding", found)
     head = _part_picker(page, "head", found)
     upload = Upload(data, filename, prefix, nonlinearity if is_rnn else None, embedding, head,
-                    extra)
+                    extra, reading=found)
     last_readable = page_key(page, "last_readable_upload")
     if found is None:  # unreadable (the page says why): its input widgets stay as they were
         return upload, st.session_state.get(last_readable)
-    # what is traced: the model as the visitor's choices make it
-    found = _inspected(page, named, prefix, nonlinearity=upload.nonlinearity,
-                       embedding=embedding, head=head) or found
     with st.expander("What gatescope found in your files"):
         st.caption(plain(found.note))
     st.session_state[last_readable] = found
     return upload, found
 
 
-def _is_weights(filename: str) -> bool:
-    return "." in filename and filename.rsplit(".", 1)[-1].lower() in WEIGHTS_EXTENSIONS
-
-
-def _newest_of_each_kind(files) -> list[tuple[bytes, str]]:
-    """[(weights), (vocabulary)?] as (bytes, name): the newest file of each kind. A file
-    dropped on the uploader joins the ones already there (it takes several, for a vocabulary),
-    so a second weights file means "this one now", not a model of two files; the older ones
-    are said to be ignored until the visitor removes them."""
-    weights = [file for file in files if _is_weights(file.name)]
-    others = [file for file in files if not _is_weights(file.name)]
-    newest = [kind[-1] for kind in (weights, others) if kind]  # files come in upload order
-    ignored = [file.name for file in files if file not in newest]
-    if ignored:
-        st.caption(plain("Using the newest of each kind: " + ", ".join(f.name for f in newest)
-                         + ". Ignored until you remove them: " + ", ".join(ignored) + "."))
-    return [(file.getvalue(), file.name) for file in newest]
+def _picked(page: str, part: str):
+    """The embedding or head the visitor picked ("auto" before they have)."""
+    chosen = st.session_state.get(f"{page}_upload_{part}", "auto")
+    return None if chosen == NONE else chosen
 
 
 def _module_picker(page: str, found: UserModel | None) -> str | None:
@@ -126,31 +122,30 @@ def _part_picker(page: str, part: str, found: UserModel | None) -> str | None:
     return None if chosen == NONE else chosen
 
 
-#: How many readings of the files a session keeps: the pickers' (every part found
-#: automatically) and the one the visitor's choices make. Each holds the model's weights (up to
-#: 20 MB), so a session keeps no more.
-KEPT_READINGS = 2
-
-
-def _inspected(page: str, files: list[tuple[bytes, str]], prefix: str | None,
-               **choices) -> UserModel | None:
-    """What the files hold, with the parts `choices` names (else every part found
-    automatically), read once per files and choices (the page reruns on every click); None
-    when they cannot be read (loading them says why when the page resolves the model)."""
-    defaults = {"nonlinearity": None, "embedding": "auto", "head": "auto"}
-    choices = {k: v for k, v in choices.items() if v != defaults[k]}  # same model, one reading
+def _inspected(page: str, files: list[tuple[bytes, str]], **choices) -> UserModel | None:
+    """The model in the files as `choices` make it, read once per files and choices (the page
+    reruns on every click), and only the newest reading kept: each holds the model's weights
+    (up to 20 MB). Choices left from another file (a module or layer it does not have) give way
+    to the automatic ones; None when the files cannot be read at all (loading them says why
+    when the page resolves the model)."""
     digest = "|".join(hashlib.sha256(data).hexdigest() + name for data, name in files)
-    digest += f"|{prefix}|{sorted(choices.items())}"  # a few small strings, not the files
-    kept = st.session_state.setdefault(page_key(page, "upload_info"), {})
-    if digest not in kept:
+    digest += f"|{sorted(choices.items())}"  # a few small strings, not the files
+    kept = page_key(page, "upload_reading")
+    if st.session_state.get(kept, (None,))[0] != digest:
+        st.session_state.pop(kept, None)  # let the old model go before reading the new one
+        st.session_state[kept] = (digest, _read(files, **choices))
+    return st.session_state[kept][1]
+
+
+def _read(files: list[tuple[bytes, str]], prefix=None, **choices) -> UserModel | None:
+    # the visitor's choices; their module with the parts found for it (a head picked for
+    # another module may not fit this one); then everything automatic (another file's choices)
+    for attempt in (dict(prefix=prefix, **choices), dict(prefix=prefix), {}):
         try:
             try:
-                found = load_user_model(files, prefix=prefix, **choices)
-            except AmbiguousWeightsError as several:  # the picker starts at the first
-                found = load_user_model(files, prefix=several.prefixes[0], **choices)
+                return load_user_model(files, **attempt)
+            except AmbiguousWeightsError as several:  # the module picker starts at the first
+                return load_user_model(files, **{**attempt, "prefix": several.prefixes[0]})
         except ValueError:
-            found = None
-        while len(kept) >= KEPT_READINGS:
-            kept.pop(next(iter(kept)))  # the oldest reading goes first
-        kept[digest] = found
-    return kept[digest]
+            continue
+    return None

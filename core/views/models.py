@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from torch import nn
@@ -124,6 +124,10 @@ class Upload:
     embedding: Choice = "auto"
     head: Choice = "auto"
     extra: tuple[tuple[bytes, str], ...] = ()
+    #: The model the page already read from these files with these choices, if it has (the
+    #: sidebar does, for its pickers): used instead of reading them again, so a session holds
+    #: one copy of the weights. Not part of what the upload is (`cache_key`, equality).
+    reading: UserModel | None = field(default=None, compare=False, repr=False)
 
     @property
     def files(self) -> list[tuple[bytes, str]]:
@@ -144,8 +148,9 @@ def uploaded(data: bytes | Upload, filename: str = "", prefix: str | None = None
     metadata names another (the file wins; the label and note say so), and the embedding, head
     and vocabulary found beside it. gatescope's own download comes back with its task model."""
     upload = data if isinstance(data, Upload) else Upload(data, filename, prefix, nonlinearity)
-    user = load_user_model(upload.files, prefix=upload.prefix, nonlinearity=upload.nonlinearity,
-                           embedding=upload.embedding, head=upload.head)
+    user = upload.reading if _read_as_chosen(upload) else load_user_model(
+        upload.files, prefix=upload.prefix, nonlinearity=upload.nonlinearity,
+        embedding=upload.embedding, head=upload.head)
     rnn = user.rnn
     module = f", module {quoted(user.prefix)}" if upload.prefix else ""
     sizes = (f"input {rnn.input_size}, hidden {rnn.hidden_size}, {rnn.num_layers} layer(s)"
@@ -211,6 +216,18 @@ def at_snapshot(choice: ModelChoice, index: int, task: str,
                 "this step"))
     return replace(choice, rnn=model.rnn, model=model, label=label, score=score,
                    train_steps=step, note=UNTRAINED_NOTE if step == 0 else choice.note)
+
+
+def _read_as_chosen(upload: Upload) -> bool:
+    """Whether the page's reading of the files is the model `upload`'s choices make."""
+    user = upload.reading
+    if user is None:
+        return False
+    parts = [(upload.embedding, user.embedding_name), (upload.head, user.head_name)]
+    nonlinearity = getattr(user.rnn, "nonlinearity", None)
+    return ((upload.prefix is None or upload.prefix.rstrip(".") == user.prefix)
+            and all(choice == "auto" or choice == name for choice, name in parts)
+            and (upload.nonlinearity in (None, nonlinearity) or user.task is not None))
 
 
 def session_labels(task: str, trained: Mapping[str, TrainResult], cell: str | None = None

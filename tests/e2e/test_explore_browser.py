@@ -28,7 +28,7 @@ def upload_weights(page, url: str, weights) -> str:
     text."""
     page.goto(url)
     wait_for_app(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(weights))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(weights))
     wait_for_app(page)
     page.wait_for_selector(CHART)
     return page.inner_text("body")
@@ -281,7 +281,7 @@ def test_an_uploaded_file_name_cannot_reverse_the_caption(page, app_url, tmp_pat
     save_file(torch.nn.GRU(2, 4).state_dict(), str(weights))
     page.goto(f"{app_url}/?task=adding&source=upload&len=20")
     wait_for_app(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(files=[{
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(files=[{
         "name": "\u202egnp.safetensors", "mimeType": "application/octet-stream",
         "buffer": weights.read_bytes()}])
     wait_for_app(page)

@@ -121,7 +121,7 @@ def test_an_uploaded_file_name_is_shown_as_text(page, app_url, trap):
     weights = save(torch.nn.GRU(2, 4).state_dict())
     page.goto(f"{app_url}/?task=adding&source=upload")
     wait_for_app(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
         {"name": name, "mimeType": "application/octet-stream", "buffer": io.BytesIO(weights).read()})
     wait_for_app(page)
     page.get_by_text("your GRU from").first.wait_for(timeout=60_000)

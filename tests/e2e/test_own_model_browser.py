@@ -79,8 +79,10 @@ def test_a_char_lm_with_its_vocabulary_shows_its_heads_prediction_and_saliency(
     model, vocab, folder = char_lm
     page.goto(f"{app_url}/?source=upload")
     wait_for_app(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
-        [str(folder / "charlm.pt"), str(folder / "vocab.json")])
+    uploaders = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploaders.nth(0).set_input_files(str(folder / "charlm.pt"))  # the weights
+    wait_for_app(page)
+    uploaders.nth(1).set_input_files(str(folder / "vocab.json"))  # beside them
     wait_for_app(page)
     wait_until(page, "() => document.body.innerText.includes('Type some text for your model')",
                "the page asks for text: the model has an embedding and a vocabulary")

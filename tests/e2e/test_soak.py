@@ -57,7 +57,7 @@ def visit(browser, url: str, session, files: Path, reruns: int, uploads: int) ->
     for upload in range(uploads):
         name = f"lstm-{session}-{upload}.safetensors"  # a new name, a new upload each time
         (files / name).hardlink_to(files / "lstm.safetensors")
-        page.locator(UPLOADER).set_input_files(files / name)
+        page.locator(UPLOADER).first.set_input_files(files / name)  # the weights' uploader
         wait_for_app(page)
         page.get_by_text(f"your LSTM from {name}").first.wait_for(timeout=60_000)
     context.close()
