@@ -84,6 +84,8 @@ def test_a_char_lm_with_its_vocabulary_shows_its_heads_prediction_and_saliency(
     wait_for_app(page)
     uploaders.nth(1).set_input_files(str(folder / "vocab.json"))  # beside them
     wait_for_app(page)
+    page.get_by_text("text, through my vocabulary").click()  # offered once the vocabulary is in
+    wait_for_app(page)
     wait_until(page, "() => document.body.innerText.includes('Type some text for your model')",
                "the page asks for text: the model has an embedding and a vocabulary")
     page.get_by_label("Your text").fill(TEXT)
