@@ -1,5 +1,6 @@
 """Compare: the same task and input through the RNN, LSTM and GRU, side by side, measured live;
-any column may hold the visitor's own upload instead."""
+any column may hold the visitor's own upload instead, and where every column's model kept its
+training history a "Training step" slider takes them all back along their training."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from core.tasks import TASKS, get_task
 from core.views import compare as cmp
 from core.views.models import Upload
 from ui.charts import animated_chart
-from ui.compare_upload import accuracies, column_heads, model_keys, model_pickers, uploaded_models
+from ui.compare_upload import (
+    accuracies, column_heads, model_keys, model_pickers, training_step_slider, uploaded_models,
+)
 from ui.compute import keep_last_good, session_memo
 from ui.content import explain
 from ui.text import plain
@@ -43,19 +46,24 @@ def choices_sidebar() -> dict[str, Upload]:
              placeholder=cmp.EXAMPLE_TEXT.get(task.name, ""),
              help="The same input goes to all three models. " + task.description)
     st.header("Models")
-    return model_pickers(choices, task.name, trained)
+    uploads = model_pickers(choices, task.name, trained)
+    training_step_slider(choices, cmp.histories(choices.state(), trained, uploads))
+    return uploads
 
 
-@st.cache_resource(max_entries=16, show_spinner="Running and measuring the three models…")
+@st.cache_resource(max_entries=32, show_spinner="Running and measuring the three models…")
 def shipped_comparison(state: cmp.CompareState) -> cmp.Comparison:
-    """Shipped models only, the same for every visitor: cached once per input for the process."""
-    return cmp.compare(state, cmp.pick_models(state.task), cmp.make_example(state))
+    """Shipped models only (at a training step too), the same for every visitor: cached once
+    per input and step for the process."""
+    chosen = cmp.at_snapshots(cmp.pick_models(state.task), cmp.histories(state), state.snap)
+    return cmp.compare(state, chosen, cmp.make_example(state))
 
 
 def comparison_for(state: cmp.CompareState, uploads: dict[str, Upload]) -> cmp.Comparison:
     """A model trained in this session or uploaded is the visitor's own: never in the shared
     cache."""
     chosen = cmp.pick_models(state.task, trained, state.picks(), uploaded_models(uploads))
+    chosen = cmp.at_snapshots(chosen, cmp.histories(state, trained, uploads), state.snap)
     picked = cmp.resolved(state, chosen)
     if all(m.source == "shipped" for m in chosen.values()):
         return shipped_comparison(picked)
@@ -90,12 +98,14 @@ if error is not None:
 st.markdown(f"**Input** ({T} steps): {plain(comparison.input_text())}  \n"
             f"**Target**: {plain(comparison.target)}  \n{plain(task.fed_note(comparison.example))}")
 accuracy = accuracies(cells) if task.name == "agreement" else None
-column_heads(comparison, accuracy, cmp.waiting_for_upload(wanted, uploads))
+steps = cmp.column_steps(cmp.histories(wanted, trained, uploads), wanted.snap) \
+    if error is None else {}  # a last good view's steps are not known here: its labels say
+column_heads(comparison, accuracy, cmp.waiting_for_upload(wanted, uploads), steps)
 
 fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
                      comparison.input_sequence, t0=t0,
-                     titles={cell: cmp.column_title(cell, c.choice) for cell, c in cells.items()
-                             if c.choice.source == "upload"},
+                     titles={cell: title for cell, c in cells.items()
+                             if (title := cmp.column_title(cell, c.choice, steps.get(cell)))},
                      kinds={cell: c.choice.cell for cell, c in cells.items()})
 animated_chart(fig, "compare_chart")
 st.caption(caption("compare", "player", objective_note=comparison.objective_note))

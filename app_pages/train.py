@@ -11,7 +11,6 @@ from __future__ import annotations
 import streamlit as st
 
 from core.figures.training import CELL_COLORS, loss_figure, loss_spread_figure, metric_figure
-from core.io.exports import model_files
 from core.limits import LIMITS
 from core.model import INITS
 from core.sharing import MAX_TRAINED_PER_SESSION
@@ -80,8 +79,14 @@ def training_choices(cells: tuple[str, ...]) -> None:
          max_value=LIMITS.max_training_steps, step=100)
     pick(row[4].number_input, "Time limit (s)", "seconds", min_value=1,
          max_value=int(LIMITS.max_training_seconds), step=5)
-    pick(st.number_input, "Seed (same seed, same data and initial weights)", "seed",
+    row = st.columns(2)
+    pick(row[0].number_input, "Seed (same seed, same data and initial weights)", "seed",
          min_value=0, max_value=tr.MAX_SEED)
+    with row[1]:
+        pick(widgets.select_slider, "Snapshots kept", "snapshots", tr.SNAPSHOT_COUNTS,
+             tr.snapshot_label, help="Copies of the whole model at log-spaced steps, the start "
+             "and the end included, for Explore's and Compare's “Training step” sliders. Each "
+             "is a copy of the model, so a big model keeps fewer (a note says so).")
 
 
 def live_charts(runs: live.Runs) -> dict:
@@ -103,23 +108,22 @@ def trained_models(trained: dict) -> None:
     st.caption(f"The newest {MAX_TRAINED_PER_SESSION} (fewer if they are very big) are kept "
                "while this browser tab is open. Explore and Compare can open them; the "
                "safetensors file also loads in the Explore page's upload and in plain PyTorch "
-               "(the JSON says how).")
+               "(the JSON says how); History holds the snapshots a run kept, in a file of its "
+               "own.")
     for label, result in reversed(list(trained.items())):
         score, stem = result.score, tr.file_stem(label)
-        row = st.columns([2.4, 2.4, 1.1, 1.1, 1.5, 1.5])
+        row = st.columns([2.4, 2.4, 1.1, 1.1, 1.1, 1.5, 1.5])
         row[0].markdown(f"**{label}**  \n{result.status}, {result.steps:,} steps in "
                         f"{result.seconds:.1f} s")
         row[1].markdown(f"held-out {score.metric} **{score.value:.4g}**  \n"
                         f"baseline ({score.baseline_name}) {score.baseline:.4g}")
-        row[2].download_button("Weights", data=lambda r=result: model_files(r)[0],
-                               file_name=f"{stem}.safetensors", mime="application/octet-stream",
-                               on_click="ignore", key=f"train_weights_{stem}", width="stretch")
-        row[3].download_button("Config", data=lambda r=result: model_files(r)[1],
-                               file_name=f"{stem}.json", mime="application/json",
-                               on_click="ignore", key=f"train_config_{stem}", width="stretch")
-        if row[4].button("Open in Explore", key=f"train_explore_{stem}", width="stretch"):
+        for column, (name, data, file_name, mime) in zip(row[2:5], tr.downloads(result, stem)):
+            column.download_button(name, data=data, file_name=file_name, mime=mime,
+                                   on_click="ignore", key=f"train_{name.lower()}_{stem}",
+                                   width="stretch")
+        if row[5].button("Open in Explore", key=f"train_explore_{stem}", width="stretch"):
             open_in("explore", label)
-        if row[5].button("Open in Compare", key=f"train_compare_{stem}", width="stretch"):
+        if row[6].button("Open in Compare", key=f"train_compare_{stem}", width="stretch"):
             open_in("compare", label)
 
 

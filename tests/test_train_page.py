@@ -13,8 +13,11 @@ from streamlit.testing.v1 import AppTest
 import pagetest
 from pagetest import click, shown
 
+from core.io.exports import model_files, trained_from_files
 from core.limits import LIMITS
 from core.tasks import TASKS
+from core.training.snapshots import read_snapshots, snapshot_steps
+from core.views import train as tr
 from core.views.train import TrainState
 from ui.live import session_key
 from ui.state import OPEN_IN_COMPARE, OPEN_IN_EXPLORE, TRAINED
@@ -69,7 +72,8 @@ def test_all_three_cells_train_on_the_same_data_and_are_kept_for_explore():
     assert any("Loss" in t for t in titles) and any("Held-out MSE" in t for t in titles)
     assert any("Loss spread" in t for t in titles)
     assert "Trained in this session" in [s.value for s in at.subheader]
-    assert len(at.get("download_button")) == 6  # weights and config for each model
+    # weights, config and (20 snapshots by default) history for each model
+    assert len(at.get("download_button")) == 9
     assert not next(b for b in at.button if b.label == "Train").disabled
 
 
@@ -100,6 +104,45 @@ def test_every_choice_reaches_the_trainer():
     assert (config.max_seconds, config.update_bias) == (20.0, None)
     assert result.model.rnn.num_layers == 2 and result.model.rnn.hidden_size == 16
     assert any("Held-out accuracy" in t for t in chart_titles(at))
+
+
+def test_the_snapshots_choice_reaches_the_trainer_and_a_run_downloads_its_history():
+    at = open_page(cells="lstm", **SMALL)
+    assert at.select_slider(key="train_snapshots").value == 20  # the default
+    at.select_slider(key="train_snapshots").set_value(5).run()
+    assert at.query_params["snapshots"] == "5"
+    (label, result), = trained(train_to_the_end(at)).items()
+    assert result.config.snapshots == 5
+    assert [s.step for s in result.snapshots] == snapshot_steps(40, 5) == [0, 1, 3, 12, 40]
+    buttons = [b.proto.label for b in at.get("download_button")]
+    assert buttons == ["Weights", "Config", "History"]
+    name, data, file_name, _ = tr.downloads(result, tr.file_stem(label))[2]
+    assert (name, file_name) == ("History", f"{tr.file_stem(label)}_history.safetensors")
+    history = data()  # what the button gives when clicked
+    assert [s.step for s in read_snapshots(history)] == [0, 1, 3, 12, 40]
+    weights, config = model_files(result)
+    again = trained_from_files(weights, config, history)  # the three files make the run again
+    assert [s.step for s in again.snapshots] == [0, 1, 3, 12, 40]
+
+
+def test_a_run_without_snapshots_has_no_history_to_download():
+    at = open_page(cells="gru", snapshots="0", **SMALL)
+    assert at.select_slider(key="train_snapshots").value == 0
+    (result,) = trained(train_to_the_end(at)).values()
+    assert result.config.snapshots == 0 and result.snapshots == ()
+    assert [b.proto.label for b in at.get("download_button")] == ["Weights", "Config"]
+
+
+def test_a_big_model_keeps_fewer_snapshots_and_the_page_says_so():
+    at = open_page(cells="lstm", hidden="512", steps="5", snapshots="40")
+    click(at, "Train")
+    session = at.session_state[SESSION]
+    (run,) = session.runs
+    assert 0 < run.config.snapshots < 40
+    assert any(shown(c.value).startswith(f"Snapshots cut from 40 to {run.config.snapshots}: ")
+               for c in at.caption)
+    click(at, "Stop")
+    assert session.wait(timeout=60)
 
 
 def test_a_gru_gets_the_update_gate_bias():
@@ -265,6 +308,11 @@ def test_a_bad_url_value_is_dropped(query):
     assert state == TrainState() and state.to_query() == {}
 
 
+@pytest.mark.parametrize("count", ["1", "3", "41", "-2", "nan", "twenty"])
+def test_a_number_of_snapshots_not_offered_is_dropped(count):
+    assert TrainState.from_query({"snapshots": count}) == TrainState()
+
+
 def test_the_state_builds_the_runs_the_page_trains():
     state = TrainState.from_query({"task": "agreement", "cells": "gru", "len": "8", "clip": "off",
                                    "update_bias": "2", "forget_bias": "3", "steps": "30"})
@@ -276,6 +324,8 @@ def test_the_state_builds_the_runs_the_page_trains():
     assert TrainState(task="random").config().seq_len is None  # a fixed length
     assert TrainState(task="adding").config().seq_len == 50  # the task's default
     assert [r.cell for r in TrainState().runs()] == ["rnn", "lstm", "gru"]
+    assert [r.config.snapshots for r in TrainState(snapshots=0).runs()] == [0, 0, 0]
+    assert TrainState().config().snapshots == 20
 
 
 def test_a_run_too_big_for_the_memory_budget_trains_a_smaller_batch_and_says_so():

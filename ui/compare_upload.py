@@ -1,7 +1,8 @@
 """Compare's model columns: each cell's model picker, with the visitor's own upload as one of its
 choices (that column's uploader appears under it), the uploads read once per file in this
-session, and the head of each column: its model, its answer and held-out score, what an upload
-is and what is not known of it, or why its model cannot run on this input.
+session, the "Training step" slider that takes every column back along its training, and the
+head of each column: its model, its answer and held-out score, what an upload is and what is
+not known of it, or why its model cannot run on this input.
 
 An upload is a visitor's own: it is read into the session (`session_memo`), never into a cache
 that every visitor shares, and it is never in the URL (only that a column is for an upload).
@@ -21,7 +22,7 @@ from ui.compute import session_memo
 from ui.state import PageChoices, page_key
 from ui.text import plain
 from ui.upload import weights_upload
-from ui.widgets import answer_metric
+from ui.widgets import answer_metric, select_slider
 
 VERDICT_COLOURS = {"better": "green", "worse": "red", "about the same": "orange"}
 PICK_LABELS = {cmp.SHIPPED: SOURCE_LABELS["shipped"], cmp.UPLOAD: SOURCE_LABELS["upload"]}
@@ -48,6 +49,26 @@ def model_pickers(choices: PageChoices, task: str, trained: Mapping) -> dict[str
     return uploads
 
 
+def training_step_slider(choices: PageChoices, found: Mapping[str, cmp.History | str]
+                         ) -> None:
+    """The "Training step" slider over the columns' snapshots (its last stop, the default, is
+    the final models), where every column's model has a history; else a caption saying why
+    there is none. A stop no longer offered (a link's, another model's) is the last."""
+    size = cmp.slider_size(found)
+    stops = [*range(size - 1), cmp.LAST] if size else [cmp.LAST]
+    if choices.values["snap"] not in stops:
+        choices.set(snap=cmp.LAST)
+    if size is None:
+        st.caption(plain(cmp.no_history_note(found, choices.values["task"])))
+        return
+    choices.widget(select_slider, "Training step", "snap", stops, cmp.step_label(found),
+                   help="Every column's model as it was along its training, at log-spaced "
+                        "steps: the first is its initialisation, the last (the default) the "
+                        "final model. The traces, the measures, the gradient and the accuracy "
+                        "below are of these weights; a held-out score is shown where the run "
+                        "measured one at that step.")
+
+
 def uploaded_models(uploads: Mapping[str, Upload]) -> dict[str, ModelChoice]:
     """Each column's upload as its model, read once per file and choices in this session.
     ValueError naming the column for a file that cannot be read."""
@@ -71,20 +92,25 @@ def model_keys(chosen: Mapping[str, ModelChoice], uploads: Mapping[str, Upload])
 def accuracies(cells: Mapping[str, cmp.CellComparison]) -> dict[str, list[dict]]:
     """Agreement accuracy at every subject–verb distance of each column with a task model (a
     user's own module has no task head to judge): a shipped model's from its metadata, another's
-    measured once (1-2 s) and kept in the session with the weights it was measured on."""
+    measured once (1-2 s) and kept in the session with the weights it was measured on (a
+    shipped model's at an earlier training step: once per process, for every visitor)."""
     kept = st.session_state.setdefault(page_key("compare", "accuracy"), {})
     rows = {}
     for cell, c in cells.items():
         choice = c.choice
         if choice.model is None:
             continue
+        snapshot = isinstance(choice, cmp.SnapshotChoice)
         if choice.source == "shipped":
-            rows[cell] = cmp.accuracy_by_distance(choice)
+            rows[cell] = (shipped_accuracy_at("agreement", cell, choice.step, choice) if snapshot
+                          else cmp.accuracy_by_distance(choice))
             continue
-        # Keeping the module beside its rows keeps its id (in choice.key) from being reused.
-        if choice.key not in kept or kept[choice.key][0] is not choice.rnn:
+        # Keeping the module beside its rows keeps its id (in choice.key) from being reused; a
+        # snapshot's key is its final model's with the step (its own module is rebuilt).
+        anchor = choice.final.rnn if snapshot else choice.rnn
+        if choice.key not in kept or kept[choice.key][0] is not anchor:
             with st.spinner(f"Measuring {choice.label} at every distance…"):
-                kept[choice.key] = (choice.rnn, choice.source, cmp.accuracy_by_distance(choice))
+                kept[choice.key] = (anchor, choice.source, cmp.accuracy_by_distance(choice))
         rows[cell] = kept[choice.key][2]
     shown = {c.choice.key for c in cells.values()}
     for key in [k for k, (_, source, _) in kept.items() if source == "upload" and k not in shown]:
@@ -92,10 +118,20 @@ def accuracies(cells: Mapping[str, cmp.CellComparison]) -> dict[str, list[dict]]
     return rows
 
 
+@st.cache_resource(max_entries=2 * len(CELLS) * 8, show_spinner="Measuring the shipped model "
+                   "at every distance, at this training step…")
+def shipped_accuracy_at(task: str, cell: str, step: int, _choice: cmp.SnapshotChoice
+                        ) -> list[dict]:
+    """A shipped agreement model's accuracy by distance at an earlier training step: the same
+    for every visitor, so measured once per process (the final model's is in its metadata)."""
+    return cmp.accuracy_by_distance(_choice, task)
+
+
 def column_heads(comparison: cmp.Comparison, by_distance: Mapping | None,
-                 waiting: list[str]) -> None:
+                 waiting: list[str], steps: Mapping[str, tuple[int, int]] | None = None) -> None:
     """Each column's head: its name, its model, its answer and held-out verdict; what an upload
-    is; or why its model cannot run here (the other columns are compared without it)."""
+    is; or why its model cannot run here (the other columns are compared without it). Along
+    training (`steps`: each column's step shown and last step), a final model says so."""
     metric = get_task(comparison.task).metric.name
     for column, cell in zip(st.columns(len(cmp.CELL_ORDER)), cmp.CELL_ORDER):
         with column:
@@ -107,9 +143,14 @@ def column_heads(comparison: cmp.Comparison, by_distance: Mapping | None,
                 continue
             c = comparison.cells[cell]
             st.caption(plain(c.choice.label))
+            step, last = (steps or {}).get(cell, (None, None))
+            if step is not None and step == last:  # a snapshot's label says its step
+                st.caption(f"at training step {last:,} of {last:,}: the final model")
             if cell in waiting and c.choice.source != "upload":
                 st.info(cmp.WAITING_FOR_UPLOAD)
-            if c.choice.note:  # a file that said what it is against the visitor's choice
+            if isinstance(c.choice, cmp.SnapshotChoice) and c.choice.note:  # its initialisation
+                st.caption(plain(c.choice.note))
+            elif c.choice.note:  # a file that said what it is against the visitor's choice
                 st.warning(plain(c.choice.note))
             for note in cmp.column_notes(cell, c.choice, c.result):
                 st.caption(plain(note))
@@ -117,12 +158,20 @@ def column_heads(comparison: cmp.Comparison, by_distance: Mapping | None,
                 answer_metric("Your head's answer", c.result)
             else:
                 answer_metric("Prediction", c.result)
-                held_out(c.choice.score, metric, (by_distance or {}).get(cell))
+                held_out(c.choice.score, metric, (by_distance or {}).get(cell),
+                         c.choice.step if isinstance(c.choice, cmp.SnapshotChoice) else None)
 
 
-def held_out(score, metric: str, rows: list[dict] | None) -> None:
-    """A task model's held-out score and verdict (at long distances too, given `rows`), or "not
-    known" for gatescope's download uploaded without the Config file that records it."""
+def held_out(score, metric: str, rows: list[dict] | None, step: int | None = None) -> None:
+    """A task model's held-out score and verdict (at long distances too, given `rows`); for a
+    snapshot (at training `step`) the score measured then, or that none was; or "not known"
+    for gatescope's download uploaded without the Config file that records it."""
+    if score is None and step is not None:
+        st.metric(f"Held-out {metric}", "not measured", f"at this step ({step:,})",
+                  delta_color="gray", delta_arrow="off",
+                  help="The run measured its held-out score at a few steps only, and not at "
+                       "this one; the final model's score is of other weights.")
+        return
     if score is None:
         st.metric(f"Held-out {metric}", "not known", "upload its Config file too",
                   delta_color="gray", delta_arrow="off",
@@ -130,7 +179,8 @@ def held_out(score, metric: str, rows: list[dict] | None) -> None:
                        "Config file (JSON) downloaded beside its weights: upload both together.")
         return
     badge, verdict = cmp.verdict_badge(score, rows and cmp.long_distance_score(score, rows))
+    when = "when the model was trained" if step is None else f"at training step {step:,}"
     st.metric(f"Held-out {score.metric}", f"{score.value:.4g}", badge,
               delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",
-              help=f"Measured when the model was trained, on {score.n} held-out "
-                   f"sequences; baseline: {score.baseline_name}; {score.margin_text}.")
+              help=f"Measured {when}, on {score.n} held-out sequences; baseline: "
+                   f"{score.baseline_name}; {score.margin_text}.")

@@ -5,6 +5,13 @@
     example = make_example(view)                            # ValueError with a clear message
     comparison = compare(view, models, example)             # traces, scores, sizes, timings
 
+Along training: where every column's model kept a history (the shipped adding and agreement
+models, `zoo.load_history`; a session model that kept snapshots, `TrainResult.snapshots`), the
+page's "Training step" slider picks a snapshot (`CompareState.snap`, the last by default) and
+every column shows its model as it was then (`histories`, `at_snapshots`): traced and timed
+again, with the held-out score the run measured at that step where it measured one and "not
+measured at this step" where it did not (never a number made up for it).
+
 A column may hold the visitor's own upload (`UPLOAD`; core.views.models.uploaded). gatescope's
 own download of the task is compared like a session model. Any other module is traced on the same
 input when it reads as many numbers per step as the task gives, with the objective Explore uses
@@ -21,9 +28,10 @@ metadata, or the session's TrainResult), because training again on every visit i
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -44,9 +52,10 @@ from core.tasks import TASKS, Example, Score, get_task
 from core.tasks.base import STREAM_TRAIN, rng_for
 from core.training import zoo
 from core.training.loop import TrainResult
+from core.training.snapshots import MAX_SNAPSHOTS, MIN_SNAPSHOTS, model_at
 from core.views import explore as ex
 from core.views import models
-from core.views.models import ModelChoice
+from core.views.models import ModelChoice, score_text
 from core.views.own_model import Objective
 from core.views.state import PageState, free_text, one_of, whole
 
@@ -65,6 +74,8 @@ WAITING_FOR_UPLOAD = ("This column is for your own model, but no file is uploade
 #: long sequence does not take hundreds of MB on a shared server; memory grows linearly in the
 #: batch, so the cells' ratios are those of the full batch.
 MAX_MEMORY_STEPS = 10_000
+#: `CompareState.snap` for every column's last snapshot: its final model, as without snapshots.
+LAST = -1
 #: What to type, per task (the task's own format).
 EXAMPLE_TEXT = {
     "adding": "0.3 0.7* 0.1 0.5 0.9* 0.2 0.4 0.8",
@@ -93,6 +104,10 @@ class CompareState(PageState):
     rnn: str = free_text(SHIPPED, ex.MAX_RUN_LABEL)
     lstm: str = free_text(SHIPPED, ex.MAX_RUN_LABEL)
     gru: str = free_text(SHIPPED, ex.MAX_RUN_LABEL)
+    # Which snapshot along training the columns show (`at_snapshots`): 0 is the initialisation;
+    # LAST (left out of links) the final models. A number beyond the columns' snapshots is the
+    # last too (the page clamps it); anything else in a link is dropped.
+    snap: int = whole(LAST, 0, MAX_SNAPSHOTS - 1)
 
     def normalised(self) -> "CompareState":
         """The length within the task's range; no text unless typed input is chosen (so links
@@ -154,12 +169,16 @@ def waiting_for_upload(view: CompareState, given: Iterable[str]) -> list[str]:
     return [cell for cell, pick in view.picks().items() if pick == UPLOAD and cell not in given]
 
 
-def column_title(cell: str, choice: ModelChoice) -> str | None:
-    """What the figure adds after the column's name: "your upload (GRU)" for an upload, else
-    None (the column's name says it)."""
-    if choice.source != "upload":
-        return None
-    return f"your upload ({cell_info(choice.cell).display_name})"
+def column_title(cell: str, choice: ModelChoice, step: tuple[int, int] | None = None
+                 ) -> str | None:
+    """What the figure adds after the column's name: "your upload (GRU)" for an upload; where
+    the columns go along training (`step`: this column's (step, last step)), "step 25 of
+    3,000"; else None (the column's name says it)."""
+    if choice.source == "upload":
+        return f"your upload ({cell_info(choice.cell).display_name})"
+    if step is not None:
+        return f"step {step[0]:,} of {step[1]:,}"
+    return None
 
 
 def column_notes(cell: str, choice: ModelChoice, result: ex.Result | None = None) -> list[str]:
@@ -182,6 +201,193 @@ def column_notes(cell: str, choice: ModelChoice, result: ex.Result | None = None
                      "held-out sequences with the task's head, and your model has its own head "
                      "(or none), trained on your data.")
     return notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Along training: each column's model at one of its snapshots (core/training/snapshots.py)
+
+
+@dataclass(frozen=True)
+class History:
+    """A column's model along its training run: the steps of its snapshots (the first 0, the
+    last its final model's), the held-out score the run measured at each (None where it
+    measured none), what the model is called, and the model at a snapshot by its position."""
+
+    name: str  # "shipped trained LSTM", "trained in this session: adding · LSTM · 10:00"
+    steps: tuple[int, ...]
+    scores: tuple[Score | None, ...]
+    model_at: Callable[[int], SequenceModel] = field(compare=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+@dataclass
+class SnapshotChoice(ModelChoice):
+    """A column's model at a snapshot before its last: the weights the run had after `step`
+    of its `last_step` steps. Its score is the one measured at that step (None: not measured),
+    and its key is its final model's with the step (the same weights on every rerun)."""
+
+    step: int = 0
+    last_step: int = 0
+    final: ModelChoice | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.final.key}@step {self.step}"
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_history_models(task: str, cell: str) -> tuple[tuple[int, SequenceModel], ...]:
+    """The shipped model's history as models, built once per process and shared by every
+    visitor like the shipped models themselves (never trained or changed here: a training step
+    is measured on a copy)."""
+    return tuple(zoo.load_history(task, cell))
+
+
+def shipped_history(task: str, cell: str) -> History | None:
+    """The shipped model of task x cell along its training (zoo.load_history), None where it
+    ships no history. Its last snapshot's score is the shipped model's; the others' are those
+    the history file records (none, for the histories shipped today). RuntimeError where the
+    history is not of the shipped model (zoo.load_history says which command remakes it)."""
+    task = get_task(task).name
+    if task not in zoo.HISTORY_TASKS or not zoo.history_path(task, cell).exists():
+        return None
+    history = _shipped_history_models(task, cell)
+    recorded = {s.step: s.score for s in zoo.history_snapshots(task, cell)[0]}
+    scores = [recorded.get(step) for step, _ in history[:-1]]
+    scores.append(zoo.model_info(task, cell).heldout)
+    return History(f"shipped trained {cell_info(cell).display_name}",
+                   tuple(step for step, _ in history), tuple(scores),
+                   lambda i: history[i][1])
+
+
+def session_history(label: str, result: TrainResult) -> History | None:
+    """A model trained in this session along its run (`result.snapshots`; None where it kept
+    fewer than MIN_SNAPSHOTS). Each snapshot's score is the run's check of those weights."""
+    snapshots = tuple(getattr(result, "snapshots", None) or ())
+    if len(snapshots) < MIN_SNAPSHOTS:
+        return None
+    return History(f"trained in this session: {label}", tuple(s.step for s in snapshots),
+                   tuple(s.score for s in snapshots),
+                   lambda i: model_at(result, snapshots[i].step))
+
+
+def histories(view: CompareState, trained: Mapping[str, TrainResult] | None = None,
+              uploaded: Iterable[str] = ()) -> dict[str, History | str]:
+    """Each column's model along its training, as `pick_models` picks it (`uploaded`: the
+    cells given an upload), or why it has none, in words."""
+    trained = trained or {}
+    uploaded = set(uploaded)
+    task = get_task(view.task)
+    found: dict[str, History | str] = {}
+    for cell, label in view.picks().items():
+        name = cell_info(cell).long_name
+        if label == UPLOAD and cell in uploaded:
+            found[cell] = f"the {name} column holds your upload, which brings no training history"
+        elif label and label in models.session_labels(task.name, trained, cell):
+            found[cell] = session_history(label, trained[label]) or (
+                f"the {name} column's {label} kept no snapshots (“Snapshots kept” on the Train "
+                "page)")
+        else:
+            try:
+                found[cell] = shipped_history(task.name, cell) or SHIPS_NONE
+            except RuntimeError as err:
+                found[cell] = f"the {name} column's history is not of its model: {err}"
+    return found
+
+
+#: A shipped model without a history: the page names these together (`no_history_note`).
+SHIPS_NONE = "shipped without history"
+
+
+def slider_size(found: Mapping[str, History | str]) -> int | None:
+    """How many stops the "Training step" slider has (the most snapshots of any column), or
+    None (no slider) unless every column's model has a history."""
+    if not found or not all(isinstance(h, History) for h in found.values()):
+        return None
+    return max(len(h) for h in found.values())
+
+
+def position(snap: int, count: int, size: int) -> int:
+    """Which of a column's `count` snapshots the slider's stop `snap` (of `size`) shows: the
+    same fraction of the way along (columns that kept as many snapshots: the same one; the
+    first stop is every column's first, the last its last)."""
+    k = size - 1 if snap == LAST else min(max(snap, 0), size - 1)
+    return round(k * (count - 1) / (size - 1)) if size > 1 else count - 1
+
+
+def column_steps(found: Mapping[str, History | str], snap: int) -> dict[str, tuple[int, int]]:
+    """Each column's (training step shown, last step), {} where there is no slider."""
+    size = slider_size(found)
+    if size is None:
+        return {}
+    return {cell: (h.steps[position(snap, len(h), size)], h.steps[-1])
+            for cell, h in found.items()}
+
+
+def at_snapshots(chosen: Mapping[str, ModelChoice], found: Mapping[str, History | str],
+                 snap: int) -> dict[str, ModelChoice]:
+    """Each column's model at the slider's stop `snap`: a SnapshotChoice before its last
+    snapshot, the model itself at it (the final model, as without a slider). Unchanged where
+    there is no slider or at LAST."""
+    size = slider_size(found)
+    if size is None or snap == LAST:
+        return dict(chosen)
+    shown = {}
+    for cell, choice in chosen.items():
+        history = found[cell]
+        i = position(snap, len(history), size)
+        last = choice.source == "upload" or i == len(history) - 1
+        shown[cell] = choice if last else snapshot_choice(choice, history, i)
+    return shown
+
+
+#: What a column at its initialisation says beside its label.
+INITIALISATION_NOTE = ("Step 0 is this run's initialisation, before any training: its gates and "
+                       "predictions say nothing about the task yet.")
+
+
+def snapshot_choice(final: ModelChoice, history: History, i: int) -> SnapshotChoice:
+    """The column's model at its i-th snapshot (not its last), labelled with its step and the
+    held-out score measured then, or that none was."""
+    step, last, score = history.steps[i], history.steps[-1], history.scores[i]
+    model = history.model_at(i).eval()
+    measured = score_text(score) if score is not None else NOT_MEASURED
+    return SnapshotChoice(
+        model.rnn, model, final.source,
+        f"{history.name} at training step {step:,} of {last:,} · {measured}", score,
+        note=INITIALISATION_NOTE if step == 0 else "", train_seconds=final.train_seconds,
+        train_steps=final.train_steps, batch_size=final.batch_size, step=step,
+        last_step=last, final=final)
+
+
+#: A snapshot the run did not evaluate: what its column says instead of a score.
+NOT_MEASURED = "held-out score not measured at this step"
+
+
+def no_history_note(found: Mapping[str, History | str], task: str) -> str:
+    """Why there is no "Training step" slider: each column without a history, and why."""
+    reasons = [h for h in found.values() if isinstance(h, str) and h != SHIPS_NONE]
+    shipped = [cell_info(cell).long_name for cell, h in found.items() if h == SHIPS_NONE]
+    if shipped:
+        ones = _listed([get_task(t).title for t in zoo.HISTORY_TASKS])
+        which = "models" if len(shipped) == len(CELL_ORDER) else _listed(shipped)
+        reasons.insert(0, f"the shipped {which} for {get_task(task).title} ship no training "
+                          f"history (only the {ones} models ship one)")
+    return ("No “Training step” slider: it needs every column's model along its training, "
+            f"and {_listed(reasons)}.")
+
+
+def step_label(found: Mapping[str, History | str]) -> Callable[[int], str]:
+    """How the slider reads a stop: "step 25" where every column kept the same steps, else
+    "snapshot 3 of 21" (each column's own step is in its label)."""
+    size = slider_size(found) or 1
+    steps = {h.steps for h in found.values() if isinstance(h, History)}
+    if len(steps) == 1:
+        (same,) = steps
+        return lambda k: f"step {same[position(k, len(same), size)]:,}"
+    return lambda k: f"snapshot {position(k, size, size) + 1} of {size}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,6 +632,10 @@ def measures_table(cells: Mapping[str, CellComparison]) -> pd.DataFrame:
         seconds = c.choice.train_seconds
         return None if c.own or not math.isfinite(seconds) else seconds
 
+    def training_text(c: CellComparison, seconds: float) -> str:
+        run = "whole run: " if isinstance(c.choice, SnapshotChoice) else ""  # it went on past
+        return f"{run}{seconds:.1f} s, {c.choice.train_steps:,} steps"
+
     measures = {  # the number of each measure, and how it reads
         "Parameters (whole model)": (lambda c: c.params, lambda c, v: f"{v:,}"),
         "Recurrent parameters": (lambda c: c.rnn_params, lambda c, v: f"{v:,}"),
@@ -433,8 +643,7 @@ def measures_table(cells: Mapping[str, CellComparison]) -> pd.DataFrame:
         "Training step, forward + backward (median)": (step, lambda c, v: f"{v * 1e3:.1f} ms"),
         "Peak training memory (params + grads + saved activations)":
             (memory, lambda c, v: f"{v / 2**20:.2f} MiB"),
-        "Training time (recorded when trained)":
-            (training, lambda c, v: f"{v:.1f} s, {c.choice.train_steps:,} steps"),
+        "Training time (recorded when trained)": (training, training_text),
     }
 
     def shown(c: CellComparison, get, text) -> str:
@@ -486,11 +695,12 @@ def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[d
     """Held-out accuracy at each subject-verb distance 1..40 (100 sentences each).
 
     A shipped model's metadata holds exactly this measurement (same seed, same sentences), made
-    when it was saved; it is used as it is. Anything else is measured now (about 1-2 s)."""
+    when it was saved; it is used as it is. Anything else (a shipped model at an earlier
+    snapshot too) is measured now (about 1-2 s)."""
     task_obj = get_task(task)
     if task_obj.name != "agreement":
         raise ValueError("accuracy by subject–verb distance is measured on the agreement task")
-    if picked.source == "shipped":
+    if picked.source == "shipped" and not isinstance(picked, SnapshotChoice):
         stored = zoo.model_info(task_obj.name, picked.cell).extra.get("accuracy_by_distance")
         if stored and len(stored) == task_obj.seq_len.max:
             return [dict(row) for row in stored]

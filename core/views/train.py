@@ -6,6 +6,8 @@
 
 A link spells every choice in plain lowercase, e.g.
 `?task=adding&cells=lstm&optimizer=sgd&lr=0.01&hidden=32`; defaults are left out.
+
+    downloads(result, stem)                          # a trained model's files, built on click
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import functools
 import re
 from dataclasses import dataclass, replace
 
+from typing import Callable
+
 from core.cells import CELLS
+from core.io.exports import history_file, model_files
 from core.limits import LIMITS
 from core.model import INITS
 from core.tasks import TASKS, get_task
-from core.training.loop import OPTIMIZERS, TrainConfig, heldout_baseline
+from core.training.loop import OPTIMIZERS, TrainConfig, TrainResult, heldout_baseline
 from core.training.session import RunSpec, make_train_config, train_runs
+from core.training.snapshots import MAX_SNAPSHOTS, MIN_SNAPSHOTS
 from core.views.explore import normalised_length
 from core.views.state import PageState, number_of, one_of, whole
 
@@ -33,6 +39,9 @@ HIDDEN_SIZES = tuple(h for h in (4, 8, 16, 32, 64, 128, 256, 512) if h <= LIMITS
 GATE_BIASES = ("default", "-1", "0", "1", "2", "3")
 CLIP_NORMS = ("off", "0.25", "0.5", "1", "2", "5")
 MAX_SEED = 1_000_000
+#: How many snapshots of the model a run may keep (0: none): the stops of the page's slider,
+#: from the fewest a run with snapshots keeps (its start and its end) to the most.
+SNAPSHOT_COUNTS = tuple(sorted({0, MIN_SNAPSHOTS, 5, 10, 20, 30, MAX_SNAPSHOTS}))
 #: Points of the training loss whose standard deviation the spread chart shows.
 SPREAD_WINDOW = 50
 #: Links made before the URL spelled choices by key named the task by its title and the
@@ -62,6 +71,10 @@ class TrainState(PageState):
     steps: int = whole(1500, 1, LIMITS.max_training_steps)
     seconds: int = whole(60, 1, int(LIMITS.max_training_seconds))
     seed: int = whole(0, 0, MAX_SEED)
+    # Enough points for Compare's and Explore's training-step slider to show a run's start as
+    # well as its slow end; each is a copy of the model (about 17 KB at these defaults), and
+    # the planner keeps fewer of a big model's, with a note (core/training/budget.py).
+    snapshots: int = number_of(20, SNAPSHOT_COUNTS)
 
     def normalised(self) -> "TrainState":
         """The length within the task's range."""
@@ -83,11 +96,17 @@ class TrainState(PageState):
             self.task, steps=self.steps, seconds=self.seconds, hidden_size=self.hidden,
             num_layers=self.layers, optimizer=self.optimizer, learning_rate=self.lr,
             seq_len=self.seq_len(), init=self.init, forget_bias=_number(self.forget_bias),
-            update_bias=_number(self.update_bias), clip_norm=_number(self.clip), seed=self.seed)
+            update_bias=_number(self.update_bias), clip_norm=_number(self.clip), seed=self.seed,
+            snapshots=self.snapshots)
 
     def runs(self, taken: set[str] | None = None) -> list[RunSpec]:
         """One run per chosen cell, on the very same batches; labels avoid those in `taken`."""
         return train_runs(self.task, list(self.cell_keys), self.config(), taken=taken)
+
+
+def snapshot_label(count: int) -> str:
+    """The snapshots slider's reading: "none" for 0."""
+    return "none" if count == 0 else str(count)
 
 
 def _number(choice: str) -> float | None:
@@ -109,3 +128,21 @@ def _baseline(task: str, config_items: tuple) -> float:
 def file_stem(label: str) -> str:
     """A run's label as a file name: "adding · LSTM · 14:03:21" -> "adding_lstm_14_03_21"."""
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower() or "model"
+
+
+#: (button label, the file's bytes or text, made only when clicked, file name, MIME type)
+Download = tuple[str, Callable[[], bytes | str], str, str]
+
+
+def downloads(result: TrainResult, stem: str) -> list[Download]:
+    """A trained model's files: its weights and its Config (core.io.exports.model_files), and
+    its History where the run kept snapshots (exports.history_file: a file of its own, since
+    the upload loader would find a recurrent module per snapshot in the weights file)."""
+    files: list[Download] = [
+        ("Weights", lambda: model_files(result)[0], f"{stem}.safetensors",
+         "application/octet-stream"),
+        ("Config", lambda: model_files(result)[1], f"{stem}.json", "application/json")]
+    if getattr(result, "snapshots", ()):
+        files.append(("History", lambda: history_file(result), f"{stem}_history.safetensors",
+                      "application/octet-stream"))
+    return files
