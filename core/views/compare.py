@@ -28,7 +28,6 @@ metadata, or the session's TrainResult), because training again on every visit i
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping
@@ -237,14 +236,6 @@ class SnapshotChoice(ModelChoice):
         return f"{self.final.key}@step {self.step}"
 
 
-@functools.lru_cache(maxsize=None)
-def _shipped_history_models(task: str, cell: str) -> tuple[tuple[int, SequenceModel], ...]:
-    """The shipped model's history as models, built once per process and shared by every
-    visitor like the shipped models themselves (never trained or changed here: a training step
-    is measured on a copy)."""
-    return tuple(zoo.load_history(task, cell))
-
-
 def shipped_history(task: str, cell: str) -> History | None:
     """The shipped model of task x cell along its training (zoo.load_history), None where it
     ships no history. Its last snapshot's score is the shipped model's; the others' are those
@@ -253,7 +244,7 @@ def shipped_history(task: str, cell: str) -> History | None:
     task = get_task(task).name
     if task not in zoo.HISTORY_TASKS or not zoo.history_path(task, cell).exists():
         return None
-    history = _shipped_history_models(task, cell)
+    history = models.shipped_history(task, cell)
     recorded = {s.step: s.score for s in zoo.history_snapshots(task, cell)[0]}
     scores = [recorded.get(step) for step, _ in history[:-1]]
     scores.append(zoo.model_info(task, cell).heldout)

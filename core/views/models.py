@@ -52,6 +52,7 @@ class ModelChoice:
     train_steps: int = 0
     batch_size: int = 50  # its training batch size (Compare measures a step on one)
     user: UserModel | None = None  # an upload's whole model: embedding, head, vocabulary
+    snapshot: int | None = None  # the training step of its history it is at (None: as trained)
 
     @property
     def cell(self) -> str:
@@ -65,7 +66,9 @@ class ModelChoice:
     def key(self) -> str:
         """Identifies the weights for caching: the label, plus the object for a session's own
         models (two browser sessions may both have an "adding · LSTM · 10:00")."""
-        return "shipped" if self.source == "shipped" else f"{self.label}@{id(self.rnn)}"
+        if self.source == "shipped":
+            return "shipped" if self.snapshot is None else f"shipped@step {self.snapshot}"
+        return f"{self.label}@{id(self.rnn)}"
 
 
 def score_text(score: Score) -> str:
@@ -205,8 +208,9 @@ def at_snapshot(choice: ModelChoice, index: int, task: str,
     if index == FINAL or not steps or index >= len(steps) - 1:
         return choice
     if choice.source == "shipped":
-        model = shipped_history(task, choice.cell)[index][1]
-        score = None
+        step, model = shipped_history(task, choice.cell)[index]
+        recorded = {s.step: s.score for s in zoo.history_snapshots(task, choice.cell)[0]}
+        score = recorded.get(step)  # what the history file says was measured there, if any
     else:
         snapshot = result.snapshots[index]
         model, score = model_at(result, snapshot.step), snapshot.score
@@ -215,7 +219,8 @@ def at_snapshot(choice: ModelChoice, index: int, task: str,
              + (score_text(score) if score is not None else "held-out score not measured at "
                 "this step"))
     return replace(choice, rnn=model.rnn, model=model, label=label, score=score,
-                   train_steps=step, note=UNTRAINED_NOTE if step == 0 else choice.note)
+                   train_steps=step, note=UNTRAINED_NOTE if step == 0 else choice.note,
+                   snapshot=step)
 
 
 def _read_as_chosen(upload: Upload) -> bool:

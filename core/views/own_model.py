@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from core.engine import Trace, trace
