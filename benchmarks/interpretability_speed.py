@@ -65,9 +65,10 @@ def fused_forward_backward(rnn: nn.Module, x: torch.Tensor) -> None:
 
 def intervention_cases(cell: str) -> dict[str, list[Intervention]]:
     """What the lab's intervention panel sends: an ablation of 16 units at every step; a clamp of h
-    and a gate held open at five scattered steps (a 'what if at this word' probe); and, the
-    engine's slowest case, a clamp to a mid-range value of c or a gate at five scattered steps,
-    which the kernel cannot take as an input (one more kernel call per step)."""
+    and a gate held open at five scattered steps (a 'what if at this word' probe); a clamp of c
+    (GRU: a gate) to a mid-range value over a step range; and, the engine's slowest case, that
+    clamp at five scattered steps, which the kernel cannot take as an input (one more kernel
+    call per step)."""
     state = "cell_state" if cell == "lstm" else "hidden"
     gate = {"lstm": "forget", "gru": "update", "rnn": None}[cell]
     scattered = [20, 60, 100, 140, 180]
@@ -79,7 +80,9 @@ def intervention_cases(cell: str) -> dict[str, list[Intervention]]:
         "5 steps": sparse,
     }
     if cell != "rnn":
-        cases["5 steps, := 0.5"] = [Intervention(0, 0, range(0, 64, 8), state if cell == "lstm" else gate, steps=scattered, value=0.5)]
+        mid_range = state if cell == "lstm" else gate
+        cases["steps 50-149 := .5"] = [Intervention(0, 0, range(0, 64, 8), mid_range, steps=range(50, 150), value=0.5)]
+        cases["5 steps, := 0.5"] = [Intervention(0, 0, range(0, 64, 8), mid_range, steps=scattered, value=0.5)]
     return cases
 
 

@@ -202,7 +202,7 @@ def custom_objective(seq_len, width, seed):
     return lambda output: (output[middle] @ head - 0.3) ** 2 + 0.1 * torch.tanh(output).sum()
 
 
-@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(setups())
 def test_intervened_trace_matches_a_plain_unroll_with_the_same_clamps(setup):
     rnn = make_rnn(setup["cell"], setup["input_size"], setup["hidden_size"], setup["num_layers"],

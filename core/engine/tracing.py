@@ -90,7 +90,8 @@ def trace(
     chosen steps; the trace is then of the intervened network, gradients included (the gradient
     of a clamped h_t or c_t is with respect to the value carried on; none passes back through
     the clamped units). Layers and directions without interventions run as without any; those
-    with some run `clamped_forward` (the fused kernel, stretch by stretch).
+    with some run `clamped_forward`: the fused kernel still, taking the clamps as extra inputs
+    or, stretch by stretch, as edited weights.
 
     How it stays fast (no Python loop over timesteps with autograd):
     1. Each layer and direction runs as one call of PyTorch's fused kernel, so every h_t comes
