@@ -55,6 +55,8 @@ def main() -> None:
                 url_path="compare"),
         st.Page(PAGES / "gradient_lab.py", title="Gradient lab", icon=":material/trending_down:",
                 url_path="gradient_lab"),
+        st.Page(PAGES / "interpret.py", title="Interpretability lab", icon=":material/psychology:",
+                url_path="interpret"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:",
                 url_path="train"),
         st.Page(PAGES / "search.py", title="Search", icon=":material/travel_explore:",
