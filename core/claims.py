@@ -299,7 +299,10 @@ def _default_config() -> dict:
     from core.views.train import TrainState
 
     state = TrainState()
-    return {"cells": list(state.cell_keys), **state.config().to_dict()}
+    config = state.config().to_dict()
+    # Snapshots are copies of the weights taken aside: the same runs with or without them.
+    config.pop("snapshots", None)
+    return {"cells": list(state.cell_keys), **config}
 
 
 def measure_train_defaults(seeds=MEASURED_SEEDS) -> dict:
