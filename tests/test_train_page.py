@@ -5,6 +5,7 @@ land in st.session_state[TRAINED], Stop keeps what was learned, limits hold; its
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,11 @@ def test_stop_ends_the_runs_early_and_keeps_what_they_learned():
     click(at, "Train")
     session = at.session_state[SESSION]
     assert session.running
+    # Stop once every run has trained (a run stopped before its first step, still waiting for a
+    # slot or starting its process on a busy machine, keeps nothing, and rightly so)
+    deadline = time.monotonic() + 90
+    while not all(run.events for run in session.snapshot()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     click(at, "Stop")
     assert session.wait(timeout=60)
     at.run()
