@@ -23,11 +23,15 @@ def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def open_page(page: str | Path, timeout: float = 90, **query) -> AppTest:
-    """Run `page` (a path, e.g. ROOT / "app_pages/train.py") with these URL query parameters."""
+def open_page(page: str | Path, timeout: float = 90, session: dict | None = None,
+              **query) -> AppTest:
+    """Run `page` (a path, e.g. ROOT / "app_pages/train.py") with these URL query parameters,
+    after putting `session` (key -> value) in its session state."""
     at = AppTest.from_file(str(page), default_timeout=timeout)
+    for key, value in (session or {}).items():
+        at.session_state[key] = value
     for key, value in query.items():
-        at.query_params[key] = value
+        at.query_params[key] = str(value)
     at.run()
     assert_clean(at)
     return at

@@ -17,7 +17,7 @@ from core.training import zoo
 from core.training.loop import TrainConfig, train
 from core.training.snapshots import model_at
 from core.views import compare as cmp
-from pagetest import assert_clean, shown
+from pagetest import assert_clean, open_page, shown
 
 PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "compare.py"
 TRAINED = "gatescope.trained"
@@ -26,13 +26,7 @@ SLIDER = "compare_snap"
 
 
 def page(session: dict | None = None, **query) -> AppTest:
-    at = AppTest.from_file(str(PAGE), default_timeout=90)
-    for key, value in (session or {}).items():
-        at.session_state[key] = value
-    for key, value in query.items():
-        at.query_params[key] = str(value)
-    at.run()
-    assert_clean(at)
+    at = open_page(PAGE, session=session, **query)
     assert not at.error, [e.value for e in at.error]
     return at
 

@@ -16,13 +16,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import core.engine.batch
 from core.trace import BatchTrace, Intervention, trace, trace_batch
 
-CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
-TARGETS = {
-    "lstm": ["hidden", "cell_state", "input", "forget", "cell", "output"],
-    "gru": ["hidden", "reset", "update", "new"],
-    "rnn_tanh": ["hidden"],
-    "rnn_relu": ["hidden"],
-}
+from test_interventions import CELLS, TARGETS  # every cell and what it can clamp
+
 VALUE = {"hidden": 0.8, "cell_state": -1.2, "input": 1.0, "forget": 0.0, "cell": -0.5, "output": 0.3,
          "reset": 0.0, "update": 1.0, "new": 0.4}
 
