@@ -11,7 +11,7 @@ from core.io.tables import CsvChoice
 from core.tasks import TASKS, get_task
 from core.views import explore as ex
 from core.views.models import SOURCE_LABELS, SOURCES, Upload, session_labels
-from ui.animation import autoplay_once, step_by_number_input
+from ui.animation import autoplay_once, step_buttons
 from ui.charts import animated_chart
 from ui.compute import keep_last_good
 from ui.content import explain
@@ -22,7 +22,9 @@ from ui.text import plain
 from ui.traces import explore_trace
 from ui.own_input import own_model_input
 from ui.upload import weights_upload
-from ui.widgets import answer_metric, csv_column_picker, history_slider, length_slider
+from ui.widgets import (
+    answer_metric, cell_and_network, csv_column_picker, history_slider, length_slider,
+)
 
 choices = PageChoices(ex.ExploreState, "explore")
 trained_here = st.session_state.get(TRAINED, {})
@@ -43,7 +45,7 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnIn
                                         or values["source"] == s], SOURCE_LABELS.get)
     upload = csv = own = None
     if values["source"] in ("shipped", "random"):
-        pick(st.radio, "Cell", "cell", CELLS, lambda c: CELLS[c].long_name, horizontal=True)
+        cell_and_network(choices)
     if values["source"] == "random":
         pick(st.number_input, "Weights seed", "seed", min_value=0, max_value=ex.MAX_SEED)
     elif values["source"] == "session" and runs:
@@ -86,16 +88,8 @@ def look_at_sidebar(tr) -> ex.ExploreState:
     pick(st.number_input, "Unit (diagram and equations)", "unit", min_value=0,
          max_value=tr.hidden_size - 1)
     pick(st.number_input, "Start at step t", "t", min_value=0, max_value=tr.seq_len - 1)
-    for column, label, delta in zip(st.columns(2), ("◀ step", "step ▶"), (-1, 1)):
-        column.button(label, on_click=step_by, args=(delta,), width="stretch",
-                      key=f"explore_step_{'back' if delta < 0 else 'next'}")
-    step_by_number_input(choices.widget_key("t"), "explore_step_back", "explore_step_next")
+    step_buttons(choices.widget_key("t"), "explore")
     return choices.state()
-
-
-def step_by(delta: int) -> None:
-    key = choices.widget_key("t")
-    st.session_state[key] = max(0, int(st.session_state.get(key, choices.values["t"])) + delta)
 
 
 st.title("gatescope · Explore")

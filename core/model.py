@@ -37,6 +37,11 @@ class ModelSpec:
     output_size: int  # 1 for regression, number of classes otherwise
     num_layers: int = 1
     vocab_size: int | None = None  # an nn.Embedding(vocab_size, input_size) when set
+    bidirectional: bool = False  # a reverse direction beside the forward one in every layer
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
     def __post_init__(self) -> None:
         cell_info(self.cell)  # ValueError naming the cells there are
@@ -64,9 +69,9 @@ class SequenceModel(nn.Module):
         rnn_kwargs = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
         self.rnn = cell_info(spec.cell).module(
             spec.input_size, spec.hidden_size, num_layers=spec.num_layers, batch_first=True,
-            **rnn_kwargs,
+            bidirectional=spec.bidirectional, **rnn_kwargs,
         )
-        self.head = nn.Linear(spec.hidden_size, spec.output_size)
+        self.head = nn.Linear(spec.directions * spec.hidden_size, spec.output_size)
 
     @property
     def many_to_many(self) -> bool:
@@ -86,10 +91,12 @@ class SequenceModel(nn.Module):
         return inputs.float()
 
     def readout(self, rnn_output: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Predictions from the recurrent output `(B, T, H)` or `(T, H)`.
+        """Predictions from the recurrent output `(B, T, D*H)` or `(T, D*H)`.
 
         Regression: `(B,)`; classification: logits `(B, C)`; tagging: logits `(B, T, C)`.
         `lengths` picks the last real step of each right-padded sequence (many-to-one only).
+        A bidirectional many-to-one model reads its forward half at the last step and its
+        reverse half at step 0, where each has read the whole sequence.
         """
         if self.many_to_many:
             return self.head(rnn_output)
@@ -98,11 +105,30 @@ class SequenceModel(nn.Module):
             last = rnn_output[rows, lengths.long() - 1]
         else:
             last = rnn_output[..., -1, :]
+        if self.spec.bidirectional:
+            H = self.spec.hidden_size
+            last = torch.cat([last[..., :H], rnn_output[..., 0, H:]], dim=-1)
         out = self.head(last)
         return out.squeeze(-1) if self.spec.kind == "regression" else out
 
+    def recurrent(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None, state=None):
+        """`(output, state)` of the recurrent module on `inputs` (token ids or features).
+
+        A bidirectional module reads a right-padded batch packed, so that its reverse direction
+        starts at each sequence's own last step, never in the padding (padded steps of the
+        output are 0, as pad_packed_sequence gives them)."""
+        features = self.features(inputs)
+        if not (self.spec.bidirectional and lengths is not None and features.dim() == 3):
+            return self.rnn(features, state)
+        packed = nn.utils.rnn.pack_padded_sequence(features, lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        output, state = self.rnn(packed, state)
+        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True,
+                                                     total_length=features.shape[1])
+        return output, state
+
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        output, _ = self.rnn(self.features(inputs))
+        output, _ = self.recurrent(inputs, lengths)
         return self.readout(output, lengths)
 
 
@@ -115,7 +141,7 @@ def rebuild_sequence_model(spec: dict, state: dict[str, torch.Tensor],
     if nonlinearity == "relu":
         rnn = model.rnn
         model.rnn = nn.RNN(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
-                           nonlinearity="relu", batch_first=True)
+                           nonlinearity="relu", batch_first=True, bidirectional=rnn.bidirectional)
     model.load_state_dict(state)
     return model.eval()
 

@@ -2,6 +2,7 @@
 
     python scripts/train_zoo.py                       # all tasks x cells, 2 at a time
     python scripts/train_zoo.py --task adding --cell lstm
+    python scripts/train_zoo.py --task names --architecture bidirectional
     python scripts/train_zoo.py --task airline --out /tmp/zoo   # somewhere else
 
 Each model trains with its task's recipe (core.training.zoo.RECIPES) and fixed seed, on one torch
@@ -27,14 +28,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.cells import CELLS  # noqa: E402
 from core.tasks import TASKS  # noqa: E402
-from core.training.zoo import MODELS_DIR, RECIPES, train_zoo_model  # noqa: E402
+from core.training.zoo import (  # noqa: E402
+    ARCHITECTURES, MODELS_DIR, RECIPES, architectures, train_zoo_model,
+)
 
 
-def train_one(task: str, cell: str, out: Path) -> tuple:
+ONE = "one"  # the one-layer, one-direction models on the command line (their name is "")
+
+
+def train_one(task: str, cell: str, architecture: str, out: Path) -> tuple:
     """Train and save one model (in a worker process); returns its table row."""
-    result, meta = train_zoo_model(task, cell, out)
+    result, meta = train_zoo_model(task, cell, out, architecture=architecture)
     h = meta["heldout"]
-    print(f"{task} x {cell}: {h['metric']} {h['value']:.4g} (baseline {h['baseline']:.4g}) "
+    name = f"{task} x {cell}" + (f" x {architecture}" if architecture else "")
+    print(f"{name}: {h['metric']} {h['value']:.4g} (baseline {h['baseline']:.4g}) "
           f"in {result.seconds:.1f} s, {result.status}", flush=True)
     extra = h["extra"]
     note = {
@@ -42,7 +49,8 @@ def train_one(task: str, cell: str, out: Path) -> tuple:
         "random": lambda: f"train accuracy {extra.get('train_accuracy', 0):.3f}",
         "agreement": lambda: f"distances 1-{h['seq_len']}",
     }.get(task, lambda: "")()
-    return (task, cell, h["metric"], h["value"], h["baseline"], h["higher_is_better"],
+    return (task, cell, architecture, h["metric"], h["value"], h["baseline"],
+            h["higher_is_better"],
             result.seconds, result.steps, meta["param_count"], result.status, note)
 
 
@@ -52,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="train only this task (repeatable); default: all")
     parser.add_argument("--cell", action="append", choices=list(CELLS),
                         help="train only this cell (repeatable); default: all")
+    parser.add_argument("--architecture", action="append",
+                        choices=[ONE, *(a for a in ARCHITECTURES if a)],
+                        help=f"train only this network (repeatable; '{ONE}' for the one-layer, "
+                             "one-direction models); default: every network the zoo ships for "
+                             "each task")
     parser.add_argument("--out", type=Path, default=MODELS_DIR, help="where to write the models")
     parser.add_argument("--jobs", type=int, default=2,
                         help="models trained at once, one process each (default 2, one per core)")
@@ -59,31 +72,37 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = args.task or list(TASKS)
     cells = args.cell or list(CELLS)
-    jobs = [(t, c) for t in tasks for c in cells]
+    wanted = None if not args.architecture else {"" if a == ONE else a for a in args.architecture}
+    jobs = [(t, c, a) for t in tasks for c in cells for a in architectures(t)
+            if wanted is None or a in wanted]
+    if not jobs:
+        parser.error("no zoo model is of those tasks, cells and networks")
     # Longest first, so two workers finish together.
-    jobs.sort(key=lambda tc: -_expected_cost(*tc))
+    jobs.sort(key=lambda job: -_expected_cost(*job))
     start = time.perf_counter()
     if args.jobs <= 1 or len(jobs) == 1:
-        results = [train_one(t, c, args.out) for t, c in jobs]
+        results = [train_one(t, c, a, args.out) for t, c, a in jobs]
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-            futures = [pool.submit(train_one, t, c, args.out) for t, c in jobs]
+            futures = [pool.submit(train_one, t, c, a, args.out) for t, c, a in jobs]
             results = [f.result() for f in futures]
     total = time.perf_counter() - start
-    order = {(t, c): i for i, (t, c) in enumerate((t, c) for t in TASKS for c in CELLS)}
-    rows = sorted(results, key=lambda r: order[(r[0], r[1])])
+    order = {job: i for i, job in enumerate(
+        (t, c, a) for t in TASKS for a in architectures(t) for c in CELLS)}
+    rows = sorted(results, key=lambda r: order[r[:3]])
 
     print()
-    header = (f"{'task':<10} {'cell':<5} {'metric':<18} {'model':>9} {'baseline':>9} "
+    header = (f"{'task':<10} {'cell':<5} {'network':<13} {'metric':<18} {'model':>9} {'baseline':>9} "
               f"{'better':>6} {'steps':>6} {'params':>7} {'seconds':>8}  note")
     print(header)
     print("-" * len(header))
-    for task, cell, metric, value, baseline, higher, seconds, steps, params, status, note in rows:
+    for (task, cell, architecture, metric, value, baseline, higher, seconds, steps, params,
+         status, note) in rows:
         better = value > baseline if higher else value < baseline
         if task == "random":  # any difference from chance here is noise, not learning
             better = None
-        print(f"{task:<10} {cell:<5} {metric:<18} {value:>9.4g} {baseline:>9.4g} "
+        print(f"{task:<10} {cell:<5} {architecture or ONE:<13} {metric:<18} {value:>9.4g} {baseline:>9.4g} "
               f"{ {True: 'yes', False: 'no', None: 'chance'}[better]:>6} {steps:>6} {params:>7} "
               f"{seconds:>8.1f}  {note}" + ("" if status == "finished" else f" ({status})"))
     size = sum(p.stat().st_size for p in Path(args.out).glob("*.*")
@@ -93,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _expected_cost(task: str, cell: str) -> float:
+def _expected_cost(task: str, cell: str, architecture: str) -> float:
     steps = RECIPES[task].max_steps
     length = {"adding": 55, "agreement": 40, "sentiment": 25, "names": 20, "airline": 24}.get(task, 10)
-    return steps * length * (2 if cell == "gru" else 1)
+    return steps * length * (2 if cell == "gru" else 1) * (2 if architecture else 1)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,15 @@ def step_by_number_input(number_key: str, back_key: str, next_key: str) -> None:
     hidden_html(f"gatescope_steps_{number_key}", _STEP_BY_NUMBER.replace("BACK", back_key)
                 .replace("NEXT", next_key).replace("NUMBER", number_key))
 
+
+def step_buttons(number_key: str, page: str) -> None:
+    """"◀ step" and "step ▶" under the number input keyed `number_key` (the cursor's t): in
+    the browser they press its − and + (`step_by_number_input`); their callbacks step it where
+    there is no browser (AppTest)."""
+    def step_by(delta: int) -> None:
+        st.session_state[number_key] = max(0, int(st.session_state.get(number_key, 0)) + delta)
+
+    keys = (f"{page}_step_back", f"{page}_step_next")
+    for column, label, delta, key in zip(st.columns(2), ("◀ step", "step ▶"), (-1, 1), keys):
+        column.button(label, on_click=step_by, args=(delta,), width="stretch", key=key)
+    step_by_number_input(number_key, *keys)

@@ -9,9 +9,19 @@ import streamlit as st
 from core.io.tables import CSV_RULES, CsvChoice, CsvTable, read_table
 from core.limits import LIMITS
 from core.tasks import Task
-from core.views.models import FINAL
+from core.cells import CELLS
+from core.views.models import FINAL, NETWORK_LABELS, networks
 from ui.state import PageChoices, page_key
 from ui.text import plain
+
+
+def cell_and_network(choices: PageChoices) -> None:
+    """The cell, and the network where the task's zoo ships more than one (a bidirectional
+    or a stacked one beside the one-layer, one-direction model)."""
+    choices.widget(st.radio, "Cell", "cell", CELLS, lambda c: CELLS[c].long_name,
+                   horizontal=True)
+    if len(offered := networks(choices.values["task"])) > 1:
+        choices.widget(st.radio, "Network", "net", offered, NETWORK_LABELS.get)
 
 
 def length_slider(choices: PageChoices, task: Task, name: str = "len") -> int:

@@ -34,6 +34,8 @@ from core.figures.style import (
 
 # Rows of the left column; the right column (the cell panel) spans them all.
 R_INPUT, R_MAPS, R_GRAD, R_UNITS = 1, 2, 3, 4
+#: The other layers' gradient lines in a stacked network's gradient row.
+DEPTH_COLOURS = ("#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f")
 
 
 def rank_units(tr: Trace, layer: int, direction: int, how: str, k: int = 3) -> list[int]:
@@ -320,16 +322,25 @@ def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.n
     log axis in data units, while the axis range is given in log10 units); and, over them,
     what overflowed, if anything did (see `overflow_note`)."""
     gx, gy = fig.axis_names(R_GRAD, 1)
-    grads = [(tr.grad_hidden[layer, direction], "‖∂loss/∂h<sub>t</sub>‖", "#1f77b4", "solid")]
+    deep = tr.num_layers > 1
+    here = f" layer {layer}" if deep else ""
+    grads = [(tr.grad_hidden[layer, direction], f"‖∂loss/∂h<sub>t</sub>‖{here}", "#1f77b4",
+              "solid", 2.0)]
     if tr.grad_cell is not None:
-        grads.append((tr.grad_cell[layer, direction], "‖∂loss/∂c<sub>t</sub>‖", "#2ca02c", "dot"))
+        grads.append((tr.grad_cell[layer, direction], f"‖∂loss/∂c<sub>t</sub>‖{here}", "#2ca02c",
+                      "dot", 2.0))
+    # Through depth as well as through time: every other layer's h gradient beside this one's
+    # (the loss reaches a lower layer only through the layers above it).
+    for other in (k for k in range(tr.num_layers) if k != layer):
+        grads.append((tr.grad_hidden[other, direction], f"‖∂loss/∂h<sub>t</sub>‖ layer {other}",
+                      DEPTH_COLOURS[other % len(DEPTH_COLOURS)], "dash", 1.5))
     logs, shapes = [], []
-    for g, name, color, dash in grads:
+    for g, name, color, dash, width in grads:
         g = _f32(g).astype(np.float64)
         lg = _log10(g)  # zero and NaN show as gaps
         logs.append(lg)
         shapes.append(line_path(steps, np.where(np.isfinite(lg), g, np.nan), gx, gy, color,
-                                name=name, dash=dash))
+                                name=name, dash=dash, width=width))
     lo_g, hi_g = log_range(np.concatenate(logs), 0.2)
     # A label every `dtick` decades, three or four in all: the row is short (five labels
     # touched), and plotly's own choice adds minor digits (2, 5) that overlap there.

@@ -356,7 +356,9 @@ class Task:
         was_training = model.training
         model.eval()
         try:
-            return model(batch.inputs, None if self.kind == "tagging" else batch.lengths)
+            # a tagging model reads every step whatever the lengths; a bidirectional one needs
+            # them to start its reverse direction at each sentence's own end
+            return model(batch.inputs, batch.lengths)
         finally:
             model.train(was_training)
 

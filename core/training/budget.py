@@ -118,11 +118,12 @@ def parameter_count(spec: ModelSpec) -> int:
     both biases, and linear head), worked out without building it."""
     embedding = spec.vocab_size * spec.input_size if spec.vocab_size is not None else 0
     gates_h = GATES[spec.cell] * spec.hidden_size
+    directions = spec.directions
     recurrent, inputs = 0, spec.input_size
     for _ in range(spec.num_layers):
-        recurrent += gates_h * (inputs + spec.hidden_size) + 2 * gates_h
-        inputs = spec.hidden_size
-    head = spec.hidden_size * spec.output_size + spec.output_size
+        recurrent += directions * (gates_h * (inputs + spec.hidden_size) + 2 * gates_h)
+        inputs = directions * spec.hidden_size
+    head = directions * spec.hidden_size * spec.output_size + spec.output_size
     return embedding + recurrent + head
 
 
@@ -135,7 +136,7 @@ def sequence_steps(task: Task | str, seq_len: int) -> int:
 
 def _per_step_floats(spec: ModelSpec, floats: dict) -> float:
     first, further = floats[spec.cell]
-    return spec.hidden_size * (first + further * (spec.num_layers - 1))
+    return spec.directions * spec.hidden_size * (first + further * (spec.num_layers - 1))
 
 
 def activation_bytes(spec: ModelSpec, steps: int, margin: float = ALLOCATOR_MARGIN) -> int:
@@ -242,8 +243,8 @@ def macs_per_step(spec: ModelSpec) -> int:
     """Multiply-adds of one step of one sequence through every layer (the gates' matmuls)."""
     macs, inputs = 0, spec.input_size
     for _ in range(spec.num_layers):
-        macs += GATES[spec.cell] * spec.hidden_size * (inputs + spec.hidden_size)
-        inputs = spec.hidden_size
+        macs += spec.directions * GATES[spec.cell] * spec.hidden_size * (inputs + spec.hidden_size)
+        inputs = spec.directions * spec.hidden_size
     return macs
 
 
@@ -277,6 +278,7 @@ class RunPlan:
 def describe_model(spec: ModelSpec, steps: int) -> str:
     """"a 2-layer LSTM with 512 units on sequences of 1,000 steps" (plain text)."""
     name = f"{spec.num_layers}-layer " if spec.num_layers > 1 else ""
+    name += "bidirectional " if spec.bidirectional else ""
     name += cell_info(spec.cell).display_name
     article = "an" if name[0] in "8AEFHILMNORSX" else "a"  # an LSTM, an RNN, an 8-layer
     return f"{article} {name} with {spec.hidden_size:,} units on sequences of {steps:,} steps"
@@ -293,7 +295,8 @@ def plan_run(task: Task | str, cell: str, config, *, max_batch: int | None = Non
 
     task = get_task(task)
     budget = LIMITS.max_training_bytes if budget is None else budget
-    spec = model_spec(task, cell, config.hidden_size, config.num_layers)
+    spec = model_spec(task, cell, config.hidden_size, config.num_layers,
+                      config.bidirectional)
     steps = sequence_steps(task, task.seq_len.resolve(config.seq_len))
     wanted_heldout = min(config.heldout_size, task.heldout_size)
     optimizer, window = config.optimizer, config.tbptt

@@ -75,6 +75,7 @@ class TrainConfig:
 
     hidden_size: int = 64
     num_layers: int = 1
+    bidirectional: bool = False  # a reverse direction in every layer (reads whole sequences)
     optimizer: str = "adam"  # "adam" | "sgd" | "rmsprop"
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
@@ -130,6 +131,9 @@ class TrainConfig:
                             f"{MAX_SNAPSHOTS}")
         if self.tbptt is not None and self.tbptt < 1:
             problems.append("tbptt must be at least 1 step (or None for full BPTT)")
+        if self.tbptt is not None and self.bidirectional:
+            problems.append("a bidirectional model reads each sequence whole: tbptt must be "
+                            "None")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -197,10 +201,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def model_spec(task: Task, cell: str, hidden_size: int = 64, num_layers: int = 1) -> ModelSpec:
+def model_spec(task: Task, cell: str, hidden_size: int = 64, num_layers: int = 1,
+               bidirectional: bool = False) -> ModelSpec:
     return ModelSpec(
         cell=cell, kind=task.kind, input_size=task.input_size, hidden_size=hidden_size,
         output_size=task.output_size, num_layers=num_layers, vocab_size=task.vocab_size,
+        bidirectional=bidirectional,
     )
 
 
@@ -235,6 +241,10 @@ def backward_batch(model: SequenceModel, task: Task, batch: Batch, window: int |
         count = int((batch.targets != IGNORE).sum())
     else:
         count = len(batch)
+    if model.spec.bidirectional:  # the reverse direction needs each sequence whole: one piece
+        loss = task.loss(model(batch.inputs, batch.lengths), batch.targets, reduction="sum")
+        (loss / count).backward()
+        return float(loss.detach()) / count
     total = 0.0
     state = None
     for start in range(0, T, window):
@@ -306,7 +316,8 @@ def train(
             raise ValueError(f"min_seq_len must lie between {task.seq_len.min} and {seq_len} "
                              f"{task.seq_len.unit}")
     spec = model.spec if model is not None else model_spec(task, cell, config.hidden_size,
-                                                           config.num_layers)
+                                                           config.num_layers,
+                                                           config.bidirectional)
     check_training_memory(spec, config, sequence_steps(task, seq_len),
                           min(config.heldout_size, task.heldout_size))
     threads_before = torch.get_num_threads()
@@ -421,7 +432,8 @@ class _Run:
         task, cell, config = self.task, self.cell, self.config
         if model is None:
             model = build_sequence_model(
-                model_spec(task, cell, config.hidden_size, config.num_layers),
+                model_spec(task, cell, config.hidden_size, config.num_layers,
+                           config.bidirectional),
                 seed=config.seed, init=config.init, forget_bias=config.forget_bias,
                 update_bias=config.update_bias,
             )
@@ -569,7 +581,7 @@ class _Chunked(torch.nn.Module):
 
     def _chunk(self, inputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         model, T = self.model, inputs.shape[1]
-        if self.stretch is None or T <= self.stretch:
+        if self.stretch is None or T <= self.stretch or model.spec.bidirectional:
             return model(inputs, lengths)
         state, outputs = None, []
         last = (lengths.long() - 1) if lengths is not None else torch.full(

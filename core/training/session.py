@@ -531,7 +531,8 @@ def make_train_config(
 def check_model_size(task: str, cell: str, config: TrainConfig) -> int:
     """The parameter count of the model `config` would train, at most `LIMITS.max_params`
     (counted on the meta device: nothing is allocated)."""
-    spec = model_spec(get_task(task), cell, config.hidden_size, config.num_layers)
+    spec = model_spec(get_task(task), cell, config.hidden_size, config.num_layers,
+                      config.bidirectional)
     with torch.device("meta"):
         size = count_parameters(SequenceModel(spec))
     try:

@@ -96,20 +96,53 @@ LSTM_FORGET_BIAS = 1.0
 #: with float16 weights differ from the float32 ones' by up to 1.9e-3: the agreement RNN's h.)
 HISTORY_TASKS = ("adding", "agreement")
 HISTORY_SNAPSHOTS = 7
+#: The networks the zoo ships beside each task's one-layer, one-direction models ("", the
+#: default everywhere): "bidirectional" (a reverse direction in its one layer) and "stacked"
+#: (two layers). Each is a recipe of its own, the task's with that one change, in files named
+#: `<task>_<cell>_<architecture>`.
+ARCHITECTURES: dict[str, str] = {"": "one layer, one direction",
+                                 "bidirectional": "bidirectional (one layer, both directions)",
+                                 "stacked": "stacked (two layers)"}
+ZOO_ARCHITECTURES: dict[str, tuple[str, ...]] = {"names": ("", "bidirectional"),
+                                                 "agreement": ("", "stacked")}
 #: Torch threads every zoo model trains on, whoever calls: float sums split over more threads
 #: round differently, and the weights end elsewhere (see the module docstring).
 ZOO_THREADS = 1
 
 
-def recipe(task: str | Task, cell: str, seed: int = ZOO_SEED) -> TrainConfig:
-    """The training configuration of the zoo model for task x cell."""
+def architectures(task: str | Task) -> tuple[str, ...]:
+    """The architectures the zoo ships for `task`, the one-layer, one-direction one ("") first."""
+    return ZOO_ARCHITECTURES.get(get_task(task).name, ("",))
+
+
+def architecture_of(spec: ModelSpec) -> str:
+    """The zoo's name for the network `spec` describes ("" for one layer, one direction)."""
+    if spec.bidirectional:
+        return "bidirectional"
+    return "stacked" if spec.num_layers > 1 else ""
+
+
+def _check_architecture(task: str, architecture: str) -> None:
+    if architecture not in architectures(task):
+        shipped = ", ".join(repr(a) for a in architectures(task))
+        raise ValueError(f"no {architecture!r} network for {task}; the zoo has {shipped}")
+
+
+def recipe(task: str | Task, cell: str, seed: int = ZOO_SEED, architecture: str = ""
+           ) -> TrainConfig:
+    """The training configuration of the zoo model for task x cell (x architecture)."""
     task = get_task(task)
     _check_cell(cell)
+    _check_architecture(task.name, architecture)
     config = replace(RECIPES[task.name], seed=seed, threads=ZOO_THREADS)
+    if architecture == "bidirectional":
+        config = replace(config, bidirectional=True)
+    elif architecture == "stacked":
+        config = replace(config, num_layers=2)
     if cell == "lstm":
         config = replace(config, forget_bias=LSTM_FORGET_BIAS)
-    if task.name in HISTORY_TASKS:  # copies of the weights, taken aside: the same training
-        config = replace(config, snapshots=HISTORY_SNAPSHOTS)
+    if task.name in HISTORY_TASKS and not architecture:  # copies of the weights, taken
+        config = replace(config, snapshots=HISTORY_SNAPSHOTS)  # aside: the same training
     return config
 
 
@@ -137,16 +170,23 @@ class ZooEntry:
     made_with: dict = field(default_factory=dict)  # what a bit-for-bit retrain needs (made_with())
 
     @property
+    def architecture(self) -> str:
+        return architecture_of(self.spec)
+
+    @property
     def title(self) -> str:
-        return f"{get_task(self.task).title}, {cell_info(self.cell).display_name}"
+        network = f", {ARCHITECTURES[self.architecture]}" if self.architecture else ""
+        return f"{get_task(self.task).title}, {cell_info(self.cell).display_name}{network}"
 
 
 def _check_cell(cell: str) -> None:
     cell_info(cell)  # ValueError naming the cells there are
 
 
-def paths(task: str, cell: str, directory: Path | None = None) -> tuple[Path, Path]:
-    stem = Path(directory or MODELS_DIR) / f"{task}_{cell}"
+def paths(task: str, cell: str, directory: Path | None = None, architecture: str = ""
+          ) -> tuple[Path, Path]:
+    name = f"{task}_{cell}_{architecture}" if architecture else f"{task}_{cell}"
+    stem = Path(directory or MODELS_DIR) / name
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
@@ -160,16 +200,25 @@ def available(directory: Path | None = None) -> list[tuple[str, str]]:
     return [(t, c) for t in TASKS for c in CELLS if all(p.exists() for p in paths(t, c, directory))]
 
 
+def shipped_architectures(task: str, cell: str, directory: Path | None = None) -> list[str]:
+    """The architectures of task x cell whose files are in models/ ("" first, if it is)."""
+    return [a for a in architectures(task)
+            if all(p.exists() for p in paths(task, cell, directory, a))]
+
+
 @functools.lru_cache(maxsize=None)
-def model_info(task: str, cell: str) -> ZooEntry:
-    """Metadata of the shipped model for task x cell."""
+def model_info(task: str, cell: str, architecture: str = "") -> ZooEntry:
+    """Metadata of the shipped model for task x cell (x architecture)."""
     task = get_task(task).name
     _check_cell(cell)
-    weights, meta_path = paths(task, cell)
+    _check_architecture(task, architecture)
+    weights, meta_path = paths(task, cell, architecture=architecture)
     if not meta_path.exists() or not weights.exists():
+        which = f" --architecture {architecture}" if architecture else ""
         raise FileNotFoundError(
-            f"no shipped model for {task} x {cell} in {weights.parent}; "
-            f"make it with: python scripts/train_zoo.py --task {task} --cell {cell}"
+            f"no shipped model for {task} x {cell}{' x ' + architecture if architecture else ''} "
+            f"in {weights.parent}; make it with: python scripts/train_zoo.py --task {task} "
+            f"--cell {cell}{which}"
         )
     meta = json.loads(meta_path.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
@@ -187,12 +236,12 @@ def model_info(task: str, cell: str) -> ZooEntry:
 
 
 @functools.lru_cache(maxsize=None)
-def load_model(task: str, cell: str) -> SequenceModel:
-    """The trained zoo model for task x cell, in eval mode.
+def load_model(task: str, cell: str, architecture: str = "") -> SequenceModel:
+    """The trained zoo model for task x cell (x architecture), in eval mode.
 
     Loaded once per process and shared by every caller (and every app session): do not train
     or modify it in place; `copy.deepcopy` it first."""
-    entry = model_info(task, cell)
+    entry = model_info(task, cell, architecture)
     task_obj = get_task(entry.task)
     expected_vocab = task_obj.vocab.words if task_obj.vocab is not None else None
     if entry.vocab != expected_vocab:
@@ -278,14 +327,15 @@ def weights_sha256(state: dict[str, torch.Tensor]) -> str:
 
 def build_model(task: str | Task, cell: str, seed: int = 0, hidden_size: int | None = None,
                 num_layers: int = 1, init: str = "default", forget_bias: float | None = None,
-                update_bias: float | None = None) -> SequenceModel:
+                update_bias: float | None = None, bidirectional: bool = False) -> SequenceModel:
     """A freshly initialised (untrained) model for task x cell, in eval mode. Hidden size
     defaults to the zoo recipe's, so it is the trained model's architecture with random weights."""
     task = get_task(task)
     _check_cell(cell)
     hidden = hidden_size or RECIPES[task.name].hidden_size
-    model = build_sequence_model(model_spec(task, cell, hidden, num_layers), seed=seed,
-                                 init=init, forget_bias=forget_bias, update_bias=update_bias)
+    model = build_sequence_model(model_spec(task, cell, hidden, num_layers, bidirectional),
+                                 seed=seed, init=init, forget_bias=forget_bias,
+                                 update_bias=update_bias)
     return model.eval()
 
 
@@ -318,7 +368,7 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
         "made_by": "python scripts/train_zoo.py",
         "made_with": made_with(task.name, result.config),
     }
-    weights, meta_path = paths(task.name, result.cell, directory)
+    weights, meta_path = paths(task.name, result.cell, directory, architecture_of(model.spec))
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_file(state_tensors(model), str(weights),
               metadata={"task": task.name, "cell": result.cell, "format": "gatescope SequenceModel"})
@@ -330,11 +380,12 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
 
 
 def train_zoo_model(task: str, cell: str, directory: Path | None = None,
-                    on_progress=None) -> tuple[TrainResult, dict]:
+                    on_progress=None, architecture: str = "") -> tuple[TrainResult, dict]:
     """Train one zoo model from scratch with its recipe and save it (with its history where
     the recipe keeps snapshots)."""
     task_obj = get_task(task)
-    result = train(task_obj, cell, recipe(task_obj, cell), on_progress=on_progress)
+    result = train(task_obj, cell, recipe(task_obj, cell, architecture=architecture),
+                   on_progress=on_progress)
     if result.snapshots:
         save_history(result, directory)
     extra = {}

@@ -78,6 +78,7 @@ class ExploreState(PageState):
 
     task: str = one_of("agreement", TASKS)  # the landing view: "The cat ... was", trained LSTM
     cell: str = one_of("lstm", CELLS)
+    net: str = one_of(models.ONE, models.NETWORKS)  # the shipped network: one layer, or another
     # "trained" was the shipped model's name in links made before sources had one word each
     source: str = one_of("shipped", SOURCES, aliases={"trained": "shipped"})
     seed: int = whole(0, 0, MAX_SEED)  # weights seed for a fresh random init
@@ -107,7 +108,8 @@ class ExploreState(PageState):
         the airline task."""
         length = normalised_length(self.task, self.len)
         inp = "sample" if self.input == "csv" and self.task != "airline" else self.input
-        return replace(self, len=length, input=inp)
+        net = self.net if self.net in models.networks(self.task) else models.ONE
+        return replace(self, len=length, input=inp, net=net)
 
     def traced(self) -> "ExploreState":
         """The choices a trace depends on (not where the cursor is or which unit is drawn)."""
@@ -147,9 +149,12 @@ def resolve_model(state: ExploreState,
         return models.at_snapshot(models.from_session(state.run, result), state.snap,
                                   task.name, result)
     if state.source == "shipped":
-        return models.at_snapshot(models.shipped(task.name, state.cell), state.snap, task.name)
+        choice = models.shipped(task.name, state.cell, state.net)
+        if state.net != models.ONE:  # only the one-layer models ship their training history
+            return choice
+        return models.at_snapshot(choice, state.snap, task.name)
     if state.source == "random":
-        return models.random_init(task.name, state.cell, state.seed)
+        return models.random_init(task.name, state.cell, state.seed, state.net)
     if state.source != "upload":
         raise ValueError(f"unknown model source {state.source!r}")
     if upload is None:
@@ -169,6 +174,8 @@ def history_steps(state: ExploreState, session_models: Mapping[str, TrainResult]
     history): the shipped adding and agreement models', or the snapshots a run in this session
     kept."""
     if state.source == "shipped":
+        if state.net != models.ONE:
+            return []
         return [step for step, _ in models.shipped_history(state.task, state.cell)]
     result = (session_models or {}).get(state.run) if state.source == "session" else None
     return [snapshot.step for snapshot in getattr(result, "snapshots", ())]

@@ -28,6 +28,7 @@ from core.training.snapshots import model_at
 from core.tasks import Score, get_task
 from core.text import printable
 from core.training import zoo
+from core.training.zoo import architecture_of
 from core.training.loop import TrainResult
 
 SOURCES = ("shipped", "session", "random", "upload")
@@ -67,7 +68,9 @@ class ModelChoice:
         """Identifies the weights for caching: the label, plus the object for a session's own
         models (two browser sessions may both have an "adding · LSTM · 10:00")."""
         if self.source == "shipped":
-            return "shipped" if self.snapshot is None else f"shipped@step {self.snapshot}"
+            network = architecture_of(self.model.spec) if self.model is not None else ""
+            name = f"shipped {network}".rstrip()
+            return name if self.snapshot is None else f"{name}@step {self.snapshot}"
         return f"{self.label}@{id(self.rnn)}"
 
 
@@ -77,18 +80,44 @@ def score_text(score: Score) -> str:
             f"{score.baseline:.3g})")
 
 
-def shipped(task: str, cell: str) -> ModelChoice:
-    """The shipped trained model of task x cell, with its recorded training and score."""
+#: The networks a page offers for a task's shipped and random models: "one" (one layer, one
+#: direction: every task's) and the zoo's others where the task ships them.
+ONE = "one"
+NETWORK_LABELS = {ONE: "one layer, one direction", "bidirectional": "bidirectional",
+                  "stacked": "stacked: two layers"}
+NETWORKS = tuple(NETWORK_LABELS)
+
+
+def networks(task: str) -> list[str]:
+    """The networks the zoo ships for `task`, "one" first."""
+    return [architecture or ONE for architecture in zoo.architectures(task)]
+
+
+def _architecture(network: str) -> str:
+    return "" if network == ONE else network
+
+
+def _network_words(network: str) -> str:
+    return "" if network == ONE else f" ({NETWORK_LABELS[network]})"
+
+
+def shipped(task: str, cell: str, network: str = ONE) -> ModelChoice:
+    """The shipped trained model of task x cell (one layer, one direction, or another network
+    the zoo ships for the task), with its recorded training and score."""
     task_obj = get_task(task)
-    if (task_obj.name, cell) not in set(zoo.available()):
-        raise ValueError(f"No shipped trained {cell_info(cell).display_name} for "
-                         f"{task_obj.title} yet: train one on the Train page, or choose “fresh "
-                         "random init” to look at an untrained model.")
-    info = zoo.model_info(task_obj.name, cell)
-    model = zoo.load_model(task_obj.name, cell)
+    architecture = _architecture(network)
+    if (task_obj.name, cell) not in set(zoo.available()) or (
+            architecture not in zoo.shipped_architectures(task_obj.name, cell)):
+        raise ValueError(f"No shipped trained {cell_info(cell).display_name}"
+                         f"{_network_words(network)} for {task_obj.title} yet: train one on "
+                         "the Train page, or choose “fresh random init” to look at an untrained "
+                         "model.")
+    info = zoo.model_info(task_obj.name, cell, architecture)
+    model = zoo.load_model(task_obj.name, cell, architecture)
     score = info.heldout
     return ModelChoice(model.rnn, model, "shipped",
-                       f"shipped trained {cell_info(cell).display_name} · {score_text(score)}",
+                       f"shipped trained {cell_info(cell).display_name}{_network_words(network)}"
+                       f" · {score_text(score)}",
                        score, train_seconds=float(info.train_seconds),
                        train_steps=int(info.steps), batch_size=int(info.config["batch_size"]))
 
@@ -104,12 +133,13 @@ def from_session(label: str, result: TrainResult) -> ModelChoice:
                        train_steps=int(result.steps), batch_size=int(result.config.batch_size))
 
 
-def random_init(task: str, cell: str, seed: int) -> ModelChoice:
+def random_init(task: str, cell: str, seed: int, network: str = ONE) -> ModelChoice:
     """A fresh random init of the shipped architecture: labelled untrained everywhere."""
-    model = zoo.build_model(task, cell, seed=seed)
+    model = zoo.build_model(task, cell, seed=seed, num_layers=2 if network == "stacked" else 1,
+                            bidirectional=network == "bidirectional")
     return ModelChoice(model.rnn, model, "random",
-                       f"UNTRAINED {cell_info(cell).display_name} (random init, seed {seed})",
-                       note=UNTRAINED_NOTE)
+                       f"UNTRAINED {cell_info(cell).display_name}{_network_words(network)} "
+                       f"(random init, seed {seed})", note=UNTRAINED_NOTE)
 
 
 @dataclass(frozen=True)
