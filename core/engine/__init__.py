@@ -2,9 +2,13 @@
 
     from core.engine import trace, trace_batch, Intervention
     tr = trace(rnn, x, objective)   # x: one sequence (T, input_size)
+    tr = trace(rnn, x, objective, initial_state=h0)   # from a given state ((h0, c0) for an LSTM)
+    enc, dec = trace_handoff(encoder, decoder, x_enc, x_dec, loss)   # a decoder from an encoder's state
     bt = trace_batch(rnn, xs, lengths)   # xs: a padded batch (B, T, input_size), forward only
 
 - `tracing.py`: `trace()` and the `Trace` it returns (the fused kernels, the probe, the backward);
+- `handoff.py`: `trace_handoff()`, an encoder and the decoder it hands its state to, in one
+  backward pass;
 - `interventions.py`: `Intervention` (clamp units of h, c or a gate) and the clamped forward that
   `trace` runs in the fused kernels;
 - `batch.py`: `trace_batch()` and the `BatchTrace` it returns (states and gates of many sequences);
@@ -15,7 +19,8 @@
 """
 
 from core.engine.batch import BatchTrace, trace_batch
+from core.engine.handoff import trace_handoff
 from core.engine.interventions import TARGETS, Intervention
 from core.engine.tracing import GATE_NAMES, Trace, cell_type_of, trace
 
-__all__ = ["trace", "Trace", "trace_batch", "BatchTrace", "Intervention", "TARGETS", "cell_type_of", "GATE_NAMES"]
+__all__ = ["trace", "trace_handoff", "Trace", "trace_batch", "BatchTrace", "Intervention", "TARGETS", "cell_type_of", "GATE_NAMES"]

@@ -1,0 +1,96 @@
+"""An exact trace across an encoder-decoder hand-off.
+
+    from core.trace import trace_handoff
+    encoder_trace, decoder_trace = trace_handoff(encoder, decoder, x_enc, x_dec, loss)
+
+The decoder starts from the encoder's final state, as `decoder(x_dec, encoder(x_enc)[1])` does
+(h_n, and c_n for an LSTM, layer by layer), and `loss` maps the decoder's top output sequence to
+a scalar. Both traces are of that one scalar, from one backward pass through both modules: the
+decoder's holds its own states, gates and gradients and, in `grad_initial`, the gradient
+reaching the hand-off state; the encoder's holds the decoder's loss flowing back across the
+hand-off into every encoder step. Each module runs as `trace` runs it (core.engine.tracing's
+`traced_forward`, `traced_gradients` and `trace_of`); the encoder's final states stay in the
+autograd graph as the decoder's initial state.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from core.cells import CELLS
+from core.engine.tracing import (
+    RunStart,
+    Trace,
+    _checked_input,
+    _checked_module,
+    checked_objective,
+    trace_of,
+    traced_forward,
+    traced_gradients,
+)
+
+RecurrentModule = nn.RNN | nn.LSTM | nn.GRU
+
+
+@torch.enable_grad()  # the kernels save what their backward needs only with grad enabled
+def trace_handoff(
+    encoder: RecurrentModule,
+    decoder: RecurrentModule,
+    x_enc: torch.Tensor,
+    x_dec: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[Trace, Trace]:
+    """Trace `encoder` on `x_enc` (T_enc, encoder.input_size) and `decoder` on `x_dec`
+    (T_dec, decoder.input_size) started from the encoder's final state.
+
+    `objective` maps the decoder's top output (T_dec, H) to a scalar tensor (the decoder's loss).
+    Encoder and decoder are the same cell type (an RNN's nonlinearity may differ), with the same
+    number of layers and hidden size, one direction each. Returns (encoder's Trace, decoder's
+    Trace), both with `objective` the loss: the encoder's gradients are the loss's, flowing back
+    across the hand-off; the decoder's `grad_initial` (and `grad_initial_cell`) is the gradient
+    reaching the state handed over.
+    """
+    cell_type = _checked_pair(encoder, decoder)
+    x_enc = _checked_input(encoder, x_enc)
+    x_dec = _checked_input(decoder, x_dec)
+    lstm = cell_type == "lstm"
+    encoded = traced_forward(encoder, cell_type, x_enc, keep_last_cell=lstm)
+    # h_n of each layer is its last output; c_n, its final cell state kept in the graph
+    handed_over = [RunStart(run.output[-1], run.last_cell) for run in encoded.runs]
+    decoded = traced_forward(decoder, cell_type, x_dec, starts=handed_over)
+    loss = checked_objective(objective, decoded.top_output)
+    encoder_gradients, decoder_gradients = traced_gradients(loss, [encoded, decoded])
+    return trace_of(encoded, encoder_gradients, loss), trace_of(decoded, decoder_gradients, loss)
+
+
+def _checked_pair(encoder: nn.Module, decoder: nn.Module) -> str:
+    """The shared cell type; ValueError where the decoder cannot start from the encoder's state."""
+    encoder_cell, decoder_cell = _checked_module(encoder), _checked_module(decoder)
+    if encoder_cell != decoder_cell:
+        raise ValueError(
+            f"The encoder is an {CELLS[encoder_cell].display_name} and the decoder a "
+            f"{CELLS[decoder_cell].display_name}: the decoder starts from the encoder's state, so "
+            "both must be the same cell type."
+        )
+    for role, module in (("encoder", encoder), ("decoder", decoder)):
+        if module.bidirectional:
+            raise ValueError(
+                f"The {role} is bidirectional: the hand-off takes one direction in each module "
+                "(the encoder's final state is the decoder's initial state, layer by layer)."
+            )
+    if encoder.num_layers != decoder.num_layers or encoder.hidden_size != decoder.hidden_size:
+        raise ValueError(
+            f"The encoder has {encoder.num_layers} layer(s) of {encoder.hidden_size} units and the decoder "
+            f"{decoder.num_layers} of {decoder.hidden_size}: the decoder starts from the encoder's state, "
+            "so both must have the same layers and hidden size."
+        )
+    encoder_weight, decoder_weight = encoder.weight_hh_l0, decoder.weight_hh_l0
+    if encoder_weight.dtype != decoder_weight.dtype or encoder_weight.device != decoder_weight.device:
+        raise ValueError(
+            f"The encoder's weights are {encoder_weight.dtype} on {encoder_weight.device} and the decoder's "
+            f"{decoder_weight.dtype} on {decoder_weight.device}: the state handed over needs both alike."
+        )
+    return encoder_cell
