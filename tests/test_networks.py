@@ -15,7 +15,7 @@ from core.training import zoo
 from core.training.budget import describe_model, parameter_count
 from core.training.loop import TrainConfig, backward_batch, train
 from core.views import models
-from pagetest import ROOT, open_page
+from pagetest import ROOT, open_page, shown
 
 torch.set_num_threads(1)
 
@@ -133,7 +133,7 @@ def test_explore_offers_the_stacked_network_and_each_of_its_layers():
     """A link to the stacked model opens it; its two layers are each a view of their own."""
     at = explore(task="agreement", cell="lstm", net="stacked")
     assert [r.value for r in at.radio if r.label == "Network"] == ["stacked"]
-    assert "(stacked: two layers)" in at.caption[0].value
+    assert "(stacked: two layers)" in shown(at.caption[0].value)
     layer = next(s for s in at.selectbox if s.label == "Layer")
     assert layer.options == ["0", "1"]
     first = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -146,4 +146,4 @@ def test_explore_offers_the_stacked_network_and_each_of_its_layers():
 def test_a_task_with_one_network_offers_no_choice_and_a_stale_link_falls_back():
     at = explore(task="adding", cell="gru", net="stacked")
     assert not [r for r in at.radio if r.label == "Network"]
-    assert not at.error and "stacked" not in at.caption[0].value
+    assert not at.error and "stacked" not in shown(at.caption[0].value)
