@@ -11,7 +11,7 @@ from core.content import caption
 from core.figures.compare import accuracy_distance_figure, compare_figure, gradient_overlay_figure
 from core.tasks import TASKS, get_task
 from core.views import compare as cmp
-from core.views.models import Upload
+from core.views.models import NETWORK_LABELS, Upload, networks
 from ui.charts import animated_chart
 from ui.compare_upload import (
     accuracies, column_heads, model_keys, model_pickers, training_step_slider, uploaded_models,
@@ -46,6 +46,8 @@ def choices_sidebar() -> dict[str, Upload]:
              placeholder=cmp.EXAMPLE_TEXT.get(task.name, ""),
              help="The same input goes to all three models. " + task.description)
     st.header("Models")
+    if len(offered := networks(task.name)) > 1:
+        pick(st.radio, "Network (shipped models)", "net", offered, NETWORK_LABELS.get)
     uploads = model_pickers(choices, task.name, trained)
     training_step_slider(choices, cmp.histories(choices.state(), trained, uploads))
     return uploads
@@ -55,14 +57,16 @@ def choices_sidebar() -> dict[str, Upload]:
 def shipped_comparison(state: cmp.CompareState) -> cmp.Comparison:
     """Shipped models only (at a training step too), the same for every visitor: cached once
     per input and step for the process."""
-    chosen = cmp.at_snapshots(cmp.pick_models(state.task), cmp.histories(state), state.snap)
+    chosen = cmp.at_snapshots(cmp.pick_models(state.task, network=state.net),
+                              cmp.histories(state), state.snap)
     return cmp.compare(state, chosen, cmp.make_example(state))
 
 
 def comparison_for(state: cmp.CompareState, uploads: dict[str, Upload]) -> cmp.Comparison:
     """A model trained in this session or uploaded is the visitor's own: never in the shared
     cache."""
-    chosen = cmp.pick_models(state.task, trained, state.picks(), uploaded_models(uploads))
+    chosen = cmp.pick_models(state.task, trained, state.picks(), uploaded_models(uploads),
+                             state.net)
     chosen = cmp.at_snapshots(chosen, cmp.histories(state, trained, uploads), state.snap)
     picked = cmp.resolved(state, chosen)
     if all(m.source == "shipped" for m in chosen.values()):

@@ -14,6 +14,7 @@ from core.tasks.base import STREAM_TRAIN
 from core.training import zoo
 from core.training.budget import describe_model, parameter_count
 from core.training.loop import TrainConfig, backward_batch, train
+from core.views import compare as cmp
 from core.views import models
 from pagetest import ROOT, open_page, shown
 
@@ -147,3 +148,16 @@ def test_a_task_with_one_network_offers_no_choice_and_a_stale_link_falls_back():
     at = explore(task="adding", cell="gru", net="stacked")
     assert not [r for r in at.radio if r.label == "Network"]
     assert not at.error and "stacked" not in shown(at.caption[0].value)
+
+
+def test_compare_puts_the_stacked_models_side_by_side():
+    chosen = cmp.pick_models("agreement", network="stacked")
+    assert all(choice.rnn.num_layers == 2 for choice in chosen.values())
+    view = cmp.CompareState(task="agreement", net="stacked")
+    assert set(cmp.histories(view).values()) == {cmp.SHIPS_NONE}  # no slider: none ships one
+    rows = cmp.accuracy_by_distance(chosen["rnn"])  # the stacked RNN's own measurement
+    assert rows == zoo.model_info("agreement", "rnn", "stacked").extra["accuracy_by_distance"]
+    at = open_page(ROOT / "app_pages/compare.py", task="agreement", net="stacked")
+    assert [r.value for r in at.radio if r.label == "Network (shipped models)"] == ["stacked"]
+    assert not at.error and at.query_params["net"] == "stacked"
+    assert cmp.CompareState(task="adding", net="stacked").normalised().net == "one"

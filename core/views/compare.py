@@ -107,12 +107,14 @@ class CompareState(PageState):
     # LAST (left out of links) the final models. A number beyond the columns' snapshots is the
     # last too (the page clamps it); anything else in a link is dropped.
     snap: int = whole(LAST, 0, MAX_SNAPSHOTS - 1)
+    net: str = one_of(models.ONE, models.NETWORKS)  # the shipped columns' network
 
     def normalised(self) -> "CompareState":
         """The length within the task's range; no text unless typed input is chosen (so links
-        stay short)."""
+        stay short); a network the task's zoo does not ship is the one-layer one."""
+        net = self.net if self.net in models.networks(self.task) else models.ONE
         return replace(self, len=ex.normalised_length(self.task, self.len),
-                       text=self.text if self.input == "text" else "")
+                       text=self.text if self.input == "text" else "", net=net)
 
     def picks(self) -> dict[str, str]:
         return {cell: getattr(self, cell) for cell in CELL_ORDER}
@@ -132,10 +134,11 @@ class CompareState(PageState):
 
 def pick_models(task: str, trained: Mapping[str, TrainResult] | None = None,
                 picks: Mapping[str, str] | None = None,
-                uploads: Mapping[str, ModelChoice] | None = None) -> dict[str, ModelChoice]:
+                uploads: Mapping[str, ModelChoice] | None = None,
+                network: str = models.ONE) -> dict[str, ModelChoice]:
     """The model of each cell: the session model named in `picks` when it exists and fits the
     task and cell, the column's upload (`uploads`, by cell) when the pick is UPLOAD and a file
-    was given, else the shipped one."""
+    was given, else the shipped one (of `network`)."""
     trained = trained or {}
     picks = picks or {}
     uploads = uploads or {}
@@ -147,7 +150,7 @@ def pick_models(task: str, trained: Mapping[str, TrainResult] | None = None,
         elif label and label in models.session_labels(task, trained, cell):
             chosen[cell] = models.from_session(label, trained[label])
         else:
-            chosen[cell] = models.shipped(task, cell)
+            chosen[cell] = models.shipped(task, cell, network)
     return chosen
 
 
@@ -280,6 +283,8 @@ def histories(view: CompareState, trained: Mapping[str, TrainResult] | None = No
             found[cell] = session_history(label, trained[label]) or (
                 f"the {name} column's {label} kept no snapshots (“Snapshots kept” on the Train "
                 "page)")
+        elif view.net != models.ONE:
+            found[cell] = SHIPS_NONE  # only the one-layer, one-direction models ship one
         else:
             try:
                 found[cell] = shipped_history(task.name, cell) or SHIPS_NONE
@@ -692,7 +697,8 @@ def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[d
     if task_obj.name != "agreement":
         raise ValueError("accuracy by subject–verb distance is measured on the agreement task")
     if picked.source == "shipped" and not isinstance(picked, SnapshotChoice):
-        stored = zoo.model_info(task_obj.name, picked.cell).extra.get("accuracy_by_distance")
+        stored = zoo.model_info(task_obj.name, picked.cell, zoo.architecture_of(
+            picked.model.spec)).extra.get("accuracy_by_distance")
         if stored and len(stored) == task_obj.seq_len.max:
             return [dict(row) for row in stored]
     with torch_threads(MEASURE_THREADS):
