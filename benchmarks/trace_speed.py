@@ -1,28 +1,40 @@
-"""How much a full trace costs next to the plain fused forward + backward of the same objective.
+"""How much a full trace costs next to the plain fused forward + backward of the same objective,
+and what starting from a given state adds.
 
 For each cell and size it times, in the same run and interleaved, `core.trace.trace(rnn, x)`
 and the reference `rnn(x)` forward plus `.backward()` of the same objective (the sum of the
 last output), and prints the ratio of the medians. Target: ratio <= 1.5 everywhere.
 
-Each size takes at least `--repeats` pairs of timings, and more where one call is short: enough
+It also times `trace(rnn, x, initial_state=...)` from a random state, and prints its ratio to
+`trace(rnn, x)`: what the initial state costs where it is used (for an LSTM it gives up
+reading oneDNN's workspace, which starts from zeros). With `--baseline REV` it also times the
+engine's `trace` as it was at git revision REV (core/engine/tracing.py at REV, on today's other
+engine modules) and prints today's over it: "no cost where it is not used" is a ratio of 1.00
+within the machine's noise.
+
+Each size takes at least `--repeats` rounds of timings, and more where one call is short: enough
 to spend about `--budget` seconds on the reference, because the median of a few sub-millisecond
 timings moves by several percent from run to run on a shared machine.
 
     python benchmarks/trace_speed.py [--repeats 9] [--budget 0.3] [--input-size 32] [--cells lstm gru rnn]
+                                     [--threads 2] [--baseline REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from core.engine import trace  # noqa: E402
 
 SIZES = [(50, 32), (200, 64), (1000, 128), (2000, 256)]
@@ -36,52 +48,91 @@ def fused_forward_backward(rnn: nn.Module, x: torch.Tensor) -> None:
     output[-1].sum().backward()
 
 
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def trace_at(revision: str):
+    """`trace` from core/engine/tracing.py as it was at git `revision`, importing today's other
+    engine modules (it must still run with them)."""
+    path = "core/engine/tracing.py"
+    shown = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True)
+    if shown.returncode != 0:
+        sys.exit(f"--baseline {revision}: git cannot show {path} there: {shown.stderr.strip()}")
+    name = f"tracing_at_{revision}".replace("-", "_").replace("~", "_").replace("^", "_")
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up there
+    try:
+        exec(compile(shown.stdout, f"{revision}:{path}", "exec"), module.__dict__)
+    except ImportError as error:
+        sys.exit(f"--baseline {revision}: its tracing.py does not import with today's engine: {error}")
+    return module.trace
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=9, help="least number of timings per size")
+    parser.add_argument("--repeats", type=int, default=9, help="least number of timing rounds per size")
     parser.add_argument("--budget", type=float, default=0.3, help="seconds of reference timings per size")
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=list(CELLS))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the development machine has 2 cores)")
+    parser.add_argument("--baseline", metavar="REV", help="also time trace as it was at this git revision")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    baseline_trace = trace_at(args.baseline) if args.baseline else None
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input size {args.input_size}")
-    print(f"{'cell':5} {'T x H':>11} {'fused fwd+bwd':>14} {'trace':>10} {'ratio':>7} {'timings':>8}")
+    header = f"{'cell':5} {'T x H':>11} {'fused fwd+bwd':>14} {'trace':>10} {'ratio':>7} {'from h0':>8}"
+    if baseline_trace is not None:
+        header += f" {'@' + args.baseline[:10]:>11} {'now/then':>9}"
+    print(header + f" {'rounds':>7}")
     worst = 0.0
+    now_over_then = []
     for cell in args.cells:
         cls = CELLS[cell]
         for seq_len, hidden_size in SIZES:
             torch.manual_seed(0)
             rnn = cls(args.input_size, hidden_size)
             x = torch.randn(seq_len, args.input_size)
-            # warm up both paths (allocator, oneDNN primitives) before timing
-            fused_forward_backward(rnn, x)
-            trace(rnn, x)
-            one_call = median_seconds(lambda: fused_forward_backward(rnn, x), 3)
-            samples = max(args.repeats, int(args.budget / one_call))
-            reference, traced = [], []
-            # interleave so a noisy neighbour slows both alike
-            for _ in range(samples):
-                reference.append(median_seconds(lambda: fused_forward_backward(rnn, x), 1))
-                traced.append(median_seconds(lambda: trace(rnn, x), 1))
-            ref_s, trace_s = statistics.median(reference), statistics.median(traced)
-            ratio = trace_s / ref_s
+            h0 = torch.rand(1, hidden_size) - 0.5
+            initial_state = (h0, torch.randn(1, hidden_size)) if cell == "lstm" else h0
+            timed = {
+                "reference": lambda: fused_forward_backward(rnn, x),
+                "trace": lambda: trace(rnn, x),
+                "from h0": lambda: trace(rnn, x, initial_state=initial_state),
+            }
+            if baseline_trace is not None:
+                timed["then"] = lambda: baseline_trace(rnn, x)
+            for fn in timed.values():  # warm up every path (allocator, oneDNN primitives)
+                fn()
+            one_call = statistics.median(seconds(timed["reference"]) for _ in range(3))
+            rounds = max(args.repeats, int(args.budget / one_call))
+            samples: dict[str, list[float]] = {name: [] for name in timed}
+            # interleave so a noisy neighbour slows all alike
+            for _ in range(rounds):
+                for name, fn in timed.items():
+                    samples[name].append(seconds(fn))
+            median = {name: statistics.median(times) for name, times in samples.items()}
+            ratio = median["trace"] / median["reference"]
             worst = max(worst, ratio)
-            print(
-                f"{cell:5} {seq_len:>5} x {hidden_size:<3} {ref_s * 1e3:>11.2f} ms {trace_s * 1e3:>7.2f} ms"
-                f" {ratio:>7.2f} {samples:>8}"
+            line = (
+                f"{cell:5} {seq_len:>5} x {hidden_size:<3} {median['reference'] * 1e3:>11.2f} ms"
+                f" {median['trace'] * 1e3:>7.2f} ms {ratio:>7.2f} {median['from h0'] / median['trace']:>8.2f}"
             )
+            if baseline_trace is not None:
+                now_over_then.append(median["trace"] / median["then"])
+                line += f" {median['then'] * 1e3:>8.2f} ms {now_over_then[-1]:>9.3f}"
+            print(line + f" {rounds:>7}")
     print(f"worst ratio {worst:.2f} (target <= {TARGET})")
+    print("from h0: trace(rnn, x, initial_state=...) over trace(rnn, x)")
+    if now_over_then:
+        print(
+            f"now/then: trace(rnn, x) today over at {args.baseline}: median {statistics.median(now_over_then):.3f},"
+            f" range {min(now_over_then):.3f}-{max(now_over_then):.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from core.engine.interventions import (
     clamps_by_run,
 )
 from core.engine.onednn import SavedByKernel, onednn_lstm, runs_on_onednn
-from core.engine.scans import forward_scan, reverse_scan
+from core.engine.scans import chain_in_place, forward_scan
 
 #: Gate names per cell, in the row order of PyTorch's `weight_ih_l{k}` (from core.cells).
 GATE_NAMES: dict[str, tuple[str, ...]] = {key: cell.gate_names for key, cell in CELLS.items()}
@@ -471,8 +471,8 @@ class _Inside:
     gates: np.ndarray  # (gates, T, H) in GATE_NAMES order; (0, T, H) for an RNN
     grad_hidden: np.ndarray  # (T,) norms
     grad_cell: np.ndarray | None  # (T,) norms, LSTM only
-    grad_initial: np.ndarray  # () norm of d objective / d h_{-1}, the state the run starts from
-    grad_initial_cell: np.ndarray | None  # () norm of d objective / d c_{-1}, LSTM only
+    grad_initial: np.floating  # norm of d objective / d h_{-1}, the state the run starts from
+    grad_initial_cell: np.floating | None  # norm of d objective / d c_{-1}, LSTM only
 
 
 def _inside(
@@ -484,65 +484,76 @@ def _inside(
 ) -> _Inside:
     """Gates, cell state and gradient norms of one run, from its h_t and its two gradients.
 
-    d/d probe_{t+1} is the recurrent gradient of h_t (d/d probe_0 that of the initial state);
-    adding the upward path, grad_output, gives d objective / d h_t except for what a cell's own
-    elementwise recurrence carries, which a scan adds: GRU's z * h_{t-1} path, LSTM's c_t.
+    d/d probe_t is the recurrent gradient of h_{t-1}; adding the upward path, grad_output,
+    gives d objective / d h_t except for what a cell's own elementwise recurrence carries, which
+    a scan adds: GRU's z * h_{t-1} path, LSTM's c_t. The gradient arrays have a row for the
+    state the run starts from before those of its steps (row 0: h_{-1} or c_{-1}, row t + 1:
+    step t), so its gradient comes out of the same few calls as the steps'.
     `grad_last_cell`: d objective / d c_{T-1} from beyond the run (a decoder started from it).
     """
     if run.clamps is not None and cell_type != "rnn":
         return _inside_clamped(cell_type, run, grad_probe, grad_output)
-    hidden = run.output.detach()
-    hidden_size = hidden.shape[1]
+    hidden = run.output.detach().cpu().numpy()
     if cell_type == "gru":
         gates = _recomputed_gates(cell_type, run)
-        # n_t = tanh(... + r_t * (W_hn h_{t-1} + b_hn)): the probe's second half is d n_pre,
-        # which reaches h_{t-1} through r_t * W_hn (see `_probe_block`)
-        grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
-        reset = torch.from_numpy(gates[0, 1:]).to(grad_probe.device)
-        total = grad_output.clone()
-        total[:-1] += grad_gates
-        total[:-1].addmm_(reset * grad_new_pre, run.weights.w_hh[2 * hidden_size :])
-        # h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path adds z_{t+1} * dh_{t+1} to dh_t
-        grad_hidden = reverse_scan(decay=gates[1], source=total.cpu().numpy())
-        grad_initial = _gru_initial_gradient(run, gates, grad_probe[0], gates[1, 0] * grad_hidden[0])
-        return _Inside(
-            hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None,
-            _norm_of(grad_initial), None,
-        )
+        grad_hidden = _gru_grad_hidden(run, gates, grad_probe, grad_output, direct=gates[1])
+        norms = _norm_over_units(grad_hidden)
+        return _Inside(hidden, None, gates, norms[1:], None, norms[0], None)
 
-    # RNN and LSTM: the probe carries W_hh^T d pre, all of h_{t-1}'s recurrent gradient
-    grad_hidden = grad_output.cpu().numpy().copy()  # numpy: cheaper per call than torch here
-    grad_recurrent = grad_probe.cpu().numpy()
-    grad_hidden[:-1] += grad_recurrent[1:]
-    grad_initial = _norm_of(grad_recurrent[0])  # h_{-1} enters through W_hh alone
+    # RNN and LSTM: the probe carries W_hh^T d pre, all of h_{t-1}'s recurrent gradient (h_{-1}
+    # enters through W_hh alone)
+    grad_hidden = _recurrent_and_upward(grad_probe, grad_output)
+    norms = _norm_over_units(grad_hidden)
     if cell_type == "rnn":
-        gates = np.empty((0,) + grad_hidden.shape, grad_hidden.dtype)
-        return _Inside(hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None, grad_initial, None)
+        gates = np.empty((0,) + hidden.shape, hidden.dtype)
+        return _Inside(hidden, None, gates, norms[1:], None, norms[0], None)
 
-    gates, cell, tanh_cell = _lstm_gates_and_cell(run)
+    grad_cell = np.empty_like(grad_hidden)
+    grad_cell[0] = 0.0
+    gates, cell = _lstm_gates_and_cell(run, tanh_out=grad_cell[1:])
     # h_t = o_t tanh(c_t) and c_{t+1} = f_{t+1} c_t + i_{t+1} g_{t+1}
-    source = tanh_cell
+    source = grad_cell[1:]
     np.multiply(source, source, out=source)
     np.subtract(1.0, source, out=source)
     source *= gates[3]
-    source *= grad_hidden
+    source *= grad_hidden[1:]
     if grad_last_cell is not None:
         source[-1] += grad_last_cell.cpu().numpy()
-    grad_cell = reverse_scan(decay=gates[1], source=source)
-    return _Inside(
-        hidden.cpu().numpy(), cell, gates, _norm_over_units(grad_hidden), _norm_over_units(grad_cell),
-        grad_initial, _norm_of(gates[1, 0] * grad_cell[0]),  # c_0 = f_0 c_{-1} + i_0 g_0
-    )
+    chain_in_place(grad_cell, gates[1], reverse=True)  # f_t joins c_{t-1} (row t) and c_t (row t + 1)
+    cell_norms = _norm_over_units(grad_cell)
+    return _Inside(hidden, cell, gates, norms[1:], cell_norms[1:], norms[0], cell_norms[0])
 
 
-def _gru_initial_gradient(run: _Run, gates: np.ndarray, grad_probe_first: torch.Tensor, direct: np.ndarray) -> np.ndarray:
-    """d objective / d h_{-1} of a GRU run: through the reset and update gates and r_0 * W_hn
-    (the probe's two halves at step 0, as `_inside` reads them at later steps), plus the direct
-    z_0 * h_{-1} path, `direct` (z_0 * dh_0 where h_0 passes gradient back)."""
+def _recurrent_and_upward(grad_probe: torch.Tensor, grad_output: torch.Tensor) -> np.ndarray:
+    """(T + 1, H) d objective / d h_{t-1} of an RNN or LSTM run, h_{-1} first: the probe's
+    gradient (the recurrent path) plus the output's (the upward path)."""
+    upward = grad_output.cpu().numpy()  # numpy: cheaper per call than torch here
+    total = np.empty((len(upward) + 1, upward.shape[1]), upward.dtype)
+    total[:-1] = grad_probe.cpu().numpy()
+    total[-1] = 0.0
+    total[1:] += upward
+    return total
+
+
+def _gru_grad_hidden(
+    run: _Run, gates: np.ndarray, grad_probe: torch.Tensor, grad_output: torch.Tensor, direct: np.ndarray
+) -> np.ndarray:
+    """(T + 1, H) d objective / d h_{t-1} of a GRU run, h_{-1} first.
+
+    n_t = tanh(... + r_t * (W_hn h_{t-1} + b_hn)): the probe's second half is d n_pre, which
+    reaches h_{t-1} through r_t * W_hn (see `_probe_block`); its first half is the reset and
+    update gates' part. h_t = (1 - z_t) n_t + z_t h_{t-1}: the direct path, a scan, adds
+    `direct`_t * dh_t to dh_{t-1} (z_t, cut where h_t is clamped).
+    """
     hidden_size = gates.shape[2]
-    probe = grad_probe_first.cpu().numpy()
-    w_hn = run.weights.w_hh[2 * hidden_size :].cpu().numpy()
-    return probe[:hidden_size] + (gates[0, 0] * probe[hidden_size:]) @ w_hn + direct
+    grad_gates, grad_new_pre = grad_probe.split(hidden_size, dim=1)
+    reset = torch.from_numpy(gates[0]).to(grad_probe.device)
+    total = torch.nn.functional.pad(grad_output, (0, 0, 1, 0))  # row 0: h_{-1}, no upward path
+    total[:-1] += grad_gates
+    total[:-1].addmm_(reset * grad_new_pre, run.weights.w_hh[2 * hidden_size :])
+    grad_hidden = total.cpu().numpy()
+    chain_in_place(grad_hidden, direct, reverse=True)
+    return grad_hidden
 
 
 def _inside_clamped(cell_type: str, run: _Run, grad_probe: torch.Tensor, grad_output: torch.Tensor) -> _Inside:
@@ -551,58 +562,48 @@ def _inside_clamped(cell_type: str, run: _Run, grad_probe: torch.Tensor, grad_ou
     The gates are recomputed from the h the network carried, with the clamps written in; c is a
     scan that restarts at clamped entries. A clamped h_t or c_t passes nothing back to what
     computed it, so the elementwise paths into it (GRU's z_t h_{t-1}, LSTM's o_t tanh(c_t) and
-    f_{t+1} c_t) are cut there; the probe already leaves out the clamped gates' rows. Runs with
+    f_t c_{t-1}) are cut there; the probe already leaves out the clamped gates' rows. Runs with
     interventions start from zeros.
     """
     hidden = run.output.detach()
-    hidden_size = hidden.shape[1]
     clamps = run.clamps
     gates, cell = clamped_gates_and_cell(cell_type, run.layer_input.unsqueeze(1), hidden.unsqueeze(1), run.weights, clamps)
     gates = gates[:, :, 0]
+    hidden = hidden.cpu().numpy()
     kept = ~clamps.masks["hidden"] if "hidden" in clamps.masks else None  # where h_t passes gradient back
     if cell_type == "gru":
-        grad_gates, grad_new_pre = grad_probe[1:].split(hidden_size, dim=1)
-        reset = torch.from_numpy(gates[0, 1:]).to(grad_probe.device)
-        total = grad_output.clone()
-        total[:-1] += grad_gates
-        total[:-1].addmm_(reset * grad_new_pre, run.weights.w_hh[2 * hidden_size :])
-        decay = gates[1] if kept is None else gates[1] * kept
-        grad_hidden = reverse_scan(decay=decay, source=total.cpu().numpy())
-        grad_initial = _gru_initial_gradient(run, gates, grad_probe[0], decay[0] * grad_hidden[0])
-        return _Inside(
-            hidden.cpu().numpy(), None, gates, _norm_over_units(grad_hidden), None,
-            _norm_of(grad_initial), None,
-        )
+        direct = gates[1] if kept is None else gates[1] * kept
+        norms = _norm_over_units(_gru_grad_hidden(run, gates, grad_probe, grad_output, direct))
+        return _Inside(hidden, None, gates, norms[1:], None, norms[0], None)
 
     cell = cell[:, 0]
-    grad_hidden = grad_output.cpu().numpy().copy()
-    grad_recurrent = grad_probe.cpu().numpy()
-    grad_hidden[:-1] += grad_recurrent[1:]
-    source = np.tanh(cell)
+    grad_hidden = _recurrent_and_upward(grad_probe, grad_output)
+    grad_cell = np.empty_like(grad_hidden)
+    grad_cell[0] = 0.0
+    source = grad_cell[1:]
+    np.tanh(cell, out=source)
     np.multiply(source, source, out=source)
     np.subtract(1.0, source, out=source)
     source *= gates[3]
-    source *= grad_hidden if kept is None else grad_hidden * kept
+    source *= grad_hidden[1:] if kept is None else grad_hidden[1:] * kept
     decay = gates[1] if "cell_state" not in clamps.masks else gates[1] * ~clamps.masks["cell_state"]
-    grad_cell = reverse_scan(decay=decay, source=source)
-    return _Inside(
-        hidden.cpu().numpy(), cell, gates, _norm_over_units(grad_hidden), _norm_over_units(grad_cell),
-        _norm_of(grad_recurrent[0]), _norm_of(decay[0] * grad_cell[0]),
-    )
+    chain_in_place(grad_cell, decay, reverse=True)
+    norms, cell_norms = _norm_over_units(grad_hidden), _norm_over_units(grad_cell)
+    return _Inside(hidden, cell, gates, norms[1:], cell_norms[1:], norms[0], cell_norms[0])
 
 
-def _lstm_gates_and_cell(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An LSTM run's (4, T, H) gates, (T, H) cell state and its tanh: as the kernel saved them
-    where they could be read and check out, else recomputed."""
+def _lstm_gates_and_cell(run: _Run, tanh_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An LSTM run's (4, T, H) gates and (T, H) cell state, tanh(c) written into `tanh_out`:
+    as the kernel saved them where they could be read and check out, else recomputed."""
     saved = run.saved
     if saved is not None:
         seq_len, hidden_size = saved.cell.shape
         gates = np.ascontiguousarray(saved.gates.reshape(seq_len, 4, hidden_size).transpose(1, 0, 2))
         with np.errstate(all="ignore"):  # a misread may hold any bits, inf and NaN included
-            tanh_cell = np.tanh(saved.cell)
-            agrees = _kernel_read_agrees(run.output.detach().numpy(), tanh_cell, gates[3])
+            np.tanh(saved.cell, out=tanh_out)
+            agrees = _kernel_read_agrees(run.output.detach().numpy(), tanh_out, gates[3])
         if agrees:
-            return gates, saved.cell, tanh_cell
+            return gates, saved.cell
         # oneDNN's workspace is not laid out as `workspace_layout` says: recompute
     gates = _recomputed_gates("lstm", run)
     input_gate, forget, cell_gate, _ = gates
@@ -610,7 +611,8 @@ def _lstm_gates_and_cell(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if run.start is not None:  # c_0 = f_0 c_{-1} + i_0 g_0
         source[0] += forget[0] * run.start.cell.detach().cpu().numpy()
     cell = forward_scan(decay=forget, source=source)
-    return gates, cell, np.tanh(cell)
+    np.tanh(cell, out=tanh_out)
+    return gates, cell
 
 
 def _kernel_read_agrees(hidden: np.ndarray, tanh_cell: np.ndarray, output_gate: np.ndarray) -> bool:
@@ -678,11 +680,6 @@ def _in_input_order(arrays: list[np.ndarray], shape: tuple[int, int]) -> np.ndar
     directions = shape[1]
     in_order = [array if index % directions == 0 else array[::-1] for index, array in enumerate(arrays)]
     return np.stack(in_order).astype(np.float32, copy=False).reshape(shape + arrays[0].shape)
-
-
-def _norm_of(vector: np.ndarray) -> np.ndarray:
-    """`_norm_over_units` of one (H,) vector, as a 0-d array."""
-    return _norm_over_units(vector.reshape(1, -1))[0]
 
 
 def _norm_over_units(array: np.ndarray) -> np.ndarray:
