@@ -131,6 +131,8 @@ else:
     baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
 if result.fed_note:
     st.caption(plain(result.fed_note))
+if result.marks_note:
+    st.info(plain(result.marks_note))
 
 fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
                      direction=state.direction, units=units, unit=unit, t0=state.t,

@@ -113,6 +113,12 @@ def _pct(value: float) -> str:
     return f"{value:.0%}"
 
 
+def _span(values: list[float]) -> str:
+    """The range of some shares to a tenth of a percent: "49.1%–49.4%" (one number if equal)."""
+    low, high = f"{min(values):.1%}", f"{max(values):.1%}"
+    return low if low == high else f"{low}–{high}"
+
+
 # ---------------------------------------------------------------------------------------------
 # The checks, on the shipped models
 
@@ -210,6 +216,36 @@ def agreement_distance() -> Evidence:
                     why=f"rnn {rnn_short:.2f} / {rnn_long:.2f}, lstm {lstm_min}, gru {gru_min}")
 
 
+def _names_part(cell: str, architecture: str, part: str) -> dict:
+    from core.training import zoo
+
+    return zoo.model_info("names", cell, architecture).heldout.extra.get(part) or {}
+
+
+@_check
+def names_bidirectional() -> Evidence:
+    uni = [_names_part(c, "", "decided_after").get("accuracy", math.nan) for c in CELLS3]
+    bi = [_names_part(c, "bidirectional", "decided_after").get("accuracy", math.nan)
+          for c in CELLS3]
+    rest = [_names_part(c, a, "rest").get("accuracy", math.nan) for c in CELLS3
+            for a in ("", "bidirectional")]
+    ok = all(abs(u - 0.5) <= 0.1 for u in uni) and min(bi) >= 0.95 and min(rest) >= 0.95
+    return Evidence(ok, dict(uni=_span(uni), bi=_span(bi), rest=f"{min(rest):.1%}"),
+                    why=f"one direction {uni}, bidirectional {bi}, other words {rest}")
+
+
+@_check
+def stacked_rnn_agreement() -> Evidence:
+    from core.training import zoo
+
+    one = long_distance_accuracy(agreement_rows("rnn"))
+    stacked = long_distance_accuracy(list(
+        zoo.model_info("agreement", "rnn", "stacked").extra.get("accuracy_by_distance") or []))
+    ok = abs(one - 0.5) <= 0.05 and stacked >= 0.9
+    return Evidence(ok, dict(stacked_long=_pct(stacked), long_from=AGREEMENT_LONG_FROM,
+                             one_long=_pct(one)), why=f"one layer {one:.3f}, two {stacked:.3f}")
+
+
 @_check
 def gru_three_quarters() -> Evidence:
     from core.model import count_parameters
@@ -302,6 +338,9 @@ def _default_config() -> dict:
     config = state.config().to_dict()
     # Snapshots are copies of the weights taken aside: the same runs with or without them.
     config.pop("snapshots", None)
+    # A one-direction model is what every run trained before the choice existed.
+    if not config.get("bidirectional"):
+        config.pop("bidirectional", None)
     return {"cells": list(state.cell_keys), **config}
 
 

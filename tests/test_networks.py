@@ -161,3 +161,19 @@ def test_compare_puts_the_stacked_models_side_by_side():
     assert [r.value for r in at.radio if r.label == "Network (shipped models)"] == ["stacked"]
     assert not at.error and at.query_params["net"] == "stacked"
     assert cmp.CompareState(task="adding", net="stacked").normalised().net == "one"
+
+
+def test_explore_shows_the_bidirectional_tagger_and_the_words_only_the_end_decides():
+    text = "rose took him to a nice restaurant . rose bloomed in the garden"
+    at = explore(task="names", cell="gru", net="bidirectional", input="text", text=text)
+    assert not at.error
+    note = shown(at.info[0].value)
+    assert note.startswith("Whether “rose” (step 0) and “rose” (step 8) are names, only the "
+                           "words after decide")
+    assert [m.value for m in at.metric if m.label == "Model's answer"] == ["names: rose"]
+    direction = next(r for r in at.radio if r.label == "Direction")
+    direction.set_value(1).run()  # the reverse direction: it has read the sentence's end
+    assert not at.exception and at.query_params["direction"] == "1"
+    one_way = explore(task="names", cell="gru", input="text", text=text)
+    assert not [r for r in one_way.radio if r.label == "Direction"]
+    assert shown(one_way.info[0].value) == note  # the same words, whichever network

@@ -146,16 +146,30 @@ def test_sentiment_gated_cells(cell):
         assert task.classes[int(model(plain.inputs).argmax())] == "positive"
 
 
-@pytest.mark.parametrize("cell", GATED)
-def test_names_gated_cells(cell):
+@pytest.mark.parametrize("cell", CELLS)
+def test_names_one_direction_guesses_where_only_the_words_after_decide(cell):
+    """The bidirectional lesson on fresh held-out sentences: a one-direction model is at
+    chance on the words only what follows decides, and right on the rest."""
+    score = get_task("names").evaluate(load_model("names", cell), seed=FRESH, n=1000)
+    after, rest = score.extra["decided_after"], score.extra["rest"]
+    assert after["words"] > 500 and 0.4 < after["accuracy"] < 0.6
+    assert rest["accuracy"] >= 0.98 and score.value >= 0.88
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_names_bidirectional_reads_the_answer_back_from_the_end(cell):
     task = get_task("names")
-    model = load_model("names", cell)
-    assert task.evaluate(model, seed=FRESH, n=1000, seq_len=30).value >= 0.9
-    example = task.encode("he took rose to a nice restaurant . she gave anna a rose")
-    with torch.no_grad():
-        tags = model(example.inputs).argmax(-1).tolist()
-    tagged = [w for w, t in zip(example.tokens, tags) if t == 1]
-    assert tagged == ["rose", "anna"]
+    model = load_model("names", cell, "bidirectional")
+    score = task.evaluate(model, seed=FRESH, n=1000)
+    assert score.extra["decided_after"]["accuracy"] >= 0.98 and score.value >= 0.99
+    for text, names in [("rose took him to a nice restaurant . rose bloomed in the garden",
+                         ["rose"]),
+                        ("he took rose to a nice restaurant . she gave anna a rose",
+                         ["rose", "anna"])]:
+        example = task.encode(text)
+        with torch.no_grad():
+            tags = model(example.inputs).argmax(-1).tolist()
+        assert [w for w, t in zip(example.tokens, tags) if t == 1] == names
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -406,6 +406,10 @@ class Task:
         the input is read as it is: words as ids, numbers as typed)."""
         return ""
 
+    def marks_note(self, example: Example) -> str:
+        """The example's words a page should point at, and why, in words ("" for none)."""
+        return ""
+
     def describe(self, prediction: torch.Tensor, example: Example | None = None) -> str:
         """The model's answer for one sequence in words."""
         if self.kind == "regression":

@@ -290,6 +290,19 @@ class NamesTask(Task):
             start = i + 1
         return out
 
+    def marks_note(self, example: Example) -> str:
+        marked = example.info.get("decided_after") or []
+        if not marked:
+            return ""
+        named = [f"“{example.tokens[t]}” (step {t})" for t in marked[:6]]
+        if len(marked) > 6:
+            named.append(f"{len(marked) - 6} more")
+        words = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+        verb = "is a name" if len(marked) == 1 else "are names"
+        return (f"Whether {words} {verb}, only the words after decide: a one-direction "
+                "network tags such a word before it has read them, so it can only guess; a "
+                "bidirectional network's reverse direction has read them already.")
+
     def describe(self, prediction, example=None) -> str:
         tags = prediction.argmax(-1).tolist()
         if example is None:

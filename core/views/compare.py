@@ -81,7 +81,7 @@ EXAMPLE_TEXT = {
     "agreement": "the cats near the old house",
     "airline": "112 118 132 129 121 135 148 148 136 119 104 118",
     "sentiment": "i like this phone , but the battery is awful",
-    "names": "he took rose to a nice restaurant",
+    "names": "rose took him to a nice restaurant . rose bloomed in the garden",
     "random": "64 numbers per timestep, separated by spaces",
 }
 

@@ -234,6 +234,7 @@ class Result:
     judgement: str = ""  # the answer against the target: "right", "wrong", "off by 0.013"
     right: bool | None = None  # None: no target, or a regression (neither right nor wrong)
     own: bool = False  # a user's own model: no task target or baseline applies to it
+    marks_note: str = ""  # the input's words the task's lesson is about, and why
 
     @property
     def input_sequence(self) -> InputSequence:
@@ -347,7 +348,8 @@ def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     elif choice.model is None:
         values = x.numpy().reshape(len(example), -1)[:, :3]
     return Result(tr, example, list(example.tokens), values, names, prediction, target,
-                  task.baseline_name, note, task.fed_note(example), judgement, right)
+                  task.baseline_name, note, task.fed_note(example), judgement, right,
+                  marks_note=task.marks_note(example))
 
 
 def _upload_features(rnn: nn.Module, task, example: Example) -> torch.Tensor:
