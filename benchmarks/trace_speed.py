@@ -6,11 +6,11 @@ and the reference `rnn(x)` forward plus `.backward()` of the same objective (the
 last output), and prints the ratio of the medians. Target: ratio <= 1.5 everywhere.
 
 It also times `trace(rnn, x, initial_state=...)` from a random state, and prints its ratio to
-`trace(rnn, x)`: what the initial state costs where it is used (for an LSTM it gives up
-reading oneDNN's workspace, which starts from zeros). With `--baseline REV` it also times the
+`trace(rnn, x)` ("from h0"): what the initial state costs where it is used (for an LSTM it gives
+up reading oneDNN's workspace, which starts from zeros). With `--baseline REV` it also times the
 engine's `trace` as it was at git revision REV (core/engine/tracing.py at REV, on today's other
-engine modules) and prints today's over it: "no cost where it is not used" is a ratio of 1.00
-within the machine's noise.
+engine modules) and prints today's over it ("now/then"): "no cost where it is not used" is a
+ratio of 1.00 within the machine's noise. These two are medians of each round's ratio.
 
 Each size takes at least `--repeats` rounds of timings, and more where one call is short: enough
 to spend about `--budget` seconds on the reference, because the median of a few sub-millisecond
@@ -23,6 +23,7 @@ timings moves by several percent from run to run on a shared machine.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,12 @@ def seconds(fn) -> float:
     return time.perf_counter() - start
 
 
+def paired(samples: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    """The median over rounds of one round's ratio: timings taken moments apart are slowed by
+    the same neighbours, so this is steadier than a ratio of medians on a busy machine."""
+    return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator]))
+
+
 def trace_at(revision: str):
     """`trace` from core/engine/tracing.py as it was at git `revision`, importing today's other
     engine modules (it must still run with them)."""
@@ -83,6 +90,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     baseline_trace = trace_at(args.baseline) if args.baseline else None
+    shuffler = random.Random(0)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input size {args.input_size}")
     header = f"{'cell':5} {'T x H':>11} {'fused fwd+bwd':>14} {'trace':>10} {'ratio':>7} {'from h0':>8}"
@@ -111,19 +119,21 @@ def main() -> None:
             one_call = statistics.median(seconds(timed["reference"]) for _ in range(3))
             rounds = max(args.repeats, int(args.budget / one_call))
             samples: dict[str, list[float]] = {name: [] for name in timed}
-            # interleave so a noisy neighbour slows all alike
+            # interleaved, in a new order each round, so a noisy neighbour slows all alike
+            order = list(timed)
             for _ in range(rounds):
-                for name, fn in timed.items():
-                    samples[name].append(seconds(fn))
+                shuffler.shuffle(order)
+                for name in order:
+                    samples[name].append(seconds(timed[name]))
             median = {name: statistics.median(times) for name, times in samples.items()}
             ratio = median["trace"] / median["reference"]
             worst = max(worst, ratio)
             line = (
                 f"{cell:5} {seq_len:>5} x {hidden_size:<3} {median['reference'] * 1e3:>11.2f} ms"
-                f" {median['trace'] * 1e3:>7.2f} ms {ratio:>7.2f} {median['from h0'] / median['trace']:>8.2f}"
+                f" {median['trace'] * 1e3:>7.2f} ms {ratio:>7.2f} {paired(samples, 'from h0', 'trace'):>8.2f}"
             )
             if baseline_trace is not None:
-                now_over_then.append(median["trace"] / median["then"])
+                now_over_then.append(paired(samples, "trace", "then"))
                 line += f" {median['then'] * 1e3:>8.2f} ms {now_over_then[-1]:>9.3f}"
             print(line + f" {rounds:>7}")
     print(f"worst ratio {worst:.2f} (target <= {TARGET})")

@@ -24,8 +24,8 @@ from core.cells import CELLS
 from core.engine.tracing import (
     RunStart,
     Trace,
-    _checked_input,
-    _checked_module,
+    checked_input,
+    checked_module,
     checked_objective,
     trace_of,
     traced_forward,
@@ -54,8 +54,8 @@ def trace_handoff(
     reaching the state handed over.
     """
     cell_type = _checked_pair(encoder, decoder)
-    x_enc = _checked_input(encoder, x_enc)
-    x_dec = _checked_input(decoder, x_dec)
+    x_enc = checked_input(encoder, x_enc)
+    x_dec = checked_input(decoder, x_dec)
     lstm = cell_type == "lstm"
     encoded = traced_forward(encoder, cell_type, x_enc, keep_last_cell=lstm)
     # h_n of each layer is its last output; c_n, its final cell state kept in the graph
@@ -68,7 +68,7 @@ def trace_handoff(
 
 def _checked_pair(encoder: nn.Module, decoder: nn.Module) -> str:
     """The shared cell type; ValueError where the decoder cannot start from the encoder's state."""
-    encoder_cell, decoder_cell = _checked_module(encoder), _checked_module(decoder)
+    encoder_cell, decoder_cell = checked_module(encoder), checked_module(decoder)
     if encoder_cell != decoder_cell:
         raise ValueError(
             f"The encoder is an {CELLS[encoder_cell].display_name} and the decoder a "

@@ -1,8 +1,11 @@
 """The tracing engine: every state, gate and per-step gradient of an nn.RNN, nn.LSTM or nn.GRU.
 
-`trace(rnn, x)` runs PyTorch's own module on one sequence and returns a `Trace` with everything
-gatescope draws. It works on the modules as they are (any trained `torch.nn.RNN`, `LSTM` or
-`GRU`, ours or a user's) and never loops over timesteps in Python for the expensive parts.
+`trace(rnn, x)` runs PyTorch's own module on one sequence, from zeros or from a given
+`initial_state`, and returns a `Trace` with everything gatescope draws. It works on the modules
+as they are (any trained `torch.nn.RNN`, `LSTM` or `GRU`, ours or a user's) and never loops over
+timesteps in Python for the expensive parts. Its three steps, `traced_forward`,
+`traced_gradients` and `trace_of`, also trace a decoder started from an encoder's final state
+in one backward pass through both (core.engine.handoff).
 """
 
 from __future__ import annotations
@@ -125,8 +128,8 @@ def trace(
     The three steps are `traced_forward`, `traced_gradients` and `trace_of`, which
     core.engine.handoff also runs across an encoder and a decoder.
     """
-    cell_type = _checked_module(rnn)
-    x = _checked_input(rnn, x)
+    cell_type = checked_module(rnn)
+    x = checked_input(rnn, x)
     if objective is None:
         objective = _last_step_sum
     starts = None if initial_state is None else _checked_initial_state(rnn, cell_type, initial_state)
@@ -252,6 +255,7 @@ def traced_forward(
 
 
 def checked_objective(objective: Callable[[torch.Tensor], torch.Tensor], top_output: torch.Tensor) -> torch.Tensor:
+    """The objective's value on the top output; ValueError unless it is a scalar tensor."""
     value = objective(top_output)
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         raise ValueError("The objective must return a scalar tensor.")
@@ -317,7 +321,8 @@ def trace_of(forward: TracedForward, gradients: TracedGradients, objective_value
     )
 
 
-def _checked_module(rnn: nn.Module) -> str:
+def checked_module(rnn: nn.Module) -> str:
+    """The cell type of a module `trace` can trace; ValueError for anything else."""
     cell_type = cell_type_of(rnn)
     if getattr(rnn, "proj_size", 0):
         raise ValueError("LSTMs with proj_size > 0 are not supported: gatescope traces the plain cell.")
@@ -367,7 +372,8 @@ def _checked_state(rnn: nn.Module, name: str, state, expected: tuple[int, int]) 
     return state
 
 
-def _checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def checked_input(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x as a finite (T, input_size) tensor in the module's dtype and device; ValueError else."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"x must be a torch.Tensor of shape (T, {rnn.input_size}), not {type(x).__name__}.")
     if x.dim() != 2 or x.shape[1] != rnn.input_size:
