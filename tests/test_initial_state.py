@@ -25,9 +25,9 @@ CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new"), "rnn": ()}
 
 
-def make_rnn(cell, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, seed=0):
+def make_rnn(cell, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, seed=0, batch_first=False):
     torch.manual_seed(seed)
-    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, bias=bias)
+    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, bias=bias, batch_first=batch_first)
     if cell == "lstm":
         return nn.LSTM(input_size, hidden_size, **kwargs)
     if cell == "gru":
@@ -399,11 +399,14 @@ def test_an_initial_state_in_another_dtype_is_converted_and_left_as_it_was():
     encoder_len=st.integers(1, 15),
     decoder_len=st.integers(1, 10),
     hidden_size=st.integers(1, 6),
+    batch_first=st.booleans(),  # as core/seq2seq.py builds them; one sequence is traced either way
     seed=st.integers(0, 2**16),
 )
-def test_handoff_matches_autograd_through_encoder_and_decoder(cell, num_layers, encoder_len, decoder_len, hidden_size, seed):
-    encoder = make_rnn(cell, 3, hidden_size, num_layers, seed=seed).double()
-    decoder = make_rnn(cell, 2, hidden_size, num_layers, seed=seed + 1).double()
+def test_handoff_matches_autograd_through_encoder_and_decoder(
+    cell, num_layers, encoder_len, decoder_len, hidden_size, batch_first, seed
+):
+    encoder = make_rnn(cell, 3, hidden_size, num_layers, seed=seed, batch_first=batch_first).double()
+    decoder = make_rnn(cell, 2, hidden_size, num_layers, seed=seed + 1, batch_first=batch_first).double()
     x_enc = torch.randn(encoder_len, 3, dtype=torch.float64)
     x_dec = torch.randn(decoder_len, 2, dtype=torch.float64)
     loss = every_step_loss(hidden_size, seed)
@@ -413,11 +416,13 @@ def test_handoff_matches_autograd_through_encoder_and_decoder(cell, num_layers, 
     assert_matches_reference(encoder_trace, expected_encoder)
     assert_matches_reference(decoder_trace, expected_decoder)
     # and PyTorch's own modules, the decoder started from the encoder's (h_n, c_n)
+    batch_dim = 0 if batch_first else 1
     x_enc_leaf = x_enc.clone().requires_grad_(True)
-    output = decoder(x_dec.unsqueeze(1), encoder(x_enc_leaf.unsqueeze(1))[1])[0]
-    value = loss(output[:, 0])
+    output = decoder(x_dec.unsqueeze(batch_dim), encoder(x_enc_leaf.unsqueeze(batch_dim))[1])[0]
+    output = output.squeeze(batch_dim)
+    value = loss(output)
     value.backward()
-    np.testing.assert_allclose(decoder_trace.output, output[:, 0].detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(decoder_trace.output, output.detach().numpy(), atol=1e-5)
     assert_close_relative(encoder_trace.grad_input, x_enc_leaf.grad.norm(dim=1).numpy(), 1e-4, "encoder grad_input")
     assert encoder_trace.objective == decoder_trace.objective == pytest.approx(value.item())
 
