@@ -16,6 +16,7 @@ the model.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -25,6 +26,7 @@ import numpy as np
 from core.interpret.heldout import HeldoutBatch
 from core.tasks.agreement import PLURAL, SINGULAR, TRANSITIVE
 from core.tasks.base import IGNORE
+from core.tasks.charlm import PARTS, decode, load_text, text_ids
 from core.tasks.sentiment import GOOD_TURN, TURN
 
 
@@ -198,6 +200,173 @@ def verdict_so_far(batch: HeldoutBatch) -> np.ndarray:
     return values
 
 
+# -- charlm (Python source) --------------------------------------------------------------------
+
+OPENING, CLOSING, QUOTES = "([{", ")]}", "'\""
+#: CodeStates.string: 0 in code or a comment, 1 in a one-line string, 2 in a triple-quoted one.
+ONE_LINE, TRIPLE = 1, 2
+
+
+@dataclass(frozen=True)
+class CodeStates:
+    """Per character of a Python text, the state right after reading it, each (N,):
+
+    string: 0 outside strings, ONE_LINE inside '...' or "...", TRIPLE inside a triple-quoted
+        string: from its first quote character (included) to its last (not included: once the
+        closing quote is read the string is over). A prefix (r, b, f) is outside.
+    comment: True from "#" to the end of its line (the newline is outside).
+    depth: how many brackets ( [ { are open in code (an opening bracket counts at itself, a
+        closing one no longer does); brackets in strings and comments do not count.
+    column: characters of the line read so far: 1 at its first character, 0 at the newline
+        before it (the text's first line counts from the text's start).
+    indent: spaces at the start of the line read so far: 0 at the newline, then one more per
+        leading space, and that count for the rest of the line.
+    """
+
+    string: np.ndarray
+    comment: np.ndarray
+    depth: np.ndarray
+    column: np.ndarray
+    indent: np.ndarray
+
+
+def code_states(text: str) -> CodeStates:
+    """Scan `text` as Python source from its start (in code, at the start of a line). A text
+    cut out of a longer one is read as if it began there: a fragment that starts inside a
+    string reads its closing quote as an opening one. tests/test_charlm_features.py holds the
+    strings and comments equal to Python's own tokenizer on the shipped text."""
+    n = len(text)
+    string = np.zeros(n, np.int8)
+    comment = np.zeros(n, bool)
+    depth = np.zeros(n, np.int64)
+    delimiter = ""  # the open string's closing quote(s), "#" in a comment, "" in code
+    level = 0
+    i = 0
+    while i < n:
+        ch = text[i]
+        if not delimiter:
+            if ch == "#":
+                delimiter = "#"
+                comment[i] = True
+            elif ch in QUOTES:
+                delimiter = ch * 3 if text.startswith(ch * 3, i) else ch
+                width = len(delimiter)
+                string[i: i + width] = TRIPLE if width == 3 else ONE_LINE
+                depth[i: i + width] = level
+                i += width
+                continue
+            elif ch in OPENING:
+                level += 1
+            elif ch in CLOSING:
+                level = max(0, level - 1)  # a fragment may close what it never opened
+        elif delimiter == "#":
+            if ch == "\n":
+                delimiter = ""
+            else:
+                comment[i] = True
+        else:
+            kind = TRIPLE if len(delimiter) == 3 else ONE_LINE
+            if ch == "\\":  # the escaped character is inside too, a quote or a newline
+                string[i: i + 2] = kind
+                depth[i: i + 2] = level
+                i += 2
+                continue
+            if text.startswith(delimiter, i):
+                width = len(delimiter)
+                string[i: i + width - 1] = kind
+                depth[i: i + width] = level
+                delimiter = ""
+                i += width
+                continue
+            if ch == "\n" and kind == ONE_LINE:
+                delimiter = ""  # an unclosed one-line string (a fragment's): the line ends it
+            else:
+                string[i] = kind
+        depth[i] = level
+        i += 1
+    chars = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) if n else np.zeros(0)
+    newline = chars == ord("\n")
+    index = np.arange(n)
+    last_newline = np.maximum.accumulate(np.where(newline, index, -1)) if n else index
+    column = index - last_newline
+    # leading spaces: a line's characters are leading while none but spaces came before them
+    line = np.cumsum(newline)
+    not_space = (chars != ord(" ")) & ~newline
+    first_other = np.full(int(line[-1]) + 1 if n else 1, n, dtype=np.int64)
+    np.minimum.at(first_other, line[not_space], index[not_space])
+    indent = np.minimum(index, first_other[line] - 1) - last_newline
+    indent = np.where(newline, 0, np.maximum(indent, 0))
+    return CodeStates(string, comment, depth, column.astype(np.int64), indent.astype(np.int64))
+
+
+@functools.lru_cache(maxsize=None)
+def text_states(part: str) -> CodeStates:
+    """The code states of a whole shipped text ("train" or "heldout"), scanned once."""
+    return code_states(load_text(part))
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_ids(part: str) -> np.ndarray:
+    """The token ids of a whole shipped text, to check a window against."""
+    return text_ids(load_text(part))
+
+
+def _code_values(batch: HeldoutBatch, pick: Callable[[CodeStates], np.ndarray]) -> np.ndarray:
+    """(B, T) values of one code state at every real step. Windows of the shipped text (with
+    "start" and "part" in the batch's info, as the task's batches have) take the state from
+    the whole text, so a window that begins inside a docstring is inside it from its first
+    character; other sequences are scanned from their own start."""
+    values = np.zeros((len(batch), batch.steps))
+    ids = batch.batch.inputs.numpy()
+    if "start" in batch.info and "part" in batch.info:
+        offsets = np.arange(batch.steps)
+        for p in np.unique(batch.info["part"]):
+            rows = np.flatnonzero(batch.info["part"] == p)
+            text_ids = shipped_ids(PARTS[int(p)])
+            at = np.minimum(batch.info["start"][rows, None] + offsets[None, :], len(text_ids) - 1)
+            real = batch.valid[rows]
+            if not (text_ids[at] == ids[rows])[real].all():
+                raise ValueError("this batch's windows are not the shipped text at the starts "
+                                 "its info records: make it with the charlm task's heldout()")
+            values[rows] = pick(text_states(PARTS[int(p)]))[at]
+    else:
+        for b, length in enumerate(batch.lengths):
+            values[b, :length] = pick(code_states(decode(ids[b, :length])))
+    return _masked(batch, values)
+
+
+def in_string(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: s.string > 0)
+
+
+def in_one_line_string(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: s.string == ONE_LINE)
+
+
+def in_comment(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: s.comment)
+
+
+def in_string_or_comment(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: (s.string > 0) | s.comment)
+
+
+def in_brackets(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: s.depth > 0)
+
+
+def bracket_depth(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: s.depth)
+
+
+def line_position(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: s.column)
+
+
+def line_indent(batch: HeldoutBatch) -> np.ndarray:
+    return _code_values(batch, lambda s: s.indent)
+
+
 # -- the registry ------------------------------------------------------------------------------
 
 
@@ -248,6 +417,30 @@ BUILTINS: dict[str, dict[str, _Builtin]] = {
             "\"however\", \"sadly\", \"luckily\"); from the end of the opening clause on"),
         "turns so far": _Builtin(
             turns_so_far, False, "how many turns have been read (the connective counts)"),
+    },
+    "charlm": {
+        "inside a string": _Builtin(
+            in_string, True, "1 inside a string literal, one-line or triple-quoted (docstrings "
+            "too), from its opening quote to the character before its closing quote"),
+        "inside a one-line string": _Builtin(
+            in_one_line_string, True, "1 inside '...' or \"...\" (not triple-quoted), from "
+            "the opening quote to the character before the closing one"),
+        "inside a comment": _Builtin(
+            in_comment, True, "1 from \"#\" to the end of its line (the newline is outside)"),
+        "inside a string or a comment": _Builtin(
+            in_string_or_comment, True, "1 in a string or a comment (prose, mostly: docstrings "
+            "and comments), 0 in code"),
+        "inside brackets": _Builtin(
+            in_brackets, True, "1 while a bracket ( [ { of the code is open (brackets in "
+            "strings and comments do not count)"),
+        "bracket depth": _Builtin(
+            bracket_depth, False, "how many brackets ( [ { of the code are open"),
+        "position in the line": _Builtin(
+            line_position, False, "characters of the line read so far: 1 at its first "
+            "character, 0 at the newline before it"),
+        "indentation of the line": _Builtin(
+            line_indent, False, "spaces at the start of the line read so far: 0 at the "
+            "newline, one more per leading space, then that count to the line's end"),
     },
 }
 
