@@ -209,14 +209,45 @@ def test_gates_are_in_range_and_steps_beyond_a_length_are_nan():
     assert np.all(np.abs(bt.gates["cell"][:, 0, 0][valid]) < 1)
 
 
-def test_padding_values_do_not_matter():
-    rnn = make_rnn("gru", 2, 4, bidirectional=True, seed=3)
-    x = torch.randn(2, 5, 2)
+@pytest.mark.parametrize("cell", CELLS)
+def test_padding_values_do_not_matter_and_the_callers_batch_is_left_alone(cell):
+    rnn = make_rnn(cell, 2, 4, num_layers=2, bidirectional=True, seed=3)
+    x = torch.randn(3, 5, 2)
     noisy = x.clone()
     noisy[1, 3:] = float("nan")
-    a, b = trace_batch(rnn, x, [5, 3]), trace_batch(rnn, noisy, [5, 3])
-    np.testing.assert_array_equal(a.hidden, b.hidden)
-    np.testing.assert_array_equal(a.output, b.output)
+    noisy[2, 4:] = 1e30
+    kept = noisy.clone()
+    a, b = trace_batch(rnn, x, [5, 3, 4]), trace_batch(rnn, noisy, [5, 3, 4])
+    for name in ("hidden", "cell", "output"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name, values in a.gates.items():
+        np.testing.assert_array_equal(values, b.gates[name])
+    assert torch.equal(noisy.nan_to_num(), kept.nan_to_num()) and torch.equal(noisy.isnan(), kept.isnan())
+    # one sequence: its time-major copy would be x itself without care
+    alone = noisy[2:3].clone()
+    trace_batch(rnn, alone, [4])
+    assert torch.equal(alone, noisy[2:3])
+
+
+@ONEDNN
+def test_a_kernel_that_does_not_carry_nan_beyond_a_length_gets_it_written():
+    """The LSTM kernel is given NaN beyond each length and its results are used as they come
+    only where NaN came out there; a kernel that made numbers of it would leave them."""
+    rnn = make_rnn("lstm", 3, 8, num_layers=2, bidirectional=True, seed=5)
+    x, lengths = torch.randn(9, 12, 3), np.array([12, 3, 7, 12, 1, 5, 9, 11, 2])
+    time_major = core.engine.batch._LayerInput.time_major
+
+    def zero_padded(self, *args, **kwargs):
+        return time_major(self, *args, **kwargs).nan_to_num()  # what a NaN-to-number kernel would see
+
+    loop = mock.Mock(wraps=core.engine.batch._loop)
+    with mock.patch.object(core.engine.batch._LayerInput, "time_major", zero_padded), mock.patch.object(
+        core.engine.batch, "_loop", loop
+    ):
+        bt = trace_batch(rnn, x, lengths)
+    assert loop.call_count == 0
+    assert_equals_module(bt, rnn, x, lengths, atol=1e-5)
+    assert_equals_per_sequence_trace(bt, rnn, x, lengths)
 
 
 def test_an_ablation_over_the_batch_zeroes_the_units_and_moves_the_output():

@@ -20,11 +20,16 @@ forward's own work, so they are kept rather than recomputed (a recompute costs a
 - A vanilla RNN without interventions has no gates to keep and runs in PyTorch's own kernel.
 Results are time-major, as the kernels write them, and returned as (B, L, D, T, H) views: no copy
 for a one-layer, one-direction module; more layers or directions are gathered into one buffer.
+What is left is memory: the LSTM's workspace is fresh memory on every call (see
+core.engine.onednn on huge pages), and writing it costs the kernel about a fifth more than the
+module's own forward, which keeps no gates.
 
 Padded batches follow PyTorch's packed sequences: a reverse direction starts at each sequence's
 own last step. The loop runs a reverse direction from step T - 1 down for the whole batch and
 holds a sequence's state at zero until its own last step comes; the kernels read each sequence
-reversed within its length.
+reversed within its length. The LSTM kernel is given NaN beyond each length, so what it computes
+there is already the NaN the result holds (checked on the shortest sequences); elsewhere NaN is
+written beyond each length with one numpy call per distinct length.
 """
 
 from __future__ import annotations
@@ -107,12 +112,11 @@ def trace_batch(
     x = _checked_batch(rnn, x)
     batch_size, seq_len = x.shape[0], x.shape[1]
     lengths = _checked_lengths(lengths, batch_size, seq_len)
-    valid = np.arange(seq_len) < lengths[:, None]  # (B, T)
-    padded = not valid.all()
+    padding = _Padding(lengths, seq_len) if lengths.min() < seq_len else None
     if not _finite(x):  # padding may hold anything (NaN included): only the steps within count
-        if not padded:
+        if padding is None:
             raise ValueError("x contains NaN or infinite values.")
-        if not _finite(x[torch.from_numpy(valid)]):
+        if not _finite(x[torch.from_numpy(~padding.beyond.T)]):
             raise ValueError("x contains NaN or infinite values within the sequences' lengths.")
     clamps: dict[tuple[int, int], Clamps] = {}
     if interventions:
@@ -122,6 +126,8 @@ def trace_batch(
     num_layers, num_dirs, hidden_size = rnn.num_layers, 2 if rnn.bidirectional else 1, rnn.hidden_size
     blocks = CELLS[cell_type].blocks
     lstm, gated = cell_type == "lstm", cell_type != "rnn"
+    nonlinearity = getattr(rnn, "nonlinearity", "tanh")
+    on_cpu32 = x.dtype == torch.float32 and x.device.type == "cpu"
     # one run's results become the result as they are; several are gathered into one buffer
     stacked = None
     if num_layers * num_dirs > 1:
@@ -131,53 +137,47 @@ def trace_batch(
         stacked = _RunResult(buffer(hidden_size), buffer(blocks * hidden_size) if gated else None,
                              buffer(hidden_size) if lstm else None)
     with torch.no_grad():
-        layer_input = x.transpose(0, 1).contiguous()  # (T, B, in): time-major, as the kernels run
-        if padded:  # padding may hold anything; zeros keep the (discarded) padded steps finite
-            layer_input.masked_fill_(torch.from_numpy(~valid.T).unsqueeze(2), 0.0)
-        reversal = _reversed_within_lengths(lengths, seq_len) if padded else None
+        source = _LayerInput(x, None, padding)
         for layer in range(num_layers):
-            directions = []
+            carried = []  # each direction's h in the module's dtype: the next layer's input
             for direction in range(num_dirs):
                 weights = _weights(rnn, layer, direction)
                 run_clamps = clamps.get((layer, direction))
-                reverse_reversal = reversal if direction == 1 else None
-                result = None
-                if lstm and run_clamps is None and runs_on_onednn(layer_input):
-                    result = _onednn_lstm(layer_input, weights, hidden_size, direction == 1, reverse_reversal)
+                reverse = direction == 1
+                into = None if stacked is None else _RunResult(
+                    *(None if a is None else a[layer, direction] for a in stacked.arrays())
+                )
+                result, in_place = None, False  # (T, B, ...) numpy arrays, input order
+                if lstm and run_clamps is None and runs_on_onednn(x):
+                    result = _onednn_lstm(source, weights, hidden_size, reverse, padding)
+                    own_hidden = None if result is None else torch.from_numpy(result.hidden)
                 elif cell_type == "rnn" and run_clamps is None:
-                    result = _rnn_kernel(rnn.nonlinearity, layer_input, weights, hidden_size, direction == 1, reverse_reversal)
-                in_place = False
+                    own_hidden = _rnn_kernel(nonlinearity, source, weights, hidden_size, reverse, padding)
+                    result = _RunResult(_numpy(own_hidden), None, None)
+                # the LSTM kernel reads NaN beyond each length and carries it through (checked);
+                # the RNN kernel reads x's padding as it is, and the loop holds a reverse run at 0
+                beyond_is_nan = padding is None or (lstm and result is not None and _beyond_is_nan(padding, result))
                 if result is None:  # the loop, straight into the result's buffers where it can
-                    into = None
-                    if stacked is not None and layer_input.dtype == torch.float32 and layer_input.device.type == "cpu":
-                        into = _RunResult(*(None if a is None else torch.from_numpy(a[layer, direction]) for a in stacked.arrays()))
-                    waiting = _waiting(valid) if padded and direction == 1 else None
-                    nonlinearity = getattr(rnn, "nonlinearity", "tanh")
-                    result = _loop(cell_type, nonlinearity, weights, layer_input, run_clamps, direction == 1, waiting, into)
-                    in_place = into is not None
-                if stacked is not None and not in_place:
-                    for whole, part in zip(stacked.arrays(), result.arrays()):
+                    in_place = into is not None and on_cpu32
+                    loop_into = _RunResult(*(None if a is None else torch.from_numpy(a) for a in into.arrays())) if in_place else None
+                    waiting = padding.waiting() if padding is not None and reverse else None
+                    looped = _loop(cell_type, nonlinearity, weights, source.time_major(), run_clamps, reverse, waiting, loop_into)
+                    own_hidden = looped.hidden
+                    result = _RunResult(*(None if a is None else _numpy(a) for a in looped.arrays()))
+                if not beyond_is_nan:
+                    for array in result.arrays():
+                        if array is not None:
+                            padding.fill(array, np.nan)
+                if into is not None and not in_place:
+                    for whole, part in zip(into.arrays(), result.arrays()):
                         if whole is not None:
-                            np.copyto(whole[layer, direction], _numpy(part), casting="same_kind")
-                directions.append(result)
-            hiddens = [torch.as_tensor(result.hidden) for result in directions]  # the module's dtype
-            layer_input = hiddens[0] if num_dirs == 1 else torch.cat(hiddens, dim=2)
+                            np.copyto(whole, part, casting="same_kind")
+                carried.append(own_hidden)
+            source = _LayerInput(None, carried, padding)
 
-        # (B, T, D*H), as a batch_first module returns it: a view of the top layer's h, or with
-        # zeros beyond each length (as pad_packed_sequence gives) a copy
-        output = _numpy(layer_input).transpose(1, 0, 2)
-        if padded:
-            output = output.astype(np.float32)  # numpy's allocation: see `_empty`
-            output[~valid] = 0.0
-        output = _float32(output)
     if stacked is None:  # one run: its own arrays, with a layer and a direction axis
-        only = directions[0]
-        stacked = _RunResult(*(None if a is None else _float32(_numpy(a))[None, None] for a in only.arrays()))
-    if padded:
-        beyond = ~valid.T  # (T, B)
-        for array in stacked.arrays():
-            if array is not None:
-                array[:, :, beyond] = np.nan
+        stacked = _RunResult(*(None if a is None else _float32(a)[None, None] for a in result.arrays()))
+    output = _output(stacked.hidden[-1], padding)
 
     def batch_major(array: np.ndarray) -> np.ndarray:  # (L, D, T, B, H) -> (B, L, D, T, H), a view
         return array.transpose(3, 0, 1, 2, 4)
@@ -195,6 +195,110 @@ def trace_batch(
         output=output,
         lengths=lengths,
     )
+
+
+def _output(top_hidden: np.ndarray, padding: _Padding | None) -> np.ndarray:
+    """(B, T, D*H), as a batch_first module returns it, from the top layer's (D, T, B, H) h: a
+    view where there is one direction and no padding, else a copy with zeros beyond each length
+    (as pad_packed_sequence gives)."""
+    num_dirs, seq_len, batch_size, hidden_size = top_hidden.shape
+    if num_dirs == 1 and padding is None:
+        return top_hidden[0].transpose(1, 0, 2)
+    output = np.empty((batch_size, seq_len, num_dirs * hidden_size), np.float32)
+    for direction in range(num_dirs):
+        output[:, :, direction * hidden_size : (direction + 1) * hidden_size] = top_hidden[direction].transpose(1, 0, 2)
+    if padding is not None:
+        padding.fill(output, 0.0, batch_first=True)
+    return output
+
+
+class _Padding:
+    """The lengths of a right-padded batch in which some sequence is shorter than T: the steps
+    beyond each length, and the sequences grouped by length (for writes beyond them, one numpy
+    call per distinct length) and ordered longest first (for the kernel's chunks)."""
+
+    def __init__(self, lengths: np.ndarray, seq_len: int):
+        self.lengths, self.seq_len = lengths, seq_len
+        self.beyond = np.arange(seq_len)[:, None] >= lengths[None, :]  # (T, B)
+        self.longest_first = np.argsort(-lengths, kind="stable")
+        ordered = lengths[self.longest_first]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        stops = np.r_[starts[1:], len(ordered)]
+        self.groups = [
+            (int(ordered[start]), np.sort(self.longest_first[start:stop]))
+            for start, stop in zip(starts, stops)
+            if ordered[start] < seq_len
+        ]
+
+    def fill(self, array: np.ndarray, value: float, batch_first: bool = False) -> None:
+        """Set every step beyond its sequence's length in a (T, B, ...) array (batch_first: (B, T, ...))."""
+        for length, rows in self.groups:
+            if batch_first:
+                array[rows, length:] = value
+            else:
+                array[length:, rows] = value
+
+    def waiting(self) -> torch.Tensor:
+        """(T, B, 1): the steps beyond each sequence's length, where a reverse loop holds it at zero."""
+        return torch.from_numpy(self.beyond).unsqueeze(2)
+
+    def reversed_within(self, rows, steps: int) -> np.ndarray:
+        """(steps, b) time index of a reverse run over the sequences `rows`: step t of sequence j
+        reads input position length_j - 1 - t within its length, t itself beyond (an involution:
+        the same index maps the run's results back to input order)."""
+        lengths = self.lengths[rows][None, :]
+        t = np.arange(steps)[:, None]
+        return np.where(t < lengths, lengths - 1 - t, t)
+
+
+class _LayerInput:
+    """What one layer reads: the batch x (B, T, in) for the first, the directions' h of the
+    layer below (time-major, in the module's dtype, with their float32 result arrays) for the
+    others. Steps beyond a sequence's length hold anything; the kernels are given NaN there, so
+    that what they compute beyond a length is NaN as the result wants it."""
+
+    def __init__(self, x: torch.Tensor | None, carried: list | None, padding: _Padding | None):
+        self._x, self._carried, self._padding = x, carried, padding
+        self._time_major = None
+
+    @property
+    def width(self) -> int:
+        return self._x.shape[2] if self._x is not None else sum(h.shape[2] for h in self._carried)
+
+    def time_major(self, as_given: bool = False) -> torch.Tensor:
+        """(T, B, in) in the module's dtype: the whole batch, as the loop and PyTorch's kernels read
+        it. `as_given`: the first layer's x as the caller gave it, padding and all, as a strided
+        view (PyTorch's RNN kernels read one, as nn.RNN gives them)."""
+        if self._x is not None:
+            if as_given:
+                return self._x.transpose(0, 1)
+            if self._time_major is None:  # a copy even where the transpose is contiguous: x is the caller's
+                self._time_major = self._x.transpose(0, 1).clone(memory_format=torch.contiguous_format)
+                if self._padding is not None and self._x.device.type == "cpu":
+                    self._padding.fill(self._time_major.numpy(), np.nan)
+                elif self._padding is not None:
+                    self._time_major.masked_fill_(self._padding.waiting().to(self._x.device), math.nan)
+            return self._time_major
+        if len(self._carried) == 1:
+            return self._carried[0]
+        if self._time_major is None:
+            self._time_major = torch.cat(self._carried, dim=2)
+        return self._time_major
+
+
+def _beyond_is_nan(padding: _Padding, result: _RunResult) -> bool:
+    """Whether a kernel given NaN beyond each length carried it into its results there, on the
+    first step beyond the shortest sequences and the last step (a kernel that maps NaN to a
+    number would do it everywhere)."""
+    rows = padding.longest_first[::-1][:8]
+    rows = rows[padding.lengths[rows] < padding.seq_len]
+    steps = padding.lengths[rows]
+    with np.errstate(all="ignore"):
+        return all(
+            np.isnan(array[steps, rows]).all() and np.isnan(array[-1, rows]).all()
+            for array in result.arrays()
+            if array is not None
+        )
 
 
 @dataclass
@@ -226,21 +330,24 @@ def _weights(rnn: nn.Module, layer: int, direction: int) -> _Weights:
     return _Weights(w_ih, w_hh, getattr(rnn, "bias_ih" + suffix).detach(), getattr(rnn, "bias_hh" + suffix).detach())
 
 
-def _waiting(valid: np.ndarray) -> torch.Tensor:
-    """(T, B, 1): the steps beyond each sequence's length, where a reverse loop holds it at zero."""
-    return torch.from_numpy(np.ascontiguousarray(~valid.T)).unsqueeze(2)
-
-
-def _onednn_lstm(layer_input, weights: _Weights, hidden_size, reverse, reversal):
-    """One layer and direction of a float32 LSTM in oneDNN's kernel, its gates and cell states read
-    from the kernel's workspace; None where the read does not check out (the loop then runs).
+def _onednn_lstm(source: _LayerInput, weights: _Weights, hidden_size: int, reverse: bool,
+                 padding: _Padding | None) -> _RunResult | None:
+    """One layer and direction of a float32 LSTM in oneDNN's kernel, its gates and cell states
+    read from the kernel's workspace: (T, B, ...) views in input order (copies for a reverse
+    direction of a padded batch); None where the read does not check out (the loop then runs).
 
     The workspace is laid out as for one sequence (core.engine.onednn.workspace_layout), every
     row a row per sequence: gate rows (t, b) of padded(4H) floats, and c_t of sequence b at row
     (T + 2 + t) * B + b of the cell states; the last step's c is the op's own output.
     """
+    layer_input = source.time_major()
     seq_len, batch_size, input_width = layer_input.shape
-    run_input = _in_run_order(layer_input, reverse, reversal)
+    reversal = None
+    if reverse and padding is not None:
+        reversal = padding.reversed_within(slice(None), seq_len)
+        layer_input = layer_input.gather(0, torch.from_numpy(reversal).unsqueeze(2).expand(-1, -1, input_width))
+    elif reverse:
+        layer_input = layer_input.flip(0)
     gate_rows = 4 * hidden_size
     has_bias = weights.b_ih is not None
     b_ih, b_hh = (weights.b_ih, weights.b_hh) if has_bias else (layer_input.new_zeros(gate_rows),) * 2
@@ -250,7 +357,7 @@ def _onednn_lstm(layer_input, weights: _Weights, hidden_size, reverse, reversal)
     #  with grad enabled (nothing here requires grad, so no graph is built)
     with torch.enable_grad():
         output, _, last_cell, workspace = torch.mkldnn_rnn_layer(
-            run_input, weights.w_ih, weights.w_hh, b_ih, b_hh, state0, state0,
+            layer_input, weights.w_ih, weights.w_hh, b_ih, b_hh, state0, state0,
             False, [], _LSTM_MODE, hidden_size, 1, has_bias, False, False, True,
         )
     gate_row = _padded(gate_rows)
@@ -268,57 +375,53 @@ def _onednn_lstm(layer_input, weights: _Weights, hidden_size, reverse, reversal)
     cell = floats[cell_start:cell_end].reshape(seq_len, batch_size, hidden_size)
     cell[-1] = last_cell.numpy().reshape(batch_size, hidden_size)
     hidden = output.numpy()
-    if not _read_agrees(hidden, cell, gates[:, :, 3 * hidden_size :]):
+    if not _read_agrees(hidden, cell, gates[:, :, 3 * hidden_size :], padding):
         return None
+    if reversal is not None:  # the reversal is its own inverse
+        return _RunResult(*(np.take_along_axis(a, reversal[:, :, None], axis=0) for a in (hidden, gates, cell)))
     if reverse:
-        return _RunResult(*(_in_input_order(a, reversal) for a in (output, gates, cell)))
-    return _RunResult(output, gates, cell)
+        return _RunResult(output.flip(0).numpy(), gates[::-1], cell[::-1])
+    return _RunResult(hidden, gates, cell)
 
 
 _LSTM_MODE = 2  # PyTorch's RNN mode number of an LSTM
 
 
-def _read_agrees(hidden: np.ndarray, cell: np.ndarray, output_gate: np.ndarray) -> bool:
-    """Whether h = o tanh(c) holds on 64 (step, sequence) rows spread over the batch, both ends
-    among them: a misread shifts whole blocks of rows (see core.engine.tracing)."""
+def _read_agrees(hidden: np.ndarray, cell: np.ndarray, output_gate: np.ndarray, padding: _Padding | None) -> bool:
+    """Whether h = o tanh(c) holds at 64 (step, sequence) rows spread over the batch, both ends
+    among them, within each sequence's length: a misread shifts whole blocks of rows (see
+    core.engine.tracing)."""
     rows = hidden.shape[0] * hidden.shape[1]
     picked = np.unique(np.linspace(0, rows - 1, 64).round().astype(np.intp))
     steps, sequences = np.divmod(picked, hidden.shape[1])
+    if padding is not None:  # in run order too, a sequence's own steps come first
+        steps = np.minimum(steps, padding.lengths[sequences] - 1)
     with np.errstate(all="ignore"):  # a misread may hold any bits
         residual = output_gate[steps, sequences] * np.tanh(cell[steps, sequences]) - hidden[steps, sequences]
         return bool(np.abs(residual).max() <= 1e-5)
 
 
-def _rnn_kernel(nonlinearity, layer_input, weights: _Weights, hidden_size, reverse, reversal) -> _RunResult:
-    """A vanilla RNN's layer and direction in PyTorch's own kernel (it has no gates to keep)."""
+def _rnn_kernel(nonlinearity, source: _LayerInput, weights: _Weights, hidden_size, reverse,
+                padding: _Padding | None) -> torch.Tensor:
+    """A vanilla RNN's layer and direction in PyTorch's own kernel (it has no gates to keep):
+    (T, B, H) h in input order; beyond each length whatever the padding gave."""
     params = [weights.w_ih, weights.w_hh] + ([weights.b_ih, weights.b_hh] if weights.b_ih is not None else [])
     kernel = torch.rnn_relu if nonlinearity == "relu" else torch.rnn_tanh
+    layer_input = source.time_major(as_given=True)
     h0 = layer_input.new_zeros(1, layer_input.shape[1], hidden_size)
-    output = kernel(_in_run_order(layer_input, reverse, reversal), h0, params, weights.b_ih is not None,
-                    1, 0.0, False, False, False)[0]
-    return _RunResult(_in_input_order(output, reversal) if reverse else output, None, None)
-
-
-def _in_run_order(layer_input: torch.Tensor, reverse: bool, reversal: torch.Tensor | None) -> torch.Tensor:
-    """A direction's input in the order it runs: a reverse direction reads each sequence from its
-    own last step (`reversal`, where lengths differ) or the whole batch flipped."""
+    reversal = None
+    if reverse:
+        if padding is None:
+            layer_input = layer_input.flip(0)
+        else:
+            reversal = torch.from_numpy(padding.reversed_within(slice(None), padding.seq_len))
+            layer_input = layer_input.gather(0, reversal.unsqueeze(2).expand(-1, -1, layer_input.shape[2]))
+    output = kernel(layer_input, h0, params, weights.b_ih is not None, 1, 0.0, False, False, False)[0]
     if not reverse:
-        return layer_input
+        return output
     if reversal is None:
-        return layer_input.flip(0)
-    return layer_input.gather(0, reversal.unsqueeze(2).expand(-1, -1, layer_input.shape[2]))
-
-
-def _in_input_order(values, reversal: torch.Tensor | None):
-    """A reverse direction's (T, B, ...) results back in input order (the reversal is its own
-    inverse); a view where the whole batch was flipped."""
-    if isinstance(values, torch.Tensor):
-        if reversal is None:
-            return values.flip(0)
-        return values.gather(0, reversal.unsqueeze(2).expand(-1, -1, values.shape[2]))
-    if reversal is None:
-        return values[::-1]
-    return np.take_along_axis(values, reversal.numpy()[:, :, None], axis=0)
+        return output.flip(0)
+    return output.gather(0, reversal.unsqueeze(2).expand(-1, -1, output.shape[2]))
 
 
 def _loop(cell_type, nonlinearity, weights: _Weights, layer_input, clamps: Clamps | None, reverse, waiting,
@@ -465,13 +568,6 @@ class _ClampsPerStep:
                 self.target(gates, t, name)
 
 
-def _reversed_within_lengths(lengths: np.ndarray, seq_len: int) -> torch.Tensor:
-    """(T, B) time index: step t of sequence b reads t' = length_b - 1 - t within its length
-    (an involution: applying it twice gives back input order), t itself beyond."""
-    steps = np.arange(seq_len)[:, None]
-    return torch.from_numpy(np.where(steps < lengths[None, :], lengths[None, :] - 1 - steps, steps))
-
-
 def _checked_batch(rnn: nn.Module, x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"x must be a torch.Tensor of shape (B, T, {rnn.input_size}), not {type(x).__name__}.")
@@ -508,8 +604,11 @@ def _checked_lengths(lengths, batch_size: int, seq_len: int) -> np.ndarray:
 
 
 def _finite(values: torch.Tensor) -> bool:
-    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
-        return math.isfinite(values.numpy().sum(dtype=np.float64))  # see core.engine.tracing
+    """Whether every value is finite: a sum is finite exactly then (NaN and inf carry through it),
+    unless it overflows. A float32 sum is the cheaper; where it is not finite, a float64 sum,
+    which float32 values cannot overflow, settles it."""
+    if values.dtype in (torch.float32, torch.float64):
+        return math.isfinite(values.sum()) or math.isfinite(values.sum(dtype=torch.float64))
     return bool(torch.isfinite(values).all())
 
 
