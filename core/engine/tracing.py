@@ -534,10 +534,9 @@ def _recurrent_and_upward(grad_probe: torch.Tensor, grad_output: torch.Tensor) -
     """(T + 1, H) d objective / d h_{t-1} of an RNN or LSTM run, h_{-1} first: the probe's
     gradient (the recurrent path) plus the output's (the upward path)."""
     upward = grad_output.cpu().numpy()  # numpy: cheaper per call than torch here
-    total = np.empty((len(upward) + 1, upward.shape[1]), upward.dtype)
-    total[:-1] = grad_probe.cpu().numpy()
-    total[-1] = 0.0
-    total[1:] += upward
+    # row t: d/d probe_t (h_{-1} has no upward path), and h_{T-1} has no recurrent one
+    total = np.concatenate((grad_probe.cpu().numpy(), upward[-1:]))
+    total[1:-1] += upward[:-1]
     return total
 
 
@@ -554,8 +553,9 @@ def _gru_grad_hidden(
     hidden_size = gates.shape[2]
     grad_gates, grad_new_pre = grad_probe.split(hidden_size, dim=1)
     reset = torch.from_numpy(gates[0]).to(grad_probe.device)
-    total = torch.nn.functional.pad(grad_output, (0, 0, 1, 0))  # row 0: h_{-1}, no upward path
-    total[:-1] += grad_gates
+    # row t: the gates' part of d/d probe_t (h_{-1} has no upward path, h_{T-1} no recurrent one)
+    total = torch.cat([grad_gates, grad_output[-1:]])
+    total[1:-1] += grad_output[:-1]
     total[:-1].addmm_(reset * grad_new_pre, run.weights.w_hh[2 * hidden_size :])
     grad_hidden = total.cpu().numpy()
     chain_in_place(grad_hidden, direct, reverse=True)
