@@ -244,9 +244,9 @@ def test_describe_names_the_likeliest_next_characters():
     logits[-1, TASK.vocab.index[" "]] = 4.0
     logits[-1, TASK.vocab.index["("]] = 3.0
     said = TASK.describe(logits, ex)
-    assert said.startswith('after "return␣x": ↵ (p = 0.')
-    assert ", then ␣ (0." in said and ", ( (0." in said
-    assert TASK.describe(logits).startswith("next: ↵ (p = ")
+    assert said.startswith('after "return␣x": “↵” (p = 0.')
+    assert ", then “␣” (0." in said and ", “(” (0." in said
+    assert TASK.describe(logits).startswith("next: “↵” (p = ")
     long = TASK.sample(0, 40)
     said = TASK.describe(torch.zeros(40, V), long)
     assert said.startswith('after "…' + "".join(long.tokens[-12:]) + '": ')

@@ -7,6 +7,8 @@ unit's h or c may follow.
     token_feature(batch, words="cat, cats")   # 1 where the token is one of the words
     token_feature(batch, pattern=r"s$")       # 1 where the token matches (re.search)
     inside_quotes(batch)                      # 1 from an opening quote up to its closing one
+    code_states("def f(x):")                  # Python source per character: strings, comments,
+                                              # bracket depth, position in the line, indentation
 
 Values are NaN at padded steps and wherever a feature has no value (before the subject, before
 the first marker); search counts only the steps where it is defined. Built-ins come from what

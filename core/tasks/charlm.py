@@ -240,15 +240,15 @@ class CharLMTask(Task):
     # -- one sequence in words ---------------------------------------------------------------
     def describe(self, prediction: torch.Tensor, example: Example | None = None) -> str:
         """The most likely characters after the last one read, with their probabilities:
-        'after "retur": n (p = 0.97), then ␣ (0.01), s (0.00)'."""
+        'after "retur": “n” (p = 0.97), then “␣” (0.01), “s” (0.00)'."""
         last = prediction.reshape(-1, prediction.shape[-1])[-1]
         probs = torch.softmax(last.float(), -1)
         top = torch.topk(probs, DESCRIBE_TOP)
         guesses = [(self.classes[int(k)], float(p)) for p, k in zip(top.values, top.indices)]
         first, rest = guesses[0], guesses[1:]
-        text = f"{first[0]} (p = {first[1]:.2f})"
+        text = f"“{first[0]}” (p = {first[1]:.2f})"
         if rest:
-            text += ", then " + ", ".join(f"{c} ({p:.2f})" for c, p in rest)
+            text += ", then " + ", ".join(f"“{c}” ({p:.2f})" for c, p in rest)
         if example is None:
             return "next: " + text
         read = "".join(example.tokens[-12:])
