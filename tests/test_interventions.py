@@ -159,10 +159,10 @@ def assert_matches(tr, ref, atol=1e-5, rtol=1e-4):
 
 
 @st.composite
-def setups(draw):
+def setups(draw, cells=tuple(CELLS)):
     """A module, a sequence and 1-3 interventions on it: every target, both directions, several
     layers, scattered steps, step ranges and every step, values 0 and not."""
-    cell = draw(st.sampled_from(CELLS))
+    cell = draw(st.sampled_from(cells))
     num_layers = draw(st.integers(1, 3))
     bidirectional = draw(st.booleans())
     hidden_size = draw(st.integers(1, 6))
@@ -212,6 +212,45 @@ def test_intervened_trace_matches_a_plain_unroll_with_the_same_clamps(setup):
     objective = custom_objective(setup["seq_len"], width, setup["seed"]) if setup["custom_objective"] else None
     tr = trace(rnn, x, objective, interventions=setup["interventions"])
     assert_matches(tr, reference_trace(rnn, x, setup["interventions"], objective))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(setups(cells=("lstm",)))
+def test_an_lstm_clamped_in_several_stretches_has_its_own_exact_backward(setup):
+    """Where an LSTM's clamps need more than one kernel call, the kernels compute values only and
+    the backward is the engine's own recurrence (`_ClampedLSTM`): as exact as the unroll."""
+    rnn = make_rnn("lstm", setup["input_size"], setup["hidden_size"], setup["num_layers"],
+                   setup["bidirectional"], setup["bias"], setup["seed"]).double()
+    x = torch.randn(setup["seq_len"], setup["input_size"], dtype=torch.float64)
+    width = setup["hidden_size"] * (2 if setup["bidirectional"] else 1)
+    objective = custom_objective(setup["seq_len"], width, setup["seed"]) if setup["custom_objective"] else None
+    tr = trace(rnn, x, objective, interventions=setup["interventions"])
+    assert_matches(tr, reference_trace(rnn, x, setup["interventions"], objective))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_scattered_mid_range_clamps_of_an_lstm_take_its_own_backward(dtype):
+    """The lab's slowest case: c and gates clamped to values inside their range at scattered
+    steps, with h and c ablated elsewhere, in a two-layer bidirectional LSTM."""
+    rnn = make_rnn("lstm", 3, 6, num_layers=2, bidirectional=True, seed=11).to(dtype)
+    x = torch.randn(50, 3, dtype=dtype)
+    interventions = [
+        Intervention(0, 0, [0, 2, 4], "cell_state", steps=[5, 17, 33, 41], value=0.5),
+        Intervention(0, 1, [1], "cell_state", steps=range(10, 30), value=-1.5),
+        Intervention(0, 1, [1, 3], "forget", steps=[12, 40], value=0.3),
+        Intervention(1, 0, [5], "hidden", steps=[8, 9, 30], value=0.7),
+        Intervention(1, 0, [2], "input", steps=[3, 25], value=0.6),
+        Intervention(1, 1, [0, 4], "cell_state", steps=[20], value=0.0),
+        Intervention(1, 1, [4], "cell", steps=[20, 44], value=-0.2),
+    ]
+    backward = mock.Mock(wraps=core.engine.interventions._lstm_pre_activation_gradients)
+    with mock.patch.object(core.engine.interventions, "_lstm_pre_activation_gradients", backward):
+        tr = trace(rnn, x, custom_objective(50, 12, 2) if dtype == torch.float64 else None, interventions=interventions)
+    assert backward.call_count == 4  # every layer and direction
+    if dtype == torch.float64:
+        assert_matches(tr, reference_trace(rnn, x, interventions, custom_objective(50, 12, 2)))
+    else:
+        assert_float32_matches(tr, rnn, x, interventions)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -377,14 +416,18 @@ def test_the_clamped_network_runs_in_few_stretches():
     (any value), ablations of c and gates pushed to their ends as inputs: one fused kernel call
     at any steps. Other clamps cost one call after step 0 (which reads no clamped h) at every
     step, and k + 1 calls at k scattered steps (plus k single steps in the cell ops where a
-    clamped state or gate must be handed over or held)."""
+    clamped state or gate must be handed over or held). Where an LSTM needs more than one call,
+    its backward is its own and the kernels only compute values: a c clamped to any value is then
+    pushed as an input too, and costs a call per run of clamped steps and no single steps."""
     kernel = mock.Mock(wraps=core.engine.interventions._kernel)
     cell_steps = mock.Mock(wraps=core.engine.interventions._cell_steps)
     x = torch.randn(200, 3)
     cases = [
         ("lstm", [Intervention(0, 0, [1, 2], "hidden", steps=[20, 90, 150], value=0.5), Intervention(0, 0, [2], "cell_state", steps=[5, 60]),
                   Intervention(0, 0, [3], "forget", steps=[7, 8, 9], value=1.0), Intervention(0, 0, [4], "cell", value=-1.0)], (1, 0)),
-        ("lstm", [Intervention(0, 0, [1], "cell_state", steps=[20, 90, 150], value=0.5)], (4, 3)),
+        ("lstm", [Intervention(0, 0, [1], "cell_state", steps=[20, 90, 150], value=0.5)], (4, 0)),
+        ("lstm", [Intervention(0, 0, [1, 5], "cell_state", steps=range(50, 150), value=1.5)], (2, 0)),
+        ("lstm", [Intervention(0, 0, [1], "input", steps=[20, 90, 150], value=0.3)], (4, 3)),
         ("lstm", [Intervention(0, 0, [1, 2], "input", value=0.3)], (1, 0)),
         ("gru", [Intervention(0, 0, [1, 2], "hidden", value=0.5), Intervention(0, 0, [3], "new", value=0.3)], (1, 1)),
         ("gru", [Intervention(0, 0, [1], "hidden", steps=[20, 90, 150], value=0.5)], (4, 0)),

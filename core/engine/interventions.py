@@ -237,19 +237,104 @@ def clamped_forward(
 
     `weights` is the run's core.engine.tracing.LayerWeights. With `probe` (T, K) and
     `probe_block` (gate rows, K), the probe enters each step's pre-activations as in
-    core.engine.tracing.trace, with the rows of clamped gates left out, so d/d probe_t is the
-    recurrent gradient of the clamped h_{t-1} in the clamped network. Differentiable wherever
-    its inputs are.
+    core.engine.tracing.trace, with the rows of clamped gates left out, so d/d probe is the
+    recurrent gradient of the clamped h_{t-1} in the clamped network. Differentiable in the
+    inputs and the probe (the weights are the module's, detached).
+
+    Where the kernel would run in more than one stretch, an LSTM's backward is its own
+    (`_ClampedLSTM`): a fused kernel's backward costs a fixed half millisecond or so per call,
+    several times the steps between scattered clamps.
     """
-    seq_len, batch = inputs.shape[0], inputs.shape[1]
+    wants_gradient = torch.is_grad_enabled() and (
+        inputs.requires_grad or (probe is not None and probe.requires_grad)
+    )
+    if cell_type == "lstm" and wants_gradient and inputs.device.type == "cpu":
+        plan = _Plan(cell_type, clamps, weights.w_hh, values_only=True)
+        if plan.cell_clamps is not None or len(plan.segments) > 1:
+            return _ClampedLSTM.apply(inputs, probe, plan, weights, clamps, probe_block)
+        # otherwise the kernel's own plan: one call, and its backward is the clamped network's
+    else:
+        plan = _Plan(cell_type, clamps, weights.w_hh)
+    return _run_stretches(plan, cell_type, nonlinearity, inputs, weights, probe, probe_block)
+
+
+class _Plan:
+    """How the kernel runs a clamped layer and direction: the clamps it takes as inputs
+    (`_as_inputs`) and the stretches (`_segments`) it runs the rest in, each from the state the
+    one before handed over.
+
+    `values_only` (an LSTM, for `_ClampedLSTM`, whose backward is not the kernel's): gate clamps
+    on i, f and g are left out where c is clamped (they change nothing there), so that c := 0 is
+    always pushed as i := 0 and f := 0; and c clamped to any other v is f := 1 and i := 0 pushed
+    (c_t = c_{t-1}) from a state handed over with c = v at the first step of each run of steps
+    clamped alike (`cell_clamps`): a stretch more per run, and no edited weights or single steps
+    in the cell ops. The kernel's derivatives are then those of other clamps than the network's,
+    which is why its backward is not used. Without such c clamps the plan is the kernel's own.
+    """
+
+    def __init__(self, cell_type: str, clamps: Clamps, w_hh: torch.Tensor, values_only: bool = False):
+        seq_len = len(next(iter(clamps.masks.values())))
+        self.cell_clamps = None
+        cell_mask = clamps.masks.get("cell_state") if values_only else None
+        if cell_mask is not None:
+            cell_values = clamps.values["cell_state"]
+            others = {target: mask & ~cell_mask if target in ("input", "forget", "cell") else mask
+                      for target, mask in clamps.masks.items()}
+            held = cell_mask & (cell_values != 0.0)
+            if held.any():
+                self.cell_clamps = Clamps({"cell_state": held}, {"cell_state": np.where(held, cell_values, 0.0)})
+                others["cell_state"] = cell_mask & ~held
+            clamps = Clamps(
+                {target: mask for target, mask in others.items() if mask.any()},
+                {target: clamps.values[target] for target, mask in others.items() if mask.any()},
+            )
+        if clamps.masks:
+            self.control, self.control_block, self.rest, self.pushed_h = _as_inputs(cell_type, clamps, w_hh)
+        else:
+            self.control, self.control_block, self.rest, self.pushed_h = None, None, clamps, None
+        self.steps = _StepClamps(cell_type, self.rest, seq_len)
+        self.segments = _segments(cell_type, self.steps)
+        if self.cell_clamps is not None:
+            self._push_cell_clamps(w_hh)
+
+    def _push_cell_clamps(self, w_hh: torch.Tensor) -> None:
+        """c := v as i := 0 and f := 1, pushed; the stretches cut where a run of c clamps starts."""
+        mask, values = self.cell_clamps.masks["cell_state"], self.cell_clamps.values["cell_state"]
+        seq_len, hidden_size = mask.shape
+        units = np.flatnonzero(mask.any(axis=0))
+        pushed = mask[:, units].astype(np.float64)
+        columns = np.concatenate([-pushed, pushed], axis=1)  # i pushed to 0, f to 1
+        block = w_hh.new_zeros(w_hh.shape[0], 2 * len(units))
+        rows = torch.from_numpy(np.concatenate([units, hidden_size + units]))
+        block[rows, torch.arange(2 * len(units))] = BIG
+        if self.control is None:
+            self.control, self.control_block = torch.from_numpy(columns), block
+        else:
+            self.control = torch.cat([self.control, torch.from_numpy(columns)], dim=1)
+            self.control_block = torch.cat([self.control_block, block], dim=1)
+        continued = np.zeros_like(mask)
+        continued[1:] = mask[:-1] & (values[:-1] == values[1:])
+        starts = set(np.flatnonzero((mask & ~continued).any(axis=1)).tolist())
+        segments = []
+        for start, stop, read in self.segments:
+            for cut in sorted(step for step in starts if start < step < stop):
+                segments.append((start, cut, read))
+                start = cut
+            segments.append((start, stop, read))
+        self.segments = segments
+
+
+def _run_stretches(plan: _Plan, cell_type, nonlinearity, inputs, weights, probe, probe_block) -> torch.Tensor:
+    """`clamped_forward` in the fused kernels, stretch by stretch, differentiable through them."""
+    batch = inputs.shape[1]
     hidden_size = weights.w_hh.shape[1]
-    control, control_block, rest, pushed_h = _as_inputs(cell_type, clamps, weights.w_hh)
+    rest, pushed_h = plan.rest, plan.pushed_h
     # extra input columns and their weights: the probe, then the control
     extra = [probe] if probe is not None else []
     extra_block = [probe_block] if probe is not None else []
-    if control is not None:
-        extra.append(control.to(inputs.dtype))
-        extra_block.append(control_block.to(inputs.dtype))
+    if plan.control is not None:
+        extra.append(plan.control.to(inputs.dtype))
+        extra_block.append(plan.control_block.to(inputs.dtype))
     extra = torch.cat(extra, dim=1) if extra else None
     extra_block = torch.cat(extra_block, dim=1) if extra_block else None
 
@@ -257,8 +342,8 @@ def clamped_forward(
     cell_state = state if cell_type == "lstm" else None
     outputs = []
     edited: dict[bytes, tuple] = {}
-    steps = _StepClamps(cell_type, rest)
-    for start, stop, read in _segments(cell_type, steps):
+    steps = plan.steps
+    for start, stop, read in plan.segments:
         key = steps.key(start, read)
         if key not in edited:
             edited[key] = _edited_weights(cell_type, weights, rest, start, read, extra_block)
@@ -269,6 +354,8 @@ def clamped_forward(
             params = [torch.cat([params[0], block], dim=1)] + params[1:]
         if cell_state is not None and "cell_state" in rest.masks and rest.masks["cell_state"][start].any():
             cell_state = _clamped(cell_state, rest, "cell_state", start)
+        if plan.cell_clamps is not None and plan.cell_clamps.masks["cell_state"][start].any():
+            cell_state = _clamped(cell_state, plan.cell_clamps, "cell_state", start)
         run = _kernel if stop - start > _STEPS_BY_CELL else _cell_steps
         output, state, cell_state = run(cell_type, nonlinearity, run_input, params, has_bias, state, cell_state)
         if "hidden" in rest.masks and rest.masks["hidden"][start:stop].any():
@@ -278,6 +365,98 @@ def clamped_forward(
             output = _clamped(output, pushed_h, "hidden", slice(start, stop))
         outputs.append(output)
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+class _ClampedLSTM(torch.autograd.Function):
+    """A clamped LSTM layer and direction: forward in the fused kernels, stretch by stretch,
+    without a graph (`_run_stretches` under no_grad: no kernel keeps a workspace); backward by
+    the LSTM's own recurrence through time (`_lstm_pre_activation_gradients`), one pass over
+    the steps whatever the number of stretches, from the gates and cell state recomputed for
+    all steps at once (`clamped_gates_and_cell`)."""
+
+    @staticmethod
+    def forward(ctx, inputs, probe, plan, weights, clamps, probe_block):
+        output = _run_stretches(plan, "lstm", "tanh", inputs, weights, None, None)
+        ctx.save_for_backward(inputs, output)
+        ctx.weights, ctx.clamps, ctx.probe_block = weights, clamps, probe_block
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        inputs, output = ctx.saved_tensors
+        weights, clamps = ctx.weights, ctx.clamps
+        gates, cell = clamped_gates_and_cell("lstm", inputs, output, weights, clamps)
+        pre = _lstm_pre_activation_gradients(gates, cell, clamps, grad_output.numpy(), weights.w_hh.numpy())
+        flat = pre.reshape(-1, pre.shape[2])
+        grad_inputs = grad_probe = None
+        if ctx.needs_input_grad[0]:
+            grad_inputs = torch.from_numpy(flat @ weights.w_ih.numpy()).reshape(inputs.shape)
+        if ctx.needs_input_grad[1]:
+            grad_probe = torch.from_numpy(pre.sum(axis=1) @ ctx.probe_block.numpy())
+        return grad_inputs, grad_probe, None, None, None, None
+
+
+def _lstm_pre_activation_gradients(gates: np.ndarray, cell: np.ndarray, clamps: Clamps, grad_hidden: np.ndarray,
+                                   w_hh: np.ndarray) -> np.ndarray:
+    """d objective / d (pre-activations of i, f, g, o), (T, B, 4H), of a clamped LSTM run from
+    its gates (4, T, B, H) and cell state (T, B, H) as the network computed them (clamps written
+    in) and d objective / d h_t from outside the recurrence (the layer above, the objective),
+    (T, B, H), all in processing order. The backward recurrence through time,
+        dh_t = grad_hidden_t + W_hh^T dpre_{t+1},   dc_t = dh_t o_t (1 - tanh^2 c_t) + f_{t+1} dc_{t+1},
+    with dpre_t from dh_t and dc_t, where a clamped entry passes nothing back to what computed
+    it: a clamped h_t to o_t and c_t, a clamped c_t to i_t, f_t, g_t and c_{t-1}, a clamped gate
+    to its pre-activation. Everything that does not depend on the gradient is computed for all
+    steps at once; the loop is six numpy calls a step.
+    """
+    input_gate, forget, cell_gate, output_gate = gates
+    seq_len, batch, hidden_size = cell.shape
+
+    def kept(target: str) -> np.ndarray | None:  # (T, 1, H): 1 where not clamped
+        mask = clamps.masks.get(target)
+        return None if mask is None or not mask.any() else (~mask)[:, None, :].astype(cell.dtype)
+
+    tanh_cell = np.tanh(cell)
+    to_cell = output_gate * (1.0 - tanh_cell * tanh_cell)  # d c_t / d h_t, through h_t = o_t tanh(c_t)
+    to_output = tanh_cell * output_gate * (1.0 - output_gate)  # d o_pre / d h_t
+    previous = np.zeros_like(cell)
+    previous[1:] = cell[:-1]
+    from_cell = np.empty((seq_len, batch, 3, hidden_size), cell.dtype)  # d (i, f, g)_pre / d c_t
+    from_cell[:, :, 0] = cell_gate * input_gate * (1.0 - input_gate)
+    from_cell[:, :, 1] = previous * forget * (1.0 - forget)
+    from_cell[:, :, 2] = input_gate * (1.0 - cell_gate * cell_gate)
+    carry = forget.copy()  # d c_t / d c_{t-1}
+    for k, name in enumerate(("input", "forget", "cell")):
+        if (free := kept(name)) is not None:
+            from_cell[:, :, k] *= free
+    if (free := kept("output")) is not None:
+        to_output *= free
+    if (free := kept("hidden")) is not None:
+        to_cell *= free
+        to_output *= free
+    if (free := kept("cell_state")) is not None:
+        from_cell *= free[:, :, None, :]
+        carry *= free
+
+    # each step's row holds its dpre and, after it, the outside gradient of the step before, so
+    # that one matmul with [W_hh; I] gives dh_{t-1} = W_hh^T dpre_t + grad_hidden_{t-1}
+    rows = np.empty((seq_len + 1, batch, 5, hidden_size), cell.dtype)
+    rows[1:, :, 4] = grad_hidden
+    rows[-1, :, :4] = 0.0
+    pre = rows[:-1, :, :4]
+    lifted = np.concatenate([w_hh, np.eye(hidden_size, dtype=w_hh.dtype)])  # (5H, H)
+    dh = np.empty((batch, hidden_size), cell.dtype)
+    dc = np.zeros((batch, hidden_size), cell.dtype)
+    carried = np.empty((batch, hidden_size), cell.dtype)
+    next_carry = np.zeros((batch, hidden_size), cell.dtype)  # f_T: nothing comes after the last step
+    for t in range(seq_len - 1, -1, -1):
+        np.matmul(rows[t + 1].reshape(batch, 5 * hidden_size), lifted, out=dh)
+        np.multiply(dc, next_carry, out=carried)
+        np.multiply(dh, to_cell[t], out=dc)
+        dc += carried
+        np.multiply(dc[:, None, :], from_cell[t], out=pre[t, :, :3])
+        np.multiply(dh, to_output[t], out=pre[t, :, 3])
+        next_carry = carry[t]
+    return pre.reshape(seq_len, batch, 4 * hidden_size)
 
 
 def _as_inputs(cell_type: str, clamps: Clamps, w_hh: torch.Tensor):
@@ -361,12 +540,12 @@ class _StepClamps:
     """Per step, what decides how the kernel runs it: the gate and cell clamps and the h clamps,
     and where consecutive steps agree on them."""
 
-    def __init__(self, cell_type: str, clamps: Clamps):
+    def __init__(self, cell_type: str, clamps: Clamps, seq_len: int | None = None):
         columns = []
         for target in ("cell_state",) + CELLS[cell_type].gate_names:
             if target in clamps.masks:
                 columns += [clamps.masks[target], clamps.values[target]]
-        self.seq_len = len(next(iter(clamps.masks.values())))
+        self.seq_len = len(next(iter(clamps.masks.values()))) if seq_len is None else seq_len
         self.rows = np.concatenate([np.asarray(c, np.float64) for c in columns], axis=1) if columns else None
         if "hidden" in clamps.masks:
             self.h_rows = np.concatenate([clamps.masks["hidden"], clamps.values["hidden"]], axis=1)
