@@ -18,8 +18,9 @@ from core.tasks import TASKS, get_task, rng_for, token_f1
 from core.tasks.agreement import LONG, PLURAL, SHORT, SHORT_SHARE, SINGULAR
 from core.tasks.airline import DATA_FILE, amount
 from core.tasks.base import IGNORE, tokenize
+from core.tasks.charlm import char_label
 
-NAMES = ["adding", "agreement", "airline", "sentiment", "names", "random"]
+NAMES = ["adding", "agreement", "airline", "sentiment", "names", "charlm", "random"]
 
 
 def untrained(task, cell="gru", hidden=8):
@@ -29,7 +30,7 @@ def untrained(task, cell="gru", hidden=8):
     return SequenceModel(spec).eval()
 
 
-def test_registry_lists_the_six_tasks_in_order():
+def test_registry_lists_the_seven_tasks_in_order():
     assert list(TASKS) == NAMES
     for name, task in TASKS.items():
         assert task.name == name
@@ -39,7 +40,8 @@ def test_registry_lists_the_six_tasks_in_order():
 
 
 def test_unknown_task_names_the_choices():
-    with pytest.raises(ValueError, match="adding, agreement, airline, sentiment, names, random"):
+    with pytest.raises(ValueError,
+                       match="adding, agreement, airline, sentiment, names, charlm, random"):
         get_task("copy")
     assert get_task(TASKS["adding"]) is TASKS["adding"]
 
@@ -289,7 +291,10 @@ def test_any_typed_text_is_encoded_or_refused_with_a_message(name, text):
         assert str(error)
         return
     assert len(ex.tokens) == len(ex) > 0
-    if task.vocab is not None:
+    if name == "charlm":  # characters, shown readably (a tab as "⇥"), are the tokens
+        typed = text.replace("\r\n", "\n")
+        assert set(ex.unknown) == {char_label(c) for c in typed if c not in task.vocab}
+    elif task.vocab is not None:
         assert set(ex.unknown) == {w for w in ex.tokens if w not in task.vocab}
 
 

@@ -305,6 +305,7 @@ class Task:
     classes: tuple[str, ...] | None = None
     vocab: Vocab | None = None
     heldout_size: int = 1000  # default size of an evaluation set
+    tag_separator: str = " "  # between a tagging target's tags written out ("" for characters)
 
     # -- data (subclasses) -------------------------------------------------------------------
     def sample(self, seed: int, seq_len: int | None = None) -> Example:

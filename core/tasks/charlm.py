@@ -103,6 +103,7 @@ class CharLMTask(Task):
     metric = Metric("bits per character", higher_is_better=False, unit="bits")
     baseline_name = "bigram: the next character from the current one alone"
     heldout_size = 1000
+    tag_separator = ""  # the next characters, written out, are text
 
     def __init__(self) -> None:
         self.vocab = VOCAB

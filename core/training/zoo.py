@@ -82,13 +82,15 @@ RECIPES: dict[str, TrainConfig] = {
                              max_steps=1000),
     "names": TrainConfig(hidden_size=64, batch_size=50, learning_rate=2e-3, seq_len=30,
                          max_steps=1000),
+    "charlm": TrainConfig(hidden_size=128, batch_size=32, learning_rate=3e-3, seq_len=100,
+                          max_steps=2000),
     "random": TrainConfig(hidden_size=64, batch_size=50, learning_rate=2e-3, max_steps=1000),
 }
 # The length each model's metadata score is measured at: the quality bars of the issue (adding
 # at T = 50, agreement up to distance 20, airline with the default 24-month look-back), and the
 # training lengths for the text tasks.
 SCORED_SEQ_LEN = {"adding": 50, "agreement": 20, "airline": 24, "sentiment": 40, "names": 30,
-                  "random": 10}
+                  "charlm": 100, "random": 10}
 LSTM_FORGET_BIAS = 1.0
 #: The tasks whose models ship their training history, and how many snapshots it has: 7
 #: log-spaced steps (0, 1, 5, 21, 96, 437, 2000 for 2,000 steps) keep the six histories' files
@@ -423,8 +425,9 @@ def training_sources(task: str) -> list[str]:
     module = Path(sys.modules[type(get_task(task)).__module__].__file__).resolve()
     files = ["core/model.py", "core/cells.py", "core/training/loop.py", "core/training/zoo.py",
              "core/tasks/base.py", module.relative_to(ROOT).as_posix()]
-    return files + sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "data").glob("*.csv")
-                          if task == "airline")
+    data = {"airline": "*.csv", "charlm": "charlm/[th]*.txt"}.get(get_task(task).name)
+    return files + sorted(p.relative_to(ROOT).as_posix()  # the data, not its licence
+                          for p in ((ROOT / "data").glob(data) if data else ()))
 
 
 def source_hash(path: Path) -> str:

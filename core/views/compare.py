@@ -82,6 +82,7 @@ EXAMPLE_TEXT = {
     "airline": "112 118 132 129 121 135 148 148 136 119 104 118",
     "sentiment": "i like this phone , but the battery is awful",
     "names": "rose took him to a nice restaurant . rose bloomed in the garden",
+    "charlm": "def area(width, height):\n    return width * (height + 1)",
     "random": "64 numbers per timestep, separated by spaces",
 }
 

@@ -371,7 +371,8 @@ def target_text(task, example: Example) -> str:
         return task.describe(torch.as_tensor(example.target), example)
     if task.kind == "classification":
         return task.classes[int(example.target)]
-    return " ".join(task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1).tolist())
+    return task.tag_separator.join(
+        task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1).tolist())
 
 
 
