@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -314,7 +315,13 @@ class _Plan:
             self.control_block = torch.cat([self.control_block, block], dim=1)
         continued = np.zeros_like(mask)
         continued[1:] = mask[:-1] & (values[:-1] == values[1:])
-        starts = set(np.flatnonzero((mask & ~continued).any(axis=1)).tolist())
+        starting = mask & ~continued
+        starts = set(np.flatnonzero(starting.any(axis=1)).tolist())
+        # what each run's first step hands over: (units, values), written into c as it comes
+        self.handed_cells = {
+            step: (torch.from_numpy(np.flatnonzero(starting[step])), torch.from_numpy(values[step, starting[step]]))
+            for step in starts
+        }
         segments = []
         for start, stop, read in self.segments:
             for cut in sorted(step for step in starts if start < step < stop):
@@ -338,24 +345,27 @@ def _run_stretches(plan: _Plan, cell_type, nonlinearity, inputs, weights, probe,
     extra = torch.cat(extra, dim=1) if extra else None
     extra_block = torch.cat(extra_block, dim=1) if extra_block else None
 
+    if extra is not None:  # the extra columns, every step at once
+        inputs = torch.cat([inputs, extra.unsqueeze(1).expand(-1, batch, -1)], dim=2)
     state = inputs.new_zeros(1, batch, hidden_size)
-    cell_state = state if cell_type == "lstm" else None
+    cell_state = inputs.new_zeros(1, batch, hidden_size) if cell_type == "lstm" else None
     outputs = []
     edited: dict[bytes, tuple] = {}
     steps = plan.steps
     for start, stop, read in plan.segments:
         key = steps.key(start, read)
         if key not in edited:
-            edited[key] = _edited_weights(cell_type, weights, rest, start, read, extra_block)
-        params, has_bias, block = edited[key]
+            params, has_bias, block = _edited_weights(cell_type, weights, rest, start, read, extra_block)
+            if extra is not None:
+                params = [torch.cat([params[0], block], dim=1)] + params[1:]
+            edited[key] = params, has_bias
+        params, has_bias = edited[key]
         run_input = inputs[start:stop]
-        if extra is not None:
-            run_input = torch.cat([run_input, extra[start:stop].unsqueeze(1).expand(-1, batch, -1)], dim=2)
-            params = [torch.cat([params[0], block], dim=1)] + params[1:]
         if cell_state is not None and "cell_state" in rest.masks and rest.masks["cell_state"][start].any():
             cell_state = _clamped(cell_state, rest, "cell_state", start)
-        if plan.cell_clamps is not None and plan.cell_clamps.masks["cell_state"][start].any():
-            cell_state = _clamped(cell_state, plan.cell_clamps, "cell_state", start)
+        if plan.cell_clamps is not None and start in plan.handed_cells:  # values only: no graph to keep
+            units, values = plan.handed_cells[start]
+            cell_state[:, :, units] = values.to(cell_state.dtype)
         run = _kernel if stop - start > _STEPS_BY_CELL else _cell_steps
         output, state, cell_state = run(cell_type, nonlinearity, run_input, params, has_bias, state, cell_state)
         if "hidden" in rest.masks and rest.masks["hidden"][start:stop].any():
@@ -385,14 +395,19 @@ class _ClampedLSTM(torch.autograd.Function):
     def backward(ctx, grad_output):
         inputs, output = ctx.saved_tensors
         weights, clamps = ctx.weights, ctx.clamps
-        gates, cell = clamped_gates_and_cell("lstm", inputs, output, weights, clamps)
-        pre = _lstm_pre_activation_gradients(gates, cell, clamps, grad_output.numpy(), weights.w_hh.numpy())
-        flat = pre.reshape(-1, pre.shape[2])
+        gates, cell = _gates_and_cell("lstm", inputs, output, weights, clamps)
+        # the trace reads them next (core.engine.tracing._inside_clamped), with these arguments
+        _GATES_COMPUTED.put(("lstm", inputs.detach(), output.detach(), weights, clamps), (gates, cell))
+        pre = torch.from_numpy(
+            _lstm_pre_activation_gradients(gates, cell, clamps, grad_output.numpy(), weights.w_hh.numpy())
+        )
+        # the products in torch: numpy's BLAS runs a product this size on threads of its own,
+        # which on a busy machine costs a hundred times the product
         grad_inputs = grad_probe = None
         if ctx.needs_input_grad[0]:
-            grad_inputs = torch.from_numpy(flat @ weights.w_ih.numpy()).reshape(inputs.shape)
+            grad_inputs = torch.mm(pre.reshape(-1, pre.shape[2]), weights.w_ih).reshape(inputs.shape)
         if ctx.needs_input_grad[1]:
-            grad_probe = torch.from_numpy(pre.sum(axis=1) @ ctx.probe_block.numpy())
+            grad_probe = torch.mm(pre.sum(dim=1), ctx.probe_block)
         return grad_inputs, grad_probe, None, None, None, None
 
 
@@ -406,7 +421,7 @@ def _lstm_pre_activation_gradients(gates: np.ndarray, cell: np.ndarray, clamps: 
     with dpre_t from dh_t and dc_t, where a clamped entry passes nothing back to what computed
     it: a clamped h_t to o_t and c_t, a clamped c_t to i_t, f_t, g_t and c_{t-1}, a clamped gate
     to its pre-activation. Everything that does not depend on the gradient is computed for all
-    steps at once; the loop is six numpy calls a step.
+    steps at once; the loop is six numpy calls a step (about 5 us).
     """
     input_gate, forget, cell_gate, output_gate = gates
     seq_len, batch, hidden_size = cell.shape
@@ -438,24 +453,29 @@ def _lstm_pre_activation_gradients(gates: np.ndarray, cell: np.ndarray, clamps: 
         carry *= free
 
     # each step's row holds its dpre and, after it, the outside gradient of the step before, so
-    # that one matmul with [W_hh; I] gives dh_{t-1} = W_hh^T dpre_t + grad_hidden_{t-1}
+    # that one product with [W_hh; I] gives dh_{t-1} = W_hh^T dpre_t + grad_hidden_{t-1}
     rows = np.empty((seq_len + 1, batch, 5, hidden_size), cell.dtype)
     rows[1:, :, 4] = grad_hidden
     rows[-1, :, :4] = 0.0
-    pre = rows[:-1, :, :4]
     lifted = np.concatenate([w_hh, np.eye(hidden_size, dtype=w_hh.dtype)])  # (5H, H)
     dh = np.empty((batch, hidden_size), cell.dtype)
     dc = np.zeros((batch, hidden_size), cell.dtype)
+    each_gate = dc[:, None, :]  # dc against i, f and g at once
     carried = np.empty((batch, hidden_size), cell.dtype)
-    next_carry = np.zeros((batch, hidden_size), cell.dtype)  # f_T: nothing comes after the last step
+    # per-step views made once: the loop is all numpy dispatch, a view per call is a fifth of it
+    whole_rows = list(rows.reshape(seq_len + 1, batch, 5 * hidden_size))
+    gate_rows, output_rows = list(rows[:, :, :3]), list(rows[:, :, 3])
+    to_cell, to_output, from_cell = list(to_cell), list(to_output), list(from_cell)
+    carry = list(carry) + [np.zeros((batch, hidden_size), cell.dtype)]  # nothing comes after the last step
+    dot, multiply, add = np.dot, np.multiply, np.add
     for t in range(seq_len - 1, -1, -1):
-        np.matmul(rows[t + 1].reshape(batch, 5 * hidden_size), lifted, out=dh)
-        np.multiply(dc, next_carry, out=carried)
-        np.multiply(dh, to_cell[t], out=dc)
-        dc += carried
-        np.multiply(dc[:, None, :], from_cell[t], out=pre[t, :, :3])
-        np.multiply(dh, to_output[t], out=pre[t, :, 3])
-        next_carry = carry[t]
+        dot(whole_rows[t + 1], lifted, out=dh)
+        multiply(dc, carry[t + 1], out=carried)
+        multiply(dh, to_cell[t], out=dc)
+        add(dc, carried, out=dc)
+        multiply(each_gate, from_cell[t], out=gate_rows[t])
+        multiply(dh, to_output[t], out=output_rows[t])
+    pre = rows[:-1, :, :4]
     return pre.reshape(seq_len, batch, 4 * hidden_size)
 
 
@@ -477,39 +497,49 @@ def _as_inputs(cell_type: str, clamps: Clamps, w_hh: torch.Tensor):
     gates = CELLS[cell_type].gate_names
     hidden_size = w_hh.shape[1]
     seq_len = len(next(iter(clamps.masks.values())))
-    touches = np.zeros((seq_len, len(gates), hidden_size), np.int64)
+    touches: dict[int, np.ndarray] = {}  # gate block -> (T, H) how many clamps touch its rows
+
+    def touch(block: int, mask: np.ndarray) -> None:
+        if block in touches:
+            touches[block] += mask
+        else:
+            touches[block] = mask.astype(np.int8)
+
     plans = []
     for target, mask in clamps.masks.items():
         values = clamps.values[target]
         if target in gates:
             lowest = -1.0 if _GATES[target].signed else 0.0
             exact = mask & ((values == 1.0) | (values == lowest))
-            pushed, signs, touched_as_rest = (gates.index(target),), np.where(values == 1.0, 1.0, -1.0), (gates.index(target),)
+            pushed, signs = (gates.index(target),), np.where(values == 1.0, 1.0, -1.0)
         elif target == "cell_state":  # as the rest: i := 0, f := 1 and the state handed over
-            exact, pushed, signs, touched_as_rest = mask & (values == 0.0), (0, 1), -1.0, (0, 1)
+            exact, pushed, signs = mask & (values == 0.0), (0, 1), -1.0
         elif cell_type == "lstm":  # h := v: o := 0, v read as an input at the next step
-            exact, pushed, signs, touched_as_rest = mask.copy(), (3,), -1.0, ()
+            exact, pushed, signs = mask, (3,), -1.0
         else:  # a GRU's h feeds its own z * h path, an RNN's is all it has: edited kernels
             continue
-        for block in touched_as_rest:
-            touches[:, block] += mask & ~exact
-        for block in pushed:
-            touches[:, block] += exact
+        for block in pushed:  # pushed or not, every clamped entry touches these rows
+            touch(block, mask)
         plans.append((target, exact, pushed, signs))
-    pushes = np.zeros(touches.shape)
+    pushes: dict[int, np.ndarray] = {}  # gate block -> (T, H) -1, 0 or +1
     taken: dict[str, np.ndarray] = {}
     for target, exact, pushed, signs in plans:
-        alone = exact & np.logical_and.reduce([touches[:, block] == 1 for block in pushed])
+        alone = exact.copy()
         for block in pushed:
-            pushes[:, block] += np.where(alone, signs, 0.0)
+            alone &= touches[block] == 1
+        if alone.any():
+            for block in pushed:
+                push = np.where(alone, signs, 0.0)
+                pushes[block] = pushes[block] + push if block in pushes else push
         taken[target] = alone
-    pushes = pushes.reshape(seq_len, -1)
-    rows = np.flatnonzero(pushes.any(axis=0))
     columns, blocks = [], []
-    if len(rows):
-        columns.append(torch.from_numpy(pushes[:, rows]))
-        block = w_hh.new_zeros(w_hh.shape[0], len(rows))
-        block[torch.from_numpy(rows), torch.arange(len(rows))] = BIG
+    rows = [(block * hidden_size + units, push[:, units])
+            for block, push in sorted(pushes.items()) if len(units := np.flatnonzero(push.any(axis=0)))]
+    if rows:
+        row_index = np.concatenate([index for index, _ in rows])
+        columns.append(torch.from_numpy(np.concatenate([push for _, push in rows], axis=1)))
+        block = w_hh.new_zeros(w_hh.shape[0], len(row_index))
+        block[torch.from_numpy(row_index), torch.arange(len(row_index))] = BIG
         blocks.append(block)
     pushed_h = None
     if "hidden" in taken and taken["hidden"].any():
@@ -709,7 +739,56 @@ def clamped_gates_and_cell(
     (T, B, in) inputs and the (T, B, H) hidden states the network carried (clamps applied), in
     processing order: two matmuls, then the clamps written in as the network wrote them (a GRU's
     clamped reset gate enters its candidate), and c as a scan that restarts where c is clamped.
+    The arrays are the caller's: nothing else holds them.
     """
+    computed = _GATES_COMPUTED.take(cell_type, inputs, hidden, weights, clamps)
+    if computed is not None:
+        return computed
+    return _gates_and_cell(cell_type, inputs, hidden, weights, clamps)
+
+
+class _Computed:
+    """The gates and cell state `_ClampedLSTM.backward` computed for a run, kept for the one
+    `clamped_gates_and_cell` call that asks for them again with equal arguments (the trace's,
+    moments later), so that they are computed once. Handed out once; the last few kept."""
+
+    _KEPT = 4
+
+    def __init__(self):
+        self._entries: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def put(self, arguments: tuple, result: tuple) -> None:
+        with self._lock:
+            self._entries = self._entries[-(self._KEPT - 1):] + [(arguments, result)]
+
+    def take(self, *arguments) -> tuple | None:
+        with self._lock:
+            for k, (kept, result) in enumerate(self._entries):
+                if _same_arguments(kept, arguments):
+                    del self._entries[k]
+                    return result
+        return None
+
+
+def _same_arguments(kept: tuple, arguments: tuple) -> bool:
+    """Equal arguments: the same cell type, weights and clamps objects, equal inputs and h."""
+    cell_type, inputs, hidden, weights, clamps = arguments
+    return (
+        kept[0] == cell_type and kept[3] is weights and kept[4] is clamps
+        and kept[1].shape == inputs.shape and kept[2].shape == hidden.shape
+        and kept[1].dtype == inputs.dtype and kept[2].dtype == hidden.dtype
+        and torch.equal(kept[1], inputs) and torch.equal(kept[2], hidden)
+    )
+
+
+_GATES_COMPUTED = _Computed()
+
+
+def _gates_and_cell(
+    cell_type: str, inputs: torch.Tensor, hidden: torch.Tensor, weights, clamps: Clamps | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`clamped_gates_and_cell`, computed."""
     seq_len, batch, hidden_size = hidden.shape
     w = weights
     with torch.no_grad():
@@ -731,9 +810,10 @@ def clamped_gates_and_cell(
             source = gates[0] * gates[2]
             decay = gates[1]
             if clamps is not None and "cell_state" in clamps.masks:
-                mask = clamps.masks["cell_state"][:, None, :]
-                source = np.where(mask, clamps.values["cell_state"][:, None, :], source).astype(source.dtype)
-                decay = np.where(mask, 0.0, decay).astype(decay.dtype)
+                mask = np.broadcast_to(clamps.masks["cell_state"][:, None, :], source.shape)
+                np.copyto(source, clamps.values["cell_state"][:, None, :], where=mask, casting="same_kind")
+                decay = decay.copy()
+                decay[mask] = 0.0
             shape = source.shape
             cell = forward_scan(decay=decay.reshape(seq_len, -1), source=source.reshape(seq_len, -1)).reshape(shape)
             return gates, cell
