@@ -101,7 +101,7 @@ if error is not None:
     error.show()
 st.markdown(f"**Input** ({T} steps): {plain(comparison.input_text())}  \n"
             f"**Target**: {plain(comparison.target)}  \n{plain(task.fed_note(comparison.example))}")
-accuracy = accuracies(cells) if task.name == "agreement" else None
+accuracy = accuracies(cells, task.name) if task.name in cmp.DISTANCE_TASKS else None
 steps = cmp.column_steps(cmp.histories(wanted, trained, uploads), wanted.snap) \
     if error is None else {}  # a last good view's steps are not known here: its labels say
 column_heads(comparison, accuracy, cmp.waiting_for_upload(wanted, uploads), steps)
@@ -130,9 +130,10 @@ if comparison.loss_at_every_step:
 st.caption(cmp.gradient_note(cells))
 
 if accuracy:
-    st.subheader("Agreement accuracy against subject–verb distance")
-    st.plotly_chart(accuracy_distance_figure(accuracy), theme=None, key="accuracy_chart",
-                    config={"displaylogo": False})
+    title, distance_words = cmp.DISTANCE_WORDS[task.name]
+    st.subheader(title)
+    st.plotly_chart(accuracy_distance_figure(accuracy, distance=distance_words), theme=None,
+                    key="accuracy_chart", config={"displaylogo": False})
     st.caption(f"{cmp.AGREEMENT_PER_DISTANCE} held-out sentences at each distance; longer "
                "distances also put more attractor nouns between subject and verb.")
 explain("compare", lessons=claims.lessons("compare"),

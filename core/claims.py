@@ -216,6 +216,27 @@ def agreement_distance() -> Evidence:
                     why=f"rnn {rnn_short:.2f} / {rnn_long:.2f}, lstm {lstm_min}, gru {gru_min}")
 
 
+SENTIMENT_LONG_FROM = 10  # the RNN loses the verdict between 5 and 10 words back
+
+
+@_check
+def sentiment_distance() -> Evidence:
+    from core.training import zoo
+
+    rows = {c: list(zoo.model_info("sentiment", c).extra.get("accuracy_by_distance") or [])
+            for c in CELLS3}
+    if not all(rows.values()):
+        return Evidence(False, why="no accuracy by distance in the sentiment metadata")
+    rnn_short = float(np.mean([r["accuracy"] for r in rows["rnn"] if r["distance"] <= 3]))
+    rnn_long = long_distance_accuracy(rows["rnn"], SENTIMENT_LONG_FROM)
+    gated_min = min(r["accuracy"] for c in ("lstm", "gru") for r in rows[c])
+    ok = rnn_short >= 0.9 and abs(rnn_long - 0.5) <= 0.1 and gated_min >= 0.95
+    return Evidence(ok, dict(rnn_short=_pct(rnn_short), rnn_long=_pct(rnn_long),
+                             long_from=SENTIMENT_LONG_FROM, gated_min=_pct(gated_min),
+                             max_distance=max(r["distance"] for r in rows["lstm"])),
+                    why=f"rnn {rnn_short:.2f} / {rnn_long:.2f}, gated {gated_min:.2f}")
+
+
 def _names_part(cell: str, architecture: str, part: str) -> dict:
     from core.training import zoo
 

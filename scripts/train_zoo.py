@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _expected_cost(task: str, cell: str, architecture: str) -> float:
     steps = RECIPES[task].max_steps
-    length = {"adding": 55, "agreement": 40, "sentiment": 25, "names": 20, "airline": 24}.get(task, 10)
+    length = {"adding": 55, "agreement": 40, "sentiment": 60, "names": 20, "airline": 24}.get(task, 10)
     return steps * length * (2 if cell == "gru" else 1) * (2 if architecture else 1)
 
 

@@ -237,19 +237,22 @@ def test_objective_has_a_gradient_at_every_step():
 
 # -- one sequence in words ---------------------------------------------------------------------
 
-def test_describe_names_the_likeliest_next_characters():
+def test_describe_names_the_likeliest_next_character_and_the_runner_up():
     ex = TASK.encode("return x\n")
     logits = torch.zeros(len(ex), V)
     logits[-1, TASK.vocab.index["\n"]] = 5.0
     logits[-1, TASK.vocab.index[" "]] = 4.0
     logits[-1, TASK.vocab.index["("]] = 3.0
     said = TASK.describe(logits, ex)
-    assert said.startswith('after "return␣x": “↵” (p = 0.')
-    assert ", then “␣” (0." in said and ", “(” (0." in said
-    assert TASK.describe(logits).startswith("next: “↵” (p = ")
+    assert re.fullmatch(r"“↵” \(p = 0\.\d\d\), then “␣” \(0\.\d\d\)", said), said
+    assert TASK.describe(logits) == said  # the answer alone: the page shows the text beside it
+
+
+def test_the_target_is_the_character_that_came_next():
     long = TASK.sample(0, 40)
-    said = TASK.describe(torch.zeros(40, V), long)
-    assert said.startswith('after "…' + "".join(long.tokens[-12:]) + '": ')
+    assert TASK.target_text(long) == f"“{TASK.classes[int(long.target[-1])]}”"
+    assert TASK.target_text(TASK.encode("return x\n")) == "“↵”"
+    assert TASK.target_text(type(long)(long.inputs, None, long.tokens)) == "—"
 
 
 def test_judge_counts_the_characters_guessed_and_gives_no_verdict():
@@ -257,7 +260,7 @@ def test_judge_counts_the_characters_guessed_and_gives_no_verdict():
     logits = certain_of(ex.target)
     logits[:2] = certain_of(ex.target[:2], right=False)
     words, right = TASK.judge(logits, ex)
-    assert right is None and words.startswith("3 of 5 next characters guessed right, ")
+    assert right is None and words.startswith("3 of 5 next characters right, ")
     assert re.search(r"\d+\.\d\d bits per character$", words)
     assert TASK.judge(logits, type(ex)(ex.inputs, None, ex.tokens)) == ("", None)
 

@@ -89,12 +89,14 @@ def model_keys(chosen: Mapping[str, ModelChoice], uploads: Mapping[str, Upload])
                  for cell, m in chosen.items())
 
 
-def accuracies(cells: Mapping[str, cmp.CellComparison]) -> dict[str, list[dict]]:
-    """Agreement accuracy at every subject–verb distance of each column with a task model (a
-    user's own module has no task head to judge): a shipped model's from its metadata, another's
-    measured once (1-2 s) and kept in the session with the weights it was measured on (a
-    shipped model's at an earlier training step: once per process, for every visitor)."""
-    kept = st.session_state.setdefault(page_key("compare", "accuracy"), {})
+def accuracies(cells: Mapping[str, cmp.CellComparison], task: str = "agreement"
+               ) -> dict[str, list[dict]]:
+    """Accuracy at every distance (agreement: subject to verb; sentiment: the deciding word to
+    the end) of each column with a task model (a user's own module has no task head to
+    judge): a shipped model's from its metadata, another's measured once (1-2 s) and kept in
+    the session with the weights it was measured on (a shipped model's at an earlier training
+    step: once per process, for every visitor)."""
+    kept = st.session_state.setdefault(page_key("compare", f"accuracy {task}"), {})
     rows = {}
     for cell, c in cells.items():
         choice = c.choice
@@ -102,15 +104,15 @@ def accuracies(cells: Mapping[str, cmp.CellComparison]) -> dict[str, list[dict]]
             continue
         snapshot = isinstance(choice, cmp.SnapshotChoice)
         if choice.source == "shipped":
-            rows[cell] = (shipped_accuracy_at("agreement", cell, choice.step, choice) if snapshot
-                          else cmp.accuracy_by_distance(choice))
+            rows[cell] = (shipped_accuracy_at(task, cell, choice.step, choice) if snapshot
+                          else cmp.accuracy_by_distance(choice, task))
             continue
         # Keeping the module beside its rows keeps its id (in choice.key) from being reused; a
         # snapshot's key is its final model's with the step (its own module is rebuilt).
         anchor = choice.final.rnn if snapshot else choice.rnn
         if choice.key not in kept or kept[choice.key][0] is not anchor:
             with st.spinner(f"Measuring {choice.label} at every distance…"):
-                kept[choice.key] = (anchor, choice.source, cmp.accuracy_by_distance(choice))
+                kept[choice.key] = (anchor, choice.source, cmp.accuracy_by_distance(choice, task))
         rows[cell] = kept[choice.key][2]
     shown = {c.choice.key for c in cells.values()}
     for key in [k for k, (_, source, _) in kept.items() if source == "upload" and k not in shown]:
@@ -122,7 +124,7 @@ def accuracies(cells: Mapping[str, cmp.CellComparison]) -> dict[str, list[dict]]
                    "at every distance, at this training step…")
 def shipped_accuracy_at(task: str, cell: str, step: int, _choice: cmp.SnapshotChoice
                         ) -> list[dict]:
-    """A shipped agreement model's accuracy by distance at an earlier training step: the same
+    """A shipped model's accuracy by distance at an earlier training step: the same
     for every visitor, so measured once per process (the final model's is in its metadata)."""
     return cmp.accuracy_by_distance(_choice, task)
 

@@ -371,12 +371,16 @@ LINE_STYLES = ((7.0, "solid", "circle", 11), (4.5, "solid", "square", 8), (2.0, 
 
 
 def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *, chance: float = 0.5,
-                             height: int = 380) -> go.Figure:
-    """Agreement accuracy against subject–verb distance, one line per cell, on a fixed 0–1
-    scale with chance marked. Lines that coincide (an LSTM and a GRU both at 100%) stay
-    visible: each later line is thinner and dashed over the wider one before it, with its own
-    marker."""
+                             height: int = 380, distance: str = "words from subject to verb"
+                             ) -> go.Figure:
+    """Accuracy against distance (`distance` names it: subject to verb on agreement), one line
+    per cell, on a fixed 0–1 scale with chance marked. Lines that coincide (an LSTM and a GRU
+    both at 100%) stay visible: each later line is thinner and dashed over the wider one
+    before it, with its own marker. Agreement's rows count the attractors between subject and
+    verb, sentiment's the asides in the tail: the hover says how many on average."""
     fig = go.Figure()
+    first = next(iter(next(iter(rows.values()), [])), {})
+    between = "asides" if "asides" in first else "attractors"
     for k, (cell, points) in enumerate(rows.items()):
         width, dash, symbol, size = LINE_STYLES[k % len(LINE_STYLES)]
         fig.add_trace(go.Scatter(
@@ -384,16 +388,16 @@ def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *, chance: f
             mode="lines+markers", name=cell_name(cell),
             line=dict(color=cell_color(cell), width=width, dash=dash),
             marker=dict(size=size, symbol=symbol),
-            customdata=[[p.get("n", 0), p.get("attractors", 0.0)] for p in points],
+            customdata=[[p.get("n", 0), p.get(between, 0.0)] for p in points],
             hovertemplate=(f"{cell_name(cell)}<br>distance %{{x}}: accuracy "
-                           "%{y:.0%}<br>%{customdata[0]} sentences, %{customdata[1]:.1f} "
-                           "attractors on average<extra></extra>")))
+                           f"%{{y:.0%}}<br>%{{customdata[0]}} sentences, %{{customdata[1]:.1f}} "
+                           f"{between} on average<extra></extra>")))
     fig.add_hline(y=chance, line=dict(color="#6b6f7b", dash="dot"),
                   annotation_text="chance", annotation_position="bottom right")
     fig.update_layout(
         template="plotly_white", font=FONT, height=height, margin=dict(l=70, r=20, t=30, b=50),
         legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
-        xaxis=dict(title="words from subject to verb", rangemode="tozero"),
+        xaxis=dict(title=distance, rangemode="tozero"),
         yaxis=dict(title="held-out accuracy", range=[0, 1.03], tickformat=".0%"),
     )
     return fig

@@ -407,6 +407,20 @@ class Task:
         the input is read as it is: words as ids, numbers as typed)."""
         return ""
 
+    def target_text(self, example: Example) -> str:
+        """The example's answer in the task's own words ("—" when typed text has none).
+        Regression targets go through describe() with the example, so the airline task speaks
+        in passengers ("next month ≈ 432") rather than in the scaled change the model
+        predicts."""
+        if example.target is None:
+            return "—"
+        if self.kind == "regression":
+            return self.describe(torch.as_tensor(example.target), example)
+        if self.kind == "classification":
+            return self.classes[int(example.target)]
+        tags = torch.as_tensor(example.target).reshape(-1).tolist()
+        return self.tag_separator.join(self.classes[int(t)] for t in tags)
+
     def marks_note(self, example: Example) -> str:
         """The example's words a page should point at, and why, in words ("" for none)."""
         return ""

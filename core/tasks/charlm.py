@@ -45,7 +45,7 @@ PARTS = ("train", "heldout")  # Batch.info["part"]: 0 training text, 1 held-out 
 #: shipped text indents with spaces and has no tabs, so a model has never learned one).
 CHARACTERS = "\n" + "".join(chr(code) for code in range(32, 127))
 #: How many candidates `describe` lists for the character after the last one read.
-DESCRIBE_TOP = 3
+DESCRIBE_TOP = 2
 LN2 = math.log(2.0)
 #: Character <-> id: <pad> 0, <unk> 1, then CHARACTERS in code-point order (newline first).
 VOCAB = Vocab(list(CHARACTERS))
@@ -240,20 +240,23 @@ class CharLMTask(Task):
 
     # -- one sequence in words ---------------------------------------------------------------
     def describe(self, prediction: torch.Tensor, example: Example | None = None) -> str:
-        """The most likely characters after the last one read, with their probabilities:
-        'after "retur": “n” (p = 0.97), then “␣” (0.01), “s” (0.00)'."""
+        """The likeliest character after the last one read, and the runner-up, with their
+        probabilities: '“n” (p = 0.97), then “␣” (0.01)' (short: a page shows it as the
+        model's answer, beside the text it read)."""
         last = prediction.reshape(-1, prediction.shape[-1])[-1]
         probs = torch.softmax(last.float(), -1)
         top = torch.topk(probs, DESCRIBE_TOP)
-        guesses = [(self.classes[int(k)], float(p)) for p, k in zip(top.values, top.indices)]
-        first, rest = guesses[0], guesses[1:]
-        text = f"“{first[0]}” (p = {first[1]:.2f})"
-        if rest:
-            text += ", then " + ", ".join(f"“{c}” ({p:.2f})" for c, p in rest)
-        if example is None:
-            return "next: " + text
-        read = "".join(example.tokens[-12:])
-        return f"after \"{'…' if len(example) > 12 else ''}{read}\": {text}"
+        (first, p_first), *rest = [(self.classes[int(k)], float(p))
+                                   for p, k in zip(top.values, top.indices)]
+        return f"“{first}” (p = {p_first:.2f})" + "".join(
+            f", then “{c}” ({p:.2f})" for c, p in rest)
+
+    def target_text(self, example: Example) -> str:
+        """The character that came next after the last one read (“—” when typed text ends
+        where nothing is known to come next)."""
+        if example.target is None:
+            return "—"
+        return f"“{self.classes[int(torch.as_tensor(example.target).reshape(-1)[-1])]}”"
 
     def judge(self, prediction: torch.Tensor, example: Example) -> tuple[str, bool | None]:
         """How many next characters the top guess got right, and the bits per character on
@@ -267,5 +270,4 @@ class CharLMTask(Task):
         hits = int((logits.argmax(-1)[real] == target[real]).sum())
         total = int(real.sum())
         bits = float(F.cross_entropy(logits[real], target[real])) / LN2
-        return (f"{hits} of {total} next characters guessed right, "
-                f"{bits:.2f} bits per character"), None
+        return f"{hits} of {total} next characters right, {bits:.2f} bits per character", None

@@ -80,7 +80,8 @@ EXAMPLE_TEXT = {
     "adding": "0.3 0.7* 0.1 0.5 0.9* 0.2 0.4 0.8",
     "agreement": "the cats near the old house",
     "airline": "112 118 132 129 121 135 148 148 136 119 104 118",
-    "sentiment": "i like this phone , but the battery is awful",
+    "sentiment": ("i like this phone , but the battery is awful . i bought it last month . "
+                  "my sister's lamp is great . the box was blue . it came with a cable"),
     "names": "rose took him to a nice restaurant . rose bloomed in the garden",
     "charlm": "def area(width, height):\n    return width * (height + 1)",
     "random": "64 numbers per timestep, separated by spaces",
@@ -688,15 +689,28 @@ AGREEMENT_SEED = zoo.FINAL_HELDOUT_SEED
 AGREEMENT_PER_DISTANCE = 100
 
 
+#: The tasks measured at every distance their lesson is about, and how a page names it: the
+#: chart's title and its x axis.
+DISTANCE_TASKS = zoo.DISTANCE_TASKS
+DISTANCE_WORDS = {
+    "agreement": ("Agreement accuracy against subject–verb distance",
+                  "words from subject to verb"),
+    "sentiment": ("Sentiment accuracy against the distance from the deciding word",
+                  "words from the deciding word to the review's end"),
+}
+
+
 def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[dict]:
-    """Held-out accuracy at each subject-verb distance 1..40 (100 sentences each).
+    """Held-out accuracy at each distance 1..the task's longest (100 sentences each): subject
+    to verb on agreement, the deciding word to the end on sentiment.
 
     A shipped model's metadata holds exactly this measurement (same seed, same sentences), made
     when it was saved; it is used as it is. Anything else (a shipped model at an earlier
     snapshot too) is measured now (about 1-2 s)."""
     task_obj = get_task(task)
-    if task_obj.name != "agreement":
-        raise ValueError("accuracy by subject–verb distance is measured on the agreement task")
+    if task_obj.name not in DISTANCE_TASKS:
+        raise ValueError(f"accuracy by distance is measured on the "
+                         f"{' and '.join(DISTANCE_TASKS)} tasks, not on {task_obj.title}")
     if picked.source == "shipped" and not isinstance(picked, SnapshotChoice):
         stored = zoo.model_info(task_obj.name, picked.cell, zoo.architecture_of(
             picked.model.spec)).extra.get("accuracy_by_distance")

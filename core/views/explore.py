@@ -362,18 +362,8 @@ def _upload_features(rnn: nn.Module, task, example: Example) -> torch.Tensor:
 
 
 def target_text(task, example: Example) -> str:
-    """The example's answer in the task's own words ("—" when typed text has none).
-    Regression targets go through describe() with the example, so the airline task speaks in
-    passengers ("next month ≈ 432") rather than in the scaled change the model predicts."""
-    if example.target is None:
-        return "—"
-    if task.kind == "regression":
-        return task.describe(torch.as_tensor(example.target), example)
-    if task.kind == "classification":
-        return task.classes[int(example.target)]
-    return task.tag_separator.join(
-        task.classes[int(t)] for t in torch.as_tensor(example.target).reshape(-1).tolist())
-
+    """The example's answer in the task's own words ("—" when typed input has none)."""
+    return task.target_text(example)
 
 
 def picked_units(state: ExploreState, tr: Trace) -> tuple[list[int], int]:
