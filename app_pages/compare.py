@@ -132,8 +132,10 @@ st.caption(cmp.gradient_note(cells))
 if accuracy:
     title, distance_words = cmp.DISTANCE_WORDS[task.name]
     st.subheader(title)
-    st.plotly_chart(accuracy_distance_figure(accuracy, distance=distance_words), theme=None,
-                    key="accuracy_chart", config={"displaylogo": False})
+    st.plotly_chart(accuracy_distance_figure(
+        accuracy, distance=distance_words, chance=cmp.DISTANCE_CHANCE[task.name],
+        trained_up_to=cmp.DISTANCE_TRAINED.get(task.name)), theme=None, key="accuracy_chart",
+        config={"displaylogo": False})
     st.caption(f"{cmp.AGREEMENT_PER_DISTANCE} held-out sentences at each distance; longer "
                "distances also put more attractor nouns between subject and verb.")
 explain("compare", lessons=claims.lessons("compare"),

@@ -237,6 +237,40 @@ def sentiment_distance() -> Evidence:
                     why=f"rnn {rnn_short:.2f} / {rnn_long:.2f}, gated {gated_min:.2f}")
 
 
+COUNTING_PROBE_N = 60  # twice the training range: the count must carry beyond it
+
+
+@_check
+def counting_lstm() -> Evidence:
+    import torch
+
+    from core.engine import trace
+    from core.tasks import get_task
+    from core.training import zoo
+
+    task = get_task("counting")
+    trained = int(zoo.recipe("counting", "lstm").seq_len)
+    reach = {c: task.counts_up_to({int(r["distance"]): bool(r["accuracy"]) for r in
+                                   zoo.model_info("counting", c).extra["accuracy_by_distance"]})
+             for c in CELLS3}
+    model = zoo.load_model("counting", "lstm")
+    example = task.sample(0, COUNTING_PROBE_N)  # a^60 b^60
+    with torch.no_grad():
+        x = model.features(example.inputs)
+    cell = trace(model.rnn, x).cell[0, 0]  # (T, H)
+    count = np.cumsum([1 if s == "a" else -1 for s in example.tokens])  # a's minus b's so far
+    r = np.array([abs(np.corrcoef(cell[:, u], count)[0, 1]) for u in range(cell.shape[1])])
+    unit = int(np.nanargmax(r))
+    ok = bool(reach["lstm"] >= 2 * trained and max(reach["gru"], reach["rnn"]) <= 1.4 * trained
+              and r[unit] >= 0.99)
+    longest = zoo.distance_range(task)
+    lstm = f"{reach['lstm']}" + (" (the longest measured)" if reach["lstm"] == longest else "")
+    return Evidence(ok, dict(trained=trained, lstm=lstm, gru=reach["gru"],
+                             rnn=reach["rnn"], unit=unit, r=f"{r[unit]:.3f}",
+                             probe_n=COUNTING_PROBE_N),
+                    why=f"reach {reach}, unit {unit} r {r[unit]:.3f}")
+
+
 def _names_part(cell: str, architecture: str, part: str) -> dict:
     from core.training import zoo
 

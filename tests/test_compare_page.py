@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from core.training import zoo
+from core.views import compare as cmp
 from core.tasks import TASKS, Score
 from streamlit.testing.v1 import AppTest
 
@@ -104,7 +105,9 @@ def test_every_other_task_from_a_link(task):
     at = page(task=task)
     assert_clean(at)
     assert not at.error
-    assert len(charts(at)) == 2
+    drawn = charts(at)  # the player, the gradient's fading, and accuracy by distance if measured
+    assert len(drawn) == (3 if task in cmp.DISTANCE_TASKS else 2)
+    assert ("accuracy_chart" in drawn) == (task in cmp.DISTANCE_TASKS)
     assert len(metrics(at)["Prediction"]) == 3
 
 

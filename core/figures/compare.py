@@ -370,9 +370,10 @@ def _decay_lines(fig: go.Figure, cell: str, decay: GradientDecay) -> np.ndarray:
 LINE_STYLES = ((7.0, "solid", "circle", 11), (4.5, "solid", "square", 8), (2.0, "dash", "diamond", 5))
 
 
-def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *, chance: float = 0.5,
-                             height: int = 380, distance: str = "words from subject to verb"
-                             ) -> go.Figure:
+def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *,
+                             chance: float | None = 0.5, height: int = 380,
+                             distance: str = "words from subject to verb",
+                             trained_up_to: int | None = None) -> go.Figure:
     """Accuracy against distance (`distance` names it: subject to verb on agreement), one line
     per cell, on a fixed 0–1 scale with chance marked. Lines that coincide (an LSTM and a GRU
     both at 100%) stay visible: each later line is thinner and dashed over the wider one
@@ -380,7 +381,9 @@ def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *, chance: f
     verb, sentiment's the asides in the tail: the hover says how many on average."""
     fig = go.Figure()
     first = next(iter(next(iter(rows.values()), [])), {})
-    between = "asides" if "asides" in first else "attractors"
+    between = next((key for key in ("attractors", "asides") if key in first), None)
+    detail = (f"<br>%{{customdata[0]}} sentences, %{{customdata[1]:.1f}} {between} on average"
+              if between else "")
     for k, (cell, points) in enumerate(rows.items()):
         width, dash, symbol, size = LINE_STYLES[k % len(LINE_STYLES)]
         fig.add_trace(go.Scatter(
@@ -390,10 +393,13 @@ def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *, chance: f
             marker=dict(size=size, symbol=symbol),
             customdata=[[p.get("n", 0), p.get(between, 0.0)] for p in points],
             hovertemplate=(f"{cell_name(cell)}<br>distance %{{x}}: accuracy "
-                           f"%{{y:.0%}}<br>%{{customdata[0]}} sentences, %{{customdata[1]:.1f}} "
-                           f"{between} on average<extra></extra>")))
-    fig.add_hline(y=chance, line=dict(color="#6b6f7b", dash="dot"),
-                  annotation_text="chance", annotation_position="bottom right")
+                           f"%{{y:.0%}}{detail}<extra></extra>")))
+    if chance is not None:
+        fig.add_hline(y=chance, line=dict(color="#6b6f7b", dash="dot"),
+                      annotation_text="chance", annotation_position="bottom right")
+    if trained_up_to is not None:  # beyond it, what the model does is its own generalisation
+        fig.add_vline(x=trained_up_to, line=dict(color="#6b6f7b", dash="dash"),
+                      annotation_text="trained up to here", annotation_position="top left")
     fig.update_layout(
         template="plotly_white", font=FONT, height=height, margin=dict(l=70, r=20, t=30, b=50),
         legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),

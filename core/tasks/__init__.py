@@ -12,6 +12,7 @@ from __future__ import annotations
 from core.tasks.adding import AddingTask
 from core.tasks.agreement import AgreementTask
 from core.tasks.charlm import CharLMTask
+from core.tasks.counting import CountingTask
 from core.tasks.airline import AirlineTask, load_airline
 from core.tasks.base import (
     Batch, Example, Metric, Score, SeqLen, Task, Vocab, rng_for, token_f1, tokenize,
@@ -23,7 +24,7 @@ from core.tasks.sentiment import SentimentTask
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (AddingTask(), AgreementTask(), AirlineTask(), SentimentTask(), NamesTask(),
-                 CharLMTask(), RandomTask())
+                 CharLMTask(), CountingTask(), RandomTask())
 }
 
 
@@ -40,6 +41,6 @@ def get_task(name: str | Task) -> Task:
 __all__ = [
     "TASKS", "get_task", "Task", "Example", "Batch", "Score", "Metric", "SeqLen", "Vocab",
     "AddingTask", "AgreementTask", "AirlineTask", "SentimentTask", "NamesTask", "CharLMTask",
-    "RandomTask",
+    "CountingTask", "RandomTask",
     "load_airline", "rng_for", "token_f1", "tokenize",
 ]

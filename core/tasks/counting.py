@@ -67,9 +67,8 @@ class CountingTask(Task):
     description = (
         "Read n a's, then b's, and say at every step which symbols may come next: after the "
         "a's, an a or a b; then b's until there are as many b's as a's; then the end. Only the "
-        "last answer needs memory, and it needs the exact count. Trained on n up to the "
-        "training range, scored on n far beyond it: does the network count, or did it "
-        "memorise the strings it saw?"
+        "last answer needs memory, the exact count, and the models are scored on n far beyond "
+        "the n they trained on: does the network count, or did it memorise what it saw?"
     )
     kind = "tagging"
     input_size = 4  # embedding size: two symbols
@@ -79,6 +78,7 @@ class CountingTask(Task):
     classes = NEXT
     vocab = Vocab(list(SYMBOLS))
     tag_separator = " "
+    distance_max = BEYOND * 30  # how far beyond the zoo's training range (n <= 30) it is scored
 
     # -- batches -----------------------------------------------------------------------------
     def make_batch(self, ns: list[int]) -> Batch:
@@ -123,6 +123,14 @@ class CountingTask(Task):
         batch = self.make_batch(ns)
         right = self.strings_right(self.predict(model, batch).argmax(-1), batch.targets)
         return dict(zip(ns, right.tolist()))
+
+    def accuracy_by_distance(self, model, seed: int = 0, per_distance: int = 1,
+                             max_distance: int | None = None) -> list[dict]:
+        """accuracy_by_n as the rows agreement and sentiment give for their distances
+        ({"distance": n, "accuracy": 1.0 or 0.0, "n": 1}), for the same chart and metadata.
+        There is one string per n, so `seed` and `per_distance` change nothing."""
+        by_n = self.accuracy_by_n(model, max_distance or self.distance_max)
+        return [{"distance": n, "accuracy": float(right), "n": 1} for n, right in by_n.items()]
 
     @staticmethod
     def counts_up_to(by_n: dict[int, bool]) -> int:

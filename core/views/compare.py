@@ -697,7 +697,13 @@ DISTANCE_WORDS = {
                   "words from subject to verb"),
     "sentiment": ("Sentiment accuracy against the distance from the deciding word",
                   "words from the deciding word to the review's end"),
+    "counting": ("Which aⁿbⁿ each model gets right, up to three times its training range",
+                 "n (a's, then as many b's)"),
 }
+#: Where a distance chart marks chance (None: no guess does better than 0) and the range the
+#: models trained on (None: every distance was in training).
+DISTANCE_CHANCE = {"agreement": 0.5, "sentiment": 0.5, "counting": None}
+DISTANCE_TRAINED = {"counting": 30}
 
 
 def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[dict]:
@@ -714,12 +720,12 @@ def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[d
     if picked.source == "shipped" and not isinstance(picked, SnapshotChoice):
         stored = zoo.model_info(task_obj.name, picked.cell, zoo.architecture_of(
             picked.model.spec)).extra.get("accuracy_by_distance")
-        if stored and len(stored) == task_obj.seq_len.max:
+        if stored and len(stored) == zoo.distance_range(task_obj):
             return [dict(row) for row in stored]
     with torch_threads(MEASURE_THREADS):
         return task_obj.accuracy_by_distance(picked.model, seed=AGREEMENT_SEED,
                                              per_distance=AGREEMENT_PER_DISTANCE,
-                                             max_distance=task_obj.seq_len.max)
+                                             max_distance=zoo.distance_range(task_obj))
 
 
 def recurrent_params_formula(input_size: int, hidden_size: int) -> dict[str, int]:
