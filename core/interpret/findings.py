@@ -3,6 +3,7 @@ carried (unit search), what ablating the units that carry it does at long distan
 many random units, and the gates' saturation and time constants.
 
     python -m core.interpret.findings --cell lstm     # prints the figures the README quotes
+    python -m core.interpret.findings --charlm        # the character-level models' units
 
 Units are searched on one held-out set (1,000 sentences at distances 1..40) and ablated on
 another (Compare's 100 sentences at each distance 1..40, core.views.compare), so the units are
@@ -20,7 +21,7 @@ from core.claims import AGREEMENT_LONG_FROM
 from core.interpret.ablation import (
     ablate, ablation_sweep, by_distance_table, feature_vs_random, run,
 )
-from core.interpret.features import builtin_feature
+from core.interpret.features import builtin_feature, builtin_names
 from core.interpret.heldout import (
     DEFAULT_SEED, heldout_batch, heldout_by_distance, trace_heldout,
 )
@@ -124,10 +125,50 @@ def summary(f: AgreementFindings) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# The character-level language models (Karpathy, Johnson & Fei-Fei 2015): units that follow
+# strings, brackets, the position in the line
+
+
+def charlm_units(cell: str, n: int = 1000, seq_len: int = 100) -> pd.DataFrame:
+    """For each of the task's built-in features, the unit that follows it best on `n`
+    held-out windows of the shipped model (a 0/1 feature by a one-unit probe's accuracy, next
+    to always guessing the majority; a number by |correlation|), and the best correlation."""
+    model = load_model("charlm", cell)
+    batch = heldout_batch("charlm", model, n=n, seed=SEARCH_SEED, seq_len=seq_len)
+    traced = trace_heldout(model, batch)
+    rows = []
+    for name in builtin_names("charlm"):
+        feature = builtin_feature(batch, name)
+        best = rank_units(traced, feature).iloc[0]
+        closest = rank_units(traced, feature, by="correlation").iloc[0]
+        rows.append({"feature": name, "unit": f"{best.quantity}{best.unit}",
+                     "probe": best.probe_accuracy, "majority": best.probe_baseline,
+                     "r_unit": f"{closest.quantity}{closest.unit}",
+                     "r": closest.correlation})
+    return pd.DataFrame(rows)
+
+
+def charlm_summary(cell: str, table: pd.DataFrame) -> str:
+    lines = [f"== charlm {cell}: the unit that follows each feature best (held-out windows)"]
+    for row in table.itertuples():
+        probe = (f"probe {row.probe:.3f} vs majority {row.majority:.3f}"
+                 if np.isfinite(row.probe) else "numeric")
+        lines.append(f"  {row.feature:30s} {row.unit:>5s}  {probe:32s} best |r|: "
+                     f"{row.r_unit} {row.r:+.2f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cell", choices=("lstm", "gru"), action="append")
+    parser.add_argument("--charlm", action="store_true",
+                        help="the character-level language models' units instead")
     args = parser.parse_args()
+    if args.charlm:
+        for cell in ("lstm", "gru", "rnn"):
+            print(charlm_summary(cell, charlm_units(cell)))
+        return
     for cell in args.cell or ["lstm", "gru"]:
         print(summary(agreement_findings(cell)))
 
