@@ -24,3 +24,20 @@ def test_findings_summary_reports_what_was_measured():
     assert len(f.top16_by_distance) == 40
     assert np.isfinite(f.memory["tau"]).all() and "time constants τ over 64 units" in text
     assert set(f.saturation["gate"]) == {"reset", "update"}
+
+
+def test_the_character_level_models_units_are_those_the_readme_records():
+    """The README's record of the shipped charlm models: the gated cells have a bracket unit
+    and a prose unit that beat the majority guess; the vanilla RNN has none that does."""
+    from core.interpret.findings import charlm_units
+
+    for cell, brackets in (("lstm", "c62"), ("gru", "h37")):
+        table = charlm_units(cell, n=300).set_index("feature")
+        row = table.loc["inside brackets"]
+        assert row.unit == brackets and row.probe > row.majority + 0.05
+        assert abs(table.loc["inside a string or a comment"].r) >= 0.4
+        assert abs(table.loc["position in the line"].r) >= 0.5
+    rnn = charlm_units("rnn", n=300)
+    binary = rnn[rnn.probe.notna()]
+    assert (binary.probe <= binary.majority + 0.01).all()
+    assert abs(rnn.set_index("feature").loc["inside a string or a comment"].r) < 0.35
