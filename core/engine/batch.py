@@ -214,8 +214,8 @@ def _output(top_hidden: np.ndarray, padding: _Padding | None) -> np.ndarray:
 
 class _Padding:
     """The lengths of a right-padded batch in which some sequence is shorter than T: the steps
-    beyond each length, and the sequences grouped by length (for writes beyond them, one numpy
-    call per distinct length) and ordered longest first (for the kernel's chunks)."""
+    beyond each length, the sequences ordered by length, and grouped by it (a write beyond every
+    length is one numpy call per distinct length, not a mask over the whole array)."""
 
     def __init__(self, lengths: np.ndarray, seq_len: int):
         self.lengths, self.seq_len = lengths, seq_len
@@ -253,17 +253,13 @@ class _Padding:
 
 class _LayerInput:
     """What one layer reads: the batch x (B, T, in) for the first, the directions' h of the
-    layer below (time-major, in the module's dtype, with their float32 result arrays) for the
-    others. Steps beyond a sequence's length hold anything; the kernels are given NaN there, so
-    that what they compute beyond a length is NaN as the result wants it."""
+    layer below (time-major, in the module's dtype) for the others. The first layer's copy has
+    NaN beyond each length, whatever the caller's padding held, and so has h beyond it once a
+    layer is done: what the kernels compute there is then NaN too, as the result wants it."""
 
     def __init__(self, x: torch.Tensor | None, carried: list | None, padding: _Padding | None):
         self._x, self._carried, self._padding = x, carried, padding
         self._time_major = None
-
-    @property
-    def width(self) -> int:
-        return self._x.shape[2] if self._x is not None else sum(h.shape[2] for h in self._carried)
 
     def time_major(self, as_given: bool = False) -> torch.Tensor:
         """(T, B, in) in the module's dtype: the whole batch, as the loop and PyTorch's kernels read

@@ -30,6 +30,14 @@ which then compute the clamped network themselves:
 So clamps at every step cost at most two calls per layer and direction (step 0 reads no clamped
 h), clamps of a value that is not an end of its range at k scattered steps about k + 1; layers
 and directions without interventions run exactly as without any.
+
+An LSTM that needs more than one call (or has c clamped to a value other than 0) does not use
+the kernels' backward: a fused LSTM backward costs a fixed half millisecond or so per call, which
+at k scattered clamps is most of the trace. Its kernels compute values only, without a graph
+(c := v is then f := 1 and i := 0 pushed, from a state handed over with c = v where a run of
+such steps starts), and `_ClampedLSTM` runs the LSTM's backward recurrence through time itself,
+in numpy, once over all steps, from the gates and cell state recomputed for all steps at once;
+the trace's own request for those gates is then answered from that computation.
 """
 
 from __future__ import annotations
