@@ -154,9 +154,10 @@ def trace_batch(
                 elif cell_type == "rnn" and run_clamps is None:
                     own_hidden = _rnn_kernel(nonlinearity, source, weights, hidden_size, reverse, padding)
                     result = _RunResult(_numpy(own_hidden), None, None)
-                # the LSTM kernel reads NaN beyond each length and carries it through (checked);
-                # the RNN kernel reads x's padding as it is, and the loop holds a reverse run at 0
-                beyond_is_nan = padding is None or (lstm and result is not None and _beyond_is_nan(padding, result))
+                # given NaN beyond each length, the LSTM kernel and a forward loop without clamps
+                # carry it through (checked); the RNN kernel reads x's padding as it is, clamps
+                # write their values there and a reverse loop holds its state at 0
+                carries_nan = lstm and result is not None
                 if result is None:  # the loop, straight into the result's buffers where it can
                     in_place = into is not None and on_cpu32
                     loop_into = _RunResult(*(None if a is None else torch.from_numpy(a) for a in into.arrays())) if in_place else None
@@ -164,7 +165,8 @@ def trace_batch(
                     looped = _loop(cell_type, nonlinearity, weights, source.time_major(), run_clamps, reverse, waiting, loop_into)
                     own_hidden = looped.hidden
                     result = _RunResult(*(None if a is None else _numpy(a) for a in looped.arrays()))
-                if not beyond_is_nan:
+                    carries_nan = run_clamps is None and not reverse
+                if padding is not None and not (carries_nan and _beyond_is_nan(padding, result)):
                     for array in result.arrays():
                         if array is not None:
                             padding.fill(array, np.nan)
