@@ -18,5 +18,7 @@ if ((${#missing[@]})); then
 fi
 python3 -m pip install --quiet -r requirements-dev.txt
 
-# pytest's own exit code stands: 5 (no tests collected) fails this script too.
-exec python3 -m pytest "$@"
+# Two workers (pytest-xdist), one per core of CI's 2-core machine, each test file whole on one
+# worker (its module fixtures, such as a Streamlit server, start once). pytest's own exit code
+# stands: 5 (no tests collected) fails this script too.
+exec python3 -m pytest -n 2 --dist loadfile "$@"

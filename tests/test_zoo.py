@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -182,7 +183,8 @@ def test_random_labels_fit_the_training_set_and_stay_at_chance(cell):
 def test_rnn_scores_are_recorded_not_hidden():
     for task in TASKS:
         h = model_info(task, "rnn").heldout
-        assert isinstance(h.value, float) and h.baseline > 0
+        # counting's baseline is 0: guessing from the current symbol never ends a string right
+        assert isinstance(h.value, float) and math.isfinite(h.value) and h.baseline >= 0
 
 
 def test_build_model_gives_the_zoo_architecture_with_random_weights():

@@ -90,10 +90,12 @@ def test_choosing_to_type_or_upload_asks_for_it_without_an_error(page, app_url, 
     wait_for_app(page)
     page.wait_for_selector(CHART, timeout=60_000)
     page.get_by_text(choice, exact=True).click()
+    # the page asks for the input (an info, not an error) once the click's rerun is drawn: on
+    # a busy machine that can be after the app first looks idle
+    page.wait_for_selector('[data-testid="stAlertContentInfo"]', timeout=60_000)
     wait_for_app(page)
     alerts = page.locator('[data-testid="stAlertContentError"]')
     assert alerts.count() == 0, alerts.first.inner_text()
-    assert page.locator('[data-testid="stAlertContentInfo"]').count() >= 1
     assert page.locator(CHART).count() == 1  # the last view stays
 
 
