@@ -32,8 +32,8 @@ import torch
 
 from core.limits import check_text
 from core.tasks.base import (
-    STREAM_HELDOUT, STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids,
-    rng_for, tokenize,
+    STREAM_SAMPLE, Batch, DistanceTask, Example, Metric, SeqLen, Vocab, pad_ids, rng_for,
+    tokenize,
 )
 
 NOUNS = [
@@ -66,7 +66,7 @@ LONG = 20  # ... long ones: LONG..seq_len words; none in between (see the module
 SHORT_SHARE = 0.5  # the share of short training sentences
 
 
-class AgreementTask(Task):
+class AgreementTask(DistanceTask):
     name = "agreement"
     title = "Subject-verb agreement"
     description = (
@@ -85,6 +85,7 @@ class AgreementTask(Task):
         + INTRANSITIVE + ADVERBS + [w for o in OPENERS for w in o] + CLAUSE_OPENERS
         + ["the", "that", ","]
     )
+    short, long, short_share, between = SHORT, LONG, SHORT_SHARE, "attractors"
 
     # -- grammar -----------------------------------------------------------------------------
     @staticmethod
@@ -149,6 +150,8 @@ class AgreementTask(Task):
             "attractors": attractors + prefix_attractors,
         }
 
+
+    at_distance = sentence  # DistanceTask's sequences
     def make_batch(self, sentences: list[dict]) -> Batch:
         ids, lengths = pad_ids([self.vocab.ids(s["words"]) for s in sentences])
         return Batch(
@@ -156,55 +159,6 @@ class AgreementTask(Task):
             {"distance": torch.tensor([s["distance"] for s in sentences]),
              "attractors": torch.tensor([s["attractors"] for s in sentences])},
         )
-
-    def batch(self, rng, batch_size, seq_len=None) -> Batch:
-        """Training sentences: a share SHORT_SHARE with distance uniform in [1, SHORT], the rest
-        uniform in [LONG, seq_len] (see the module docstring for why nothing in between). With
-        seq_len below LONG, distances are uniform in [1, seq_len]."""
-        longest = self.seq_len.resolve(seq_len)
-        if longest < LONG:
-            distances = rng.integers(1, longest + 1, size=batch_size)
-        else:
-            short = rng.random(batch_size) < SHORT_SHARE
-            distances = np.where(short, rng.integers(1, SHORT + 1, size=batch_size),
-                                 rng.integers(LONG, longest + 1, size=batch_size))
-        return self.make_batch([self.sentence(rng, int(d)) for d in distances])
-
-    def heldout(self, seed, n=None, seq_len=None) -> Batch:
-        """Held-out sentences with distances spread evenly from 1 to seq_len."""
-        longest = self.seq_len.resolve(seq_len)
-        rng = rng_for(seed, STREAM_HELDOUT)
-        distances = rng.integers(1, longest + 1, size=n or self.heldout_size)
-        return self.make_batch([self.sentence(rng, int(d)) for d in distances])
-
-    def baseline(self, batch) -> float:
-        share = float(batch.targets.float().mean())
-        return max(share, 1 - share)
-
-    def accuracy_by_distance(self, model, seed: int = 12345, per_distance: int = 200,
-                             max_distance: int | None = None) -> list[dict]:
-        """Held-out accuracy at each exact subject-verb distance 1..max_distance:
-        [{"distance": d, "accuracy": a, "n": n, "attractors": mean attractor count}, ...]."""
-        longest = self.seq_len.resolve(max_distance)
-        rng = rng_for(seed, STREAM_HELDOUT)
-        rows = []
-        for d in range(1, longest + 1):
-            batch = self.make_batch([self.sentence(rng, d) for _ in range(per_distance)])
-            correct = self.predict(model, batch).argmax(-1) == batch.targets
-            rows.append({"distance": d, "accuracy": float(correct.float().mean()),
-                         "n": per_distance,
-                         "attractors": float(batch.info["attractors"].float().mean())})
-        return rows
-
-    def extra_scores(self, model, predictions, batch) -> dict:
-        correct = (predictions.argmax(-1) == batch.targets).float()
-        distance = batch.info["distance"]
-        buckets = {}
-        for lo in range(1, int(distance.max()) + 1, 5):
-            mask = (distance >= lo) & (distance < lo + 5)
-            if mask.any():
-                buckets[f"{lo}-{lo + 4}"] = float(correct[mask].mean())
-        return {"accuracy_by_distance": buckets, "max_distance": int(distance.max())}
 
     def _example(self, s: dict) -> Example:
         return Example(

@@ -469,3 +469,76 @@ def token_f1(predicted: torch.Tensor, targets: torch.Tensor, positive: int = 1) 
     if tp + fp + fn == 0:
         return 1.0
     return 2 * tp / (2 * tp + fp + fn)
+
+
+class DistanceTask(Task):
+    """A many-to-one task whose lesson is a distance: how far back the deciding word lies
+    (agreement: subject to verb; sentiment: the deciding word to the review's end).
+
+    Training mixes short distances (1..short) with long ones (long..seq_len) and nothing in
+    between, so a model that only learned to hold the answer for a few steps is caught at
+    every middle distance; held-out sets spread distances evenly from 1 to seq_len. Subclasses
+    write one sequence at a distance (`at_distance`) and its batch (`make_batch`, with
+    info["distance"] and info[`between`], what lies between that the rows count)."""
+
+    short: int  # short training distances: 1..short
+    long: int  # long ones: long..seq_len
+    short_share: float  # the share of short training distances
+    between: str  # the info key counted per distance row ("attractors", "asides")
+
+    def at_distance(self, rng: np.random.Generator, distance: int) -> dict:
+        raise NotImplementedError
+
+    def make_batch(self, items: list[dict]) -> Batch:
+        raise NotImplementedError
+
+    def batch(self, rng, batch_size, seq_len=None) -> Batch:
+        """Training sequences: a share `short_share` with distance uniform in [1, short], the
+        rest uniform in [long, seq_len]; with seq_len below `long`, uniform in [1, seq_len]."""
+        longest = self.seq_len.resolve(seq_len)
+        if longest < self.long:
+            distances = rng.integers(1, longest + 1, size=batch_size)
+        else:
+            short = rng.random(batch_size) < self.short_share
+            distances = np.where(short, rng.integers(1, self.short + 1, size=batch_size),
+                                 rng.integers(self.long, longest + 1, size=batch_size))
+        return self.make_batch([self.at_distance(rng, int(d)) for d in distances])
+
+    def heldout(self, seed, n=None, seq_len=None) -> Batch:
+        """Held-out sequences with distances spread evenly from 1 to seq_len."""
+        longest = self.seq_len.resolve(seq_len)
+        rng = rng_for(seed, STREAM_HELDOUT)
+        distances = rng.integers(1, longest + 1, size=n or self.heldout_size)
+        return self.make_batch([self.at_distance(rng, int(d)) for d in distances])
+
+    def baseline(self, batch) -> float:
+        """Always the majority class of the batch."""
+        share = float(batch.targets.float().mean())
+        return max(share, 1 - share)
+
+    def accuracy_by_distance(self, model, seed: int = 12345, per_distance: int = 200,
+                             max_distance: int | None = None) -> list[dict]:
+        """Held-out accuracy at each exact distance 1..max_distance:
+        [{"distance": d, "accuracy": a, "n": n, <between>: its mean count}, ...]."""
+        longest = self.seq_len.resolve(max_distance)
+        rng = rng_for(seed, STREAM_HELDOUT)
+        rows = []
+        for d in range(1, longest + 1):
+            batch = self.make_batch([self.at_distance(rng, d) for _ in range(per_distance)])
+            correct = self.predict(model, batch).argmax(-1) == batch.targets
+            rows.append({"distance": d, "accuracy": float(correct.float().mean()),
+                         "n": per_distance,
+                         self.between: float(batch.info[self.between].float().mean())})
+        return rows
+
+    def extra_scores(self, model, predictions, batch) -> dict:
+        """Accuracy per 5-step bucket of distance ("1-5", "6-10", ...) and the longest."""
+        correct = (predictions.argmax(-1) == batch.targets).float()
+        distance = batch.info["distance"]
+        buckets = {}
+        for lo in range(1, int(distance.max()) + 1, 5):
+            mask = (distance >= lo) & (distance < lo + 5)
+            if mask.any():
+                buckets[f"{lo}-{lo + 4}"] = float(correct[mask].mean())
+        return {"accuracy_by_distance": buckets, "max_distance": int(distance.max())}
+

@@ -37,7 +37,7 @@ import torch
 
 from core.limits import check_text
 from core.tasks.base import (
-    IGNORE, STREAM_HELDOUT, STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids,
+    IGNORE, STREAM_HELDOUT, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids,
     rng_for,
 )
 

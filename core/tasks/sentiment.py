@@ -45,7 +45,7 @@ import torch
 
 from core.limits import check_text
 from core.tasks.base import (
-    STREAM_HELDOUT, STREAM_SAMPLE, Batch, Example, Metric, SeqLen, Task, Vocab, pad_ids, pick,
+    STREAM_SAMPLE, Batch, DistanceTask, Example, Metric, SeqLen, Vocab, pad_ids, pick,
     rng_for, tokenize,
 )
 
@@ -205,7 +205,7 @@ POLAR_WORDS = frozenset(
 )
 
 
-class SentimentTask(Task):
+class SentimentTask(DistanceTask):
     name = "sentiment"
     title = "Review sentiment"
     description = (
@@ -220,6 +220,7 @@ class SentimentTask(Task):
     baseline_name = "always the majority label"
     classes = LABELS
     vocab = Vocab(_words())
+    short, long, short_share, between = SHORT, LONG, SHORT_SHARE, "asides"
 
     # -- grammar -----------------------------------------------------------------------------
     def review(self, rng: np.random.Generator, distance: int, label: int | None = None) -> dict:
@@ -259,6 +260,8 @@ class SentimentTask(Task):
                 "decisive_index": decisive, "turns": turns, "opening": int(opening),
                 "asides": asides}
 
+
+    at_distance = review  # DistanceTask's sequences
     def make_batch(self, reviews: list[dict]) -> Batch:
         ids, lengths = pad_ids([self.vocab.ids(r["words"]) for r in reviews])
         return Batch(ids, torch.tensor([r["label"] for r in reviews]), lengths,
@@ -266,60 +269,13 @@ class SentimentTask(Task):
                       "turns": torch.tensor([r["turns"] for r in reviews]),
                       "asides": torch.tensor([r["asides"] for r in reviews])})
 
-    def batch(self, rng, batch_size, seq_len=None) -> Batch:
-        """Training reviews: a share SHORT_SHARE with distance uniform in [1, SHORT], the rest
-        uniform in [LONG, seq_len] (see the module docstring for why nothing in between). With
-        seq_len below LONG, distances are uniform in [1, seq_len]."""
-        longest = self.seq_len.resolve(seq_len)
-        if longest < LONG:
-            distances = rng.integers(1, longest + 1, size=batch_size)
-        else:
-            short = rng.random(batch_size) < SHORT_SHARE
-            distances = np.where(short, rng.integers(1, SHORT + 1, size=batch_size),
-                                 rng.integers(LONG, longest + 1, size=batch_size))
-        return self.make_batch([self.review(rng, int(d)) for d in distances])
-
-    def heldout(self, seed, n=None, seq_len=None) -> Batch:
-        """Held-out reviews with distances spread evenly from 1 to seq_len."""
-        longest = self.seq_len.resolve(seq_len)
-        rng = rng_for(seed, STREAM_HELDOUT)
-        distances = rng.integers(1, longest + 1, size=n or self.heldout_size)
-        return self.make_batch([self.review(rng, int(d)) for d in distances])
-
-    def baseline(self, batch) -> float:
-        share = float(batch.targets.float().mean())
-        return max(share, 1 - share)
-
-    def accuracy_by_distance(self, model, seed: int = 12345, per_distance: int = 200,
-                             max_distance: int | None = None) -> list[dict]:
-        """Held-out accuracy at each exact distance 1..max_distance (default seq_len's default):
-        [{"distance": d, "accuracy": a, "n": n, "asides": mean aside count}, ...] (the rows of
-        AgreementTask.accuracy_by_distance, with asides for its attractors)."""
-        longest = self.seq_len.resolve(max_distance)
-        rng = rng_for(seed, STREAM_HELDOUT)
-        rows = []
-        for d in range(1, longest + 1):
-            batch = self.make_batch([self.review(rng, d) for _ in range(per_distance)])
-            correct = self.predict(model, batch).argmax(-1) == batch.targets
-            rows.append({"distance": d, "accuracy": float(correct.float().mean()),
-                         "n": per_distance,
-                         "asides": float(batch.info["asides"].float().mean())})
-        return rows
-
     def extra_scores(self, model, predictions, batch) -> dict:
         """Accuracy per 5-word bucket of distance ("1-5", "6-10", ...), the longest distance,
         and accuracy on reviews with and without a turn."""
         correct = (predictions.argmax(-1) == batch.targets).float()
-        distance = batch.info["distance"]
-        buckets = {}
-        for lo in range(1, int(distance.max()) + 1, 5):
-            mask = (distance >= lo) & (distance < lo + 5)
-            if mask.any():
-                buckets[f"{lo}-{lo + 4}"] = float(correct[mask].mean())
         turned = batch.info["turns"] > 0
         return {
-            "accuracy_by_distance": buckets,
-            "max_distance": int(distance.max()),
+            **super().extra_scores(model, predictions, batch),
             "accuracy_with_turn": float(correct[turned].mean()) if turned.any() else None,
             "accuracy_without_turn": float(correct[~turned].mean()) if (~turned).any() else None,
         }
