@@ -248,3 +248,15 @@ def test_coinciding_accuracy_lines_stay_visible():
     widths = [t.line.width for t in fig.data]
     assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
     assert fig.data[-1].line.dash == "dash"
+
+
+def test_a_counting_chart_marks_the_training_range_and_no_chance_line():
+    rows = {cell: [{"distance": n, "accuracy": float(n <= reach), "n": 1} for n in range(1, 91)]
+            for cell, reach in (("rnn", 1), ("lstm", 90), ("gru", 31))}
+    fig = accuracy_distance_figure(rows, chance=None, trained_up_to=30,
+                                   distance="n (a's, then as many b's)")
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 1 and lines[0].x0 == lines[0].x1 == 30  # the training range, no chance
+    assert [a.text for a in fig.layout.annotations] == ["trained up to here"]
+    assert fig.layout.xaxis.title.text == "n (a's, then as many b's)"
+    assert "attractors" not in fig.data[0].hovertemplate  # counting's rows count nothing between

@@ -399,7 +399,7 @@ def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *,
                       annotation_text="chance", annotation_position="bottom right")
     if trained_up_to is not None:  # beyond it, what the model does is its own generalisation
         fig.add_vline(x=trained_up_to, line=dict(color="#6b6f7b", dash="dash"),
-                      annotation_text="trained up to here", annotation_position="top left")
+                      annotation_text="trained up to here", annotation_position="left")
     fig.update_layout(
         template="plotly_white", font=FONT, height=height, margin=dict(l=70, r=20, t=30, b=50),
         legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
