@@ -1,7 +1,7 @@
 """Interventions in the one engine: `trace(rnn, x, objective, interventions=...)` against a plain
 float64 unroll with the same clamps.
 
-The reference below steps through time in Python with PyTorch's documented equations, writes each
+The reference (tests/unroll.py) steps through time in Python with PyTorch's documented equations, writes each
 clamp in with `torch.where` as soon as its quantity is computed, and reads every gradient off
 autograd (`retain_grad` on the clamped tensors: the gradient of a clamped h_t or c_t is with
 respect to the value the network carries on). It shares no code with core.engine.
@@ -17,13 +17,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 import core.engine.interventions
 import core.engine.tracing
 from core.trace import Intervention, trace
+from unroll import CELLS, assert_close_relative, make_rnn  # the reference unroll
+from unroll import reference_trace as unrolled_reference
 
-CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 TARGETS = {
     "lstm": ["hidden", "cell_state", "input", "forget", "cell", "output"],
     "gru": ["hidden", "reset", "update", "new"],
@@ -40,106 +40,9 @@ KIND = {"input": "sigmoid", "forget": "sigmoid", "output": "sigmoid", "reset": "
         "cell": "tanh", "new": "tanh", "hidden": "state", "cell_state": "state"}
 
 
-def make_rnn(cell, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, seed=0):
-    torch.manual_seed(seed)
-    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, bias=bias)
-    if cell == "lstm":
-        return nn.LSTM(input_size, hidden_size, **kwargs)
-    if cell == "gru":
-        return nn.GRU(input_size, hidden_size, **kwargs)
-    return nn.RNN(input_size, hidden_size, nonlinearity=cell.removeprefix("rnn_"), **kwargs)
-
-
 def reference_trace(rnn, x, interventions=(), objective=None):
-    """A per-step unroll with the clamps written in, with autograd: slow and correct by inspection."""
-    cell = "lstm" if isinstance(rnn, nn.LSTM) else "gru" if isinstance(rnn, nn.GRU) else "rnn"
-    num_dirs = 2 if rnn.bidirectional else 1
-    H, T = rnn.hidden_size, len(x)
-
-    def clamp(quantity, target, layer, d, t):
-        for iv in interventions:
-            if (iv.layer, iv.direction, iv.target) == (layer, d, target) and (iv.steps is None or t in iv.steps):
-                mask = torch.zeros(H, dtype=torch.bool)
-                mask[list(iv.units)] = True
-                quantity = torch.where(mask, torch.tensor(iv.value, dtype=quantity.dtype), quantity)
-        return quantity
-
-    x = x.clone().requires_grad_(True)
-    layer_input = x
-    hs, cs, gates = {}, {}, {}
-    for layer in range(rnn.num_layers):
-        direction_outputs = []
-        for d in range(num_dirs):
-            sfx = f"l{layer}" + ("_reverse" if d else "")
-            w_ih, w_hh = getattr(rnn, f"weight_ih_{sfx}"), getattr(rnn, f"weight_hh_{sfx}")
-            zeros = torch.zeros(w_ih.shape[0], dtype=x.dtype)
-            b_ih = getattr(rnn, f"bias_ih_{sfx}") if rnn.bias else zeros
-            b_hh = getattr(rnn, f"bias_hh_{sfx}") if rnn.bias else zeros
-            h = torch.zeros(H, dtype=x.dtype)
-            c = torch.zeros(H, dtype=x.dtype)
-            outputs = [None] * T
-            for t in range(T) if d == 0 else reversed(range(T)):
-                xt = layer_input[t]
-                if cell == "lstm":
-                    i, f, g, o = (w_ih @ xt + b_ih + w_hh @ h + b_hh).chunk(4)
-                    i = clamp(torch.sigmoid(i), "input", layer, d, t)
-                    f = clamp(torch.sigmoid(f), "forget", layer, d, t)
-                    g = clamp(torch.tanh(g), "cell", layer, d, t)
-                    o = clamp(torch.sigmoid(o), "output", layer, d, t)
-                    c = clamp(f * c + i * g, "cell_state", layer, d, t)
-                    c.retain_grad()
-                    cs[layer, d, t] = c
-                    h = o * torch.tanh(c)
-                    gates[layer, d, t] = dict(input=i, forget=f, cell=g, output=o)
-                elif cell == "gru":
-                    gi, gh = w_ih @ xt + b_ih, w_hh @ h + b_hh
-                    r = clamp(torch.sigmoid(gi[:H] + gh[:H]), "reset", layer, d, t)
-                    z = clamp(torch.sigmoid(gi[H : 2 * H] + gh[H : 2 * H]), "update", layer, d, t)
-                    n = clamp(torch.tanh(gi[2 * H :] + r * gh[2 * H :]), "new", layer, d, t)
-                    h = (1 - z) * n + z * h
-                    gates[layer, d, t] = dict(reset=r, update=z, new=n)
-                else:
-                    pre = w_ih @ xt + b_ih + w_hh @ h + b_hh
-                    h = torch.tanh(pre) if rnn.nonlinearity == "tanh" else torch.relu(pre)
-                    gates[layer, d, t] = {}
-                h = clamp(h, "hidden", layer, d, t)
-                h.retain_grad()
-                hs[layer, d, t] = h
-                outputs[t] = h
-            direction_outputs.append(torch.stack(outputs))
-        layer_input = torch.cat(direction_outputs, dim=1)
-    value = layer_input[-1].sum() if objective is None else objective(layer_input)
-    value.backward()
-
-    def grid(get):
-        return np.array([[[get(l, d, t) for t in range(T)] for d in range(num_dirs)] for l in range(rnn.num_layers)])
-
-    def norm(tensor):
-        return 0.0 if tensor.grad is None else tensor.grad.norm().item()
-
-    names = {"lstm": ["input", "forget", "cell", "output"], "gru": ["reset", "update", "new"], "rnn": []}[cell]
-    return dict(
-        hidden=grid(lambda l, d, t: hs[l, d, t].detach().numpy()),
-        cell=grid(lambda l, d, t: cs[l, d, t].detach().numpy()) if cell == "lstm" else None,
-        gates={n: grid(lambda l, d, t, n=n: gates[l, d, t][n].detach().numpy()) for n in names},
-        grad_hidden=grid(lambda l, d, t: norm(hs[l, d, t])),
-        grad_cell=grid(lambda l, d, t: norm(cs[l, d, t])) if cell == "lstm" else None,
-        grad_input=np.zeros(T) if x.grad is None else x.grad.norm(dim=1).numpy(),
-        output=layer_input.detach().numpy(),
-        objective=value.item(),
-    )
-
-
-def assert_close_relative(actual, expected, rtol):
-    """Elementwise relative closeness, down to 1e-12 of the largest value (a gradient that has
-    vanished by many decades must still be right to rtol of itself)."""
-    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
-    assert actual.shape == expected.shape
-    tolerance = rtol * np.abs(expected) + 1e-30 + 1e-12 * np.abs(expected).max()
-    wrong = np.argwhere(~(np.abs(actual - expected) <= tolerance))
-    assert not len(wrong), "\n".join(
-        f"at {tuple(i)}: {actual[tuple(i)]:.7g}, expected {expected[tuple(i)]:.7g}" for i in wrong[:10]
-    )
+    """The per-step unroll from zeros with the clamps written in, every gradient by autograd."""
+    return unrolled_reference(rnn, x, objective, interventions=interventions)
 
 
 def assert_matches(tr, ref, atol=1e-5, rtol=1e-4):

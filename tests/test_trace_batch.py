@@ -17,19 +17,10 @@ import core.engine.batch
 from core.trace import BatchTrace, Intervention, trace, trace_batch
 
 from test_interventions import CELLS, TARGETS  # every cell and what it can clamp
+from unroll import make_rnn
 
 VALUE = {"hidden": 0.8, "cell_state": -1.2, "input": 1.0, "forget": 0.0, "cell": -0.5, "output": 0.3,
          "reset": 0.0, "update": 1.0, "new": 0.4}
-
-
-def make_rnn(cell, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, seed=0, batch_first=False):
-    torch.manual_seed(seed)
-    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, bias=bias, batch_first=batch_first)
-    if cell == "lstm":
-        return nn.LSTM(input_size, hidden_size, **kwargs)
-    if cell == "gru":
-        return nn.GRU(input_size, hidden_size, **kwargs)
-    return nn.RNN(input_size, hidden_size, nonlinearity=cell.removeprefix("rnn_"), **kwargs)
 
 
 def module_on_packed_batch(rnn, x, lengths):
