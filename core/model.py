@@ -222,13 +222,20 @@ def build_sequence_model(
     `torch.manual_seed(seed)` followed by `SequenceModel(spec)` gives (tests/test_concurrency.py
     holds them to it), so the shipped zoo's recipes make the same models as before."""
     generator = torch.Generator().manual_seed(int(seed))
+    model = drawn_from(generator, lambda: SequenceModel(spec))
+    initialise(model.rnn, init=init, forget_bias=forget_bias, update_bias=update_bias,
+               generator=generator)
+    return model
+
+
+def drawn_from(generator: torch.Generator, make) -> nn.Module:
+    """The module `make()` builds, made on the meta device (which draws nothing) and every
+    parameter then drawn from `generator` as PyTorch's constructors would (reset_like_pytorch)."""
     with torch.device("meta"):
-        model = SequenceModel(spec)
+        model = make()
     model.to_empty(device="cpu")
     with torch.no_grad():
         reset_like_pytorch(model, generator)
-    initialise(model.rnn, init=init, forget_bias=forget_bias, update_bias=update_bias,
-               generator=generator)
     return model
 
 

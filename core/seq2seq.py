@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from core.cells import cell_info
-from core.model import initialise, reset_like_pytorch
+from core.model import drawn_from, initialise
 
 KIND = "seq2seq"
 
@@ -157,11 +157,7 @@ def build_seq2seq_model(spec: Seq2SeqSpec, seed: int = 0, init: str = "default",
     core.model.build_sequence_model does. `init`, `forget_bias` and `update_bias` apply to the
     encoder and the decoder alike (core.model.initialise)."""
     generator = torch.Generator().manual_seed(int(seed))
-    with torch.device("meta"):
-        model = EncoderDecoderModel(spec)
-    model.to_empty(device="cpu")
-    with torch.no_grad():
-        reset_like_pytorch(model, generator)
+    model = drawn_from(generator, lambda: EncoderDecoderModel(spec))
     for rnn in (model.encoder, model.decoder):
         initialise(rnn, init=init, forget_bias=forget_bias, update_bias=update_bias,
                    generator=generator)
