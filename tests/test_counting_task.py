@@ -204,10 +204,10 @@ def test_sample_is_the_string_of_that_length():
 
 def test_describe_says_where_the_model_lets_the_string_end():
     example = TASK.encode("aaabbb")
-    assert TASK.describe(one_hot_logits(example.target), example) == (
-        "the string may end after step 5 (3 a's, 3 b's)")
+    assert TASK.describe(one_hot_logits(example.target), example) == "ends after a³b³"
+    assert TASK.target_text(example) == "ends after a³b³"
     early = one_hot_logits(torch.tensor([A_OR_B, A_OR_B, A_OR_B, ONLY_B, END, END]))
-    assert TASK.describe(early, example) == (
-        "the string may end after step 4 (3 a's, 2 b's); 1 more step(s) say end too")
+    assert TASK.describe(early, example) == "ends after a³b² (+1 more)"
+    assert TASK.describe(early) == "ends after step 4 (+1 more)"
     never = one_hot_logits(torch.tensor([A_OR_B] * 3 + [ONLY_B] * 3))
-    assert TASK.describe(never) == "the string may not end anywhere yet"
+    assert TASK.describe(never) == "no end yet"

@@ -288,3 +288,11 @@ def test_describe_lists_the_tagged_names(task):
     logits = torch.nn.functional.one_hot(torch.tensor([1, 0, 1, 0, 0, 0, 0]), 2).float()
     assert task.describe(logits, ex) == "names: rose, tom"
     assert task.describe(logits) == "name other name other other other other"
+
+
+def test_the_target_is_written_as_the_names_it_marks():
+    names_task = get_task("names")
+    example = names_task.sample(0)
+    marked = [w for w, t in zip(example.tokens, example.target.tolist()) if t == 1]
+    assert names_task.target_text(example) == "names: " + (", ".join(marked) or "none")
+    assert names_task.target_text(names_task.encode("rose took him home")) == "—"

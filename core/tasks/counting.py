@@ -203,18 +203,29 @@ class CountingTask(Task):
         return Example(torch.tensor(self.vocab.ids(symbols)), target, symbols, info=info)
 
     def describe(self, prediction, example=None) -> str:
-        """Where the model says the string may end (the one answer that needs the count);
-        the class names hold spaces, so the tags are not written out one by one."""
-        tags = prediction.argmax(-1).reshape(-1).tolist()
+        """Where the model says the string may end (the one answer that needs the count), short
+        enough for a page's answer box: "ends after a³b³"; the class names hold
+        spaces, so the tags are not written out one by one."""
+        return self._ends(prediction.argmax(-1).reshape(-1).tolist(), example)
+
+    def target_text(self, example: Example) -> str:
+        """Where the string may really end, in the words `describe` uses."""
+        if example.target is None:
+            return "—"
+        return self._ends(torch.as_tensor(example.target).reshape(-1).tolist(), example)
+
+    @staticmethod
+    def _ends(tags: list[int], example: Example | None) -> str:
         ends = [t for t, tag in enumerate(tags) if tag == END]
         if not ends:
-            return "the string may not end anywhere yet"
+            return "no end yet"
         where = f"after step {ends[0]}"
         if example is not None and ends[0] < len(example.tokens):
             read = example.tokens[: ends[0] + 1]
-            where += f" ({read.count('a')} a's, {read.count('b')} b's)"
-        more = f"; {len(ends) - 1} more step(s) say end too" if len(ends) > 1 else ""
-        return f"the string may end {where}{more}"
+            power = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")  # aⁿbⁿ's own notation, short
+            where = f"after a{str(read.count('a')).translate(power)}" \
+                    f"b{str(read.count('b')).translate(power)}"
+        return f"ends {where}" + (f" (+{len(ends) - 1} more)" if len(ends) > 1 else "")
 
     def marks_note(self, example: Example) -> str:
         t = example.info.get("leaves_at")

@@ -303,6 +303,14 @@ class NamesTask(Task):
                 "network tags such a word before it has read them, so it can only guess; a "
                 "bidirectional network's reverse direction has read them already.")
 
+    def target_text(self, example: Example) -> str:
+        """The names the example's tags mark, in the words `describe` uses."""
+        if example.target is None:
+            return "—"
+        tags = torch.as_tensor(example.target).reshape(-1).tolist()
+        names = [w for w, t in zip(example.tokens, tags) if t == 1]
+        return "names: " + (", ".join(names) if names else "none")
+
     def describe(self, prediction, example=None) -> str:
         tags = prediction.argmax(-1).tolist()
         if example is None:
