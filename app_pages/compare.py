@@ -9,7 +9,7 @@ import streamlit as st
 from core import claims
 from core.content import caption
 from core.figures.compare import accuracy_distance_figure, compare_figure, gradient_overlay_figure
-from core.tasks import TASKS, get_task
+from core.tasks import ALL_TASKS, get_task
 from core.views import compare as cmp
 from core.views.models import NETWORK_LABELS, Upload, networks
 from ui.charts import animated_chart
@@ -35,7 +35,7 @@ def choices_sidebar() -> dict[str, Upload]:
     """Task, input and each column's model; returns the columns' uploads."""
     pick, values = choices.widget, choices.values
     st.header("Choices")
-    pick(st.selectbox, "Task", "task", TASKS, lambda n: TASKS[n].title)
+    pick(st.selectbox, "Task", "task", ALL_TASKS, lambda n: ALL_TASKS[n].title)
     task = get_task(values["task"])
     pick(st.radio, "Input", "input", cmp.INPUTS, cmp.INPUT_LABELS.get)
     if values["input"] == "sample":
@@ -99,9 +99,9 @@ st.caption(f"{task.title}: the same input through a vanilla RNN, an LSTM and a G
            f"{task.description}")
 if error is not None:
     error.show()
-st.markdown(f"**Input** ({T} steps): {plain(comparison.input_text())}  \n"
+st.markdown(f"**Input** ({comparison.input_label}): {plain(comparison.input_text())}  \n"
             f"**Target**: {plain(comparison.target)}  \n{plain(task.fed_note(comparison.example))}")
-accuracy = accuracies(cells, task.name) if task.name in cmp.DISTANCE_TASKS else None
+accuracy = accuracies(cells, task.name) if task.name in cmp.CHART_TASKS else None
 steps = cmp.column_steps(cmp.histories(wanted, trained, uploads), wanted.snap) \
     if error is None else {}  # a last good view's steps are not known here: its labels say
 column_heads(comparison, accuracy, cmp.waiting_for_upload(wanted, uploads), steps)
@@ -110,7 +110,8 @@ fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
                      comparison.input_sequence, t0=t0,
                      titles={cell: title for cell, c in cells.items()
                              if (title := cmp.column_title(cell, c.choice, steps.get(cell)))},
-                     kinds={cell: c.choice.cell for cell, c in cells.items()})
+                     kinds={cell: c.choice.cell for cell, c in cells.items()},
+                     handoff=comparison.handoff)
 animated_chart(fig, "compare_chart")
 st.caption(caption("compare", "player", objective_note=comparison.objective_note))
 
@@ -136,7 +137,6 @@ if accuracy:
         accuracy, distance=distance_words, chance=cmp.DISTANCE_CHANCE[task.name],
         trained_up_to=cmp.DISTANCE_TRAINED.get(task.name)), theme=None, key="accuracy_chart",
         config={"displaylogo": False})
-    st.caption(f"{cmp.AGREEMENT_PER_DISTANCE} held-out sentences at each distance; longer "
-               "distances also put more attractor nouns between subject and verb.")
+    st.caption(cmp.DISTANCE_NOTES[task.name])
 explain("compare", lessons=claims.lessons("compare"),
         **cmp.explanation_values(cells, comparison.task))

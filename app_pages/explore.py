@@ -8,9 +8,9 @@ from core.cells import CELLS
 from core.content import caption
 from core.figures.explore import explore_figure, overflow_note
 from core.io.tables import CsvChoice
-from core.tasks import TASKS, get_task
+from core.tasks import ALL_TASKS, get_task
 from core.views import explore as ex
-from core.views.models import SOURCE_LABELS, SOURCES, Upload, session_labels
+from core.views.models import SOURCE_LABELS, Upload, session_labels
 from ui.animation import autoplay_once, step_buttons
 from ui.charts import animated_chart
 from ui.compute import keep_last_good
@@ -39,10 +39,10 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnIn
     model is fed, if any."""
     pick, values = choices.widget, choices.values
     st.header("Choices")
-    pick(st.selectbox, "Task", "task", TASKS, lambda n: TASKS[n].title)
+    pick(st.selectbox, "Task", "task", ALL_TASKS, lambda n: ALL_TASKS[n].title)
     runs = session_labels(values["task"], trained_here)
-    pick(st.radio, "Model", "source", [s for s in SOURCES if s != "session" or runs
-                                        or values["source"] == s], SOURCE_LABELS.get)
+    pick(st.radio, "Model", "source", [s for s in ex.sources(values["task"]) if s != "session"
+                                        or runs or values["source"] == s], SOURCE_LABELS.get)
     upload = csv = own = None
     if values["source"] in ("shipped", "random"):
         cell_and_network(choices)
@@ -136,7 +136,8 @@ if result.marks_note:
 
 fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
                      direction=state.direction, units=units, unit=unit, t0=state.t,
-                     nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"))
+                     nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"),
+                     handoff=result.handoff)
 animated_chart(fig, "explore_chart")
 if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
     autoplay_once("explore_chart", page_key("explore", "autoplayed"))

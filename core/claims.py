@@ -271,6 +271,40 @@ def counting_lstm() -> Evidence:
                     why=f"reach {reach}, unit {unit} r {r[unit]:.3f}")
 
 
+COPY_RELIABLE = 0.9  # a length an encoder-decoder "copies": nine inputs in ten right
+
+
+def copy_reach(rows: list[dict]) -> int:
+    """The longest input length up to which every length is copied right at least
+    COPY_RELIABLE of the time (0 if not even one letter is)."""
+    reach = 0
+    for row in sorted(rows, key=lambda r: r["length"]):
+        if row["accuracy"] < COPY_RELIABLE:
+            break
+        reach = int(row["length"])
+    return reach
+
+
+@_check
+def copy_bottleneck() -> Evidence:
+    from core.training import zoo
+
+    rows = {c: list(zoo.model_info("copy", c).extra.get("accuracy_by_length") or [])
+            for c in CELLS3}
+    if not all(rows.values()):
+        return Evidence(False, why="no accuracy by length in the copy metadata")
+    reach = {c: copy_reach(rows[c]) for c in CELLS3}
+    trained = int(zoo.recipe("copy", "lstm").seq_len)
+    longest = max(r["length"] for r in rows["lstm"])
+    at_longest = max(r["accuracy"] for c in CELLS3 for r in rows[c] if r["length"] == longest)
+    ok = (reach["rnn"] <= 3 and reach["rnn"] < reach["gru"] <= reach["lstm"] < trained
+          and reach["lstm"] >= 8 and at_longest <= 0.05)
+    return Evidence(ok, dict(rnn=reach["rnn"], gru=reach["gru"], lstm=reach["lstm"],
+                             reliable=_pct(COPY_RELIABLE), trained=trained, longest=longest,
+                             at_longest=_pct(at_longest)),
+                    why=f"reach {reach}, at length {longest}: {at_longest:.2f}")
+
+
 def _names_part(cell: str, architecture: str, part: str) -> dict:
     from core.training import zoo
 

@@ -14,6 +14,7 @@ as in core/model.py, because the tracing engine takes bare recurrent modules and
 
     model(enc_ids, dec_ids, lengths)      # teacher-forced logits (B, T, V)
     ids, logits = model.greedy(enc_ids, T, lengths)   # fed its own answers
+    seen = trace_encoder_decoder(model, enc_ids, objective)  # as Explore shows one input
 
 One embedding serves both sides: the decoder reads the same symbols the encoder reads (its own
 previous answers), plus the start symbol, so one table has every row either side needs, and a
@@ -23,11 +24,15 @@ symbol means the same vector to both. Its row 0 is padding and never moves.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from core.cells import cell_info
+from core.engine.handoff import joined, trace_handoff
+from core.engine.tracing import Trace
 from core.model import drawn_from, initialise
 
 KIND = "seq2seq"
@@ -179,3 +184,45 @@ def seq2seq_spec(task, cell: str, hidden_size: int = 64, num_layers: int = 1) ->
     return Seq2SeqSpec(cell=cell, vocab_size=task.vocab_size, input_size=task.input_size,
                        hidden_size=hidden_size, output_size=task.output_size,
                        start_id=task.start_id, num_layers=num_layers)
+
+
+@dataclass
+class EncoderDecoderTrace:
+    """One input through an encoder-decoder. The decoder writes as many symbols as the input
+    has, each step fed its previous answer (greedy, as in use): `answer` and `logits`. The trace
+    is of that run, or of the decoder fed given inputs (the right answer so far, as in
+    training: teacher forcing), which `fed` holds.
+
+    `trace` holds the encoder's steps 0 .. handoff - 1 and the decoder's handoff .. on one time
+    axis (core.engine.handoff.joined), every gradient of the one objective: the encoder's are
+    the decoder's loss flowing back across the hand-off. `answer` (T_dec,) are the symbols
+    written, `logits` (T_dec, output_size) their scores, `fed` (T_dec,) what the traced decoder
+    read (the start symbol, then the answer so far)."""
+
+    trace: Trace
+    handoff: int
+    answer: torch.Tensor
+    logits: torch.Tensor
+    fed: torch.Tensor
+
+    @property
+    def decoder_output(self) -> np.ndarray:
+        return self.trace.output[self.handoff:]
+
+
+def trace_encoder_decoder(model: EncoderDecoderModel, inputs: torch.Tensor,
+                          objective: Callable[[torch.Tensor], torch.Tensor],
+                          length: int | None = None, right_answer: torch.Tensor | None = None
+                          ) -> EncoderDecoderTrace:
+    """Decode `inputs` (T,) greedily for `length` steps (default T), then trace the encoder and
+    that decoder run together (core.engine.handoff.trace_handoff) with `objective`, a scalar
+    function of the decoder's output sequence (T_dec, H) (the task's loss). With
+    `right_answer` (T_dec,), the traced decoder is fed it instead (teacher forcing)."""
+    if inputs.dim() != 1:
+        raise ValueError(f"one input sequence of ids (T,), got shape {tuple(inputs.shape)}")
+    with torch.no_grad():
+        answer, logits = model.greedy(inputs, int(length or inputs.shape[0]))
+        fed = model.decoder_inputs(answer if right_answer is None else right_answer)
+        x_enc, x_dec = model.features(inputs).float(), model.features(fed).float()
+    encoder, decoder = trace_handoff(model.encoder, model.decoder, x_enc, x_dec, objective)
+    return EncoderDecoderTrace(joined(encoder, decoder), len(inputs), answer, logits, fed)

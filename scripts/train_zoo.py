@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.cells import CELLS  # noqa: E402
-from core.tasks import TASKS  # noqa: E402
+from core.tasks import ALL_TASKS  # noqa: E402
 from core.training.zoo import (  # noqa: E402
     ARCHITECTURES, MODELS_DIR, RECIPES, architectures, train_zoo_model,
 )
@@ -48,6 +48,7 @@ def train_one(task: str, cell: str, architecture: str, out: Path) -> tuple:
         "airline": lambda: f"seasonal naive {extra.get('seasonal_naive_rmse', 0):.1f}",
         "random": lambda: f"train accuracy {extra.get('train_accuracy', 0):.3f}",
         "agreement": lambda: f"distances 1-{h['seq_len']}",
+        "copy": lambda: f"symbols right {extra.get('symbol_accuracy', 0):.3f}",
     }.get(task, lambda: "")()
     return (task, cell, architecture, h["metric"], h["value"], h["baseline"],
             h["higher_is_better"],
@@ -56,7 +57,7 @@ def train_one(task: str, cell: str, architecture: str, out: Path) -> tuple:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", action="append", choices=list(TASKS),
+    parser.add_argument("--task", action="append", choices=list(ALL_TASKS),
                         help="train only this task (repeatable); default: all")
     parser.add_argument("--cell", action="append", choices=list(CELLS),
                         help="train only this cell (repeatable); default: all")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="models trained at once, one process each (default 2, one per core)")
     args = parser.parse_args(argv)
 
-    tasks = args.task or list(TASKS)
+    tasks = args.task or list(ALL_TASKS)
     cells = args.cell or list(CELLS)
     wanted = None if not args.architecture else {"" if a == ONE else a for a in args.architecture}
     jobs = [(t, c, a) for t in tasks for c in cells for a in architectures(t)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             results = [f.result() for f in futures]
     total = time.perf_counter() - start
     order = {job: i for i, job in enumerate(
-        (t, c, a) for t in TASKS for a in architectures(t) for c in CELLS)}
+        (t, c, a) for t in ALL_TASKS for a in architectures(t) for c in CELLS)}
     rows = sorted(results, key=lambda r: order[r[:3]])
 
     print()
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _expected_cost(task: str, cell: str, architecture: str) -> float:
     steps = RECIPES[task].max_steps
-    length = {"adding": 55, "agreement": 40, "sentiment": 60, "names": 20, "airline": 24}.get(task, 10)
+    length = {"adding": 55, "agreement": 40, "sentiment": 60, "names": 20, "airline": 24,
+              "copy": 26}.get(task, 10)
     return steps * length * (2 if cell == "gru" else 1) * (2 if architecture else 1)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from core.training import zoo
 from core.views import compare as cmp
-from core.tasks import TASKS, Score
+from core.tasks import ALL_TASKS, Score
 from streamlit.testing.v1 import AppTest
 
 from pagetest import assert_clean, shown
@@ -100,14 +100,14 @@ def test_task_choice_switches_all_three_and_agreement_adds_accuracy_by_distance(
     assert all(v.split()[0] in ("was", "were") for v in metrics(at)["Prediction"])
 
 
-@pytest.mark.parametrize("task", [t for t in TASKS if t not in ("adding", "agreement")])
+@pytest.mark.parametrize("task", [t for t in ALL_TASKS if t not in ("adding", "agreement")])
 def test_every_other_task_from_a_link(task):
     at = page(task=task)
     assert_clean(at)
     assert not at.error
     drawn = charts(at)  # the player, the gradient's fading, and accuracy by distance if measured
-    assert len(drawn) == (3 if task in cmp.DISTANCE_TASKS else 2)
-    assert ("accuracy_chart" in drawn) == (task in cmp.DISTANCE_TASKS)
+    assert len(drawn) == (3 if task in cmp.CHART_TASKS else 2)
+    assert ("accuracy_chart" in drawn) == (task in cmp.CHART_TASKS)
     assert len(metrics(at)["Prediction"]) == 3
 
 

@@ -17,7 +17,7 @@ from core.tasks import Example, get_task
 from core.views import explore as ex
 from core.views import models
 from core.training import zoo
-from core.tasks import TASKS
+from core.tasks import ALL_TASKS
 from streamlit.testing.v1 import AppTest
 
 from pagetest import assert_clean, shown
@@ -51,7 +51,7 @@ def test_landing_is_a_trained_lstm_with_no_clicks():
     assert len(spec["frames"]) >= 2 and spec["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", list(ALL_TASKS))
 @pytest.mark.parametrize("cell", CELLS)
 def test_every_task_and_cell_with_a_random_init_is_labelled_untrained(task, cell):
     at = app(task=task, cell=cell, source="random", seed=3)

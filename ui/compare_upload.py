@@ -34,8 +34,8 @@ def model_pickers(choices: PageChoices, task: str, trained: Mapping) -> dict[str
     uploads = {}
     for cell in cmp.CELL_ORDER:
         name = CELLS[cell].long_name
-        choices.widget(st.selectbox, name, cell,
-                       [cmp.SHIPPED, *session_labels(task, trained, cell), cmp.UPLOAD],
+        own = [*session_labels(task, trained, cell), cmp.UPLOAD] if cmp.takes_own(task) else []
+        choices.widget(st.selectbox, name, cell, [cmp.SHIPPED, *own],
                        lambda pick: PICK_LABELS.get(pick, pick),
                        help="Models you train on the Train page appear here; "
                             f"“{SOURCE_LABELS['upload']}” compares your own file in this column.")
@@ -161,10 +161,12 @@ def column_heads(comparison: cmp.Comparison, by_distance: Mapping | None,
             else:
                 answer_metric("Prediction", c.result)
                 held_out(c.choice.score, metric, (by_distance or {}).get(cell),
-                         c.choice.step if isinstance(c.choice, cmp.SnapshotChoice) else None)
+                         c.choice.step if isinstance(c.choice, cmp.SnapshotChoice) else None,
+                         comparison.task)
 
 
-def held_out(score, metric: str, rows: list[dict] | None, step: int | None = None) -> None:
+def held_out(score, metric: str, rows: list[dict] | None, step: int | None = None,
+             task: str = "agreement") -> None:
     """A task model's held-out score and verdict (at long distances too, given `rows`); for a
     snapshot (at training `step`) the score measured then, or that none was; or "not known"
     for gatescope's download uploaded without the Config file that records it."""
@@ -180,7 +182,8 @@ def held_out(score, metric: str, rows: list[dict] | None, step: int | None = Non
                   help="The score was measured when the model was trained and is saved in the "
                        "Config file (JSON) downloaded beside its weights: upload both together.")
         return
-    badge, verdict = cmp.verdict_badge(score, rows and cmp.long_distance_score(score, rows))
+    badge, verdict = cmp.verdict_badge(score, rows and cmp.long_distance_score(score, rows),
+                                       task=task)
     when = "when the model was trained" if step is None else f"at training step {step:,}"
     st.metric(f"Held-out {score.metric}", f"{score.value:.4g}", badge,
               delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",

@@ -8,7 +8,8 @@ The decoder starts from the encoder's final state, as `decoder(x_dec, encoder(x_
 a scalar. Both traces are of that one scalar, from one backward pass through both modules: the
 decoder's holds its own states, gates and gradients and, in `grad_initial`, the gradient
 reaching the hand-off state; the encoder's holds the decoder's loss flowing back across the
-hand-off into every encoder step. Each module runs as `trace` runs it (core.engine.tracing's
+hand-off into every encoder step. `joined(encoder_trace, decoder_trace)` puts both on one time
+axis, as Explore shows them. Each module runs as `trace` runs it (core.engine.tracing's
 `traced_forward`, `traced_gradients` and `trace_of`); the encoder's final states stay in the
 autograd graph as the decoder's initial state.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -94,3 +96,34 @@ def _checked_pair(encoder: nn.Module, decoder: nn.Module) -> str:
             f"{decoder_weight.dtype} on {decoder_weight.device}: the state handed over needs both alike."
         )
     return encoder_cell
+
+
+def joined(encoder: Trace, decoder: Trace) -> Trace:
+    """The two traces of `trace_handoff` on one time axis: steps 0 .. T_enc - 1 the encoder's,
+    then the decoder's. Every step's values and gradients are its own module's, all of the one
+    loss; the decoder's first step follows the encoder's last as it does in the network (its
+    h_{t-1}, and c_{t-1} for an LSTM, is the state handed over), so a view that reads the step
+    before from the trace reads the hand-off. `output` is both modules' top outputs in that order
+    (the decoder's are the last T_dec rows), and `grad_initial` the encoder's, from its zero
+    start."""
+    if (encoder.cell_type, encoder.hidden.shape[:2], encoder.hidden_size) != (
+            decoder.cell_type, decoder.hidden.shape[:2], decoder.hidden_size):
+        raise ValueError("an encoder's and a decoder's traces join only where the decoder starts "
+                         "from the encoder's state: the same cell, layers and hidden size")
+
+    def steps(a, b, axis: int):
+        return None if a is None else np.concatenate([a, b], axis=axis)
+
+    return Trace(
+        cell_type=encoder.cell_type,
+        hidden=steps(encoder.hidden, decoder.hidden, 2),
+        cell=steps(encoder.cell, decoder.cell, 2),
+        gates={name: steps(encoder.gates[name], decoder.gates[name], 2) for name in encoder.gates},
+        grad_hidden=steps(encoder.grad_hidden, decoder.grad_hidden, 2),
+        grad_cell=steps(encoder.grad_cell, decoder.grad_cell, 2),
+        grad_input=steps(encoder.grad_input, decoder.grad_input, 0),
+        output=steps(encoder.output, decoder.output, 0),
+        objective=decoder.objective,
+        grad_initial=encoder.grad_initial,
+        grad_initial_cell=encoder.grad_initial_cell,
+    )

@@ -28,7 +28,7 @@ from core.figures.player import (
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
     PlainFigure, _log10, cell_color, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
-    log_range, map_image, padded_range, saliency_strip, token_markers,
+    handoff_line, log_range, map_image, padded_range, saliency_strip, token_markers,
 )
 
 ROWS = ("input", "hidden", "keep", "grad")
@@ -61,7 +61,11 @@ def relative_gradient(tr: Trace) -> np.ndarray:
 def gradient_range(traces: Sequence[Trace]) -> tuple[float, float]:
     """One log10 range for every column's gradient row (relative to each model's last step),
     so the decay compares across cells."""
-    return log_range(np.concatenate([_log10(relative_gradient(tr)) for tr in traces]), 0.3)
+    lo, hi = log_range(np.concatenate([_log10(relative_gradient(tr)) for tr in traces]), 0.3)
+    # Headroom over the top tick: its label (10⁴, taller than 1) ran into the row's title when
+    # the gradient rose above its last-step value (an encoder-decoder's, whose last output
+    # costs little).
+    return lo, hi + 0.08 * (hi - lo)
 
 
 @dataclass
@@ -85,14 +89,17 @@ class _Parts:
 
 def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int = 0,
                    titles: Mapping[str, str] | None = None,
-                   kinds: Mapping[str, str] | None = None, height: int = 820) -> go.Figure:
+                   kinds: Mapping[str, str] | None = None, height: int = 820,
+                   handoff: int | None = None) -> go.Figure:
     """One column per cell (in the order of `traces`), rows: the input shaded by that cell's
     saliency, the hidden state h, the gate that keeps the old state (LSTM forget f, GRU update
     z; the RNN has none), and norm(d loss / d h_t) on one shared log scale. `kinds` names the
     cell type a column's trace is of where it is not the column's own (a GRU uploaded into the
     LSTM column): its gate row is that type's. Every column reads
     the same input, so all traces must have the same length. The top layer, forward direction,
-    is shown. Play / pause / slow buttons and one slider move every column's cursor together."""
+    is shown. Play / pause / slow buttons and one slider move every column's cursor together.
+    `handoff` (encoder-decoders' traces) is the decoders' first step: a dashed line in every
+    column marks it."""
     cells = list(traces)
     if not cells:
         raise ValueError("nothing to compare: no traces")
@@ -113,6 +120,11 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
         _input_cell(grid, parts, col, tr, inp, tokens, steps, t0)
         _map_cells(grid, parts, col, kinds[cell], tr, T)
         _gradient_cell(grid, parts, col, cell, tr, steps, t0, log_g)
+        if handoff is not None and 0 < handoff < T:
+            # no legend entry: the legend sits over the last column's title (the page's
+            # input line says what the dashed line is)
+            parts.shapes.append(handoff_line(handoff, grid.axes(len(ROWS), col)[0],
+                                             legend=False))
     _colour_bars(parts)
     frames = animation_frames(T, len(parts.data), parts.cursors + parts.readouts + parts.words,
                               lambda t: _moving_at(parts, t, T, tokens))

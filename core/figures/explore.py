@@ -29,7 +29,7 @@ from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
     cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
-    saliency_strip, token_markers,
+    handoff_line, saliency_strip, token_markers,
 )
 
 # Rows of the left column; the right column (the cell panel) spans them all.
@@ -92,6 +92,7 @@ def explore_figure(
     t0: int = 0,
     nonlinearity: str = "tanh",
     height_per_map: int = 120,
+    handoff: int | None = None,
 ) -> go.Figure:
     """Every view of one trace in one animated figure, driven by one time cursor.
 
@@ -99,7 +100,9 @@ def explore_figure(
     map for h, c (LSTM) and every gate on fixed colour scales, the gradient norms on a log
     scale, and line plots of the picked `units`. Right column: the cell diagram and PyTorch's
     equations for `unit` at the cursor's step. Play / pause / speed buttons and a slider move
-    the cursor in the browser; `t0` is where it starts.
+    the cursor in the browser; `t0` is where it starts. `handoff` (an encoder-decoder's trace,
+    core.engine.handoff.joined) is the decoder's first step: a dashed line across the left
+    column marks where the encoder hands its state over.
     """
     L, D, T, H = tr.hidden.shape
     if not (0 <= layer < L and 0 <= direction < D):
@@ -118,6 +121,8 @@ def explore_figure(
     bar_images, bar_labels = _colour_bars(fig, tr, maps, geo)
     gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps)
     shapes = input_shapes + gradient_shapes + _units_row(fig, tr, layer, direction, units, steps)
+    if handoff is not None and 0 < handoff < T:
+        shapes.append(handoff_line(handoff, "x"))
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
                        tokens=tokens if inp.values is None else None,
                        x_signal=_x_signal(inp, T), nonlinearity=nonlinearity,

@@ -341,3 +341,15 @@ def bake_template(layout: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+HANDOFF_COLOR = "#444444"
+
+
+def handoff_line(handoff: int, xref: str, legend: bool = True) -> dict:
+    """A dashed line over the whole plot height between an encoder's last step and its
+    decoder's first, on the time axis `xref` (like the cursor), with a legend entry."""
+    x = handoff - 0.5
+    return dict(type="line", x0=x, x1=x, xref=xref, y0=0, y1=1, yref="paper",
+                line=dict(color=HANDOFF_COLOR, width=2, dash="dash"), layer="above",
+                showlegend=legend, name="hand-off: encoder → decoder", legendgroup="hand-off")

@@ -20,12 +20,21 @@ from core.tasks.base import (
 from core.tasks.names import NamesTask
 from core.tasks.random_labels import RandomTask
 from core.tasks.sentiment import SentimentTask
+from core.tasks.seq2seq import CopyTask, ReverseTask
 
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (AddingTask(), AgreementTask(), AirlineTask(), SentimentTask(), NamesTask(),
                  CharLMTask(), CountingTask(), RandomTask())
 }
+#: Sequence-to-sequence tasks, whose model is an encoder handing one state to a decoder
+#: (core/seq2seq.py), not one recurrent network with a head. Explore and Compare show them; the
+#: pages that train, search or probe one network (Train, Search, the Gradient and
+#: Interpretability labs) list TASKS. Reversal (core/tasks/seq2seq.py) is its easier variant,
+#: kept for experiments: copying is the one that shows where the one-vector hand-off breaks.
+SEQ2SEQ_TASKS: dict[str, Task] = {task.name: task for task in (CopyTask(),)}
+#: Every task a page can show, in the order pages list them.
+ALL_TASKS: dict[str, Task] = {**TASKS, **SEQ2SEQ_TASKS}
 
 
 def get_task(name: str | Task) -> Task:
@@ -33,14 +42,14 @@ def get_task(name: str | Task) -> Task:
     if isinstance(name, Task):
         return name
     try:
-        return TASKS[name]
+        return ALL_TASKS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(ALL_TASKS)}") from None
 
 
 __all__ = [
-    "TASKS", "get_task", "Task", "Example", "Batch", "Score", "Metric", "SeqLen", "Vocab",
+    "TASKS", "SEQ2SEQ_TASKS", "ALL_TASKS", "get_task", "Task", "Example", "Batch", "Score", "Metric", "SeqLen", "Vocab",
     "AddingTask", "AgreementTask", "AirlineTask", "SentimentTask", "NamesTask", "CharLMTask",
-    "CountingTask", "RandomTask",
+    "CountingTask", "RandomTask", "CopyTask", "ReverseTask",
     "load_airline", "rng_for", "token_f1", "tokenize",
 ]

@@ -55,6 +55,17 @@ class SymbolSequenceTask(Task):
     metric = Metric("sequence accuracy", higher_is_better=True)
     baseline_name = "the input's most common symbol at every step"
     heldout_size = 1000
+    #: How the gradients were taken: the decoder fed its own answers (as in use: Explore) or
+    #: the right answer so far (as in training; Compare, so that three models read one input).
+    objective_notes = {
+        "own": "gradients of the decoder's loss against the right answer, the decoder fed its "
+               "own previous answers as in use; the encoder's steps get theirs only back "
+               "across the hand-off",
+        "right": "gradients of the decoder's loss against the right answer, each decoder fed "
+                 "the right answer so far (teacher forcing, as in training) so that the three "
+                 "read the same input; the encoder's steps get theirs only back across the "
+                 "hand-off",
+    }
 
     def __init__(self, symbols: tuple[str, ...] = SYMBOLS) -> None:
         self.symbols = tuple(symbols)
@@ -126,6 +137,18 @@ class SymbolSequenceTask(Task):
             raise ValueError(f"at most {self.seq_len.max} symbols, got {len(symbols)}")
         ids, unknown = self.vocab.encode(symbols)
         return self._example(ids.tolist(), unknown)
+
+    def decoder_reads(self, fed: list[int]) -> list[str]:
+        """What the decoder reads at each step, as a page shows it: the start symbol (written
+        "⟨s⟩": a chart would take "<s>" for a strike-through tag), then its own answers."""
+        return ["⟨s⟩" if i == self.start_id else self.vocab.words[i] for i in fed]
+
+    def marks_note(self, example: Example) -> str:
+        n = len(example)
+        return (f"Steps 0 to {n - 1}: the encoder reads the {n} letters. At the dashed line it "
+                f"hands its last state (h, and c for an LSTM) to the decoder, which writes the "
+                f"answer in steps {n} to {2 * n - 1}, each step fed the letter it wrote before "
+                f"(⟨s⟩ first). Every letter must cross that one state.")
 
     # -- scoring -----------------------------------------------------------------------------
     @staticmethod
@@ -236,8 +259,20 @@ class SymbolSequenceTask(Task):
         return objective_fn
 
     def describe(self, prediction: torch.Tensor, example: Example | None = None) -> str:
-        """The decoded symbols, e.g. "e b a c"."""
-        return " ".join(self.vocab.words[i] for i in prediction.argmax(-1).reshape(-1).tolist())
+        """The decoded symbols as one string, e.g. "ebac" (a page shows it in a third of its
+        width: letters spaced apart were cut there from 12 letters on)."""
+        return self.spelled(prediction.argmax(-1).reshape(-1).tolist())
+
+    def target_text(self, example: Example) -> str:
+        if example.target is None:
+            return "—"
+        return self.spelled(torch.as_tensor(example.target).reshape(-1).tolist())
+
+    def spelled(self, ids: list[int]) -> str:
+        """Symbol ids as one string; an id that is no symbol (padding, <unk>, the start
+        symbol: never a right answer) as "?"."""
+        return "".join(self.vocab.words[i] if self.vocab.words[i] in self.symbols else "?"
+                       for i in ids if i >= 0)
 
     def judge(self, prediction: torch.Tensor, example: Example) -> tuple[str, bool | None]:
         if example.target is None:

@@ -7,7 +7,9 @@
     fresh = build_model("adding", "lstm", seed=0)  # same architecture, random weights
 
 Each model is `models/<task>_<cell>.safetensors` (weights) plus `<task>_<cell>.json`
-(metadata). `python scripts/train_zoo.py` remakes all of them from `RECIPES` with fixed seeds.
+(metadata). A sequence-to-sequence task's model (core.tasks.SEQ2SEQ_TASKS: copy) is an
+encoder-decoder (core/seq2seq.py), trained by core/training/seq2seq.py; its metadata's spec is a
+Seq2SeqSpec (kind "seq2seq") and `extra["parts"]` records the encoder and the decoder. `python scripts/train_zoo.py` remakes all of them from `RECIPES` with fixed seeds.
 Every cell of a task gets the same recipe and budget; the LSTM's forget gate starts with bias 1
 (Jozefowicz et al. 2015). The vanilla RNN's score is recorded whatever it is.
 
@@ -54,8 +56,13 @@ from core.cells import CELLS, cell_info
 from core.model import (
     ModelSpec, SequenceModel, build_sequence_model, count_parameters, state_tensors,
 )
-from core.tasks import TASKS, Score, Task, get_task
+from core.seq2seq import (
+    KIND as SEQ2SEQ, EncoderDecoderModel, Seq2SeqSpec, build_seq2seq_model,
+    rebuild_seq2seq_model, seq2seq_spec,
+)
+from core.tasks import ALL_TASKS, Score, Task, get_task
 from core.training.loop import TrainConfig, TrainResult, model_spec, train
+from core.training.seq2seq import train_seq2seq
 from core.training.snapshots import (
     Snapshot, file_metadata, model_at, read_snapshots, snapshots_file,
 )
@@ -89,12 +96,16 @@ RECIPES: dict[str, TrainConfig] = {
     "counting": TrainConfig(hidden_size=16, batch_size=50, learning_rate=1e-2, seq_len=30,
                             max_steps=3000),
     "random": TrainConfig(hidden_size=64, batch_size=50, learning_rate=2e-3, max_steps=1000),
+    # Inputs of 1 to 12 symbols; the same recipe for the three cells, so that where each
+    # cell's hand-off breaks is the cell's doing (core/tasks/seq2seq.py).
+    "copy": TrainConfig(hidden_size=64, batch_size=64, learning_rate=5e-3, seq_len=12,
+                        max_steps=4000),
 }
 # The length each model's metadata score is measured at: the quality bars of the issue (adding
 # at T = 50, agreement up to distance 20, airline with the default 24-month look-back), and the
 # training lengths for the text tasks.
 SCORED_SEQ_LEN = {"adding": 50, "agreement": 20, "airline": 24, "sentiment": 50, "names": 30,
-                  "charlm": 100, "counting": 30, "random": 10}
+                  "charlm": 100, "counting": 30, "random": 10, "copy": 12}
 LSTM_FORGET_BIAS = 1.0
 #: Tasks whose gated cells start with a keep-gate bias of their own: the LSTM's forget gate and
 #: the GRU's update gate. Sentiment's reviews hold their verdict across a tail of 30 to 50 words
@@ -109,6 +120,10 @@ HISTORY_TASKS = ("adding", "agreement")
 #: Tasks whose metadata records accuracy at every distance the lesson is about (the subject
 #: to its verb; the deciding word to the review's end), 100 sentences each.
 DISTANCE_TASKS = ("agreement", "sentiment", "counting")
+#: Tasks whose metadata records accuracy at every input length from 1 to LENGTH_MAX (beyond the
+#: training lengths, to see where each cell stops), 200 inputs each: the encoder-decoder's.
+LENGTH_TASKS = ("copy",)
+LENGTH_MAX = 20
 HISTORY_SNAPSHOTS = 7
 #: The networks the zoo ships beside each task's one-layer, one-direction models ("", the
 #: default everywhere): "bidirectional" (a reverse direction in its one layer) and "stacked"
@@ -135,8 +150,11 @@ def architectures(task: str | Task) -> tuple[str, ...]:
     return ZOO_ARCHITECTURES.get(get_task(task).name, ("",))
 
 
-def architecture_of(spec: ModelSpec) -> str:
-    """The zoo's name for the network `spec` describes ("" for one layer, one direction)."""
+def architecture_of(spec: ModelSpec | Seq2SeqSpec) -> str:
+    """The zoo's name for the network `spec` describes ("" for one layer, one direction: an
+    encoder-decoder's parts are each that)."""
+    if spec.kind == SEQ2SEQ:
+        return ""
     if spec.bidirectional:
         return "bidirectional"
     return "stacked" if spec.num_layers > 1 else ""
@@ -174,7 +192,7 @@ class ZooEntry:
 
     task: str
     cell: str
-    spec: ModelSpec
+    spec: ModelSpec | Seq2SeqSpec
     vocab: list[str] | None
     classes: list[str] | None
     seed: int
@@ -194,6 +212,11 @@ class ZooEntry:
     @property
     def architecture(self) -> str:
         return architecture_of(self.spec)
+
+    @property
+    def seq2seq(self) -> bool:
+        """Whether this is an encoder-decoder (extra["parts"] then describes both parts)."""
+        return self.spec.kind == SEQ2SEQ
 
     @property
     def title(self) -> str:
@@ -218,8 +241,8 @@ def history_path(task: str, cell: str, directory: Path | None = None) -> Path:
 
 
 def available(directory: Path | None = None) -> list[tuple[str, str]]:
-    """(task, cell) of every shipped model, in TASKS x CELLS order."""
-    return [(t, c) for t in TASKS for c in CELLS if all(p.exists() for p in paths(t, c, directory))]
+    """(task, cell) of every shipped model, in ALL_TASKS x CELLS order."""
+    return [(t, c) for t in ALL_TASKS for c in CELLS if all(p.exists() for p in paths(t, c, directory))]
 
 
 def shipped_architectures(task: str, cell: str, directory: Path | None = None) -> list[str]:
@@ -228,10 +251,14 @@ def shipped_architectures(task: str, cell: str, directory: Path | None = None) -
             if all(p.exists() for p in paths(task, cell, directory, a))]
 
 
+def model_info(task: str | Task, cell: str, architecture: str = "") -> ZooEntry:
+    """Metadata of the shipped model for task x cell (x architecture), read once per process
+    (however the arguments are spelled: one entry per model)."""
+    return _model_info(get_task(task).name, cell, architecture)
+
+
 @functools.lru_cache(maxsize=None)
-def model_info(task: str, cell: str, architecture: str = "") -> ZooEntry:
-    """Metadata of the shipped model for task x cell (x architecture)."""
-    task = get_task(task).name
+def _model_info(task: str, cell: str, architecture: str) -> ZooEntry:
     _check_cell(cell)
     _check_architecture(task, architecture)
     weights, meta_path = paths(task, cell, architecture=architecture)
@@ -246,8 +273,10 @@ def model_info(task: str, cell: str, architecture: str = "") -> ZooEntry:
     if meta.get("format_version") != FORMAT_VERSION:
         raise RuntimeError(f"{meta_path} has format {meta.get('format_version')}, "
                            f"expected {FORMAT_VERSION}: retrain with scripts/train_zoo.py")
+    spec = (Seq2SeqSpec(**meta["spec"]) if meta["spec"].get("kind") == SEQ2SEQ
+            else ModelSpec(**meta["spec"]))
     return ZooEntry(
-        task=meta["task"], cell=meta["cell"], spec=ModelSpec(**meta["spec"]),
+        task=meta["task"], cell=meta["cell"], spec=spec,
         vocab=meta["vocab"], classes=meta["classes"], seed=meta["seed"], steps=meta["steps"],
         train_seconds=meta["train_seconds"], status=meta["status"],
         param_count=meta["param_count"], rnn_param_count=meta["rnn_param_count"],
@@ -257,12 +286,18 @@ def model_info(task: str, cell: str, architecture: str = "") -> ZooEntry:
     )
 
 
-@functools.lru_cache(maxsize=None)
-def load_model(task: str, cell: str, architecture: str = "") -> SequenceModel:
-    """The trained zoo model for task x cell (x architecture), in eval mode.
+def load_model(task: str | Task, cell: str, architecture: str = ""
+               ) -> SequenceModel | EncoderDecoderModel:
+    """The trained zoo model for task x cell (x architecture), in eval mode: an
+    EncoderDecoderModel for a sequence-to-sequence task.
 
     Loaded once per process and shared by every caller (and every app session): do not train
     or modify it in place; `copy.deepcopy` it first."""
+    return _load_model(get_task(task).name, cell, architecture)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_model(task: str, cell: str, architecture: str) -> SequenceModel | EncoderDecoderModel:
     entry = model_info(task, cell, architecture)
     task_obj = get_task(entry.task)
     expected_vocab = task_obj.vocab.words if task_obj.vocab is not None else None
@@ -271,6 +306,8 @@ def load_model(task: str, cell: str, architecture: str = "") -> SequenceModel:
             f"{entry.path.name} was trained with another vocabulary than the {entry.task} task "
             f"has now: retrain it with python scripts/train_zoo.py --task {entry.task}"
         )
+    if entry.seq2seq:
+        return rebuild_seq2seq_model(entry.spec.to_dict(), load_file(entry.path))
     model = SequenceModel(entry.spec)
     model.load_state_dict(load_file(entry.path))
     model.eval()
@@ -349,12 +386,19 @@ def weights_sha256(state: dict[str, torch.Tensor]) -> str:
 
 def build_model(task: str | Task, cell: str, seed: int = 0, hidden_size: int | None = None,
                 num_layers: int = 1, init: str = "default", forget_bias: float | None = None,
-                update_bias: float | None = None, bidirectional: bool = False) -> SequenceModel:
+                update_bias: float | None = None, bidirectional: bool = False
+                ) -> SequenceModel | EncoderDecoderModel:
     """A freshly initialised (untrained) model for task x cell, in eval mode. Hidden size
     defaults to the zoo recipe's, so it is the trained model's architecture with random weights."""
     task = get_task(task)
     _check_cell(cell)
     hidden = hidden_size or RECIPES[task.name].hidden_size
+    if task.kind == SEQ2SEQ:
+        if bidirectional:
+            raise ValueError("an encoder-decoder is not built bidirectional here")
+        return build_seq2seq_model(seq2seq_spec(task, cell, hidden, num_layers), seed=seed,
+                                   init=init, forget_bias=forget_bias,
+                                   update_bias=update_bias).eval()
     model = build_sequence_model(model_spec(task, cell, hidden, num_layers, bidirectional),
                                  seed=seed, init=init, forget_bias=forget_bias,
                                  update_bias=update_bias)
@@ -382,7 +426,7 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
         "train_seconds": round(result.seconds, 2),
         "status": result.status,
         "param_count": count_parameters(model),
-        "rnn_param_count": count_parameters(model.rnn),
+        "rnn_param_count": sum(count_parameters(rnn) for rnn in recurrent_parts(model).values()),
         "heldout": heldout,
         "config": result.config.to_dict(),
         "extra": extra or {},
@@ -392,11 +436,12 @@ def save_model(result: TrainResult, directory: Path | None = None, extra: dict |
     }
     weights, meta_path = paths(task.name, result.cell, directory, architecture_of(model.spec))
     weights.parent.mkdir(parents=True, exist_ok=True)
+    kind = "EncoderDecoderModel" if task.kind == SEQ2SEQ else "SequenceModel"
     save_file(state_tensors(model), str(weights),
-              metadata={"task": task.name, "cell": result.cell, "format": "gatescope SequenceModel"})
+              metadata={"task": task.name, "cell": result.cell, "format": f"gatescope {kind}"})
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
-    model_info.cache_clear()
-    load_model.cache_clear()
+    _model_info.cache_clear()
+    _load_model.cache_clear()
     history_snapshots.cache_clear()
     return meta
 
@@ -406,16 +451,37 @@ def train_zoo_model(task: str, cell: str, directory: Path | None = None,
     """Train one zoo model from scratch with its recipe and save it (with its history where
     the recipe keeps snapshots)."""
     task_obj = get_task(task)
-    result = train(task_obj, cell, recipe(task_obj, cell, architecture=architecture),
-                   on_progress=on_progress)
+    trainer = train_seq2seq if task_obj.kind == SEQ2SEQ else train
+    result = trainer(task_obj, cell, recipe(task_obj, cell, architecture=architecture),
+                     on_progress=on_progress)
     if result.snapshots:
         save_history(result, directory)
     extra = {}
+    if task_obj.kind == SEQ2SEQ:
+        extra["parts"] = {role: part_info(rnn) for role, rnn in recurrent_parts(result.model).items()}
+    if task_obj.name in LENGTH_TASKS:
+        extra["accuracy_by_length"] = task_obj.accuracy_by_length(
+            result.model, seed=FINAL_HELDOUT_SEED, per_length=200, max_length=LENGTH_MAX)
     if task_obj.name in DISTANCE_TASKS:
         extra["accuracy_by_distance"] = task_obj.accuracy_by_distance(
             result.model, seed=FINAL_HELDOUT_SEED, per_distance=100,
             max_distance=distance_range(task_obj))
     return result, save_model(result, directory, extra)
+
+
+def recurrent_parts(model: SequenceModel | EncoderDecoderModel) -> dict[str, torch.nn.Module]:
+    """A model's recurrent modules by role: {"rnn": ...}, or an encoder-decoder's {"encoder":
+    ..., "decoder": ...}."""
+    if isinstance(model, EncoderDecoderModel):
+        return {"encoder": model.encoder, "decoder": model.decoder}
+    return {"rnn": model.rnn}
+
+
+def part_info(rnn: torch.nn.Module) -> dict:
+    """What the metadata records of one recurrent part: its cell, sizes and parameters."""
+    return {"cell": type(rnn).__name__, "input_size": rnn.input_size,
+            "hidden_size": rnn.hidden_size, "num_layers": rnn.num_layers,
+            "directions": 2 if rnn.bidirectional else 1, "params": count_parameters(rnn)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,6 +511,8 @@ def training_sources(task: str) -> list[str]:
     module = Path(sys.modules[type(get_task(task)).__module__].__file__).resolve()
     files = ["core/model.py", "core/cells.py", "core/training/loop.py", "core/training/zoo.py",
              "core/tasks/base.py", module.relative_to(ROOT).as_posix()]
+    if get_task(task).kind == SEQ2SEQ:
+        files[-1:-1] = ["core/seq2seq.py", "core/training/seq2seq.py"]
     data = {"airline": "*.csv", "charlm": "charlm/[th]*.txt"}.get(get_task(task).name)
     return files + sorted(p.relative_to(ROOT).as_posix()  # the data, not its licence
                           for p in ((ROOT / "data").glob(data) if data else ()))

@@ -47,7 +47,8 @@ from core.limits import LIMITS
 from core.numerics import flush_denormal
 from core.model import SequenceModel, count_parameters
 from core.sharing import torch_threads
-from core.tasks import TASKS, Example, Score, get_task
+from core.seq2seq import KIND as SEQ2SEQ
+from core.tasks import ALL_TASKS, TASKS, Example, Score, get_task
 from core.tasks.base import STREAM_TRAIN, rng_for
 from core.training import zoo
 from core.training.loop import TrainResult
@@ -96,7 +97,7 @@ class CompareState(PageState):
     visitor's own upload, else the label of a model trained in this browser session (a link
     opened elsewhere falls back to the shipped)."""
 
-    task: str = one_of("adding", TASKS)  # the landing view: where the RNN's gradient dies
+    task: str = one_of("adding", ALL_TASKS)  # the landing view: where the RNN's gradient dies
     input: str = one_of("sample", INPUTS)
     sample: int = whole(0, 0, ex.MAX_SEED)
     text: str = free_text("", LIMITS.max_text_chars)
@@ -115,8 +116,9 @@ class CompareState(PageState):
         """The length within the task's range; no text unless typed input is chosen (so links
         stay short); a network the task's zoo does not ship is the one-layer one."""
         net = self.net if self.net in models.networks(self.task) else models.ONE
+        picks = {} if takes_own(self.task) else {cell: SHIPPED for cell in CELL_ORDER}
         return replace(self, len=ex.normalised_length(self.task, self.len),
-                       text=self.text if self.input == "text" else "", net=net)
+                       text=self.text if self.input == "text" else "", net=net, **picks)
 
     def picks(self) -> dict[str, str]:
         return {cell: getattr(self, cell) for cell in CELL_ORDER}
@@ -132,6 +134,12 @@ class CompareState(PageState):
 
 # ---------------------------------------------------------------------------------------------
 # Models: the shipped one per cell, one trained in this session, or the visitor's upload
+
+
+def takes_own(task: str) -> bool:
+    """Whether a column may hold a model trained in this session or uploaded: not for an
+    encoder-decoder task (the Train page and uploads give one network, not the pair)."""
+    return get_task(task).kind != SEQ2SEQ
 
 
 def pick_models(task: str, trained: Mapping[str, TrainResult] | None = None,
@@ -456,7 +464,22 @@ class Comparison:
 
     @property
     def seq_len(self) -> int:
-        return len(self.example)
+        """The steps the figure shows: the input's, and an encoder-decoder's decoder steps."""
+        return next(iter(self.cells.values())).result.trace.seq_len if self.cells \
+            else len(self.example)
+
+    @property
+    def input_label(self) -> str:
+        """How many steps the input is, for the line above the figure."""
+        if self.handoff is None:
+            return f"{len(self.example)} steps"
+        return (f"{len(self.example)} letters, the encoder's steps 0 to {self.handoff - 1}; "
+                f"the decoder's follow the dashed line, the hand-off")
+
+    @property
+    def handoff(self) -> int | None:
+        """Encoder-decoders': the decoders' first step (the encoders' steps are before it)."""
+        return next((c.result.handoff for c in self.cells.values()), None)
 
     @property
     def memory_batch(self) -> tuple[int, int] | None:
@@ -465,8 +488,10 @@ class Comparison:
         return next((c.memory_batch for c in self.cells.values() if c.memory_batch), None)
 
     def input_text(self, limit: int = 600) -> str:
-        """The input as one line of text: words as they are, numbers (the first 40) by commas."""
-        text = " ".join(self.tokens) if self.values is None else ", ".join(self.tokens[:40])
+        """The input as one line of text: words as they are, numbers (the first 40) by commas
+        (an encoder-decoder's: what the encoder reads, not its decoder's inputs)."""
+        tokens = self.tokens[:self.handoff] if self.handoff is not None else self.tokens
+        text = " ".join(tokens) if self.values is None else ", ".join(tokens[:40])
         return text if len(text) <= limit else text[:limit] + " …"
 
     @property
@@ -484,13 +509,17 @@ class CellProblem:
 
 class _ReadsLengths(nn.Module):
     """A SequenceModel that reads each padded sequence's last real step, for the memory count
-    (core.engine.analysis.training_memory_bytes calls model(inputs) with the inputs alone)."""
+    (core.engine.analysis.training_memory_bytes calls model(inputs) with the inputs alone); an
+    encoder-decoder fed the batch's teacher-forced decoder inputs, as it trains."""
 
-    def __init__(self, model: SequenceModel, lengths: torch.Tensor, tagging: bool):
+    def __init__(self, model: nn.Module, batch, tagging: bool):
         super().__init__()
-        self.model, self.lengths, self.tagging = model, lengths, tagging
+        self.model, self.lengths, self.tagging = model, batch.lengths, tagging
+        self.decoder_inputs = batch.info.get("decoder_inputs")
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.decoder_inputs is not None:
+            return self.model(inputs, self.decoder_inputs, self.lengths)
         return self.model(inputs, None if self.tagging else self.lengths)
 
 
@@ -512,7 +541,7 @@ def measure_training_step(model: SequenceModel, task_name: str, batch, repeats: 
     """(memory of one training step, median seconds of one forward + backward) on `batch`,
     on a copy of the model (shared zoo models are never touched)."""
     task = get_task(task_name)
-    wrapped = _ReadsLengths(copy.deepcopy(model).train(), batch.lengths, task.kind == "tagging")
+    wrapped = _ReadsLengths(copy.deepcopy(model).train(), batch, task.kind == "tagging")
 
     def loss_fn(predictions):
         return task.loss(predictions, batch.targets)
@@ -570,7 +599,8 @@ def _compare(view: CompareState, chosen: Mapping[str, ModelChoice], example: Exa
     notes += [f"in the {cell_info(cell).long_name} column (your own module), "
               f"{c.result.objective_note}" for cell, c in cells.items() if c.own]
     return Comparison(task.name, example, first.tokens, first.values, first.value_names, cells,
-                      "; ".join(notes), task.kind == "tagging", target_text(task, example),
+                      "; ".join(notes), task.kind in ("tagging", SEQ2SEQ),
+                      target_text(task, example),
                       problems)
 
 
@@ -583,9 +613,16 @@ def _measured(view: CompareState, task, cell: str, picked: ModelChoice, example:
         title = TASKS[user_task].title if user_task in TASKS else user_task
         raise ValueError(f"This file is gatescope's own download of a model trained on {title}: "
                          "choose that task to compare it.")
-    result = ex.run(ex.ExploreState(task=task.name, cell=cell), picked, example)
+    seq2seq = task.kind == SEQ2SEQ  # teacher-forced: the three decoders read the same input
+    result = ex.run(ex.ExploreState(task=task.name, cell=cell), picked, example,
+                    teacher_forced=seq2seq)
     model = picked.model
-    if model is not None:
+    rnn_params = count_parameters(picked.rnn)
+    if seq2seq:  # the encoder and the decoder, traced together
+        params = count_parameters(model)
+        rnn_params = count_parameters(model.encoder) + count_parameters(model.decoder)
+        traced = lambda: ex.trace_example(task, picked, example, True)  # noqa: E731
+    elif model is not None:
         with torch.no_grad():
             x = model.features(example.inputs).detach().float()
         objective = task.objective(model, example.target)
@@ -596,16 +633,18 @@ def _measured(view: CompareState, task, cell: str, picked: ModelChoice, example:
         objective = Objective("output" if user.head is not None else "sum").function(user, None)
         params = sum(count_parameters(part) for part in (user.embedding, user.rnn, user.head)
                      if part is not None)
-    once = median_seconds(lambda: trace(picked.rnn, x, objective), repeats=1)
+    if not seq2seq:
+        traced = lambda: trace(picked.rnn, x, objective)  # noqa: E731
+    once = median_seconds(traced, repeats=1)
     repeats = trace_repeats if once < 0.05 else max(1, min(trace_repeats, 3))
-    trace_seconds = median_seconds(lambda: trace(picked.rnn, x, objective), repeats=repeats)
+    trace_seconds = median_seconds(traced, repeats=repeats)
     memory = step_seconds = batch_shape = None
     if model is not None:
         batch = memory_batch(view, picked.batch_size)
         memory, step_seconds = measure_training_step(model, task.name, batch, step_repeats)
         batch_shape = (len(batch), int(batch.inputs.shape[1]))
     return CellComparison(choice=picked, result=result, params=params,
-                          rnn_params=count_parameters(picked.rnn), trace_seconds=trace_seconds,
+                          rnn_params=rnn_params, trace_seconds=trace_seconds,
                           step_seconds=step_seconds, memory=memory, memory_batch=batch_shape,
                           decay=gradient_decay(result.trace))
 
@@ -692,6 +731,9 @@ AGREEMENT_PER_DISTANCE = 100
 #: The tasks measured at every distance their lesson is about, and how a page names it: the
 #: chart's title and its x axis.
 DISTANCE_TASKS = zoo.DISTANCE_TASKS
+#: Every task with such a chart: the distance tasks, and the encoder-decoder's input length
+#: (each letter is carried across the whole input and the hand-off).
+CHART_TASKS = (*zoo.DISTANCE_TASKS, *zoo.LENGTH_TASKS)
 DISTANCE_WORDS = {
     "agreement": ("Agreement accuracy against subject–verb distance",
                   "words from subject to verb"),
@@ -699,11 +741,24 @@ DISTANCE_WORDS = {
                   "words from the deciding word to the review's end"),
     "counting": ("Which aⁿbⁿ each model gets right, up to three times its training range",
                  "n (a's, then as many b's)"),
+    "copy": ("Copying accuracy against input length: where the one-state hand-off breaks",
+             "letters in the input"),
+}
+#: What each chart's points are, under it.
+DISTANCE_NOTES = {
+    "agreement": "100 held-out sentences at each distance; longer distances also put more "
+                 "attractor nouns between subject and verb.",
+    "sentiment": "100 held-out reviews at each distance; the tail after the deciding word is "
+                 "neutral remarks and asides that cannot tell the verdict.",
+    "counting": "One string aⁿbⁿ at each n, judged right only if the model's answer at every "
+                "step of it is right.",
+    "copy": "200 held-out inputs at each length, each judged right only if every letter of the "
+            "answer is right, the decoder fed its own answers. Chance is 1 in 8 per letter.",
 }
 #: Where a distance chart marks chance (None: no guess does better than 0) and the range the
 #: models trained on (None: every distance was in training).
-DISTANCE_CHANCE = {"agreement": 0.5, "sentiment": 0.5, "counting": None}
-DISTANCE_TRAINED = {"counting": 30}
+DISTANCE_CHANCE = {"agreement": 0.5, "sentiment": 0.5, "counting": None, "copy": None}
+DISTANCE_TRAINED = {"counting": 30, "copy": 12}
 
 
 def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[dict]:
@@ -714,9 +769,11 @@ def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[d
     when it was saved; it is used as it is. Anything else (a shipped model at an earlier
     snapshot too) is measured now (about 1-2 s)."""
     task_obj = get_task(task)
+    if task_obj.name in zoo.LENGTH_TASKS:
+        return accuracy_by_length(picked, task_obj)
     if task_obj.name not in DISTANCE_TASKS:
         raise ValueError(f"accuracy by distance is measured on the "
-                         f"{' and '.join(DISTANCE_TASKS)} tasks, not on {task_obj.title}")
+                         f"{_listed(list(CHART_TASKS))} tasks, not on {task_obj.title}")
     if picked.source == "shipped" and not isinstance(picked, SnapshotChoice):
         stored = zoo.model_info(task_obj.name, picked.cell, zoo.architecture_of(
             picked.model.spec)).extra.get("accuracy_by_distance")
@@ -726,6 +783,22 @@ def accuracy_by_distance(picked: ModelChoice, task: str = "agreement") -> list[d
         return task_obj.accuracy_by_distance(picked.model, seed=AGREEMENT_SEED,
                                              per_distance=AGREEMENT_PER_DISTANCE,
                                              max_distance=zoo.distance_range(task_obj))
+
+
+def accuracy_by_length(picked: ModelChoice, task) -> list[dict]:
+    """An encoder-decoder's held-out accuracy at every input length 1..zoo.LENGTH_MAX, as rows
+    the distance chart draws ("distance": the input's length): a shipped model's from its
+    metadata (the same measurement), another's measured now."""
+    if picked.source == "shipped":
+        stored = zoo.model_info(task.name, picked.cell).extra.get("accuracy_by_length")
+    else:
+        stored = None
+    if not stored or len(stored) != zoo.LENGTH_MAX:
+        with torch_threads(MEASURE_THREADS):
+            stored = task.accuracy_by_length(picked.model, seed=zoo.FINAL_HELDOUT_SEED,
+                                             per_length=200, max_length=zoo.LENGTH_MAX)
+    return [{"distance": row["length"], "accuracy": row["accuracy"], "n": row["n"],
+             "symbol_accuracy": row["symbol_accuracy"]} for row in stored]
 
 
 def recurrent_params_formula(input_size: int, hidden_size: int) -> dict[str, int]:
@@ -765,18 +838,24 @@ def long_distance_score(score, rows: list[dict], long_from: int = LONG_FROM):
     return replace(score, value=float(accuracy), n=n)
 
 
-def verdict_badge(score, long_score=None, long_from: int = LONG_FROM) -> tuple[str, str]:
+#: How a badge names the long distances of each chart task ({} is LONG_FROM).
+BEYOND = {"agreement": "beyond {} words", "sentiment": "beyond {} words",
+          "counting": "beyond n = {}", "copy": "beyond {} letters"}
+
+
+def verdict_badge(score, long_score=None, long_from: int = LONG_FROM, task: str = "agreement"
+                  ) -> tuple[str, str]:
     """(text, verdict) of the badge under a held-out score: the one rule (Score.verdict) on all
-    held-out sequences and, where given, on the long distances alone; when the two differ the
-    badge says both and takes the worse verdict's colour, so a model at chance beyond a few words
-    never gets a plain "better"."""
+    held-out sequences and, where given, on the long distances alone (named in the task's
+    words, BEYOND); when the two differ the badge says both and takes the worse verdict's
+    colour, so a model at chance beyond a few words never gets a plain "better"."""
     text = f"baseline {score.baseline:.4g}: {score.verdict}"
+    beyond = BEYOND.get(task, BEYOND["agreement"]).format(long_from)
     if long_score is None or long_score.verdict == score.verdict:
-        return text + (f", also beyond {long_from} words" if long_score is not None else ""), \
-            score.verdict
+        return text + (f", also {beyond}" if long_score is not None else ""), score.verdict
     order = ("worse", "about the same", "better")
     worse = min(score.verdict, long_score.verdict, key=order.index)
-    return (f"{score.verdict} overall; beyond {long_from} words {long_score.value:.2f}: "
+    return (f"{score.verdict} overall; {beyond} {long_score.value:.2f}: "
             f"{long_score.verdict}", worse)
 
 

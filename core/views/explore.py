@@ -22,7 +22,8 @@ from core.io.tables import CsvChoice
 from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
 from core.numerics import flush_denormal
 from core.sharing import torch_threads
-from core.tasks import TASKS, Example, get_task
+from core.seq2seq import KIND as SEQ2SEQ, trace_encoder_decoder
+from core.tasks import ALL_TASKS, TASKS, Example, get_task
 from core.tasks.base import FLOAT32_MAX
 from core.training import zoo
 from core.training.loop import TrainResult
@@ -76,7 +77,7 @@ class NeedsInput(ValueError):
 class ExploreState(PageState):
     """Every choice on the Explore page; kept in the URL so a link reproduces the view."""
 
-    task: str = one_of("agreement", TASKS)  # the landing view: "The cat ... was", trained LSTM
+    task: str = one_of("agreement", ALL_TASKS)  # the landing view: "The cat ... was", trained LSTM
     cell: str = one_of("lstm", CELLS)
     net: str = one_of(models.ONE, models.NETWORKS)  # the shipped network: one layer, or another
     # "trained" was the shipped model's name in links made before sources had one word each
@@ -128,6 +129,14 @@ def normalised_length(task: str, length: int) -> int:
 # Models
 
 
+def sources(task: str) -> list[str]:
+    """The model sources a task offers: an encoder-decoder (a seq2seq task) is shipped or drawn
+    at random only (the Train page and uploads give one recurrent network, not the pair)."""
+    if get_task(task).kind == SEQ2SEQ:
+        return ["shipped", "random"]
+    return list(SOURCES)
+
+
 def resolve_model(state: ExploreState,
                   upload: models.Upload | tuple[bytes, str] | None = None,
                   session_models: Mapping[str, TrainResult] | None = None) -> ModelChoice:
@@ -138,6 +147,9 @@ def resolve_model(state: ExploreState,
     session (label -> TrainResult).
     """
     task = get_task(state.task)
+    if state.source not in sources(task.name):
+        raise ValueError(f"{task.title} runs an encoder and a decoder together: pick its "
+                         "shipped trained models or a fresh random init.")
     if state.source == "session":
         result = (session_models or {}).get(state.run)
         if result is None:
@@ -235,6 +247,9 @@ class Result:
     right: bool | None = None  # None: no target, or a regression (neither right nor wrong)
     own: bool = False  # a user's own model: no task target or baseline applies to it
     marks_note: str = ""  # the input's words the task's lesson is about, and why
+    #: An encoder-decoder's: the first of the decoder's steps (the encoder's are before it);
+    #: None for one network.
+    handoff: int | None = None
 
     @property
     def input_sequence(self) -> InputSequence:
@@ -249,13 +264,15 @@ TRACE_THREADS = 1
 
 
 def run(view: ExploreState, choice: ModelChoice, example: Example | None,
-        own: OwnInput | None = None) -> Result:
+        own: OwnInput | None = None, teacher_forced: bool = False) -> Result:
     """Trace the chosen model on the example, with the task's loss as the objective; a user's
-    own model (no task model) on what `own` feeds it, with the objective it names."""
+    own model (no task model) on what `own` feeds it, with the objective it names. An
+    encoder-decoder's decoder is traced fed its own answers, or with `teacher_forced` the right
+    answer so far."""
     if choice.model is None and choice.user is not None:
         return run_user_model(view, choice, example, own or OwnInput())
     with torch_threads(TRACE_THREADS):
-        return _run(view, choice, example)
+        return _run(view, choice, example, teacher_forced)
 
 
 def run_user_model(view: ExploreState, choice: ModelChoice, example: Example | None,
@@ -307,8 +324,11 @@ def run_user_model(view: ExploreState, choice: ModelChoice, example: Example | N
                   judgement=f"then {runners_up}" if runners_up else "", own=True)
 
 
-def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
+def _run(view: ExploreState, choice: ModelChoice, example: Example,
+         teacher_forced: bool = False) -> Result:
     task = get_task(view.task)
+    if task.kind == SEQ2SEQ:
+        return _run_encoder_decoder(task, choice, example, teacher_forced)
     rnn = choice.rnn
     check_trace_size(rnn.num_layers, 2 if rnn.bidirectional else 1, len(example),
                      rnn.hidden_size)
@@ -350,6 +370,33 @@ def _run(view: ExploreState, choice: ModelChoice, example: Example) -> Result:
     return Result(tr, example, list(example.tokens), values, names, prediction, target,
                   task.baseline_name, note, task.fed_note(example), judgement, right,
                   marks_note=task.marks_note(example))
+
+
+def trace_example(task, choice: ModelChoice, example: Example, teacher_forced: bool = False):
+    """An encoder-decoder's trace of the example (core.seq2seq.trace_encoder_decoder), the
+    gradients of the task's loss against its answer; Compare times this too."""
+    model = choice.model
+    right = torch.as_tensor(example.target) if teacher_forced else None
+    return trace_encoder_decoder(model, example.inputs, task.objective(model, example.target),
+                                 right_answer=right)
+
+
+def _run_encoder_decoder(task, choice: ModelChoice, example: Example,
+                         teacher_forced: bool) -> Result:
+    """The encoder reading the input and the decoder writing its answer on one time axis, the
+    gradients of its loss against the right answer; the decoder fed its own previous answers
+    as in use, or the right ones (`teacher_forced`). The answer shown is the greedy one."""
+    rnn = choice.model.encoder
+    check_trace_size(rnn.num_layers, 1, 2 * len(example), rnn.hidden_size)
+    with flush_denormal():
+        seen = trace_example(task, choice, example, teacher_forced)
+    judgement, right = task.judge(seen.logits, example)
+    read = task.decoder_reads(seen.fed.tolist())
+    note = task.objective_notes["right" if teacher_forced else "own"]
+    return Result(seen.trace, example, [*example.tokens, *read], None, (),
+                  task.describe(seen.logits, example), target_text(task, example),
+                  task.baseline_name, note, task.fed_note(example), judgement,
+                  right, marks_note=task.marks_note(example), handoff=seen.handoff)
 
 
 def _upload_features(rnn: nn.Module, task, example: Example) -> torch.Tensor:

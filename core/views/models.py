@@ -24,6 +24,7 @@ from core.cells import cell_info, cell_of_module
 from core.io.loading import quoted
 from core.io.user_model import Choice, UserModel, load_user_model
 from core.model import SequenceModel
+from core.seq2seq import EncoderDecoderModel
 from core.training.snapshots import model_at
 from core.tasks import Score, get_task
 from core.text import printable
@@ -43,8 +44,9 @@ UNTRAINED_NOTE = ("This model is untrained: its gates and predictions mean nothi
 class ModelChoice:
     """The model a page runs, where it came from, and what is known of how well it does."""
 
-    rnn: nn.Module  # the recurrent module that is traced
-    model: SequenceModel | None  # the task's whole model (features, rnn, head); None for an upload
+    rnn: nn.Module  # the recurrent module that is traced (an encoder-decoder's: its encoder)
+    # the task's whole model (features, rnn, head; or an EncoderDecoderModel); None for an upload
+    model: SequenceModel | EncoderDecoderModel | None
     source: str  # one of SOURCES
     label: str  # how the page names it
     score: Score | None = None  # held-out, next to the baseline (None: random init, upload)
@@ -88,6 +90,12 @@ NETWORK_LABELS = {ONE: "one layer, one direction", "bidirectional": "bidirection
 NETWORKS = tuple(NETWORK_LABELS)
 
 
+def recurrent_module(model: SequenceModel | EncoderDecoderModel) -> nn.Module:
+    """What a ModelChoice names as its recurrent module: the network, or an encoder-decoder's
+    encoder (its cell, sizes and the state it hands over are the decoder's too)."""
+    return model.encoder if isinstance(model, EncoderDecoderModel) else model.rnn
+
+
 def networks(task: str) -> list[str]:
     """The networks the zoo ships for `task`, "one" first."""
     return [architecture or ONE for architecture in zoo.architectures(task)]
@@ -115,7 +123,7 @@ def shipped(task: str, cell: str, network: str = ONE) -> ModelChoice:
     info = zoo.model_info(task_obj.name, cell, architecture)
     model = zoo.load_model(task_obj.name, cell, architecture)
     score = info.heldout
-    return ModelChoice(model.rnn, model, "shipped",
+    return ModelChoice(recurrent_module(model), model, "shipped",
                        f"shipped trained {cell_info(cell).display_name}{_network_words(network)}"
                        f" · {score_text(score)}",
                        score, train_seconds=float(info.train_seconds),
@@ -137,7 +145,7 @@ def random_init(task: str, cell: str, seed: int, network: str = ONE) -> ModelCho
     """A fresh random init of the shipped architecture: labelled untrained everywhere."""
     model = zoo.build_model(task, cell, seed=seed, num_layers=2 if network == "stacked" else 1,
                             bidirectional=network == "bidirectional")
-    return ModelChoice(model.rnn, model, "random",
+    return ModelChoice(recurrent_module(model), model, "random",
                        f"UNTRAINED {cell_info(cell).display_name}{_network_words(network)} "
                        f"(random init, seed {seed})", note=UNTRAINED_NOTE)
 
