@@ -41,6 +41,7 @@ def main() -> None:
     import pandas  # noqa: F401
     from ui.animation import guard_animations
     from ui.sessions import close_sessions_when_gone
+    from ui.tours import present
 
     # Every visitor's script runs in a thread of its own: one torch thread each, so that a room
     # of visitors shares the cores instead of oversubscribing them (see core/sharing.py).
@@ -61,12 +62,17 @@ def main() -> None:
                 url_path="train"),
         st.Page(PAGES / "search.py", title="Search", icon=":material/travel_explore:",
                 url_path="search"),
+        st.Page(PAGES / "tours.py", title="Tours", icon=":material/slideshow:",
+                url_path="tours"),
         st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
     ]
     # Before any page draws: charts that play in the browser pause when the user touches a
     # widget (a rerun is coming), and no animation outlives its chart (see ui/animation.py).
     guard_animations()
-    st.navigation(pages).run()
+    page = st.navigation(pages)
+    # Hide flags (hide=sidebar,...) and, on a tour's step, the tour bar above the page.
+    present(page)
+    page.run()
 
 
 # Streamlit runs this file as __main__. A training run's child process (core/training/session.py,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Generic, Iterable, TypeVar
 
 import streamlit as st
 
+from core.tours import PRESENTATION_PARAMS
 from core.views.state import PageState
 
 State = TypeVar("State", bound=PageState)
@@ -105,7 +106,9 @@ class PageChoices(Generic[State]):
         return self.state_type().updated(self.values)
 
     def publish(self, state: State) -> None:
-        """Put `state` in the URL (defaults left out), so a link reproduces this view."""
-        query = state.to_query()
-        if st.query_params.to_dict() != query:
+        """Put `state` in the URL (defaults left out), so a link reproduces this view; a tour's
+        and a focused view's parameters (tour, step, hide: core/tours.py) stay in it."""
+        shown = st.query_params.to_dict()
+        query = state.to_query() | {k: v for k, v in shown.items() if k in PRESENTATION_PARAMS}
+        if shown != query:
             st.query_params.from_dict(query)
