@@ -1,80 +1,128 @@
-"""Browser-side glue for the animated charts: autoplay once, pause before a rerun, and never
-leave an animation running on a chart that is gone.
+"""The animated charts' player in the browser (ui/player.js), and what the server tells it.
 
-Both press the chart's own Plotly buttons (the player's buttons are, in order: Play, Pause,
-Slow, ×10), so the animation stays plotly.js's own; nothing here re-implements it.
+Everything a visitor does with an animated chart happens in the browser, with no rerun: the
+chart's own buttons and slider (plotly.js's animation, core/figures/player.py), and, added here,
+
+- keys: ←/→ one step, Space play/pause, Home/End the first/last step, PageUp/PageDown (what a
+  presenter's clicker sends) the previous/next step, or the tour's previous/next step on a page
+  with tour buttons (`.st-key-tour_prev`, `.st-key-tour_next`). Keys typed into a field are the
+  field's, and no key but these pauses playback;
+- ▶ Play at a speed the visitor sets (0.5 to 60 steps per second), timed by the clock, and "play
+  to step t" (`player_toolbar`, which ui/charts.py draws over every animated chart);
+- "Copy link to this frame": the page's link with the cursor's step and the speed;
+- the sidebar's step buttons (`step_buttons`) step the chart in the browser;
+- the cursor stays where the visitor left it when the chart is drawn again for the same view
+  (another choice changed, Streamlit's fullscreen), and a fullscreen chart keeps its frames.
+
+And the guard that every page needs (`guard_animations`): playing charts pause before a press
+that reruns the page, no animation outlives its chart, and the landing view autoplays once
+(`autoplay_once`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import math
+from html import escape
+from pathlib import Path
+
 import streamlit as st
 
+from core.figures.player import (
+    CURSOR_AXIS, META_KEY, SPEED_DEFAULT, SPEED_MAX, SPEED_MIN, SPEED_PARAM, parse_speed,
+)
 from ui.hidden import hidden_html
+from ui.state import page_key
 
-# Plotly.js runs an animation as a requestAnimationFrame loop bound to the figure's state at
-# the moment Play was pressed. Two things orphan that loop (seen in Chromium):
-# - Streamlit replaces the figure (a rerun, or its own second render of a new chart): the loop
-#   keeps moving the chart, but Pause, which acts on the new state, no longer stops it;
-# - Streamlit removes the chart (another page, a rerun): the loop then throws on every frame
-#   ("Cannot set properties of undefined (setting '_currentFrame')", ~200 errors a time).
-# So: on any press or key outside the charts and the explanations (every rerun starts with
-# one), playing charts are paused first; and a watchdog stops any loop whose chart was removed
-# or whose figure was replaced, whatever the cause. Installed once per browser document.
-# The interrupted animation's promise rejects without a reason; that one is expected.
-_GUARD_ANIMATIONS = """<script>
-(function () {
-  const doc = window.parent && window.parent.document ? window.parent.document : document;
-  if (doc.__gatescopeGuard) { return; }
-  doc.__gatescopeGuard = true;
-  const charts = new Map();  // chart div -> every animation state it has had
-  const stop = state => {
-    if (state && state._animationRaf) {
-      (doc.defaultView || window).cancelAnimationFrame(state._animationRaf);
-      state._animationRaf = null;
-      state._frameQueue = [];
-    }
-  };
-  const watch = () => {
-    doc.querySelectorAll('.js-plotly-plot').forEach(gd => {
-      if (!charts.has(gd)) { charts.set(gd, new Set()); }
-      if (gd._transitionData) { charts.get(gd).add(gd._transitionData); }
-    });
-    charts.forEach((states, gd) => {
-      const current = gd.isConnected ? gd._transitionData : null;
-      states.forEach(state => { if (state !== current) { stop(state); states.delete(state); } });
-      if (!gd.isConnected) { charts.delete(gd); }
-    });
-  };
-  new MutationObserver(watch).observe(doc.body, {childList: true, subtree: true});
-  setInterval(watch, 100);
-  const pauseAll = event => {
-    const target = event.target;
-    if (!(target instanceof Element)) { return; }
-    if (target.closest('.js-plotly-plot, [data-testid="stExpander"]')) { return; }
-    doc.__gatescopeTouched = true;  // from now on, no autoplay: the user is in charge
-    doc.querySelectorAll('.js-plotly-plot').forEach(gd => {
-      const pause = gd.querySelectorAll('.updatemenu-button')[1];
-      if (pause && gd._transitionData && gd._transitionData._animationRaf) {
-        pause.dispatchEvent(new MouseEvent('click', {bubbles: true}));
-      }
-    });
-  };
-  doc.addEventListener('pointerdown', pauseAll, true);
-  doc.addEventListener('keydown', pauseAll, true);
-  // Pausing (or any new animation) interrupts the one that plays, and plotly.js rejects the
-  // interrupted animation's promise with no reason, which its own button never catches: the
-  // browser reports an "Uncaught (in promise) undefined" page error on the first widget press
-  // while a chart plays. Such a reason-less rejection is plotly.js's interruption, not a fault.
-  (doc.defaultView || window).addEventListener('unhandledrejection', event => {
-    if (event.reason === undefined) { event.preventDefault(); }
-  });
-})();
-</script>"""
+#: The speed a link asked for (`speed=`), kept for the session: the page writes its own URL,
+#: without it, on the link's first run.
+LINK_SPEED = page_key("player", "link_speed")
+#: The speed slider's positions (0 .. SPEED_POSITIONS, on a log scale; ui/player.js uses the same).
+SPEED_POSITIONS = 1000
+
+
+@functools.lru_cache(maxsize=1)
+def player_script() -> str:
+    """ui/player.js with its settings filled in from core/figures/player.py."""
+    config = dict(metaKey=META_KEY, cursorAxis=CURSOR_AXIS, speedMin=SPEED_MIN,
+                  speedMax=SPEED_MAX, speedDefault=SPEED_DEFAULT, speedParam=SPEED_PARAM)
+    source = (Path(__file__).with_name("player.js")).read_text(encoding="utf-8")
+    return source.replace("__CONFIG__", json.dumps(config))
+
+
+def guard_animations() -> None:
+    """Call on every run, before any widget is drawn (app.py does, for every page): installs the
+    player in the browser, once per document, and keeps a link's speed for the session."""
+    if (speed := parse_speed(st.query_params.get(SPEED_PARAM, ""))) is not None:
+        st.session_state[LINK_SPEED] = speed
+    hidden_html("gatescope_guard", f"<script>{player_script()}</script>")
+
+
+def speed_position(speed: float) -> int:
+    """The speed slider's position for `speed` steps per second (as ui/player.js maps it)."""
+    spread = math.log(SPEED_MAX / SPEED_MIN)
+    return round(SPEED_POSITIONS * math.log(speed / SPEED_MIN) / spread)
+
+
+def speed_text(speed: float) -> str:
+    """"30 steps/s", "2.5 steps/s" (as ui/player.js writes it)."""
+    shown = round(speed, 1) if speed < 10 else round(speed)
+    return f"{shown:g} steps/s"
+
+
+_TOOLBAR_CSS = """
+.gatescope-player { display: flex; flex-wrap: wrap; align-items: center; gap: 0.4rem 1.1rem;
+  font-size: 0.875rem; color: #31333f; line-height: 1.6; }
+.gatescope-player label, .gatescope-player .gs-group { display: inline-flex; align-items: center;
+  gap: 0.45rem; white-space: nowrap; }
+.gatescope-player input[type=range] { width: 9rem; accent-color: #e4002b; }
+.gatescope-player .gs-speed-value { min-width: 6.2em; font-variant-numeric: tabular-nums; }
+.gatescope-player button { font: inherit; color: inherit; background: #fff; cursor: pointer;
+  border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 0.4rem; padding: 0.1rem 0.6rem; }
+.gatescope-player button:hover { border-color: #e4002b; color: #e4002b; }
+.gatescope-player input[type=number] { font: inherit; width: 5.2em; padding: 0.05rem 0.3rem;
+  border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 0.4rem; }
+.gatescope-player .gs-keys { color: rgba(49, 51, 63, 0.65); font-size: 0.8rem; }
+.gatescope-player .gs-link:not([hidden]) { display: flex; align-items: center; gap: 0.45rem;
+  flex-basis: 100%; }
+.gatescope-player .gs-link-text { font: inherit; flex: 1; min-width: 10rem; max-width: 48rem;
+  padding: 0.05rem 0.3rem; border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 0.4rem; }
+"""
+
+
+def toolbar_html(chart_key: str, speed: float) -> str:
+    """The player's controls over the chart keyed `chart_key`, starting at `speed`. Plain HTML:
+    ui/player.js wires every such bar by its classes, so a redraw of the bar loses nothing."""
+    return f"""<style>{_TOOLBAR_CSS}</style>
+<div class="gatescope-player" data-chart="{escape(chart_key)}" data-speed="{speed:g}">
+  <label>▶ Play speed
+    <input class="gs-speed" type="range" min="0" max="{SPEED_POSITIONS}" step="1"
+           value="{speed_position(speed)}" aria-label="Play speed, steps per second">
+    <output class="gs-speed-value">{speed_text(speed)}</output>
+  </label>
+  <span class="gs-group">
+    <button class="gs-play-to" type="button">▶ Play to step</button>
+    <input class="gs-to" type="number" min="0" step="1" aria-label="Play to step">
+  </span>
+  <button class="gs-copy" type="button">Copy link to this frame</button>
+  <span class="gs-keys">Keys: ← → step · Space play/pause · Home/End · PgUp/PgDn</span>
+  <div class="gs-link" hidden><span class="gs-link-status"></span>
+    <input class="gs-link-text" type="text" readonly aria-label="Link to this frame"></div>
+</div>"""
+
+
+def player_toolbar(chart_key: str) -> None:
+    """Draw the player's controls for the animated chart keyed `chart_key` (ui/charts.py draws
+    them over every animated chart). A link's `speed=` is where the speed starts."""
+    speed = st.session_state.get(LINK_SPEED, SPEED_DEFAULT)
+    st.html(toolbar_html(chart_key, speed))
+
 
 # The landing view animates with no clicks: press the chart's "Slow" button (slow, so a short
 # sentence takes a few seconds rather than a blink). Only that chart (found by its Streamlit
-# key), and never once the user has touched a widget. Streamlit may replace a new chart's
-# figure once more after it first appears (the watchdog above then stops the loop), so for 20
+# key), and never once the user has touched a widget or a key. Streamlit may replace a new
+# chart's figure once more after it first appears (the guard then stops the loop), so for 20
 # seconds a chart whose figure was replaced is pressed again. Not for visitors whose system
 # asks for reduced motion.
 _AUTOPLAY = """<script>
@@ -95,11 +143,6 @@ _AUTOPLAY = """<script>
 </script>"""
 
 
-def guard_animations() -> None:
-    """Call on every run, before any widget is drawn (app.py does, for every page)."""
-    hidden_html("gatescope_guard", _GUARD_ANIMATIONS)
-
-
 def autoplay_once(chart_key: str, flag: str) -> None:
     """Start the chart drawn with `key=chart_key` playing, once per browser session (`flag`
     is the session-state key that remembers it). Needs `guard_animations()` on the page."""
@@ -108,53 +151,23 @@ def autoplay_once(chart_key: str, flag: str) -> None:
         hidden_html("gatescope_autoplay", _AUTOPLAY.replace("KEY", chart_key))
 
 
-# Streamlit sends a button press as a trigger with the next rerun, and merges the triggers of
-# presses that arrive while a rerun is pending into one: rapid presses of a "step" button were
-# lost (in Chromium, 16 presses 30 ms apart moved t by 4 to 6; 150 ms apart, by 8 to 11). A
-# number input's own + and − keep their count in the browser and send the value, which merging
-# cannot lose. So in the browser a press of a step button presses the number input's + or −
-# instead (the button's own trigger, which scripts without a browser still use, is not sent).
-_STEP_BY_NUMBER = """<script>
-(function () {
-  const doc = window.parent && window.parent.document ? window.parent.document : document;
-  const pairs = doc.__gatescopeSteps = doc.__gatescopeSteps || {};
-  pairs['BACK'] = ['NUMBER', 'Down'];
-  pairs['NEXT'] = ['NUMBER', 'Up'];
-  if (doc.__gatescopeStepsInstalled) { return; }
-  doc.__gatescopeStepsInstalled = true;
-  doc.addEventListener('click', event => {
-    if (!(event.target instanceof Element)) { return; }
-    for (const [button, [number, way]] of Object.entries(doc.__gatescopeSteps)) {
-      if (!event.target.closest(`.st-key-${button} button`)) { continue; }
-      const stepper = doc.querySelector(
-        `.st-key-${number} [data-testid="stNumberInputStep${way}"]`);
-      if (!stepper) { return; }  // no number input drawn: the button does it the slow way
-      event.preventDefault();
-      event.stopPropagation();
-      if (!stepper.disabled) { stepper.click(); }
-      return;
-    }
-  }, true);
-})();
-</script>"""
-
-
-def step_by_number_input(number_key: str, back_key: str, next_key: str) -> None:
-    """Make the buttons keyed `back_key` and `next_key` press the + and − of the number input
-    keyed `number_key` in the browser, so that no press is lost (see `_STEP_BY_NUMBER`). Their
-    on_click callbacks still serve where there is no browser (AppTest)."""
-    hidden_html(f"gatescope_steps_{number_key}", _STEP_BY_NUMBER.replace("BACK", back_key)
-                .replace("NEXT", next_key).replace("NUMBER", number_key))
-
-
 def step_buttons(number_key: str, page: str) -> None:
-    """"◀ step" and "step ▶" under the number input keyed `number_key` (the cursor's t): in
-    the browser they press its − and + (`step_by_number_input`); their callbacks step it where
-    there is no browser (AppTest)."""
+    """"◀ step" and "step ▶" in the sidebar: in the browser they step the page's chart (keyed
+    `<page>_chart`) right there, as ← and → do, so the cursor stays where the steps took it
+    and no press is lost. Their callbacks step the number input keyed `number_key` (the start
+    step) where there is no browser (AppTest) or no chart drawn yet."""
     def step_by(delta: int) -> None:
         st.session_state[number_key] = max(0, int(st.session_state.get(number_key, 0)) + delta)
 
     keys = (f"{page}_step_back", f"{page}_step_next")
     for column, label, delta, key in zip(st.columns(2), ("◀ step", "step ▶"), (-1, 1), keys):
         column.button(label, on_click=step_by, args=(delta,), width="stretch", key=key)
-    step_by_number_input(number_key, *keys)
+    chart = json.dumps(f"{page}_chart")
+    hidden_html(f"gatescope_steps_{page}", f"""<script>
+      (function () {{
+        const doc = window.parent && window.parent.document ? window.parent.document : document;
+        const buttons = doc.__gatescopeStepButtons = doc.__gatescopeStepButtons || {{}};
+        buttons[{json.dumps(keys[0])}] = [{chart}, -1];
+        buttons[{json.dumps(keys[1])}] = [{chart}, 1];
+      }})();
+    </script>""")

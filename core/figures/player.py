@@ -6,8 +6,12 @@ slider, one frame per step, and the time cursor(s) on a hidden axis.
     layout.update(menus, **cursor_axis())
     frames = animation_frames(T, len(data), moving, lambda t: [cursor_at(t), ...])
 
-The browser-side code (ui/animation.py, the e2e tests, benchmarks/ui_speed.py) presses the
-buttons by index, in the order of `BUTTON_LABELS`, and finds the cursor on axis `CURSOR_AXIS`.
+The browser-side code (ui/player.js, the e2e tests, benchmarks/ui_speed.py) presses the
+buttons by index, in the order of `BUTTON_LABELS`, finds the cursor on axis `CURSOR_AXIS`, and
+reads the figure's start step and number of steps from the layout's `meta` (`player_meta`).
+In the app, ▶ Play plays at the visitor's speed (`SPEED_MIN` .. `SPEED_MAX` steps per second,
+`SPEED_DEFAULT` at first, `speed=` in a link) in the browser; the buttons' own durations are
+what a downloaded standalone figure plays at.
 
 Why it is built the way it is (measured in Chromium, see benchmarks/ui_speed.py):
 
@@ -33,6 +37,17 @@ BUTTON_LABELS = ("▶ Play", "❚❚ Pause", "Slow", "×10 from t=0")
 CURSOR_AXIS = "y99"
 #: The frame group "×10" plays: every tenth step.
 SKIM_GROUP = "every10"
+#: The layout's `meta` entry that tells the browser-side player about the figure.
+META_KEY = "gatescope_player"
+#: ▶ Play's speed in the app, steps per second: a continuous control between these, on a log
+#: scale (0.5: one step every 2 s, for talking over each step; 60: a long sequence in seconds).
+SPEED_MIN = 0.5
+SPEED_MAX = 60.0
+#: About what ▶ Play showed before its speed could be set (20 ms a frame, which plotly.js's
+#: animation loop drew at 30-35 frames/s).
+SPEED_DEFAULT = 30.0
+#: The URL parameter of a link's speed ("Copy link to this frame" writes it).
+SPEED_PARAM = "speed"
 
 
 @dataclass(frozen=True)
@@ -51,9 +66,32 @@ class Controls:
 
 
 def controls(T: int, t0: int, where: Controls = Controls()) -> dict:
-    """The layout's `updatemenus` (the four buttons) and `sliders` (one slider) for T steps,
-    starting at step `t0`."""
-    return dict(updatemenus=[buttons(where)], sliders=[slider(T, t0, where)])
+    """The layout's `updatemenus` (the four buttons), `sliders` (one slider) and `meta` (what
+    the browser-side player needs to know) for T steps, starting at step `t0`."""
+    return dict(updatemenus=[buttons(where)], sliders=[slider(T, t0, where)],
+                meta=player_meta(T, t0))
+
+
+def player_meta(T: int, t0: int) -> dict:
+    """`{META_KEY: {"t0": t0, "steps": T}}`, the layout's `meta`.
+
+    The browser needs the figure's own start step to tell a redraw of the same view (keep the
+    visitor's cursor where it is) from a new start step asked for in the sidebar (go there).
+    The slider cannot tell it: plotly.js writes the slider's `active` into the layout as the
+    cursor moves, and a redraw (Streamlit's fullscreen) reads it back."""
+    return {META_KEY: {"t0": int(t0), "steps": int(T)}}
+
+
+def parse_speed(raw: object) -> float | None:
+    """A link's `speed=` in steps per second, or None when it is not a finite number within
+    `SPEED_MIN` .. `SPEED_MAX` (the player then starts at `SPEED_DEFAULT`)."""
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        return None
+    if not math.isfinite(value) or not SPEED_MIN <= value <= SPEED_MAX:
+        return None
+    return value
 
 
 def _animate(label: str, duration: int, group: str | None = None) -> dict:

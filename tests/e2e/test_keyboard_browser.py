@@ -1,0 +1,358 @@
+"""The animated charts' player in real Chromium (ui/player.js): keys and a clicker's Page keys,
+Space, the speed and "play to step", the sidebar's step buttons, "Copy link to this frame" and
+the links it makes, the cursor kept over a rerun, and Streamlit's fullscreen."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from harness import shot, wait_for_app, wait_until
+
+pytestmark = pytest.mark.e2e
+
+EXPLORE = "explore_chart"
+COMPARE = "compare_chart"
+
+
+def chart_js(key: str) -> str:
+    return f"document.querySelector('.st-key-{key} .js-plotly-plot')"
+
+
+def cursor_js(key: str = EXPLORE) -> str:
+    """The time cursor's step (the cursor is the trace on axis y99)."""
+    return f"(() => {chart_js(key)}._fullData.find(t => t.yaxis === 'y99').x[0])()"
+
+
+def playing_js(key: str = EXPLORE) -> str:
+    """Whether plotly.js's animation loop runs on the chart (also while our playback plays)."""
+    return (f"(() => {{ const gd = {chart_js(key)}; "
+            "return !!(gd && gd._transitionData && gd._transitionData._animationRaf); })()")
+
+
+def cursor(page, key: str = EXPLORE) -> int:
+    return page.evaluate(cursor_js(key))
+
+
+def playing(page, key: str = EXPLORE) -> bool:
+    return page.evaluate(playing_js(key))
+
+
+def at_step(page, t: int, what: str, key: str = EXPLORE, timeout_ms: int = 10_000) -> None:
+    wait_until(page, f"() => {cursor_js(key)} === {t}", what, timeout_ms=timeout_ms)
+
+
+def open_view(page, url: str, key: str = EXPLORE) -> None:
+    """Open `url` and wait until its chart is drawn and the player knows it."""
+    page.goto(url)
+    wait_for_app(page)
+    page.wait_for_selector(f".st-key-{key} .js-plotly-plot .updatemenu-button", timeout=60_000)
+    wait_until(page, f"""() => {{ const P = document.__gatescopePlayer;
+                                  return !!(P && P.memory['{key}'] && P.speed); }}""",
+               "the player takes the chart in")
+
+
+def real_errors(page) -> list[str]:
+    """Uncaught errors, less plotly.js's rejected promise when an animation is interrupted (it
+    rejects with `undefined`: nothing went wrong)."""
+    return [e for e in page.js_errors if e != "undefined"]
+
+
+def start_step(page) -> str:
+    return page.locator('[data-testid="stNumberInput"]').filter(has_text="Start at step t") \
+        .locator("input").input_value()
+
+
+def set_speed(page, speed: float) -> None:
+    """Move the speed slider to `speed` steps per second, as a drag ends there."""
+    page.evaluate("""speed => {
+        const range = document.querySelector('.gatescope-player .gs-speed');
+        const position = Math.round(1000 * Math.log(speed / 0.5) / Math.log(120));
+        range.value = String(position);
+        range.dispatchEvent(new Event('input', {bubbles: true}));
+    }""", speed)
+
+
+def steps_per_second(page, seconds: float, key: str = EXPLORE) -> float:
+    """How far the cursor moves per second, over `seconds`, counted in the page."""
+    return page.evaluate(f"""async () => {{
+        const before = {cursor_js(key)}, start = performance.now();
+        await new Promise(done => setTimeout(done, {seconds * 1000}));
+        return ({cursor_js(key)} - before) / ((performance.now() - start) / 1000);
+    }}""")
+
+
+def test_arrows_home_end_and_page_keys_step_in_the_browser(page, app_url, artifacts):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=60&t=20")
+    for key, expected in [("ArrowRight", 21), ("ArrowRight", 22), ("ArrowRight", 23),
+                          ("ArrowLeft", 22), ("End", 59), ("ArrowRight", 59), ("Home", 0),
+                          ("ArrowLeft", 0), ("PageDown", 1), ("PageDown", 2), ("PageUp", 1)]:
+        page.keyboard.press(key)
+        at_step(page, expected, f"{key} takes the cursor to step {expected}")
+    # the slider's readout says the cursor's step, also between the slider's stops
+    readout = page.locator(f".st-key-{EXPLORE} .slider-container text",
+                           has_text="step t =").first
+    assert readout.text_content() == "step t = 1"
+    # no round trip: the page never reran, and the sidebar's start step is as the link set it
+    assert parse_qs(urlparse(page.url).query)["t"] == ["20"]
+    assert start_step(page) == "20"
+    assert real_errors(page) == []
+    shot(page, artifacts, "keys-stepped")
+
+
+def test_space_plays_and_pauses_and_no_other_key_pauses(page, app_url):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=400&t=5")
+    page.keyboard.press(" ")
+    wait_until(page, f"() => {cursor_js()} > 10", "Space plays from the cursor")
+    assert playing(page)
+    for key in ("a", "ArrowDown", "ArrowUp", "Shift", "r", "Escape", "Enter"):
+        page.keyboard.press(key)
+    page.mouse.wheel(0, 200)  # nor does scrolling
+    moving = cursor(page)
+    wait_until(page, f"() => {cursor_js()} > {moving}", "other keys leave it playing")
+    page.keyboard.press(" ")
+    wait_until(page, f"() => !{playing_js()}", "Space pauses")
+    paused = cursor(page)
+    page.wait_for_timeout(600)
+    assert cursor(page) == paused
+    page.keyboard.press("ArrowRight")  # a step goes on from where Space paused
+    at_step(page, paused + 1, "→ steps on from the paused step")
+    assert real_errors(page) == []
+
+
+def test_a_step_key_while_playing_pauses_there_and_steps(page, app_url):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=400")
+    page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play
+    wait_until(page, f"() => {cursor_js()} > 5", "Play plays")
+    page.keyboard.press("ArrowLeft")
+    wait_until(page, f"() => !{playing_js()}", "← pauses the playback")
+    stepped = cursor(page)
+    page.wait_for_timeout(500)
+    assert cursor(page) == stepped and stepped > 4
+
+
+def test_keys_typed_into_a_field_stay_in_the_field(page, app_url):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=60&t=20")
+    seed = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
+        .locator("input")
+    seed.click()
+    for key in ("ArrowRight", "Home", "End", " ", "PageDown"):
+        seed.press(key)
+    page.wait_for_timeout(400)
+    assert cursor(page) == 20 and not playing(page)
+    # the player's own "play to step" field: its keys are its own too
+    field = page.locator(".gatescope-player .gs-to")
+    field.click()
+    field.press("Home")
+    field.press("ArrowLeft")
+    page.wait_for_timeout(300)
+    assert cursor(page) == 20
+
+
+def test_page_keys_press_the_tour_buttons_in_a_tour(page, app_url):
+    # the "LSTM gates" tour's second step is Explore; PageDown is the tour's "Next"
+    open_view(page, f"{app_url}/?task=agreement&cell=lstm&t=2&tour=lstm_gates&step=2")
+    assert page.locator(".st-key-tour_next button").count() == 1
+    page.keyboard.press("ArrowRight")  # the arrows still step the chart in a tour
+    at_step(page, 3, "→ steps the chart in a tour")
+    page.keyboard.press("PageDown")
+    wait_until(page, "() => location.search.includes('step=3')", "PageDown goes to the next step",
+               timeout_ms=60_000)
+    wait_for_app(page)
+    page.keyboard.press("PageUp")
+    wait_until(page, "() => location.search.includes('step=2')",
+               "PageUp goes back to the previous step", timeout_ms=60_000)
+    wait_for_app(page)
+    assert real_errors(page) == []
+
+
+def test_speed_sets_how_fast_play_moves(page, app_url, artifacts):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=1000")
+    page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play at 30/s
+    wait_until(page, f"() => {cursor_js()} > 2", "Play plays")
+    set_speed(page, 4)  # while it plays: it goes on from there, slower
+    assert page.locator(".gatescope-player .gs-speed-value").inner_text() == "4 steps/s"
+    slow = steps_per_second(page, 2.5)
+    set_speed(page, 60)
+    assert page.locator(".gatescope-player .gs-speed-value").inner_text() == "60 steps/s"
+    fast = steps_per_second(page, 2.5)
+    # timed by the clock, so a busy machine skips steps rather than slowing down
+    assert 2 <= slow <= 6, slow
+    assert fast >= 6 * slow, (slow, fast)
+    # a drag on the slider: its far left is the slowest speed
+    box = page.locator(".gatescope-player .gs-speed").bounding_box()
+    page.mouse.click(box["x"] + 1, box["y"] + box["height"] / 2)
+    assert page.locator(".gatescope-player .gs-speed-value").inner_text() == "0.5 steps/s"
+    assert playing(page)  # a change of speed is no rerun, and pauses nothing
+    shot(page, artifacts, "speed-slowest")
+    assert real_errors(page) == []
+
+
+def test_play_to_a_step_stops_there_either_way(page, app_url):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=100&t=10")
+    set_speed(page, 60)
+    page.locator(".gatescope-player .gs-to").fill("40")
+    page.get_by_role("button", name="▶ Play to step").click()
+    at_step(page, 40, "plays to step 40")
+    wait_until(page, f"() => !{playing_js()}", "and stops there")
+    page.wait_for_timeout(400)
+    assert cursor(page) == 40
+    field = page.locator(".gatescope-player .gs-to")
+    field.fill("25")
+    field.press("Enter")  # Enter in the field plays too, back to 25
+    at_step(page, 25, "plays back to step 25")
+    wait_until(page, f"() => !{playing_js()}", "and stops there")
+
+
+def test_sidebar_step_buttons_step_in_the_browser_with_no_rerun(page, app_url):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=200&t=10")
+    button = page.get_by_role("button", name="step ▶")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    for _ in range(16):  # a hurried hand: 30 ms apart, none lost
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(30)
+    at_step(page, 26, "all 16 presses counted")
+    page.get_by_role("button", name="◀ step").click()
+    at_step(page, 25, "◀ step steps back")
+    assert start_step(page) == "10" and "t=10" in page.url  # no rerun
+    page.keyboard.press(" ")  # the button let go of the focus: Space plays
+    wait_until(page, f"() => {cursor_js()} > 27", "Space plays after a step button")
+
+
+def test_a_rerun_keeps_the_cursor_and_a_new_start_step_moves_it(page, app_url):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=60&t=20")
+    for _ in range(13):
+        page.keyboard.press("ArrowRight")
+    at_step(page, 33, "stepped to 33")
+    page.get_by_text("most variable").click()  # another choice: the page reruns
+    wait_until(page, "() => location.search.includes('pick=')", "the choice reran the page",
+               timeout_ms=60_000)
+    wait_for_app(page)
+    page.wait_for_timeout(800)
+    at_step(page, 33, "the new chart keeps the visitor's step")
+    # a new start step in the sidebar is the visitor's too: the chart goes there
+    start = page.locator('[data-testid="stNumberInput"]').filter(has_text="Start at step t")
+    start.locator("input").fill("7")
+    start.locator("input").press("Enter")
+    wait_until(page, "() => location.search.includes('t=7')", "the start step reran the page",
+               timeout_ms=60_000)
+    wait_for_app(page)
+    at_step(page, 7, "the chart opens at the new start step")
+    assert real_errors(page) == []
+
+
+def copy_link(page) -> str:
+    page.get_by_role("button", name="Copy link to this frame").click()
+    field = page.locator(".gatescope-player .gs-link-text")
+    field.wait_for()
+    return field.input_value()
+
+
+def test_copy_link_carries_the_live_cursor_and_speed_and_opens_there(browser, app_url,
+                                                                     artifacts):
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_url)
+    page = context.new_page()
+    try:
+        open_view(page, f"{app_url}/?task=adding&cell=lstm&len=200&t=10")
+        set_speed(page, 60)
+        page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play
+        wait_until(page, f"() => {cursor_js()} > 40", "Play plays")
+        page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(1).click()  # ❚❚ Pause
+        wait_until(page, f"() => !{playing_js()}", "paused")
+        page.keyboard.press("ArrowRight")
+        t = cursor(page)
+        page.wait_for_timeout(200)
+        assert cursor(page) == t
+        set_speed(page, 12)
+        shown = copy_link(page)
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == shown
+        assert page.locator(".gatescope-player .gs-link-status").inner_text() == "Copied:"
+        query = parse_qs(urlparse(copied).query)
+        assert query["t"] == [str(t)] and query["speed"] == ["12"]
+        assert query["len"] == ["200"] and query["task"] == ["adding"]
+        shot(page, artifacts, "copy-link")
+        # the link opens exactly there, paused, at its speed
+        other = context.new_page()
+        other.js_errors = []
+        other.on("pageerror", lambda e: other.js_errors.append(str(e)))
+        open_view(other, copied)
+        assert cursor(other) == t
+        assert other.locator(".gatescope-player .gs-speed-value").inner_text() == "12 steps/s"
+        other.wait_for_timeout(2500)  # the landing view's autoplay presses within a second
+        assert cursor(other) == t and not playing(other)
+        other.keyboard.press(" ")
+        wait_until(other, f"() => {cursor_js()} > {t}", "the link's view plays on from t")
+        assert real_errors(other) == []
+    finally:
+        context.close()
+
+
+def test_copy_link_without_a_clipboard_shows_the_link_to_copy(page, app_url):
+    open_view(page, f"{app_url}/compare?task=adding&len=60", key=COMPARE)
+    page.evaluate("""() => {  // a page served over plain http has no clipboard to write to
+        Object.defineProperty(navigator, 'clipboard', {value: undefined});
+        document.execCommand = () => false;
+    }""")
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    at_step(page, 4, "→ steps Compare's three columns", key=COMPARE)
+    link = copy_link(page)
+    assert urlparse(link).path == "/compare"
+    assert parse_qs(urlparse(link).query)["t"] == ["4"] and "speed" not in link
+    assert page.locator(".gatescope-player .gs-link-status").inner_text() \
+        == "Copy this link (Ctrl+C):"
+    selected = page.evaluate("""() => { const f = document.activeElement;
+        return f.value.substring(f.selectionStart, f.selectionEnd); }""")
+    assert selected == link
+
+
+def test_only_the_bare_landing_page_autoplays(page, app_url):
+    open_view(page, app_url)
+    wait_until(page, playing_js(), "the bare landing page plays by itself", timeout_ms=30_000)
+    page.keyboard.press(" ")  # and Space pauses it
+    wait_until(page, f"() => !{playing_js()}", "Space pauses the landing view")
+    # a copied link at step 0, the landing view's own step: it waits
+    open_view(page, f"{app_url}/?t=0")
+    page.wait_for_timeout(2500)
+    assert cursor(page) == 0 and not playing(page)
+    open_view(page, f"{app_url}/?speed=5")  # a speed alone is a prepared link too
+    page.wait_for_timeout(2500)
+    assert not playing(page)
+    assert page.locator(".gatescope-player .gs-speed-value").inner_text() == "5 steps/s"
+
+
+def test_fullscreen_keeps_the_animation(page, app_url, artifacts):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=300&t=43")
+    frames = f"(() => {chart_js(EXPLORE)}._transitionData._frames.length)()"
+    page.hover(f".st-key-{EXPLORE} .js-plotly-plot")
+    page.locator(f'.st-key-{EXPLORE} .modebar-btn[data-title="Fullscreen"]').click()
+    # Streamlit draws the chart again, without its frames; the player gives them back
+    wait_until(page, f"() => {frames} === 300", "the fullscreen chart has its 300 frames")
+    at_step(page, 43, "the cursor stays at its step")
+    page.keyboard.press(" ")
+    wait_until(page, f"() => {cursor_js()} > 50", "Space plays in fullscreen")
+    shot(page, artifacts, "fullscreen-playing")
+    page.keyboard.press(" ")
+    wait_until(page, f"() => !{playing_js()}", "Space pauses in fullscreen")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    wait_until(page, f"() => {frames} === 300", "the chart keeps its frames after fullscreen")
+    before = cursor(page)
+    page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play
+    wait_until(page, f"() => {cursor_js()} > {before}", "Play plays after fullscreen")
+    assert real_errors(page) == []
+
+
+def test_compare_keys_move_all_three_cursors(page, app_url):
+    open_view(page, f"{app_url}/compare?task=adding&len=60&t=5", key=COMPARE)
+    page.keyboard.press("End")
+    wait_until(page, f"""() => {chart_js(COMPARE)}._fullData.filter(t => t.yaxis === 'y99')
+                                 .every(t => t.x[0] === 59)""", "End moves every column's cursor")
+    assert len(page.evaluate(f"""() => {chart_js(COMPARE)}._fullData
+                                 .filter(t => t.yaxis === 'y99').map(t => t.x[0])""")) == 3
+    assert re.search(r"t=5\b", page.url)  # no rerun

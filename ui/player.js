@@ -1,0 +1,438 @@
+// The animated charts' player in the browser: plotly.js's own animation, driven from here so
+// that steps, playing, speed and links never wait for the server. Installed once per browser
+// document by ui/animation.py (which fills in CONFIG); see that module for the whole story.
+//
+// - Keys: ←/→ one step, Space play/pause, Home/End first/last step, PageUp/PageDown previous/
+//   next step, or the tour's previous/next where the page has tour buttons. Keys typed into a
+//   field are the field's. No other key pauses playback.
+// - ▶ Play plays at the visitor's speed, timed by the clock (a slow machine skips steps rather
+//   than slowing down), from the cursor to the last step, or to a step asked for.
+// - A redraw of the same view (a rerun that changed something else, Streamlit's fullscreen)
+//   keeps the cursor where the visitor left it, and gets its frames back.
+// - Whatever plays is paused before a press that reruns the page, and no animation outlives
+//   its chart.
+(function () {
+  const win = window.parent && window.parent.document ? window.parent : window;
+  const doc = win.document;
+  if (doc.__gatescopePlayer) { return; }
+  const CONFIG = __CONFIG__;
+  const P = doc.__gatescopePlayer = {
+    speed: null,          // ▶ Play's steps per second, for every chart of this document
+    memory: {},           // chart key -> {t0, steps, t}: the visitor's cursor per view
+    saved: {},            // chart key -> {frames, steps, traces}: to give a redraw its frames
+    loops: new Map(),     // chart div -> the in-browser playback running on it
+    pointed: null,        // the animated chart last pressed, which keys then drive
+  };
+  // Streamlit button key -> [chart key, steps]: filled by ui/animation.py's step_buttons, whose
+  // script may run before this one
+  P.stepButtons = doc.__gatescopeStepButtons = doc.__gatescopeStepButtons || {};
+
+  // --- the chart and its cursor ---------------------------------------------------------------
+  const metaOf = gd => gd && gd.layout && gd.layout.meta && gd.layout.meta[CONFIG.metaKey];
+  const isAnimated = gd => !!(gd && gd.isConnected && metaOf(gd) && gd._transitionData);
+  const chartKey = gd => {
+    const box = gd.closest('[class*="st-key-"]');
+    const found = box && [...box.classList].find(c => c.startsWith('st-key-'));
+    return found ? found.slice('st-key-'.length) : '';
+  };
+  const chartOf = key => doc.querySelector(`.st-key-${key} .js-plotly-plot`);
+  const steps = gd => metaOf(gd).steps;
+  const cursorOf = gd => {
+    const trace = (gd._fullData || []).find(t => t.yaxis === CONFIG.cursorAxis);
+    const t = trace ? Number(trace.x[0]) : 0;
+    return Number.isFinite(t) ? t : 0;
+  };
+  const hasFrame = (gd, t) => !!(gd._transitionData && gd._transitionData._frameHash
+                                 && gd._transitionData._frameHash[String(t)]);
+  const buttonsOf = gd => gd.querySelectorAll('.updatemenu-button');
+  // Playing: our playback, or plotly.js's own (Slow, ×10) with steps still to show; not the
+  // moment plotly.js takes to show one step.
+  const playing = gd => {
+    const state = gd._transitionData;
+    return P.loops.has(gd) || !!(state && state._animationRaf && state._frameQueue
+                                 && state._frameQueue.length);
+  };
+  const press = (gd, index) => {
+    const button = buttonsOf(gd)[index];
+    if (button) { button.dispatchEvent(new MouseEvent('click', {bubbles: true})); }
+  };
+  // Every press (Play's loop, Pause, a step) settles plotly.js's promise of the animation it
+  // replaces; an interrupted one rejects without a reason, which is not a fault.
+  const quiet = promise => { if (promise && promise.catch) { promise.catch(() => {}); } };
+
+  // Show step t now. `hold` ms: how long plotly.js's own loop waits after it (a playback keeps
+  // that loop alive between its steps, so that the chart counts as playing everywhere).
+  const animateTo = (gd, t, hold) => quiet(win.Plotly.animate(gd, [String(t)], {
+    mode: 'immediate', frame: {duration: hold, redraw: false}, transition: {duration: 0}}));
+  const stopPlotlyLoop = state => {
+    if (state && state._animationRaf) {
+      win.cancelAnimationFrame(state._animationRaf);
+      state._animationRaf = null;
+      state._frameQueue = [];
+    }
+  };
+
+  // --- playback timed by the clock ------------------------------------------------------------
+  const HOLD = 1e9;
+  const stopLoop = gd => {
+    if (!P.loops.has(gd)) { return; }
+    P.loops.delete(gd);
+    stopPlotlyLoop(gd._transitionData);
+  };
+  // Play from the cursor to step `to` (from the first step to the last when undefined and the
+  // cursor is on the last already), at P.speed.
+  const play = (gd, to) => {
+    stopLoop(gd);
+    const last = steps(gd) - 1;
+    if (last < 1) { return; }
+    let from = Math.min(cursorOf(gd), last);
+    if (to === undefined) {
+      to = last;
+      if (from === last) { from = 0; animateTo(gd, 0, HOLD); }
+    }
+    to = Math.max(0, Math.min(last, to));
+    if (to === from) { return; }
+    const loop = {from, to, way: Math.sign(to - from), anchorT: from, anchorAt: performance.now(),
+                  shown: from};
+    P.loops.set(gd, loop);
+    const tick = () => {
+      if (P.loops.get(gd) !== loop) { return; }
+      const state = gd._transitionData;
+      if (!gd.isConnected || !state) { P.loops.delete(gd); return; }
+      // (requestAnimationFrame's own time stamp may be earlier than the anchor)
+      const elapsed = Math.max(0, performance.now() - loop.anchorAt) / 1000;
+      let t = loop.anchorT + loop.way * Math.floor(elapsed * P.speed + 1e-9);
+      if (loop.way * (t - loop.to) >= 0) { t = loop.to; }
+      // one step at a time through plotly.js's queue: if the last is not drawn yet, wait
+      if (t !== loop.shown && !(state._frameQueue && state._frameQueue.length)) {
+        if (!hasFrame(gd, t)) { stopLoop(gd); return; }
+        loop.shown = t;
+        if (t === loop.to) {  // the last step: plotly.js's loop ends after it by itself
+          P.loops.delete(gd);
+          animateTo(gd, t, 0);
+          return;
+        }
+        animateTo(gd, t, HOLD);
+      }
+      win.requestAnimationFrame(tick);
+    };
+    win.requestAnimationFrame(tick);
+  };
+  // A new speed applies from the step on screen, with no jump.
+  const retime = () => P.loops.forEach(loop => {
+    loop.anchorT = loop.shown;
+    loop.anchorAt = performance.now();
+  });
+  // Go to step t (clamped), paused.
+  const show = (gd, t) => {
+    if (playing(gd)) { press(gd, 1); }
+    const target = Math.max(0, Math.min(steps(gd) - 1, t));
+    if (hasFrame(gd, target)) { animateTo(gd, target, 0); }
+  };
+
+  // --- every new figure: its frames, the visitor's cursor, the readout --------------------------
+  const readout = (gd, t) => {
+    const slider = gd._fullLayout && gd._fullLayout.sliders && gd._fullLayout.sliders[0];
+    const prefix = slider && slider.currentvalue && slider.currentvalue.prefix;
+    if (!prefix) { return; }
+    // The slider has at most 50 stops; between them its readout would lag the cursor.
+    const label = [...gd.querySelectorAll('.slider-container text')]
+      .find(e => e.textContent.startsWith(prefix));
+    if (label) { label.textContent = prefix + t; }
+  };
+  const listen = gd => {
+    if (!gd.__gatescopeOnFrame) {
+      gd.__gatescopeOnFrame = event => {
+        const t = Number(event && event.name);
+        const memory = P.memory[chartKey(gd)];
+        if (Number.isFinite(t)) {
+          if (memory) { memory.t = t; }
+          readout(gd, t);
+        }
+      };
+      gd.__gatescopeOnSlider = () => stopLoop(gd);  // a scrub takes over from a playback
+    }
+    const listening = gd._ev && gd._ev.listeners
+      ? gd._ev.listeners('plotly_animatingframe').includes(gd.__gatescopeOnFrame) : false;
+    if (!listening) {
+      gd.on('plotly_animatingframe', gd.__gatescopeOnFrame);
+      gd.on('plotly_sliderstart', gd.__gatescopeOnSlider);
+    }
+  };
+  const arrived = gd => {
+    const key = chartKey(gd), meta = metaOf(gd), state = gd._transitionData;
+    listen(gd);
+    const frames = state._frames || [];
+    const saved = P.saved[key];
+    let ready = Promise.resolve();
+    if (frames.length) {
+      P.saved[key] = {frames: frames.slice(), steps: meta.steps, traces: gd.data.length};
+    } else if (saved && saved.steps === meta.steps && saved.traces === gd.data.length) {
+      // Streamlit's fullscreen draws the chart again without its frames: ▶ Play then did
+      // nothing, in fullscreen and after it.
+      ready = win.Plotly.addFrames(gd, saved.frames);
+    }
+    const memory = P.memory[key];
+    if (memory && memory.t0 === meta.t0 && memory.steps === meta.steps) {
+      // the same start step and length: another choice changed, or the same view was drawn
+      // again; the cursor stays where the visitor left it
+      ready.then(() => {
+        if (gd.isConnected && cursorOf(gd) !== memory.t && hasFrame(gd, memory.t)) {
+          animateTo(gd, memory.t, 0);
+        }
+      });
+    } else {
+      P.memory[key] = {t0: meta.t0, steps: meta.steps, t: cursorOf(gd)};
+    }
+  };
+
+  // --- the guard: pause before a rerun, and no animation outlives its chart --------------------
+  // plotly.js runs an animation as a requestAnimationFrame loop bound to the figure's state at
+  // the moment it started. Streamlit replacing the figure (a rerun, its own second render, its
+  // fullscreen) orphans that loop: it keeps moving the chart, but Pause, which acts on the new
+  // state, no longer stops it; Streamlit removing the chart makes it throw on every frame
+  // ("Cannot set properties of undefined (setting '_currentFrame')"). So a watchdog stops any
+  // loop whose chart was removed or whose figure was replaced, and the presses that rerun the
+  // page pause first.
+  const charts = new Map();  // chart div -> every animation state it has had
+  const watch = () => {
+    doc.querySelectorAll('.js-plotly-plot').forEach(gd => {
+      if (!charts.has(gd)) { charts.set(gd, new Set()); }
+      const state = gd._transitionData;
+      if (state) { charts.get(gd).add(state); }
+      if (state && isAnimated(gd) && (gd.__gatescopeState !== state
+                                      || gd.__gatescopeData !== gd.data)) {
+        gd.__gatescopeState = state;
+        gd.__gatescopeData = gd.data;
+        arrived(gd);
+      }
+    });
+    charts.forEach((states, gd) => {
+      const current = gd.isConnected ? gd._transitionData : null;
+      states.forEach(state => {
+        if (state !== current) { stopPlotlyLoop(state); states.delete(state); }
+      });
+      if (!gd.isConnected) { charts.delete(gd); P.loops.delete(gd); }
+    });
+    doc.querySelectorAll('.gatescope-player').forEach(setUpToolbar);
+  };
+
+  const pauseAll = () => doc.querySelectorAll('.js-plotly-plot').forEach(gd => {
+    if (isAnimated(gd) && playing(gd)) { press(gd, 1); }
+  });
+  const OWN = '.js-plotly-plot, [data-testid="stExpander"], .gatescope-player';
+  // A press anywhere but on the charts, the explanations and the player's own controls may
+  // rerun the page (every rerun starts with one).
+  doc.addEventListener('pointerdown', event => {
+    const target = event.target;
+    if (!(target instanceof Element)) { return; }
+    const gd = target.closest('.js-plotly-plot');
+    if (isAnimated(gd)) { P.pointed = gd; }
+    if (target.closest(OWN)) { return; }
+    doc.__gatescopeTouched = true;  // from now on, no autoplay: the visitor is in charge
+    pauseAll();
+  }, true);
+  const editable = target => target instanceof Element && !!target.closest(
+    'input, textarea, select, [contenteditable=""], [contenteditable="true"], [role="slider"], '
+    + '[role="combobox"], [role="listbox"], [role="spinbutton"], [role="textbox"]');
+  // Typing into a field is an edit that reruns the page; a key anywhere else is not.
+  doc.addEventListener('keydown', event => {
+    if (editable(event.target) && !event.target.closest('.gatescope-player')) {
+      doc.__gatescopeTouched = true;
+      pauseAll();
+    }
+  }, true);
+
+  // --- the chart's own buttons ----------------------------------------------------------------
+  // Any of them ends an in-browser playback. ▶ Play is ours: it plays at the visitor's speed from
+  // the cursor (plotly.js's own Play starts from step 0 on a figure it has not played yet, so a
+  // link's t was lost), and it is marked as the active button, as plotly.js marks the others.
+  doc.addEventListener('click', event => {
+    const button = event.target instanceof Element && event.target.closest('.updatemenu-button');
+    const gd = button && button.closest('.js-plotly-plot');
+    if (!isAnimated(gd)) { return; }
+    doc.__gatescopeTouched = true;
+    P.pointed = gd;
+    stopLoop(gd);
+    if ([...buttonsOf(gd)].indexOf(button) !== 0) { return; }
+    event.stopPropagation();
+    stopPlotlyLoop(gd._transitionData);  // Slow or ×10, playing
+    quiet(win.Plotly.relayout(gd, {'updatemenus[0].active': 0}));
+    play(gd);
+  }, true);
+
+  // --- keys --------------------------------------------------------------------------------------
+  const KEYS = {ArrowLeft: 'back', ArrowRight: 'next', PageUp: 'back', PageDown: 'next',
+                Home: 'first', End: 'last', ' ': 'toggle', Spacebar: 'toggle'};
+  const targetChart = () => {
+    const animated = [...doc.querySelectorAll('.js-plotly-plot')].filter(isAnimated);
+    if (P.pointed && animated.includes(P.pointed)) { return P.pointed; }
+    const height = win.innerHeight;
+    const seen = gd => {
+      const r = gd.getBoundingClientRect();
+      return Math.max(0, Math.min(r.bottom, height) - Math.max(r.top, 0));
+    };
+    return animated.sort((a, b) => seen(b) - seen(a))[0] || null;
+  };
+  // From the step last asked for: presses quicker than the frames (a key held down, a hurried
+  // hand) each count, also while plotly.js has not drawn the one before.
+  const stepBy = (gd, delta) => {
+    const queue = (gd._transitionData && gd._transitionData._frameQueue) || [];
+    const asked = queue.length ? Number(queue[queue.length - 1].name) : NaN;
+    const from = P.loops.has(gd) ? P.loops.get(gd).shown
+      : Number.isFinite(asked) ? asked : cursorOf(gd);
+    show(gd, from + delta);
+  };
+  const keyAction = (gd, action) => {
+    doc.__gatescopeTouched = true;
+    if (action === 'toggle') { press(gd, playing(gd) ? 1 : 0); }
+    else if (action === 'back') { stepBy(gd, -1); }
+    else if (action === 'next') { stepBy(gd, 1); }
+    else if (action === 'first') { show(gd, 0); }
+    else if (action === 'last') { show(gd, steps(gd) - 1); }
+  };
+  doc.addEventListener('keydown', event => {
+    const action = KEYS[event.key];
+    if (!action || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) { return; }
+    const target = event.target;
+    if (editable(target) || (target instanceof Element && target.closest('[role="dialog"]'))) {
+      return;
+    }
+    // Space presses whatever button has the focus, as everywhere
+    if (action === 'toggle' && target instanceof Element && target.closest(
+      'button, summary, [role="button"], [role="checkbox"], [role="switch"], '
+      + '[role="tab"], [role="radio"], [role="option"], [role="menuitem"]')) { return; }
+    if (event.key === 'PageUp' || event.key === 'PageDown') {
+      // in a tour, a clicker's PageDown is the tour's "next"
+      const next = doc.querySelector('.st-key-tour_next button');
+      const back = doc.querySelector('.st-key-tour_prev button');
+      if (next || back) {
+        event.preventDefault();
+        const button = event.key === 'PageDown' ? next : back;
+        if (button && !button.disabled) {
+          doc.__gatescopeTouched = true;
+          pauseAll();  // as a press on it would: it reruns the page
+          button.click();
+        }
+        return;
+      }
+    }
+    const gd = targetChart();
+    if (!gd) { return; }
+    event.preventDefault();  // no page scroll for Space, Page keys, Home and End
+    keyAction(gd, action);
+  });
+
+  // --- the sidebar's step buttons: steps in the browser, not a rerun ---------------------------
+  doc.addEventListener('click', event => {
+    if (!(event.target instanceof Element)) { return; }
+    for (const [buttonKey, [key, delta]] of Object.entries(P.stepButtons)) {
+      const button = event.target.closest(`.st-key-${buttonKey} button`);
+      if (!button) { continue; }
+      const gd = chartOf(key);
+      if (!isAnimated(gd)) { return; }  // no chart drawn: the button does it the slow way
+      event.preventDefault();
+      event.stopPropagation();
+      doc.__gatescopeTouched = true;
+      stepBy(gd, delta);
+      button.blur();  // so that Space plays and pauses rather than pressing it again
+      return;
+    }
+  }, true);
+
+  // --- the player's controls: speed, play to a step, copy a link -----------------------------
+  const spread = Math.log(CONFIG.speedMax / CONFIG.speedMin);
+  const speedAt = position => CONFIG.speedMin * Math.exp(spread * position / 1000);
+  const positionOf = speed => Math.round(1000 * Math.log(speed / CONFIG.speedMin) / spread);
+  const rounded = speed => speed < 10 ? Math.round(speed * 10) / 10 : Math.round(speed);
+  const speedText = speed => `${rounded(speed)} steps/s`;
+  const showSpeed = () => doc.querySelectorAll('.gatescope-player').forEach(bar => {
+    const range = bar.querySelector('.gs-speed');
+    if (range && Number(range.value) !== positionOf(P.speed)) {
+      range.value = String(positionOf(P.speed));
+    }
+    const value = bar.querySelector('.gs-speed-value');
+    if (value) { value.textContent = speedText(P.speed); }
+  });
+  const setSpeed = speed => {
+    P.speed = Math.max(CONFIG.speedMin, Math.min(CONFIG.speedMax, speed));
+    retime();
+    showSpeed();
+  };
+  const setUpToolbar = bar => {
+    if (P.speed === null) { P.speed = Number(bar.dataset.speed) || CONFIG.speedDefault; }
+    const gd = chartOf(bar.dataset.chart);
+    const to = bar.querySelector('.gs-to');
+    if (to && isAnimated(gd)) {
+      const last = String(steps(gd) - 1);
+      if (to.max !== last) { to.max = last; to.value = last; }
+    }
+    if (bar.__gatescopeReady) { return; }
+    bar.__gatescopeReady = true;
+    showSpeed();
+  };
+  const linkTo = gd => {
+    const url = new URL(win.location.href);
+    url.searchParams.set('t', String(cursorOf(gd)));  // also t=0: a link never autoplays
+    const speed = rounded(P.speed);
+    if (speed === CONFIG.speedDefault) { url.searchParams.delete(CONFIG.speedParam); }
+    else { url.searchParams.set(CONFIG.speedParam, String(speed)); }
+    return url.toString();
+  };
+  const copyLink = async (bar, gd) => {
+    const link = linkTo(gd);
+    const box = bar.querySelector('.gs-link');
+    const text = bar.querySelector('.gs-link-text');
+    const status = bar.querySelector('.gs-link-status');
+    text.value = link;
+    box.hidden = false;
+    let copied = false;
+    try {
+      await win.navigator.clipboard.writeText(link);
+      copied = true;
+    } catch (error) {  // no clipboard (a page served over plain http), or not allowed
+      text.focus();
+      text.select();
+      try { copied = doc.execCommand('copy'); } catch (ignored) { copied = false; }
+    }
+    status.textContent = copied ? 'Copied:' : 'Copy this link (Ctrl+C):';
+    if (copied) { text.blur(); }
+    else { text.focus(); text.select(); }
+  };
+  doc.addEventListener('input', event => {
+    const range = event.target instanceof Element && event.target.closest('.gatescope-player .gs-speed');
+    if (range) { setSpeed(speedAt(Number(range.value))); }
+  });
+  const playTo = bar => {
+    const gd = chartOf(bar.dataset.chart);
+    const to = Number(bar.querySelector('.gs-to').value);
+    if (!isAnimated(gd) || !Number.isFinite(to)) { return; }
+    doc.__gatescopeTouched = true;
+    if (playing(gd)) { press(gd, 1); }
+    play(gd, Math.round(to));
+  };
+  doc.addEventListener('click', event => {
+    const button = event.target instanceof Element && event.target.closest('.gatescope-player button');
+    if (!button) { return; }
+    const bar = button.closest('.gatescope-player');
+    const gd = chartOf(bar.dataset.chart);
+    if (button.classList.contains('gs-play-to')) { playTo(bar); }
+    else if (button.classList.contains('gs-copy') && isAnimated(gd)) { copyLink(bar, gd); }
+    button.blur();
+  });
+  doc.addEventListener('keydown', event => {
+    const field = event.target instanceof Element && event.target.closest('.gatescope-player .gs-to');
+    if (field && event.key === 'Enter') { playTo(field.closest('.gatescope-player')); }
+  });
+
+  new MutationObserver(watch).observe(doc.body, {childList: true, subtree: true});
+  setInterval(watch, 100);
+  watch();
+  // Pausing (or any new animation) interrupts the one that plays, and plotly.js rejects the
+  // interrupted animation's promise with no reason, which its own buttons never catch: the
+  // browser reported an "Uncaught (in promise) undefined" page error on the first widget press
+  // while a chart played. Such a reason-less rejection is plotly.js's interruption, not a fault.
+  win.addEventListener('unhandledrejection', event => {
+    if (event.reason === undefined) { event.preventDefault(); }
+  });
+})();
