@@ -34,7 +34,7 @@ import yaml
 TOURS_DIR = Path(__file__).resolve().parents[1] / "content" / "tours"
 
 #: URL parameters of the presentation, kept beside any page's own (ui/state.py keeps them).
-PRESENTATION_PARAMS = ("tour", "step", "hide")
+PRESENTATION_PARAMS = ("tour", "step", "hide", "present")
 
 #: What `hide=` can hide, and what each is (FORMAT.md documents the same list; a test holds it).
 HIDE_PARTS = {
@@ -186,10 +186,10 @@ def _step(raw: Any, number: int, problems: list[str]) -> Step | None:
                         f"narration and notes (found {_kind(raw)}).")
         return None
     count = len(problems)
-    problems.extend(_unknown_fields(raw, STEP_FIELDS, where))
     title = _text(raw, "title", MAX_CHARS["step title"], where, problems)
     if title:
         where = f"Step {number} (“{title}”)"
+    problems.extend(_unknown_fields(raw, STEP_FIELDS, where))
     narration = _text(raw, "narration", MAX_CHARS["narration"], where, problems)
     notes = _text(raw, "notes", MAX_CHARS["notes"], where, problems, required=False)
     page_name = raw.get("page")

@@ -20,8 +20,8 @@ import streamlit as st
 
 from core import claims
 from core.tours import (
-    HIDE_PARTS, PAGES, Tour, TourError, TourPage, hide_flags, parse_tour, shipped_tours,
-    step_number, upload_name,
+    HIDE_PARTS, PAGES, PRESENTATION_PARAMS, Tour, TourError, TourPage, hide_flags, parse_tour,
+    shipped_tours, step_number, upload_name,
 )
 from ui.state import page_key
 from ui.text import plain
@@ -87,8 +87,9 @@ def present(current) -> None:
     if st.session_state.get(ARRIVED) != (tour.name, number):
         st.session_state[ARRIVED] = (tour.name, number)
         forget_choices(step_page)
-        if current.url_path != step_page.url_path:
-            go(tour, number, flags)
+        own = {k for k in st.query_params if k not in PRESENTATION_PARAMS}
+        if current.url_path != step_page.url_path or not own and tour.steps[number - 1].state:
+            go(tour, number, flags)  # a short link (?tour=..&step=..): the step's page and state
     tour_bar(tour, number, flags)
 
 
