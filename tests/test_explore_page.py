@@ -331,7 +331,8 @@ def test_an_uploaded_file_name_loses_its_bidi_override_in_the_label():
 def test_downloads_are_offered():
     at = app(task="adding", source="random")
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Trace (.npz)", "Trace (.csv)", "Figure (standalone .html)"]
+    assert labels == ["Trace (.npz)", "Trace (.csv)", "Figure (standalone .html)",
+                      "Slide at t = 0 (.png)", "Animation, steps 0–49 (.gif)"]
 
 
 @pytest.fixture(scope="module")

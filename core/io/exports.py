@@ -1,10 +1,12 @@
 """What gatescope writes for a user to download: a trace as NPZ or CSV, a figure as standalone
-HTML, a trained model as safetensors weights plus JSON of how it was made.
+HTML, a slide of it as PNG or an animated GIF (core/figures/slides.py, drawn on the server), a
+trained model as safetensors weights plus JSON of how it was made.
 
 Pure functions from objects to bytes or text; the pages hand them to `st.download_button`.
-Every trace and figure file carries the view it came from (`TraceView`: task, model, cell,
-input, layer, direction, unit, step) and is named by it (`TraceView.stem`), so files saved
-from two views never overwrite each other and each says what it shows. A trained model's
+Every trace, figure and slide file carries the view it came from (`TraceView`: task, model,
+score, cell, input, layer, direction, unit, step) and is named by it (`TraceView.stem`,
+`slide_stem`, `animation_stem`), so files saved from two views never overwrite each other and
+each says what it shows. A trained model's
 safetensors file says in its metadata what it is (task, cell, head, vocabulary and, for a
 vanilla RNN, its nonlinearity), and the upload loader reads it back that way. A run that kept
 snapshots also downloads as a history file (`history_file`): the snapshots in a file of their
@@ -28,6 +30,7 @@ import safetensors.torch
 import torch
 
 from core.engine import Trace
+from core.figures.explore import rank_units
 from core.figures.style import PIXELATED_CSS
 from core.io.loading import safetensors_metadata
 from core.model import count_parameters, rebuild_sequence_model, state_tensors
@@ -36,6 +39,7 @@ from core.training.loop import TrainConfig, TrainResult
 from core.training.snapshots import read_snapshots, snapshots_file
 
 if TYPE_CHECKING:  # the Explore page's types, read by attribute only (views sit above io)
+    from core.figures.slides import Slide
     from core.views.explore import ExploreState, Result
     from core.views.models import ModelChoice, Upload
 
@@ -59,6 +63,7 @@ class TraceView:
     task: str  # the task's name ("adding")
     task_title: str  # and its title ("Adding problem")
     model: str  # the page's label of the model ("shipped trained LSTM · held-out MSE ...")
+    score: str  # its held-out score beside the baseline's, in words; "" where it has none
     source: str  # shipped, session, random or upload
     model_id: str  # which weights, in a file name: "shipped", "seed3", "a1b2c3d4" (a hash)
     cell: str  # rnn, lstm or gru
@@ -70,7 +75,7 @@ class TraceView:
     layer: int
     direction: str  # "forward" or "reverse"
     pick: str  # how the drawn units were chosen: index, most active, most variable
-    unit: int  # the unit of the diagram and equations
+    unit: int  # the unit of the diagram and equations (the first ranked, for a ranking)
     t: int  # the step the figure's cursor starts at
 
     def fields(self) -> dict[str, str | int]:
@@ -79,13 +84,27 @@ class TraceView:
 
     def stem(self) -> str:
         """A file name without extension that differs whenever the view does, e.g.
-        `gatescope_adding_lstm_random-seed0_sample3_len40_layer0_unit0_t0`."""
+        `gatescope_adding_lstm_random-seed0_sample3_len40_layer0_unit0_t0` (a ranking names
+        itself before the unit: `..._layer0_most-active_unit7_t0`)."""
+        return self._stem(f"t{self.t}")
+
+    def slide_stem(self, scale: int) -> str:
+        """A slide's (PNG) name: the view's, and the scale, e.g. `..._unit0_t12_2x`."""
+        return self._stem(f"t{self.t}", f"{scale}x")
+
+    def animation_stem(self, start: int, stop: int, steps_per_second: int, scale: int) -> str:
+        """An animation's (GIF) name: the view's over steps start..stop, its speed and scale,
+        e.g. `..._unit0_t0-199_10-steps-per-s_2x`."""
+        return self._stem(f"t{start}-{stop}", f"{steps_per_second}-steps-per-s", f"{scale}x")
+
+    def _stem(self, *tail: str) -> str:
         cell = self.cell + (f"-{self.nonlinearity}" if self.nonlinearity == "relu" else "")
         model = self.source if self.model_id == self.source else f"{self.source}-{self.model_id}"
         layer = f"layer{self.layer}" + ("-reverse" if self.direction == "reverse" else "")
-        unit = f"unit{self.unit}" if self.pick == "index" else self.pick.replace(" ", "-")
+        unit = ([] if self.pick == "index" else [self.pick.replace(" ", "-")]) + [
+            f"unit{self.unit}"]
         return "_".join(("gatescope", self.task, cell, model, self.input_id,
-                         f"len{self.length}", layer, unit, f"t{self.t}"))
+                         f"len{self.length}", layer, *unit, *tail))
 
     def caption(self) -> str:
         """One line for a human: what the figure shows."""
@@ -94,6 +113,16 @@ class TraceView:
         return (f"{self.task_title} · {cell} · {self.model} · input: {self.input}, "
                 f"{self.length} steps · layer {self.layer} {self.direction} · {units} · "
                 f"from step {self.t}")
+
+    def title_line(self) -> str:
+        """A slide's title: task, cell, model and its score (unless the label has it)."""
+        cell = self.cell.upper() + (f" ({self.nonlinearity})" if self.nonlinearity else "")
+        score = f" · {self.score}" if self.score and self.score not in self.model else ""
+        return f"{self.task_title} · {cell} · {self.model}{score}"
+
+    def input_line(self) -> str:
+        """The input in words and its tokens (cut at MAX_INPUT_TEXT)."""
+        return f"input ({self.input}, {self.length} steps): {self.input_text}"
 
 
 def explore_view(state: ExploreState, choice: ModelChoice, result: Result,
@@ -120,13 +149,23 @@ def explore_view(state: ExploreState, choice: ModelChoice, result: Result,
     if len(text) > MAX_INPUT_TEXT:
         text = text[:MAX_INPUT_TEXT - 1] + "…"
     task = get_task(state.task)
+    layer, direction = int(state.layer), int(state.direction)
+    unit = int(state.unit) if state.pick == "index" else rank_units(
+        result.trace, layer, direction, state.pick)[0]
     return TraceView(
-        task=task.name, task_title=task.title, model=choice.label, source=choice.source,
-        model_id=model_id, cell=choice.cell,
+        task=task.name, task_title=task.title, model=choice.label,
+        score=_score_text(choice.score) if choice.score is not None else "",
+        source=choice.source, model_id=model_id, cell=choice.cell,
         nonlinearity=getattr(rnn, "nonlinearity", "") if choice.cell == "rnn" else "",
         input=how, input_id=input_id, input_text=text, length=int(result.trace.seq_len),
-        layer=int(state.layer), direction=("forward", "reverse")[int(state.direction)],
-        pick=state.pick, unit=int(state.unit), t=int(state.t))
+        layer=layer, direction=("forward", "reverse")[direction], pick=state.pick, unit=unit,
+        t=int(state.t))
+
+
+def _score_text(score: Score) -> str:
+    from core.views.models import score_text  # views sit above io: imported where it is used
+
+    return score_text(score)
 
 
 def trace_table(tr: Trace, layer: int, direction: int, tokens: list[str],
@@ -186,7 +225,8 @@ def trace_npz(tr: Trace, view: TraceView | None = None, **extra) -> bytes:
 
 def figure_html(fig: go.Figure, title: str = "gatescope", view: TraceView | None = None) -> str:
     """A standalone HTML file that works offline: plotly.js is embedded, not fetched. With a
-    view, its caption is the page's title and a line above the figure."""
+    view, its caption is the page's title and a line above the figure, and under it the same
+    context as a slide's caption: the model with its score, and the input's tokens."""
     if view is not None:
         title = f"gatescope · {view.caption()}"
     spec = fig.to_dict()
@@ -197,9 +237,36 @@ def figure_html(fig: go.Figure, title: str = "gatescope", view: TraceView | None
                        div_id="gatescope-figure").replace(
         "<head>", f"<head><title>{html.escape(title)}</title><style>{PIXELATED_CSS}</style>", 1)
     if view is not None:
-        page = page.replace("<body>", '<body><p id="gatescope-view" style="font-family: '
-                            f'sans-serif; margin: 4px 8px;">{html.escape(view.caption())}</p>', 1)
+        style = 'style="font-family: sans-serif; margin: 4px 8px;"'
+        page = page.replace("<body>", f'<body><p id="gatescope-view" {style}>'
+                            f"{html.escape(view.caption())}</p>"
+                            f'<p id="gatescope-context" {style}>{html.escape(view.title_line())}'
+                            f"<br>{html.escape(view.input_line())}</p>", 1)
     return page
+
+
+def explore_slide(result: Result, view: TraceView, units: list[int], scale: int) -> Slide:
+    """The Explore view `view` of `result` as a slide (core/figures/slides.py) at `scale`,
+    its caption the view's title and input lines; `units`: the picked units' lines."""
+    from core.figures.slides import Slide, SlideText  # matplotlib: only for a slide
+
+    return Slide(result.trace, result.input_sequence,
+                 SlideText(view.title_line(), view.input_line()), layer=view.layer,
+                 direction=("forward", "reverse").index(view.direction), units=units,
+                 unit=view.unit, nonlinearity=view.nonlinearity or "tanh",
+                 handoff=result.handoff, scale=scale)
+
+
+def slide_png(slide: Slide, view: TraceView) -> bytes:
+    """The slide at the view's step as PNG; its text chunks carry the caption and the view
+    (`gatescope.view`, JSON of `TraceView.fields`)."""
+    return slide.png(view.t, {"gatescope.view": json.dumps(view.fields(), ensure_ascii=False)})
+
+
+def slide_gif(slide: Slide, start: int, stop: int, steps_per_second: int) -> bytes:
+    """The slide's playback over steps start..stop (both included) as a looping GIF, one
+    frame per step at `steps_per_second`; its comment is the caption."""
+    return slide.gif(start, stop, steps_per_second)
 
 
 def model_files(result: TrainResult) -> tuple[bytes, str]:
