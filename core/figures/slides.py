@@ -808,7 +808,6 @@ class _GifWriter:
         self.base = self.to_palette(slide.base)
         self._paste_maps()
         self.cursor_index = int(self.to_palette(Image.new("RGB", (1, 1), CURSOR_COLOR))[0, 0])
-        self.drawn: dict[tuple, np.ndarray] = {}  # a moving part's key -> its pixels
 
     def _palette(self) -> np.ndarray:
         """(256, 3): the map scales at LEVELS colours each, the cursor's and a few inks, then
@@ -856,27 +855,13 @@ class _GifWriter:
         return frame
 
     def _drawn(self, parts: list[Part]) -> dict[tuple, np.ndarray]:
-        """Each part drawn over the static image and quantized: the ones not drawn before in
-        one quantize call (each call sets up Pillow's colour cache anew, ~0.5 ms)."""
-        new = [part for part in parts if part.key not in self.drawn]
-        if new:
-            regions = []
-            for part in new:
-                region = self.slide.base.crop(part.box.tuple())
-                part.draw(region, (part.box.x0, part.box.y0))
-                regions.append(region)
-            sheet = Image.new("RGB", (max(r.width for r in regions),
-                                      sum(r.height for r in regions)))
-            y = 0
-            for region in regions:
-                sheet.paste(region, (0, y))
-                y += region.height
-            indices = self.to_palette(sheet)
-            y = 0
-            for part, region in zip(new, regions):
-                self.drawn[part.key] = indices[y:y + region.height, :region.width]
-                y += region.height
-        return {part.key: self.drawn[part.key] for part in parts}
+        """Each part drawn over the static image and quantized."""
+        drawn = {}
+        for part in parts:
+            region = self.slide.base.crop(part.box.tuple())
+            part.draw(region, (part.box.x0, part.box.y0))
+            drawn[part.key] = self.to_palette(region)
+        return drawn
 
     def write(self, start: int, stop: int, duration_ms: int) -> bytes:
         """The GIF's bytes. Each frame after the first is the rectangle around what changed
@@ -938,7 +923,8 @@ class _Quantizer:
         self.colours = colours.astype(np.float32)
         self.norms = (self.colours ** 2).sum(1)
         self.table = np.full(1 << 24, self.UNKNOWN, np.uint8)  # 24-bit colour -> index
-        self.seen = np.zeros(1 << 24, bool)
+        codes = colours.astype(np.uint32) @ np.array([1, 1 << 8, 1 << 16], np.uint32)
+        self.table[codes[::-1]] = np.arange(len(colours))[::-1]  # each colour: its first index
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         # One 24-bit code a pixel, R + G << 8 + B << 16, read through RGBX's 32-bit pixels
@@ -946,18 +932,12 @@ class _Quantizer:
         out = self.table[codes]
         missing = out == self.UNKNOWN
         if missing.any():
-            new_codes = codes[missing]
-            if new_codes.size > 100_000:  # the static image: distinct colours without a sort
-                self.seen[new_codes] = True
-                new = np.flatnonzero(self.seen)
-                self.seen[new] = False
-            else:
-                new = np.unique(new_codes)
+            new = np.unique(codes[missing])
             values = np.stack([new & 255, (new >> 8) & 255, (new >> 16) & 255], 1)
             # |v - c|^2 = |v|^2 - 2 v.c + |c|^2: the nearest c for each v without (v - c)
             nearest = (self.norms[None, :] - 2 * values.astype(np.float32) @ self.colours.T)
             self.table[new] = nearest.argmin(1).astype(np.uint8)
-            out = self.table[codes]
+            out[missing] = self.table[codes[missing]]
         return out
 
 
