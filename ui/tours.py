@@ -143,17 +143,17 @@ def tour_bar(tour: Tour, number: int, flags) -> None:
     step, count = tour.steps[number - 1], len(tour.steps)
     st.html(_BAR_CSS)
     with st.container(key="tour_bar", border=True):
-        where, back, forward, leave = st.columns([5, 1.2, 1.2, 1.2], vertical_alignment="bottom")
-        where.caption(f"{plain(tour.title)} · step {number} of {count}")
-        where.markdown(f"## {plain(step.title)}")
-        if back.button("← Previous", key="tour_prev", disabled=number == 1, width="stretch"):
-            go(tour, number - 1, flags)
-        if forward.button("Next →", key="tour_next", disabled=number == count,
-                          type="primary", width="stretch"):
-            go(tour, number + 1, flags)
-        if leave.button("Leave tour", key="tour_leave", width="stretch",
-                        help="Keep this view, without the tour"):
-            leave_tour()
+        # One row that wraps: on a narrow screen the buttons go under the title, whole.
+        with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+            with st.container(width="stretch"):
+                st.caption(f"{plain(tour.title)} · step {number} of {count}")
+                st.markdown(f"## {plain(step.title)}")
+            if st.button("← Previous", key="tour_prev", disabled=number == 1):
+                go(tour, number - 1, flags)
+            if st.button("Next →", key="tour_next", disabled=number == count, type="primary"):
+                go(tour, number + 1, flags)
+            if st.button("Leave tour", key="tour_leave", help="Keep this view, without the tour"):
+                leave_tour()
         measured = [claims.statement(key) for key in step.claims]
         with st.container(key="tour_narration"):
             if all(measured):
