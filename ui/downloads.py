@@ -30,12 +30,12 @@ def trace_downloads(result, state, choice, fig, upload=None) -> None:
     npz, csv, html = st.columns(3)
     npz.download_button("Trace (.npz)", lambda: trace_npz(result.trace, view,
                                                           tokens=result.tokens),
-                        f"{stem}.npz", "application/octet-stream", on_click="ignore")
+                        f"{stem}.npz", "application/octet-stream", on_click="ignore", wrap=True)
     csv.download_button("Trace (.csv)", lambda: trace_table(
         result.trace, state.layer, state.direction, result.tokens, view).to_csv(index=False),
-                        f"{stem}.csv", "text/csv", on_click="ignore")
+                        f"{stem}.csv", "text/csv", on_click="ignore", wrap=True)
     html.download_button("Figure (standalone .html)", lambda: figure_html(fig, view=view),
-                         f"{stem}.html", "text/html", on_click="ignore")
+                         f"{stem}.html", "text/html", on_click="ignore", wrap=True)
     slide_downloads(result, state, view)
 
 
@@ -49,18 +49,20 @@ def slide_downloads(result, state, view) -> None:
     st.session_state.setdefault(SPEED_KEY, 10)
     per_second = speed.selectbox("Speed (steps/s)", SPEEDS, key=SPEED_KEY)
     st.session_state.setdefault(SCALE_KEY, SCALES[0])
-    scale = size.selectbox("Slide size", SCALES, key=SCALE_KEY,
-                           format_func=lambda s: f"{s}x ({960 * s} px wide)")
+    scale = size.selectbox("Slide width", SCALES, key=SCALE_KEY,
+                           format_func=lambda s: f"{960 * s} px",
+                           help="2x or 3x the figure's 960 px: a 1920 or 2880 px wide slide")
     png, gif, note = st.columns(3)
     png.download_button(f"Slide at t = {view.t} (.png)",
                         lambda: slide_png(explore_slide(result, view, units, scale), view),
-                        f"{view.slide_stem(scale)}.png", "image/png", on_click="ignore")
+                        f"{view.slide_stem(scale)}.png", "image/png", on_click="ignore",
+                        wrap=True)
     too_long = stop - start + 1 > MAX_GIF_STEPS
     gif.download_button(
         f"Animation, steps {start}–{stop} (.gif)",
         lambda: slide_gif(explore_slide(result, view, units, scale), start, stop, per_second),
         f"{view.animation_stem(start, stop, per_second, scale)}.gif", "image/gif",
-        on_click="ignore", disabled=too_long)
+        on_click="ignore", disabled=too_long, wrap=True)
     note.caption(f"An animation has at most {MAX_GIF_STEPS} steps: choose fewer."
                  if too_long else "Drawn on the server, without the player's buttons.")
 
