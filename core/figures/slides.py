@@ -454,7 +454,9 @@ class Slide:
         tr, s = self.trace, self.scale
         layer, direction = self.layer, self.direction
         ax = self._axes(fig, self.layout.gradient_row)
-        self._title(ax, "gradient norms per step (log scale)")
+        # a stacked network's three or more lines leave its legend less room for the title
+        self._title(ax, "gradient norms (log scale)" if tr.num_layers > 1
+                    else "gradient norms per step (log scale)")
         self._time_axis(ax, False)
         here = f" layer {layer}" if tr.num_layers > 1 else ""
         lines = [(tr.grad_hidden[layer, direction], f"‖∂loss/∂hₜ‖{here}", "#1f77b4", "-", 2.0)]
