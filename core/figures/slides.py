@@ -880,8 +880,9 @@ class _GifWriter:
         out.write(b"".join(GifImagePlugin.getdata(image, (0, 0), **params)))
         shown = {part.box: part.key for part in slide.moving_parts(start)}
         cursor = slide.cursor_boxes(start)
+        before = np.empty_like(frame)  # one buffer for every frame's "before"
         for t in range(start + 1, stop + 1):
-            before = frame.copy()
+            np.copyto(before, frame)
             dirty = list(cursor)
             for box in cursor:  # the static image where the cursor was
                 frame[box.y0:box.y1, box.x0:box.x1] = self.base[box.y0:box.y1, box.x0:box.x1]
