@@ -5,9 +5,11 @@ steps at a chosen speed), each carrying the view it shows and named by it
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
-from core.figures.slides import MAX_GIF_STEPS, SCALES, SPEEDS  # matplotlib only on a click
+from core.figures.slides import MAX_GIF_STEPS, SCALES, SPEEDS, warm_up
 from core.io.exports import (
     explore_slide, explore_view, figure_html, slide_gif, slide_png, trace_npz, trace_table,
 )
@@ -42,6 +44,7 @@ def trace_downloads(result, state, choice, fig, upload=None) -> None:
 def slide_downloads(result, state, view) -> None:
     """The slide (PNG at the start step t) and its animation (GIF over the chosen steps, at
     the chosen speed), at the chosen size, drawn on the server when a button is pressed."""
+    _warm_up_once()
     T = int(result.trace.seq_len)
     units, _ = picked_units(state, result.trace)
     steps, speed, size = st.columns([3, 1.2, 1.2])
@@ -65,6 +68,21 @@ def slide_downloads(result, state, view) -> None:
         on_click="ignore", disabled=too_long, wrap=True)
     note.caption(f"An animation has at most {MAX_GIF_STEPS} steps: choose fewer."
                  if too_long else "Drawn on the server, without the player's buttons.")
+
+
+_warming = threading.Lock()
+_warmed = False
+
+
+def _warm_up_once() -> None:
+    """Import the slides' matplotlib in the background, once per server process, after the
+    page's chart has gone out (this section is the page's last), not on the first press."""
+    global _warmed
+    with _warming:
+        if _warmed:
+            return
+        _warmed = True
+    threading.Thread(target=warm_up, name="gatescope-slides-warm-up", daemon=True).start()
 
 
 def _step_range(column, T: int) -> tuple[int, int]:

@@ -70,6 +70,20 @@ class SlideText:
     context: str
 
 
+def warm_up() -> None:
+    """Import what drawing a slide needs (matplotlib and its Agg canvas: about a second in a
+    fresh process) and load its fonts, so that the first press does not wait for them."""
+    from matplotlib import patheffects, ticker  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from matplotlib.figure import Figure
+
+    with _style(2):
+        backend_agg.FigureCanvasAgg(Figure(figsize=(1, 1))).draw()
+    for size in (9, 10, 11, 12, 13, 14, 17):
+        for scale in SCALES:
+            _font(size * scale), _font(size * scale, True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Text: DejaVu Sans (shipped with matplotlib) in both libraries, with <sub> and <b> as the
 # figures write them (core/cells.py)
