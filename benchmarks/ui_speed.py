@@ -7,8 +7,9 @@ Prints, each next to its target (issue 4):
   is already running;
 - change -> chart: a changed choice (the sample seed) to the redrawn chart, T=200, H=64, median,
   timed in the page from the click (and, beside it, as driven through Playwright);
-- playback: frames per second while playing at T=1000 (Plotly's `plotly_animatingframe`
-  events, and distinct cursor positions sampled every animation frame);
+- playback at T=1000 through the player (ui/player.js): at its top speed (60 steps/s), frames
+  per second in which the cursor moved, sampled every animation frame; at its default and a
+  slow speed, the steps per second it keeps;
 - payload: bytes the browser received over the websocket for the T=1000 view, against the raw
   float32 bytes of the data the figure shows.
 """
@@ -25,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 from harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app  # noqa: E402
+
+from core.figures.player import SPEED_DEFAULT, SPEED_MAX  # noqa: E402
+from ui.animation import speed_position  # noqa: E402
 
 CHART = ".js-plotly-plot"
 FIRST_IMAGE = f"{CHART} image"
@@ -46,6 +50,41 @@ RECORD_FIGURE_MESSAGES = """
   };
 })();
 """
+
+# Play for `seconds` at the speed slider's `position`, from step 0; per second: frames in
+# which the cursor moved, steps it moved, animation frames. With `position` null, plotly.js's
+# own loop plays instead, at 20 ms a frame: what ▶ Play did before the player, the reference.
+PLAYBACK = """async ([position, seconds]) => {
+  const gd = document.querySelector('.st-key-explore_chart .js-plotly-plot');
+  const buttons = gd.querySelectorAll('.updatemenu-button');
+  const click = button => button.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+  const cursor = () => gd._fullData.find(t => t.yaxis === 'y99').x[0];
+  const nextFrame = () => new Promise(done => requestAnimationFrame(done));
+  click(buttons[1]);  // pause whatever plays
+  document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'Home', bubbles: true}));
+  const range = document.querySelector('.gatescope-player .gs-speed');
+  if (position !== null) {
+    range.value = String(position);
+    range.dispatchEvent(new Event('input', {bubbles: true}));
+  }
+  await new Promise(done => setTimeout(done, 300));
+  if (position !== null) { click(buttons[0]); }
+  else {
+    Plotly.animate(gd, null, {frame: {duration: 20, redraw: false}, transition: {duration: 0},
+                              fromcurrent: true, mode: 'immediate'}).catch(() => {});
+  }
+  const first = cursor();
+  let last = first, shown = 0, ticks = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    await nextFrame();
+    ticks++;
+    const c = cursor(); if (c !== last) { shown++; last = c; }
+  }
+  const s = (performance.now() - t0) / 1000;
+  click(buttons[1]);
+  return {frames: shown / s, steps: (last - first) / s, ticks: ticks / s};
+}"""
 
 # One change in the page: click "+" on the sample seed, wait for the chart's first image to
 # change (checked every animation frame); times from the click, in ms.
@@ -168,31 +207,27 @@ def main() -> None:
             results.append(("payload at T=1000 (websocket bytes / raw float32 shown)",
                             f"{sent / 1e6:.2f} MB / {raw / 1e6:.2f} MB = {ratio:.2f}x", "<= 3x",
                             ratio <= 3))
-            fps = page2.evaluate(
-                """async () => {
-                  const gd = document.querySelector('.js-plotly-plot');
-                  // Pause whatever is playing, then press Play and count for 5 s.
-                  const buttons = gd.querySelectorAll('.updatemenu-button');
-                  buttons[1].dispatchEvent(new MouseEvent('click', {bubbles: true}));
-                  await new Promise(r => setTimeout(r, 300));
-                  let events = 0; gd.on('plotly_animatingframe', () => events++);
-                  const cursor = () => gd._fullData.filter(t => t.yaxis === 'y99')[0].x[0];
-                  buttons[0].dispatchEvent(new MouseEvent('click', {bubbles: true}));
-                  let moves = 0, last = cursor();
-                  const t0 = performance.now();
-                  await new Promise(done => {
-                    function tick() {
-                      const c = cursor(); if (c !== last) { moves++; last = c; }
-                      if (performance.now() - t0 < 5000) requestAnimationFrame(tick); else done();
-                    }
-                    requestAnimationFrame(tick);
-                  });
-                  const s = (performance.now() - t0) / 1000;
-                  return {events: events / s, moves: moves / s};
-                }""")
-            results.append(("playback at T=1000 (plotly_animatingframe events / s)",
-                            f"{fps['events']:.1f} fps (cursor moved {fps['moves']:.1f}/s)",
-                            ">= 30 fps", fps["events"] >= 30))
+            # Playback at T=1000 through the player (ui/player.js), at its top speed, its
+            # default and a slow one: every animation frame, whether the cursor moved (a frame
+            # shown) and how far (steps). The top speed asks for a new step on every frame of
+            # a 60 Hz display, so its frames per second are what the page can draw.
+            page2.wait_for_function("() => document.__gatescopePlayer && "
+                                    "document.__gatescopePlayer.speed", timeout=30_000)
+            before = page2.evaluate(PLAYBACK, [None, 5.0])
+            for speed in (SPEED_MAX, SPEED_DEFAULT, 4.0):
+                play = page2.evaluate(PLAYBACK, [speed_position(speed), 5.0])
+                label = f"playback at T=1000, {speed:g} steps/s asked"
+                shown = (f"{play['frames']:.1f} frames/s, {play['steps']:.1f} steps/s "
+                         f"(animation frames {play['ticks']:.0f}/s)")
+                if speed == SPEED_MAX:
+                    shown += (f"; plotly.js's own loop at 20 ms, as Play was: "
+                              f"{before['frames']:.1f} frames/s, ratio "
+                              f"{play['frames'] / max(before['frames'], 1e-9):.2f}")
+                    results.append((label + " (frames shown / s)", shown, ">= 30 fps",
+                                    play["frames"] >= 30))
+                else:
+                    results.append((label + " (steps / s)", shown, f"{speed:g} steps/s",
+                                    abs(play["steps"] - speed) <= 0.1 * speed))
             page2.screenshot(path=str(ARTIFACTS / "ui_speed-T1000.png"))
         finally:
             stop_app(proc)

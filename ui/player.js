@@ -251,8 +251,10 @@
     const button = event.target instanceof Element && event.target.closest('.updatemenu-button');
     const gd = button && button.closest('.js-plotly-plot');
     if (!isAnimated(gd)) { return; }
-    doc.__gatescopeTouched = true;
-    P.pointed = gd;
+    if (event.isTrusted) {  // the visitor's, not the landing view's autoplay
+      doc.__gatescopeTouched = true;
+      P.pointed = gd;
+    }
     stopLoop(gd);
     if ([...buttonsOf(gd)].indexOf(button) !== 0) { return; }
     event.stopPropagation();

@@ -133,6 +133,28 @@ def test_a_step_key_while_playing_pauses_there_and_steps(page, app_url):
     assert cursor(page) == stepped and stepped > 4
 
 
+def test_a_scrub_or_another_button_takes_over_from_play(page, app_url):
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=400")
+    chart = page.locator(f".st-key-{EXPLORE} .js-plotly-plot")
+    chart.locator(".updatemenu-button").nth(0).click()  # ▶ Play
+    wait_until(page, f"() => {cursor_js()} > 5", "Play plays")
+    rail = chart.locator(".slider-rail-rect").bounding_box()
+    page.mouse.click(rail["x"] + rail["width"] * 0.75, rail["y"] + rail["height"] / 2)
+    wait_until(page, f"() => !{playing_js()}", "a click on the slider stops the playback")
+    scrubbed = cursor(page)
+    page.wait_for_timeout(500)
+    assert cursor(page) == scrubbed and 250 <= scrubbed <= 350, scrubbed
+    chart.locator(".updatemenu-button").nth(0).click()  # ▶ Play on from the slider's step
+    wait_until(page, f"() => {cursor_js()} > {scrubbed}", "Play plays on from the scrub")
+    chart.locator(".updatemenu-button").nth(2).click()  # Slow: plotly.js's own, 4 steps/s
+    page.wait_for_timeout(300)
+    slow = steps_per_second(page, 2)
+    assert 1 <= slow <= 6, slow
+    chart.locator(".updatemenu-button").nth(1).click()  # ❚❚ Pause
+    wait_until(page, f"() => !{playing_js()}", "Pause pauses")
+    assert real_errors(page) == []
+
+
 def test_keys_typed_into_a_field_stay_in_the_field(page, app_url):
     open_view(page, f"{app_url}/?task=adding&cell=lstm&len=60&t=20")
     seed = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
@@ -154,7 +176,8 @@ def test_keys_typed_into_a_field_stay_in_the_field(page, app_url):
 def test_page_keys_press_the_tour_buttons_in_a_tour(page, app_url):
     # the "LSTM gates" tour's second step is Explore; PageDown is the tour's "Next"
     open_view(page, f"{app_url}/?task=agreement&cell=lstm&t=2&tour=lstm_gates&step=2")
-    assert page.locator(".st-key-tour_next button").count() == 1
+    page.locator(".st-key-tour_next button").wait_for(timeout=60_000)
+    wait_for_app(page)
     page.keyboard.press("ArrowRight")  # the arrows still step the chart in a tour
     at_step(page, 3, "→ steps the chart in a tour")
     page.keyboard.press("PageDown")
