@@ -233,3 +233,56 @@ def test_rapid_step_presses_while_a_chart_plays_are_all_counted(page, app_url):
     wait_until(page, f"() => ({CURSOR_X})() === {paused + 11}", "all 4 presses back counted")
     assert start_step(page) == "10" and "t=10" in page.url  # no round trip
     assert animation_errors(page) == []
+
+
+def text(page) -> str:
+    """The page's text as read (ui.text.plain puts an invisible break after a colon)."""
+    return page.inner_text("body").replace("\u200b", "")
+
+
+def test_a_csv_is_read_by_its_stated_rules_in_the_browser(page, app_url, artifacts):
+    page.goto(f"{app_url}/?task=airline&source=random&input=csv")
+    wait_for_app(page)
+    wait_until(page, "() => document.body.innerText.includes('How a CSV is read')",
+               "the rules are stated under the uploader", timeout_ms=60_000)
+    assert "How a CSV is read: the first row names the columns." in text(page)
+    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploader.set_input_files(files=[{
+        "name": "european.csv", "mimeType": "text/csv",
+        "buffer": "month;passengers\n1949-01;112,5\n1949-02;118,2\n1949-03;130,7\n".encode()}])
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    body = text(page)
+    assert "Read as semicolon-separated, 3 rows of data; decimal comma in “passengers”." in body
+    assert "next month ≈ " in body
+    shot(page, artifacts, "csv-decimal-commas")
+    # UTF-16 without its byte-order mark: NUL between every character, refused whole (a new
+    # file replaces the one there)
+    uploader.set_input_files(files=[{
+        "name": "utf16.csv", "mimeType": "text/csv",
+        "buffer": "month,passengers\n1949-01,112\n1949-02,118\n".encode("utf-16-le")}])
+    wait_for_app(page)
+    wait_until(page, "() => document.body.innerText.includes('NUL characters')",
+               "the file is refused, saying why")
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="NUL characters")
+    assert alert.count() == 1 and "last good view" in alert.inner_text()
+    assert page.locator('[data-testid="stSelectbox"]').filter(has_text="Column").count() == 0
+    assert "\x00" not in page.inner_text("body")
+
+
+def test_an_uploaded_file_name_cannot_reverse_the_caption(page, app_url, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "w.safetensors"
+    save_file(torch.nn.GRU(2, 4).state_dict(), str(weights))
+    page.goto(f"{app_url}/?task=adding&source=upload&len=20")
+    wait_for_app(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(files=[{
+        "name": "\u202egnp.safetensors", "mimeType": "application/octet-stream",
+        "buffer": weights.read_bytes()}])
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    captions = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+    ours = [c for c in captions if "your GRU from" in c]
+    assert ours and "gnp.safetensors" in ours[0] and "\u202e" not in ours[0]
