@@ -424,7 +424,16 @@
   });
   doc.addEventListener('keydown', event => {
     const field = event.target instanceof Element && event.target.closest('.gatescope-player .gs-to');
-    if (field && event.key === 'Enter') { playTo(field.closest('.gatescope-player')); }
+    if (field && event.key === 'Enter') {
+      playTo(field.closest('.gatescope-player'));
+      field.blur();  // the keys are the chart's again: Space pauses
+    }
+  });
+  // A speed set with the mouse leaves the keys to the chart (a slider with the focus would take
+  // the arrows, and Space would do nothing); set with the keyboard, it keeps the focus.
+  doc.addEventListener('pointerup', event => {
+    const range = event.target instanceof Element && event.target.closest('.gatescope-player .gs-speed');
+    if (range) { setTimeout(() => range.blur(), 0); }
   });
 
   new MutationObserver(watch).observe(doc.body, {childList: true, subtree: true});

@@ -209,6 +209,8 @@ def test_speed_sets_how_fast_play_moves(page, app_url, artifacts):
     page.mouse.click(box["x"] + 1, box["y"] + box["height"] / 2)
     assert page.locator(".gatescope-player .gs-speed-value").inner_text() == "0.5 steps/s"
     assert playing(page)  # a change of speed is no rerun, and pauses nothing
+    page.keyboard.press(" ")  # the slider let go of the keys: Space pauses
+    wait_until(page, f"() => !{playing_js()}", "Space pauses after a drag of the speed")
     shot(page, artifacts, "speed-slowest")
     assert real_errors(page) == []
 
@@ -223,9 +225,15 @@ def test_play_to_a_step_stops_there_either_way(page, app_url):
     page.wait_for_timeout(400)
     assert cursor(page) == 40
     field = page.locator(".gatescope-player .gs-to")
+    set_speed(page, 5)
     field.fill("25")
     field.press("Enter")  # Enter in the field plays too, back to 25
-    at_step(page, 25, "plays back to step 25")
+    wait_until(page, f"() => {cursor_js()} < 40", "plays back towards step 25")
+    page.keyboard.press(" ")  # the field let go of the keys: Space pauses on the way
+    wait_until(page, f"() => !{playing_js()}", "Space pauses a play to a step")
+    assert cursor(page) > 25
+    page.locator(".gatescope-player .gs-to").press("Enter")
+    at_step(page, 25, "plays on back to step 25")
     wait_until(page, f"() => !{playing_js()}", "and stops there")
 
 
