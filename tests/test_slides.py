@@ -320,3 +320,9 @@ def test_an_animation_over_its_limit_is_not_offered(monkeypatch):
     gif = next(b for b in at.get("download_button") if b.proto.label.startswith("Animation"))
     assert gif.proto.disabled
     assert any(f"at most {MAX_GIF_STEPS} steps" in c.value for c in at.caption)
+
+
+def test_the_warm_up_draws_a_slide_without_a_view():
+    from core.figures.slides import warm_up
+
+    warm_up()  # what the page runs in the background before any press: it must not raise

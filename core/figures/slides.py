@@ -71,17 +71,22 @@ class SlideText:
 
 
 def warm_up() -> None:
-    """Import what drawing a slide needs (matplotlib and its Agg canvas: about a second in a
-    fresh process) and load its fonts, so that the first press does not wait for them."""
-    from matplotlib import patheffects, ticker  # noqa: F401
-    from matplotlib.backends import backend_agg  # noqa: F401
-    from matplotlib.figure import Figure
-
-    with _style(2):
-        backend_agg.FigureCanvasAgg(Figure(figsize=(1, 1))).draw()
-    for size in (9, 10, 11, 12, 13, 14, 17):
-        for scale in SCALES:
-            _font(size * scale), _font(size * scale, True)
+    """Draw a tiny LSTM slide and its GIF (once per server process, in the background: about
+    1.5 s of CPU), so that what the first press would otherwise wait for is done: matplotlib and its Agg canvas imported (about a second in a fresh process),
+    fonts loaded, its text and log-axis code run once."""
+    rng = np.random.default_rng(0)
+    shape = (1, 1, 4, 3)  # layers, directions, steps, units
+    gates = {name: rng.random(shape, dtype=np.float32)
+             for name in ("input", "forget", "cell", "output")}
+    tr = Trace(cell_type="lstm", hidden=rng.random(shape, dtype=np.float32),
+               cell=rng.random(shape, dtype=np.float32), gates=gates,
+               grad_hidden=rng.random(shape[:3], dtype=np.float32) + 0.1,
+               grad_cell=rng.random(shape[:3], dtype=np.float32) + 0.1,
+               grad_input=rng.random(4, dtype=np.float32), output=np.zeros((4, 3), np.float32),
+               objective=0.0)
+    slide = Slide(tr, InputSequence(["a", "b", "c", "d"]), SlideText("warm-up", "a b c d"),
+                  units=[0, 1], scale=SCALES[0])  # the size offered first
+    slide.gif(0, 1, 10)
 
 
 # ---------------------------------------------------------------------------------------------
