@@ -405,13 +405,19 @@
     const range = event.target instanceof Element && event.target.closest('.gatescope-player .gs-speed');
     if (range) { setSpeed(speedAt(Number(range.value))); }
   });
+  // The step asked for, within the chart's steps (the field shows where it will stop); an empty
+  // field (or text a number field refuses, which reads as empty) asks for nothing.
   const playTo = bar => {
     const gd = chartOf(bar.dataset.chart);
-    const to = Number(bar.querySelector('.gs-to').value);
-    if (!isAnimated(gd) || !Number.isFinite(to)) { return; }
+    const field = bar.querySelector('.gs-to');
+    if (!isAnimated(gd) || field.value.trim() === '' || !Number.isFinite(Number(field.value))) {
+      return;
+    }
+    const to = Math.max(0, Math.min(steps(gd) - 1, Math.round(Number(field.value))));
+    field.value = String(to);
     doc.__gatescopeTouched = true;
     if (playing(gd)) { press(gd, 1); }
-    play(gd, Math.round(to));
+    play(gd, to);
   };
   doc.addEventListener('click', event => {
     const button = event.target instanceof Element && event.target.closest('.gatescope-player button');

@@ -235,6 +235,16 @@ def test_play_to_a_step_stops_there_either_way(page, app_url):
     page.locator(".gatescope-player .gs-to").press("Enter")
     at_step(page, 25, "plays on back to step 25")
     wait_until(page, f"() => !{playing_js()}", "and stops there")
+    # a step beyond the last plays to the last, and says so; an empty field asks for nothing
+    set_speed(page, 60)
+    field.fill("5000")
+    field.press("Enter")
+    at_step(page, 99, "plays to the last step")
+    assert field.input_value() == "99"
+    field.fill("")
+    field.press("Enter")
+    page.wait_for_timeout(400)
+    assert cursor(page) == 99 and not playing(page)
 
 
 def test_sidebar_step_buttons_step_in_the_browser_with_no_rerun(page, app_url):
