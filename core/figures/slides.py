@@ -53,7 +53,7 @@ from core.figures.style import (
 SCALES = (2, 3)
 #: GIF speeds, in steps per second: each a whole number of the GIF's 1/100 s per frame.
 SPEEDS = (1, 2, 4, 5, 10, 20, 25, 50)
-#: The most steps one GIF animates (about 12 s to build at 2x on one core).
+#: The most steps one GIF animates (its build grows with them: 2.5 times a 200-step one's).
 MAX_GIF_STEPS = 500
 INK = "#1f2430"  # the app's font colour
 GREY_NAN = (160, 160, 160)  # heatmap_png's colour of NaN
@@ -72,8 +72,9 @@ class SlideText:
 
 def warm_up() -> None:
     """Draw a tiny LSTM slide and its GIF (once per server process, in the background: about
-    1.5 s of CPU), so that what the first press would otherwise wait for is done: matplotlib and its Agg canvas imported (about a second in a fresh process),
-    fonts loaded, its text and log-axis code run once."""
+    1.5 s of CPU), so that what the first press would otherwise wait for is done: matplotlib
+    and its Agg canvas imported (about a second in a fresh process), fonts loaded, its text and
+    log-axis code run once."""
     rng = np.random.default_rng(0)
     shape = (1, 1, 4, 3)  # layers, directions, steps, units
     gates = {name: rng.random(shape, dtype=np.float32)
@@ -236,7 +237,8 @@ def _extent(n: int, target: int, most: int) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything sits, in pixels. Maps share `map_width` (the left column's time axis)."""
+    """Where everything sits, in pixels. The left column's rows share one x extent (its time
+    axis): whole pixels per step where they fill most of it (`_extent`)."""
 
     width: int
     height: int
