@@ -9,7 +9,7 @@ import threading
 
 import streamlit as st
 
-from core.figures.slides import MAX_GIF_STEPS, SCALES, SPEEDS, warm_up
+from core.figures.slides import MAX_GIF_STEPS, SCALES, SPEEDS, WIDTH, warm_up
 from core.io.exports import (
     explore_slide, explore_view, figure_html, slide_gif, slide_png, trace_npz, trace_table,
 )
@@ -53,8 +53,9 @@ def slide_downloads(result, state, view) -> None:
     per_second = speed.selectbox("Speed (steps/s)", SPEEDS, key=SPEED_KEY)
     st.session_state.setdefault(SCALE_KEY, SCALES[0])
     scale = size.selectbox("Slide width", SCALES, key=SCALE_KEY,
-                           format_func=lambda s: f"{960 * s} px",
-                           help="2x or 3x the figure's 960 px: a 1920 or 2880 px wide slide")
+                           format_func=lambda s: f"{WIDTH * s} px",
+                           help=f"{' or '.join(f'{s}x' for s in SCALES)} the figure's "
+                                f"{WIDTH} px")
     png, gif, note = st.columns(3)
     png.download_button(f"Slide at t = {view.t} (.png)",
                         lambda: slide_png(explore_slide(result, view, units, scale), view),
@@ -91,9 +92,12 @@ def _step_range(column, T: int) -> tuple[int, int]:
     if T == 1:  # a slider needs two ends
         column.caption("Animation: the input has one step (t = 0).")
         return 0, 0
-    start, stop = st.session_state.get(STEPS_KEY, (0, min(T, MAX_GIF_STEPS) - 1))
-    start = min(max(int(start), 0), T - 1)
-    stop = min(max(int(stop), start), T - 1)
+    try:
+        start, stop = (int(v) for v in st.session_state.get(STEPS_KEY, ()))
+    except (TypeError, ValueError):  # none yet
+        start, stop = 0, min(T, MAX_GIF_STEPS) - 1
+    start = min(max(start, 0), T - 1)
+    stop = min(max(stop, start), T - 1)
     st.session_state[STEPS_KEY] = (start, stop)
     start, stop = column.slider("Animation: steps", 0, T - 1, key=STEPS_KEY)
     return int(start), int(stop)
