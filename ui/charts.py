@@ -14,10 +14,12 @@ from ui.animation import player_toolbar
 CONFIG = {"displaylogo": False, "scrollZoom": False}
 
 
-def animated_chart(fig: go.Figure, key: str) -> None:
+def animated_chart(fig: go.Figure, key: str, *, width: str | int = "stretch",
+                   height: str | int = "content") -> None:
     """The player's controls (speed, play to a step, a link to this frame; ui/animation.py),
-    then the figure at full width, its maps' pixels kept sharp (units x time maps are sent one
-    pixel per cell; the browser must not smooth them when it scales them up)."""
+    then the figure (`width` and `height` as `st.plotly_chart` takes them: the page's width
+    by default), its maps' pixels kept sharp (units x time maps are sent one pixel per cell;
+    the browser must not smooth them when it scales them up)."""
     st.html(f"<style>{PIXELATED_CSS}</style>")
     player_toolbar(key)
-    st.plotly_chart(fig, theme=None, key=key, config=CONFIG)
+    st.plotly_chart(fig, theme=None, key=key, config=CONFIG, width=width, height=height)
