@@ -9,7 +9,9 @@ Prints, each next to its target (issue 4):
   timed in the page from the click (and, beside it, as driven through Playwright);
 - playback at T=1000 through the player (ui/player.js): at its top speed (60 steps/s), frames
   per second in which the cursor moved, sampled every animation frame; at its default and a
-  slow speed, the steps per second it keeps;
+  slow speed, the steps per second it keeps; the same top-speed figure in presentation mode
+  (present=1, 1920x1080); each beside plotly.js's own animation loop at 20 ms a frame (what
+  ▶ Play did before the player) in the same page;
 - payload: bytes the browser received over the websocket for the T=1000 view, against the raw
   float32 bytes of the data the figure shows.
 """
@@ -229,6 +231,29 @@ def main() -> None:
                     results.append((label + " (steps / s)", shown, f"{speed:g} steps/s",
                                     abs(play["steps"] - speed) <= 0.1 * speed))
             page2.screenshot(path=str(ARTIFACTS / "ui_speed-T1000.png"))
+            page2.close()  # nothing else draws while the next page is timed
+
+            # --- presentation mode (present=1): the stage figure, scaled to a 1920x1080 window
+            page3 = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page3.goto(f"{url}/?" + "&".join(f"{k}={v}" for k, v in query.items()) + "&present=1")
+            page3.wait_for_selector(FIRST_IMAGE, state="attached", timeout=120_000)
+            page3.wait_for_function("() => document.__gatescopePlayer && "
+                                    "document.__gatescopePlayer.speed", timeout=30_000)
+            page3.wait_for_timeout(2000)
+            staged = page3.evaluate("() => !!document.querySelector("
+                                    "'.st-key-explore_chart[data-stage-scale]')")
+            if staged:
+                before = page3.evaluate(PLAYBACK, [None, 5.0])
+                play = page3.evaluate(PLAYBACK, [speed_position(SPEED_MAX), 5.0])
+                results.append((
+                    f"presentation mode (present=1, 1920x1080), T=1000, {SPEED_MAX:g} steps/s "
+                    "asked (frames shown / s)",
+                    f"{play['frames']:.1f} frames/s, {play['steps']:.1f} steps/s; plotly.js's "
+                    f"own loop at 20 ms: {before['frames']:.1f} frames/s",
+                    ">= 30 fps", play["frames"] >= 30))
+                page3.screenshot(path=str(ARTIFACTS / "ui_speed-T1000-presented.png"))
+            else:
+                print("presentation mode (present=1) is not drawn by this app: not measured")
         finally:
             stop_app(proc)
         browser.close()
