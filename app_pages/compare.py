@@ -14,10 +14,12 @@ from core.views import compare as cmp
 from core.views.models import NETWORK_LABELS, Upload, networks
 from ui.charts import animated_chart
 from ui.compare_upload import (
-    accuracies, column_heads, model_keys, model_pickers, training_step_slider, uploaded_models,
+    accuracies, column_heads, measures, model_keys, model_pickers, training_step_slider,
+    uploaded_models,
 )
 from ui.compute import keep_last_good, session_memo
 from ui.content import explain
+from ui.presentation import hide_chrome, present_button, present_figure, presented_stage
 from ui.text import plain
 from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices
 from ui.widgets import length_slider
@@ -94,34 +96,38 @@ if error is None:
     choices.publish(choices.state())
 
 task, cells = get_task(comparison.task), comparison.cells
-st.title("gatescope · Compare")
-st.caption(f"{task.title}: the same input through a vanilla RNN, an LSTM and a GRU. "
-           f"{task.description}")
-if error is not None:
-    error.show()
-st.markdown(f"**Input** ({comparison.input_label}): {plain(comparison.input_text())}  \n"
-            f"**Target**: {plain(comparison.target)}  \n{plain(task.fed_note(comparison.example))}")
-accuracy = accuracies(cells, task.name) if task.name in cmp.CHART_TASKS else None
 steps = cmp.column_steps(cmp.histories(wanted, trained, uploads), wanted.snap) \
     if error is None else {}  # a last good view's steps are not known here: its labels say
-column_heads(comparison, accuracy, cmp.waiting_for_upload(wanted, uploads), steps)
+stage = presented_stage()  # a presentation: the figure alone, for a projector
+input_line = (f"**Input** ({comparison.input_label}): "  # a presentation's in one or two lines
+              f"{plain(comparison.input_text(160 if stage else 600))}  \n**Target**: "
+              f"{plain(comparison.target)}")
+if stage:
+    hide_chrome()
+    st.markdown(f"**{task.title}**: RNN, LSTM and GRU on one input · {input_line}")
+else:
+    st.title("gatescope · Compare")
+    st.caption(f"{task.title}: the same input through a vanilla RNN, an LSTM and a GRU. "
+               f"{task.description}")
+    if error is not None:
+        error.show()
+    st.markdown(f"{input_line}  \n{plain(task.fed_note(comparison.example))}")
+    accuracy = accuracies(cells, task.name) if task.name in cmp.CHART_TASKS else None
+    column_heads(comparison, accuracy, cmp.waiting_for_upload(wanted, uploads), steps)
+    present_button("compare")
 
 fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
                      comparison.input_sequence, t0=t0,
                      titles={cell: title for cell, c in cells.items()
                              if (title := cmp.column_title(cell, c.choice, steps.get(cell)))},
                      kinds={cell: c.choice.cell for cell, c in cells.items()},
-                     handoff=comparison.handoff)
+                     handoff=comparison.handoff, stage=stage)
+if stage:  # the figure alone, scaled to the window; the page ends there
+    present_figure(fig, "compare_chart", stage)
 animated_chart(fig, "compare_chart")
 st.caption(caption("compare", "player", objective_note=comparison.objective_note))
 
-st.markdown("**Size, speed and memory**, measured now on this server")  # no lesson: numbers
-st.table(cmp.measures_table(cells))
-if comparison.memory_batch is not None:
-    batch, steps = comparison.memory_batch
-    st.caption(caption("compare", "measures", batch=batch, steps=steps))
-if measured_note := cmp.measures_note(cells):
-    st.caption(measured_note)
+measures(comparison)  # size, speed and memory, measured now on this server
 
 st.subheader("How fast the gradient fades, back in time")
 st.plotly_chart(gradient_overlay_figure({cell: c.decay for cell, c in cells.items()}),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.cells import CELLS
 from core.content import caption
-from core.figures.explore import explore_figure, overflow_note
+from core.figures.explore import explore_figure
 from core.io.tables import CsvChoice
 from core.tasks import ALL_TASKS, get_task
 from core.views import explore as ex
@@ -16,14 +15,15 @@ from ui.charts import animated_chart
 from ui.compute import keep_last_good
 from ui.content import explain
 from ui.downloads import trace_downloads
+from ui.explore_view import presented_header, result_header
 from ui.hidden import scroll_to_top
+from ui.presentation import hide_chrome, present_figure, presented_stage, presenting
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
-from ui.text import plain
 from ui.traces import explore_trace
 from ui.own_input import own_model_input
 from ui.upload import weights_upload
 from ui.widgets import (
-    answer_metric, cell_and_network, csv_column_picker, history_slider, length_slider,
+    cell_and_network, csv_column_picker, history_slider, length_slider,
 )
 
 choices = PageChoices(ex.ExploreState, "explore")
@@ -92,7 +92,8 @@ def look_at_sidebar(tr) -> ex.ExploreState:
     return choices.state()
 
 
-st.title("gatescope · Explore")
+if not presenting():
+    st.title("gatescope · Explore")
 with st.sidebar:
     upload, csv, own = model_and_input_sidebar()
 wanted = choices.state().traced()
@@ -109,35 +110,18 @@ if error is None:
 units, unit = ex.picked_units(state, result.trace)
 
 task = get_task(traced.task)
-cell_name = CELLS[choice.cell].long_name if choice.model is not None else "your module"
-st.caption(" · ".join([*([] if result.own else [task.title]), cell_name,
-                       plain(choice.label)]))  # a file name, maybe
-if error is not None:
-    error.show()
-if choice.note:  # untrained, or a file that said what it is against the visitor's choice
-    st.warning(plain(choice.note))
-if overflowed := overflow_note(result.trace, state.layer, state.direction):
-    st.warning(plain(overflowed))  # the figure marks it too: inf and NaN are not drawn
-if result.example.unknown:
-    st.info("Not in the vocabulary (read as <unk>): "
-            + plain(", ".join(result.example.unknown[:20])))
-if result.own:  # the user's head's answer; the task's target and baseline are not theirs
-    answer_metric("Your head's answer", result)
+if stage := presented_stage():  # the figure alone, for a projector
+    hide_chrome()
+    presented_header(task, choice, result)
 else:
-    answer, target, baseline = st.columns(3)
-    with answer:
-        answer_metric("Model's answer", result)
-    target.metric("Target", result.target)
-    baseline.markdown(f"**Trivial baseline**  \n{task.baseline_name}")
-if result.fed_note:
-    st.caption(plain(result.fed_note))
-if result.marks_note:
-    st.info(plain(result.marks_note))
+    result_header(task, choice, result, state, error)
 
 fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
                      direction=state.direction, units=units, unit=unit, t0=state.t,
                      nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"),
-                     handoff=result.handoff)
+                     handoff=result.handoff, stage=stage)
+if stage:  # the figure alone, scaled to the window; the page ends there
+    present_figure(fig, "explore_chart", stage)
 animated_chart(fig, "explore_chart")
 if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
     autoplay_once("explore_chart", page_key("explore", "autoplayed"))

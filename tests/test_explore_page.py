@@ -124,10 +124,10 @@ def test_sequence_length_seed_unit_picks_and_steps():
     names = [s["name"] for s in chart(at)["layout"]["shapes"] if s["name"].startswith("h[")]
     assert len(names) == 3
     at.number_input(key="explore_t").set_value(10).run()
-    at.button[1].click().run()  # step ▶
+    at.button(key="explore_step_next").click().run()  # step ▶
     assert at.number_input(key="explore_t").value == 11
     assert chart(at)["data"][-1]["x"] == [11, 11]  # the cursor starts at the stepped-to t
-    at.button[0].click().run()  # ◀ step
+    at.button(key="explore_step_back").click().run()  # ◀ step
     assert at.number_input(key="explore_t").value == 10
 
 

@@ -252,11 +252,12 @@ def test_every_shipped_state_round_trips_through_its_page_state():
 
 
 def page_of(at: AppTest) -> list[str]:
-    """The pages whose mark `at` shows: a title or header, or for Explore (whose title steps
-    aside while it is presented, in a tour) its sidebar's task choice."""
+    """The pages whose mark `at` shows: a title or header, or for Explore and Compare (whose
+    titles step aside while they are presented, in a tour) their sidebar's task choice."""
     marks = {e.value for e in [*at.title, *at.header]}
-    if any(box.key == "explore_task" for box in at.selectbox):
-        marks.add(PAGE_MARKS["explore"])
+    for page in ("explore", "compare"):
+        if any(box.key == f"{page}_task" for box in at.selectbox):
+            marks.add(PAGE_MARKS[page])
     return [page for page, mark in PAGE_MARKS.items() if mark in marks]
 
 

@@ -15,6 +15,7 @@ from typing import Mapping
 import streamlit as st
 
 from core.cells import CELLS
+from core.content import caption
 from core.tasks import get_task
 from core.views import compare as cmp
 from core.views.models import SOURCE_LABELS, ModelChoice, Upload, session_labels, uploaded
@@ -189,3 +190,15 @@ def held_out(score, metric: str, rows: list[dict] | None, step: int | None = Non
               delta_color=VERDICT_COLOURS[verdict], delta_arrow="off",
               help=f"Measured {when}, on {score.n} held-out sequences; baseline: "
                    f"{score.baseline_name}; {score.margin_text}.")
+
+
+def measures(comparison: cmp.Comparison) -> None:
+    """The table of each column's size, speed and memory, measured now on this server, with
+    how (no lesson: numbers)."""
+    st.markdown("**Size, speed and memory**, measured now on this server")
+    st.table(cmp.measures_table(comparison.cells))
+    if comparison.memory_batch is not None:
+        batch, steps = comparison.memory_batch
+        st.caption(caption("compare", "measures", batch=batch, steps=steps))
+    if measured_note := cmp.measures_note(comparison.cells):
+        st.caption(measured_note)

@@ -15,6 +15,7 @@ from core.io.exports import (
 )
 from core.views.explore import picked_units
 from ui.state import page_key
+from ui.tours import hidden
 
 # The slide's choices, kept in the session only (they shape a file, not the view).
 STEPS_KEY = page_key("explore", "slide_steps")
@@ -25,7 +26,9 @@ SCALE_KEY = page_key("explore", "slide_scale")
 def trace_downloads(result, state, choice, fig, upload=None) -> None:
     """Three buttons for the view `state` of `choice` traced as `result` (`upload`: the file,
     for an upload's name), then the slide's choices and buttons; each file is made only when
-    its button is pressed."""
+    its button is pressed. None in a focused view that hides them (hide=downloads)."""
+    if hidden("downloads"):
+        return
     view = explore_view(state, choice, result, upload)
     stem = view.stem()
     st.subheader("Downloads")

@@ -28,7 +28,8 @@ from core.figures.player import (
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
     PlainFigure, _log10, cell_color, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
-    handoff_line, log_range, map_image, padded_range, saliency_strip, token_markers,
+    handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
+    Stage,
 )
 
 ROWS = ("input", "hidden", "keep", "grad")
@@ -90,7 +91,7 @@ class _Parts:
 def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int = 0,
                    titles: Mapping[str, str] | None = None,
                    kinds: Mapping[str, str] | None = None, height: int = 820,
-                   handoff: int | None = None) -> go.Figure:
+                   handoff: int | None = None, stage: Stage | None = None) -> go.Figure:
     """One column per cell (in the order of `traces`), rows: the input shaded by that cell's
     saliency, the hidden state h, the gate that keeps the old state (LSTM forget f, GRU update
     z; the RNN has none), and norm(d loss / d h_t) on one shared log scale. `kinds` names the
@@ -99,7 +100,8 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
     the same input, so all traces must have the same length. The top layer, forward direction,
     is shown. Play / pause / slow buttons and one slider move every column's cursor together.
     `handoff` (encoder-decoders' traces) is the decoders' first step: a dashed line in every
-    column marks it."""
+    column marks it. `stage` makes the figure for a projector (presentation mode): its fixed
+    design size, text at least its minimum."""
     cells = list(traces)
     if not cells:
         raise ValueError("nothing to compare: no traces")
@@ -129,8 +131,11 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
     frames = animation_frames(T, len(parts.data), parts.cursors + parts.readouts + parts.words,
                               lambda t: _moving_at(parts, t, T, tokens))
     layout = grid.layout
+    k = 1.0 if stage is None else stage.text_scale
     layout.update(
-        font=FONT, height=height, margin=dict(l=60, r=70, t=100, b=50), showlegend=True,
+        font=FONT, height=height if stage is None else stage.height,
+        margin=dict(l=round(60 * k), r=round(70 * k), t=round(100 * k), b=round(50 * k)),
+        showlegend=True,
         legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom",
                     font=dict(size=12)),
         hovermode="closest", plot_bgcolor="rgba(0,0,0,0)", **controls(T, t0, CONTROLS),
@@ -138,6 +143,9 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
     layout["annotations"] = parts.annotations
     layout["images"] = parts.images
     layout["shapes"] = parts.shapes
+    if stage is not None:
+        layout.update(width=stage.width, autosize=False)
+        return PlainFigure(staged(parts.data, stage), staged(layout, stage), frames)
     return PlainFigure(parts.data, layout, frames)
 
 

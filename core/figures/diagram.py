@@ -181,9 +181,10 @@ class CellPanel:
 
 def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
                tokens: list[str] | None, x_signal: np.ndarray, nonlinearity: str,
-               axes: tuple[str, str]) -> CellPanel:
+               axes: tuple[str, str], scale: float = 1.0) -> CellPanel:
     """The panel of `unit` on the subplot `axes` ("x2", "y2"). `tokens`: the words, shown on
-    the x_t node, or None when the input is numbers (then x_t shows `x_signal`)."""
+    the x_t node, or None when the input is numbers (then x_t shows `x_signal`). `scale`
+    grows the circles and arrowheads (a stage figure's text is larger: its numbers must fit)."""
     cell = tr.cell_type
     nodes, edges = DIAGRAMS[cell]
     nodes = _as_seen(nodes, layer, direction, unit, words=tokens is not None)
@@ -192,13 +193,14 @@ def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
     values = _node_values(tr, layer, direction, unit, x_signal)
     colors_at, texts_at = _node_columns(nodes, values, tokens, cell_range(tr.cell))
     eqs = [_in_direction(eq, direction) for eq in equations(cell, nonlinearity)]
-    eq_y = _equation_heights(nodes, len(eqs))
+    eq_y = _equation_heights(nodes, len(eqs), scale)
     annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes, direction)
     xs, ys = [n.x for n in nodes], [n.y for n in nodes]
-    panel = CellPanel([_arrows(nodes, edges, axes)], annotations,
+    node_px = round(NODE_SIZE * scale)
+    panel = CellPanel([_arrows(nodes, edges, axes, node_px)], annotations,
                       [min(xs) - 0.8, max(xs) + 0.8], [eq_y[-1] - 1.6, max(ys) + 0.8],
                       colors_at, texts_at, _equation_numbers(cell, values, nonlinearity))
-    panel.traces.append(_nodes_trace(nodes, eq_y, panel.at(t0), axes))
+    panel.traces.append(_nodes_trace(nodes, eq_y, panel.at(t0), axes, node_px))
     return panel
 
 
@@ -219,7 +221,8 @@ def _as_seen(nodes: list[Node], layer: int, direction: int, unit: int, words: bo
     return [Node(n.key, label(n), n.x, n.y, n.kind) for n in nodes]
 
 
-def _arrows(nodes: list[Node], edges: list[tuple[str, str]], axes: tuple[str, str]) -> dict:
+def _arrows(nodes: list[Node], edges: list[tuple[str, str]], axes: tuple[str, str],
+            node_px: int = NODE_SIZE) -> dict:
     """The arrows as one static trace, drawn under the nodes: centre-to-centre lines with an
     arrowhead marker turned along its line and backed off (in pixels) to the target's rim.
     Sixteen arrow annotations cost plotly.js ~45 ms of layout on every new figure."""
@@ -229,8 +232,9 @@ def _arrows(nodes: list[Node], edges: list[tuple[str, str]], axes: tuple[str, st
     return dict(
         type="scatter", x=edge_x, y=edge_y, mode="lines+markers",
         line=dict(color=ARROW_COLOR, width=1.5),
-        marker=dict(symbol="arrow", angleref="previous", size=[0, 11, 0] * len(edges),
-                    standoff=NODE_SIZE // 2 + 2, color=ARROW_COLOR, opacity=1),
+        marker=dict(symbol="arrow", angleref="previous",
+                    size=[0, round(11 * node_px / NODE_SIZE), 0] * len(edges),
+                    standoff=node_px // 2 + 2, color=ARROW_COLOR, opacity=1),
         hoverinfo="skip", showlegend=False, xaxis=axes[0], yaxis=axes[1])
 
 
@@ -252,9 +256,10 @@ def _node_columns(nodes: list[Node], values: dict[str, np.ndarray], tokens: list
             list(zip(*(texts for _, texts in columns))))
 
 
-def _equation_heights(nodes: list[Node], n_eq: int) -> list[float]:
-    """The y of each equation, under the diagram."""
-    eq_top = min(n.y for n in nodes) - 1.5
+def _equation_heights(nodes: list[Node], n_eq: int, scale: float = 1.0) -> list[float]:
+    """The y of each equation, under the diagram (farther under it when the text is larger:
+    the lowest node's label hangs below it)."""
+    eq_top = min(n.y for n in nodes) - 1.5 * scale
     return [eq_top - 1.15 * k for k in range(n_eq)]
 
 
@@ -280,8 +285,8 @@ def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int,
     return annotations
 
 
-def _nodes_trace(nodes: list[Node], eq_y: list[float], first: dict, axes: tuple[str, str]
-                 ) -> dict:
+def _nodes_trace(nodes: list[Node], eq_y: list[float], first: dict, axes: tuple[str, str],
+                 node_px: int = NODE_SIZE) -> dict:
     """The animated trace: the nodes (coloured circles with their number) and, as invisible
     markers with text, the equations' numbers right of each equation."""
     n, n_eq = len(nodes), len(eq_y)
@@ -291,7 +296,7 @@ def _nodes_trace(nodes: list[Node], eq_y: list[float], first: dict, axes: tuple[
         mode="markers+text",
         # opacity 1: plotly.js draws markers with a size array ("bubbles") at 0.7 by default,
         # which would show the arrows running under the nodes
-        marker=dict(size=[NODE_SIZE] * n + [1] * n_eq, color=first["marker"]["color"],
+        marker=dict(size=[node_px] * n + [1] * n_eq, color=first["marker"]["color"],
                     opacity=1, line=dict(width=[1.5] * n + [0] * n_eq, color="#444")),
         text=first["text"], textposition=["middle center"] * n + ["middle right"] * n_eq,
         textfont=dict(size=[11] * n + [13] * n_eq, color="#111"), hoverinfo="skip",

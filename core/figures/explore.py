@@ -29,7 +29,7 @@ from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
     cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
-    handoff_line, saliency_strip, token_markers,
+    handoff_line, saliency_strip, staged, token_markers, Stage,
 )
 
 # Rows of the left column; the right column (the cell panel) spans them all.
@@ -93,6 +93,7 @@ def explore_figure(
     nonlinearity: str = "tanh",
     height_per_map: int = 120,
     handoff: int | None = None,
+    stage: Stage | None = None,
 ) -> go.Figure:
     """Every view of one trace in one animated figure, driven by one time cursor.
 
@@ -102,7 +103,8 @@ def explore_figure(
     equations for `unit` at the cursor's step. Play / pause / speed buttons and a slider move
     the cursor in the browser; `t0` is where it starts. `handoff` (an encoder-decoder's trace,
     core.engine.handoff.joined) is the decoder's first step: a dashed line across the left
-    column marks where the encoder hands its state over.
+    column marks where the encoder hands its state over. `stage` makes the figure for a
+    projector (presentation mode): its fixed design size, text at least its minimum.
     """
     L, D, T, H = tr.hidden.shape
     if not (0 <= layer < L and 0 <= direction < D):
@@ -111,37 +113,53 @@ def explore_figure(
     unit = units[0] if unit is None or not 0 <= unit < H else unit
     t0 = int(min(max(t0, 0), T - 1))
     maps = map_rows(tr)
-    geo = _Geometry.of(len(maps), height_per_map)
+    geo = _Geometry.of(len(maps), height_per_map) if stage is None else \
+        _Geometry.staged(len(maps), stage)
     fig = _Grid(4, geo.heights, _row_titles(unit), spacing=geo.spacing)
     steps = np.arange(T, dtype=np.float32)
     tokens = list(inp.tokens)[:T] + [""] * max(0, T - len(inp.tokens))
 
-    input_shapes, input_images = _input_row(fig, tr, inp, tokens, steps)
+    input_shapes, input_images, word = _input_row(fig, tr, inp, tokens, steps, t0, geo)
     map_images, map_titles = _maps_row(fig, tr, layer, direction, maps, geo)
+    shapes = _unit_marks(fig, tr, unit, len(maps), geo)
     bar_images, bar_labels = _colour_bars(fig, tr, maps, geo)
-    gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps)
-    shapes = input_shapes + gradient_shapes + _units_row(fig, tr, layer, direction, units, steps)
+    gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps, geo)
+    shapes += input_shapes + gradient_shapes + _units_row(fig, tr, layer, direction, units, steps)
     if handoff is not None and 0 < handoff < T:
         shapes.append(handoff_line(handoff, "x"))
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
                        tokens=tokens if inp.values is None else None,
                        x_signal=_x_signal(inp, T), nonlinearity=nonlinearity,
-                       axes=fig.axis_names(1, 2))
-    for trace in panel.traces:
-        fig.add_trace(trace)
-    fig.update_xaxes(1, 2, range=panel.x_range, visible=False)
-    fig.update_yaxes(1, 2, range=panel.y_range, visible=False)
-    # The time cursor: one line across the whole left column, on its shared time axis.
-    fig.add_trace(cursor_trace(t0))
-    i_cursor, i_panel = len(fig.data) - 1, len(fig.data) - 2
-    frames = animation_frames(T, len(fig.data), [i_cursor, i_panel],
-                              lambda t: [cursor_at(t), panel.at(t)])
+                       axes=fig.axis_names(1, 2), scale=geo.text_scale)
+    frames = _moving_parts(fig, panel, word, tokens, t0)
 
     layout, titles = _layout(fig, geo, T, t0)
     layout["annotations"] = titles + map_titles + bar_labels + panel.annotations + gradient_notes
     layout["images"] = map_images + bar_images + input_images
     layout["shapes"] = shapes
+    if stage is not None:
+        layout.update(width=stage.width, autosize=False)
+        return PlainFigure(staged(fig.data, stage), staged(layout, stage), frames)
     return PlainFigure(fig.data, layout, frames)
+
+
+def _moving_parts(fig: _Grid, panel, word: dict | None, tokens: list[str], t0: int
+                  ) -> list[dict]:
+    """Add what the frames move (the cell panel, the time cursor across the left column, the
+    word under it where the row is too long for every word) and return the frames."""
+    for trace in panel.traces:
+        fig.add_trace(trace)
+    fig.update_xaxes(1, 2, range=panel.x_range, visible=False)
+    fig.update_yaxes(1, 2, range=panel.y_range, visible=False)
+    fig.add_trace(cursor_trace(t0))  # on the left column's shared time axis
+    moving = [len(fig.data) - 1, len(fig.data) - 2]  # the cursor, the cell panel
+    updates = [cursor_at, panel.at]
+    if word is not None:
+        fig.add_trace(word)
+        moving.append(len(fig.data) - 1)
+        updates.append(lambda t: {"x": [t], "text": [tokens[t]]})
+    return animation_frames(len(tokens), len(fig.data), moving,
+                            lambda t: [update(t) for update in updates])
 
 
 @dataclass(frozen=True)
@@ -153,22 +171,54 @@ class _Geometry:
     spacing: float  # paper height between rows, room for a row's title
     unit_height: float  # paper height of one map
     heights: list[float]  # rows: input, the maps, gradient norms, picked units
+    margin: dict  # px around the plot area
+    text_scale: float = 1.0  # a stage's (Stage.text_scale): offsets in px grow with the text
+    show_words: int = 30  # the most steps whose words the input row writes out
+
+    def row_px(self, row: int) -> float:
+        """The height of a row of the left column (R_INPUT .. R_UNITS) in px."""
+        return self.heights[row - 1] * self.plot_px
+
+    def labels_fit(self, row: int, px_each: float = 28) -> int:
+        """How many tick labels fit on a row's axis, each `px_each` px of the house's text
+        (grown with a stage's) apart: at least two."""
+        return max(2, int(self.row_px(row) // (px_each * self.text_scale)))
 
     @classmethod
     def of(cls, n_maps: int, height_per_map: int) -> _Geometry:
-        height = int(height_per_map * (n_maps + 2.6) + 220)
-        plot_px = height - MARGIN["t"] - MARGIN["b"]
+        return cls.sized(n_maps, int(height_per_map * (n_maps + 2.6) + 220), MARGIN)
+
+    @classmethod
+    def staged(cls, n_maps: int, stage: Stage) -> _Geometry:
+        """The rows of a stage figure: its fixed height, margins and titles' room grown with
+        its text."""
+        k = stage.text_scale
+        margin = dict(l=round(MARGIN["l"] * k), r=MARGIN["r"], t=round(MARGIN["t"] * k),
+                      b=round(MARGIN["b"] * k))
+        # a taller input row (its words, above and below the squares, are stage-sized too) and
+        # gradient row (the lesson of most views), at the picked units' expense
+        return cls.sized(n_maps, stage.height, margin, k, show_words=16,
+                         shares=(0.9, 1.15, 0.65))
+
+    @classmethod
+    def sized(cls, n_maps: int, height: int, margin: dict, text_scale: float = 1.0,
+              show_words: int = 30, shares: tuple[float, float, float] = (0.55, 0.8, 0.8)
+              ) -> _Geometry:
+        plot_px = height - margin["t"] - margin["b"]
         # Room between rows for a row's title (~26 px), whatever the figure's height: a short
         # figure (a vanilla RNN has one map) had its titles run into the rows above them.
-        spacing = round(max(0.035, 26 / plot_px), 4)
+        spacing = round(max(0.035, 26 * text_scale / plot_px), 4)
         # The maps share one subplot, stacked with a title's room between them (one pair of
         # axes, not one per map: plotly.js runs a defaults pass and a draw per axis on every
-        # new figure). The input row is 0.55 of a map's height, the two line plots 0.8.
-        unit_height = (1 - (n_maps + 2) * spacing) / (n_maps + 2.15)
-        heights = [round(h, 4) for h in (0.55 * unit_height,
+        # new figure). The input row, the gradient's and the picked units' are `shares` of a
+        # map's height.
+        input_share, grad_share, units_share = shares
+        unit_height = (1 - (n_maps + 2) * spacing) / (n_maps + sum(shares))
+        heights = [round(h, 4) for h in (input_share * unit_height,
                                          n_maps * unit_height + (n_maps - 1) * spacing,
-                                         0.8 * unit_height, 0.8 * unit_height)]
-        return cls(height, plot_px, spacing, unit_height, heights)
+                                         grad_share * unit_height, units_share * unit_height)]
+        return cls(height, plot_px, spacing, unit_height, heights, margin, text_scale,
+                   show_words)
 
 
 def _row_titles(unit: int) -> list[str]:
@@ -194,10 +244,10 @@ def _layout(fig: _Grid, geo: _Geometry, T: int, t0: int) -> tuple[dict, list[dic
         datarevision=1,
         # autoexpand off: the buttons, slider and legend fit in these margins, and a margin
         # pushed by them makes plotly.js lay the whole figure out a second time.
-        margin=dict(MARGIN, autoexpand=False), showlegend=True,
+        margin=dict(geo.margin, autoexpand=False), showlegend=True,
         # 50 px under the plot, clear of the time axis's title, at any height
-        legend=dict(orientation="h", x=0.0, y=-50 / geo.plot_px, yanchor="top",
-                    font=dict(size=13)),
+        legend=dict(orientation="h", x=0.0, y=-50 * geo.text_scale / geo.plot_px,
+                    yanchor="top", font=dict(size=13)),
         hovermode="closest", plot_bgcolor="rgba(0,0,0,0)", **controls(T, t0), **cursor_axis())
     # No template at all (plotly.py would otherwise add its default one): its values are
     # baked into the layout (see `bake_template`), and a template object, even plotly.js's
@@ -210,21 +260,32 @@ def _layout(fig: _Grid, geo: _Geometry, T: int, t0: int) -> tuple[dict, list[dic
 # Rows of the left column
 
 
-def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], steps: np.ndarray
-               ) -> tuple[list[dict], list[dict]]:
+def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], steps: np.ndarray,
+               t0: int, geo: _Geometry) -> tuple[list[dict], list[dict], dict | None]:
     """The input, coloured by saliency: the tokens as squares (a word task), or the numbers as
-    lines over a saliency strip. Returns its layout shapes and images."""
+    lines over a saliency strip. Returns its layout shapes and images, and the trace of the
+    word under the cursor where the row has too many steps to write every word (None
+    otherwise: the caller moves it with the cursor)."""
     T = len(steps)
     sal = _f32(tr.grad_input)
     sal_max = float(np.nanmax(sal)) if np.isfinite(sal).any() and np.nanmax(sal) > 0 else 1.0
     if inp.values is None:
+        # Every word, alternately above and below, only while they fit: at 1280 x 720 the 43
+        # words of a sentence ran together ("thpaintings").
+        every_word = T <= geo.show_words
         fig.add_trace(token_markers(
-            steps, tokens, sal, sal_max, show_text=T <= 60, text_size=13 if T <= 30 else 11,
+            steps, tokens, sal, sal_max, show_text=every_word, text_size=13,
             marker_size=max(4, min(18, 900 // max(T, 1))),
             colorscale=_scale_list(SALIENCY_SCALE)), row=R_INPUT, col=1)
         fig.update_yaxes(range=[-1.6, 1.6], showticklabels=False, showgrid=False,
                          row=R_INPUT, col=1)
-        return [], []
+        if every_word:
+            return [], [], None
+        ix, iy = fig.axis_names(R_INPUT, 1)
+        return [], [], dict(type="scatter", x=[t0], y=[0.55], xaxis=ix, yaxis=iy, mode="text",
+                            text=[tokens[t0]], textfont=dict(size=15, color="#111"),
+                            textposition="top center", hoverinfo="skip", showlegend=False,
+                            name="word")
     # Numbers: the line(s) as layout paths (animation frames never redraw layout, so the
     # lines cost nothing per frame), over a strip of the saliency drawn as an image.
     vals = _f32(inp.values).reshape(T, -1)[:, :3]
@@ -236,7 +297,7 @@ def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], ste
         shapes.append(line_path(steps, vals[:, j], ix, iy, ("#333", "#888", "#bbb")[j],
                                 name=name))
     fig.update_yaxes(range=[lo_v, hi_v], row=R_INPUT, col=1)
-    return shapes, [saliency_strip(sal, sal_max, lo_v, hi_v, ix, iy)]
+    return shapes, [saliency_strip(sal, sal_max, lo_v, hi_v, ix, iy)], None
 
 
 def _maps_row(fig: _Grid, tr: Trace, layer: int, direction: int, maps: list, geo: _Geometry
@@ -265,6 +326,23 @@ def _maps_row(fig: _Grid, tr: Trace, layer: int, direction: int, maps: list, geo
     return images, titles
 
 
+def _unit_marks(fig: _Grid, tr: Trace, unit: int, n_maps: int, geo: _Geometry) -> list[dict]:
+    """The diagram's unit pointed at on every map: a small dark triangle just right of the
+    map's row of that unit, in the gap before its colour bar (over the map it would hide the
+    row it marks)."""
+    mx, my = fig.axis_names(R_MAPS, 1)
+    H = tr.hidden_size
+    gap = H * geo.spacing / geo.unit_height
+    half = max(1.2, H * 0.035)  # units: about 6 px high on a 120-px map of 64 units
+    marks = []
+    for k in range(n_maps):
+        y = (n_maps - 1 - k) * (H + gap) + unit
+        marks.append(dict(type="path", xref=f"{mx} domain", yref=my, layer="above",
+                          path=f"M 1.012,{y - half:g} L 1.001,{y:g} L 1.012,{y + half:g} Z",
+                          fillcolor="#111", line=dict(width=0), name=f"unit {unit}"))
+    return marks
+
+
 def _colour_bars(fig: "_Grid", tr: Trace, maps: list, geo: _Geometry
                  ) -> tuple[list[dict], list[dict]]:
     """One colour bar beside each map, at its height, just right of the left column, as layout
@@ -281,7 +359,8 @@ def _colour_bars(fig: "_Grid", tr: Trace, maps: list, geo: _Geometry
         top = y1 - k * (H + gap) / total * (y1 - y0)
         length = H / total * (y1 - y0)
         image, texts = colour_bar(scale, lo, hi, _bar_label(tr, key), x=bar_x, top=top,
-                                  length=length, width=0.012, title_size=12)
+                                  length=length, width=0.012, title_size=12,
+                                  middle=geo.unit_height * geo.plot_px >= 66 * geo.text_scale)
         images.append(image)
         labels += texts
     return images, labels
@@ -321,8 +400,8 @@ def overflow_note(tr: Trace, layer: int, direction: int) -> str:
             "exploded back through time, and is not drawn there.")
 
 
-def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.ndarray
-                  ) -> tuple[list[dict], list[dict]]:
+def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.ndarray,
+                  geo: _Geometry) -> tuple[list[dict], list[dict]]:
     """The gradient norms on a log scale, as layout paths (plotly.js places path points on a
     log axis in data units, while the axis range is given in log10 units); and, over them,
     what overflowed, if anything did (see `overflow_note`)."""
@@ -347,10 +426,12 @@ def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.n
         shapes.append(line_path(steps, np.where(np.isfinite(lg), g, np.nan), gx, gy, color,
                                 name=name, dash=dash, width=width))
     lo_g, hi_g = log_range(np.concatenate(logs), 0.2)
-    # A label every `dtick` decades, three or four in all: the row is short (five labels
+    # A label every `dtick` decades, as many as fit (three or four at most): the row is short
+    # (five labels
     # touched), and plotly's own choice adds minor digits (2, 5) that overlap there.
     fig.update_yaxes(type="log", exponentformat="power", range=[lo_g, hi_g],
-                     dtick=max(1, math.ceil((hi_g - lo_g) / 3)), row=R_GRAD, col=1)
+                     dtick=max(1, math.ceil((hi_g - lo_g) / min(3, geo.labels_fit(R_GRAD) - 1))),
+                     row=R_GRAD, col=1)
     note = overflow_note(tr, layer, direction)
     notes = [dict(text=note.replace(": ", ":<br>", 1), xref=f"{gx} domain", x=0.5,
                   yref=f"{gy} domain", y=0.5, showarrow=False,
@@ -365,7 +446,7 @@ def _units_row(fig: _Grid, tr: Trace, layer: int, direction: int, units: list[in
     ux, uy = fig.axis_names(R_UNITS, 1)
     shapes = [line_path(steps, tr.hidden[layer, direction, :, u], ux, uy,
                         PALETTE[k % len(PALETTE)], name=f"h[{u}]") for k, u in enumerate(units)]
-    fig.update_yaxes(range=[-1.05, 1.05], row=R_UNITS, col=1)
+    fig.update_yaxes(range=[-1.05, 1.05], tickvals=[-1, 0, 1], row=R_UNITS, col=1)
     # One time axis for the whole left column (see `_skeleton`), labelled under the bottom row.
     fig.update_xaxes(range=[-0.5, len(steps) - 0.5], title_text="timestep t", title_standoff=4,
                      row=R_UNITS, col=1)

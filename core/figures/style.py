@@ -221,8 +221,10 @@ class PlainFigure(go.Figure):
 
 
 def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float, length: float,
-               width: float, title_size: int = 12) -> tuple[dict, list[dict]]:
-    """A vertical colour bar on the paper as a layout image plus its title and three tick labels.
+               width: float, title_size: int = 12, middle: bool = True
+               ) -> tuple[dict, list[dict]]:
+    """A vertical colour bar on the paper as a layout image plus its title and three tick labels
+    (two, the ends, without `middle`: a bar too short for three).
 
     Layout images, not a trace's colorbar: frames with redraw=False never touch them.
     """
@@ -233,7 +235,7 @@ def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float,
     # the title sits clear of the top tick label, which is centred on the bar's top edge
     labels = [dict(xref="paper", yref="paper", x=x, y=top, text=label, showarrow=False,
                    xanchor="left", yanchor="bottom", yshift=8, font=dict(size=title_size))]
-    for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
+    for frac, value in ((0.0, lo), *([(0.5, (lo + hi) / 2)] if middle else []), (1.0, hi)):
         labels.append(dict(xref="paper", yref="paper", x=x + width + 0.001,
                            y=top - length + frac * length, text=_num(value), showarrow=False,
                            xanchor="left", font=dict(size=11)))
@@ -353,3 +355,54 @@ def handoff_line(handoff: int, xref: str, legend: bool = True) -> dict:
     return dict(type="line", x0=x, x1=x, xref=xref, y0=0, y1=1, yref="paper",
                 line=dict(color=HANDOFF_COLOR, width=2, dash="dash"), layer="above",
                 showlegend=legend, name="hand-off: encoder → decoder", legendgroup="hand-off")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A figure made for a projector (presentation mode): a fixed design size in px, which the
+    browser scales as a whole to fit the window (ui/presentation.py), so every piece keeps its
+    place and all text grows and shrinks together; and no text under `min_font` px at the
+    design size. At 1920 x 1080 the figure is shown at about its design size."""
+
+    # 1880 x 960 fits a 1920 x 1080 window under the page's one line and the player's
+    # controls at a scale of about 1.0: text drawn at 18.5 px stays at least 18 on screen
+    width: int = 1880
+    height: int = 960
+    min_font: float = 18.5
+
+    @property
+    def text_scale(self) -> float:
+        """How much larger the house's body text (FONT, 14 px) is drawn on a stage."""
+        return self.min_font / FONT["size"]
+
+    def font_size(self, size: float) -> float:
+        return round(max(self.min_font, size * self.text_scale), 1)
+
+
+STAGE = Stage()
+#: The keys whose value is a font (a dict with a `size`) wherever they appear in a figure.
+_FONT_KEYS = ("font", "textfont", "tickfont", "insidetextfont", "outsidetextfont")
+
+
+def staged(obj, stage: Stage):
+    """A copy of `obj` (a figure's layout, traces or frames, as plain dicts and lists) with
+    every font at least the stage's minimum and the house's sizes grown in proportion
+    (Stage.font_size), and text offsets (xshift, yshift, in px) grown with them. A copy: the
+    house's font dicts (FONT, TITLE_FONT) are shared by every figure."""
+    if isinstance(obj, list):
+        return [staged(item, stage) for item in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for key, value in obj.items():
+        if key in _FONT_KEYS and isinstance(value, dict):
+            size = value.get("size", FONT["size"])
+            out[key] = {**value, "size": (
+                [stage.font_size(s) for s in size] if isinstance(size, list)
+                else size if size < 4  # deliberately invisible (the slider's ticks)
+                else stage.font_size(size))}
+        elif key in ("xshift", "yshift") and isinstance(value, (int, float)):
+            out[key] = round(value * stage.text_scale, 1)
+        else:
+            out[key] = staged(value, stage)
+    return out

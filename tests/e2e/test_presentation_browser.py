@@ -1,0 +1,71 @@
+"""Presentation mode in real Chromium (issue 14): with present=1 the whole animated figure is
+on one 16:9 screen at 1280 x 720 and 1920 x 1080, the gradient row in view and nothing to
+scroll, its text at least 18 px at 1920 x 1080 and smaller in a smaller window, and it plays."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import shot, wait_for_app, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHART = ".js-plotly-plot"
+# The figure as drawn: its box on screen, the stage scale, the smallest text as the eye sees
+# it (its font size times the scale), where its gradient row is, and whether the page scrolls.
+MEASURE = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const box = gd.closest('[class*="st-key-"]');
+  const r = gd.getBoundingClientRect();
+  const scale = parseFloat(box.dataset.stageScale || 'NaN');
+  const sizes = Array.from(gd.querySelectorAll('text'))
+      .map(t => parseFloat(getComputedStyle(t).fontSize)).filter(f => f >= 4);
+  const grad = Array.from(gd.querySelectorAll('.annotation-text, .gtitle, text'))
+      .find(t => (t.textContent || '').includes('gradient norms'));
+  const main = document.querySelector('[data-testid="stMain"]');
+  return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, scale,
+          minText: Math.min(...sizes) * scale, gradTop: grad ? grad.getBoundingClientRect().top : -1,
+          scrolls: main.scrollHeight - main.clientHeight,
+          sidebar: !!document.querySelector('[data-testid="stSidebar"]:not([style*="none"])')
+                   && getComputedStyle(document.querySelector('[data-testid="stSidebar"]')).display !== 'none'};
+}"""
+CURSOR_X = """() => { const gd = document.querySelector('.js-plotly-plot');
+                      return gd._fullData.filter(t => t.yaxis === 'y99')[0].x[0]; }"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (1920, 1080)])
+@pytest.mark.parametrize("path", ["/?task=agreement&cell=lstm", "/compare?task=adding"])
+def test_the_presented_figure_fits_the_screen(page, app_url, artifacts, path, width, height):
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(f"{app_url}{path}&present=1")
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=90_000)
+    wait_until(page, "() => !!document.querySelector('[data-stage-scale]')",
+               "the figure is fitted to the window")
+    page.wait_for_timeout(500)
+    m = page.evaluate(MEASURE)
+    assert not m["sidebar"]
+    assert m["left"] >= 0 and m["right"] <= width and m["bottom"] <= height, m
+    assert m["scrolls"] <= 2, m  # nothing below the fold
+    if "compare" not in path:
+        assert 0 < m["gradTop"] < height, m  # the gradient row is in view
+    if width == 1920:
+        assert m["minText"] >= 18, m
+    shot(page, artifacts, f"present-{'compare' if 'compare' in path else 'explore'}-{width}")
+    assert not page.js_errors
+
+
+def test_a_presented_figure_plays(page, app_url):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}/?task=adding&cell=lstm&present=1&t=2")
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=90_000)
+    wait_until(page, "() => !!document.querySelector('[data-stage-scale]')",
+               "the figure is fitted to the window")
+    assert page.evaluate(CURSOR_X) == 2
+    page.locator(f"{CHART} .updatemenu-button").first.click()  # ▶ Play, scaled as it is
+    wait_until(page, f"() => ({CURSOR_X})() >= 6", "the cursor plays", timeout_ms=20_000)
+    page.get_by_role("button", name="Exit presentation").click()
+    page.get_by_text("gatescope · Explore").wait_for(timeout=30_000)
+    assert "present" not in page.url
+    assert not page.js_errors
