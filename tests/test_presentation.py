@@ -67,7 +67,7 @@ def test_a_stage_figure_has_its_design_size_and_no_small_text(traced, task):
     assert min(s for s in fonts([plain["layout"], plain["data"]]) if s >= 4) < STAGE.min_font
     assert style.FONT["size"] == 14 and style.TITLE_FONT["size"] == 14
     # the diagram's circles grow with the text, so that their numbers fit
-    nodes = next(d for d in fig["data"] if d.get("mode") == "markers+text")
+    nodes = [d for d in fig["data"] if d.get("mode") == "markers+text"][-1]
     assert max(nodes["marker"]["size"]) == round(38 * STAGE.text_scale)
 
 
@@ -164,3 +164,23 @@ def test_the_present_button_turns_it_on():
     assert spec(at, "explore_chart")["layout"]["width"] == STAGE.width
     line = shown(at.markdown[0].value)
     assert "Adding problem · GRU" in line and "answer sum" in line and "target sum" in line
+
+
+@pytest.mark.parametrize("task", ["agreement", "adding", "copy"])
+def test_every_number_in_the_diagram_reads_on_its_circle(traced, task):
+    """WCAG's 4.5 contrast between each node's number and its fill, at every step (issue 14:
+    at 150% the numbers on dark gates could not be read)."""
+    result = traced[task]
+    fig = explore_figure(result.trace, result.input_sequence).to_dict()
+    # the diagram's circles: the last trace drawn as markers with text (a word task's input
+    # row is one too, drawn first)
+    nodes = [i for i, d in enumerate(fig["data"]) if d.get("mode") == "markers+text"][-1]
+    worst = 21.0
+    for frame in fig["frames"]:
+        update = dict(zip(frame["traces"], frame["data"]))[nodes]
+        fills, texts = update["marker"]["color"], update["textfont"]["color"]
+        for fill, text in zip(fills, texts):
+            if fill.startswith("#"):  # the equations' numbers sit on no circle
+                worst = min(worst, style.contrast_ratio(fill, text))
+    assert worst >= 4.5
+    assert style.contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)

@@ -14,8 +14,8 @@ import numpy as np
 from core.cells import GRU_CONVENTION, Gate, cell_info
 from core.engine import Trace
 from core.figures.style import (
-    GATE_RANGE, GATE_SCALE, SIGNED_RANGE, SIGNED_SCALE, TITLE_FONT, _atanh, _hex_series, _logit,
-    _nums, cell_range,
+    DARK_TEXT, GATE_RANGE, GATE_SCALE, SIGNED_RANGE, SIGNED_SCALE, TITLE_FONT, _atanh,
+    _hex_series, _logit, _nums, cell_range, text_on,
 )
 
 NODE_SIZE = 38  # px, the diagram's node circles
@@ -175,8 +175,11 @@ class CellPanel:
     def at(self, t: int) -> dict:
         """Everything in the panel that changes with t: node colours and numbers."""
         clear = ["rgba(0,0,0,0)"] * len(self.numbers[t])
+        dark = [DARK_TEXT] * len(self.numbers[t])
         return {"marker": {"color": [*self.colors_at[t], *clear]},
-                "text": [*self.texts_at[t], *self.numbers[t]]}
+                "text": [*self.texts_at[t], *self.numbers[t]],
+                # each number in the colour that reads on its circle's fill (contrast >= 4.5)
+                "textfont": {"color": [*map(text_on, self.colors_at[t]), *dark]}}
 
 
 def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
@@ -299,5 +302,6 @@ def _nodes_trace(nodes: list[Node], eq_y: list[float], first: dict, axes: tuple[
         marker=dict(size=[node_px] * n + [1] * n_eq, color=first["marker"]["color"],
                     opacity=1, line=dict(width=[1.5] * n + [0] * n_eq, color="#444")),
         text=first["text"], textposition=["middle center"] * n + ["middle right"] * n_eq,
-        textfont=dict(size=[11] * n + [13] * n_eq, color="#111"), hoverinfo="skip",
+        textfont=dict(size=[11] * n + [13] * n_eq, color=first["textfont"]["color"]),
+        hoverinfo="skip",
         showlegend=False, xaxis=axes[0], yaxis=axes[1])

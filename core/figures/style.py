@@ -186,6 +186,30 @@ def _hex_series(scale: str, values: np.ndarray, lo: float, hi: float) -> list[st
     return _hex_table(scale)[idx].tolist()
 
 
+def _relative_luminance(hex_colour: str) -> float:
+    """WCAG 2's relative luminance of "#rrggbb"."""
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2's contrast ratio of two "#rrggbb" colours (1 to 21; text wants at least 4.5)."""
+    hi, lo = sorted((_relative_luminance(a), _relative_luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+DARK_TEXT, LIGHT_TEXT = "#000000", "#ffffff"
+
+
+@functools.lru_cache(maxsize=1024)
+def text_on(fill: str) -> str:
+    """The text colour, black or white, with the higher contrast on `fill`: at least
+    4.6 on any colour (the two meet at a luminance of 0.18, where both give 4.58)."""
+    return DARK_TEXT if contrast_ratio(DARK_TEXT, fill) >= contrast_ratio(LIGHT_TEXT, fill) \
+        else LIGHT_TEXT
+
+
 @dataclass
 class InputSequence:
     """What the model read, for the input row: tokens (one label per step) and the numeric
