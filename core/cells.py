@@ -42,7 +42,8 @@ class Cell:
     module: type[nn.RNNBase]
     display_name: str  # "LSTM"
     long_name: str  # "RNN (vanilla)": where the three stand side by side
-    color: str  # one colour per cell on every chart
+    color: str  # one colour per cell on every chart (Okabe-Ito: told apart by every eye)
+    dash: str  # and one line style, so that lines differ without their colour too
     gates: tuple[Gate, ...]  # PyTorch's row order of weight_ih_l{k}
     equations: tuple[str, ...]  # PyTorch's equations for one unit, as HTML
     keep_gate: str | None = None  # the gate whose value near 1 keeps the old state
@@ -90,7 +91,7 @@ def _affine(gate: str, w: str = "W", b: str = "b") -> str:
 
 
 RNN = Cell(
-    key="rnn", module=nn.RNN, display_name="RNN", long_name="RNN (vanilla)", color="#d62728",
+    key="rnn", module=nn.RNN, display_name="RNN", long_name="RNN (vanilla)", color="#D55E00", dash="solid",
     gates=(),
     equations=("h<sub>t</sub> = {nonlinearity}(W<sub>ih</sub>x<sub>t</sub> + b<sub>ih</sub> + "
                "W<sub>hh</sub>h<sub>t−1</sub> + b<sub>hh</sub>)",),
@@ -99,7 +100,7 @@ RNN = Cell(
 )
 
 LSTM = Cell(
-    key="lstm", module=nn.LSTM, display_name="LSTM", long_name="LSTM", color="#1f77b4",
+    key="lstm", module=nn.LSTM, display_name="LSTM", long_name="LSTM", color="#0072B2", dash="dash",
     gates=(
         Gate("input", "i", "input gate i", "near 1 writes the candidate g into the cell state"),
         Gate("forget", "f", "forget gate f", "near 1 keeps the cell state c; near 0 erases it"),
@@ -119,7 +120,7 @@ LSTM = Cell(
 )
 
 GRU = Cell(
-    key="gru", module=nn.GRU, display_name="GRU", long_name="GRU", color="#2ca02c",
+    key="gru", module=nn.GRU, display_name="GRU", long_name="GRU", color="#009E73", dash="dot",
     gates=(
         Gate("reset", "r", "reset gate r", "near 0 makes the candidate ignore the old state"),
         # PyTorch: h' = (1 − z)·n + z·h, so z near 1 keeps the old state (Cho et al. 2014's

@@ -16,7 +16,7 @@ from core.figures.compare import (
     accuracy_distance_figure, compare_figure, gradient_overlay_figure, gradient_range,
 )
 from core.figures.player import BUTTON_LABELS
-from core.figures.style import InputSequence
+from core.figures.style import InputSequence, cell_color
 from core.engine.analysis import fit_decay
 from core.engine import Trace
 
@@ -144,7 +144,7 @@ def test_underflowed_gradient_leaves_a_gap_and_the_readout_says_so():
     fig = as_json(compare_figure(trs, words(), t0=0))
     readout = [t for t in fig["data"] if t["name"] == "readout"][0]
     assert readout["text"][0] == "0 (underflow)"
-    path = [s for s in fig["layout"]["shapes"] if s["line"]["color"] == "#d62728"][0]["path"]
+    path = [s for s in fig["layout"]["shapes"] if s["line"]["color"] == cell_color("rnn")][0]["path"]
     assert path.startswith("M4,")  # the line starts where the gradient is still a number
 
 
@@ -189,8 +189,11 @@ def test_decay_overlay_names_each_cells_factor_per_step():
     assert named[1].startswith("LSTM: ×0.970 per step")
     assert named[2].startswith("GRU: ×0.900 per step")
     assert fig.layout.yaxis.type == "log"
-    fits = [t for t in fig.data if t.line.dash == "dash"]
+    fits = [t for t in fig.data if t.line.dash == "longdashdot"]
     assert len(fits) == 3
+    # the measured lines differ in style as well as colour (told apart without colour)
+    assert [t.line.dash for t in fig.data if t.showlegend is not False][:3] == [
+        "solid", "dash", "dot"]
     gru = [t for t in fig.data if t.name.startswith("GRU:")][0]
     assert all(y is None or not math.isfinite(y) for y in list(gru.y)[20:])  # gaps, not zeros
     assert any("underflow" in a.text for a in fig.layout.annotations)

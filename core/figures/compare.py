@@ -27,7 +27,7 @@ from core.figures.player import (
 )
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
-    PlainFigure, _log10, cell_color, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
+    PlainFigure, _log10, cell_color, cell_dash, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
     handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
     Stage,
 )
@@ -345,7 +345,8 @@ def _decay_legend(name: str, decay: GradientDecay) -> str:
 
 
 def _decay_lines(fig: go.Figure, cell: str, decay: GradientDecay) -> np.ndarray:
-    """One cell's measured norms, its fit (dashed) and where the norm underflowed to zero.
+    """One cell's measured norms (in the cell's line style), its fit (thin, long dashes and
+    dots) and where the norm underflowed to zero.
     Returns the positive norms, for the axis range."""
     color, name = cell_color(cell), cell_name(cell)
     norm = np.asarray(decay.norm, dtype=np.float64)
@@ -354,7 +355,7 @@ def _decay_lines(fig: go.Figure, cell: str, decay: GradientDecay) -> np.ndarray:
     shown = np.where(np.isfinite(norm) & (norm > 0), norm, np.nan)
     fig.add_trace(go.Scatter(x=decay.distance, y=shown, mode="lines",
                              name=_decay_legend(name, decay), legendgroup=cell,
-                             line=dict(color=color, width=2.5),
+                             line=dict(color=color, width=2.5, dash=cell_dash(cell)),
                              hovertemplate=f"{name}<br>%{{x}} steps from the end: "
                                            "%{y:.2e}<extra></extra>"))
     if math.isfinite(decay.per_step) and decay.span >= 2:
@@ -365,7 +366,7 @@ def _decay_lines(fig: go.Figure, cell: str, decay: GradientDecay) -> np.ndarray:
         keep = decay.distance <= upto
         fig.add_trace(go.Scatter(x=decay.distance[keep], y=fitted[keep], mode="lines",
                                  name=f"{name} fit", legendgroup=cell, showlegend=False,
-                                 line=dict(color=color, width=1.5, dash="dash"),
+                                 line=dict(color=color, width=1.5, dash="longdashdot"),
                                  hoverinfo="skip"))
     if decay.floor_from is not None and decay.floor is not None:
         level = decay.floor / scale

@@ -29,13 +29,14 @@ from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
     cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
-    handoff_line, saliency_strip, staged, token_markers, Stage,
+    handoff_line, saliency_strip, staged, token_markers, Stage, DASHES, OKABE_ITO,
 )
 
 # Rows of the left column; the right column (the cell panel) spans them all.
 R_INPUT, R_MAPS, R_GRAD, R_UNITS = 1, 2, 3, 4
 #: The other layers' gradient lines in a stacked network's gradient row.
-DEPTH_COLOURS = ("#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f")
+DEPTH_COLOURS = tuple(OKABE_ITO[name] for name in ("orange", "reddish purple", "sky blue",
+                                                   "black"))
 
 
 def rank_units(tr: Trace, layer: int, direction: int, how: str, k: int = 3) -> list[int]:
@@ -408,10 +409,11 @@ def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.n
     gx, gy = fig.axis_names(R_GRAD, 1)
     deep = tr.num_layers > 1
     here = f" layer {layer}" if deep else ""
-    grads = [(tr.grad_hidden[layer, direction], f"‖∂loss/∂h<sub>t</sub>‖{here}", "#1f77b4",
+    grads = [(tr.grad_hidden[layer, direction], f"‖∂loss/∂h<sub>t</sub>‖{here}", OKABE_ITO["blue"],
               "solid", 2.0)]
     if tr.grad_cell is not None:
-        grads.append((tr.grad_cell[layer, direction], f"‖∂loss/∂c<sub>t</sub>‖{here}", "#2ca02c",
+        grads.append((tr.grad_cell[layer, direction], f"‖∂loss/∂c<sub>t</sub>‖{here}",
+                      OKABE_ITO["bluish green"],
                       "dot", 2.0))
     # Through depth as well as through time: every other layer's h gradient beside this one's
     # (the loss reaches a lower layer only through the layers above it).
@@ -445,7 +447,8 @@ def _units_row(fig: _Grid, tr: Trace, layer: int, direction: int, units: list[in
     """The picked units of h as lines; the shared time axis is labelled under this row."""
     ux, uy = fig.axis_names(R_UNITS, 1)
     shapes = [line_path(steps, tr.hidden[layer, direction, :, u], ux, uy,
-                        PALETTE[k % len(PALETTE)], name=f"h[{u}]") for k, u in enumerate(units)]
+                        PALETTE[k % len(PALETTE)], name=f"h[{u}]", dash=DASHES[k % len(DASHES)])
+              for k, u in enumerate(units)]
     fig.update_yaxes(range=[-1.05, 1.05], tickvals=[-1, 0, 1], row=R_UNITS, col=1)
     # One time axis for the whole left column (see `_skeleton`), labelled under the bottom row.
     fig.update_xaxes(range=[-0.5, len(steps) - 0.5], title_text="timestep t", title_standoff=4,

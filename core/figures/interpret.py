@@ -22,12 +22,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.cells import CELLS
-from core.figures.style import FONT, GATE_SCALE, PALETTE
+from core.figures.style import FONT, GATE_SCALE, OKABE_ITO, PALETTE
 
 AXIS = dict(showgrid=True, gridcolor="#e6e8ee", zeroline=False, linecolor="#9aa0ac",
             ticks="outside")
 GREY = "#6b6f7b"
-BEFORE_COLOR, AFTER_COLOR = "#1f77b4", "#d62728"
+BEFORE_COLOR, AFTER_COLOR = OKABE_ITO["blue"], OKABE_ITO["vermillion"]
 CONFIG = {"displaylogo": False, "scrollZoom": False}
 
 

@@ -15,7 +15,7 @@ import optuna.visualization as ov
 import plotly.graph_objects as go
 
 from core.cells import cell_info
-from core.figures.style import CELL_COLORS, FONT
+from core.figures.style import CELL_COLORS, FONT, cell_dash
 from core.search.results import StudyResults
 from core.search.space import CELL
 
@@ -60,7 +60,7 @@ def best_so_far_figure(results: StudyResults) -> go.Figure:
             best.append(held)
         name = cell_info(cell).display_name
         fig.add_scatter(x=xs, y=best, mode="lines+markers", line_shape="hv", name=name,
-                        line=dict(color=CELL_COLORS[cell], width=3),
+                        line=dict(color=CELL_COLORS[cell], width=3, dash=cell_dash(cell)),
                         hovertemplate=f"{name}: best %{{y:.4g}} after trial %{{x}}<extra></extra>")
     fig.update_xaxes(title_text="trial")
     # errors span decades between an untrained trial and a good one; accuracies do not

@@ -45,7 +45,7 @@ from core.figures.explore import (
     DEPTH_COLOURS, _bar_label, _map_data, _unit_ticks, _x_signal, map_rows, overflow_note,
 )
 from core.figures.style import (
-    CURSOR_COLOR, GATE_SCALE, HANDOFF_COLOR, PALETTE, SALIENCY_SCALE, SIGNED_SCALE,
+    CURSOR_COLOR, GATE_SCALE, HANDOFF_COLOR, OKABE_ITO, PALETTE, SALIENCY_SCALE, SIGNED_SCALE,
     InputSequence, _cached_lut, _f32, _log10, _num, log_range, padded_range,
 )
 
@@ -480,9 +480,10 @@ class Slide:
                     else "gradient norms per step (log scale)")
         self._time_axis(ax, False)
         here = f" layer {layer}" if tr.num_layers > 1 else ""
-        lines = [(tr.grad_hidden[layer, direction], f"‖∂loss/∂hₜ‖{here}", "#1f77b4", "-", 2.0)]
+        lines = [(tr.grad_hidden[layer, direction], f"‖∂loss/∂hₜ‖{here}", OKABE_ITO["blue"], "-",
+                  2.0)]
         if tr.grad_cell is not None:
-            lines.append((tr.grad_cell[layer, direction], f"‖∂loss/∂cₜ‖{here}", "#2ca02c", ":",
+            lines.append((tr.grad_cell[layer, direction], f"‖∂loss/∂cₜ‖{here}", OKABE_ITO["bluish green"], ":",
                           2.0))
         for other in (k for k in range(tr.num_layers) if k != layer):
             lines.append((tr.grad_hidden[other, direction], f"‖∂loss/∂hₜ‖ layer {other}",

@@ -40,8 +40,16 @@ CELL_RANGE = (-3.0, 3.0)
 
 
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=14, color="#1f2430")
+#: Okabe & Ito's colours (2008), which people with any common colour-vision deficiency tell
+#: apart: every line colour here is one of them (the cells' too, core/cells.py), and lines
+#: that stand side by side also differ in style (`DASHES`).
+OKABE_ITO = {"orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00",
+             "reddish purple": "#CC79A7", "black": "#000000"}
 #: Lines that are not a cell (picked units, training runs) take these colours in order.
-PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+PALETTE = tuple(OKABE_ITO[name] for name in ("vermillion", "blue", "bluish green",
+                                             "reddish purple", "orange", "sky blue"))
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 #: The registry's colour of each cell, by key (core.cells.Cell.color).
 CELL_COLORS: dict[str, str] = {key: cell.color for key, cell in CELLS.items()}
 CURSOR_COLOR = "#e4002b"
@@ -83,8 +91,13 @@ def cell_name(key: str) -> str:
 
 
 def cell_color(key: str) -> str:
-    """The registry's colour of a cell, or blue (#1f77b4) for a key it does not know."""
-    return CELL_COLORS.get(key, "#1f77b4")
+    """The registry's colour of a cell, or blue for a key it does not know."""
+    return CELL_COLORS.get(key, OKABE_ITO["blue"])
+
+
+def cell_dash(key: str) -> str:
+    """The registry's line style of a cell ("solid" for a key it does not know)."""
+    return CELLS[key].dash if key in CELLS else "solid"
 
 
 def _lut(scale: str, n: int = 256) -> np.ndarray:

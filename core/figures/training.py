@@ -21,7 +21,7 @@ from core.views.lab import GradientProfile
 from core.training.loop import ProgressEvent
 # CELL_COLORS (the registry's colour of each cell, by key) is imported from here by the pages;
 # runs that are not a cell take PALETTE's colours in order.
-from core.figures.style import CELL_COLORS, FONT, PALETTE
+from core.figures.style import CELL_COLORS, FONT, OKABE_ITO, PALETTE
 
 __all__ = [
     "CELL_COLORS", "MAX_POINTS", "describe_factor", "grad_norm_figure", "gradient_profile_figure",
@@ -117,13 +117,13 @@ def gradient_profile_figure(profile: GradientProfile, cell_label: str = "") -> g
     relative = decay.norm / scale
     fig.add_trace(go.Scatter(
         x=distance, y=_positive(relative), mode="lines+markers", name="‖dŷ/dh_t‖ (measured)",
-        line=dict(color="#1f77b4", width=2.5), marker=dict(size=4),
+        line=dict(color=OKABE_ITO["blue"], width=2.5), marker=dict(size=4),
         hovertemplate="%{x} steps back: %{y:.3g}<extra>hidden state</extra>",
     ))
     if profile.cell_decay is not None:
         fig.add_trace(go.Scatter(
             x=distance, y=_positive(profile.cell_decay.norm / scale), mode="lines",
-            name="‖dŷ/dc_t‖ (cell state)", line=dict(color="#9467bd", width=2, dash="dot"),
+            name="‖dŷ/dc_t‖ (cell state)", line=dict(color=OKABE_ITO["reddish purple"], width=2, dash="dot"),
             hovertemplate="%{x} steps back: %{y:.3g}<extra>cell state</extra>",
         ))
     if math.isfinite(decay.per_step):
@@ -135,7 +135,7 @@ def gradient_profile_figure(profile: GradientProfile, cell_label: str = "") -> g
         fitted = decay.fitted()[:fitted_until] / scale
         fig.add_trace(go.Scatter(
             x=distance[:fitted_until], y=_positive(fitted), mode="lines",
-            name=f"fit: × {decay.per_step:.3f} per step", line=dict(color="#ff7f0e", width=2,
+            name=f"fit: × {decay.per_step:.3f} per step", line=dict(color=OKABE_ITO["orange"], width=2,
                                                                        dash="dash"),
             hoverinfo="skip",
         ))
