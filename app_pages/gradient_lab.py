@@ -26,10 +26,11 @@ choices = PageChoices(lab.LabState, "lab")
 
 
 def presets_row() -> None:
-    columns = st.columns(len(lab.PRESETS) + 1)
-    columns[0].markdown("**Presets**")
-    for column, (name, values) in zip(columns[1:], lab.PRESETS.items()):
-        column.button(name, on_click=choices.set, kwargs=values, width="stretch")
+    # A row that wraps: five fixed columns cut the buttons' names at 150% zoom.
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown("**Presets**", width="content")
+        for name, values in lab.PRESETS.items():
+            st.button(name, on_click=choices.set, kwargs=values)
 
 
 def model_choices() -> None:
@@ -43,9 +44,9 @@ def model_choices() -> None:
     pick(st.selectbox, "Initial weights", "init", INITS,
          help="default: PyTorch's U(−1/√H, 1/√H); orthogonal: each gate's W_hh block "
               "orthogonal (radius 1); xavier: Xavier-uniform blocks.")
-    pick(st.toggle, "Rescale the recurrent weights", "rescale",
-         help="Scale each gate's H×H block of weight_hh to this spectral radius (largest "
-              "|eigenvalue|).")
+    pick(st.toggle, "Rescale W_hh", "rescale",
+         help="Rescale the recurrent weights: each gate's H×H block of weight_hh to this "
+              "spectral radius (largest |eigenvalue|).")
     low, high, step = lab.RADIUS_RANGE
     pick(st.slider, "Spectral radius of W_hh", "radius", min_value=low, max_value=high,
          step=step, disabled=not values["rescale"])
@@ -72,6 +73,7 @@ def profile_view(state: lab.LabState) -> None:
     except ValueError as error:
         st.error(f"Cannot build this model: {plain(error)}")
         return
+    widgets.wrapping_metrics()
     for column, number in zip(st.columns(4), lab.profile_numbers(profile)):
         column.metric(number.label, number.value, help=number.help)
     if profile.overflowed:
@@ -85,7 +87,8 @@ def profile_view(state: lab.LabState) -> None:
 def training_choices() -> None:
     """Part 2: how the model trains, and how it is tamed."""
     pick, values = choices.widget, choices.values
-    row = st.columns([1, 1.4, 1.4, 1, 1.3, 1.2])
+    # Two rows of three: six columns left each label a few words wide in a narrow window.
+    row = [*st.columns([1, 1.4, 1.4]), *st.columns([1, 1.4, 1.4])]
     pick(row[0].selectbox, "Optimizer", "optimizer", lab.OPTIMIZER_ORDER, OPTIMIZER_LABELS.get,
          help="SGD uses momentum 0.9.")
     with row[1]:
@@ -119,7 +122,7 @@ st.header("Gradient lab")
 st.caption("How far back in time does a gradient reach? Pick a cell and a weight scale, see the "
            "gradient vanish or explode, then train and watch clipping and truncation tame it.")
 presets_row()
-controls, view = st.columns([1, 2.6], gap="large")
+controls, view = st.columns([1.25, 2.6], gap="large")
 with controls:
     model_choices()
 with view:

@@ -23,7 +23,7 @@ from ui.compute import session_memo
 from ui.state import PageChoices, page_key
 from ui.text import plain
 from ui.upload import weights_upload
-from ui.widgets import answer_metric, select_slider
+from ui.widgets import answer_metric, select_slider, wrapping_metrics
 
 VERDICT_COLOURS = {"better": "green", "worse": "red", "about the same": "orange"}
 PICK_LABELS = {cmp.SHIPPED: SOURCE_LABELS["shipped"], cmp.UPLOAD: SOURCE_LABELS["upload"]}
@@ -171,6 +171,7 @@ def held_out(score, metric: str, rows: list[dict] | None, step: int | None = Non
     """A task model's held-out score and verdict (at long distances too, given `rows`); for a
     snapshot (at training `step`) the score measured then, or that none was; or "not known"
     for gatescope's download uploaded without the Config file that records it."""
+    wrapping_metrics()
     if score is None and step is not None:
         st.metric(f"Held-out {metric}", "not measured", f"at this step ({step:,})",
                   delta_color="gray", delta_arrow="off",

@@ -103,10 +103,28 @@ def segmented_control(label: str, options: list, index: int | None = None, **kwa
     return st.segmented_control(label, options, required=True, **kwargs)
 
 
+# Streamlit cuts a metric's label, value and badge with an ellipsis where its column is narrow
+# ("1.5 st…", "sum ≈ 0.7…", "baseline 0.089: better, also beyond 5 lett…" at 1280x720 or 150%
+# zoom): a number cut short reads as another number. They wrap onto a second line instead.
+_WRAPPING_METRICS_CSS = """<style>
+[data-testid="stMetricLabel"] *, [data-testid="stMetricValue"], [data-testid="stMetricValue"] *,
+[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {
+  white-space: normal !important; text-overflow: clip !important; overflow: visible !important;
+  overflow-wrap: break-word; height: auto !important;
+}
+</style>"""
+
+
+def wrapping_metrics() -> None:
+    """Let every metric on the page wrap rather than be cut (a style only: it takes no space)."""
+    st.html(_WRAPPING_METRICS_CSS)
+
+
 def answer_metric(label: str, result) -> None:
     """A model's answer (an Explore `Result`), marked against the example's target: right in
     green, wrong in red, a regression's "off by ..." in grey; nothing when the target is not
     known (typed input)."""
+    wrapping_metrics()
     st.metric(label, result.prediction, result.judgement or None, delta_arrow="off",
               delta_color={True: "green", False: "red"}.get(result.right, "gray"))
 

@@ -34,9 +34,10 @@ from core.figures.style import (
 
 ROWS = ("input", "hidden", "keep", "grad")
 ROW_HEIGHTS = (0.45, 1.0, 1.0, 0.85)
-#: The player's buttons and slider over three columns, a little slower than Explore's.
-CONTROLS = Controls(button_pad=38, slider_x=0.45, slider_len=0.55, slider_pad=22,
-                    value_anchor=None, play_ms=60, slow_ms=300, skim_ms=40)
+#: The player's buttons and slider over three columns, a little slower than Explore's; the
+#: "step t = " readout at the slider's right end, clear of the buttons in a narrow window.
+CONTROLS = Controls(button_pad=38, slider_x=0.5, slider_len=0.5, slider_pad=22,
+                    value_anchor="right", play_ms=60, slow_ms=300, skim_ms=40)
 
 
 def _fmt(value: float) -> str:
@@ -166,15 +167,23 @@ class _ColumnGrid:
     """make_subplots' grid of ROWS x cells as a plain layout dict, with the subplot titles."""
 
     def __init__(self, cells: list[str], titles: dict[str, str], kinds: dict[str, str]):
-        subplot_titles = [_row_title(row, cell, titles, kinds[cell]) for row in ROWS
-                          for cell in cells]
+        # The gradient row shares one log scale across the columns, so it has one title, over
+        # its first column and free to run on over the others: three copies of it, one per
+        # narrow column, ran into each other and into the tick labels at 150% zoom.
+        subplot_titles = [_row_title(row, cell, titles, kinds[cell])
+                          if row != "grad" or col == 0 else ""
+                          for row in ROWS for col, cell in enumerate(cells)]
         self.grid = make_subplots(rows=len(ROWS), cols=len(cells), row_heights=list(ROW_HEIGHTS),
                                   vertical_spacing=0.07, horizontal_spacing=0.045,
                                   subplot_titles=subplot_titles)
         self.grid.update_layout(template="plotly_white")
         self.layout = self.grid.to_plotly_json()["layout"]
+        gradient_title = _row_title("grad", cells[0], titles, kinds[cells[0]])
+        first_column_left = self.axis(self.axes(len(ROWS), 1)[0])["domain"][0]
         for ann in self.layout.get("annotations", []):  # subplot titles
             ann["font"] = dict(size=14 if ann["text"].startswith("<b>") else 13, color="#333")
+            if ann["text"] == gradient_title:
+                ann.update(x=first_column_left, xanchor="left")
 
     def axes(self, row: int, col: int) -> tuple[str, str]:
         ref = self.grid.get_subplot(row, col)

@@ -110,9 +110,11 @@ def gradient_profile_figure(profile: GradientProfile, cell_label: str = "") -> g
     decay = profile.decay
     distance = decay.distance
     reference = decay.norm[0]
-    title = f"{cell_label} gradient through time: {describe_factor(decay.per_step)}".strip()
-    fig = _figure(title, "steps back in time from the last step (where the output is read)",
-                  "gradient norm relative to the last step", log_y=True, height=460)
+    # Two lines: on one, the title ran out of a 1280 px window's chart ("… halves every 1.5 st").
+    title = f"{cell_label} gradient through time:<br>{describe_factor(decay.per_step)}".strip()
+    fig = _figure(title, "steps back from the last step (where the output is read)",
+                  "gradient norm relative to the last step", log_y=True, height=480)
+    fig.update_layout(margin_t=74)
     scale = reference if reference > 0 and np.isfinite(reference) else 1.0
     relative = decay.norm / scale
     fig.add_trace(go.Scatter(
