@@ -12,7 +12,7 @@ from core.figures.compare import accuracy_distance_figure, compare_figure, gradi
 from core.tasks import ALL_TASKS, get_task
 from core.views import compare as cmp
 from core.views.models import NETWORK_LABELS, Upload, networks
-from ui.charts import animated_chart
+from ui.charts import animated_chart, chart
 from ui.compare_upload import (
     accuracies, column_heads, measures, model_keys, model_pickers, training_step_slider,
     uploaded_models,
@@ -130,8 +130,7 @@ st.caption(caption("compare", "player", objective_note=comparison.objective_note
 measures(comparison)  # size, speed and memory, measured now on this server
 
 st.subheader("How fast the gradient fades, back in time")
-st.plotly_chart(gradient_overlay_figure({cell: c.decay for cell, c in cells.items()}),
-                theme=None, key="decay_chart", config={"displaylogo": False})
+chart(gradient_overlay_figure({cell: c.decay for cell, c in cells.items()}), key="decay_chart")
 if comparison.loss_at_every_step:
     st.info(caption("compare", "loss_at_every_step"))
 st.caption(cmp.gradient_note(cells))
@@ -139,10 +138,9 @@ st.caption(cmp.gradient_note(cells))
 if accuracy:
     title, distance_words = cmp.DISTANCE_WORDS[task.name]
     st.subheader(title)
-    st.plotly_chart(accuracy_distance_figure(
+    chart(accuracy_distance_figure(
         accuracy, distance=distance_words, chance=cmp.DISTANCE_CHANCE[task.name],
-        trained_up_to=cmp.DISTANCE_TRAINED.get(task.name)), theme=None, key="accuracy_chart",
-        config={"displaylogo": False})
+        trained_up_to=cmp.DISTANCE_TRAINED.get(task.name)), key="accuracy_chart")
     st.caption(cmp.DISTANCE_NOTES[task.name])
 explain("compare", lessons=claims.lessons("compare"),
         **cmp.explanation_values(cells, comparison.task))

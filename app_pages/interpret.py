@@ -13,6 +13,7 @@ from core.tasks import TASKS
 from core.views import interpret as lab_view
 from ui import interpret as ui
 from ui.content import explain
+from ui.charts import themed
 from ui.state import TRAINED, PageChoices
 from ui.text import plain
 
@@ -23,7 +24,7 @@ problems = []  # what made a section show its last good view: then the URL is le
 
 
 def chart(fig, key: str, **kwargs):
-    return st.plotly_chart(fig, theme=None, key=key, config=figures.CONFIG, **kwargs)
+    return st.plotly_chart(themed(fig), theme=None, key=key, config=figures.CONFIG, **kwargs)
 
 
 def shown(section: str, lab: lab_view.Lab, compute):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.figures.style import PIXELATED_CSS
+from core.figures.style import PIXELATED_CSS, PlainFigure, dark_variant
 from ui.animation import player_toolbar
 
 #: No Plotly logo; no zoom on scroll (a page scrolls past the chart, it does not zoom it).
@@ -22,4 +22,30 @@ def animated_chart(fig: go.Figure, key: str, *, width: str | int = "stretch",
     the browser must not smooth them when it scales them up)."""
     st.html(f"<style>{PIXELATED_CSS}</style>")
     player_toolbar(key)
-    st.plotly_chart(fig, theme=None, key=key, config=CONFIG, width=width, height=height)
+    st.plotly_chart(themed(fig), theme=None, key=key, config=CONFIG, width=width,
+                    height=height)
+
+
+def dark_page() -> bool:
+    """Whether the page is in Streamlit's dark theme: the operator's config (theme.base), or
+    the visitor's choice as the browser reports it (only from a session's second run on:
+    Streamlit cannot know it on the first)."""
+    if st.get_option("theme.base") == "dark":
+        return True
+    return getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
+
+
+def themed(fig: go.Figure) -> go.Figure:
+    """The figure as the page's theme shows it: itself on a light page; on a dark one its
+    text and grid light and its background the page's (core.figures.style.dark_variant): every
+    figure here sets its own colours (theme=None), which left a white box on a dark page."""
+    if not dark_page():
+        return fig
+    spec = dark_variant(fig.to_dict())
+    return PlainFigure(spec.get("data", []), spec.get("layout", {}), spec.get("frames") or [])
+
+
+def chart(fig: go.Figure, **kwargs) -> None:
+    """A still figure (no player) in the page's theme: `st.plotly_chart` with the house's
+    settings (theme=None: the figure's own colours; no Plotly logo) and `kwargs`."""
+    st.plotly_chart(themed(fig), theme=None, **{"config": {"displaylogo": False}, **kwargs})

@@ -14,7 +14,7 @@ import numpy as np
 from core.cells import GRU_CONVENTION, Gate, cell_info
 from core.engine import Trace
 from core.figures.style import (
-    DARK_TEXT, GATE_RANGE, GATE_SCALE, SIGNED_RANGE, SIGNED_SCALE, TITLE_FONT, _atanh,
+    FONT, GATE_RANGE, GATE_SCALE, SIGNED_RANGE, SIGNED_SCALE, TITLE_FONT, _atanh,
     _hex_series, _logit, _nums, cell_range, text_on,
 )
 
@@ -175,11 +175,11 @@ class CellPanel:
     def at(self, t: int) -> dict:
         """Everything in the panel that changes with t: node colours and numbers."""
         clear = ["rgba(0,0,0,0)"] * len(self.numbers[t])
-        dark = [DARK_TEXT] * len(self.numbers[t])
+        on_page = [FONT["color"]] * len(self.numbers[t])  # the equations', on the page
         return {"marker": {"color": [*self.colors_at[t], *clear]},
                 "text": [*self.texts_at[t], *self.numbers[t]],
                 # each number in the colour that reads on its circle's fill (contrast >= 4.5)
-                "textfont": {"color": [*map(text_on, self.colors_at[t]), *dark]}}
+                "textfont": {"color": [*map(text_on, self.colors_at[t]), *on_page]}}
 
 
 def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,

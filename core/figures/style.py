@@ -443,3 +443,54 @@ def staged(obj, stage: Stage):
         else:
             out[key] = staged(value, stage)
     return out
+
+
+#: Streamlit's dark theme: the colours of a light figure's text, lines and backgrounds, and
+#: what they become on a dark page (`dark_variant`). The maps' and colour bars' scales, the
+#: lines' Okabe-Ito colours and the diagram's numbers on their circles stay as they are.
+DARK_PAGE = "#0e1117"  # Streamlit's dark background
+LIGHT_TO_DARK = {
+    FONT["color"]: "#e8eaf0", "#111": "#e8eaf0", "#111111": "#e8eaf0", "#2a3f5f": "#e8eaf0",
+    "#333": "#d4d7de", "#444": "#b4b8c2", "#555": "#b4b8c2", "#6b6f7b": "#a9adb8",
+    "#888": "#9aa0ab", "#9aa0a6": "#8a909b", "#666": "#a9adb8", "#666666": "#a9adb8",
+    "#EBF0F8": "#2c313c", "#ebf0f8": "#2c313c", "#e6e6e6": "#2c313c", "#eee": "#2c313c",
+    "white": DARK_PAGE,  # plotly's template backgrounds ("#ffffff" is a circle's, kept)
+    "rgba(255,255,255,0.85)": "rgba(14,17,23,0.85)",
+}
+#: The player's buttons and slider, which plotly.js draws light unless told otherwise.
+_DARK_CONTROLS = {"bgcolor": "#262730", "bordercolor": "#4a4f5c"}
+
+
+def _dark(obj, key: str = ""):
+    if isinstance(obj, dict):
+        return {k: _dark(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_dark(v, key) for v in obj]
+    if isinstance(obj, str) and key.endswith("color"):
+        if key in ("paper_bgcolor", "plot_bgcolor"):
+            return "rgba(0,0,0,0)"  # the page's own background shows through
+        return LIGHT_TO_DARK.get(obj, obj)
+    return obj
+
+
+def dark_variant(figure: dict) -> dict:
+    """A copy of a figure (its `to_dict()`) for Streamlit's dark theme: dark text and grid
+    colours made light, white backgrounds made the page's (transparent), the player's buttons
+    and slider dark. Colours in lists (the diagram's numbers, on their circles' fills) keep
+    theirs, except the page's own text colour (the equations' numbers), which turns light."""
+    out = {part: _dark(figure.get(part)) for part in ("data", "layout", "frames")
+           if figure.get(part) is not None}
+    layout = out.setdefault("layout", {})
+    layout.setdefault("font", {})["color"] = LIGHT_TO_DARK[FONT["color"]]
+    layout["paper_bgcolor"] = layout["plot_bgcolor"] = "rgba(0,0,0,0)"
+    for key in ("updatemenus", "sliders"):
+        layout[key] = [{**menu, **_DARK_CONTROLS,
+                        "font": {**menu.get("font", {}), "color": "#e8eaf0"},
+                        # plotly.js lights the last pressed button, light on light here
+                        **({"showactive": False} if key == "updatemenus" else
+                           {"activebgcolor": "#4a4f5c"})}
+                       for menu in layout.get(key, [])]
+    for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
+        layout[key] = {**layout[key], "gridcolor": layout[key].get("gridcolor", "#2c313c"),
+                       "zerolinecolor": "#3a3f4b", "linecolor": "#3a3f4b"}
+    return out
