@@ -88,13 +88,15 @@
     let from = Math.min(cursorOf(gd), last);
     if (to === undefined) {
       to = last;
-      if (from === last) { from = 0; animateTo(gd, 0, HOLD); }
+      if (from === last) { from = 0; }
     }
     to = Math.max(0, Math.min(last, to));
     if (to === from) { return; }
     const loop = {from, to, way: Math.sign(to - from), anchorT: from, anchorAt: performance.now(),
-                  shown: from};
+                  shown: from, stops: stopsOf(gd)};
     P.loops.set(gd, loop);
+    stopPlotlyLoop(gd._transitionData);  // plotly.js's own Play, which took the first step
+    animateTo(gd, from, HOLD);  // playing from now on, also for the guard and the tests
     const tick = () => {
       if (P.loops.get(gd) !== loop) { return; }
       const state = gd._transitionData;
@@ -103,6 +105,12 @@
       const elapsed = Math.max(0, performance.now() - loop.anchorAt) / 1000;
       let t = loop.anchorT + loop.way * Math.floor(elapsed * P.speed + 1e-9);
       if (loop.way * (t - loop.to) >= 0) { t = loop.to; }
+      // plotly.js moves the slider only on a step that is one of its stops: a playback that
+      // skips steps (a busy machine, a high speed) would pass them all and leave the slider
+      // behind, so a stop passed is the step shown (the next frame catches up with the clock)
+      const passed = loop.stops.filter(s => loop.way * (s - loop.shown) > 0
+                                            && loop.way * (t - s) >= 0);
+      if (passed.length) { t = loop.way > 0 ? Math.max(...passed) : Math.min(...passed); }
       // one step at a time through plotly.js's queue: if the last is not drawn yet, wait
       if (t !== loop.shown && !(state._frameQueue && state._frameQueue.length)) {
         if (!hasFrame(gd, t)) { stopLoop(gd); return; }
@@ -131,14 +139,19 @@
   };
 
   // --- every new figure: its frames, the visitor's cursor, the readout --------------------------
+  // The slider has at most 50 stops; between them its readout would lag the cursor, so it says
+  // the cursor's own step.
   const readout = (gd, t) => {
     const slider = gd._fullLayout && gd._fullLayout.sliders && gd._fullLayout.sliders[0];
     const prefix = slider && slider.currentvalue && slider.currentvalue.prefix;
     if (!prefix) { return; }
-    // The slider has at most 50 stops; between them its readout would lag the cursor.
     const label = [...gd.querySelectorAll('.slider-container text')]
       .find(e => e.textContent.startsWith(prefix));
     if (label) { label.textContent = prefix + t; }
+  };
+  const stopsOf = gd => {
+    const slider = gd._fullLayout && gd._fullLayout.sliders && gd._fullLayout.sliders[0];
+    return slider ? slider.steps.map(step => Number(step.label)) : [];
   };
   const listen = gd => {
     if (!gd.__gatescopeOnFrame) {
@@ -244,9 +257,11 @@
   }, true);
 
   // --- the chart's own buttons ----------------------------------------------------------------
-  // Any of them ends an in-browser playback. ▶ Play is ours: it plays at the visitor's speed from
-  // the cursor (plotly.js's own Play starts from step 0 on a figure it has not played yet, so a
-  // link's t was lost), and it is marked as the active button, as plotly.js marks the others.
+  // Any of them ends an in-browser playback. ▶ Play then plays at the visitor's speed: plotly.js's
+  // own Play takes the first step (and marks the button, as for the others), from the cursor
+  // (it started from step 0 on a figure it had not played yet: a link's t was lost), and the
+  // player goes on from there. (Marking the button from here would cost a relayout: 0.2 s at
+  // T=1000.)
   doc.addEventListener('click', event => {
     const button = event.target instanceof Element && event.target.closest('.updatemenu-button');
     const gd = button && button.closest('.js-plotly-plot');
@@ -257,10 +272,8 @@
     }
     stopLoop(gd);
     if ([...buttonsOf(gd)].indexOf(button) !== 0) { return; }
-    event.stopPropagation();
-    stopPlotlyLoop(gd._transitionData);  // Slow or ×10, playing
-    quiet(win.Plotly.relayout(gd, {'updatemenus[0].active': 0}));
-    play(gd);
+    gd._fullLayout._currentFrame = String(cursorOf(gd));
+    setTimeout(() => { if (isAnimated(gd)) { play(gd); } }, 0);
   }, true);
 
   // --- keys --------------------------------------------------------------------------------------
