@@ -18,6 +18,7 @@ from core.model import INITS
 from core.views import lab
 from core.views.train import OPTIMIZER_LABELS
 from ui import live, widgets
+from ui.charts import chart
 from ui.content import explain
 from ui.state import PageChoices
 from ui.text import plain
@@ -80,8 +81,8 @@ def profile_view(state: lab.LabState) -> None:
         st.error(f"The hidden state overflowed float32 at step {profile.overflow_step}: the "
                  "forward pass itself exploded, and from there on the numbers are inf or NaN. "
                  "Lower the spectral radius or the sequence length.")
-    st.plotly_chart(gradient_profile_figure(profile, state.model_label()), width="stretch",
-                    key="lab_profile_chart")
+    chart(gradient_profile_figure(profile, state.model_label()), width="stretch",
+          key="lab_profile_chart")
 
 
 def training_choices() -> None:

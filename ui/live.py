@@ -29,6 +29,7 @@ import streamlit as st
 from core.training.loop import ProgressEvent, TrainResult
 from core.training.session import RunProgress, RunSpec, TrainingSession, describe_result
 from core.views.train import baseline_line
+from ui.charts import chart
 from ui.state import page_key
 from ui.text import plain
 
@@ -143,7 +144,8 @@ def _draw(page: str, view: LiveView, polling: bool) -> None:
     charts = view.charts(Runs.of(snapshot))
     columns = st.columns(2)
     for index, (key, figure) in enumerate(charts.items()):
-        columns[index % 2].plotly_chart(figure, width="stretch", key=key)
+        with columns[index % 2]:
+            chart(figure, width="stretch", key=key)
     # the messages take the free place beside the last chart, else a row of their own
     with columns[1] if len(charts) % 2 else st.container():
         for progress in snapshot:

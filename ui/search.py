@@ -23,6 +23,7 @@ from core.search.results import StudyResults
 from core.search.storage import SearchError, open_storage, open_study, study_names
 from core.views import search as sv
 from ui import live
+from ui.charts import chart
 from ui.opening import keep_trained, open_in
 from ui.state import PageChoices, page_key
 from ui.text import plain
@@ -187,4 +188,4 @@ def show(results: StudyResults, view: str) -> None:
     else:
         figure = (figures.best_so_far_figure(results) if view == "best"
                   else figures.history_figure(results))
-    st.plotly_chart(figure, width="stretch", key=f"search_figure_{view}")
+    chart(figure, width="stretch", key=f"search_figure_{view}")

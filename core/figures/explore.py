@@ -125,7 +125,8 @@ def explore_figure(
     shapes = _unit_marks(fig, tr, unit, len(maps), geo)
     bar_images, bar_labels = _colour_bars(fig, tr, maps, geo)
     gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps, geo)
-    shapes += input_shapes + gradient_shapes + _units_row(fig, tr, layer, direction, units, steps)
+    shapes += input_shapes + gradient_shapes + _units_row(fig, tr, layer, direction, units, steps,
+                                                          geo)
     if handoff is not None and 0 < handoff < T:
         shapes.append(handoff_line(handoff, "x"))
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
@@ -318,7 +319,9 @@ def _maps_row(fig: _Grid, tr: Trace, layer: int, direction: int, maps: list, geo
         images.append(map_image(src, T, H, mx, my, base + H - 0.5))
         titles.append(dict(text=title, xref=f"{mx} domain", x=0.5, yref=my, y=base + H - 0.5,
                            yanchor="bottom", showarrow=False, font=TITLE_FONT))
-    ticks = _unit_ticks(H)
+    # as many labels as a map's height holds (a stage's maps are short for their text)
+    ticks = _unit_ticks(H, max(2, min(4, int(geo.unit_height * geo.plot_px
+                                             // (20 * geo.text_scale)))))
     fig.update_yaxes(range=[-0.5, bases[0] + H - 0.5], showgrid=False, zeroline=False,
                      tickvals=[base + v for base in bases for v in ticks],
                      ticktext=[str(v) for _ in bases for v in ticks],
@@ -443,23 +446,25 @@ def _gradient_row(fig: _Grid, tr: Trace, layer: int, direction: int, steps: np.n
 
 
 def _units_row(fig: _Grid, tr: Trace, layer: int, direction: int, units: list[int],
-               steps: np.ndarray) -> list[dict]:
+               steps: np.ndarray, geo: _Geometry) -> list[dict]:
     """The picked units of h as lines; the shared time axis is labelled under this row."""
     ux, uy = fig.axis_names(R_UNITS, 1)
     shapes = [line_path(steps, tr.hidden[layer, direction, :, u], ux, uy,
                         PALETTE[k % len(PALETTE)], name=f"h[{u}]", dash=DASHES[k % len(DASHES)])
               for k, u in enumerate(units)]
-    fig.update_yaxes(range=[-1.05, 1.05], tickvals=[-1, 0, 1], row=R_UNITS, col=1)
+    fig.update_yaxes(range=[-1.05, 1.05], row=R_UNITS, col=1,
+                     tickvals=[-1, 0, 1] if geo.labels_fit(R_UNITS, 22) >= 3 else [-1, 1])
     # One time axis for the whole left column (see `_skeleton`), labelled under the bottom row.
     fig.update_xaxes(range=[-0.5, len(steps) - 0.5], title_text="timestep t", title_standoff=4,
                      row=R_UNITS, col=1)
     return shapes
 
 
-def _unit_ticks(hidden_size: int) -> list[int]:
-    """Unit numbers to label on a map's axis: a round step, three to five labels."""
+def _unit_ticks(hidden_size: int, most: int = 4) -> list[int]:
+    """Unit numbers to label on a map's axis: a round step, at most `most` + 1 labels (three
+    to five for the default)."""
     step = next(v for v in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10_000)
-                if v >= hidden_size / 4 or v == 10_000)
+                if v >= hidden_size / most or v == 10_000)
     return list(range(0, hidden_size, step))
 
 

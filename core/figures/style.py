@@ -454,6 +454,7 @@ LIGHT_TO_DARK = {
     "#333": "#d4d7de", "#444": "#b4b8c2", "#555": "#b4b8c2", "#6b6f7b": "#a9adb8",
     "#888": "#9aa0ab", "#9aa0a6": "#8a909b", "#666": "#a9adb8", "#666666": "#a9adb8",
     "#EBF0F8": "#2c313c", "#ebf0f8": "#2c313c", "#e6e6e6": "#2c313c", "#eee": "#2c313c",
+    "#e6e8ee": "#2c313c", "#c7cbd6": "#3a3f4b", "#9aa0ac": "#8a909b",
     "white": DARK_PAGE,  # plotly's template backgrounds ("#ffffff" is a circle's, kept)
     "rgba(255,255,255,0.85)": "rgba(14,17,23,0.85)",
 }
