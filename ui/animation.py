@@ -71,23 +71,28 @@ def speed_text(speed: float) -> str:
     return f"{shown:g} steps/s"
 
 
+# The page's own text colour (inherited), and borders and fields drawn from it: the toolbar
+# reads on Streamlit's light and dark themes alike (fixed dark greys vanished on the dark one).
 _TOOLBAR_CSS = """
 .gatescope-player { display: flex; flex-wrap: wrap; align-items: center; gap: 0.4rem 1.1rem;
-  font-size: 0.875rem; color: #31333f; line-height: 1.6; }
+  font-size: 0.875rem; color: inherit; line-height: 1.6; }
 .gatescope-player label, .gatescope-player .gs-group { display: inline-flex; align-items: center;
   gap: 0.45rem; white-space: nowrap; }
 .gatescope-player input[type=range] { width: 9rem; accent-color: #e4002b; }
 .gatescope-player .gs-speed-value { min-width: 6.2em; font-variant-numeric: tabular-nums; }
-.gatescope-player button { font: inherit; color: inherit; background: #fff; cursor: pointer;
-  border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 0.4rem; padding: 0.1rem 0.6rem; }
+.gatescope-player button { font: inherit; color: inherit; background: transparent;
+  cursor: pointer; border: 1px solid color-mix(in srgb, currentColor 30%, transparent);
+  border-radius: 0.4rem; padding: 0.1rem 0.6rem; }
 .gatescope-player button:hover { border-color: #e4002b; color: #e4002b; }
-.gatescope-player input[type=number] { font: inherit; width: 5.2em; padding: 0.05rem 0.3rem;
-  border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 0.4rem; }
-.gatescope-player .gs-keys { color: rgba(49, 51, 63, 0.65); font-size: 0.8rem; }
+.gatescope-player input[type=number] { font: inherit; color: inherit; background: transparent;
+  width: 5.2em; padding: 0.05rem 0.3rem;
+  border: 1px solid color-mix(in srgb, currentColor 30%, transparent); border-radius: 0.4rem; }
+.gatescope-player .gs-keys { opacity: 0.7; font-size: 0.8rem; }
 .gatescope-player .gs-link:not([hidden]) { display: flex; align-items: center; gap: 0.45rem;
   flex-basis: 100%; }
-.gatescope-player .gs-link-text { font: inherit; flex: 1; min-width: 10rem; max-width: 48rem;
-  padding: 0.05rem 0.3rem; border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 0.4rem; }
+.gatescope-player .gs-link-text { font: inherit; color: inherit; background: transparent;
+  flex: 1; min-width: 10rem; max-width: 48rem; padding: 0.05rem 0.3rem;
+  border: 1px solid color-mix(in srgb, currentColor 30%, transparent); border-radius: 0.4rem; }
 """
 
 
