@@ -114,8 +114,7 @@ def explore_figure(
     unit = units[0] if unit is None or not 0 <= unit < H else unit
     t0 = int(min(max(t0, 0), T - 1))
     maps = map_rows(tr)
-    geo = _Geometry.of(len(maps), height_per_map) if stage is None else \
-        _Geometry.staged(len(maps), stage)
+    geo = _Geometry.staged(len(maps), stage) if stage else _Geometry.of(len(maps), height_per_map)
     fig = _Grid(4, geo.heights, _row_titles(unit), spacing=geo.spacing)
     steps = np.arange(T, dtype=np.float32)
     tokens = list(inp.tokens)[:T] + [""] * max(0, T - len(inp.tokens))
@@ -125,8 +124,8 @@ def explore_figure(
     shapes = _unit_marks(fig, tr, unit, len(maps), geo)
     bar_images, bar_labels = _colour_bars(fig, tr, maps, geo)
     gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps, geo)
-    shapes += input_shapes + gradient_shapes + _units_row(fig, tr, layer, direction, units, steps,
-                                                          geo)
+    shapes += input_shapes + gradient_shapes
+    shapes += _units_row(fig, tr, layer, direction, units, steps, geo)
     if handoff is not None and 0 < handoff < T:
         shapes.append(handoff_line(handoff, "x"))
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
