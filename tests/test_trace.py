@@ -21,18 +21,9 @@ import core.engine.onednn
 import core.engine.scans
 import core.engine.tracing
 from core.engine import GATE_NAMES, Trace, trace
+from unroll import make_rnn
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
-
-
-def make_rnn(cell, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, batch_first=False, seed=0):
-    torch.manual_seed(seed)
-    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, bias=bias, batch_first=batch_first)
-    if cell == "lstm":
-        return nn.LSTM(input_size, hidden_size, **kwargs)
-    if cell == "gru":
-        return nn.GRU(input_size, hidden_size, **kwargs)
-    return nn.RNN(input_size, hidden_size, nonlinearity=cell.removeprefix("rnn_"), **kwargs)
 
 
 def fused_output(rnn, x):
@@ -238,7 +229,8 @@ def test_trace_matches_module_and_unrolled_reference(
     cell, num_layers, bidirectional, bias, batch_first, seq_len, input_size, hidden_size, seed
 ):
     # float64 so the comparison measures the engine, not float32 rounding in two summation orders.
-    rnn = make_rnn(cell, input_size, hidden_size, num_layers, bidirectional, bias, batch_first, seed).double()
+    rnn = make_rnn(cell, input_size, hidden_size, num_layers, bidirectional, bias,
+                   batch_first=batch_first, seed=seed).double()
     x = torch.randn(seq_len, input_size, dtype=torch.float64)
     tr = trace(rnn, x)
 
