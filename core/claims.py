@@ -186,10 +186,15 @@ def rnn_fails_adding() -> Evidence:
 AGREEMENT_LONG_FROM = 5  # "at chance from about 5 words on"
 
 
-def agreement_rows(cell: str) -> list[dict]:
+def recorded_rows(task: str, cell: str, key: str = "accuracy_by_distance") -> list[dict]:
+    """A shipped model's measurement rows that its metadata records under `key` ([] if none)."""
     from core.training import zoo
 
-    return list(zoo.model_info("agreement", cell).extra.get("accuracy_by_distance") or [])
+    return list(zoo.model_info(task, cell).extra.get(key) or [])
+
+
+def agreement_rows(cell: str) -> list[dict]:
+    return recorded_rows("agreement", cell)
 
 
 def long_distance_accuracy(rows: list[dict], long_from: int = AGREEMENT_LONG_FROM) -> float:
@@ -221,10 +226,7 @@ SENTIMENT_LONG_FROM = 10  # the RNN loses the verdict between 5 and 10 words bac
 
 @_check
 def sentiment_distance() -> Evidence:
-    from core.training import zoo
-
-    rows = {c: list(zoo.model_info("sentiment", c).extra.get("accuracy_by_distance") or [])
-            for c in CELLS3}
+    rows = {c: recorded_rows("sentiment", c) for c in CELLS3}
     if not all(rows.values()):
         return Evidence(False, why="no accuracy by distance in the sentiment metadata")
     rnn_short = float(np.mean([r["accuracy"] for r in rows["rnn"] if r["distance"] <= 3]))
@@ -289,8 +291,7 @@ def copy_reach(rows: list[dict]) -> int:
 def copy_bottleneck() -> Evidence:
     from core.training import zoo
 
-    rows = {c: list(zoo.model_info("copy", c).extra.get("accuracy_by_length") or [])
-            for c in CELLS3}
+    rows = {c: recorded_rows("copy", c, "accuracy_by_length") for c in CELLS3}
     if not all(rows.values()):
         return Evidence(False, why="no accuracy by length in the copy metadata")
     reach = {c: copy_reach(rows[c]) for c in CELLS3}
