@@ -99,6 +99,24 @@ def wait_until(page, condition: str, what: str, arg=None, timeout_ms: int = 10_0
         raise AssertionError(f"{what} (not within {timeout_ms} ms)") from error
 
 
+def choose_option(page, selectbox, option, tries: int = 3) -> None:
+    """Pick `option` (a name or a compiled pattern) in the Streamlit selectbox `selectbox` (a
+    locator). A click that lands while the page is still redrawing the widget opens no list
+    (it happened once in a CI run), so the list is opened again, up to `tries` times."""
+    wanted = page.get_by_role("option", name=option, exact=isinstance(option, str))
+    for attempt in range(tries):
+        selectbox.click()
+        try:
+            wanted.wait_for(state="visible", timeout=5_000)
+            break
+        except Exception:  # Playwright's TimeoutError: no list, or not yet
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            wait_for_app(page)
+    wanted.click()
+
+
 # -- the server's processes, read from /proc -----------------------------------------------
 
 def _stat(pid: int) -> list[str]:

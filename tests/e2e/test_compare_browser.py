@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from harness import shot, wait_for_app, wait_until
+from harness import choose_option, shot, wait_for_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -89,8 +89,8 @@ def test_switch_task_then_bad_input_keeps_the_view(page, compare_url, artifacts)
     page.goto(compare_url)
     wait_for_app(page)
     page.locator(CHART).first.wait_for(timeout=60_000)
-    page.locator('[data-testid="stSelectbox"]').first.click()
-    page.get_by_role("option", name=re.compile("agreement", re.I)).click()
+    choose_option(page, page.locator('[data-testid="stSelectbox"]').first,
+                  re.compile("agreement", re.I))
     page.wait_for_url(re.compile("task=agreement"), timeout=60_000)  # the link follows
     wait_for_app(page)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3",

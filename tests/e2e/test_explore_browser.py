@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from harness import shot, wait_for_app, wait_until
+from harness import choose_option, shot, wait_for_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -184,8 +184,8 @@ def test_upload_with_two_modules_pick_one_and_download_its_view(page, app_url, a
     assert "your LSTM from seq2seq.safetensors, module decoder" in body.replace("`", "")
     assert "Nonlinearity (vanilla RNN only)" in body
     # Pick the encoder in the module picker: the page traces the GRU.
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Recurrent module").click()
-    page.get_by_role("option", name=re.compile(r"^encoder\.rnn: GRU")).click()
+    choose_option(page, page.locator('[data-testid="stSelectbox"]')
+                  .filter(has_text="Recurrent module"), re.compile(r"^encoder\.rnn: GRU"))
     wait_for_app(page)
     wait_until(page, "() => document.body.innerText.includes('your GRU from seq2seq')",
                "the picked module is traced")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import shot, wait_for_app, wait_until
+from harness import choose_option, shot, wait_for_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -93,8 +93,8 @@ def test_a_char_lm_with_its_vocabulary_shows_its_heads_prediction_and_saliency(
     wait_for_app(page)
     page.wait_for_selector(CHART)
     # The objective: the cross-entropy loss at the last step against the class of "s"
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Gradients of").click()
-    page.get_by_role("option", name="loss against my target").click()
+    choose_option(page, page.locator('[data-testid="stSelectbox"]')
+                  .filter(has_text="Gradients of"), "loss against my target")
     wait_for_app(page)
     target = vocab.index("s")
     class_box = page.get_by_label("Class / output")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from harness import shot, wait_for_app
+from harness import choose_option, shot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -30,8 +30,7 @@ def test_slide_png_and_gif_download_from_explore(page, app_url, artifacts):
     png.save(artifacts / "slide-agreement-gru.png")
 
     # Fewer steps, faster: the GIF has one frame per chosen step at that speed.
-    page.get_by_label("Speed (steps/s)").click()
-    page.get_by_role("option", name="20", exact=True).click()
+    choose_option(page, page.get_by_label("Speed (steps/s)"), "20")
     wait_for_app(page)
     gif_button = page.get_by_role("button", name="Animation, steps")
     with page.expect_download(timeout=60_000) as download:
