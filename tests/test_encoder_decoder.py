@@ -108,7 +108,10 @@ def test_an_input_traced_across_the_hand_off_is_the_network_as_it_runs(cell):
     tr, T = seen.trace, len(example)
     assert seen.handoff == T and tr.seq_len == 2 * T and tr.num_layers == 1
     answer, logits = model.greedy(example.inputs, T)
-    assert torch.equal(seen.answer, answer) and torch.allclose(seen.logits, logits)
+    # the logits reach ~20: float32 kernels that differ in summation order (the engine's and
+    # oneDNN's) agree to ~1e-5 relative there, as the states agree to 1e-5 absolute below
+    assert torch.equal(seen.answer, answer)
+    torch.testing.assert_close(seen.logits, logits.detach(), rtol=1e-5, atol=1e-4)
     assert seen.fed.tolist() == [COPY.start_id, *answer[:-1].tolist()]  # its own answers
     # the states are the modules' own: the encoder's outputs, then the decoder's from h_n
     with torch.no_grad():
