@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.figures import player as P
+from core.figures import readout as R
 from pagetest import assert_clean
 from ui import animation as A
 
@@ -107,7 +108,8 @@ def test_the_browser_player_gets_the_figures_own_names():
     config = json.loads(re.search(r"const CONFIG = (\{.*?\});", script).group(1))
     assert config == {"metaKey": P.META_KEY, "cursorAxis": P.CURSOR_AXIS,
                       "speedMin": P.SPEED_MIN, "speedMax": P.SPEED_MAX,
-                      "speedDefault": P.SPEED_DEFAULT, "speedParam": P.SPEED_PARAM}
+                      "speedDefault": P.SPEED_DEFAULT, "speedParam": P.SPEED_PARAM,
+                      "readoutKey": R.READOUT_KEY, "readoutDecimals": R.DECIMALS}
     # the tour bar's buttons, which PageUp / PageDown press (ui/tours.py draws them)
     assert ".st-key-tour_next button" in script and ".st-key-tour_prev button" in script
     # the slider's log scale is the same on both sides

@@ -32,6 +32,7 @@ import streamlit as st
 from core.figures.player import (
     CURSOR_AXIS, META_KEY, SPEED_DEFAULT, SPEED_MAX, SPEED_MIN, SPEED_PARAM, parse_speed,
 )
+from core.figures.readout import DECIMALS, READOUT_KEY
 from ui.hidden import hidden_html
 from ui.state import page_key
 
@@ -46,7 +47,8 @@ SPEED_POSITIONS = 1000
 def player_script() -> str:
     """ui/player.js with its settings filled in from core/figures/player.py."""
     config = dict(metaKey=META_KEY, cursorAxis=CURSOR_AXIS, speedMin=SPEED_MIN,
-                  speedMax=SPEED_MAX, speedDefault=SPEED_DEFAULT, speedParam=SPEED_PARAM)
+                  speedMax=SPEED_MAX, speedDefault=SPEED_DEFAULT, speedParam=SPEED_PARAM,
+                  readoutKey=READOUT_KEY, readoutDecimals=DECIMALS)
     source = (Path(__file__).with_name("player.js")).read_text(encoding="utf-8")
     return source.replace("__CONFIG__", json.dumps(config))
 

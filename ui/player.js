@@ -455,6 +455,91 @@
     if (range) { setTimeout(() => range.blur(), 0); }
   });
 
+  // --- what a map reads under the pointer -----------------------------------------------------
+  // The maps are images, which plotly.js cannot hover: their values travel in the layout's meta
+  // (core/figures/readout.py), rounded as shown, and this box reads the one under the pointer.
+  const readoutsOf = gd => (gd && gd.layout && gd.layout.meta
+                            && gd.layout.meta[CONFIG.readoutKey]) || null;
+  const ARRAYS = {int8: Int8Array, int16: Int16Array, int32: Int32Array, float32: Float32Array};
+  const decoded = new WeakMap();  // a map's meta entry -> its values
+  const valuesOf = map => {
+    if (!map.data) { return null; }
+    if (!decoded.has(map)) {
+      const bytes = Uint8Array.from(atob(map.data), ch => ch.charCodeAt(0));
+      decoded.set(map, new ARRAYS[map.dtype](bytes.buffer));
+    }
+    return decoded.get(map);
+  };
+  const axisOf = (gd, id) => gd._fullLayout && gd._fullLayout[id.replace(/^([xy])/, '$1axis')];
+  // the map, unit and step under the point (px, py) of the chart, in its own px
+  const mapAt = (gd, px, py) => {
+    for (const sub of readoutsOf(gd) || []) {
+      const xa = axisOf(gd, sub.x), ya = axisOf(gd, sub.y);
+      if (!xa || !ya || px < xa._offset || px > xa._offset + xa._length
+          || py < ya._offset || py > ya._offset + ya._length) { continue; }
+      const step = Math.round(xa.p2c(px - xa._offset)), y = ya.p2c(py - ya._offset);
+      const map = sub.maps.find(m => y >= m.base - 0.5 && y < m.base + sub.units - 0.5);
+      if (map && step >= 0 && step < sub.steps) {
+        return {sub, map, step, unit: Math.round(y - map.base)};
+      }
+    }
+    return null;
+  };
+  const readoutText = ({sub, map, step, unit}) => {
+    const values = valuesOf(map);
+    const word = sub.tokens[step] ? ` “${sub.tokens[step]}”` : '';
+    let value = sub.withheld;
+    if (values) {  // written as core/figures/readout.py's `shown` writes it
+      const raw = values[unit * sub.steps + step], v = raw / map.scale;
+      const missing = map.dtype === 'float32' ? Number.isNaN(raw)
+        : raw === -(2 ** (8 * values.BYTES_PER_ELEMENT - 1));
+      const text = !Number.isFinite(v) ? (v < 0 ? '−inf' : 'inf')
+        : Math.abs(v) >= 1e5 ? v.toExponential(CONFIG.readoutDecimals) : v.toFixed(CONFIG.readoutDecimals);
+      value = missing ? 'no value' : Number(text) === 0 ? (0).toFixed(CONFIG.readoutDecimals)
+        : text.replace('-', '−');
+    }
+    return [`${map.name}: ${value}`, `unit ${unit} · step t = ${step}${word}`];
+  };
+  const readoutBox = gd => {
+    const holder = gd.querySelector('.svg-container') || gd;
+    let box = holder.querySelector(':scope > .gatescope-readout');
+    if (!box) {
+      box = doc.createElement('div');
+      box.className = 'gatescope-readout';
+      box.setAttribute('role', 'status');
+      box.style.cssText = 'position:absolute; z-index:10; pointer-events:none; padding:4px 8px;'
+        + 'border-radius:4px; background:rgba(17,17,17,0.9); color:#fff; white-space:nowrap;'
+        + 'line-height:1.35; font-family:"Open Sans", Arial, sans-serif;';
+      holder.appendChild(box);
+    }
+    return box;
+  };
+  const hideReadouts = except => doc.querySelectorAll('.gatescope-readout').forEach(box => {
+    if (box !== except) { box.style.display = 'none'; }
+  });
+  doc.addEventListener('pointermove', event => {
+    const gd = event.target instanceof Element && event.target.closest('.js-plotly-plot');
+    const subs = readoutsOf(gd);
+    if (!subs || !subs.length) { hideReadouts(null); return; }
+    // presentation mode scales the chart as a whole: back to the chart's own px
+    const rect = gd.getBoundingClientRect(), zoom = rect.width / (gd.offsetWidth || rect.width);
+    const px = (event.clientX - rect.left) / zoom, py = (event.clientY - rect.top) / zoom;
+    const at = mapAt(gd, px, py);
+    if (!at) { hideReadouts(null); return; }
+    const box = readoutBox(gd);
+    hideReadouts(box);
+    const [first, second] = readoutText(at);
+    box.replaceChildren(doc.createTextNode(first), doc.createElement('br'),
+                        doc.createTextNode(second));
+    box.style.fontSize = `${subs[0].font}px`;
+    box.style.display = 'block';
+    // beside the pointer, on whichever side has room
+    const right = px + 16 + box.offsetWidth > gd.offsetWidth;
+    box.style.left = `${right ? px - 16 - box.offsetWidth : px + 16}px`;
+    box.style.top = `${Math.max(0, py - box.offsetHeight - 12)}px`;
+  }, {passive: true});
+  doc.addEventListener('pointerleave', () => hideReadouts(null));
+
   new MutationObserver(watch).observe(doc.body, {childList: true, subtree: true});
   setInterval(watch, 100);
   watch();

@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 
 from core.engine.analysis import GradientDecay
 from core.engine import Trace
+from core.figures.readout import READOUT_KEY, MapValues, fits, map_readout
 from core.figures.player import (
     Controls, animation_frames, controls, cursor_at, cursor_axis, cursor_trace,
 )
@@ -83,6 +84,8 @@ class _Parts:
     readouts: list[int] = field(default_factory=list)
     readout_values: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     words: list[int] = field(default_factory=list)
+    maps: list[dict] = field(default_factory=list)  # what each map reads under the pointer
+    readout: dict = field(default_factory=dict)  # map_readout's settings for every map
 
     def add(self, trace: dict) -> int:
         self.data.append(trace)
@@ -113,9 +116,10 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
     t0 = int(min(max(t0, 0), T - 1))
     kinds = {cell: (kinds or {}).get(cell, cell) for cell in cells}
     grid = _ColumnGrid(cells, dict(titles or {}), kinds)
-    parts = _Parts(annotations=list(grid.layout.get("annotations", [])))
-    steps = np.arange(T, dtype=np.float64)
     tokens = (list(inp.tokens) + [""] * T)[:T]
+    parts = _Parts(annotations=list(grid.layout.get("annotations", [])),
+                   readout=_readout_settings(traces, inp, tokens, stage))
+    steps = np.arange(T, dtype=np.float64)
     log_g = gradient_range(list(traces.values()))
     for col, cell in enumerate(cells, start=1):
         tr = traces[cell]
@@ -141,13 +145,22 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
                     font=dict(size=12)),
         hovermode="closest", plot_bgcolor="rgba(0,0,0,0)", **controls(T, t0, CONTROLS),
         **cursor_axis())
-    layout["annotations"] = parts.annotations
-    layout["images"] = parts.images
-    layout["shapes"] = parts.shapes
+    layout.update(annotations=parts.annotations, images=parts.images, shapes=parts.shapes)
+    layout["meta"][READOUT_KEY] = parts.maps
     if stage is not None:
         layout.update(width=stage.width, autosize=False)
         return PlainFigure(staged(parts.data, stage), staged(layout, stage), frames)
     return PlainFigure(parts.data, layout, frames)
+
+
+
+def _readout_settings(traces: Mapping[str, Trace], inp: InputSequence, tokens: list[str],
+                      stage: Stage | None) -> dict:
+    """`map_readout`'s settings for every map of the figure: the words at the steps, the font
+    and whether the values go, decided for all maps at once (two maps a column at most)."""
+    return dict(tokens=tokens if inp.values is None and any(tokens) else (),
+                font_size=stage.font_size(13) if stage else 13.0,
+                send=fits(2 * sum(tr.hidden[-1, 0].size for tr in traces.values())))
 
 
 def _moving_at(parts: _Parts, t: int, T: int, tokens: list[str]) -> list[dict]:
@@ -268,6 +281,9 @@ def _map_cells(grid: _ColumnGrid, parts: _Parts, col: int, cell: str, tr: Trace,
         mx, my = grid.axes(row, col)
         parts.images.append(map_image(heatmap_png(np.asarray(z).T, lo, hi, scale, min_width=400),
                                       T, H, mx, my, H - 0.5))
+        name = "hidden state h" if row == 2 else info.gate(info.keep_gate).label.split(" (")[0]
+        parts.maps.append(map_readout([MapValues(f"{cell_name(cell)} · {name}", np.asarray(z).T)],
+                                      x=mx, y=my, **parts.readout))
         grid.axis(my).update(range=[-0.5, H - 0.5], showgrid=False, zeroline=False,
                              **({"title": dict(text="unit", standoff=2)} if col == 1 else {}))
     if len(maps) == 1:  # the vanilla RNN: say why the row is empty

@@ -25,6 +25,7 @@ from core.engine import Trace
 from core.figures.diagram import cell_panel
 from core.tasks.base import FLOAT32_MAX
 from core.figures.player import animation_frames, controls, cursor_at, cursor_axis, cursor_trace
+from core.figures.readout import READOUT_KEY, MapValues, map_readout
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
@@ -126,8 +127,7 @@ def explore_figure(
     gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps, geo)
     shapes += input_shapes + gradient_shapes
     shapes += _units_row(fig, tr, layer, direction, units, steps, geo)
-    if handoff is not None and 0 < handoff < T:
-        shapes.append(handoff_line(handoff, "x"))
+    shapes += [handoff_line(handoff, "x")] if handoff is not None and 0 < handoff < T else []
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
                        tokens=tokens if inp.values is None else None,
                        x_signal=_x_signal(inp, T), nonlinearity=nonlinearity,
@@ -138,6 +138,7 @@ def explore_figure(
     layout["annotations"] = titles + map_titles + bar_labels + panel.annotations + gradient_notes
     layout["images"] = map_images + bar_images + input_images
     layout["shapes"] = shapes
+    layout["meta"][READOUT_KEY] = [_readout(fig, tr, (layer, direction), maps, geo, inp, stage)]
     if stage is not None:
         layout.update(width=stage.width, autosize=False)
         return PlainFigure(staged(fig.data, stage), staged(layout, stage), frames)
@@ -301,15 +302,20 @@ def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], ste
     return shapes, [saliency_strip(sal, sal_max, lo_v, hi_v, ix, iy)], None
 
 
+def _map_bases(H: int, n_maps: int, geo: _Geometry) -> list[float]:
+    """Map k occupies units base_k .. base_k + H - 1 of the maps' shared y axis (map 0 on top);
+    the gap between maps is the rows' spacing on the paper, in units."""
+    gap = H * geo.spacing / geo.unit_height
+    return [(n_maps - 1 - k) * (H + gap) for k in range(n_maps)]
+
+
 def _maps_row(fig: _Grid, tr: Trace, layer: int, direction: int, maps: list, geo: _Geometry
               ) -> tuple[list[dict], list[dict]]:
-    """The units x time maps as images, stacked in one subplot. Map k occupies units base_k ..
-    base_k + H - 1 of the shared y axis (map 0 on top); `gap` units between maps are the rows'
-    spacing on the paper. Returns the images and each map's title."""
+    """The units x time maps as images, stacked in one subplot (`_map_bases`). Returns the
+    images and each map's title."""
     T, H = tr.hidden.shape[2:]
     mx, my = fig.axis_names(R_MAPS, 1)
-    gap = H * geo.spacing / geo.unit_height
-    bases = [(len(maps) - 1 - k) * (H + gap) for k in range(len(maps))]
+    bases = _map_bases(H, len(maps), geo)
     images, titles = [], []
     for (key, title, scale, (lo, hi)), base in zip(maps, bases):
         z = _map_data(tr, key, layer, direction).T  # (H, T)
@@ -335,15 +341,28 @@ def _unit_marks(fig: _Grid, tr: Trace, unit: int, n_maps: int, geo: _Geometry) -
     row it marks)."""
     mx, my = fig.axis_names(R_MAPS, 1)
     H = tr.hidden_size
-    gap = H * geo.spacing / geo.unit_height
     half = max(1.2, H * 0.035)  # units: about 6 px high on a 120-px map of 64 units
     marks = []
-    for k in range(n_maps):
-        y = (n_maps - 1 - k) * (H + gap) + unit
+    for base in _map_bases(H, n_maps, geo):
+        y = base + unit
         marks.append(dict(type="path", xref=f"{mx} domain", yref=my, layer="above",
                           path=f"M 1.012,{y - half:g} L 1.001,{y:g} L 1.012,{y + half:g} Z",
                           fillcolor="#111", line=dict(width=0), name=f"unit {unit}"))
     return marks
+
+
+def _readout(fig: _Grid, tr: Trace, slice_: tuple[int, int], maps: list, geo: _Geometry,
+             inp: InputSequence, stage: Stage | None) -> dict:
+    """What each map reads under the pointer (core/figures/readout.py): its name (the title's
+    words before the range), units and values of the (layer, direction) `slice_`, and the
+    words at the steps when the input is words."""
+    mx, my = fig.axis_names(R_MAPS, 1)
+    bases = _map_bases(tr.hidden_size, len(maps), geo)
+    values = [MapValues(title.split(" (")[0], _map_data(tr, key, *slice_).T, base)
+              for (key, title, _, _), base in zip(maps, bases)]
+    words = list(inp.tokens) if inp.values is None else []
+    return map_readout(values, x=mx, y=my, tokens=words if any(words) else (),
+                       font_size=stage.font_size(13) if stage else 13)
 
 
 def _colour_bars(fig: "_Grid", tr: Trace, maps: list, geo: _Geometry

@@ -159,11 +159,12 @@ def _f32(a) -> np.ndarray:
 
 
 def _num(v: float) -> str:
-    """A short signed number for equations: 0.62, −0.41 (a real minus sign, readable on screen)."""
+    """A short signed number for equations: 0.62, −0.41 (a real minus sign, readable on screen).
+    A value that rounds to zero is 0.00, whatever its sign (as a map's readout shows it)."""
     if not np.isfinite(v):
         return "nan"
     s = f"{v:.2f}"
-    return s.replace("-", "−")
+    return "0.00" if s == "-0.00" else s.replace("-", "−")
 
 
 def _nums(values, parenthesise_negative: bool = False) -> list[str]:
@@ -171,7 +172,7 @@ def _nums(values, parenthesise_negative: bool = False) -> list[str]:
     out = []
     for v in np.asarray(values, dtype=np.float64).tolist():
         text = _num(v)
-        out.append(f"({text})" if parenthesise_negative and v < 0 else text)
+        out.append(f"({text})" if parenthesise_negative and text.startswith("−") else text)
     return out
 
 
