@@ -51,9 +51,8 @@ def readouts(page) -> list[str]:
                  .map(t => t.text[0])""")
 
 
-def test_three_cells_play_and_scrub_on_one_cursor(page, compare_url, artifacts):
-    page.goto(compare_url)
-    wait_for_app(page)
+def three_cells_play_and_scrub_on_one_cursor(page, artifacts) -> None:
+    """On the Compare page as it opens (the adding task)."""
     chart = page.locator(CHART).first
     chart.wait_for(timeout=60_000)
     # the table is drawn after the chart: on a busy server, a moment later
@@ -85,10 +84,8 @@ def test_three_cells_play_and_scrub_on_one_cursor(page, compare_url, artifacts):
     decay.screenshot(path=str(artifacts / "compare-adding-decay.png"))
 
 
-def test_switch_task_then_bad_input_keeps_the_view(page, compare_url, artifacts):
-    page.goto(compare_url)
-    wait_for_app(page)
-    page.locator(CHART).first.wait_for(timeout=60_000)
+def switch_task_then_bad_input_keeps_the_view(page, artifacts) -> None:
+    """On the Compare page, its charts drawn; the page reruns (last: it shows bad input)."""
     choose_option(page, page.locator('[data-testid="stSelectbox"]').first,
                   re.compile("agreement", re.I))
     page.wait_for_url(re.compile("task=agreement"), timeout=60_000)  # the link follows
@@ -120,3 +117,19 @@ def test_switch_task_then_bad_input_keeps_the_view(page, compare_url, artifacts)
     assert page.locator(CHART).count() >= 3
     assert real_errors(page) == []
     shot(page, artifacts, "compare-bad-input")
+
+
+def test_three_cells_play_and_scrub_then_switch_task_then_bad_input_keeps_the_view(
+        page, compare_url, artifacts):
+    """On the Compare page as it opens: three cells play and scrub on one cursor; then a switch
+    of task, a scrub, and bad typed input, which keeps the view."""
+    page.goto(compare_url)
+    wait_for_app(page)
+    three_cells_play_and_scrub_on_one_cursor(page, artifacts)
+    # the new task's charts open where the cursor was: back at step 0, as on a fresh page, so
+    # that only the scrub can move the cursors on from there
+    page.keyboard.press("Home")
+    wait_until(page, f"""() => {{ const x = ({CURSORS})();
+                                  return x.length === 3 && x.every(v => v === 0); }}""",
+               "Home takes every column's cursor to step 0")
+    switch_task_then_bad_input_keeps_the_view(page, artifacts)

@@ -34,29 +34,37 @@ FRESH_LINKS = {
 }
 
 
-@pytest.mark.parametrize("path", list(FRESH_LINKS))
-def test_a_link_to_a_page_on_a_fresh_server_opens_that_page_in_the_app(browser, artifacts,
-                                                                       path):
+def test_links_to_pages_on_a_fresh_server_open_those_pages_in_the_app(browser, artifacts):
     """A teacher's prepared link may be the first request a (re)started server sees: it must
     open that page within the app (app.py's router ran: its titles in the navigation), not the
-    page file alone (the files' names there)."""
-    query, role, name, element, value = FRESH_LINKS[path]
+    page file alone (the files' names there). The bug was the server's (a pages/ folder beside
+    app.py made Streamlit run a linked page's file alone until app.py's own st.navigation ran,
+    which a link to another page never does), so one fresh server takes all three links: each
+    in a fresh browser context, all asked for before any is looked at, none of them app.py's
+    own page."""
     port = free_port()
-    server = start_app(port, artifacts / f"streamlit-fresh-{path}.log")
+    server = start_app(port, artifacts / "streamlit-fresh.log")
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 720}) for _ in FRESH_LINKS]
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(f"http://127.0.0.1:{port}/{path}?{query}")
-        wait_for_app(page)
-        page.get_by_role(role, name=name, exact=True).first.wait_for(timeout=60_000)
-        shown = navigation(page)  # the titles, each after its icon's name
-        assert [line for line in shown if line in PAGE_TITLES] == PAGE_TITLES, shown
-        # Not the files' names (the old layout's); "compare" is also the Compare icon's name.
-        assert not {"app", "explore", "gradient lab", "train", "about"} & set(shown), shown
-        chosen = page.locator(element)  # the link's choice was read
-        shows = chosen.input_value() if element.endswith("input") else chosen.inner_text()
-        assert value in shows.splitlines(), shows
-        page.close()
+        pages = {path: context.new_page() for path, context in zip(FRESH_LINKS, contexts)}
+        for path, page in pages.items():
+            query = FRESH_LINKS[path][0]
+            page.goto(f"http://127.0.0.1:{port}/{path}?{query}")
+        for path, page in pages.items():
+            query, role, name, element, value = FRESH_LINKS[path]
+            wait_for_app(page)
+            page.get_by_role(role, name=name, exact=True).first.wait_for(timeout=60_000)
+            shown = navigation(page)  # the titles, each after its icon's name
+            assert [line for line in shown if line in PAGE_TITLES] == PAGE_TITLES, (path, shown)
+            # Not the files' names (the old layout's); "compare" is also the Compare icon's name.
+            assert not {"app", "explore", "gradient lab", "train", "about"} & set(shown), \
+                (path, shown)
+            chosen = page.locator(element)  # the link's choice was read
+            shows = chosen.input_value() if element.endswith("input") else chosen.inner_text()
+            assert value in shows.splitlines(), (path, shows)
     finally:
+        for context in contexts:
+            context.close()
         stop_app(server)
 
 
@@ -84,19 +92,25 @@ def test_the_lab_presets_set_their_widgets_without_a_warning(page, app_url, arti
     assert "Traceback" not in log
 
 
-@pytest.mark.parametrize("choice", ["my own text / numbers", "my own weights (upload)"])
-def test_choosing_to_type_or_upload_asks_for_it_without_an_error(page, app_url, choice):
+def test_choosing_to_type_or_upload_asks_for_it_without_an_error(page, app_url):
+    """Each choice in turn on one view: first to type, then to upload."""
     page.goto(f"{app_url}/?task=adding&source=random")
     wait_for_app(page)
     page.wait_for_selector(CHART, timeout=60_000)
-    page.get_by_text(choice, exact=True).click()
-    # the page asks for the input (an info, not an error) once the click's rerun is drawn: on
-    # a busy machine that can be after the app first looks idle
-    page.wait_for_selector('[data-testid="stAlertContentInfo"]', timeout=60_000)
-    wait_for_app(page)
-    alerts = page.locator('[data-testid="stAlertContentError"]')
-    assert alerts.count() == 0, alerts.first.inner_text()
-    assert page.locator(CHART).count() == 1  # the last view stays
+    asked = None  # what the info box asked for, once a choice asked
+    for choice in ("my own text / numbers", "my own weights (upload)"):
+        page.get_by_text(choice, exact=True).click()
+        # the page asks for the input (an info, not an error) once the click's rerun is drawn:
+        # on a busy machine that can be after the app first looks idle
+        wait_until(page, """asked => {
+            const info = document.querySelector('[data-testid="stAlertContentInfo"]');
+            return !!info && info.innerText !== asked; }""",
+                   f"choosing {choice!r} asks for it", arg=asked, timeout_ms=60_000)
+        wait_for_app(page)
+        alerts = page.locator('[data-testid="stAlertContentError"]')
+        assert alerts.count() == 0, alerts.first.inner_text()
+        assert page.locator(CHART).count() == 1  # the last view stays
+        asked = page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
 
 
 def test_a_model_opened_from_the_train_page_shows_explore_from_its_top(page, app_url, artifacts):

@@ -84,10 +84,37 @@ def steps_per_second(page, seconds: float, key: str = EXPLORE) -> float:
     }}""")
 
 
-def test_arrows_home_end_and_page_keys_step_in_the_browser(page, app_url, artifacts):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=60&t=20")
+def blur(page) -> None:
+    """Leave the field that has the keys (as a click elsewhere does): keys go to the page again."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
+# Each test below opens one view and checks, in turn, several things that view can show: a view
+# takes seconds to open, and each part starts from wherever the one before left the cursor.
+
+def keys_typed_into_a_field_stay_in_the_field(page) -> None:
+    """From the view's start step 20, not playing."""
+    seed = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
+        .locator("input")
+    seed.click()
+    for key in ("ArrowRight", "Home", "End", " ", "PageDown"):
+        seed.press(key)
+    page.wait_for_timeout(400)
+    assert cursor(page) == 20 and not playing(page)
+    # the player's own "play to step" field: its keys are its own too
+    field = page.locator(".gatescope-player .gs-to")
+    field.click()
+    field.press("Home")
+    field.press("ArrowLeft")
+    page.wait_for_timeout(300)
+    assert cursor(page) == 20
+    blur(page)
+
+
+def arrows_home_end_and_page_keys_step_in_the_browser(page, artifacts) -> None:
+    """From step 20 of 100 steps, where the link (t=20) opened the view."""
     for key, expected in [("ArrowRight", 21), ("ArrowRight", 22), ("ArrowRight", 23),
-                          ("ArrowLeft", 22), ("End", 59), ("ArrowRight", 59), ("Home", 0),
+                          ("ArrowLeft", 22), ("End", 99), ("ArrowRight", 99), ("Home", 0),
                           ("ArrowLeft", 0), ("PageDown", 1), ("PageDown", 2), ("PageUp", 1)]:
         page.keyboard.press(key)
         at_step(page, expected, f"{key} takes the cursor to step {expected}")
@@ -102,8 +129,76 @@ def test_arrows_home_end_and_page_keys_step_in_the_browser(page, app_url, artifa
     shot(page, artifacts, "keys-stepped")
 
 
-def test_space_plays_and_pauses_and_no_other_key_pauses(page, app_url):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=400&t=5")
+def play_to_a_step_stops_there_either_way(page) -> None:
+    """From a step before 40 of 100 steps, paused."""
+    set_speed(page, 60)
+    page.locator(".gatescope-player .gs-to").fill("40")
+    page.get_by_role("button", name="▶ Play to step").click()
+    at_step(page, 40, "plays to step 40")
+    wait_until(page, f"() => !{playing_js()}", "and stops there")
+    page.wait_for_timeout(400)
+    assert cursor(page) == 40
+    field = page.locator(".gatescope-player .gs-to")
+    set_speed(page, 5)
+    field.fill("25")
+    field.press("Enter")  # Enter in the field plays too, back to 25
+    wait_until(page, f"() => {cursor_js()} < 40", "plays back towards step 25")
+    page.keyboard.press(" ")  # the field let go of the keys: Space pauses on the way
+    wait_until(page, f"() => !{playing_js()}", "Space pauses a play to a step")
+    assert cursor(page) > 25
+    # slow (5 steps/s) only while Space must catch it on the way: the rest of the way at 60
+    set_speed(page, 60)
+    page.locator(".gatescope-player .gs-to").press("Enter")
+    at_step(page, 25, "plays on back to step 25")
+    wait_until(page, f"() => !{playing_js()}", "and stops there")
+    # a step beyond the last plays to the last, and says so; an empty field asks for nothing
+    field.fill("5000")
+    field.press("Enter")
+    at_step(page, 99, "plays to the last step")
+    assert field.input_value() == "99"
+    field.fill("")
+    field.press("Enter")
+    page.wait_for_timeout(400)
+    assert cursor(page) == 99 and not playing(page)
+    blur(page)
+
+
+def a_rerun_keeps_the_cursor_and_a_new_start_step_moves_it(page) -> None:
+    """Anywhere, paused; the view reruns (last: the link's start step changes)."""
+    page.keyboard.press("Home")
+    for _ in range(13):
+        page.keyboard.press("ArrowRight")
+    at_step(page, 13, "stepped to 13")
+    page.get_by_text("most variable").click()  # another choice: the page reruns
+    wait_until(page, "() => location.search.includes('pick=')", "the choice reran the page",
+               timeout_ms=60_000)
+    wait_for_app(page)
+    page.wait_for_timeout(800)
+    at_step(page, 13, "the new chart keeps the visitor's step")
+    # a new start step in the sidebar is the visitor's too: the chart goes there
+    start = page.locator('[data-testid="stNumberInput"]').filter(has_text="Start at step t")
+    start.locator("input").fill("7")
+    start.locator("input").press("Enter")
+    wait_until(page, "() => location.search.includes('t=7')", "the start step reran the page",
+               timeout_ms=60_000)
+    wait_for_app(page)
+    at_step(page, 7, "the chart opens at the new start step")
+    assert real_errors(page) == []
+
+
+def test_a_link_at_a_step_keys_fields_play_to_a_step_and_a_rerun(page, app_url, artifacts):
+    """On a link's view at step 20 of 100: keys typed into a field stay in the field; the
+    arrows, Home, End and a clicker's Page keys step in the browser with no rerun; "play to
+    step" stops there either way; a rerun keeps the cursor and a new start step moves it."""
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=100&t=20")
+    keys_typed_into_a_field_stay_in_the_field(page)
+    arrows_home_end_and_page_keys_step_in_the_browser(page, artifacts)
+    play_to_a_step_stops_there_either_way(page)
+    a_rerun_keeps_the_cursor_and_a_new_start_step_moves_it(page)
+
+
+def space_plays_and_pauses_and_no_other_key_pauses(page) -> None:
+    """From step 5, paused."""
     page.keyboard.press(" ")
     wait_until(page, f"() => {cursor_js()} > 10", "Space plays from the cursor")
     assert playing(page)
@@ -122,24 +217,28 @@ def test_space_plays_and_pauses_and_no_other_key_pauses(page, app_url):
     assert real_errors(page) == []
 
 
-def test_a_step_key_while_playing_pauses_there_and_steps(page, app_url):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=400")
+def a_step_key_while_playing_pauses_there_and_steps(page) -> None:
+    """From any step well before the last, paused."""
+    start = cursor(page)
     page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play
-    wait_until(page, f"() => {cursor_js()} > 5", "Play plays")
+    wait_until(page, f"() => {cursor_js()} > {start + 5}", "Play plays")
     page.keyboard.press("ArrowLeft")
     wait_until(page, f"() => !{playing_js()}", "← pauses the playback")
     stepped = cursor(page)
     page.wait_for_timeout(500)
-    assert cursor(page) == stepped and stepped > 4
+    assert cursor(page) == stepped and stepped > start + 4
 
 
-def test_a_scrub_or_another_button_takes_over_from_play(page, app_url):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=400")
+def a_scrub_or_another_button_takes_over_from_play(page) -> None:
+    """From a step before the first quarter of 400 steps, paused."""
     chart = page.locator(f".st-key-{EXPLORE} .js-plotly-plot")
+    start = cursor(page)
     chart.locator(".updatemenu-button").nth(0).click()  # ▶ Play
-    wait_until(page, f"() => {cursor_js()} > 5", "Play plays")
-    rail = chart.locator(".slider-rail-rect").bounding_box()
-    page.mouse.click(rail["x"] + rail["width"] * 0.75, rail["y"] + rail["height"] / 2)
+    wait_until(page, f"() => {cursor_js()} > {start + 5}", "Play plays")
+    rail = chart.locator(".slider-rail-rect")
+    rail.scroll_into_view_if_needed()  # Space's part scrolled the page
+    box = rail.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
     wait_until(page, f"() => !{playing_js()}", "a click on the slider stops the playback")
     scrubbed = cursor(page)
     page.wait_for_timeout(500)
@@ -155,44 +254,10 @@ def test_a_scrub_or_another_button_takes_over_from_play(page, app_url):
     assert real_errors(page) == []
 
 
-def test_keys_typed_into_a_field_stay_in_the_field(page, app_url):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=60&t=20")
-    seed = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample seed") \
-        .locator("input")
-    seed.click()
-    for key in ("ArrowRight", "Home", "End", " ", "PageDown"):
-        seed.press(key)
-    page.wait_for_timeout(400)
-    assert cursor(page) == 20 and not playing(page)
-    # the player's own "play to step" field: its keys are its own too
-    field = page.locator(".gatescope-player .gs-to")
-    field.click()
-    field.press("Home")
-    field.press("ArrowLeft")
-    page.wait_for_timeout(300)
-    assert cursor(page) == 20
-
-
-def test_page_keys_press_the_tour_buttons_in_a_tour(page, app_url):
-    # the "LSTM gates" tour's second step is Explore; PageDown is the tour's "Next"
-    open_view(page, f"{app_url}/?task=agreement&cell=lstm&t=2&tour=lstm_gates&step=2")
-    page.locator(".st-key-tour_next button").wait_for(timeout=60_000)
-    wait_for_app(page)
-    page.keyboard.press("ArrowRight")  # the arrows still step the chart in a tour
-    at_step(page, 3, "→ steps the chart in a tour")
-    page.keyboard.press("PageDown")
-    wait_until(page, "() => location.search.includes('step=3')", "PageDown goes to the next step",
-               timeout_ms=60_000)
-    wait_for_app(page)
-    page.keyboard.press("PageUp")
-    wait_until(page, "() => location.search.includes('step=2')",
-               "PageUp goes back to the previous step", timeout_ms=60_000)
-    wait_for_app(page)
-    assert real_errors(page) == []
-
-
-def test_speed_sets_how_fast_play_moves(page, app_url, artifacts):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=1000")
+def speed_sets_how_fast_play_moves(page, artifacts) -> None:
+    """Anywhere, paused, the speed untouched; it plays about 170 steps from step 0."""
+    page.keyboard.press("Home")
+    at_step(page, 0, "Home goes to the first step")
     page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play at 30/s
     wait_until(page, f"() => {cursor_js()} > 2", "Play plays")
     set_speed(page, 4)  # while it plays: it goes on from there, slower
@@ -215,40 +280,63 @@ def test_speed_sets_how_fast_play_moves(page, app_url, artifacts):
     assert real_errors(page) == []
 
 
-def test_play_to_a_step_stops_there_either_way(page, app_url):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=100&t=10")
-    set_speed(page, 60)
-    page.locator(".gatescope-player .gs-to").fill("40")
-    page.get_by_role("button", name="▶ Play to step").click()
-    at_step(page, 40, "plays to step 40")
-    wait_until(page, f"() => !{playing_js()}", "and stops there")
-    page.wait_for_timeout(400)
-    assert cursor(page) == 40
-    field = page.locator(".gatescope-player .gs-to")
-    set_speed(page, 5)
-    field.fill("25")
-    field.press("Enter")  # Enter in the field plays too, back to 25
-    wait_until(page, f"() => {cursor_js()} < 40", "plays back towards step 25")
-    page.keyboard.press(" ")  # the field let go of the keys: Space pauses on the way
-    wait_until(page, f"() => !{playing_js()}", "Space pauses a play to a step")
-    assert cursor(page) > 25
-    page.locator(".gatescope-player .gs-to").press("Enter")
-    at_step(page, 25, "plays on back to step 25")
-    wait_until(page, f"() => !{playing_js()}", "and stops there")
-    # a step beyond the last plays to the last, and says so; an empty field asks for nothing
-    set_speed(page, 60)
-    field.fill("5000")
-    field.press("Enter")
-    at_step(page, 99, "plays to the last step")
-    assert field.input_value() == "99"
-    field.fill("")
-    field.press("Enter")
-    page.wait_for_timeout(400)
-    assert cursor(page) == 99 and not playing(page)
+def fullscreen_keeps_the_animation(page, artifacts, steps: int) -> None:
+    """Anywhere well before the last step, paused, at the default speed; `steps` is the view's
+    number of steps."""
+    step = cursor(page)
+    frames = f"(() => {chart_js(EXPLORE)}._transitionData._frames.length)()"
+    page.hover(f".st-key-{EXPLORE} .js-plotly-plot")
+    page.locator(f'.st-key-{EXPLORE} .modebar-btn[data-title="Fullscreen"]').click()
+    # Streamlit draws the chart again, without its frames; the player gives them back
+    wait_until(page, f"() => {frames} === {steps}", f"the fullscreen chart has its {steps} frames")
+    at_step(page, step, "the cursor stays at its step")
+    page.keyboard.press(" ")
+    wait_until(page, f"() => {cursor_js()} > {step + 7}", "Space plays in fullscreen")
+    shot(page, artifacts, "fullscreen-playing")
+    page.keyboard.press(" ")
+    wait_until(page, f"() => !{playing_js()}", "Space pauses in fullscreen")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    wait_until(page, f"() => {frames} === {steps}", "the chart keeps its frames after fullscreen")
+    before = cursor(page)
+    page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play
+    wait_until(page, f"() => {cursor_js()} > {before}", "Play plays after fullscreen")
+    assert real_errors(page) == []
 
 
-def test_sidebar_step_buttons_step_in_the_browser_with_no_rerun(page, app_url):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=200&t=10")
+def test_playing_space_step_keys_a_scrub_the_speed_and_fullscreen(page, app_url, artifacts):
+    """On a link's view at step 5 of 400: Space plays and pauses and no other key pauses; a
+    step key while playing pauses there and steps; a scrub or another button takes over from
+    play; the speed sets how fast play moves; fullscreen keeps the animation."""
+    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=400&t=5")
+    space_plays_and_pauses_and_no_other_key_pauses(page)
+    a_step_key_while_playing_pauses_there_and_steps(page)
+    a_scrub_or_another_button_takes_over_from_play(page)
+    speed_sets_how_fast_play_moves(page, artifacts)
+    set_speed(page, 30)  # the default again: the speed's part left it at the slowest
+    fullscreen_keeps_the_animation(page, artifacts, steps=400)
+
+
+def test_page_keys_press_the_tour_buttons_in_a_tour(page, app_url):
+    # the "LSTM gates" tour's second step is Explore; PageDown is the tour's "Next"
+    open_view(page, f"{app_url}/?task=agreement&cell=lstm&t=2&tour=lstm_gates&step=2")
+    page.locator(".st-key-tour_next button").wait_for(timeout=60_000)
+    wait_for_app(page)
+    page.keyboard.press("ArrowRight")  # the arrows still step the chart in a tour
+    at_step(page, 3, "→ steps the chart in a tour")
+    page.keyboard.press("PageDown")
+    wait_until(page, "() => location.search.includes('step=3')", "PageDown goes to the next step",
+               timeout_ms=60_000)
+    wait_for_app(page)
+    page.keyboard.press("PageUp")
+    wait_until(page, "() => location.search.includes('step=2')",
+               "PageUp goes back to the previous step", timeout_ms=60_000)
+    wait_for_app(page)
+    assert real_errors(page) == []
+
+
+def sidebar_step_buttons_step_in_the_browser_with_no_rerun(page) -> None:
+    """From the view's start step 10 (t=10 in its link), paused; leaves it playing."""
     button = page.get_by_role("button", name="step ▶")
     button.scroll_into_view_if_needed()
     box = button.bounding_box()
@@ -263,28 +351,6 @@ def test_sidebar_step_buttons_step_in_the_browser_with_no_rerun(page, app_url):
     wait_until(page, f"() => {cursor_js()} > 27", "Space plays after a step button")
 
 
-def test_a_rerun_keeps_the_cursor_and_a_new_start_step_moves_it(page, app_url):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=60&t=20")
-    for _ in range(13):
-        page.keyboard.press("ArrowRight")
-    at_step(page, 33, "stepped to 33")
-    page.get_by_text("most variable").click()  # another choice: the page reruns
-    wait_until(page, "() => location.search.includes('pick=')", "the choice reran the page",
-               timeout_ms=60_000)
-    wait_for_app(page)
-    page.wait_for_timeout(800)
-    at_step(page, 33, "the new chart keeps the visitor's step")
-    # a new start step in the sidebar is the visitor's too: the chart goes there
-    start = page.locator('[data-testid="stNumberInput"]').filter(has_text="Start at step t")
-    start.locator("input").fill("7")
-    start.locator("input").press("Enter")
-    wait_until(page, "() => location.search.includes('t=7')", "the start step reran the page",
-               timeout_ms=60_000)
-    wait_for_app(page)
-    at_step(page, 7, "the chart opens at the new start step")
-    assert real_errors(page) == []
-
-
 def copy_link(page) -> str:
     page.get_by_role("button", name="Copy link to this frame").click()
     field = page.locator(".gatescope-player .gs-link-text")
@@ -292,13 +358,19 @@ def copy_link(page) -> str:
     return field.input_value()
 
 
-def test_copy_link_carries_the_live_cursor_and_speed_and_opens_there(browser, app_url,
-                                                                     artifacts):
+def test_step_buttons_then_copy_link_carries_the_live_cursor_and_speed_and_opens_there(
+        browser, app_url, artifacts):
+    """On a link's view at step 10 of 200, in a page that may use the clipboard: the sidebar's
+    step buttons step in the browser with no rerun; "Copy link to this frame" copies a link
+    with the live cursor and speed, and the link opens there, paused, at its speed."""
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_url)
     page = context.new_page()
     try:
         open_view(page, f"{app_url}/?task=adding&cell=lstm&len=200&t=10")
+        sidebar_step_buttons_step_in_the_browser_with_no_rerun(page)
+        page.keyboard.press(" ")
+        wait_until(page, f"() => !{playing_js()}", "Space pauses")
         set_speed(page, 60)
         page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play
         wait_until(page, f"() => {cursor_js()} > 40", "Play plays")
@@ -333,12 +405,23 @@ def test_copy_link_carries_the_live_cursor_and_speed_and_opens_there(browser, ap
         context.close()
 
 
-def test_copy_link_without_a_clipboard_shows_the_link_to_copy(page, app_url):
-    open_view(page, f"{app_url}/compare?task=adding&len=60", key=COMPARE)
+def test_compare_keys_move_all_three_cursors_and_a_link_without_a_clipboard(page, app_url):
+    """On Compare's view at step 5 of 60: End moves all three columns' cursors with no rerun;
+    with no clipboard, "Copy link to this frame" shows the link to copy, selected."""
+    open_view(page, f"{app_url}/compare?task=adding&len=60&t=5", key=COMPARE)
+    page.keyboard.press("End")
+    wait_until(page, f"""() => {chart_js(COMPARE)}._fullData.filter(t => t.yaxis === 'y99')
+                                 .every(t => t.x[0] === 59)""", "End moves every column's cursor")
+    assert len(page.evaluate(f"""() => {chart_js(COMPARE)}._fullData
+                                 .filter(t => t.yaxis === 'y99').map(t => t.x[0])""")) == 3
+    assert re.search(r"t=5\b", page.url)  # no rerun
+    # copy link without a clipboard
     page.evaluate("""() => {  // a page served over plain http has no clipboard to write to
         Object.defineProperty(navigator, 'clipboard', {value: undefined});
         document.execCommand = () => false;
     }""")
+    page.keyboard.press("Home")
+    at_step(page, 0, "Home takes Compare's three columns to step 0", key=COMPARE)
     for _ in range(4):
         page.keyboard.press("ArrowRight")
     at_step(page, 4, "→ steps Compare's three columns", key=COMPARE)
@@ -357,43 +440,15 @@ def test_only_the_bare_landing_page_autoplays(page, app_url):
     wait_until(page, playing_js(), "the bare landing page plays by itself", timeout_ms=30_000)
     page.keyboard.press(" ")  # and Space pauses it
     wait_until(page, f"() => !{playing_js()}", "Space pauses the landing view")
-    # a copied link at step 0, the landing view's own step: it waits
-    open_view(page, f"{app_url}/?t=0")
-    page.wait_for_timeout(2500)
-    assert cursor(page) == 0 and not playing(page)
-    open_view(page, f"{app_url}/?speed=5")  # a speed alone is a prepared link too
-    page.wait_for_timeout(2500)
-    assert not playing(page)
-    assert page.locator(".gatescope-player .gs-speed-value").inner_text() == "5 steps/s"
-
-
-def test_fullscreen_keeps_the_animation(page, app_url, artifacts):
-    open_view(page, f"{app_url}/?task=adding&cell=lstm&len=300&t=43")
-    frames = f"(() => {chart_js(EXPLORE)}._transitionData._frames.length)()"
-    page.hover(f".st-key-{EXPLORE} .js-plotly-plot")
-    page.locator(f'.st-key-{EXPLORE} .modebar-btn[data-title="Fullscreen"]').click()
-    # Streamlit draws the chart again, without its frames; the player gives them back
-    wait_until(page, f"() => {frames} === 300", "the fullscreen chart has its 300 frames")
-    at_step(page, 43, "the cursor stays at its step")
-    page.keyboard.press(" ")
-    wait_until(page, f"() => {cursor_js()} > 50", "Space plays in fullscreen")
-    shot(page, artifacts, "fullscreen-playing")
-    page.keyboard.press(" ")
-    wait_until(page, f"() => !{playing_js()}", "Space pauses in fullscreen")
-    page.keyboard.press("Escape")
-    page.wait_for_timeout(500)
-    wait_until(page, f"() => {frames} === 300", "the chart keeps its frames after fullscreen")
-    before = cursor(page)
-    page.locator(f".st-key-{EXPLORE} .updatemenu-button").nth(0).click()  # ▶ Play
-    wait_until(page, f"() => {cursor_js()} > {before}", "Play plays after fullscreen")
-    assert real_errors(page) == []
-
-
-def test_compare_keys_move_all_three_cursors(page, app_url):
-    open_view(page, f"{app_url}/compare?task=adding&len=60&t=5", key=COMPARE)
-    page.keyboard.press("End")
-    wait_until(page, f"""() => {chart_js(COMPARE)}._fullData.filter(t => t.yaxis === 'y99')
-                                 .every(t => t.x[0] === 59)""", "End moves every column's cursor")
-    assert len(page.evaluate(f"""() => {chart_js(COMPARE)}._fullData
-                                 .filter(t => t.yaxis === 'y99').map(t => t.x[0])""")) == 3
-    assert re.search(r"t=5\b", page.url)  # no rerun
+    # a copied link at step 0, the landing view's own step: it waits; and a speed alone is a
+    # prepared link too. Both open side by side (other tabs of the same visitor), so that one
+    # wait covers both.
+    at_zero, at_speed = page.context.new_page(), page.context.new_page()
+    open_view(at_zero, f"{app_url}/?t=0")
+    open_view(at_speed, f"{app_url}/?speed=5")
+    at_speed.wait_for_timeout(2500)
+    for tab in (at_zero, at_speed):  # a hidden tab would not run the autoplay's timers
+        assert tab.evaluate("document.visibilityState") == "visible"
+    assert cursor(at_zero) == 0 and not playing(at_zero)
+    assert not playing(at_speed)
+    assert at_speed.locator(".gatescope-player .gs-speed-value").inner_text() == "5 steps/s"
