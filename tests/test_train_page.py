@@ -26,7 +26,8 @@ from ui.state import OPEN_IN_COMPARE, OPEN_IN_EXPLORE, TRAINED
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app_pages" / "train.py")
 SESSION = session_key("train")
-SMALL = dict(steps="40", hidden="8")
+# the adding task at its shortest length: what these tests check does not depend on it
+SMALL = dict(steps="40", hidden="8", len="2")
 
 
 def open_page(**query) -> AppTest:
@@ -80,19 +81,21 @@ def test_all_three_cells_train_on_the_same_data_and_are_kept_for_explore():
 
 def test_every_choice_reaches_the_trainer():
     at = open_page()
+    # the task and the cells decide which widgets there are; the rest are set in one rerun
     at.selectbox(key="train_task").set_value("agreement").run()
     at.segmented_control(key="train_cells").set_value("lstm").run()
-    at.slider(key="train_len_agreement").set_value(8).run()
-    at.selectbox(key="train_optimizer").set_value("rmsprop").run()
-    at.select_slider(key="train_lr").set_value(0.01).run()
-    at.select_slider(key="train_hidden").set_value(16).run()
-    at.number_input(key="train_layers").set_value(2).run()
-    at.selectbox(key="train_init").set_value("orthogonal").run()
-    at.selectbox(key="train_forget_bias").set_value("2").run()
-    at.selectbox(key="train_clip").set_value("off").run()
-    at.number_input(key="train_steps").set_value(30).run()
-    at.number_input(key="train_seconds").set_value(20).run()
+    at.slider(key="train_len_agreement").set_value(8)
+    at.selectbox(key="train_optimizer").set_value("rmsprop")
+    at.select_slider(key="train_lr").set_value(0.01)
+    at.select_slider(key="train_hidden").set_value(16)
+    at.number_input(key="train_layers").set_value(2)
+    at.selectbox(key="train_init").set_value("orthogonal")
+    at.selectbox(key="train_forget_bias").set_value("2")
+    at.selectbox(key="train_clip").set_value("off")
+    at.number_input(key="train_steps").set_value(30)
+    at.number_input(key="train_seconds").set_value(20)
     at.number_input(key="train_seed").set_value(11).run()
+    assert not at.exception and not at.error
     assert at.selectbox(key="train_update_bias").disabled  # no GRU in this run
     train_to_the_end(at)
     (label, result), = trained(at).items()
@@ -155,22 +158,22 @@ def test_a_gru_gets_the_update_gate_bias():
                                                                                   None)
 
 
-@pytest.mark.parametrize("task", list(TASKS))
-def test_every_task_offers_its_own_length(task):
-    at = open_page()
-    at.selectbox(key="train_task").set_value(task).run()
-    assert not at.exception and not at.error
-    length = TASKS[task].seq_len
-    if length.fixed or length.min == length.max:
-        assert any(f"fixed at {length.default}" in m.value for m in at.markdown)
-    else:
-        slider = at.slider(key=f"train_len_{task}")
-        assert (slider.min, slider.value) == (length.min, length.default)
-        assert length.unit in slider.label
+def test_every_task_offers_its_own_length():
+    at = open_page()  # one page, every task chosen in turn
+    for task in TASKS:
+        at.selectbox(key="train_task").set_value(task).run()
+        assert not at.exception and not at.error, task
+        length = TASKS[task].seq_len
+        if length.fixed or length.min == length.max:
+            assert any(f"fixed at {length.default}" in m.value for m in at.markdown), task
+        else:
+            slider = at.slider(key=f"train_len_{task}")
+            assert (slider.min, slider.value) == (length.min, length.default), task
+            assert length.unit in slider.label, task
 
 
 def test_a_fixed_length_task_trains():
-    at = open_page(task="random", cells="gru", **SMALL)
+    at = open_page(task="random", cells="gru", steps="40", hidden="8")
     assert at.selectbox(key="train_task").value == "random"
     train_to_the_end(at)
     (result,) = trained(at).values()
@@ -243,8 +246,8 @@ def test_runs_wait_for_a_free_slot_while_other_visitors_train():
 
 
 def test_the_newest_models_are_kept_and_labels_never_collide():
-    at = open_page(cells="rnn", steps="5", hidden="4")
-    for _ in range(11):
+    at = open_page(cells="rnn", steps="5", hidden="4", len="2")
+    for _ in range(10):  # one more than a session keeps
         train_to_the_end(at)
     models = trained(at)
     assert len(models) == 9  # the oldest go first: per-session memory stays bounded
