@@ -4,6 +4,10 @@ a link someone else wrote, or draw their Markdown (issue 19, item 7).
 A local HTTP server stands in for an attacker's: every probe below points its images and links
 at it, and after each page has rendered the server must have had no request. The text must be
 shown as typed (literal characters), with no image, no link to it and no LaTeX drawn.
+
+One server and one browser page serve the whole file; each probe opens its own link (a new
+Streamlit session), and the server keeps every path it was asked for, so a request that came
+late would still fail the probe after it.
 """
 
 from __future__ import annotations
@@ -22,26 +26,61 @@ from harness import wait_for_app
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def trap():
+class Trap:
     """An HTTP server on a free port that records every path it is asked for."""
-    asked: list[str] = []
 
-    class Recorder(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
-            asked.append(self.path)
-            self.send_response(204)
-            self.end_headers()
+    def __init__(self):
+        self.asked: list[str] = []
+        self.heard = threading.Condition()
+        self.sentinels = 0
+        trap = self
 
-        def log_message(self, *args):
-            pass
+        class Recorder(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                with trap.heard:
+                    trap.asked.append(self.path)
+                    trap.heard.notify_all()
+                self.send_response(204)
+                self.end_headers()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}", asked
-    server.shutdown()
-    server.server_close()
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fetched_by(self, page) -> list[str]:
+        """Every path the page (or an earlier one) asked the trap for, other than sentinels.
+        Instead of a fixed pause for a request to leave the browser: the page loads one more
+        image from the trap, a sentinel, and once the trap has it, the images the page had
+        started loading before it have been asked for too."""
+        self.sentinels += 1
+        sentinel = f"/sentinel-{self.sentinels}.png"
+        page.evaluate("(url) => { new Image().src = url; }", f"http://{self.host}{sentinel}")
+        with self.heard:
+            assert self.heard.wait_for(lambda: sentinel in self.asked, timeout=30), \
+                "the sentinel image never reached the trap"
+            return [path for path in self.asked if not path.startswith("/sentinel-")]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def trap():
+    server = Trap()
+    yield server.host, server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    """One page for the file (conftest's is a new context a test, with a screenshot after)."""
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    yield context.new_page()
+    context.close()
 
 
 def payloads(host: str) -> dict[str, str]:
@@ -57,10 +96,10 @@ def payloads(host: str) -> dict[str, str]:
     }
 
 
-def assert_inert(page, asked: list[str], host: str, typed: str) -> None:
+def assert_inert(page, trap: Trap, host: str, typed: str) -> None:
     """The page shows `typed` literally, draws nothing from it, and fetched nothing."""
-    page.wait_for_timeout(800)  # let any image request leave the browser
-    assert asked == [], f"the browser fetched {asked}"
+    fetched = trap.fetched_by(page)
+    assert fetched == [], f"the browser fetched {fetched}"
     assert page.locator(f'img[src*="{host}"]').count() == 0
     assert page.locator(f'a[href*="{host}"]').count() == 0
     assert page.locator(".katex").count() == 0, "LaTeX was drawn"
@@ -80,29 +119,28 @@ def open_crafted_link(page, url: str, task: str, typed: str, answer: str) -> Non
 
 @pytest.mark.parametrize("probe", list(payloads("h")))
 def test_a_crafted_explore_link_shows_its_text_as_text(page, app_url, trap, probe):
-    host, asked = trap
+    host, recorder = trap
     typed = payloads(host)[probe]
     open_crafted_link(page, f"{app_url}/", "adding", typed, "could not read")
-    assert_inert(page, asked, host, typed)
+    assert_inert(page, recorder, host, typed)
 
 
 def test_a_crafted_compare_link_shows_its_text_as_text(page, app_url, trap):
-    host, asked = trap
+    host, recorder = trap
     typed = payloads(host)["image"]
     open_crafted_link(page, f"{app_url}/compare", "adding", typed, "could not read")
-    assert_inert(page, asked, host, typed)
+    assert_inert(page, recorder, host, typed)
 
 
 def test_unknown_words_from_a_link_are_listed_as_text(page, app_url, trap):
-    host, asked = trap
+    host, recorder = trap
     typed = f"the_cat_![x](http://{host}/word.png) was"
     open_crafted_link(page, f"{app_url}/", "agreement", typed, "Not in the vocabulary")
-    page.wait_for_timeout(800)
-    assert asked == [] and page.locator(f'img[src*="{host}"]').count() == 0
+    assert recorder.fetched_by(page) == [] and page.locator(f'img[src*="{host}"]').count() == 0
 
 
 def test_a_csv_column_name_is_shown_as_text(page, app_url, trap):
-    host, asked = trap
+    host, recorder = trap
     name = payloads(host)["image"]
     csv = f'"{name}"\nnot a number\n'.encode()
     page.goto(f"{app_url}/?task=airline&input=csv")
@@ -111,11 +149,11 @@ def test_a_csv_column_name_is_shown_as_text(page, app_url, trap):
         {"name": "passengers.csv", "mimeType": "text/csv", "buffer": csv})
     wait_for_app(page)
     page.get_by_text("no column of numbers").first.wait_for(timeout=60_000)
-    assert_inert(page, asked, host, name)
+    assert_inert(page, recorder, host, name)
 
 
 def test_an_uploaded_file_name_is_shown_as_text(page, app_url, trap):
-    host, asked = trap
+    host, recorder = trap
     # A file name cannot hold "/", but browsers read "http:\\host\path" as "http://host/path".
     name = f"![w](http:\\\\{host}\\file.png) $y$ :red[x].safetensors"
     weights = save(torch.nn.GRU(2, 4).state_dict())
@@ -126,4 +164,4 @@ def test_an_uploaded_file_name_is_shown_as_text(page, app_url, trap):
     wait_for_app(page)
     page.get_by_text("your GRU from").first.wait_for(timeout=60_000)
     # (the browser hands the server the name with its backslashes halved: check the rest)
-    assert_inert(page, asked, host, "file.png) $y$ :red[x].safetensors")
+    assert_inert(page, recorder, host, "file.png) $y$ :red[x].safetensors")

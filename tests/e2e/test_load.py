@@ -18,7 +18,9 @@ SESSIONS = 3
 
 
 def test_a_few_sessions_at_once_get_through_every_page_without_an_error():
-    report = load_test.run_load(SESSIONS, seconds=30, log_name="load_test-suite.log",
+    # No time to fill: the sessions start together and each does one whole cycle, all that
+    # is asserted below (more cycles in the time left only repeated the same actions).
+    report = load_test.run_load(SESSIONS, seconds=0, log_name="load_test-suite.log",
                                 min_cycles=1)
     print(report.table())
     assert report.errors == []
