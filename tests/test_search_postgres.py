@@ -242,28 +242,21 @@ BAD_INPUT = {
 }
 
 
-def test_bad_input_is_one_error_line(postgres_url, tmp_path):
-    """Every case's worker at once (each is mostly Python starting up), each in a folder of
-    its own."""
-    workers = {}
-    for number, (case, (arguments, _)) in enumerate(BAD_INPUT.items()):
-        folder = tmp_path / f"case-{number}"
-        folder.mkdir()
-        workers[case] = (folder, subprocess.Popen(
-            [sys.executable, "-m", "core.search", "worker", "--trials", "1", "--max-steps", "30",
-             "--directory", str(folder / "weights"), *arguments(postgres_url)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, DIRECTORY_ENV: str(folder)}))
-    for case, (folder, worker) in workers.items():
-        beginning = BAD_INPUT[case][1]
-        stdout, stderr = worker.communicate(timeout=120)
-        assert worker.returncode == 2, (case, stderr)
-        assert stdout == "", case
-        lines = stderr.splitlines()
-        assert len(lines) == 1, (case, stderr)
-        assert lines[0].startswith(beginning), (case, lines[0])
-        assert "secret" not in stderr, case  # a URL's password is never shown
-        assert not (folder / "weights").exists(), case
-    # another task's study was refused before the worker touched it
-    results = load(postgres_url, "made-for-adding")
-    assert (results.task, results.trials) == ("adding", [])
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_one_error_line(postgres_url, tmp_path, case):
+    arguments, beginning = BAD_INPUT[case]
+    done = subprocess.run(
+        [sys.executable, "-m", "core.search", "worker", "--trials", "1", "--max-steps", "30",
+         "--directory", str(tmp_path / "weights"), *arguments(postgres_url)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, DIRECTORY_ENV: str(tmp_path)})
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(beginning), lines[0]
+    assert "secret" not in done.stderr  # a URL's password is never shown
+    assert not (tmp_path / "weights").exists()
+    if case == "another task's study":  # refused before it touched the study
+        results = load(postgres_url, "made-for-adding")
+        assert (results.task, results.trials) == ("adding", [])
