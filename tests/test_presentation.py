@@ -14,11 +14,12 @@ import torch
 
 from core.figures import style
 from core.figures.compare import compare_figure
-from core.figures.explore import explore_figure, map_rows
-from core.figures.style import STAGE, Stage, staged
+from core.figures.explore import WORDS_ROW_PX, explore_figure, map_rows, words_fit
+from core.figures.style import STAGE, InputSequence, Stage, staged
 from core.views import explore as ex
 from core.views.models import shipped
 from pagetest import open_page, shown
+from test_figures import make_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,10 +114,16 @@ def test_a_long_row_shows_the_word_at_the_cursor_and_a_short_one_every_word(trac
     frame = fig["frames"][9]
     moved = dict(zip(frame["traces"], frame["data"]))[words[0]]
     assert moved == {"x": [9], "text": [tokens[9]]}
-    plain = explore_figure(result.trace, result.input_sequence).to_dict()  # 30 fit
-    assert not any(d.get("name") == "word" for d in plain["data"])
-    row = next(d for d in plain["data"] if d.get("name") == "input")
-    assert row["text"] == tokens
+    # on the page, a sentence is written out only where its words clear each other in the
+    # narrowest window (150% zoom of 1280 x 720): these do not, a short one does
+    assert not words_fit(tokens, WORDS_ROW_PX, 13)
+    plain = explore_figure(result.trace, result.input_sequence).to_dict()
+    assert sum(d.get("name") == "word" for d in plain["data"]) == 1
+    short = ["the", "cat", "sat", "on", "a", "mat"]
+    tr, _ = make_trace("lstm", T=len(short), H=4)
+    fig = explore_figure(tr, InputSequence(tokens=short)).to_dict()
+    assert not any(d.get("name") == "word" for d in fig["data"])
+    assert next(d for d in fig["data"] if d.get("name") == "input")["text"] == short
 
 
 def test_stage_rows_leave_room_for_their_labels(traced):

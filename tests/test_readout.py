@@ -111,3 +111,16 @@ def test_every_compare_column_reads_its_own_maps_and_the_values_go_for_all_or_no
     monkeypatch.setattr(R, "MAX_VALUES", 2 * 3 * 5 * 12 - 1)  # the figure's count, less one
     withheld = compare_figure(traces, words).to_dict()["layout"]["meta"][R.READOUT_KEY]
     assert all(r["withheld"] and all("data" not in m for m in r["maps"]) for r in withheld)
+
+
+def test_words_are_written_out_only_where_they_clear_their_neighbours():
+    from core.figures.explore import CHAR_WIDTH, words_fit
+
+    # same-side neighbours are two steps apart: 2 x 270 / 6 = 90 px of room
+    assert words_fit(["the", "cat", "sat", "on", "a", "mat"], 270, 13)
+    # ten steps: 54 px of room; "paintings" and "followed" need (9 + 8) / 2 letters + 6 px
+    long_words = ["paintings", "x", "followed", "y", "quietly", "z", "a", "b", "c", "d"]
+    need = (9 + 8) / 2 * CHAR_WIDTH * 13 + 6
+    assert 54 < need < 108
+    assert not words_fit(long_words, 270, 13) and words_fit(long_words, 540, 13)
+    assert not words_fit(["w" * 80], 270, 13)  # one word wider than the room it has

@@ -12,6 +12,7 @@ PyTorch's equations (core/figures/diagram.py). Maps are PNG layout images and li
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -32,6 +33,27 @@ from core.figures.style import (
     cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
     handoff_line, saliency_strip, staged, token_markers, Stage, DASHES, OKABE_ITO,
 )
+
+#: The left column's share of the plot's width (make_subplots' 0.68 of what its horizontal
+#: spacing of 0.1 leaves).
+LEFT_COLUMN = 0.68 * (1 - 0.1)
+#: The input row's width in the narrowest window the readability rule covers, 150% zoom of
+#: 1280 x 720 (measured: 270 px; 453 px at 1280 x 720, 845 at 1920 x 1080). A sentence's words
+#: are written out only where they fit there.
+WORDS_ROW_PX = 270.0
+#: The width of a character of the input row's words, per px of their size (Open Sans,
+#: generous: its lower-case letters average about 0.52).
+CHAR_WIDTH = 0.56
+
+
+def words_fit(tokens: list[str], row_px: float, text_px: float, gap_px: float = 6.0) -> bool:
+    """Whether `tokens`, one per step across `row_px`, written alternately above and below the
+    row, clear their neighbours on the same side (two steps away) by `gap_px`."""
+    room = 2 * row_px / max(len(tokens), 1)
+    widths = [len(t) * CHAR_WIDTH * text_px for t in tokens]
+    return all((a + b) / 2 + gap_px <= room for a, b in zip(widths, widths[2:])) and \
+        all(w <= room for w in widths)
+
 
 # Rows of the left column; the right column (the cell panel) spans them all.
 R_INPUT, R_MAPS, R_GRAD, R_UNITS = 1, 2, 3, 4
@@ -176,6 +198,8 @@ class _Geometry:
     margin: dict  # px around the plot area
     text_scale: float = 1.0  # a stage's (Stage.text_scale): offsets in px grow with the text
     show_words: int = 30  # the most steps whose words the input row writes out
+    words_px: float = WORDS_ROW_PX  # the input row's width where its words must not overlap
+    words_text_px: float = 13.0  # their size there
 
     def row_px(self, row: int) -> float:
         """The height of a row of the left column (R_INPUT .. R_UNITS) in px."""
@@ -199,8 +223,11 @@ class _Geometry:
                       b=round(MARGIN["b"] * k))
         # a taller input row (its words, above and below the squares, are stage-sized too) and
         # gradient row (the lesson of most views), at the picked units' expense
-        return cls.sized(n_maps, stage.height, margin, k, show_words=16,
-                         shares=(0.9, 1.15, 0.65))
+        geo = cls.sized(n_maps, stage.height, margin, k, show_words=16, shares=(0.9, 1.15, 0.65))
+        # a stage is scaled as a whole, so its words fit or not at its design size
+        return dataclasses.replace(
+            geo, words_px=LEFT_COLUMN * (stage.width - margin["l"] - margin["r"]),
+            words_text_px=stage.font_size(13))
 
     @classmethod
     def sized(cls, n_maps: int, height: int, margin: dict, text_scale: float = 1.0,
@@ -273,8 +300,8 @@ def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], ste
     sal_max = float(np.nanmax(sal)) if np.isfinite(sal).any() and np.nanmax(sal) > 0 else 1.0
     if inp.values is None:
         # Every word, alternately above and below, only while they fit: at 1280 x 720 the 43
-        # words of a sentence ran together ("thpaintings").
-        every_word = T <= geo.show_words
+        # words of a sentence ran together ("thpaintings"); else the word at the cursor.
+        every_word = T <= geo.show_words and words_fit(tokens, geo.words_px, geo.words_text_px)
         fig.add_trace(token_markers(
             steps, tokens, sal, sal_max, show_text=every_word, text_size=13,
             marker_size=max(4, min(18, 900 // max(T, 1))),
@@ -505,7 +532,7 @@ def _skeleton(n_rows: int, heights: tuple, titles: tuple, spacing: float) -> tup
     dicts instead, which keeps a changed choice within the change-to-chart budget."""
     specs = [[{}, {"rowspan": n_rows} if r == 0 else None] for r in range(n_rows)]
     fig = make_subplots(rows=n_rows, cols=2, specs=specs, shared_xaxes=False,
-                        column_widths=[0.68, 0.32], row_heights=list(heights),
+                        column_widths=[0.68, 0.32], row_heights=list(heights),  # LEFT_COLUMN
                         vertical_spacing=spacing, horizontal_spacing=0.1,
                         subplot_titles=list(titles))
     fig.update_layout(template="plotly_white")
