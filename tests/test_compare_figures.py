@@ -72,7 +72,7 @@ def test_one_column_per_cell_with_a_map_per_state_and_keep_gate():
     assert len({column(im["xref"]) for im in maps}) == 3  # three columns
     titles = " ".join(a["text"] for a in layout["annotations"])
     for text in ("<b>RNN (vanilla)</b>", "<b>LSTM</b>", "<b>GRU</b>", "forget gate f",
-                 "update gate z (1 = keep h)", "no gates: a vanilla RNN"):
+                 "update gate z<br>(1 = keep h)", "no gates: a vanilla RNN"):
         assert text in titles
     cursors = [t for t in fig["data"] if t.get("name") == "cursor"]
     assert len(cursors) == 3

@@ -195,7 +195,7 @@ def test_a_users_raw_gru_in_the_rnn_column_is_traced_with_its_own_objective():
         c for c in at.get("plotly_chart") if "compare_chart" in c.proto.id).proto.spec)[
         "layout"]["annotations"]]
     assert "<b>RNN (vanilla)</b> · your upload (GRU)" in titles
-    assert titles.count("update gate z (1 = keep h)") == 2  # the uploaded GRU and the GRU
+    assert titles.count("update gate z<br>(1 = keep h)") == 2  # the uploaded GRU and the GRU
 
     # With its head: the head's answer at the last step, and its gradient.
     head = torch.nn.Linear(6, 1)

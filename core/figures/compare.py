@@ -223,11 +223,14 @@ def _row_title(row: str, cell: str, titles: Mapping[str, str], kind: str) -> str
     row's is that of the cell type traced there (`kind`)."""
     if row == "input":
         return f"<b>{cell_name(cell)}</b>" + (f" · {titles[cell]}" if cell in titles else "")
+    # a map's title on two lines, its name over its range: one line was wider than a column
+    # at 150% zoom, and ran into the next column's title and the colour bar's
     if row == "hidden":
-        return "hidden state h (−1 … 1)"
+        return "hidden state h<br>(−1 … 1)"
     if row == "keep":
         info = cell_entry(kind)
-        return info.keep_label if info is not None and info.keep_gate else ""
+        return info.keep_label.replace(" (", "<br>(") if info is not None and info.keep_gate \
+            else ""
     return "‖∂loss/∂h<sub>t</sub>‖ ÷ its value at the last step (log scale)"
 
 

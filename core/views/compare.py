@@ -185,10 +185,12 @@ def column_title(cell: str, choice: ModelChoice, step: tuple[int, int] | None = 
                  ) -> str | None:
     """What the figure adds after the column's name: "your upload (GRU)" for an upload; where
     the columns go along training (`step`: this column's (step, last step)), "step 25 of
-    3,000"; else None (the column's name says it)."""
+    3,000" before the last step; else None (the column's name says it: at the last step the
+    page's captions say "the final model", and three such titles ran into each other at 150%
+    zoom)."""
     if choice.source == "upload":
         return f"your upload ({cell_info(choice.cell).display_name})"
-    if step is not None:
+    if step is not None and step[0] != step[1]:
         return f"step {step[0]:,} of {step[1]:,}"
     return None
 
