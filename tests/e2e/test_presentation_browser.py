@@ -46,17 +46,22 @@ def fits(page, path: str, width: int, height: int, artifacts) -> None:
     shot(page, artifacts, f"present-{'compare' if 'compare' in path else 'explore'}-{width}")
 
 
+def open_presented(page, url: str) -> None:
+    """Open a presented view in a 1280 x 720 window and wait until its figure is fitted."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    wait_for_app(page)
+    page.wait_for_selector(CHART, timeout=90_000)
+    wait_until(page, "() => !!document.querySelector('[data-stage-scale]')",
+               "the figure is fitted to the window")
+
+
 @pytest.mark.parametrize("path", ["/?task=agreement&cell=lstm", "/compare?task=adding"])
 def test_the_presented_figure_fits_the_screen(page, app_url, artifacts, path):
     """Opened at 1280 x 720, then the window made 1920 x 1080 (a laptop's screen, then the
     projector's): the figure is fitted to each, as it is when opened at that size (ui/
     presentation.py fits it on load and on every resize, with the same code)."""
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(f"{app_url}{path}&present=1")
-    wait_for_app(page)
-    page.wait_for_selector(CHART, timeout=90_000)
-    wait_until(page, "() => !!document.querySelector('[data-stage-scale]')",
-               "the figure is fitted to the window")
+    open_presented(page, f"{app_url}{path}&present=1")
     page.wait_for_timeout(500)
     fits(page, path, 1280, 720, artifacts)
     scale = page.evaluate("() => document.querySelector('[data-stage-scale]').dataset.stageScale")
@@ -70,12 +75,7 @@ def test_the_presented_figure_fits_the_screen(page, app_url, artifacts, path):
 
 
 def test_a_presented_figure_plays(page, app_url):
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(f"{app_url}/?task=adding&cell=lstm&present=1&t=2")
-    wait_for_app(page)
-    page.wait_for_selector(CHART, timeout=90_000)
-    wait_until(page, "() => !!document.querySelector('[data-stage-scale]')",
-               "the figure is fitted to the window")
+    open_presented(page, f"{app_url}/?task=adding&cell=lstm&present=1&t=2")
     assert page.evaluate(CURSOR_X) == 2
     page.locator(f"{CHART} .updatemenu-button").first.click()  # ▶ Play, scaled as it is
     wait_until(page, f"() => ({CURSOR_X})() >= 6", "the cursor plays", timeout_ms=20_000)
