@@ -119,8 +119,6 @@ KNOWN: dict[tuple[str, str], list[str]] = {
         *GRU_PANEL_AT_150_ZOOM,
     ],
     ('gradient-lab', '853x480@1.5'): [
-        'lab_profile_chart: "RNN (tanh) gradient through time:× 0.636 per step back: hal…" runs outside the window',
-        'lab_profile_chart: "steps back from the last step (where the output is read)" runs outside the window',
         '"Rescale W_hh" is cut by an ellipsis',
     ],
 }
