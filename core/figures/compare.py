@@ -153,7 +153,6 @@ def compare_figure(traces: Mapping[str, Trace], inp: InputSequence, *, t0: int =
     return PlainFigure(parts.data, layout, frames)
 
 
-
 def _readout_settings(traces: Mapping[str, Trace], inp: InputSequence, tokens: list[str],
                       stage: Stage | None) -> dict:
     """`map_readout`'s settings for every map of the figure: the words at the steps, the font
