@@ -124,3 +124,14 @@ def test_words_are_written_out_only_where_they_clear_their_neighbours():
     assert 54 < need < 108
     assert not words_fit(long_words, 270, 13) and words_fit(long_words, 540, 13)
     assert not words_fit(["w" * 80], 270, 13)  # one word wider than the room it has
+
+
+def test_a_sentence_the_row_cannot_write_out_is_given_as_a_line_of_text():
+    from core.views.explore import input_line
+
+    long = "i think the paintings for the red box under the famous windows quietly".split()
+    assert input_line(InputSequence(tokens=long)) == "Input: " + " ".join(long)
+    assert input_line(InputSequence(tokens=["the", "cat", "sat"])) is None  # written out
+    assert input_line(InputSequence(tokens=["a"] * 31)) is None  # past 30 steps: its own box
+    numbers = InputSequence(tokens=["0.1"] * 20, values=np.zeros((20, 1)))
+    assert input_line(numbers) is None

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.cells import CELLS
 from core.figures.explore import overflow_note
+from core.views import explore as ex
 from ui.presentation import present_button
 from ui.text import plain
 from ui.widgets import answer_metric
@@ -23,6 +24,8 @@ def result_header(task, choice, result, state, error) -> None:
     """The caption, any message, the answer next to the target and baseline, the notes on what
     the model read, and the Present button."""
     st.caption(traced_what(task, choice, result))  # a file name, maybe
+    if line := ex.input_line(result.input_sequence):  # the row shows one word at a time
+        st.caption(plain(line))
     if error is not None:
         error.show()
     if choice.note:  # untrained, or a file that said what it is against the visitor's choice

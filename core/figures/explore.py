@@ -41,6 +41,8 @@ LEFT_COLUMN = 0.68 * (1 - 0.1)
 #: 1280 x 720 (measured: 270 px; 453 px at 1280 x 720, 845 at 1920 x 1080). A sentence's words
 #: are written out only where they fit there.
 WORDS_ROW_PX = 270.0
+#: The most steps whose words the input row writes out (a page's figure; a stage's fewer).
+SHOW_WORDS = 30
 #: The width of a character of the input row's words, per px of their size (Open Sans,
 #: generous: its lower-case letters average about 0.52).
 CHAR_WIDTH = 0.56
@@ -197,7 +199,7 @@ class _Geometry:
     heights: list[float]  # rows: input, the maps, gradient norms, picked units
     margin: dict  # px around the plot area
     text_scale: float = 1.0  # a stage's (Stage.text_scale): offsets in px grow with the text
-    show_words: int = 30  # the most steps whose words the input row writes out
+    show_words: int = SHOW_WORDS  # the most steps whose words the input row writes out
     words_px: float = WORDS_ROW_PX  # the input row's width where its words must not overlap
     words_text_px: float = 13.0  # their size there
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from core.cells import CELLS
 from core.engine import Trace, trace
-from core.figures.explore import rank_units
+from core.figures.explore import SHOW_WORDS, WORDS_ROW_PX, rank_units, words_fit
 from core.figures.style import InputSequence
 from core.io.tables import CsvChoice
 from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
@@ -420,3 +420,15 @@ def picked_units(state: ExploreState, tr: Trace) -> tuple[list[int], int]:
         return [u for u in range(state.unit, state.unit + 3) if u < tr.hidden_size], state.unit
     units = rank_units(tr, state.layer, state.direction, state.pick)
     return units, units[0]
+
+
+def input_line(inp: InputSequence, most: int = SHOW_WORDS) -> str | None:
+    """The input's words as one line of text, where the figure's input row shows only the word
+    at the cursor because they would overlap in the narrowest window (`words_fit`): a student
+    still reads the whole sentence. None for numbers, for words the row writes out, and past
+    `most` steps (a long text reads better in its own box)."""
+    tokens = list(inp.tokens)
+    if inp.values is not None or not any(tokens) or len(tokens) > most \
+            or words_fit(tokens, WORDS_ROW_PX, 13):
+        return None
+    return "Input: " + " ".join(tokens)
