@@ -20,9 +20,13 @@ forward's own work, so they are kept rather than recomputed (a recompute costs a
 - A vanilla RNN without interventions has no gates to keep and runs in PyTorch's own kernel.
 Results are time-major, as the kernels write them, and returned as (B, L, D, T, H) views: no copy
 for a one-layer, one-direction module; more layers or directions are gathered into one buffer.
-What is left is memory: the LSTM's workspace is fresh memory on every call (see
-core.engine.onednn on huge pages), and writing it costs the kernel about a fifth more than the
-module's own forward, which keeps no gates.
+The module's batch-first `output` is made only when read (a copy for a padded batch, which cost a
+third of the kernel's time at 256 x 200, and statistics never read it). What is left is memory:
+the LSTM's workspace is fresh memory on every call (see core.engine.onednn on huge pages), and
+the kernel's first writes to it cost about a fifth more than the module's own forward, which
+keeps no gates. (Measured: with freed memory kept mapped, glibc's thresholds raised, the same
+call took 24 ms against the module's 30 ms at 256 x 200; the server hands big blocks back to the
+system instead, core.memory.)
 
 Padded batches follow PyTorch's packed sequences: a reverse direction starts at each sequence's
 own last step. The loop runs a reverse direction from step T - 1 down for the whole batch and
@@ -34,6 +38,7 @@ written beyond each length with one numpy call per distinct length.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -63,8 +68,25 @@ class BatchTrace:
     hidden: np.ndarray  # (B, L, D, T, H)
     cell: np.ndarray | None  # (B, L, D, T, H), LSTM only
     gates: dict[str, np.ndarray]  # name -> (B, L, D, T, H), PyTorch's gate names
-    output: np.ndarray  # (B, T, D*H): the top layer's output, as the module returns it
     lengths: np.ndarray  # (B,) int64
+
+    @functools.cached_property
+    def output(self) -> np.ndarray:
+        """(B, T, D*H): the top layer's output, as the module returns it (zeros beyond each
+        length, as pad_packed_sequence gives). Made when first read: for a padded batch or two
+        directions it is a copy, which costs the kernel's time a third again at 256 x 200, and
+        statistics over gates and states never read it."""
+        top = self.hidden[:, -1]  # (B, D, T, H)
+        batch_size, num_dirs, seq_len, hidden_size = top.shape
+        beyond = self.lengths < seq_len
+        if num_dirs == 1 and not beyond.any():
+            return top[:, 0]
+        output = np.empty((batch_size, seq_len, num_dirs, hidden_size), np.float32)  # never a view of hidden
+        np.copyto(output, top.transpose(0, 2, 1, 3))
+        output = output.reshape(batch_size, seq_len, num_dirs * hidden_size)
+        for length in np.unique(self.lengths[beyond]):
+            output[self.lengths == length, length:] = 0.0
+        return output
 
     @property
     def batch_size(self) -> int:
@@ -179,7 +201,6 @@ def trace_batch(
 
     if stacked is None:  # one run: its own arrays, with a layer and a direction axis
         stacked = _RunResult(*(None if a is None else _float32(a)[None, None] for a in result.arrays()))
-    output = _output(stacked.hidden[-1], padding)
 
     def batch_major(array: np.ndarray) -> np.ndarray:  # (L, D, T, B, H) -> (B, L, D, T, H), a view
         return array.transpose(3, 0, 1, 2, 4)
@@ -194,24 +215,8 @@ def trace_batch(
         hidden=batch_major(stacked.hidden),
         cell=None if stacked.cell is None else batch_major(stacked.cell),
         gates=gates,
-        output=output,
         lengths=lengths,
     )
-
-
-def _output(top_hidden: np.ndarray, padding: _Padding | None) -> np.ndarray:
-    """(B, T, D*H), as a batch_first module returns it, from the top layer's (D, T, B, H) h: a
-    view where there is one direction and no padding, else a copy with zeros beyond each length
-    (as pad_packed_sequence gives)."""
-    num_dirs, seq_len, batch_size, hidden_size = top_hidden.shape
-    if num_dirs == 1 and padding is None:
-        return top_hidden[0].transpose(1, 0, 2)
-    output = np.empty((batch_size, seq_len, num_dirs * hidden_size), np.float32)
-    for direction in range(num_dirs):
-        output[:, :, direction * hidden_size : (direction + 1) * hidden_size] = top_hidden[direction].transpose(1, 0, 2)
-    if padding is not None:
-        padding.fill(output, 0.0, batch_first=True)
-    return output
 
 
 class _Padding:
@@ -232,13 +237,10 @@ class _Padding:
             if ordered[start] < seq_len
         ]
 
-    def fill(self, array: np.ndarray, value: float, batch_first: bool = False) -> None:
-        """Set every step beyond its sequence's length in a (T, B, ...) array (batch_first: (B, T, ...))."""
+    def fill(self, array: np.ndarray, value: float) -> None:
+        """Set every step beyond its sequence's length in a (T, B, ...) array."""
         for length, rows in self.groups:
-            if batch_first:
-                array[rows, length:] = value
-            else:
-                array[length:, rows] = value
+            array[length:, rows] = value
 
     def waiting(self) -> torch.Tensor:
         """(T, B, 1): the steps beyond each sequence's length, where a reverse loop holds it at zero."""
