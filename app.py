@@ -40,6 +40,7 @@ def main() -> None:
     # session wait here until the first has finished it.
     import pandas  # noqa: F401
     from ui.animation import guard_animations
+    from ui.hidden import fold_sidebar_in_narrow_windows
     from ui.sessions import close_sessions_when_gone
     from ui.tours import present
 
@@ -69,6 +70,7 @@ def main() -> None:
     # Before any page draws: charts that play in the browser pause when the user touches a
     # widget (a rerun is coming), and no animation outlives its chart (see ui/animation.py).
     guard_animations()
+    fold_sidebar_in_narrow_windows()
     page = st.navigation(pages)
     # Hide flags (hide=sidebar,...) and, on a tour's step, the tour bar above the page.
     present(page)

@@ -15,7 +15,7 @@ is the ratio of medians. On a machine others share, `--clock cpu` times the CPU 
 time the process waited for a core: a longer call waits more often, so wall-clock ratios grow
 with the neighbours' load.
 
-    python benchmarks/interpretability_speed.py [--repeats 9] [--budget 0.5] [--cells lstm gru rnn]
+    python benchmarks/interpretability_speed.py [--repeats 9] [--budget 1.5] [--cells lstm gru rnn]
         [--threads 2] [--only interventions|batch] [--clock wall|cpu]
 """
 
@@ -160,7 +160,7 @@ def trace_batch_ratios(cells, repeats: int, budget: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=9, help="least number of timings per figure")
-    parser.add_argument("--budget", type=float, default=0.5, help="seconds of reference timings per figure")
+    parser.add_argument("--budget", type=float, default=1.5, help="seconds of reference timings per figure")
     parser.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=list(CELLS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the deployment has 2 cores)")
     parser.add_argument("--only", choices=["interventions", "batch"], help="run one of the two parts")

@@ -62,3 +62,54 @@ def test_a_reverse_direction_starts_each_step_from_step_t_plus_1(module):
 def test_the_vanilla_rnn_diagram_has_no_arrow_back_from_h_t():
     _, edges = DIAGRAMS["rnn"]
     assert ("h", "h_prev") not in edges and ("h_prev", "pre") in edges
+
+
+def test_visible_length_counts_what_a_line_shows():
+    from core.figures.diagram import SUBSCRIPT_SHARE, visible_length
+
+    assert visible_length("= <b>0.57</b>") == len("= 0.57")
+    assert visible_length("h<sub>t−1</sub>") == pytest.approx(1 + 3 * SUBSCRIPT_SHARE)
+
+
+def test_a_long_equation_or_column_of_numbers_goes_on_two_lines_all_steps_alike():
+    from core.figures.diagram import visible_length, wrapped
+
+    short, long = "= 0.1 + 0.2 = <b>0.3</b>", "= (1 − 0.52)·(−0.15) + 0.52·0.00 = <b>−0.07</b>"
+    assert wrapped([short], 36, " = ", last=True) == [short]
+    both = wrapped([short, long], 36, " = ", last=True)
+    assert both == ["= 0.1 + 0.2<br>\u2003= <b>0.3</b>", "= (1 − 0.52)·(−0.15) + 0.52·0.00<br>\u2003= <b>−0.07</b>"]
+    (n_t,) = wrapped([cell_info_equation("gru", 2)], 36, " + ")
+    first, second = n_t.split("<br>")
+    assert second.startswith("\u2003+ r<sub>t</sub>")  # broken at the " + " nearest the middle
+    assert max(visible_length(first), visible_length(second)) <= 36
+
+
+def cell_info_equation(cell: str, k: int) -> str:
+    from core.cells import cell_info
+    return cell_info(cell).equations[k]
+
+
+def test_a_page_panel_fits_its_column_and_a_slide_panel_keeps_one_line_each():
+    """The page's figure breaks what its narrowest right column cannot hold (the GRU's n_t);
+    the PNG export (no line_chars) and a stage's wide column keep every equation whole."""
+    from core.figures.diagram import visible_length
+    from core.figures.explore import _Geometry
+    from core.figures.style import Stage
+
+    rnn = torch.nn.GRU(3, 4)
+    torch.manual_seed(0)
+    tr = trace(rnn, torch.randn(T, 3))
+    common = dict(layer=0, direction=0, unit=0, t0=2, tokens=None, x_signal=np.zeros(T, np.float32),
+                  nonlinearity="tanh", axes=("x2", "y2"))
+    page_chars = _Geometry.of(4, 120).panel_line_chars()
+    page = cell_panel(tr, **common, line_chars=page_chars)
+    left = [a["text"] for a in page.annotations if a.get("xanchor") == "left"]
+    texts = left[1:1 + len(page.numbers[0])]  # the equations: not their heading or the note
+    lines = [line for text in texts + [n for row in page.numbers for n in row] for line in text.split("<br>")]
+    assert any("<br>" in text for text in texts)
+    assert max(map(visible_length, lines)) <= page_chars
+    wrapped_eq = next(a for a in page.annotations if "<br>" in a["text"])
+    assert wrapped_eq["align"] == "left" and wrapped_eq["yshift"] > 0
+    for stage_like in (cell_panel(tr, **common),
+                       cell_panel(tr, **common, line_chars=_Geometry.staged(4, Stage()).panel_line_chars())):
+        assert not any("<br>" in a["text"] for a in stage_like.annotations)

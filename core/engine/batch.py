@@ -227,12 +227,12 @@ class _Padding:
     def __init__(self, lengths: np.ndarray, seq_len: int):
         self.lengths, self.seq_len = lengths, seq_len
         self.beyond = np.arange(seq_len)[:, None] >= lengths[None, :]  # (T, B)
-        self.longest_first = np.argsort(-lengths, kind="stable")
+        self.longest_first = np.argsort(-lengths, kind="stable")  # stable: rows of a length stay in order
         ordered = lengths[self.longest_first]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         stops = np.r_[starts[1:], len(ordered)]
         self.groups = [
-            (int(ordered[start]), np.sort(self.longest_first[start:stop]))
+            (int(ordered[start]), self.longest_first[start:stop])
             for start, stop in zip(starts, stops)
             if ordered[start] < seq_len
         ]
@@ -273,7 +273,8 @@ class _LayerInput:
             if as_given:
                 return self._x.transpose(0, 1)
             if self._time_major is None:  # a copy even where the transpose is contiguous: x is the caller's
-                self._time_major = self._x.transpose(0, 1).clone(memory_format=torch.contiguous_format)
+                given = self._x.transpose(0, 1)
+                self._time_major = _empty(given, tuple(given.shape)).copy_(given)  # see `_empty`
                 if self._padding is not None and self._x.device.type == "cpu":
                     self._padding.fill(self._time_major.numpy(), np.nan)
                 elif self._padding is not None:

@@ -7,6 +7,7 @@ equations below, from the registry (core/cells.py). All of it is TWO traces: the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ from core.figures.style import (
 
 NODE_SIZE = 38  # px, the diagram's node circles
 ARROW_COLOR = "#9aa0a6"
+#: A subscript's character, in characters of the text around it (see `visible_length`).
+SUBSCRIPT_SHARE = 0.7
 
 
 @dataclass(frozen=True)
@@ -184,10 +187,13 @@ class CellPanel:
 
 def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
                tokens: list[str] | None, x_signal: np.ndarray, nonlinearity: str,
-               axes: tuple[str, str], scale: float = 1.0) -> CellPanel:
+               axes: tuple[str, str], scale: float = 1.0, line_chars: float | None = None
+               ) -> CellPanel:
     """The panel of `unit` on the subplot `axes` ("x2", "y2"). `tokens`: the words, shown on
     the x_t node, or None when the input is numbers (then x_t shows `x_signal`). `scale`
-    grows the circles and arrowheads (a stage figure's text is larger: its numbers must fit)."""
+    grows the circles and arrowheads (a stage figure's text is larger: its numbers must fit).
+    `line_chars`: the characters a line of the column holds (see `wrapped`); an equation or
+    a column of numbers that is longer goes on two lines (None: every one on one line)."""
     cell = tr.cell_type
     nodes, edges = DIAGRAMS[cell]
     nodes = _as_seen(nodes, layer, direction, unit, words=tokens is not None)
@@ -196,15 +202,51 @@ def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
     values = _node_values(tr, layer, direction, unit, x_signal)
     colors_at, texts_at = _node_columns(nodes, values, tokens, cell_range(tr.cell))
     eqs = [_in_direction(eq, direction) for eq in equations(cell, nonlinearity)]
+    numbers = _equation_numbers(cell, values, nonlinearity)
+    if line_chars is not None:
+        eqs = [wrapped([eq], line_chars, " + ")[0] for eq in eqs]
+        columns = [wrapped(list(column), line_chars, " = ", last=True) for column in zip(*numbers)]
+        numbers = [list(row) for row in zip(*columns)]
     eq_y = _equation_heights(nodes, len(eqs), scale)
-    annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes, direction)
+    annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes, direction, scale)
     xs, ys = [n.x for n in nodes], [n.y for n in nodes]
     node_px = round(NODE_SIZE * scale)
     panel = CellPanel([_arrows(nodes, edges, axes, node_px)], annotations,
                       [min(xs) - 0.8, max(xs) + 0.8], [eq_y[-1] - 1.6, max(ys) + 0.8],
-                      colors_at, texts_at, _equation_numbers(cell, values, nonlinearity))
+                      colors_at, texts_at, numbers)
     panel.traces.append(_nodes_trace(nodes, eq_y, panel.at(t0), axes, node_px))
     return panel
+
+
+def visible_length(html: str) -> float:
+    """How many characters a line of the figures' HTML shows, in characters of its text: tags
+    count nothing, a subscript's characters SUBSCRIPT_SHARE each."""
+    length, sub = 0.0, False
+    for part in re.split(r"(<[^>]*>)", html):
+        if part.startswith("<"):
+            sub = {"<sub>": True, "</sub>": False}.get(part, sub)
+        else:
+            length += len(part) * (SUBSCRIPT_SHARE if sub else 1.0)
+    return length
+
+
+def wrapped(texts: list[str], line_chars: float, at: str, last: bool = False) -> list[str]:
+    """`texts` (one equation, or one equation's numbers at every step) on two lines where the
+    longest is longer than `line_chars`: each broken before its `at` nearest the middle (`last`:
+    before its last `at`), the second line indented. All or none, so that the numbers do not
+    jump between one and two lines as the cursor moves."""
+    if max(map(visible_length, texts)) <= line_chars:
+        return texts
+
+    def broken(text: str) -> str:
+        cuts = [m.start() for m in re.finditer(re.escape(at), text)]
+        if not cuts:
+            return text
+        middle = visible_length(text) / 2
+        cut = cuts[-1] if last else min(cuts, key=lambda i: abs(visible_length(text[:i]) - middle))
+        return text[:cut] + "<br>\u2003" + text[cut + 1:]  # an em space: plotly.js keeps it
+
+    return [broken(text) for text in texts]
 
 
 def _in_direction(text: str, direction: int) -> str:
@@ -267,7 +309,7 @@ def _equation_heights(nodes: list[Node], n_eq: int, scale: float = 1.0) -> list[
 
 
 def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int, cell: str,
-                axes: tuple[str, str], direction: int) -> list[dict]:
+                axes: tuple[str, str], direction: int, scale: float = 1.0) -> list[dict]:
     """Node names, the equations and their heading (and the GRU's convention) as annotations,
     like every static text in these figures. (As text traces they cost nothing to lay out on a
     new figure but are drawn again on every animation frame, because a frame lists every
@@ -279,8 +321,12 @@ def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int,
     annotations.append(dict(x=left, y=eq_y[0] + 0.75, xref=dx, yref=dy, showarrow=False,
                             xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
                             font=TITLE_FONT))
+    # an equation on two lines keeps its second where a line of its own would be, clear of
+    # its numbers below (half a line up)
     annotations += [dict(x=left, y=y, xref=dx, yref=dy, text=eq, showarrow=False,
-                         xanchor="left", font=dict(size=13)) for y, eq in zip(eq_y, eqs)]
+                         xanchor="left", align="left", font=dict(size=13),
+                         **({"yshift": round(8 * scale)} if "<br>" in eq else {}))
+                    for y, eq in zip(eq_y, eqs)]
     if cell == "gru":
         annotations.append(dict(x=left, y=eq_y[-1] - 1.0, xref=dx, yref=dy, showarrow=False,
                                 xanchor="left", font=dict(size=12, color="#555"),

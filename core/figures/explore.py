@@ -34,9 +34,17 @@ from core.figures.style import (
     handoff_line, saliency_strip, staged, token_markers, Stage, DASHES, OKABE_ITO,
 )
 
-#: The left column's share of the plot's width (make_subplots' 0.68 of what its horizontal
-#: spacing of 0.1 leaves).
+#: The left and right columns' shares of the plot's width (make_subplots' 0.68 and 0.32 of
+#: what its horizontal spacing of 0.1 leaves).
 LEFT_COLUMN = 0.68 * (1 - 0.1)
+RIGHT_COLUMN = 0.32 * (1 - 0.1)
+#: The narrowest a page's figure is in the windows the readability rule covers: 820 px at
+#: 1280 x 720 with the sidebar open, and 821 at 150% zoom of it, where the sidebar starts
+#: folded (ui/hidden.py). Its right column then holds 233 px of the equations.
+NARROWEST_CHART_PX = 820
+#: The width of a character of the equations and their numbers, per px of their size (measured:
+#: lines of up to 36 characters, subscripts counted at 0.7, fit those 233 px at 13 px).
+EQUATION_CHAR_WIDTH = 0.5
 #: The input row's width in the narrowest window the readability rule covers, 150% zoom of
 #: 1280 x 720 (measured: 270 px; 453 px at 1280 x 720, 845 at 1920 x 1080). A sentence's words
 #: are written out only where they fit there.
@@ -126,11 +134,10 @@ def explore_figure(
     Left column (shared time axis): the input shaded by saliency |d loss / d x_t|, a units x time
     map for h, c (LSTM) and every gate on fixed colour scales, the gradient norms on a log
     scale, and line plots of the picked `units`. Right column: the cell diagram and PyTorch's
-    equations for `unit` at the cursor's step. Play / pause / speed buttons and a slider move
-    the cursor in the browser; `t0` is where it starts. `handoff` (an encoder-decoder's trace,
-    core.engine.handoff.joined) is the decoder's first step: a dashed line across the left
-    column marks where the encoder hands its state over. `stage` makes the figure for a
-    projector (presentation mode): its fixed design size, text at least its minimum.
+    equations for `unit` at the cursor's step. Buttons and a slider move the cursor in the
+    browser; `t0` is where it starts. `handoff` (core.engine.handoff.joined): the decoder's
+    first step, marked by a dashed line across the left column. `stage` makes the figure for
+    a projector (presentation mode): its fixed design size, text at least its minimum.
     """
     L, D, T, H = tr.hidden.shape
     if not (0 <= layer < L and 0 <= direction < D):
@@ -155,7 +162,8 @@ def explore_figure(
     panel = cell_panel(tr, layer=layer, direction=direction, unit=unit, t0=t0,
                        tokens=tokens if inp.values is None else None,
                        x_signal=_x_signal(inp, T), nonlinearity=nonlinearity,
-                       axes=fig.axis_names(1, 2), scale=geo.text_scale)
+                       axes=fig.axis_names(1, 2), scale=geo.text_scale,
+                       line_chars=geo.panel_line_chars())
     frames = _moving_parts(fig, panel, word, tokens, t0)
 
     layout, titles = _layout(fig, geo, T, t0)
@@ -201,7 +209,14 @@ class _Geometry:
     text_scale: float = 1.0  # a stage's (Stage.text_scale): offsets in px grow with the text
     show_words: int = SHOW_WORDS  # the most steps whose words the input row writes out
     words_px: float = WORDS_ROW_PX  # the input row's width where its words must not overlap
-    words_text_px: float = 13.0  # their size there
+    words_text_px: float = 13.0  # their size there (and the equations')
+    chart_px: float = NARROWEST_CHART_PX  # the figure's width where the equations must fit
+
+    def panel_line_chars(self) -> float:
+        """How many characters of the equations (core.figures.diagram.visible_length) a line of
+        the right column holds, margin included."""
+        column = RIGHT_COLUMN * (self.chart_px - self.margin["l"] - self.margin["r"]) + self.margin["r"]
+        return column / (EQUATION_CHAR_WIDTH * self.words_text_px)
 
     def row_px(self, row: int) -> float:
         """The height of a row of the left column (R_INPUT .. R_UNITS) in px."""
@@ -229,7 +244,7 @@ class _Geometry:
         # a stage is scaled as a whole, so its words fit or not at its design size
         return dataclasses.replace(
             geo, words_px=LEFT_COLUMN * (stage.width - margin["l"] - margin["r"]),
-            words_text_px=stage.font_size(13))
+            words_text_px=stage.font_size(13), chart_px=stage.width)
 
     @classmethod
     def sized(cls, n_maps: int, height: int, margin: dict, text_scale: float = 1.0,

@@ -93,6 +93,8 @@ _MEASURE = r"""
     if (!ellipsis && !clamp) continue;
     const words = short(el.innerText || el.textContent || '');
     if (!words || el.getClientRects().length === 0 || !shown(el)) continue;
+    const box = el.getBoundingClientRect();  // a folded sidebar: 0 px wide, left of the window
+    if (box.width < 1 || box.right <= 0 || box.left >= winW) continue;
     problems.push(`"${words}" is cut by an ellipsis`);
   }
   return [...new Set(problems)];  // an ellipsis inside an ellipsis is one cut text
