@@ -18,12 +18,13 @@ def main() -> None:
     import streamlit as st
 
     from ui.preload import preload_plotly
-    from ui.state import PRELOAD_SENT
+    from ui.state import PRELOAD_SENT, THEME_REPORTED
 
     st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
     # Before anything imports torch (a second and more on a cold start): the browser fetches
     # and compiles the chart code while the server works.
     preload_plotly()
+    st.session_state[THEME_REPORTED] = PRELOAD_SENT in st.session_state  # not on the first run
     if PRELOAD_SENT not in st.session_state:
         # Streamlit sends from its event loop, and importing torch holds the GIL for long
         # stretches: on a session's first run, give the loop a moment to send the preload.

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.figures.style import PIXELATED_CSS, PlainFigure, dark_variant
 from ui.animation import player_toolbar
+from ui.state import THEME_REPORTED
 
 #: No Plotly logo; no zoom on scroll (a page scrolls past the chart, it does not zoom it).
 #: Streamlit's fullscreen button stays: ui/player.js gives the chart drawn in fullscreen its
@@ -27,11 +28,17 @@ def animated_chart(fig: go.Figure, key: str, *, width: str | int = "stretch",
 
 
 def dark_page() -> bool:
-    """Whether the page is in Streamlit's dark theme: the operator's config (theme.base), or
-    the visitor's choice as the browser reports it (only from a session's second run on:
-    Streamlit cannot know it on the first)."""
-    if st.get_option("theme.base") == "dark":
-        return True
+    """Whether the page is in Streamlit's dark theme. Where the operator's config names a base
+    theme (ours: light, .streamlit/config.toml) the page has that one, whatever the visitor's
+    system prefers, and they have no other to pick. Where it names none, the page follows the
+    visitor's system, which st.context reports reliably only from a session's second run: on
+    the first it reported "dark" for a dark system while the page was light, and the chart's
+    text came out light on white (Streamlit #11920)."""
+    base = st.get_option("theme.base")
+    if base in ("light", "dark"):
+        return base == "dark"
+    if not st.session_state.get(THEME_REPORTED):
+        return False
     return getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
 
 

@@ -37,6 +37,8 @@ OPEN_IN_EXPLORE = "gatescope.explore.open"
 OPEN_IN_COMPARE = "gatescope.compare.open"
 #: Whether the browser was sent the Plotly preload on this session's first run (app.py).
 PRELOAD_SENT = "gatescope.preload_sent"
+#: True from a session's second run on: st.context's theme is the page's from then (ui/charts.py)
+THEME_REPORTED = "gatescope.theme_reported"
 
 
 def page_key(page: str, what: str) -> str:

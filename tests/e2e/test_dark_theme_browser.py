@@ -45,3 +45,24 @@ def test_charts_follow_the_dark_theme(page, dark_url, artifacts, path):
         assert chart["darkestText"] > 0.6, chart  # light text only (white is 1)
     shot(page, artifacts, f"dark-{'compare' if 'compare' in path else 'explore'}-1920")
     assert not page.js_errors
+
+
+def test_a_visitor_whose_system_prefers_dark_gets_charts_for_the_light_page(browser, app_url, artifacts):
+    """The app's config names a light theme, so the page is light whatever the visitor's system
+    prefers. Streamlit reported "dark" for such a visitor on the session's first run (its issue
+    #11920), and the chart was drawn for a dark page: light text on white."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        page.goto(app_url + "/?task=agreement&cell=lstm")
+        wait_for_app(page)
+        page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+        page.wait_for_timeout(500)
+        background = page.evaluate(
+            "() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+        assert background == "rgb(255, 255, 255)"  # the config's light page
+        for chart in page.evaluate(MEASURE):
+            assert chart["darkestText"] < 0.4, chart  # dark text, as on any light page
+        shot(page, artifacts, "system-dark-explore-1280")
+    finally:
+        context.close()
