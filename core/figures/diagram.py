@@ -234,16 +234,21 @@ def wrapped(texts: list[str], line_chars: float, at: str, last: bool = False) ->
     """`texts` (one equation, or one equation's numbers at every step) on two lines where the
     longest is longer than `line_chars`: each broken before its `at` nearest the middle (`last`:
     before its last `at`), the second line indented. All or none, so that the numbers do not
-    jump between one and two lines as the cursor moves."""
-    if max(map(visible_length, texts)) <= line_chars:
+    jump between one and two lines as the cursor moves. (The texts of a column share their
+    tags, so the longest in characters is the longest as shown: a frame's worth of numbers is
+    measured once, not once a step.)"""
+    if visible_length(max(texts, key=len)) <= line_chars:
         return texts
 
     def broken(text: str) -> str:
-        cuts = [m.start() for m in re.finditer(re.escape(at), text)]
-        if not cuts:
+        if last:
+            cut = text.rfind(at)
+        else:
+            middle = visible_length(text) / 2
+            cut = min((m.start() for m in re.finditer(re.escape(at), text)), default=-1,
+                      key=lambda i: abs(visible_length(text[:i]) - middle))
+        if cut < 0:
             return text
-        middle = visible_length(text) / 2
-        cut = cuts[-1] if last else min(cuts, key=lambda i: abs(visible_length(text[:i]) - middle))
         return text[:cut] + "<br>\u2003" + text[cut + 1:]  # an em space: plotly.js keeps it
 
     return [broken(text) for text in texts]
