@@ -111,7 +111,8 @@ CHANGE_IN_PAGE = """async () => {
 
 # One tour step in the page: click the tour bar's "Next →", wait until the next step's chart is
 # drawn (its first map image differs from the step before's, or, where the two steps show the
-# same view, the step's run has ended with a chart on the page); times from the click, in ms.
+# same view or a page without maps, the step's run has ended with a chart drawn); times from
+# the click, in ms.
 TOUR_STEP_IN_PAGE = """async () => {
   const image = () => document.querySelector('.js-plotly-plot image');
   const before = image() ? image().getAttribute('href') : null;
@@ -124,8 +125,8 @@ TOUR_STEP_IN_PAGE = """async () => {
   await new Promise(done => { (function tick() {
     const e = image(), state = app.dataset.testScriptState;
     ran = ran || state === 'running';
-    const moved = step() !== was;
-    if (moved && e && (e.getAttribute('href') !== before || (ran && state === 'notRunning'))) {
+    const moved = step() !== was, drawn = document.querySelector('.js-plotly-plot .main-svg');
+    if (moved && ((e && e.getAttribute('href') !== before) || (ran && state === 'notRunning' && drawn))) {
       done();
     } else if (performance.now() - t0 > 20000) { done(); } else { requestAnimationFrame(tick); }
   })(); });
