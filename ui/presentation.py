@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.figures.style import STAGE, Stage
+from core.figures.style import STAGE, TOUR_STAGE, Stage
 from ui.charts import animated_chart
 from ui.hidden import hidden_html
 
@@ -82,8 +82,11 @@ def presenting() -> bool:
 
 
 def presented_stage() -> Stage | None:
-    """The stage a presented page draws its figure for (None: not presented)."""
-    return STAGE if presenting() else None
+    """The stage a presented page draws its figure for (None: not presented): a tour step's
+    text larger, for the room its tour bar takes."""
+    if not presenting():
+        return None
+    return TOUR_STAGE if "tour" in st.query_params else STAGE
 
 
 def hide_chrome() -> None:

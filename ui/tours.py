@@ -3,8 +3,9 @@
 app.py calls `present(page)` on every run, before the page draws: it applies `hide=` (CSS for
 what the page does not draw itself; `hidden(part)` for what it does) and, when the URL carries
 `tour=<name>&step=<k>`, draws the tour bar at the top: the tour's title, step k of n, the step's
-title and narration, the speaker notes in a closed expander, and Previous / Next (keys
-"tour_prev" and "tour_next": a keyboard handler clicks them on PageUp / PageDown).
+title and narration, Previous / Next (keys "tour_prev" and "tour_next": a keyboard handler
+clicks them on PageUp / PageDown), and the speaker notes behind a button that opens them over
+the page.
 
 A page seeds its choices from the URL only on its first run in a session (ui/state.py), so a
 step's arrival forgets that page's choices and widget values first: the step's state is what
@@ -45,11 +46,14 @@ _HIDING_CSS = {
     "downloads": '[data-testid="stDownloadButton"]',
 }
 #: The bar reads from the back of a room (narration large, title larger) and leaves the view
-#: as much of the screen as it can: the page starts higher while a tour is on.
+#: as much of the screen as it can: the page starts higher while a tour is on, and the player's
+#: toolbar (speed, play to a step, a link) steps aside: the presenter has the keys and the
+#: figure's own buttons, and the figure's text stays 18 px or more on a 1920 x 1080 screen.
 _BAR_CSS = """<style>
 .st-key-tour_narration p, .st-key-tour_narration li { font-size: 1.3rem; line-height: 1.42; }
 .st-key-tour_bar h2 { font-size: 1.75rem; padding: 0; }
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+[data-testid="stElementContainer"]:has(.gatescope-player) { display: none; }
 </style>"""
 
 
@@ -139,7 +143,7 @@ def forget_choices(page: TourPage) -> None:
 
 def tour_bar(tour: Tour, number: int, flags) -> None:
     """The tour's title, step `number` of n, the step's title and narration, Previous, Next
-    and Leave, and the speaker notes (closed; not drawn under hide=notes)."""
+    and Leave, and the speaker notes (behind a button; not drawn under hide=notes)."""
     step, count = tour.steps[number - 1], len(tour.steps)
     st.html(_BAR_CSS)
     with st.container(key="tour_bar", border=True):
@@ -154,18 +158,19 @@ def tour_bar(tour: Tour, number: int, flags) -> None:
                 go(tour, number + 1, flags)
             if st.button("Leave tour", key="tour_leave", help="Keep this view, without the tour"):
                 leave_tour()
-        measured = [claims.statement(key) for key in step.claims]
+            measured = [claims.statement(key) for key in step.claims]
+            notes = "\n\n".join([step.notes] * bool(step.notes) + [
+                f"Measured on the shipped models: {text}" for text in measured if text])
+            if notes and "notes" not in flags:
+                # a button that opens them over the page: the view keeps the screen's height
+                with st.popover("Speaker notes", key="tour_notes"):
+                    st.markdown(notes)
         with st.container(key="tour_narration"):
             if all(measured):
                 st.markdown(step.narration)
             else:  # the models here no longer bear its lesson out: say so, never state it
                 st.info("This step's narration states a lesson that the models on this server "
                         "do not bear out, so it is not shown; the view is.")
-        notes = "\n\n".join([step.notes] * bool(step.notes) + [
-            f"Measured on the shipped models: {text}" for text in measured if text])
-        if notes and "notes" not in flags:
-            with st.expander("Speaker notes"):
-                st.markdown(notes)
 
 
 def leave_tour() -> None:

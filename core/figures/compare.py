@@ -30,7 +30,7 @@ from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
     PlainFigure, _log10, cell_color, cell_dash, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
     handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
-    Stage,
+    Stage, decade_ticks,
 )
 
 ROWS = ("input", "hidden", "keep", "grad")
@@ -309,8 +309,8 @@ def _gradient_cell(grid: _ColumnGrid, parts: _Parts, col: int, cell: str, tr: Tr
     path = line_path(steps, np.where(g > 0, g, np.nan), gx, gy, color, name=cell_name(cell))
     path["showlegend"] = False
     parts.shapes.append(path)
-    grid.axis(gy).update(type="log", range=list(log_range_g), exponentformat="power", nticks=5,
-                         showgrid=True, gridcolor="#e6e6e6")
+    grid.axis(gy).update(type="log", range=list(log_range_g), exponentformat="power",
+                         tickvals=decade_ticks(*log_range_g), showgrid=True, gridcolor="#e6e6e6")
     parts.cursors.append(parts.add(cursor_trace(t0, xaxis=gx, name="cursor")))
     floor = 10 ** (log_range_g[0] + 0.15)
     shown = np.where(np.isfinite(g) & (g > 0), g, floor)

@@ -7,6 +7,7 @@ equations below, from the registry (core/cells.py). All of it is TWO traces: the
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ class Node:
     x: float
     y: float
     kind: str  # "gate" (0..1), "signed" (-1..1) or "cell" (the cell state's colour range)
+    label_above: bool = False  # the name over the node, where another node is just below it
 
 
 DIAGRAMS: dict[str, tuple[list[Node], list[tuple[str, str]]]] = {
@@ -41,11 +43,13 @@ DIAGRAMS: dict[str, tuple[list[Node], list[tuple[str, str]]]] = {
             Node("fc", "f⊙c", 3.0, 4.0, "cell"),
             Node("c", "c<sub>t</sub>", 6.0, 4.0, "cell"),
             Node("h_prev", "h<sub>t−1</sub>", 0.0, 0.0, "signed"),
-            Node("x", "x<sub>t</sub>", 0.0, 1.3, "signed"),
+            # h_{t-1} is 1.3 below: x_t's name under it ran into h_{t-1}'s number on a stage
+            # (and i⊙g's into g's circle): their names go over them
+            Node("x", "x<sub>t</sub>", 0.0, 1.3, "signed", label_above=True),
             Node("forget", "f", 1.6, 2.6, "gate"),
             Node("input", "i", 3.0, 1.4, "gate"),
             Node("cell", "g", 4.6, 1.4, "signed"),
-            Node("ig", "i⊙g", 4.6, 2.9, "cell"),
+            Node("ig", "i⊙g", 4.6, 2.9, "cell", label_above=True),  # g is 1.5 below
             Node("output", "o", 6.2, 1.4, "gate"),
             Node("h", "h<sub>t</sub>", 7.5, 0.6, "signed"),
         ],
@@ -268,7 +272,7 @@ def _as_seen(nodes: list[Node], layer: int, direction: int, unit: int, words: bo
         if node.key != "x" or (layer == 0 and words):
             return _in_direction(node.label, direction)
         return f"x<sub>t</sub>[{unit if layer > 0 else 0}]"
-    return [Node(n.key, label(n), n.x, n.y, n.kind) for n in nodes]
+    return [dataclasses.replace(n, label=label(n)) for n in nodes]
 
 
 def _arrows(nodes: list[Node], edges: list[tuple[str, str]], axes: tuple[str, str],
@@ -322,7 +326,8 @@ def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int,
     dx, dy = axes
     left = min(n.x for n in nodes) - 0.7
     annotations = [dict(x=n.x, y=n.y, xref=dx, yref=dy, text=n.label, showarrow=False,
-                        yshift=-31, font=dict(size=13, color="#333")) for n in nodes]
+                        yshift=31 if n.label_above else -31, font=dict(size=13, color="#333"))
+                   for n in nodes]
     annotations.append(dict(x=left, y=eq_y[0] + 0.75, xref=dx, yref=dy, showarrow=False,
                             xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
                             font=TITLE_FONT))

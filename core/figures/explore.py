@@ -31,7 +31,7 @@ from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
     cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
-    handoff_line, saliency_strip, staged, token_markers, Stage, DASHES, OKABE_ITO,
+    handoff_line, saliency_strip, staged, token_markers, Stage, STAGE, DASHES, OKABE_ITO,
 )
 
 #: The left and right columns' shares of the plot's width (make_subplots' 0.68 and 0.32 of
@@ -240,7 +240,9 @@ class _Geometry:
                       b=round(MARGIN["b"] * k))
         # a taller input row (its words, above and below the squares, are stage-sized too) and
         # gradient row (the lesson of most views), at the picked units' expense
-        geo = cls.sized(n_maps, stage.height, margin, k, show_words=16, shares=(0.9, 1.15, 0.65))
+        # (the input row's share grows with the text: the word over its squares is taller)
+        geo = cls.sized(n_maps, stage.height, margin, k, show_words=16,
+                        shares=(0.9 * max(1.0, k / STAGE.text_scale), 1.15, 0.65))
         # a stage is scaled as a whole, so its words fit or not at its design size
         return dataclasses.replace(
             geo, words_px=LEFT_COLUMN * (stage.width - margin["l"] - margin["r"]),
@@ -323,8 +325,10 @@ def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], ste
             steps, tokens, sal, sal_max, show_text=every_word, text_size=13,
             marker_size=max(4, min(18, 900 // max(T, 1))),
             colorscale=_scale_list(SALIENCY_SCALE)), row=R_INPUT, col=1)
-        fig.update_yaxes(range=[-1.6, 1.6], showticklabels=False, showgrid=False,
-                         row=R_INPUT, col=1)
+        # every word: as much room above the squares as below; the word at the cursor only:
+        # its room above them (on a stage, 1.5x the size, it ran into the row's title)
+        fig.update_yaxes(range=[-1.6, 1.6] if every_word else [-1.0, 2.6], showticklabels=False,
+                         showgrid=False, row=R_INPUT, col=1)
         if every_word:
             return [], [], None
         ix, iy = fig.axis_names(R_INPUT, 1)
@@ -342,7 +346,7 @@ def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], ste
         name = inp.value_names[j] if j < len(inp.value_names) else f"x[{j}]"
         shapes.append(line_path(steps, vals[:, j], ix, iy, ("#333", "#888", "#bbb")[j],
                                 name=name))
-    fig.update_yaxes(range=[lo_v, hi_v], row=R_INPUT, col=1)
+    fig.update_yaxes(range=[lo_v, hi_v], nticks=geo.labels_fit(R_INPUT), row=R_INPUT, col=1)
     return shapes, [saliency_strip(sal, sal_max, lo_v, hi_v, ix, iy)], None
 
 

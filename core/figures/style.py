@@ -311,6 +311,17 @@ def log_range(logs: np.ndarray, pad: float) -> tuple[float, float]:
     return (math.floor(logs.min()) - pad, math.ceil(logs.max()) + pad)
 
 
+def decade_ticks(log_lo: float, log_hi: float, most: int = 4) -> list[float]:
+    """At most `most` whole decades inside a log axis's range (log10 units), spaced evenly,
+    none in its lowest tenth: a label there sat on the time axis's first label (on a stage,
+    "10⁻³²" over "0")."""
+    first, last = math.ceil(log_lo + 0.1 * (log_hi - log_lo)), math.floor(log_hi)
+    if last < first:
+        return [10.0 ** first]
+    step = max(1, math.ceil((last - first) / max(most - 1, 1)))
+    return [10.0 ** k for k in range(last, first - 1, -step)][::-1]
+
+
 def padded_range(values: np.ndarray, pad: float) -> tuple[float, float]:
     """The finite values' range widened by `pad` of its width on each side (0 .. 1 if none)."""
     finite = values[np.isfinite(values)]
@@ -418,6 +429,10 @@ class Stage:
 
 
 STAGE = Stage()
+#: A tour step's stage: the tour bar (title, narration, buttons) takes about a fifth of a
+#: 1920 x 1080 screen, so the figure is shown at about 0.85 of its design size there; its text
+#: is drawn larger so that it still reads at 18 px or more.
+TOUR_STAGE = Stage(min_font=21.5)
 #: The keys whose value is a font (a dict with a `size`) wherever they appear in a figure.
 _FONT_KEYS = ("font", "textfont", "tickfont", "insidetextfont", "outsidetextfont")
 

@@ -118,3 +118,41 @@ def test_hide_flags_hide_the_sidebar_and_stay_through_a_tour(page, app_url, arti
     assert where(page)[1]["hide"] == "sidebar,toolbar,notes"
     assert page.locator('[data-testid="stSidebar"]').is_hidden()
     assert real_errors(page) == []
+
+
+def tightest_steps() -> list[tuple[str, int]]:
+    """Of the shipped tours' presented steps (Explore and Compare draw a stage figure), the one
+    with the longest narration on each of the two pages (the bar is tallest there, the figure
+    smallest) and every step that points the figure at a unit (its diagram's numbers are
+    larger than a landing view's)."""
+    chosen: dict[str, tuple[int, str, int]] = {}
+    pointed = []
+    for name, tour in shipped_tours().items():
+        for number, step in enumerate(tour.steps, start=1):
+            if step.page not in ("explore", "compare"):
+                continue
+            length = len(step.narration)
+            if length > chosen.get(step.page, (-1,))[0]:
+                chosen[step.page] = (length, name, number)
+            if "unit" in step.state:
+                pointed.append((name, number))
+    return sorted({(name, number) for _, name, number in chosen.values()} | set(pointed))
+
+
+def test_a_presented_tour_step_reads_from_the_back_of_the_room(page, app_url, artifacts):
+    """Under the tour's bar the stage figure has less of a 1920 x 1080 screen than a plain
+    presentation: its text is drawn larger for it and still reads at 18 px or more, whole."""
+    from readability import unreadable_texts
+    from test_presentation_browser import MEASURE
+
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    for name, number in tightest_steps():
+        page.goto(f"{app_url}/?tour={name}&step={number}")
+        wait_for_step(page, name, number)
+        page.locator("[data-stage-scale]").wait_for(state="attached", timeout=60_000)
+        page.wait_for_timeout(500)  # fitted to the window
+        measured = page.evaluate(MEASURE)
+        assert measured["minText"] >= 18, (name, number, measured)
+        assert measured["scrolls"] <= 2, (name, number, measured)
+        assert unreadable_texts(page) == [], (name, number)
+        page.screenshot(path=str(artifacts / f"tour-{name}-{number}-1920x1080.png"))
