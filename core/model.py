@@ -229,14 +229,36 @@ def build_sequence_model(
 
 
 def drawn_from(generator: torch.Generator, make) -> nn.Module:
-    """The module `make()` builds, made on the meta device (which draws nothing) and every
-    parameter then drawn from `generator` as PyTorch's constructors would (reset_like_pytorch)."""
-    with torch.device("meta"):
+    """The module `make()` builds, made with its constructors' random draws skipped (`_NoDraws`)
+    and every parameter then drawn from `generator` as PyTorch's constructors would
+    (reset_like_pytorch)."""
+    with _NoDraws():
         model = make()
-    model.to_empty(device="cpu")
     with torch.no_grad():
         reset_like_pytorch(model, generator)
     return model
+
+
+#: The functions that draw random numbers into a tensor in place (torch.nn.init's and Tensor's).
+_DRAWING = frozenset({
+    "normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",
+    "xavier_normal_", "trunc_normal_", "orthogonal_", "sparse_", "random_", "bernoulli_",
+    "exponential_", "geometric_", "cauchy_", "log_normal_",
+})
+
+
+class _NoDraws(torch.overrides.TorchFunctionMode):
+    """While it is on, in this thread only (torch's function modes are per thread), a drawing
+    function leaves its tensor as it is: modules are made with their parameters allocated and
+    undrawn, and torch's process-wide generator is left alone. (Made on the meta device instead,
+    an nn.Embedding's normal_ ran PyTorch's Python meta kernel, whose first call imports
+    torch._dynamo: 2.1 s of every server's first Explore page.)"""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in _DRAWING:  # torch.nn.init's pass it as `tensor=`
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 def reset_like_pytorch(model: nn.Module, generator: torch.Generator) -> None:

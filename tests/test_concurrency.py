@@ -127,3 +127,28 @@ def test_eight_threads_building_at_once_get_the_models_their_seeds_make():
         thread.join()
     assert not errors, errors
     assert not wrong, f"{len(wrong)} of {threads_n * rounds * len(RECIPES)} builds differed: {wrong[:5]}"
+
+
+def test_a_build_imports_no_compiler_and_leaves_other_threads_drawing():
+    """Built on the meta device, an embedding's first draw imported torch._dynamo (2.1 s of a
+    server's first page). The drawing functions are skipped in the building thread only: a
+    module another thread makes meanwhile is drawn as usual."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from core.model import ModelSpec, build_sequence_model; "
+            "build_sequence_model(ModelSpec('lstm', 'classification', 8, 16, 3, vocab_size=20), seed=1); "
+            "print('torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+    from core.model import _NoDraws
+
+    made = {}
+    with _NoDraws():
+        other = threading.Thread(target=lambda: made.setdefault("w", torch.nn.Linear(4, 4).weight))
+        other.start()
+        other.join()
+        skipped = torch.nn.init.normal_(torch.zeros(3))
+    assert torch.equal(skipped, torch.zeros(3))  # not drawn here
+    assert made["w"].abs().sum() > 0 and made["w"].abs().max() <= 0.5  # drawn there: U(±1/2)
