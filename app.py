@@ -20,7 +20,7 @@ def main() -> None:
     from ui.preload import preload_plotly
     from ui.state import PRELOAD_SENT, THEME_REPORTED
 
-    st.set_page_config(page_title="gatescope", page_icon="🔬", layout="wide")
+    st.set_page_config(page_title="gatescope", page_icon=":material/biotech:", layout="wide")
     # Before anything imports torch (a second and more on a cold start): the browser fetches
     # and compiles the chart code while the server works.
     preload_plotly()

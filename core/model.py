@@ -229,10 +229,10 @@ def build_sequence_model(
 
 
 def drawn_from(generator: torch.Generator, make) -> nn.Module:
-    """The module `make()` builds, made with its constructors' random draws skipped (`_NoDraws`)
+    """The module `make()` builds, made with its constructors' random draws skipped (`SkipDraws`)
     and every parameter then drawn from `generator` as PyTorch's constructors would
     (reset_like_pytorch)."""
-    with _NoDraws():
+    with SkipDraws():
         model = make()
     with torch.no_grad():
         reset_like_pytorch(model, generator)
@@ -247,7 +247,7 @@ _DRAWING = frozenset({
 })
 
 
-class _NoDraws(torch.overrides.TorchFunctionMode):
+class SkipDraws(torch.overrides.TorchFunctionMode):
     """While it is on, in this thread only (torch's function modes are per thread), a drawing
     function leaves its tensor as it is: modules are made with their parameters allocated and
     undrawn, and torch's process-wide generator is left alone. (Made on the meta device instead,

@@ -142,10 +142,10 @@ def test_a_build_imports_no_compiler_and_leaves_other_threads_drawing():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
-    from core.model import _NoDraws
+    from core.model import SkipDraws
 
     made = {}
-    with _NoDraws():
+    with SkipDraws():
         other = threading.Thread(target=lambda: made.setdefault("w", torch.nn.Linear(4, 4).weight))
         other.start()
         other.join()

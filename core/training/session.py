@@ -60,7 +60,7 @@ from core.limits import (
     check_training_seconds,
     check_training_steps,
 )
-from core.model import INITS, SequenceModel, count_parameters
+from core.model import INITS, SequenceModel, SkipDraws, count_parameters
 from core.sharing import (
     ABANDONED_GRACE_SECONDS, MAX_TRAINED_PER_SESSION, OWNER_WATCH, TRAINING_SLOTS, OwnerWatch,
     TrainingSlots,
@@ -173,7 +173,7 @@ class RunProgress:
 
 def _process_context():
     """Training processes start from a fork server that has imported torch and the trainer
-    and warmed them up once (core/training/worker.py): each run starts in a fraction of a
+    and warmed them up once (core/training/warm_up.py): each run starts in a fraction of a
     second and shares those pages with its siblings. (Plain fork is unsafe in a process with
     threads and OpenMP; spawn would import torch again for every run.)
 
@@ -181,7 +181,7 @@ def _process_context():
     `__main__` file again, as `__mp_main__`: under Streamlit that is app.py, which therefore
     runs the app only when it is `__main__`."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["core.training.worker"])
+    context.set_forkserver_preload(["core.training.worker", "core.training.warm_up"])
     return context
 
 
@@ -533,7 +533,7 @@ def check_model_size(task: str, cell: str, config: TrainConfig) -> int:
     (counted on the meta device: nothing is allocated)."""
     spec = model_spec(get_task(task), cell, config.hidden_size, config.num_layers,
                       config.bidirectional)
-    with torch.device("meta"):
+    with torch.device("meta"), SkipDraws():  # (drawn on the meta device, it imports torch._dynamo)
         size = count_parameters(SequenceModel(spec))
     try:
         return check_param_count(size)

@@ -9,9 +9,8 @@ and snapshots, packed model)) or ("error", (words, traceback)). Snapshots go one
 they are taken: sending them all with the result would hold two more copies of every one at
 the end, and a process the server has to end has sent those it took.
 
-The fork server imports this module once and every training process is forked from it, so
-the warm-up below is paid once per server, not once per run: the first optimiser step and
-the first backward pass import parts of torch lazily (about a second each time otherwise).
+The fork server imports this module once, and core.training.warm_up, and every training
+process is forked from it.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import safetensors.torch
 import torch
 
 from core.model import SequenceModel, rebuild_sequence_model, state_tensors
-from core.tasks import TASKS, get_task
 from core.training.loop import TrainConfig, train
 from core.training.snapshots import Snapshot
 
@@ -83,15 +81,3 @@ def train_child(task: str, cell: str, config: TrainConfig, packed: tuple | None,
         messages.send(("error", (f"{type(error).__name__}: {error}", traceback.format_exc())))
     finally:
         messages.close()
-
-
-def _warm_up() -> None:
-    for name in TASKS:
-        get_task(name)
-    weight = torch.zeros(2, 2, requires_grad=True)
-    optimizer = torch.optim.Adam([weight])
-    torch.nn.GRU(2, 2)(weight.unsqueeze(0))[0].sum().backward()
-    optimizer.step()
-
-
-_warm_up()
