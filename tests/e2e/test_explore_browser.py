@@ -200,6 +200,9 @@ def landing_view_animates_a_trained_lstm(page, app_url, artifacts) -> None:
     page.wait_for_selector(CHART, timeout=60_000)
     assert "trained LSTM" in page.inner_text("body")
     assert map_images(page) >= 6  # h, c and four gates
+    # plotly.js drew its warm-up figure off screen once (ui/preload.py) and threw it away
+    assert page.evaluate("() => document.__gatescopePlotlyWarm") is True
+    assert page.locator('div[style*="-10000px"]').count() == 0
     wait_until(page, f"x0 => ({CURSOR_X})() !== x0", "the landing view animates with no clicks",
                arg=cursor_x(page))
     shot(page, artifacts, "landing")
