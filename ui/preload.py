@@ -1,8 +1,9 @@
-"""Start loading Streamlit's Plotly chart code in the browser before the first chart arrives."""
+"""Start loading Streamlit's chart and widget code in the browser before the first page arrives."""
 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import streamlit as st
@@ -10,31 +11,41 @@ import streamlit as st
 from ui.hidden import hidden_html
 
 
+#: The chunks of Streamlit's frontend that the landing page (Explore) draws: each is fetched
+#: only when its first element arrives, one after another from a server busy with the page's
+#: first run (the widgets' chunks arrived 0.1 to 0.5 s after their elements; the chart waited
+#: for them). Chart first: it is the largest (~4.7 MB).
+CHUNKS = ("PlotlyChart", "Selectbox", "Radio", "Slider", "NumberInput", "Checkbox", "TextField",
+          "Metric", "Button", "DownloadButton")
+
+
 @functools.lru_cache(maxsize=1)
-def _chunk() -> str | None:
-    """Streamlit's Plotly chunk under static/js/ (its name carries a build hash), if found."""
+def _chunks() -> tuple[str, ...]:
+    """Those of CHUNKS found under Streamlit's static/js/ (their names carry a build hash)."""
     folder = Path(st.__file__).parent / "static" / "static" / "js"
-    found = sorted(folder.glob("PlotlyChart.*.js"))
-    return found[0].name if len(found) == 1 else None
+    found = [sorted(folder.glob(f"{name}.*.js")) for name in CHUNKS]
+    return tuple(files[0].name for files in found if len(files) == 1)
 
 
 def preload_plotly() -> None:
-    """Streamlit fetches its ~4.7 MB Plotly chunk only when the first chart element arrives,
-    i.e. after the server has traced and built the figure. Importing it from the page's first
-    element lets the browser fetch and compile it while the server works (cold start). The
-    browser's module map makes the chart's own later import the same, loaded module. Nothing
-    happens when the chunk cannot be found (another Streamlit build layout). Drawn on every
-    run, so that the page's layout never shifts; importing a loaded module again is free."""
-    name = _chunk()
-    if name is None:
+    """Streamlit fetches its ~4.7 MB Plotly chunk (and each widget's) only when the first such
+    element arrives, i.e. after the server has traced and built the figure. Importing them from
+    the page's first element lets the browser fetch and compile them while the server works
+    (cold start), and plotly.js then draws a warm-up figure. The browser's module map makes the
+    page's own later imports the same, loaded modules. Nothing happens for a chunk that cannot
+    be found (another Streamlit build layout). Drawn on every run, so that the page's layout
+    never shifts; importing a loaded module again is free."""
+    names = _chunks()
+    if not names or not names[0].startswith("PlotlyChart."):
         return
     hidden_html("gatescope_preload", f"""<script>
       (function () {{
         const find = d => d.querySelector('script[src*="/static/js/"]');
         const own = find(document) || find(window.parent.document);
-        if (own) {{
-          import(own.src.replace(/[^/]*$/, '{name}')).then(warmUp).catch(() => {{}});
-        }}
+        if (!own) {{ return; }}
+        const load = name => import(own.src.replace(/[^/]*$/, name));
+        load('{names[0]}').then(warmUp).catch(() => {{}});
+        {json.dumps(names[1:])}.forEach(name => load(name).catch(() => {{}}));
       }})();
       {_WARM_UP}
     </script>""")
