@@ -7,7 +7,8 @@ Prints, each next to its target (issue 14's, stricter than issue 4's 5 s and 300
   is already running;
 - change -> chart: a changed choice (the sample seed) to the redrawn chart, T=200, H=64, median,
   timed in the page from the click (and, beside it, as driven through Playwright);
-- a tour step -> its chart: "Next →" through the vanishing-gradient tour at 1920x1080, median;
+- a tour step -> its chart: "Next →" through the vanishing-gradient tour at 1920x1080, median,
+  the first time through and again (the target's figure: a rehearsed tour);
 - playback at T=1000 through the player (ui/player.js): at its top speed (60 steps/s), frames
   per second in which the cursor moved, sampled every animation frame; at its default and a
   slow speed, the steps per second it keeps; the same top-speed figure in presentation mode
@@ -218,19 +219,26 @@ def main() -> None:
                             f"Playwright-driven {statistics.median(driven) * 1000:.0f} ms)",
                             "<= 150 ms", change <= 0.15))
 
-            # --- a tour step -> its chart: the vanishing-gradient tour, presented at 1920x1080
-            tour_page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            tour_page.goto(f"{url}/?tour=vanishing_gradient&step=1")
-            tour_page.wait_for_selector(FIRST_IMAGE, state="attached", timeout=60_000)
-            tour_page.wait_for_timeout(1000)
-            stepped = []
-            while tour_page.locator(".st-key-tour_next button").is_enabled():
-                stepped.append(tour_page.evaluate(TOUR_STEP_IN_PAGE))
-            tour_step = statistics.median(stepped) / 1000
-            results.append((f"tour step -> its chart (vanishing gradient, {len(stepped)} steps), median",
-                            f"{tour_step * 1000:.0f} ms (slowest {max(stepped):.0f} ms)",
-                            "<= 300 ms", tour_step <= 0.3))
-            tour_page.close()
+            # --- a tour step -> its chart: the vanishing-gradient tour, presented at 1920x1080,
+            # twice: first through (each step's models traced and figures made for the first time
+            # in this server), then again, as a teacher's rehearsed tour (the server's caches are
+            # every visitor's)
+            medians = []
+            for _ in range(2):
+                tour_page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                tour_page.goto(f"{url}/?tour=vanishing_gradient&step=1")
+                tour_page.wait_for_selector(FIRST_IMAGE, state="attached", timeout=60_000)
+                tour_page.wait_for_timeout(1000)
+                stepped = []
+                while tour_page.locator(".st-key-tour_next button").is_enabled():
+                    stepped.append(tour_page.evaluate(TOUR_STEP_IN_PAGE))
+                medians.append((statistics.median(stepped) / 1000, max(stepped), len(stepped)))
+                tour_page.close()
+            (first, first_max, count), (again, again_max, _) = medians
+            results.append((f"tour step -> its chart (vanishing gradient, {count} steps), median",
+                            f"{again * 1000:.0f} ms again (slowest {again_max:.0f}); first time "
+                            f"through {first * 1000:.0f} ms (slowest {first_max:.0f})",
+                            "<= 300 ms", again <= 0.3))
 
             # --- payload and playback at T=1000 ------------------------------------------------
             page2 = browser.new_page(viewport={"width": 1500, "height": 1000})
