@@ -115,7 +115,7 @@ def test_a_long_row_shows_the_word_at_the_cursor_and_a_short_one_every_word(trac
     moved = dict(zip(frame["traces"], frame["data"]))[words[0]]
     assert moved == {"x": [9], "text": [tokens[9]]}
     # on the page, a sentence is written out only where its words clear each other in the
-    # narrowest window (150% zoom of 1280 x 720): these do not, a short one does
+    # narrowest figure (820 px: 1280 x 720, and 150% zoom of it): these do not, a short one does
     assert not words_fit(tokens, WORDS_ROW_PX, 13)
     plain = explore_figure(result.trace, result.input_sequence).to_dict()
     assert sum(d.get("name") == "word" for d in plain["data"]) == 1

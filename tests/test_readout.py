@@ -129,7 +129,8 @@ def test_words_are_written_out_only_where_they_clear_their_neighbours():
 def test_a_sentence_the_row_cannot_write_out_is_given_as_a_line_of_text():
     from core.views.explore import input_line
 
-    long = "i think the paintings for the red box under the famous windows quietly".split()
+    long = ("i think the paintings for the key like the red box under the famous windows quietly "
+            "that followed the young old tables probably").split()  # the landing sentence
     assert input_line(InputSequence(tokens=long)) == "Input: " + " ".join(long)
     assert input_line(InputSequence(tokens=["the", "cat", "sat"])) is None  # written out
     assert input_line(InputSequence(tokens=["a"] * 31)) is None  # past 30 steps: its own box

@@ -212,7 +212,7 @@ def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
         columns = [wrapped(list(column), line_chars, " = ", last=True) for column in zip(*numbers)]
         numbers = [list(row) for row in zip(*columns)]
     eq_y = _equation_heights(nodes, len(eqs), scale)
-    annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes, direction, scale)
+    annotations = _panel_text(nodes, eqs, eq_y, unit, cell, axes, direction)
     xs, ys = [n.x for n in nodes], [n.y for n in nodes]
     node_px = round(NODE_SIZE * scale)
     panel = CellPanel([_arrows(nodes, edges, axes, node_px)], annotations,
@@ -318,7 +318,7 @@ def _equation_heights(nodes: list[Node], n_eq: int, scale: float = 1.0) -> list[
 
 
 def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int, cell: str,
-                axes: tuple[str, str], direction: int, scale: float = 1.0) -> list[dict]:
+                axes: tuple[str, str], direction: int) -> list[dict]:
     """Node names, the equations and their heading (and the GRU's convention) as annotations,
     like every static text in these figures. (As text traces they cost nothing to lay out on a
     new figure but are drawn again on every animation frame, because a frame lists every
@@ -332,10 +332,10 @@ def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int,
                             xanchor="left", text=f"PyTorch's equations, unit {unit} at step t",
                             font=TITLE_FONT))
     # an equation on two lines keeps its second where a line of its own would be, clear of
-    # its numbers below (half a line up)
+    # its numbers below (half a line up; a stage grows the shift with its text, `staged`)
     annotations += [dict(x=left, y=y, xref=dx, yref=dy, text=eq, showarrow=False,
                          xanchor="left", align="left", font=dict(size=13),
-                         **({"yshift": round(8 * scale)} if "<br>" in eq else {}))
+                         **({"yshift": 8} if "<br>" in eq else {}))
                     for y, eq in zip(eq_y, eqs)]
     if cell == "gru":
         annotations.append(dict(x=left, y=eq_y[-1] - 1.0, xref=dx, yref=dy, showarrow=False,

@@ -40,15 +40,17 @@ LEFT_COLUMN = 0.68 * (1 - 0.1)
 RIGHT_COLUMN = 0.32 * (1 - 0.1)
 #: The narrowest a page's figure is in the windows the readability rule covers: 820 px at
 #: 1280 x 720 with the sidebar open, and 821 at 150% zoom of it, where the sidebar starts
-#: folded (ui/hidden.py). Its right column then holds 233 px of the equations.
+#: folded (ui/hidden.py). Its text is laid out for that width: the input row's words and the
+#: right column's equations (with the sidebar opened again at 150% zoom the figure is 521 px,
+#: and they may not fit).
 NARROWEST_CHART_PX = 820
 #: The width of a character of the equations and their numbers, per px of their size (measured:
-#: lines of up to 36 characters, subscripts counted at 0.7, fit those 233 px at 13 px).
+#: lines of up to 36 characters, subscripts counted at 0.7, fit the 233 px of that figure's
+#: right column at 13 px).
 EQUATION_CHAR_WIDTH = 0.5
-#: The input row's width in the narrowest window the readability rule covers, 150% zoom of
-#: 1280 x 720 (measured: 270 px; 453 px at 1280 x 720, 845 at 1920 x 1080). A sentence's words
-#: are written out only where they fit there.
-WORDS_ROW_PX = 270.0
+#: The input row's width in that figure (453 px, as measured at 1280 x 720; 845 at 1920 x 1080).
+#: A sentence's words are written out only where they fit there.
+WORDS_ROW_PX = LEFT_COLUMN * (NARROWEST_CHART_PX - MARGIN["l"] - MARGIN["r"])
 #: The most steps whose words the input row writes out (a page's figure; a stage's fewer).
 SHOW_WORDS = 30
 #: The width of a character of the input row's words, per px of their size (Open Sans,
@@ -208,15 +210,19 @@ class _Geometry:
     margin: dict  # px around the plot area
     text_scale: float = 1.0  # a stage's (Stage.text_scale): offsets in px grow with the text
     show_words: int = SHOW_WORDS  # the most steps whose words the input row writes out
-    words_px: float = WORDS_ROW_PX  # the input row's width where its words must not overlap
-    words_text_px: float = 13.0  # their size there (and the equations')
-    chart_px: float = NARROWEST_CHART_PX  # the figure's width where the equations must fit
+    text_px: float = 13.0  # the input row's words and the equations, at the figure's size
+    chart_px: float = NARROWEST_CHART_PX  # the figure's width where its text must fit
+
+    @property
+    def words_px(self) -> float:
+        """The input row's width where its words must not overlap."""
+        return LEFT_COLUMN * (self.chart_px - self.margin["l"] - self.margin["r"])
 
     def panel_line_chars(self) -> float:
         """How many characters of the equations (core.figures.diagram.visible_length) a line of
         the right column holds, margin included."""
         column = RIGHT_COLUMN * (self.chart_px - self.margin["l"] - self.margin["r"]) + self.margin["r"]
-        return column / (EQUATION_CHAR_WIDTH * self.words_text_px)
+        return column / (EQUATION_CHAR_WIDTH * self.text_px)
 
     def row_px(self, row: int) -> float:
         """The height of a row of the left column (R_INPUT .. R_UNITS) in px."""
@@ -243,10 +249,8 @@ class _Geometry:
         # (the input row's share grows with the text: the word over its squares is taller)
         geo = cls.sized(n_maps, stage.height, margin, k, show_words=16,
                         shares=(0.9 * max(1.0, k / STAGE.text_scale), 1.15, 0.65))
-        # a stage is scaled as a whole, so its words fit or not at its design size
-        return dataclasses.replace(
-            geo, words_px=LEFT_COLUMN * (stage.width - margin["l"] - margin["r"]),
-            words_text_px=stage.font_size(13), chart_px=stage.width)
+        # a stage is scaled as a whole, so its text fits or not at its design size
+        return dataclasses.replace(geo, text_px=stage.font_size(13), chart_px=stage.width)
 
     @classmethod
     def sized(cls, n_maps: int, height: int, margin: dict, text_scale: float = 1.0,
@@ -320,7 +324,7 @@ def _input_row(fig: _Grid, tr: Trace, inp: InputSequence, tokens: list[str], ste
     if inp.values is None:
         # Every word, alternately above and below, only while they fit: at 1280 x 720 the 43
         # words of a sentence ran together ("thpaintings"); else the word at the cursor.
-        every_word = T <= geo.show_words and words_fit(tokens, geo.words_px, geo.words_text_px)
+        every_word = T <= geo.show_words and words_fit(tokens, geo.words_px, geo.text_px)
         fig.add_trace(token_markers(
             steps, tokens, sal, sal_max, show_text=every_word, text_size=13,
             marker_size=max(4, min(18, 900 // max(T, 1))),

@@ -11,8 +11,9 @@ Each map's values are sent as shown, rounded to `DECIMALS` places (the diagram's
 too), as the smallest signed integers that hold them (base64): a gate or h map is one byte per
 value, so T = 200 steps of 64 units and six maps cost about 100 KB. A figure whose maps hold
 more than `MAX_VALUES` values sends none (so one-byte values cost at most 0.7 MB, two-byte
-ones 1.3 MB): its hover reads unit and step and says why no value. A value that is not a number (NaN, as padding) is the integer type's
-smallest value, which the browser shows as "no value".
+ones 1.3 MB): its hover reads unit and step and says why no value. A value that is not a
+number (NaN, as padding) is the integer type's smallest value, which the browser shows as
+"no value".
 """
 
 from __future__ import annotations

@@ -779,7 +779,9 @@ class _Diagram:
     @classmethod
     def of(cls, panel: CellPanel, area: Box, scale: int) -> _Diagram:
         s = scale
-        names = tuple(a["text"] for a in panel.annotations if a.get("yshift"))
+        # the node names: shifted off their nodes, and not left-aligned as the equations are
+        names = tuple(a["text"] for a in panel.annotations
+                      if a.get("yshift") and a.get("xanchor") != "left")
         left = [a["text"] for a in panel.annotations if a.get("xanchor") == "left"]
         n_eq = len(panel.numbers[0])
         heading, equations, notes = left[0], tuple(left[1:1 + n_eq]), tuple(left[1 + n_eq:])
