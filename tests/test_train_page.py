@@ -199,7 +199,8 @@ def test_stop_ends_the_runs_early_and_keeps_what_they_learned():
     assert session.wait(timeout=60)
     at.run()
     models = trained(at)
-    assert len(models) == 3
+    # (what the page said of a run that kept nothing, should one do so on a busy machine)
+    assert len(models) == 3, [m.value for m in (*at.error, *at.warning)]
     for result in models.values():
         assert result.status == "stopped" and result.steps < LIMITS.max_training_steps
     warnings = [w.value for w in at.warning] + [s.value for s in at.success]
