@@ -467,3 +467,32 @@ def test_a_tab_that_comes_back_within_the_grace_finds_its_runs_going():
     finally:
         session.stop()
         session.wait(timeout=30)
+
+
+def test_a_result_sent_just_before_the_process_ends_is_read_not_lost():
+    """The process sent its result and exited while the server's wait ran out: the result is
+    in the pipe, and is read, not taken for a process that ended unexpectedly."""
+    from core.training.session import next_message
+
+    class Pipe:
+        def __init__(self):
+            self.polls = iter([False, True])  # nothing yet; then, looked at again, the result
+
+        def poll(self, timeout):
+            return next(self.polls)
+
+        def recv(self):
+            return ("result", "payload")
+
+    class Ended:
+        def is_alive(self):
+            return False
+
+    class Alive:
+        def is_alive(self):
+            return True
+
+    assert next_message(Pipe(), Ended()) == ("result", "payload")
+    assert next_message(type("Quiet", (), {"poll": lambda self, t: False})(), Alive()) is None
+    with pytest.raises(EOFError):
+        next_message(type("Quiet", (), {"poll": lambda self, t: False})(), Ended())

@@ -185,6 +185,21 @@ def _process_context():
     return context
 
 
+def next_message(reader, child, wait: float = 0.1):
+    """A training process's next message from its pipe; None when none came within `wait`
+    seconds while the process lives; EOFError once it has ended and sent nothing more. A
+    process that sends its result and exits just as the wait runs out has left the result in the
+    pipe: it is looked for once more before the process counts as gone (it had been lost, and
+    the run reported as ended unexpectedly with exit code 0, under a full test suite's load)."""
+    if reader.poll(wait):
+        return reader.recv()
+    if child.is_alive():
+        return None
+    if reader.poll(0):
+        return reader.recv()
+    raise EOFError
+
+
 class TrainingSession:
     """Runs `core.training.loop.train` for each RunSpec in a process of its own, watched by a thread;
     see the module doc."""
@@ -294,11 +309,10 @@ class TrainingSession:
                     child.kill()
                     return self._ended_by_server(run, watch, ending)
                 try:
-                    if not reader.poll(0.1):
-                        if child.is_alive():
-                            continue
-                        raise EOFError
-                    kind, payload = reader.recv()
+                    message = next_message(reader, child)
+                    if message is None:
+                        continue
+                    kind, payload = message
                 except (EOFError, OSError):
                     child.join(timeout=1.0)
                     return "error", (f"the training process ended unexpectedly (exit code "
