@@ -83,5 +83,16 @@ def main() -> None:
 # every training process ran the whole app, bare, before it trained (seconds of CPU each, and
 # Streamlit's "missing ScriptRunContext" warnings in the log). Streamlit is imported in main()
 # so that such a process does not import it either.
+#
+# `streamlit run app.py` finds the `st.App` below (by reading this file, not running it) and
+# serves it: the same server, plus a start-up hook that imports torch and the other heavy
+# libraries while the server waits for its first visitor (ui/startup.py). The server imports
+# this file once, as the module "app", for that object alone.
 if __name__ == "__main__":
     main()
+elif __name__ == "app":
+    from streamlit import App
+
+    from ui.startup import warm_up
+
+    app = App(__file__, lifespan=warm_up)

@@ -5,6 +5,8 @@
 Prints, each next to its target (issue 14's, stricter than issue 4's 5 s and 300 ms):
 - cold start: from launching `streamlit run app.py` to the first chart drawn in a browser that
   is already running;
+- a visitor of a started server: from navigating to the first chart, 5 s after the server
+  answered, with its start-up warm-up (ui/startup.py) and without it (the reference);
 - change -> chart: a changed choice (the sample seed) to the redrawn chart, T=200, H=64, median,
   timed in the page from the click (and, beside it, as driven through Playwright);
 - a tour step -> its chart: "Next →" through the vanishing-gradient tour at 1920x1080, median,
@@ -161,6 +163,32 @@ def source_for(task: str, cell: str) -> str:
     return "shipped" if (task, cell) in set(zoo.available()) else "random"
 
 
+def first_visit_of_a_started_server(browser, wait_s: float = 5.0, rounds: int = 2):
+    """Navigation to the first chart for a visitor who arrives `wait_s` after the server
+    answered: with the start-up warm-up and without it, alternately, `rounds` times each."""
+    from ui.startup import SWITCH
+
+    times = {"1": [], "0": []}
+    for _ in range(rounds):
+        for switch in times:
+            port = free_port()
+            proc = start_app(port, ARTIFACTS / "ui_speed-first-visit.log", env={SWITCH: switch})
+            try:
+                time.sleep(wait_s)
+                page = browser.new_page(viewport={"width": 1500, "height": 1000})
+                t0 = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}")
+                page.wait_for_selector(FIRST_IMAGE, state="attached", timeout=120_000)
+                times[switch].append(time.perf_counter() - t0)
+                page.close()
+            finally:
+                stop_app(proc)
+    warm, cold = statistics.median(times["1"]), statistics.median(times["0"])
+    return (f"first visit {wait_s:g} s after start, navigation -> chart, median of {rounds}",
+            f"{warm:.2f} s; without the warm-up {cold:.2f} s, ratio {warm / cold:.2f}",
+            "< 1", warm < cold)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -306,6 +334,7 @@ def main() -> None:
                 print("presentation mode (present=1) is not drawn by this app: not measured")
         finally:
             stop_app(proc)
+        results.append(first_visit_of_a_started_server(browser))
         browser.close()
 
     load_after = os.getloadavg()[0]

@@ -30,9 +30,11 @@ def free_port() -> int:
 
 
 def start_app(port: int, log_path: Path, timeout: float = 60,
-              options: dict[str, object] | None = None) -> subprocess.Popen:
+              options: dict[str, object] | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `streamlit run app.py` headless on `port`; return once /_stcore/health answers.
-    `options` are more of Streamlit's settings, e.g. {"server.disconnectedSessionTTL": 3}."""
+    `options` are more of Streamlit's settings, e.g. {"server.disconnectedSessionTTL": 3};
+    `env`, more environment variables for the server."""
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py",
@@ -42,7 +44,7 @@ def start_app(port: int, log_path: Path, timeout: float = 60,
          "--server.fileWatcherType", "none",
          *(f"--{name}={value}" for name, value in (options or {}).items())],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}/_stcore/health"
