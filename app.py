@@ -12,6 +12,10 @@ import time
 from pathlib import Path
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
+#: The tab's icon, a gate's sigmoid. A file of the app's own: a Material icon as the page icon
+#: had every visitor's browser fetch it from fonts.gstatic.com on every rerun, and a classroom
+#: without the internet (or a visitor who blocks Google) got none.
+ICON = Path(__file__).resolve().parent / "ui" / "icon.svg"
 
 
 def main() -> None:
@@ -20,7 +24,7 @@ def main() -> None:
     from ui.preload import preload_plotly
     from ui.state import PRELOAD_SENT, THEME_REPORTED
 
-    st.set_page_config(page_title="gatescope", page_icon=":material/biotech:", layout="wide")
+    st.set_page_config(page_title="gatescope", page_icon=ICON, layout="wide")
     # Before anything imports torch (a second and more on a cold start): the browser fetches
     # and compiles the chart code while the server works.
     preload_plotly()

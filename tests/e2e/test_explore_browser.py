@@ -308,3 +308,23 @@ def test_a_csv_is_read_by_its_stated_rules_in_the_browser(page, app_url, artifac
     assert alert.count() == 1 and "last good view" in alert.inner_text()
     assert page.locator('[data-testid="stSelectbox"]').filter(has_text="Column").count() == 0
     assert "\x00" not in page.inner_text("body")
+
+
+def test_the_app_fetches_nothing_from_outside_its_server(page, app_url):
+    # A classroom without the internet, or a visitor who blocks third parties, sees all of it:
+    # the page, a change and the tab's icon come from the app's own server (the icon had been
+    # fetched from fonts.gstatic.com on every rerun).
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(f"{app_url}/?task=adding&cell=gru&source=random")
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    page.get_by_text("RNN (vanilla)").click()
+    page.wait_for_url(re.compile("cell=rnn"), timeout=30_000)
+    wait_for_app(page)
+    page.wait_for_selector(CHART)
+    outside = [url for url in asked
+               if not url.startswith((app_url, "data:", "blob:", "about:"))]
+    assert asked and not outside
+    icon = page.eval_on_selector("link[rel~='icon']", "e => e.href")
+    assert icon.startswith("data:image/svg+xml")
