@@ -11,6 +11,8 @@ drawn by one builder per row: `_input_cell`, `_map_cells`, `_gradient_cell`.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -30,7 +32,7 @@ from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
     PlainFigure, _log10, cell_color, cell_dash, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
     handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
-    Stage, decade_ticks,
+    Stage, bake_template, decade_ticks,
 )
 
 ROWS = ("input", "hidden", "keep", "grad")
@@ -175,8 +177,29 @@ def _readout_at(t: int, shown: np.ndarray, g: np.ndarray, T: int) -> dict:
             "textposition": "top right" if t < T / 2 else "top left"}
 
 
+@functools.lru_cache(maxsize=16)
+def _column_skeleton(n_cols: int, subplot_titles: tuple[str, ...]) -> tuple[dict, dict]:
+    """make_subplots' grid of ROWS x n_cols as a plain layout dict, its template written in
+    (`bake_template`), and each subplot's axis names; cached per shape and titles.
+
+    make_subplots and its template cost ~18 ms of every Compare figure (a tour's Compare step
+    built it each time), and a template sent with the figure made plotly.js lay the whole
+    figure out twice (Streamlit hands it a fresh copy, compared by identity)."""
+    grid = make_subplots(rows=len(ROWS), cols=n_cols, row_heights=list(ROW_HEIGHTS),
+                         vertical_spacing=0.07, horizontal_spacing=0.045,
+                         subplot_titles=list(subplot_titles))
+    grid.update_layout(template="plotly_white")
+    axes = {}
+    for row in range(1, len(ROWS) + 1):
+        for col in range(1, n_cols + 1):
+            ref = grid.get_subplot(row, col)
+            axes[(row, col)] = (ref.xaxis.plotly_name.replace("axis", ""),
+                                ref.yaxis.plotly_name.replace("axis", ""))
+    return bake_template(grid.to_plotly_json()["layout"]), axes
+
+
 class _ColumnGrid:
-    """make_subplots' grid of ROWS x cells as a plain layout dict, with the subplot titles."""
+    """The grid of ROWS x cells as a plain layout dict, with the subplot titles."""
 
     def __init__(self, cells: list[str], titles: dict[str, str], kinds: dict[str, str]):
         # The gradient row shares one log scale across the columns, so it has one title, over
@@ -185,11 +208,8 @@ class _ColumnGrid:
         subplot_titles = [_row_title(row, cell, titles, kinds[cell])
                           if row != "grad" or col == 0 else ""
                           for row in ROWS for col, cell in enumerate(cells)]
-        self.grid = make_subplots(rows=len(ROWS), cols=len(cells), row_heights=list(ROW_HEIGHTS),
-                                  vertical_spacing=0.07, horizontal_spacing=0.045,
-                                  subplot_titles=subplot_titles)
-        self.grid.update_layout(template="plotly_white")
-        self.layout = self.grid.to_plotly_json()["layout"]
+        layout, self._axes = _column_skeleton(len(cells), tuple(subplot_titles))
+        self.layout = copy.deepcopy(layout)
         gradient_title = _row_title("grad", cells[0], titles, kinds[cells[0]])
         first_column_left = self.axis(self.axes(len(ROWS), 1)[0])["domain"][0]
         for ann in self.layout.get("annotations", []):  # subplot titles
@@ -198,9 +218,7 @@ class _ColumnGrid:
                 ann.update(x=first_column_left, xanchor="left")
 
     def axes(self, row: int, col: int) -> tuple[str, str]:
-        ref = self.grid.get_subplot(row, col)
-        return (ref.xaxis.plotly_name.replace("axis", ""),
-                ref.yaxis.plotly_name.replace("axis", ""))
+        return self._axes[(row, col)]
 
     def axis(self, name: str) -> dict:
         return self.layout.setdefault(name[0] + "axis" + name[1:], {})
