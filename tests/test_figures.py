@@ -13,6 +13,8 @@ import numpy as np
 import plotly.io as pio
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from core.cells import cell_info
@@ -301,3 +303,14 @@ def test_an_overflowed_gradient_is_said_not_silently_dropped():
     assert any("overflowed" in a["text"] for a in fig.to_dict()["layout"]["annotations"])
     finite = trace(rnn, torch.zeros(20, 2))
     assert F.overflow_note(finite, 0, 0) == ""
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), max_size=40),
+       st.booleans())
+def test_a_series_of_numbers_is_written_as_each_number_alone_is(values, parenthesise):
+    # `_nums` formats a whole series at once (the equations' ~8,000 numbers per figure); its
+    # text must be `_num`'s for every value: signs, zeros, rounding, nan and infinities
+    alone = [S._num(v) for v in values]
+    if parenthesise:
+        alone = [f"({t})" if t.startswith("−") else t for t in alone]
+    assert S._nums(np.array(values, dtype=np.float64), parenthesise) == alone

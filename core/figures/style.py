@@ -168,12 +168,23 @@ def _num(v: float) -> str:
 
 
 def _nums(values, parenthesise_negative: bool = False) -> list[str]:
-    """`_num` of every value of a series (negatives in parentheses if asked, for products)."""
-    out = []
-    for v in np.asarray(values, dtype=np.float64).tolist():
-        text = _num(v)
-        out.append(f"({text})" if parenthesise_negative and text.startswith("−") else text)
+    """`_num` of every value of a series (negatives in parentheses if asked, for products).
+
+    One %-format of the whole series, not `_num` per value: the explorer's equations format
+    about 8,000 numbers per figure at T = 200, and per value that was 12 ms of a change's
+    20 ms figure build. The same text as `_num`'s (tests/test_figures.py compares them)."""
+    flat = np.asarray(values, dtype=np.float64).tolist()
+    if not flat:
+        return []
+    text = ("%.2f\n" * len(flat) % tuple(flat)).replace("-", "−")
+    out = [_TIDIED.get(number, number) for number in text[:-1].split("\n")]
+    if parenthesise_negative:
+        return [f"({number})" if number[0] == "−" else number for number in out]
     return out
+
+
+#: What `_num` writes instead of these: a value rounded to zero unsigned, infinities as nan.
+_TIDIED = {"−0.00": "0.00", "inf": "nan", "−inf": "nan"}
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
