@@ -1,10 +1,10 @@
 """What the server does once, as it starts: import the heavy libraries before a visitor asks.
 
 A visitor's first page imports torch and pandas: 1.5 s of a 2-core machine (measured: torch
-1.13 s, pandas 0.34 s; Streamlit has imported Plotly already), every visitor of a freshly started server waiting on it (Python's import lock
-holds the others until the first has finished). Streamlit runs `app.py`'s `st.App` under
-uvicorn, whose start-up hook (the lifespan) starts this warm-up in a thread and lets the server
-answer at once. A visitor who arrives while it runs waits at the same import lock for the rest
+1.13 s, pandas 0.34 s; Streamlit has imported Plotly already), and every visitor of a freshly
+started server waits on it (Python's import lock holds the others until the first has
+finished). Streamlit runs `app.py`'s `st.App` under uvicorn, whose start-up hook (the
+lifespan) starts this warm-up in a thread and lets the server answer at once. A visitor who arrives while it runs waits at the same import lock for the rest
 of it, never longer than before.
 
 Only third-party libraries, which never import this app's modules: two threads importing
