@@ -90,13 +90,16 @@ def main() -> None:
 #
 # `streamlit run app.py` finds the `st.App` below (by reading this file, not running it) and
 # serves it: the same server, plus a start-up hook that imports torch and the other heavy
-# libraries while the server waits for its first visitor (ui/startup.py). The server imports
+# libraries while the server waits for its first visitor (ui/startup.py), and a header on every
+# page that has the browser fetch the chart's code at once (ui/preload.py). The server imports
 # this file once, as the module "app", for that object alone.
 if __name__ == "__main__":
     main()
 elif __name__ == "app":
+    from starlette.middleware import Middleware
     from streamlit import App
 
+    from ui.preload import PreloadChartCode
     from ui.startup import warm_up
 
-    app = App(__file__, lifespan=warm_up)
+    app = App(__file__, lifespan=warm_up, middleware=[Middleware(PreloadChartCode)])

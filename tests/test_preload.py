@@ -25,3 +25,33 @@ def test_the_script_imports_them_all_and_warms_plotly_up_without_a_tag_in_its_te
     assert "warmUp" in script
     # Streamlit did not run a script whose text held a tag (the warm-up's "<sub>" once)
     assert not re.search(r"<[a-z/]", script)
+
+
+def run_through_the_middleware(content_type: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers a response of `content_type` leaves `PreloadChartCode` with."""
+    import asyncio
+
+    async def page(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type)]})
+        await send({"type": "http.response.body", "body": b"..."})
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(preload.PreloadChartCode(page)({"type": "http", "path": "/compare"}, None, send))
+    return sent[0]["headers"]
+
+
+def test_every_page_sent_has_the_browser_fetch_the_chart_code_at_once():
+    headers = dict(run_through_the_middleware(b"text/html; charset=utf-8"))
+    assert headers[b"link"] == f"<static/js/{preload._chunks()[0]}>; rel=modulepreload".encode()
+    # the page's own relative URL: under any path the page is served at, the same module
+    # as the page's later import
+    assert not headers[b"link"].startswith(b"</")
+
+
+def test_nothing_but_a_page_carries_it():
+    assert b"link" not in dict(run_through_the_middleware(b"application/javascript"))

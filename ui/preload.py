@@ -51,6 +51,36 @@ def preload_plotly() -> None:
     </script>""")
 
 
+class PreloadChartCode:
+    """ASGI middleware: every page the server sends tells the browser, in a `Link` header, to
+    fetch and compile Streamlit's Plotly chunk (~4.7 MB) at once, beside the page's own
+    scripts, instead of when the page's first element asks for it (`preload_plotly`).
+
+    Cold start 4.53-4.87 s -> 4.48-4.61 s (four alternated launches each). The URL is relative
+    to the page's, as the page's own scripts are; the browser's module map then makes the
+    element's import the same, loaded module."""
+
+    def __init__(self, app):
+        self.app = app
+        names = _chunks()
+        self.link = (f"<static/js/{names[0]}>; rel=modulepreload".encode()
+                     if names and names[0].startswith("PlotlyChart.") else None)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.link is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_link(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if dict(headers).get(b"content-type", b"").startswith(b"text/html"):
+                    message = {**message, "headers": [*headers, (b"link", self.link)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_link)
+
+
 # plotly.js's first figure in a page costs it several times what later ones do (its code's first
 # runs, its fonts' and defs' set-up): 476 ms for the landing figure, 300-360 ms after this
 # warm-up (cold start 4.3-4.5 s -> 4.0-4.2 s from the page's request to its chart). Once the chunk is loaded, a small figure with the same kinds of parts

@@ -328,3 +328,18 @@ def test_the_app_fetches_nothing_from_outside_its_server(page, app_url):
     assert asked and not outside
     icon = page.eval_on_selector("link[rel~='icon']", "e => e.href")
     assert icon.startswith("data:image/svg+xml")
+
+
+def test_a_page_has_the_browser_fetch_the_chart_code_with_it(app_url):
+    # the Link header's URL, relative to the page's, is Streamlit's Plotly chunk on this server
+    import urllib.parse
+    import urllib.request
+
+    for path in ("/", "/compare"):
+        with urllib.request.urlopen(app_url + path, timeout=30) as response:
+            link = response.headers["link"]
+        target = re.fullmatch(r"<([^>]+)>; rel=modulepreload", link).group(1)
+        assert "PlotlyChart." in target
+        with urllib.request.urlopen(urllib.parse.urljoin(app_url + path, target),
+                                    timeout=30) as chunk:
+            assert chunk.status == 200 and "javascript" in chunk.headers["content-type"]
