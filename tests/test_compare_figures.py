@@ -263,3 +263,17 @@ def test_a_counting_chart_marks_the_training_range_and_no_chance_line():
     assert [a.text for a in fig.layout.annotations] == ["trained up to here"]
     assert fig.layout.xaxis.title.text == "n (a's, then as many b's)"
     assert "attractors" not in fig.data[0].hovertemplate  # counting's rows count nothing between
+
+
+def test_the_grid_is_made_once_and_sent_without_a_template_or_axis_lines():
+    # plotly.js lays a figure out again when Streamlit hands over a copy of its template, and
+    # draws an axis line wherever an axis names its line colour (the template's, written in):
+    # over every map's edge
+    first = as_json(compare_figure(traces(), words(), t0=3))["layout"]
+    second = as_json(compare_figure(traces(), words(), t0=5))["layout"]
+    assert "template" not in first
+    axes = [axis for key, axis in first.items()
+            if key.startswith(("xaxis", "yaxis")) and axis.get("visible", True)]
+    assert axes and all(axis["showline"] is False for axis in axes)
+    # the cached grid is copied, never shared: one figure's axes are not the next one's
+    assert first["xaxis"] is not second["xaxis"] and first["xaxis"] == second["xaxis"]
