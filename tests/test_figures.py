@@ -314,3 +314,16 @@ def test_a_series_of_numbers_is_written_as_each_number_alone_is(values, parenthe
     if parenthesise:
         alone = [f"({t})" if t.startswith("−") else t for t in alone]
     assert S._nums(np.array(values, dtype=np.float64), parenthesise) == alone
+
+
+def test_a_template_written_into_the_layout_draws_no_axis_line_the_template_did_not():
+    # plotly.js draws an axis's line wherever the axis names its line colour: the template's
+    # colour written into every axis drew a light line over the maps' edges
+    layout = {"template": {"layout": {"xaxis": {"linecolor": "#EBF0F8"}}},
+              "xaxis": {"range": [0, 1]}, "yaxis2": {"linecolor": "red"},
+              "xaxis3": {"linecolor": "red", "showline": False}}
+    baked = S.bake_template(layout)
+    assert "template" not in baked
+    assert baked["xaxis"]["linecolor"] == "#EBF0F8" and baked["xaxis"]["showline"] is False
+    assert baked["yaxis2"]["showline"] is True  # its own colour: a line, as plotly.js draws it
+    assert baked["xaxis3"]["showline"] is False

@@ -195,13 +195,7 @@ def _column_skeleton(n_cols: int, subplot_titles: tuple[str, ...]) -> tuple[dict
             ref = grid.get_subplot(row, col)
             axes[(row, col)] = (ref.xaxis.plotly_name.replace("axis", ""),
                                 ref.yaxis.plotly_name.replace("axis", ""))
-    layout = bake_template(grid.to_plotly_json()["layout"])
-    for key, axis in layout.items():
-        if key.startswith(("xaxis", "yaxis")):
-            # plotly.js draws an axis line wherever an axis names its line colour, as the baked
-            # template's now does; from the template it drew none (a line over each map's edge)
-            axis["showline"] = False
-    return layout, axes
+    return bake_template(grid.to_plotly_json()["layout"]), axes
 
 
 class _ColumnGrid:

@@ -389,7 +389,11 @@ def bake_template(layout: dict) -> dict:
     Streamlit hands plotly.js the figure twice after every change (the second time with the
     measured width), as a fresh copy; plotly.js compares a template by identity, so a copied
     template makes it lay the whole figure out again (~200 ms at T=200). The explorer uses
-    only the template's layout values (axes, fonts, colours), written in here instead."""
+    only the template's layout values (axes, fonts, colours), written in here instead.
+
+    An axis keeps the line it had: plotly.js draws an axis's line by default wherever the axis
+    itself names its line colour or width, and the template's colour written into every axis
+    drew a light line over the maps' edges."""
     template = layout.pop("template", {}).get("layout", {})
     skip = {"xaxis", "yaxis", "annotationdefaults", "shapedefaults", "polar", "ternary",
             "scene", "geo", "coloraxis", "colorscale", "mapbox"}
@@ -398,6 +402,7 @@ def bake_template(layout: dict) -> dict:
         axis = key.rstrip("0123456789")
         if axis in ("xaxis", "yaxis") and isinstance(value, dict):
             out[key] = _merged(template.get(axis, {}), value)
+            out[key].setdefault("showline", bool(value.get("linecolor") or value.get("linewidth")))
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merged(out[key], value)
         else:
