@@ -32,7 +32,7 @@ from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
     PlainFigure, _log10, cell_color, cell_dash, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
     handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
-    Stage, bake_template, decade_ticks,
+    Stage, bake_template, decade_ticks, subplot_axes,
 )
 
 ROWS = ("input", "hidden", "keep", "grad")
@@ -192,9 +192,7 @@ def _column_skeleton(n_cols: int, subplot_titles: tuple[str, ...]) -> tuple[dict
     axes = {}
     for row in range(1, len(ROWS) + 1):
         for col in range(1, n_cols + 1):
-            ref = grid.get_subplot(row, col)
-            axes[(row, col)] = (ref.xaxis.plotly_name.replace("axis", ""),
-                                ref.yaxis.plotly_name.replace("axis", ""))
+            axes[(row, col)] = subplot_axes(grid, row, col)
     return bake_template(grid.to_plotly_json()["layout"]), axes
 
 

@@ -30,6 +30,7 @@ from core.figures.readout import READOUT_KEY, MapValues, map_readout
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
+    subplot_axes,
     cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
     handoff_line, saliency_strip, staged, token_markers, Stage, STAGE, DASHES, OKABE_ITO,
 )
@@ -564,9 +565,7 @@ def _skeleton(n_rows: int, heights: tuple, titles: tuple, spacing: float) -> tup
     axes = {}
     for r in range(1, n_rows + 1):
         for c in (1, 2) if r == 1 else (1,):
-            ref = fig.get_subplot(r, c)
-            axes[(r, c)] = (ref.xaxis.plotly_name.replace("axis", ""),
-                            ref.yaxis.plotly_name.replace("axis", ""))
+            axes[(r, c)] = subplot_axes(fig, r, c)
     layout = bake_template(fig.to_plotly_json()["layout"])
     # The left column shares one x axis ("x", drawn under the bottom row): every axis costs
     # plotly.js a defaults pass and a draw on every new figure, and twenty of them were a

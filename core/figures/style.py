@@ -383,6 +383,12 @@ def _merged(default: dict, own: dict) -> dict:
     return out
 
 
+def subplot_axes(fig: go.Figure, row: int, col: int) -> tuple[str, str]:
+    """The x and y axis names ("x3", "y3") of make_subplots' subplot at `row`, `col`."""
+    ref = fig.get_subplot(row, col)
+    return ref.xaxis.plotly_name.replace("axis", ""), ref.yaxis.plotly_name.replace("axis", "")
+
+
 def bake_template(layout: dict) -> dict:
     """The layout with its template's values written into it and no `template` key.
 
