@@ -327,3 +327,43 @@ def test_a_template_written_into_the_layout_draws_no_axis_line_the_template_did_
     assert baked["xaxis"]["linecolor"] == "#EBF0F8" and baked["xaxis"]["showline"] is False
     assert baked["yaxis2"]["showline"] is True  # its own colour: a line, as plotly.js draws it
     assert baked["xaxis3"]["showline"] is False
+
+
+def test_a_figure_as_sent_is_cheap_to_draw_again_and_says_the_same():
+    # Streamlit draws each chart again from a JSON copy; plotly.js redraws everything unless
+    # the copy's data revision and meta compare equal to what it drew (S.redrawable).
+    _, spec = build("lstm", t0=4)
+    sent = S.redrawable(spec)
+    again = S.redrawable(json.loads(json.dumps(spec)))
+    assert isinstance(sent["layout"]["meta"], str)
+    assert json.loads(sent["layout"]["meta"]) == spec["layout"]["meta"]
+    assert sent["layout"]["datarevision"] == again["layout"]["datarevision"]
+    assert isinstance(spec["layout"]["meta"], dict) and "datarevision" not in spec["layout"]
+    assert {**sent["layout"], "meta": spec["layout"]["meta"], "datarevision": None} == \
+        {**spec["layout"], "datarevision": None}
+    assert sent["data"] == spec["data"] and sent["frames"] == spec["frames"]
+    # another sample, or another step's numbers in the diagram: another revision
+    _, other = build("lstm", t0=5)
+    assert S.redrawable(other)["layout"]["datarevision"] != sent["layout"]["datarevision"]
+    tr, _ = make_trace("lstm", seed=1)
+    inp = S.InputSequence(tokens=["a"] * tr.seq_len, values=np.zeros((tr.seq_len, 2)),
+                          value_names=("a", "b"))
+    seeded = F.explore_figure(tr, inp, t0=4).to_dict()
+    assert S.redrawable(seeded)["layout"]["datarevision"] != sent["layout"]["datarevision"]
+    # a figure without meta gets none
+    assert "meta" not in S.redrawable({"data": [], "layout": {}})["layout"]
+
+
+def test_a_figure_as_sent_holds_its_arrays_as_lists_of_the_same_numbers():
+    # plotly.py sends numpy arrays as base64, which plotly.js never finds equal to a copy
+    y = np.array([[0.1, np.nan], [1e-9, 3.0]], dtype=np.float32)
+    spec = pio.from_json(pio.to_json({"data": [{"type": "heatmap", "z": y,
+                                                "x": np.arange(2, dtype=np.int8)}],
+                                      "layout": {"xaxis": {"tickvals": np.array([0, 1])}}}),
+                         skip_invalid=True).to_dict()
+    assert "bdata" in spec["data"][0]["z"]  # what plotly.py sends
+    sent = S.redrawable(spec)
+    trace = sent["data"][0]
+    assert trace["x"] == [0, 1] and sent["layout"]["xaxis"]["tickvals"] == [0, 1]
+    assert np.array_equal(np.array(trace["z"], dtype=np.float32), y, equal_nan=True)
+    assert "bdata" in spec["data"][0]["z"]  # the figure itself is left as it was

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.figures.style import PIXELATED_CSS, PlainFigure, dark_variant
+from core.figures.style import PIXELATED_CSS, PlainFigure, dark_variant, redrawable
 from ui.animation import player_toolbar
 from ui.state import THEME_REPORTED
 
@@ -43,13 +43,15 @@ def dark_page() -> bool:
 
 
 def themed(fig: go.Figure) -> go.Figure:
-    """The figure as the page's theme shows it: itself on a light page; on a dark one its
-    text and grid light and its background the page's (core.figures.style.dark_variant): every
-    figure here sets its own colours (theme=None), which left a white box on a dark page."""
-    if not dark_page():
-        return fig
-    spec = dark_variant(fig.to_dict())
-    return PlainFigure(spec.get("data", []), spec.get("layout", {}), spec.get("frames") or [])
+    """The figure as the page sends it: in the page's theme, on a dark page its text and grid
+    light and its background the page's (core.figures.style.dark_variant: every figure here
+    sets its own colours, theme=None, which left a white box on a dark page); and cheap for
+    plotly.js to draw a second time (core.figures.style.redrawable), as Streamlit does."""
+    spec = fig.to_dict()
+    if dark_page():
+        spec = dark_variant(spec)
+    spec = redrawable(spec)
+    return PlainFigure(spec.get("data", []), spec["layout"], spec.get("frames") or [])
 
 
 def chart(fig: go.Figure, **kwargs) -> None:

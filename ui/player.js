@@ -28,7 +28,21 @@
   P.stepButtons = doc.__gatescopeStepButtons = doc.__gatescopeStepButtons || {};
 
   // --- the chart and its cursor ---------------------------------------------------------------
-  const metaOf = gd => gd && gd.layout && gd.layout.meta && gd.layout.meta[CONFIG.metaKey];
+  // The layout's meta, which the page sends as JSON text (core/figures/style.py `redrawable`:
+  // plotly.js compares text by value, and a new meta object made it redraw the whole figure);
+  // parsed once per figure. A figure made elsewhere may carry it as an object.
+  const layoutMeta = gd => {
+    const meta = gd && gd.layout && gd.layout.meta;
+    if (typeof meta !== 'string') { return meta || null; }
+    if (gd.__gatescopeMetaText !== meta) {
+      let parsed = null;
+      try { parsed = JSON.parse(meta); } catch (e) { parsed = null; }
+      gd.__gatescopeMeta = parsed;
+      gd.__gatescopeMetaText = meta;
+    }
+    return gd.__gatescopeMeta;
+  };
+  const metaOf = gd => { const meta = layoutMeta(gd); return meta && meta[CONFIG.metaKey]; };
   const isAnimated = gd => !!(gd && gd.isConnected && metaOf(gd) && gd._transitionData);
   const chartKey = gd => {
     const box = gd.closest('[class*="st-key-"]');
@@ -458,8 +472,10 @@
   // --- what a map reads under the pointer -----------------------------------------------------
   // The maps are images, which plotly.js cannot hover: their values travel in the layout's meta
   // (core/figures/readout.py), rounded as shown, and this box reads the one under the pointer.
-  const readoutsOf = gd => (gd && gd.layout && gd.layout.meta
-                            && gd.layout.meta[CONFIG.readoutKey]) || null;
+  const readoutsOf = gd => {
+    const meta = layoutMeta(gd);
+    return (meta && meta[CONFIG.readoutKey]) || null;
+  };
   const ARRAYS = {int8: Int8Array, int16: Int16Array, int32: Int32Array, float32: Float32Array};
   const decoded = new WeakMap();  // a map's meta entry -> its values
   const valuesOf = map => {

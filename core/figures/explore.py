@@ -291,10 +291,6 @@ def _layout(fig: _Grid, geo: _Geometry, T: int, t0: int) -> tuple[dict, list[dic
         title["font"] = TITLE_FONT
     layout.update(
         font=FONT, height=geo.height,
-        # Streamlit draws each new figure twice (the second time with the measured width)
-        # from a fresh copy; without a datarevision plotly.js takes copied data arrays for new
-        # data and lays everything out again. A changed figure remounts the chart anyway.
-        datarevision=1,
         # autoexpand off: the buttons, slider and legend fit in these margins, and a margin
         # pushed by them makes plotly.js lay the whole figure out a second time.
         margin=dict(geo.margin, autoexpand=False), showlegend=True,

@@ -23,7 +23,7 @@ READOUT = ".gatescope-readout"
 #: into the window first (a download button below the chart scrolls it away).
 POINT = """([k, unit, step]) => {
   const gd = document.querySelector('.js-plotly-plot');
-  const sub = gd.layout.meta.gatescope_maps[0], map = sub.maps[k];
+  const sub = JSON.parse(gd.layout.meta).gatescope_maps[0], map = sub.maps[k];
   const xa = gd._fullLayout['xaxis' + sub.x.slice(1)], ya = gd._fullLayout['yaxis' + sub.y.slice(1)];
   const at = () => {
     const r = gd.getBoundingClientRect(), zoom = r.width / gd.offsetWidth;
@@ -72,8 +72,8 @@ def expected(npz: dict, array: str, unit: int, step: int) -> str:
 
 
 def words(npz: dict, page) -> list[str]:
-    return page.evaluate("() => document.querySelector('.js-plotly-plot')"
-                         ".layout.meta.gatescope_maps[0].tokens")
+    return page.evaluate("() => JSON.parse(document.querySelector('.js-plotly-plot')"
+                         ".layout.meta).gatescope_maps[0].tokens")
 
 
 def test_hovering_a_map_reads_its_unit_step_word_and_value(page, app_url):
@@ -123,15 +123,15 @@ def test_every_compare_column_reads_its_own_maps(page, app_url):
     page.goto(app_url + "/compare?task=agreement")
     wait_for_app(page)
     page.locator(f"{CHART} image").first.wait_for(timeout=60_000)
-    subs = page.evaluate("() => document.querySelector('.js-plotly-plot')"
-                         ".layout.meta.gatescope_maps")
+    subs = page.evaluate("() => JSON.parse(document.querySelector('.js-plotly-plot')"
+                         ".layout.meta).gatescope_maps")
     assert [m["name"] for s in subs for m in s["maps"]] == [
         "RNN (vanilla) · hidden state h", "LSTM · hidden state h", "LSTM · forget gate f",
         "GRU · hidden state h", "GRU · update gate z"]
     for index, unit, step in ((2, 9, 4), (4, 30, 12)):
         sub = subs[index]
         point = page.evaluate("""([i, unit, step]) => {
-          const gd = document.querySelector('.js-plotly-plot'), sub = gd.layout.meta.gatescope_maps[i];
+          const gd = document.querySelector('.js-plotly-plot'), sub = JSON.parse(gd.layout.meta).gatescope_maps[i];
           const xa = gd._fullLayout['xaxis' + sub.x.slice(1)], ya = gd._fullLayout['yaxis' + sub.y.slice(1)];
           gd.scrollIntoView({block: 'center'});
           const r = gd.getBoundingClientRect();
