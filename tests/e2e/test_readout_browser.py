@@ -131,7 +131,8 @@ def test_every_compare_column_reads_its_own_maps(page, app_url):
     for index, unit, step in ((2, 9, 4), (4, 30, 12)):
         sub = subs[index]
         point = page.evaluate("""([i, unit, step]) => {
-          const gd = document.querySelector('.js-plotly-plot'), sub = JSON.parse(gd.layout.meta).gatescope_maps[i];
+          const gd = document.querySelector('.js-plotly-plot');
+          const sub = JSON.parse(gd.layout.meta).gatescope_maps[i];
           const xa = gd._fullLayout['xaxis' + sub.x.slice(1)], ya = gd._fullLayout['yaxis' + sub.y.slice(1)];
           gd.scrollIntoView({block: 'center'});
           const r = gd.getBoundingClientRect();
