@@ -21,6 +21,7 @@
     memory: {},           // chart key -> {t0, steps, t}: the visitor's cursor per view
     saved: {},            // chart key -> {frames, steps, traces}: to give a redraw its frames
     loops: new Map(),     // chart div -> the in-browser playback running on it
+    starting: new Map(),  // chart div -> the timer of a ▶ Play press about to start a playback
     pointed: null,        // the animated chart last pressed, which keys then drive
   };
   // Streamlit button key -> [chart key, steps]: filled by ui/animation.py's step_buttons, whose
@@ -59,11 +60,11 @@
   const hasFrame = (gd, t) => !!(gd._transitionData && gd._transitionData._frameHash
                                  && gd._transitionData._frameHash[String(t)]);
   const buttonsOf = gd => gd.querySelectorAll('.updatemenu-button');
-  // Playing: our playback, or plotly.js's own (Slow, ×10) with steps still to show; not the
-  // moment plotly.js takes to show one step.
+  // Playing: our playback (or a ▶ Play press about to start it), or plotly.js's own (Slow,
+  // ×10) with steps still to show; not the moment plotly.js takes to show one step.
   const playing = gd => {
     const state = gd._transitionData;
-    return P.loops.has(gd) || !!(state && state._animationRaf && state._frameQueue
+    return P.loops.has(gd) || P.starting.has(gd) || !!(state && state._animationRaf && state._frameQueue
                                  && state._frameQueue.length);
   };
   const press = (gd, index) => {
@@ -89,6 +90,10 @@
   // --- playback timed by the clock ------------------------------------------------------------
   const HOLD = 1e9;
   const stopLoop = gd => {
+    // a press that stops playback also stops a ▶ Play pressed just before it from starting
+    // one (a quick Space, Space: the second key came before the first's hand-over)
+    clearTimeout(P.starting.get(gd));
+    P.starting.delete(gd);
     if (!P.loops.has(gd)) { return; }
     P.loops.delete(gd);
     stopPlotlyLoop(gd._transitionData);
@@ -287,7 +292,10 @@
     stopLoop(gd);
     if ([...buttonsOf(gd)].indexOf(button) !== 0) { return; }
     gd._fullLayout._currentFrame = String(cursorOf(gd));
-    setTimeout(() => { if (isAnimated(gd)) { play(gd); } }, 0);
+    P.starting.set(gd, setTimeout(() => {
+      P.starting.delete(gd);
+      if (isAnimated(gd)) { play(gd); }
+    }, 0));
   }, true);
 
   // --- keys --------------------------------------------------------------------------------------
@@ -463,11 +471,18 @@
     }
   });
   // A speed set with the mouse leaves the keys to the chart (a slider with the focus would take
-  // the arrows, and Space would do nothing); set with the keyboard, it keeps the focus.
-  doc.addEventListener('pointerup', event => {
-    const range = event.target instanceof Element && event.target.closest('.gatescope-player .gs-speed');
-    if (range) { setTimeout(() => range.blur(), 0); }
-  });
+  // the arrows, and Space would do nothing); set with the keyboard, it keeps the focus. The
+  // focus goes back as the button is released, wherever that is (a drag may end off the
+  // slider), before any key that follows: a blur one task later lost a Space pressed at once.
+  let pressedRange = null;
+  doc.addEventListener('pointerdown', event => {
+    pressedRange = event.target instanceof Element
+      && event.target.closest('.gatescope-player .gs-speed');
+  }, true);
+  doc.addEventListener('pointerup', () => {
+    if (pressedRange) { pressedRange.blur(); }
+    pressedRange = null;
+  }, true);
 
   // --- what a map reads under the pointer -----------------------------------------------------
   // The maps are images, which plotly.js cannot hover: their values travel in the layout's meta
