@@ -64,8 +64,8 @@
   // ×10) with steps still to show; not the moment plotly.js takes to show one step.
   const playing = gd => {
     const state = gd._transitionData;
-    return P.loops.has(gd) || P.starting.has(gd) || !!(state && state._animationRaf && state._frameQueue
-                                 && state._frameQueue.length);
+    return P.loops.has(gd) || P.starting.has(gd)
+      || !!(state && state._animationRaf && state._frameQueue && state._frameQueue.length);
   };
   const press = (gd, index) => {
     const button = buttonsOf(gd)[index];
