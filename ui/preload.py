@@ -83,8 +83,8 @@ class PreloadChartCode:
 
 # plotly.js's first figure in a page costs it several times what later ones do (its code's first
 # runs, its fonts' and defs' set-up): 476 ms for the landing figure, 300-360 ms after this
-# warm-up (cold start 4.3-4.5 s -> 4.0-4.2 s from the page's request to its chart). Once the chunk is loaded, a small figure with the same kinds of parts
-# (lines, markers with text, arrowheads, annotations, a path, a layout image, buttons, a
+# warm-up (cold start 4.3-4.5 s -> 4.0-4.2 s from the page's request to its chart). Once the
+# chunk is loaded, a small figure with the same kinds of parts (lines, markers with text, arrowheads, annotations, a path, a layout image, buttons, a
 # slider) is drawn once off screen and thrown away, while the server still works on the first
 # page. Once per document; a failure leaves the page as it was. (No tag may be written in the
 # script's text: Streamlit then did not run it at all; '\x3c' is the subscript's '<'.)

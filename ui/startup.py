@@ -4,8 +4,10 @@ A visitor's first page imports torch and pandas: 1.5 s of a 2-core machine (meas
 1.13 s, pandas 0.34 s; Streamlit has imported Plotly already), and every visitor of a freshly
 started server waits on it (Python's import lock holds the others until the first has
 finished). Streamlit runs `app.py`'s `st.App` under uvicorn, whose start-up hook (the
-lifespan) starts this warm-up in a thread and lets the server answer at once. A visitor who arrives while it runs waits at the same import lock for the rest
-of it, never longer than before.
+lifespan) starts this warm-up in a thread and lets the server answer at once. A visitor who
+arrives while it runs waits at the same import lock for the rest of it, never longer than
+before. (A browser that asks the moment the server answers gains nothing: the import holds the
+server up as it sends the page and its scripts; README, "How fast the page feels".)
 
 Only third-party libraries, which never import this app's modules: two threads importing
 modules that import each other can each hold a lock the other needs, and Python then hands one

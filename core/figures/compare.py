@@ -30,8 +30,8 @@ from core.figures.player import (
 )
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
-    PlainFigure, _log10, cell_color, cell_dash, cell_entry, cell_name, colour_bar, heatmap_png, line_path,
-    handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
+    PlainFigure, _log10, cell_color, cell_dash, cell_entry, cell_name, colour_bar, heatmap_png,
+    line_path, handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
     Stage, bake_template, decade_ticks, subplot_axes,
 )
 

@@ -30,9 +30,8 @@ from core.figures.readout import READOUT_KEY, MapValues, map_readout
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
-    subplot_axes,
-    cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range, map_image, padded_range,
-    handoff_line, saliency_strip, staged, token_markers, Stage, STAGE, DASHES, OKABE_ITO,
+    subplot_axes, cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range,
+    map_image, padded_range, handoff_line, saliency_strip, staged, token_markers, Stage, STAGE, DASHES, OKABE_ITO,
 )
 
 #: The left and right columns' shares of the plot's width (make_subplots' 0.68 and 0.32 of
