@@ -27,73 +27,115 @@ def _chunks() -> tuple[str, ...]:
     return tuple(files[0].name for files in found if len(files) == 1)
 
 
-def preload_plotly() -> None:
-    """Streamlit fetches its ~4.7 MB Plotly chunk (and each widget's) only when the first such
-    element arrives, i.e. after the server has traced and built the figure. Importing them from
-    the page's first element lets the browser fetch and compile them while the server works
-    (cold start), and plotly.js then draws a warm-up figure. The browser's module map makes the
-    page's own later imports the same, loaded modules. Nothing happens for a chunk that cannot
-    be found (another Streamlit build layout). Drawn on every run, so that the page's layout
-    never shifts; importing a loaded module again is free."""
+def preload_script(origin: str) -> str | None:
+    """The script that imports Streamlit's chart and widget chunks (`_chunks`) and then draws
+    plotly.js's warm-up figure (`_WARM_UP`), once per document, which then records `origin`
+    (where the script that drew it was: "head", "element"); None where the chart's chunk
+    cannot be found (another Streamlit build layout). It finds the chunks beside the page's own
+    script, so it runs the same in the page's HTML and in an element."""
     names = _chunks()
     if not names or not names[0].startswith("PlotlyChart."):
-        return
-    hidden_html("gatescope_preload", f"""<script>
+        return None
+    return f"""
       (function () {{
         const find = d => d.querySelector('script[src*="/static/js/"]');
         const own = find(document) || find(window.parent.document);
         if (!own) {{ return; }}
         const load = name => import(own.src.replace(/[^/]*$/, name));
-        load('{names[0]}').then(warmUp).catch(() => {{}});
+        load('{names[0]}').then(() => warmUp('{origin}')).catch(() => {{}});
         {json.dumps(names[1:])}.forEach(name => load(name).catch(() => {{}}));
       }})();
-      {_WARM_UP}
-    </script>""")
+      {_WARM_UP}"""
+
+
+def preload_plotly() -> None:
+    """Streamlit fetches its ~4.7 MB Plotly chunk (and each widget's) only when the first such
+    element arrives, i.e. after the server has traced and built the figure. The page's HTML
+    imports them already (`PreloadChartCode`); this first element does so where the HTML did
+    not (a server without the middleware), and plotly.js then draws a warm-up figure, once per
+    document. The browser's module map makes the page's own later imports the same, loaded
+    modules. Drawn on every run, so that the page's layout never shifts; importing a loaded
+    module again is free."""
+    if (script := preload_script("element")) is not None:
+        hidden_html("gatescope_preload", f"<script>{script}\n    </script>")
 
 
 class PreloadChartCode:
-    """ASGI middleware: every page the server sends tells the browser, in a `Link` header, to
-    fetch and compile Streamlit's Plotly chunk (~4.7 MB) at once, beside the page's own
-    scripts, instead of when the page's first element asks for it (`preload_plotly`).
+    """ASGI middleware: every page the server sends has the browser fetch Streamlit's Plotly
+    chunk (~4.7 MB) at once (a `Link` header), and run it and draw the warm-up figure as soon
+    as the page's own scripts have run (`preload_script`, in the page's head), instead of when
+    the page's first element asks for it (`preload_plotly`).
 
-    Cold start 4.53-4.87 s -> 4.48-4.61 s (four alternated launches each). The URL is relative
-    to the page's, as the page's own scripts are; the browser's module map then makes the
-    element's import the same, loaded module."""
+    The Link header alone: cold start 4.53-4.87 s -> 4.48-4.61 s (four alternated launches
+    each). Running the chunk from the HTML moves its ~0.5 s of the browser's main thread, and
+    the warm-up's, into the time the page waits for the server's first run; run from the first
+    element, they held up the page's first render (README, "How fast the page feels"). The
+    URLs are the page's own relative ones; the browser's module map then makes the element's
+    import the same, loaded module."""
 
     def __init__(self, app):
         self.app = app
         names = _chunks()
+        script = preload_script("head")
         self.link = (f"<static/js/{names[0]}>; rel=modulepreload".encode()
-                     if names and names[0].startswith("PlotlyChart.") else None)
+                     if script is not None else None)
+        self.head = (f'<script type="module">{script}</script></head>'.encode()
+                     if script is not None else None)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or self.link is None:
             await self.app(scope, receive, send)
             return
+        start: dict | None = None  # a page's response start, held until its body is whole
+        body = bytearray()
 
-        async def send_with_link(message):
+        async def send_page_with_preload(message):
+            nonlocal start
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 if dict(headers).get(b"content-type", b"").startswith(b"text/html"):
-                    message = {**message, "headers": [*headers, (b"link", self.link)]}
+                    start = {**message, "headers": [*headers, (b"link", self.link)]}
+                    return
+            elif start is not None and message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                page = bytes(body).replace(b"</head>", self.head, 1)
+                await send({**start, "headers": _resized(start["headers"], len(page))})
+                message = {**message, "body": page}
             await send(message)
 
-        await self.app(scope, receive, send_with_link)
+        await self.app(scope, receive, send_page_with_preload)
+
+
+def _resized(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    """A page's headers for its body with the preload: its new length, and an entity tag of
+    its own (the file's would name the page without it)."""
+    sized = []
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            value = str(length).encode()
+        elif name.lower() == b"etag":
+            value = value[:-1] + b'-preload"' if value.endswith(b'"') else value + b"-preload"
+        sized.append((name, value))
+    return sized
 
 
 # plotly.js's first figure in a page costs it several times what later ones do (its code's first
 # runs, its fonts' and defs' set-up): 476 ms for the landing figure, 300-360 ms after this
 # warm-up (cold start 4.3-4.5 s -> 4.0-4.2 s from the page's request to its chart). Once the
-# chunk is loaded, a small figure with the same kinds of parts (lines, markers with text, arrowheads, annotations, a path, a layout image, buttons, a
-# slider) is drawn once off screen and thrown away, while the server still works on the first
-# page. Once per document; a failure leaves the page as it was. (No tag may be written in the
-# script's text: Streamlit then did not run it at all; '\x3c' is the subscript's '<'.)
+# chunk is loaded, a small figure with the same kinds of parts (lines, markers with text,
+# arrowheads, annotations, a path, a layout image, buttons, a slider) is drawn once off screen
+# and thrown away, while the page waits for the server's first run. Once per document; a
+# failure leaves the page as it was. (No tag may be written in the script's text: Streamlit
+# then did not run it at all, and in the page's head it would end the script; '\x3c' is the
+# subscript's '<'.)
 _WARM_UP = """
-function warmUp() {
+function warmUp(origin) {
   const win = window.parent && window.parent.document ? window.parent : window;
   const doc = win.document, Plotly = win.Plotly;
   if (!Plotly || doc.__gatescopePlotlyWarm) { return; }
-  doc.__gatescopePlotlyWarm = true;
+  doc.__gatescopePlotlyWarm = origin;
   const div = doc.createElement('div');
   div.style.cssText = 'position:fixed;left:-10000px;top:0;width:900px;height:600px;visibility:hidden';
   doc.body.appendChild(div);

@@ -200,8 +200,9 @@ def landing_view_animates_a_trained_lstm(page, app_url, artifacts) -> None:
     page.wait_for_selector(CHART, timeout=60_000)
     assert "trained LSTM" in page.inner_text("body")
     assert map_images(page) >= 6  # h, c and four gates
-    # plotly.js drew its warm-up figure off screen once (ui/preload.py) and threw it away
-    assert page.evaluate("() => document.__gatescopePlotlyWarm") is True
+    # plotly.js drew its warm-up figure off screen once (ui/preload.py), from the page's head,
+    # and threw it away
+    assert page.evaluate("() => document.__gatescopePlotlyWarm") == "head"
     assert page.locator('div[style*="-10000px"]').count() == 0
     wait_until(page, f"x0 => ({CURSOR_X})() !== x0", "the landing view animates with no clicks",
                arg=cursor_x(page))
@@ -338,8 +339,12 @@ def test_a_page_has_the_browser_fetch_the_chart_code_with_it(app_url):
     for path in ("/", "/compare"):
         with urllib.request.urlopen(app_url + path, timeout=30) as response:
             link = response.headers["link"]
+            html = response.read().decode()
         target = re.fullmatch(r"<([^>]+)>; rel=modulepreload", link).group(1)
         assert "PlotlyChart." in target
+        # and its head runs it (and the warm-up) once the page's own scripts have run
+        head = html[:html.index("</head>")]
+        assert head.index('src="./static/js/index.') < head.index(target.split("/")[-1])
         with urllib.request.urlopen(urllib.parse.urljoin(app_url + path, target),
                                     timeout=30) as chunk:
             assert chunk.status == 200 and "javascript" in chunk.headers["content-type"]
