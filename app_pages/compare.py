@@ -124,6 +124,7 @@ fig = compare_figure({cell: c.result.trace for cell, c in cells.items()},
                      handoff=comparison.handoff, stage=stage)
 if stage:  # the figure alone, scaled to the window; the page ends there
     present_figure(fig, "compare_chart", stage)
+    st.stop()
 animated_chart(fig, "compare_chart")
 st.caption(caption("compare", "player", objective_note=comparison.objective_note))
 

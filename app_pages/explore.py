@@ -73,11 +73,19 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnIn
     return upload, csv, own
 
 
-def look_at_sidebar(tr) -> ex.ExploreState:
-    """Which layer, direction, units and start step to draw; returns the whole state."""
-    pick = choices.widget
+def look_at(tr) -> ex.ExploreState:
+    """The whole state, with the "Look at" choices (layer, direction, units, start step) as
+    their widgets hold them and within what the trace `tr` has. Read before those widgets are
+    drawn: the page sends its figure first."""
+    choices.held("layer", "direction", "pick", "unit", "t")
     choices.clamp(layer=tr.num_layers - 1, direction=tr.num_directions - 1,
                   unit=tr.hidden_size - 1, t=tr.seq_len - 1)
+    return choices.state()
+
+
+def look_at_sidebar(tr) -> None:
+    """The "Look at" widgets: which layer, direction, units and start step to draw."""
+    pick = choices.widget
     st.header("Look at")
     if tr.num_layers > 1:
         pick(st.selectbox, "Layer", "layer", range(tr.num_layers))
@@ -89,13 +97,14 @@ def look_at_sidebar(tr) -> ex.ExploreState:
          max_value=tr.hidden_size - 1)
     pick(st.number_input, "Start at step t", "t", min_value=0, max_value=tr.seq_len - 1)
     step_buttons(choices.widget_key("t"), "explore")
-    return choices.state()
 
 
 if not presenting():
     st.title("gatescope · Explore")
 with st.sidebar:
     upload, csv, own = model_and_input_sidebar()
+    look_at_place = st.container()
+header_place = st.container()  # the lines above the figure
 wanted = choices.state().traced()
 computed, error = keep_last_good("explore", lambda: (
     wanted, *explore_trace(wanted, upload, csv, trained_here, own)))
@@ -103,26 +112,32 @@ if computed is None:  # nothing good yet in this session (a bad link, say): the 
     error.show_alone()
     st.stop()
 traced, choice, result = computed
-with st.sidebar:
-    state = look_at_sidebar(result.trace)
-if error is None:
-    choices.publish(state)
+state = look_at(result.trace)
 units, unit = ex.picked_units(state, result.trace)
-
 task = get_task(traced.task)
-if stage := presented_stage():  # the figure alone, for a projector
-    hide_chrome()
-    presented_header(task, choice, result)
-else:
-    result_header(task, choice, result, state, error)
-
+stage = presented_stage()
 fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
                      direction=state.direction, units=units, unit=unit, t0=state.t,
                      nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"),
                      handoff=result.handoff, stage=stage)
-if stage:  # the figure alone, scaled to the window; the page ends there
+if stage:  # the figure alone, scaled to the window, for a projector
+    hide_chrome()
     present_figure(fig, "explore_chart", stage)
-animated_chart(fig, "explore_chart")
+else:
+    animated_chart(fig, "explore_chart")
+# Sent after the figure, into their places before it: a change's figure reaches the browser
+# sooner and is drawn before them.
+with look_at_place:
+    look_at_sidebar(result.trace)
+if error is None:
+    choices.publish(state)
+with header_place:
+    if stage:
+        presented_header(task, choice, result)
+    else:
+        result_header(task, choice, result, state, error)
+if stage:  # the presented page ends with its figure
+    st.stop()
 if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
     autoplay_once("explore_chart", page_key("explore", "autoplayed"))
 st.caption(caption("explore", "player", objective_note=result.objective_note))

@@ -131,6 +131,17 @@ def test_sequence_length_seed_unit_picks_and_steps():
     assert at.number_input(key="explore_t").value == 10
 
 
+def test_a_look_at_choice_reaches_the_figure_on_its_own_run():
+    # the page builds its figure before it draws the "Look at" widgets (the figure is sent
+    # first), from what those widgets hold
+    at = app(task="adding", source="random")
+    at.number_input(key="explore_unit").set_value(4).run()
+    assert_clean(at)
+    titles = [a["text"] for a in chart(at)["layout"]["annotations"]]
+    assert "the cell at step t, unit 4" in titles
+    assert at.query_params["unit"] == "4"
+
+
 def test_typed_input_good_and_bad_keeps_the_last_good_view():
     at = app(task="agreement", source="random")
     at.radio(key="explore_input").set_value("text").run()

@@ -94,6 +94,13 @@ class PageChoices(Generic[State]):
             self.values[name] = value
             st.session_state.pop(self.widget_key(name), None)
 
+    def held(self, *names: str) -> None:
+        """Take choices `names` from their widgets as they stand, before the widgets are drawn
+        on this run (a page that draws them after what depends on them)."""
+        for name in names:
+            if (key := self.widget_key(name)) in st.session_state:
+                self.values[name] = st.session_state[key]
+
     def clamp(self, **highest: int) -> None:
         """Keep whole-number choices within what the data at hand has (a unit, a step): a
         stored value, or a widget's, beyond `highest[name]` becomes that."""
