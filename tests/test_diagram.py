@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from core.engine import trace
-from core.figures.diagram import DIAGRAMS, cell_panel
+from core.figures.diagram import (
+    DIAGRAMS, NODE_FONT, NODE_SIZE, WORD_CHAR_WIDTH, WORD_MIN_FONT, cell_panel, word_font,
+)
 
 T = 7
 
@@ -44,6 +46,28 @@ def test_the_word_is_shown_only_where_the_layer_reads_words():
     assert node(first, "gru", "x", 3) == ("x<sub>t</sub>", "w3")
     _, second = panel(torch.nn.GRU(2, 4, num_layers=2), layer=1, tokens=words)
     assert node(second, "gru", "x", 3)[1] != "w3"
+
+
+def node_font(made, cell: str, key: str) -> float:
+    index = [n.key for n in DIAGRAMS[cell][0]].index(key)
+    return made.traces[-1]["textfont"]["size"][index]
+
+
+def test_a_long_word_is_shown_whole_at_a_size_that_fits_its_circle():
+    # cut to the circle, "paintings" read "paintin", another word
+    words = ["the", "paintings", "on", "the", "wall", "were", "old"]
+    _, made = panel(torch.nn.LSTM(2, 4), tokens=words)
+    assert node(made, "lstm", "x", 1)[1] == "paintings"
+    size = node_font(made, "lstm", "x")
+    assert WORD_MIN_FONT <= size < NODE_FONT
+    # as large as fits (by the width it reckons with), or its floor
+    assert size == WORD_MIN_FONT or len("paintings") * WORD_CHAR_WIDTH * size <= NODE_SIZE
+    assert node_font(made, "lstm", "h") == NODE_FONT  # the numbers keep theirs
+    # one size for every step (the word does not jump in size as the cursor moves)
+    assert word_font(words) == word_font(["paintings"])
+    _, short = panel(torch.nn.LSTM(2, 4), tokens=["a", "cat", "sat", "on", "the", "mat", "ok"])
+    assert node_font(short, "lstm", "x") == NODE_FONT
+    assert word_font(["internationalisation"]) == WORD_MIN_FONT  # longer still: past the edge
 
 
 @pytest.mark.parametrize("module", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN])

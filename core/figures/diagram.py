@@ -8,6 +8,7 @@ equations below, from the registry (core/cells.py). All of it is TWO traces: the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 import re
 from dataclasses import dataclass
 
@@ -21,6 +22,13 @@ from core.figures.style import (
 )
 
 NODE_SIZE = 38  # px, the diagram's node circles
+NODE_FONT = 11  # px, the numbers in them
+#: The x_t node's word: its characters' width (in em: "paintings" measured 0.45 in the page,
+#: with a margin), and the smallest size it is shrunk to so that the input's longest word fits
+#: the circle. A word longer still runs past the circle's edge: cut to the circle, "paintings"
+#: read "paintin", another word.
+WORD_CHAR_WIDTH = 0.5
+WORD_MIN_FONT = 9.0
 ARROW_COLOR = "#9aa0a6"
 #: A subscript's character, in characters of the text around it (see `visible_length`).
 SUBSCRIPT_SHARE = 0.7
@@ -218,8 +226,18 @@ def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
     panel = CellPanel([_arrows(nodes, edges, axes, node_px)], annotations,
                       [min(xs) - 0.8, max(xs) + 0.8], [eq_y[-1] - 1.6, max(ys) + 0.8],
                       colors_at, texts_at, numbers)
-    panel.traces.append(_nodes_trace(nodes, eq_y, panel.at(t0), axes, node_px))
+    sizes = [word_font(tokens) if n.key == "x" and tokens is not None else NODE_FONT
+             for n in nodes]
+    panel.traces.append(_nodes_trace(nodes, eq_y, panel.at(t0), axes, node_px, sizes))
     return panel
+
+
+def word_font(words: Sequence[str]) -> float:
+    """The x_t node's font size (px at scale 1, like `NODE_FONT`) for an input of `words`: one
+    size for every step, at which the longest word fits the circle, and at least
+    `WORD_MIN_FONT`."""
+    longest = max((len(word) for word in words), default=1)
+    return round(max(WORD_MIN_FONT, min(NODE_FONT, NODE_SIZE / (WORD_CHAR_WIDTH * longest))), 1)
 
 
 def visible_length(html: str) -> float:
@@ -300,7 +318,7 @@ def _node_columns(nodes: list[Node], values: dict[str, np.ndarray], tokens: list
 
     def column(n: Node) -> tuple[list[str], list[str]]:
         if n.key == "x" and tokens is not None:  # the x_t node shows the word, not a number
-            return ["#ffffff"] * T, [tok[:7] for tok in tokens]
+            return ["#ffffff"] * T, list(tokens)
         lo, hi = {"gate": GATE_RANGE, "cell": c_range}.get(n.kind, SIGNED_RANGE)
         scale = GATE_SCALE if n.kind == "gate" else SIGNED_SCALE
         return _hex_series(scale, values[n.key], lo, hi), _nums(values[n.key])
@@ -345,9 +363,10 @@ def _panel_text(nodes: list[Node], eqs: list[str], eq_y: list[float], unit: int,
 
 
 def _nodes_trace(nodes: list[Node], eq_y: list[float], first: dict, axes: tuple[str, str],
-                 node_px: int = NODE_SIZE) -> dict:
-    """The animated trace: the nodes (coloured circles with their number) and, as invisible
-    markers with text, the equations' numbers right of each equation."""
+                 node_px: int = NODE_SIZE, sizes: Sequence[float] | None = None) -> dict:
+    """The animated trace: the nodes (coloured circles with their number, in font `sizes`,
+    NODE_FONT by default) and, as invisible markers with text, the equations' numbers right of
+    each equation."""
     n, n_eq = len(nodes), len(eq_y)
     xs, ys = [node.x for node in nodes], [node.y for node in nodes]
     return dict(
@@ -358,6 +377,7 @@ def _nodes_trace(nodes: list[Node], eq_y: list[float], first: dict, axes: tuple[
         marker=dict(size=[node_px] * n + [1] * n_eq, color=first["marker"]["color"],
                     opacity=1, line=dict(width=[1.5] * n + [0] * n_eq, color="#444")),
         text=first["text"], textposition=["middle center"] * n + ["middle right"] * n_eq,
-        textfont=dict(size=[11] * n + [13] * n_eq, color=first["textfont"]["color"]),
+        textfont=dict(size=[*(sizes or [NODE_FONT] * n), *[13] * n_eq],
+                      color=first["textfont"]["color"]),
         hoverinfo="skip",
         showlegend=False, xaxis=axes[0], yaxis=axes[1])

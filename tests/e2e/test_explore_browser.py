@@ -394,3 +394,29 @@ def test_a_change_draws_the_new_chart_once(page, app_url):
         draws = page.evaluate("() => window.__draws")
         assert [d["fresh"] for d in draws].count(True) == 1, draws
         assert len(draws) >= 2 and all(d["kept"] for d in draws), draws
+
+
+# The diagram's x_t node: its text and the width of its text and of its circle (px).
+X_NODE = """() => {
+  const gd = document.querySelector('.st-key-explore_chart .js-plotly-plot');
+  const index = gd._fullData.findIndex(t => t.mode === 'markers+text'
+                                         && Array.isArray(t.marker.size) && t.marker.size[0] >= 20);
+  const group = [...gd.querySelectorAll('.scatterlayer .trace')]
+    .find(g => g.__data__ && g.__data__[0].trace.index === index);
+  const texts = [...group.querySelectorAll('.textpoint text')];
+  const points = [...group.querySelectorAll('.points path.point')];
+  const i = texts.findIndex(t => /^[a-z]/i.test(t.textContent));  // the word; the rest are numbers
+  return [texts[i].textContent, texts[i].getBBox().width, points[i].getBBox().width];
+}"""
+
+
+def test_the_x_node_shows_the_whole_word_inside_its_circle(page, app_url):
+    # The landing sentence's fourth word is "paintings": cut to the circle, it read "paintin"
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}/?t=3")
+    wait_for_app(page)
+    page.wait_for_selector(f"{CHART} image")
+    words = re.search(r"Input:\S* (.+)", page.inner_text('[data-testid="stMain"]')).group(1).split()
+    word, text_px, circle_px = page.evaluate(X_NODE)
+    assert word == words[3] and len(word) > 7, (word, words[:5])
+    assert text_px <= circle_px, (word, text_px, circle_px)
