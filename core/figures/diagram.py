@@ -8,8 +8,8 @@ equations below, from the registry (core/cells.py). All of it is TWO traces: the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
