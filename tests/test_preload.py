@@ -35,15 +35,15 @@ PAGE = (b"<!DOCTYPE html><html><head><title>Streamlit</title>"
         b'<body><div id="root"></div></body></html>')
 
 
-def run_through_the_middleware(content_type: bytes, body: bytes = b"...",
-                               headers: tuple = ()) -> list[dict]:
+def run_through_the_middleware(content_type: bytes, body: bytes = b"...", headers: tuple = (),
+                               method: str = "GET", status: int = 200) -> list[dict]:
     """The messages a response of `content_type` with `body` (sent in two parts) leaves
     `PreloadChartCode` with. Its coroutine is driven by hand: nothing in it waits, and the
     suite's other tests may leave an event loop running in this thread (asyncio.run then
     refuses)."""
 
     async def page(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type), *headers]})
         half = len(body) // 2
         await send({"type": "http.response.body", "body": body[:half], "more_body": True})
@@ -54,7 +54,8 @@ def run_through_the_middleware(content_type: bytes, body: bytes = b"...",
     async def send(message):
         sent.append(message)
 
-    running = preload.PreloadChartCode(page)({"type": "http", "path": "/compare"}, None, send)
+    running = preload.PreloadChartCode(page)(
+        {"type": "http", "method": method, "path": "/compare"}, None, send)
     with pytest.raises(StopIteration):
         running.send(None)
     return sent
@@ -89,3 +90,13 @@ def test_nothing_but_a_page_carries_it():
     sent = run_through_the_middleware(b"application/javascript", PAGE)
     assert b"link" not in dict(sent[0]["headers"])
     assert b"".join(m.get("body", b"") for m in sent[1:]) == PAGE
+
+
+@pytest.mark.parametrize("method, status", [("HEAD", 200), ("GET", 304)])
+def test_an_answer_without_the_pages_body_keeps_its_headers(method, status):
+    # a HEAD's content-length is the page's; a 304 has no body to add to
+    length = (b"content-length", str(len(PAGE)).encode())
+    sent = run_through_the_middleware(b"text/html; charset=utf-8", b"", (length,), method, status)
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-length"] == length[1] and b"link" in headers
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b""

@@ -121,9 +121,10 @@ def exit_button(key: str) -> None:
 
 def present_figure(fig, key: str, stage: Stage = STAGE) -> None:
     """The presented page's figure, scaled in the browser to fit the window, and the way out
-    of the presentation; nothing should follow it on the page. Drawn at its own width
-    (Streamlit's "content": the figure's design width, not the page's) and fixed height
-    (measured, the scaled box would feed back into the figure's size)."""
+    of the presentation; its page ends after it (a page may first fill the places it made
+    above it, as Explore does, then stops). Drawn at its own width (Streamlit's "content": the
+    figure's design width, not the page's) and fixed height (measured, the scaled box would
+    feed back into the figure's size)."""
     exit_button(key)
     animated_chart(fig, key, width="content", height=stage.height)
     hidden_html(f"{key}_fit", _FIT % {"width": stage.width, "height": stage.height, "key": key})
