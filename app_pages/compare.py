@@ -19,7 +19,9 @@ from ui.compare_upload import (
 )
 from ui.compute import keep_last_good, session_memo
 from ui.content import explain
-from ui.presentation import hide_chrome, present_button, present_figure, presented_stage
+from ui.presentation import (
+    draws_sidebar, hide_chrome, present_button, present_figure, presented_stage,
+)
 from ui.text import plain
 from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices
 from ui.widgets import length_slider
@@ -78,18 +80,19 @@ def comparison_for(state: cmp.CompareState, uploads: dict[str, Upload]) -> cmp.C
                             lambda: cmp.compare(picked, chosen, cmp.make_example(picked)))
 
 
+sidebar = draws_sidebar(holds_own=choices.state().holds_own())
 with st.sidebar:
-    uploads = choices_sidebar()
+    uploads = choices_sidebar() if sidebar else {}
 wanted = choices.state()
 comparison, error = keep_last_good("compare", lambda: comparison_for(wanted, uploads))
 if comparison is None:  # nothing good yet (a bad link): the task's default view under the message
     comparison = keep_last_good("compare", lambda: comparison_for(cmp.CompareState(
         task=wanted.task), {}))[0] or comparison_for(cmp.CompareState(), {})
 T = comparison.seq_len
-with st.sidebar:
-    st.header("Time")
-    choices.clamp(t=T - 1)
-    choices.widget(st.number_input, "Start the cursor at step t", "t", min_value=0,
+choices.clamp(t=T - 1)
+if sidebar:
+    st.sidebar.header("Time")
+    choices.widget(st.sidebar.number_input, "Start the cursor at step t", "t", min_value=0,
                    max_value=T - 1)
 t0 = choices.values["t"]
 if error is None:

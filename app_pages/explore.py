@@ -17,7 +17,9 @@ from ui.content import explain
 from ui.downloads import trace_downloads
 from ui.explore_view import presented_header, result_header
 from ui.hidden import scroll_to_top
-from ui.presentation import hide_chrome, present_figure, presented_stage, presenting
+from ui.presentation import (
+    draws_sidebar, hide_chrome, present_figure, presented_stage, presenting,
+)
 from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
 from ui.traces import explore_trace
 from ui.own_input import own_model_input
@@ -101,8 +103,9 @@ def look_at_sidebar(tr) -> None:
 
 if not presenting():
     st.title("gatescope · Explore")
+sidebar = draws_sidebar(holds_own=choices.state().holds_own())
 with st.sidebar:
-    upload, csv, own = model_and_input_sidebar()
+    upload, csv, own = model_and_input_sidebar() if sidebar else (None, None, None)
     look_at_place = st.container()
 header_place = st.container()  # the lines above the figure
 wanted = choices.state().traced()
@@ -127,8 +130,9 @@ else:
     animated_chart(fig, "explore_chart")
 # Sent after the figure, into their places before it: a change's figure reaches the browser
 # sooner and is drawn before them.
-with look_at_place:
-    look_at_sidebar(result.trace)
+if sidebar:
+    with look_at_place:
+        look_at_sidebar(result.trace)
 if error is None:
     choices.publish(state)
 with header_place:

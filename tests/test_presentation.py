@@ -163,6 +163,18 @@ def test_present_in_the_link_draws_the_stage_figure_alone(page, key):
     assert spec(at, key)["layout"].get("width") is None  # the page's own figure again
 
 
+@pytest.mark.parametrize("page, own", [("explore", {"source": "upload"}),
+                                       ("explore", {"input": "csv", "task": "airline"}),
+                                       ("compare", {"lstm": "upload"})])
+def test_a_presented_page_draws_its_sidebar_only_where_it_holds_the_visitors_files(page, own):
+    """Presented, the sidebar is hidden and not drawn; but a file uploader not drawn drops its
+    file, so where the view shows the visitor's own model or CSV it is drawn (hidden)."""
+    bare = open_page(ROOT / "app_pages" / f"{page}.py", present=1, timeout=120)
+    assert not bare.get("file_uploader") and not bare.selectbox and not bare.number_input
+    held = open_page(ROOT / "app_pages" / f"{page}.py", present=1, timeout=120, **own)
+    assert held.get("file_uploader") and held.selectbox(key=f"{page}_task")
+
+
 def test_the_present_button_turns_it_on():
     at = open_page(ROOT / "app_pages" / "explore.py", task="adding", cell="gru")
     at.button(key="explore_present").click().run()

@@ -13,6 +13,7 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from core import claims
+from core.cells import CELLS
 from core.tours import (
     HIDE_PARTS, MAX_STEPS, PAGES, STEP_FIELDS, TOUR_FIELDS, TOURS_DIR, TourError, hide_flags,
     hide_param, parse_tour, shipped_tours, step_number, upload_name,
@@ -253,12 +254,18 @@ def test_every_shipped_state_round_trips_through_its_page_state():
 
 def page_of(at: AppTest) -> list[str]:
     """The pages whose mark `at` shows: a title or header, or for Explore and Compare (whose
-    titles step aside while they are presented, in a tour) their sidebar's task choice."""
+    titles and sidebars step aside while they are presented, in a tour) their animated chart."""
     marks = {e.value for e in [*at.title, *at.header]}
     for page in ("explore", "compare"):
-        if any(box.key == f"{page}_task" for box in at.selectbox):
+        if any(f"{page}_chart" in chart.proto.id for chart in at.get("plotly_chart")):
             marks.add(PAGE_MARKS[page])
     return [page for page, mark in PAGE_MARKS.items() if mark in marks]
+
+
+def explored_cell(at: AppTest) -> str:
+    """The cell a presented Explore page traced, as its line over the figure names it."""
+    lines = shown("\n".join(m.value for m in at.markdown))
+    return next(cell for cell, info in CELLS.items() if f" · {info.long_name} · " in lines)
 
 
 def query(at: AppTest) -> dict[str, str]:
@@ -302,18 +309,18 @@ def test_each_steps_link_reproduces_its_view(name, number):
 def test_next_and_previous_go_to_the_neighbouring_steps_page_and_state():
     tour = SHIPPED["vanishing_gradient"]
     at = open_link(tour.link(1, hide=["explanations"]))
-    assert at.radio(key="explore_cell").value == "rnn"
+    assert explored_cell(at) == "rnn"
     for number in (2, 3, 4):  # Explore (RNN), Explore (LSTM), Explore (GRU), then Compare
         at.button(key="tour_next").click().run()
         assert_clean(at)
         assert query(at) == tour.link(number, hide=["explanations"]), number
         assert page_of(at) == [tour.steps[number - 1].page]
         if number < 4:  # the same page again: it shows the new step's choices, not its last
-            assert at.radio(key="explore_cell").value == ("lstm", "gru")[number - 2]
+            assert explored_cell(at) == ("lstm", "gru")[number - 2]
     at.button(key="tour_prev").click().run()
     assert_clean(at)
     assert query(at) == tour.link(3, hide=["explanations"]) and page_of(at) == ["explore"]
-    assert at.radio(key="explore_cell").value == "gru"
+    assert explored_cell(at) == "gru"
 
 
 def test_a_short_link_opens_the_steps_page_with_its_state():
@@ -322,16 +329,36 @@ def test_a_short_link_opens_the_steps_page_with_its_state():
     assert page_of(at) == ["gradient_lab"] and query(at) == tour.link(6)
     at = open_link({"tour": "gru_or_lstm", "step": "3"})  # Explore, the landing page itself
     assert page_of(at) == ["explore"] and query(at) == tour.link(3)
-    assert at.radio(key="explore_cell").value == "gru"
+    assert explored_cell(at) == "gru"
 
 
 def test_a_choice_changed_during_a_tour_keeps_the_tour():
+    """On a step whose page shows its sidebar (the Gradient lab's; a presented Explore or
+    Compare draws none)."""
     tour = SHIPPED["vanishing_gradient"]
-    at = open_link(tour.link(1))
-    at.number_input(key="explore_sample").set_value(4).run()
+    at = open_link(tour.link(8))
+    longer = int(at.slider(key="lab_len").value + at.slider(key="lab_len").proto.step)
+    at.slider(key="lab_len").set_value(longer).run()
     assert_clean(at)
-    assert query(at) == {**tour.link(1), "sample": "4"}
-    assert f"{tour.title} · step 1 of" in bar_text(at)
+    assert query(at) == {**tour.link(8), "len": str(longer)}
+    assert f"{tour.title} · step 8 of" in bar_text(at)
+
+
+@pytest.mark.parametrize("number", [1, 4])  # Explore, Compare
+def test_a_presented_step_draws_no_sidebar_and_keeps_its_choices_for_after(number):
+    """A presented page's sidebar is hidden, so it is not drawn (ui/presentation.py
+    `draws_sidebar`); leaving the tour brings it back with the step's choices."""
+    tour = SHIPPED["vanishing_gradient"]
+    page = tour.steps[number - 1].page
+    at = open_link(tour.link(number))
+    widgets = [*at.selectbox, *at.radio, *at.number_input, *at.slider, *at.text_area]
+    assert not widgets and not at.header  # the sidebar's "Choices", "Look at", "Time"
+    at.button(key="tour_leave").click().run()
+    assert_clean(at)
+    state = tour.steps[number - 1].state
+    assert at.selectbox(key=f"{page}_task").value == PAGES[page].state_class().from_query(
+        state).task
+    assert {k: v for k, v in query(at).items() if k in state} == state
 
 
 def test_leaving_the_tour_keeps_the_view():

@@ -89,6 +89,17 @@ def presented_stage() -> Stage | None:
     return TOUR_STAGE if "tour" in st.query_params else STAGE
 
 
+def draws_sidebar(*, holds_own: bool) -> bool:
+    """Whether the page draws its sidebar's widgets on this run: not while it is presented,
+    where the sidebar is hidden (`hide_chrome`) and the page shows the choices it keeps (the
+    link's, the tour step's, or the visitor's from before: ui/state.py). The browser renders
+    every element of a page again on each of its runs, so each one drawn costs every step of
+    a tour: without the sidebar's 15 a step's chart came about 30 ms sooner
+    (benchmarks/ui_speed.py). Drawn all the same where they hold something of the visitor's
+    (`holds_own`): a file uploader that is not drawn drops its file."""
+    return not presenting() or holds_own
+
+
 def hide_chrome() -> None:
     """Hide the sidebar and Streamlit's header and toolbar (presentation mode)."""
     hidden_html("presentation_chrome", f"<style>{_CHROME_CSS}</style>")

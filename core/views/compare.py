@@ -123,6 +123,11 @@ class CompareState(PageState):
     def picks(self) -> dict[str, str]:
         return {cell: getattr(self, cell) for cell in CELL_ORDER}
 
+    def holds_own(self) -> bool:
+        """Whether a column shows a model of the visitor's (an upload, or one trained in this
+        browser session), which the page's widgets hold."""
+        return any(pick != SHIPPED for pick in self.picks().values())
+
     def explore_state(self) -> ex.ExploreState:
         """The same task and input as an Explore state (whose example builder we reuse)."""
         return ex.ExploreState(task=self.task, input=self.input, sample=self.sample,

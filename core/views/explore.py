@@ -112,6 +112,11 @@ class ExploreState(PageState):
         net = self.net if self.net in models.networks(self.task) else models.ONE
         return replace(self, len=length, input=inp, net=net)
 
+    def holds_own(self) -> bool:
+        """Whether the view shows something of the visitor's that the page's widgets hold: an
+        uploaded model or CSV file, or a model trained in this browser session."""
+        return self.source in ("upload", "session") or self.input == "csv"
+
     def traced(self) -> "ExploreState":
         """The choices a trace depends on (not where the cursor is or which unit is drawn)."""
         return replace(self, layer=0, direction=0, pick="index", unit=0, t=0)
