@@ -87,6 +87,7 @@ def present(current) -> None:
         if st.button("Start the tour at step 1", key="tour_restart"):
             go(tour, 1, flags)
         return
+    number = pressed_step(tour, number, flags, current)
     step_page = PAGES[tour.steps[number - 1].page]
     if st.session_state.get(ARRIVED) != (tour.name, number):
         st.session_state[ARRIVED] = (tour.name, number)
@@ -95,6 +96,21 @@ def present(current) -> None:
         if current.url_path != step_page.url_path or not own and tour.steps[number - 1].state:
             go(tour, number, flags)  # a short link (?tour=..&step=..): the step's page and state
     tour_bar(tour, number, flags)
+
+
+def pressed_step(tour: Tour, number: int, flags, current) -> int:
+    """The step this run shows: `number`, or its neighbour where the tour bar's Previous or
+    Next was pressed. A step on this page is taken on in this very run, its link put in the
+    URL; Streamlit's switch to another page takes a run of its own (`go`), begun before this
+    one draws anything. Each run costs a step its time: the browser renders every element
+    sent again (benchmarks/ui_speed.py, a tour step)."""
+    for key, to in (("tour_prev", number - 1), ("tour_next", number + 1)):
+        if st.session_state.get(key) and 1 <= to <= len(tour.steps):
+            if PAGES[tour.steps[to - 1].page].url_path != current.url_path:
+                go(tour, to, flags)
+            st.query_params.from_dict(tour.link(to, flags))
+            return to
+    return number
 
 
 def find_tour(name: str) -> Tour | None:
@@ -152,10 +168,9 @@ def tour_bar(tour: Tour, number: int, flags) -> None:
             with st.container(width="stretch"):
                 st.caption(f"{plain(tour.title)} · step {number} of {count}")
                 st.markdown(f"## {plain(step.title)}")
-            if st.button("← Previous", key="tour_prev", disabled=number == 1):
-                go(tour, number - 1, flags)
-            if st.button("Next →", key="tour_next", disabled=number == count, type="primary"):
-                go(tour, number + 1, flags)
+            # pressed, they take the tour on at the top of the next run (`pressed_step`)
+            st.button("← Previous", key="tour_prev", disabled=number == 1)
+            st.button("Next →", key="tour_next", disabled=number == count, type="primary")
             if st.button("Leave tour", key="tour_leave", help="Keep this view, without the tour"):
                 leave_tour()
             measured = [claims.statement(key) for key in step.claims]
