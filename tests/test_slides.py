@@ -326,3 +326,24 @@ def test_the_warm_up_draws_a_slide_without_a_view():
     from core.figures.slides import warm_up
 
     warm_up()  # what the page runs in the background before any press: it must not raise
+
+
+def test_the_pages_slide_warm_up_starts_once_and_only_after_its_delay(monkeypatch):
+    """Not while the visitor's browser is still drawing the page that started it (it took
+    the cores the browser needed: benchmarks/ui_speed.py's cold start)."""
+    import threading
+    import time
+
+    from ui import downloads
+
+    ran = []
+    monkeypatch.setattr(downloads, "warm_up", lambda: ran.append(time.monotonic()))
+    monkeypatch.setattr(downloads, "_warmed", False)
+    monkeypatch.setattr(downloads, "SLIDES_WARM_UP_DELAY_S", 0.3)
+    started = time.monotonic()
+    downloads._warm_up_once()
+    downloads._warm_up_once()  # a second page: no second warm-up
+    warming = [t for t in threading.enumerate() if t.name == "gatescope-slides-warm-up"]
+    assert len(warming) == 1 and not ran
+    warming[0].join(5)
+    assert len(ran) == 1 and ran[0] - started >= 0.3

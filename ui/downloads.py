@@ -78,15 +78,24 @@ _warming = threading.Lock()
 _warmed = False
 
 
+#: Seconds between a server's first drawn downloads and the slides' warm-up.
+SLIDES_WARM_UP_DELAY_S = 5.0
+
+
 def _warm_up_once() -> None:
-    """Import the slides' matplotlib in the background, once per server process, after the
-    page's chart has gone out (this section is the page's last), not on the first press."""
+    """Import the slides' matplotlib in the background, once per server process, a few
+    seconds after the first page has sent its downloads, not on the first press. Not at once:
+    the warm-up is 1.5 s of CPU, and the visitor's browser is then still drawing the page
+    whose chart has just gone out; on a 2-core machine the two shared the cores, and the first
+    page of a freshly started server showed its chart 0.3 s later (benchmarks/ui_speed.py)."""
     global _warmed
     with _warming:
         if _warmed:
             return
         _warmed = True
-    threading.Thread(target=warm_up, name="gatescope-slides-warm-up", daemon=True).start()
+    later = threading.Timer(SLIDES_WARM_UP_DELAY_S, warm_up)
+    later.name, later.daemon = "gatescope-slides-warm-up", True
+    later.start()
 
 
 def _step_range(column, T: int) -> tuple[int, int]:
