@@ -94,7 +94,7 @@ def draws_sidebar(*, holds_own: bool) -> bool:
     where the sidebar is hidden (`hide_chrome`) and the page shows the choices it keeps (the
     link's, the tour step's, or the visitor's from before: ui/state.py). The browser renders
     every element of a page again on each of its runs, so each one drawn costs every step of
-    a tour: without the sidebar's 15 a step's chart came about 30 ms sooner
+    a tour: without the sidebar's 15, a step to Explore showed its chart 30-50 ms sooner
     (benchmarks/ui_speed.py). Drawn all the same where they hold something of the visitor's
     (`holds_own`): a file uploader that is not drawn drops its file."""
     return not presenting() or holds_own
