@@ -80,7 +80,7 @@ def comparison_for(state: cmp.CompareState, uploads: dict[str, Upload]) -> cmp.C
                             lambda: cmp.compare(picked, chosen, cmp.make_example(picked)))
 
 
-sidebar = draws_sidebar(holds_own=choices.state().holds_own())
+sidebar = draws_sidebar(choices)
 with st.sidebar:
     uploads = choices_sidebar() if sidebar else {}
 wanted = choices.state()

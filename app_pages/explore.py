@@ -103,7 +103,7 @@ def look_at_sidebar(tr) -> None:
 
 if not presenting():
     st.title("gatescope · Explore")
-sidebar = draws_sidebar(holds_own=choices.state().holds_own())
+sidebar = draws_sidebar(choices)
 with st.sidebar:
     upload, csv, own = model_and_input_sidebar() if sidebar else (None, None, None)
     look_at_place = st.container()

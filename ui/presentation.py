@@ -17,6 +17,7 @@ import streamlit as st
 from core.figures.style import STAGE, TOUR_STAGE, Stage
 from ui.charts import animated_chart
 from ui.hidden import hidden_html
+from ui.state import PageChoices, forget_widgets
 
 PARAM = "present"
 
@@ -89,15 +90,20 @@ def presented_stage() -> Stage | None:
     return TOUR_STAGE if "tour" in st.query_params else STAGE
 
 
-def draws_sidebar(*, holds_own: bool) -> bool:
-    """Whether the page draws its sidebar's widgets on this run: not while it is presented,
-    where the sidebar is hidden (`hide_chrome`) and the page shows the choices it keeps (the
-    link's, the tour step's, or the visitor's from before: ui/state.py). The browser renders
-    every element of a page again on each of its runs, so each one drawn costs every step of
-    a tour: without the sidebar's 15, a step to Explore showed its chart 30-50 ms sooner
-    (benchmarks/ui_speed.py). Drawn all the same where they hold something of the visitor's
-    (`holds_own`): a file uploader that is not drawn drops its file."""
-    return not presenting() or holds_own
+def draws_sidebar(choices: PageChoices) -> bool:
+    """Whether the page of `choices` draws its sidebar's widgets on this run: not while it is
+    presented, where the sidebar is hidden (`hide_chrome`) and the page shows the choices it
+    keeps (the link's, the tour step's, or the visitor's from before); their widgets' state
+    is dropped, so that leaving the presentation draws them anew from those choices
+    (`forget_widgets`). The browser renders every element of a page again on each of its
+    runs, so each one drawn costs every step of a tour: without the sidebar's 15, a step to
+    Explore showed its chart 30-50 ms sooner (benchmarks/ui_speed.py). Drawn all the same
+    where they hold something of the visitor's (`holds_own`): a file uploader that is not
+    drawn drops its file."""
+    if not presenting() or choices.state().holds_own():
+        return True
+    forget_widgets(choices.page, choices.state_type)
+    return False
 
 
 def hide_chrome() -> None:

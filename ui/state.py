@@ -19,6 +19,7 @@ Every session-state key the app uses is named here, once.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 import streamlit as st
@@ -44,6 +45,24 @@ THEME_REPORTED = "gatescope.theme_reported"
 def page_key(page: str, what: str) -> str:
     """The session-state key of something one page keeps: "gatescope.<page>.<what>"."""
     return f"gatescope.{page}.{what}"
+
+
+def forget_widgets(page: str, state_type: type[PageState]) -> None:
+    """Drop what the session holds for page `page`'s choice widgets (`PageChoices.widget_key`,
+    and the length slider's key per task), so that each is drawn anew from its stored choice.
+
+    For a run that does not draw them (a presented page's sidebar), and for a page whose
+    choices are set from elsewhere (a tour's step). Streamlit keeps a widget's value through a
+    run that ends early (`st.stop`, as a presented page does) without drawing it, but the
+    browser lets the widget go: drawn again, it showed its default (an RNN) while the page read
+    the kept value (a GRU)."""
+    from core.tasks import ALL_TASKS  # not at the top: app.py imports this before torch
+
+    for choice in fields(state_type):
+        key = f"{page}_{choice.name}"
+        st.session_state.pop(key, None)
+        for task in ALL_TASKS:
+            st.session_state.pop(f"{key}_{task}", None)
 
 
 class PageChoices(Generic[State]):

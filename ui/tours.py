@@ -14,7 +14,6 @@ the page shows, also on its second visit in the session.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -24,7 +23,7 @@ from core.tours import (
     HIDE_PARTS, PAGES, PRESENTATION_PARAMS, Tour, TourError, TourPage, hide_flags, parse_tour,
     shipped_tours, step_number, upload_name,
 )
-from ui.state import page_key
+from ui.state import forget_widgets, page_key
 from ui.text import plain
 
 #: name -> core.tours.Tour: the tours this browser session uploaded on the Tours page.
@@ -146,15 +145,10 @@ def forget_choices(page: TourPage) -> None:
     cls = page.state_class()
     if cls is None:
         return
-    from core.tasks import ALL_TASKS  # ui.widgets.length_slider keys one slider per task
-
     name = CHOICES_NAME.get(page.name, page.name)
     for key in (page_key(name, "choices"), page_key(name, "from_link")):
         st.session_state.pop(key, None)
-    for choice in fields(cls):
-        st.session_state.pop(f"{name}_{choice.name}", None)
-        for task in ALL_TASKS:
-            st.session_state.pop(f"{name}_{choice.name}_{task}", None)
+    forget_widgets(name, cls)
 
 
 def tour_bar(tour: Tour, number: int, flags) -> None:

@@ -83,3 +83,34 @@ def test_a_presented_figure_plays(page, app_url):
     page.get_by_text("gatescope · Explore").wait_for(timeout=30_000)
     assert "present" not in page.url
     assert not page.js_errors
+
+
+@pytest.mark.parametrize("path, checked", [
+    ("/?task=adding&cell=gru&sample=3&t=12", {".st-key-explore_cell": "GRU",
+                                             ".st-key-explore_sample": "3",
+                                             ".st-key-explore_t": "12"}),
+    ("/compare?task=adding&sample=5&t=7", {".st-key-compare_sample": "5",
+                                          ".st-key-compare_t": "7"})])
+def test_leaving_the_presentation_shows_the_views_choices_in_the_sidebar(page, app_url, path,
+                                                                        checked):
+    """A presented page draws no sidebar (it is hidden); left, its widgets are drawn again and
+    show the view's choices. Streamlit had kept their values through the presented runs while
+    the browser let the widgets go: drawn again, they showed their defaults (an RNN, sample 0)
+    beside a figure of the GRU on sample 3."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}{path}")
+    wait_for_app(page)
+    page.get_by_role("button", name="Present").click()
+    wait_until(page, "() => !!document.querySelector('[data-stage-scale]')", "presented")
+    assert not page.locator('[data-testid="stSidebar"] [data-testid="stElementContainer"]').count()
+    page.get_by_role("button", name="Exit presentation").click()
+    wait_for_app(page)
+    page.locator(next(iter(checked))).wait_for(timeout=30_000)
+    for box, value in checked.items():
+        shown = page.locator(box)
+        radio = shown.locator("input:checked")
+        if radio.count():  # a radio: the label of the checked option
+            assert radio.locator("xpath=ancestor::label[1]").inner_text().strip() == value, box
+        else:
+            assert shown.locator("input").input_value() == value, box
+    assert not page.js_errors
