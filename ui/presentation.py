@@ -34,14 +34,33 @@ _CHROME_CSS = """
 # Scales the stage figure to the window: s = the largest scale at which the figure, from
 # where it starts on the page, fits the window's width and what is left of its height. Run
 # again whenever the window or the page above the figure changes size (Streamlit redraws).
+# Once the page is no longer presented (its URL, as `presenting`), it puts the chart back as
+# it found it and stops: it had gone on scaling the page's own figure after "Exit
+# presentation", drawn 1880 px wide in a box it held at that width, to a quarter of its size.
 _FIT = """<script>
 (function () {
   const doc = window.parent && window.parent.document ? window.parent.document : document;
   const win = doc.defaultView || window;
   const W = %(width)d, H = %(height)d, key = %(key)r;
+  const BOX = ['width', 'max-width', 'overflow', 'height', 'max-height', 'flex'];
+  const presented = () => {
+    const query = new URLSearchParams(win.location.search);
+    return query.get(%(param)r) === '1' || query.has('tour');
+  };
   const fit = () => {
     const box = doc.querySelector('.st-key-' + key);
     const gd = box && box.querySelector('.js-plotly-plot');
+    if (!presented()) {
+      delete win.__gatescopeStageFits[key];
+      if (box && box.dataset.stageScale) {
+        BOX.forEach(name => box.style.removeProperty(name));
+        const chart = box.querySelector('[data-testid="stPlotlyChart"]');
+        if (chart) { chart.style.height = ''; chart.style.flex = ''; }
+        if (gd) { gd.style.transform = ''; gd.style.transformOrigin = ''; }
+        delete box.dataset.stageScale;
+      }
+      return;
+    }
     if (!gd) { return; }
     const main = doc.querySelector('[data-testid="stMain"]') || {scrollTop: 0};
     const top = box.getBoundingClientRect().top + main.scrollTop;
@@ -144,4 +163,5 @@ def present_figure(fig, key: str, stage: Stage = STAGE) -> None:
     feed back into the figure's size)."""
     exit_button(key)
     animated_chart(fig, key, width="content", height=stage.height)
-    hidden_html(f"{key}_fit", _FIT % {"width": stage.width, "height": stage.height, "key": key})
+    hidden_html(f"{key}_fit", _FIT % {"width": stage.width, "height": stage.height, "key": key,
+                                            "param": PARAM})

@@ -91,12 +91,13 @@ def test_a_presented_figure_plays(page, app_url):
                                              ".st-key-explore_t": "12"}),
     ("/compare?task=adding&sample=5&t=7", {".st-key-compare_sample": "5",
                                           ".st-key-compare_t": "7"})])
-def test_leaving_the_presentation_shows_the_views_choices_in_the_sidebar(page, app_url, path,
-                                                                        checked):
-    """A presented page draws no sidebar (it is hidden); left, its widgets are drawn again and
-    show the view's choices. Streamlit had kept their values through the presented runs while
-    the browser let the widgets go: drawn again, they showed their defaults (an RNN, sample 0)
-    beside a figure of the GRU on sample 3."""
+def test_leaving_the_presentation_shows_the_page_as_it_was(page, app_url, path, checked):
+    """Left, the page's own figure is drawn at the page's width, unscaled: the stage's fitting
+    had gone on, and drew it 1880 px wide at a quarter of its size. A presented page draws no
+    sidebar (it is hidden); left, its widgets are drawn again and show the view's choices:
+    Streamlit had kept their values through the presented runs while the browser let the
+    widgets go, and drawn again they showed their defaults (an RNN, sample 0) beside a figure of
+    the GRU on sample 3."""
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(f"{app_url}{path}")
     wait_for_app(page)
@@ -106,6 +107,11 @@ def test_leaving_the_presentation_shows_the_views_choices_in_the_sidebar(page, a
     page.get_by_role("button", name="Exit presentation").click()
     wait_for_app(page)
     page.locator(next(iter(checked))).wait_for(timeout=30_000)
+    wait_until(page, "() => !document.querySelector('[data-stage-scale]')", "the stage let go")
+    figure = page.evaluate("""() => { const gd = document.querySelector('.js-plotly-plot');
+        return {drawn: Math.round(gd.getBoundingClientRect().width), laid: gd.layout.width,
+                scaled: gd.style.transform}; }""")
+    assert figure["drawn"] == figure["laid"] < 1280 and not figure["scaled"], figure
     for box, value in checked.items():
         shown = page.locator(box)
         radio = shown.locator("input:checked")
