@@ -47,9 +47,15 @@ def page_key(page: str, what: str) -> str:
     return f"gatescope.{page}.{what}"
 
 
+def widget_key(page: str, name: str) -> str:
+    """The widget key of page `page`'s choice `name` ("explore_task"): the CSS class
+    st-key-explore_task."""
+    return f"{page}_{name}"
+
+
 def forget_widgets(page: str, state_type: type[PageState]) -> None:
-    """Drop what the session holds for page `page`'s choice widgets (`PageChoices.widget_key`,
-    and the length slider's key per task), so that each is drawn anew from its stored choice.
+    """Drop what the session holds for page `page`'s choice widgets (`widget_key`, and the
+    length slider's key per task), so that each is drawn anew from its stored choice.
 
     For a run that does not draw them (a presented page's sidebar), and for a page whose
     choices are set from elsewhere (a tour's step). Streamlit keeps a widget's value through a
@@ -59,7 +65,7 @@ def forget_widgets(page: str, state_type: type[PageState]) -> None:
     from core.tasks import ALL_TASKS  # not at the top: app.py imports this before torch
 
     for choice in fields(state_type):
-        key = f"{page}_{choice.name}"
+        key = widget_key(page, choice.name)
         st.session_state.pop(key, None)
         for task in ALL_TASKS:
             st.session_state.pop(f"{key}_{task}", None)
@@ -84,8 +90,8 @@ class PageChoices(Generic[State]):
         return bool(st.session_state.get(page_key(self.page, "from_link")))
 
     def widget_key(self, name: str) -> str:
-        """The widget key of choice `name` ("explore_task"): the CSS class st-key-explore_task."""
-        return f"{self.page}_{name}"
+        """The widget key of choice `name` (`widget_key`)."""
+        return widget_key(self.page, name)
 
     def widget(self, widget: Callable, label: str, name: str, options: Iterable | None = None,
                fmt: Callable | None = None, *, key: str | None = None, **kwargs):
