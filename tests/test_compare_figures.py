@@ -80,6 +80,21 @@ def test_one_column_per_cell_with_a_map_per_state_and_keep_gate():
     assert all(c["x"] == [3, 3] for c in cursors)
 
 
+def test_the_colour_bars_sit_in_the_margin_labelled_at_their_ends_and_middle():
+    """Right of the last column, where no axis can go: each bar's labels are annotations
+    centred on its top, middle and bottom (and the cursor's axis shows nothing)."""
+    layout = as_json(compare_figure(traces(), words()))["layout"]
+    bars = [im for im in layout["images"] if im["xref"] == "paper"]
+    assert len(bars) == 2 and all(b["x"] > 1 for b in bars)
+    for bar, (lo, hi) in zip(bars, (("−1.00", "1.00"), ("0.00", "1.00"))):
+        top, bottom = bar["y"], bar["y"] - bar["sizey"]
+        labels = {a["text"]: a for a in layout["annotations"] if a.get("yanchor") == "middle"
+                  and a["x"] > bar["x"] and bottom - 1e-9 <= a["y"] <= top + 1e-9}
+        assert set(labels) >= {lo, hi}
+        assert labels[hi]["y"] == pytest.approx(top) and labels[lo]["y"] == pytest.approx(bottom)
+    assert layout["yaxis99"]["visible"] is False
+
+
 def test_colour_ranges_are_fixed_not_fitted_to_the_data():
     """A hidden state that is 0.5 everywhere is drawn in the colour of 0.5 on the −1…1 scale,
     the same colour it has in a trace that also reaches −1 and 1; an autoscale would give it

@@ -198,7 +198,7 @@ def test_explore_and_compare_share_one_player_with_plain_number_slider_labels():
     buttons in the same order (ui/animation.py presses them by index), slider stops labelled
     with the bare step number (a "t · token" label costs plotly.js a forced layout per new
     text), at most MAX_SLIDER_STEPS of them with the first and last step, one frame per step,
-    and the cursor on the hidden axis y99."""
+    and the cursor on the axis y99, which shows nothing but the colour bars' tick labels."""
     T, t0 = 120, 37
     tr, x = make_trace("gru", T=T, H=4)
     inp = S.InputSequence(tokens=[f"w{t}" for t in range(T)])
@@ -218,7 +218,9 @@ def test_explore_and_compare_share_one_player_with_plain_number_slider_labels():
             [str(t) for t in range(0, T, 10)]
         cursors = [d for d in fig["data"] if d.get("yaxis") == P.CURSOR_AXIS]
         assert cursors and all(c["x"] == [t0, t0] for c in cursors)
-        assert layout["yaxis99"]["visible"] is False
+        cursor_axis = layout["yaxis99"]
+        assert (cursor_axis["domain"], cursor_axis["range"]) == ([0, 1], [0, 1])
+        assert not any(cursor_axis.get(k) for k in ("showline", "showgrid", "zeroline", "ticks"))
     assert P.BUTTON_LABELS == ("▶ Play", "❚❚ Pause", "Slow", "×10 from t=0")
 
 
@@ -274,6 +276,15 @@ def test_every_map_has_its_colour_bar_at_its_height(cell):
     symbols = {"rnn": {"h"}, "lstm": {"h", "c", "i", "f", "g", "o"}, "gru": {"h", "r", "z", "n"}}
     assert symbols[cell] <= labels
     assert "h, g, n" not in labels
+    # each bar's range at its ends (and middle): tick labels of the cursor's paper-high axis,
+    # centred on the bar's edges, just right of the bars
+    ticks = fig["layout"]["yaxis99"]
+    assert ticks["visible"] and ticks["side"] == "right"
+    assert ticks["position"] > bars[0]["x"] + bars[0]["sizex"]
+    at = {round(y, 9): text for y, text in zip(ticks["tickvals"], ticks["ticktext"])}
+    for bar, (key, _, _, (lo, hi)) in zip(bars, maps):
+        top, bottom = round(bar["y"], 9), round(bar["y"] - bar["sizey"], 9)
+        assert (at[top], at[bottom]) == (S._num(hi), S._num(lo))
 
 
 def test_the_cell_state_scale_is_fixed_and_says_what_it_clips():

@@ -69,6 +69,15 @@ def test_cursor_is_a_line_over_the_whole_height_on_the_hidden_axis():
     assert axis["range"] == [0, 1] and axis["visible"] is False
 
 
+def test_the_cursor_axis_shows_colour_bar_ticks_where_it_is_given_them():
+    axis = P.cursor_axis([(0.9, "1.00"), (0.5, "0.00")], x=0.7)["yaxis" + P.CURSOR_AXIS[1:]]
+    assert axis["visible"] and (axis["domain"], axis["range"]) == ([0, 1], [0, 1])
+    assert axis["tickvals"] == [0.9, 0.5] and axis["ticktext"] == ["1.00", "0.00"]
+    assert axis["position"] == 0.7 and axis["side"] == "right" and axis["ticks"] == ""
+    with pytest.raises(ValueError, match="within the plot's width"):
+        P.cursor_axis([(0.9, "1.00")], x=1.02)  # in the margin: Compare's bars label by notes
+
+
 @pytest.mark.parametrize("raw,speed", [
     ("12", 12.0), ("0.5", 0.5), ("60", 60.0), (" 2.5 ", 2.5), ("30.0", 30.0)])
 def test_a_links_speed_within_the_range_is_read(raw, speed):

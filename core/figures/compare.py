@@ -30,9 +30,9 @@ from core.figures.player import (
 )
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE, InputSequence,
-    PlainFigure, _log10, cell_color, cell_dash, cell_entry, cell_name, colour_bar, heatmap_png,
-    line_path, handoff_line, log_range, map_image, padded_range, saliency_strip, staged, token_markers,
-    Stage, bake_template, decade_ticks, subplot_axes,
+    PlainFigure, _log10, bar_ticks_x, cell_color, cell_dash, cell_entry, cell_name, colour_bar,
+    heatmap_png, line_path, handoff_line, log_range, map_image, padded_range, saliency_strip,
+    staged, tick_annotations, token_markers, Stage, bake_template, decade_ticks, subplot_axes,
 )
 
 ROWS = ("input", "hidden", "keep", "grad")
@@ -341,13 +341,13 @@ def _gradient_cell(grid: _ColumnGrid, parts: _Parts, col: int, cell: str, tr: Tr
 
 def _colour_bars(parts: _Parts) -> None:
     """Colour bars for h and the gates (layout images with tick labels), right of the last
-    column."""
+    column: in the margin, so their labels are annotations (an axis cannot be placed there)."""
     for k, (scale, (lo, hi), label) in enumerate(((SIGNED_SCALE, SIGNED_RANGE, "h"),
                                                   (GATE_SCALE, GATE_RANGE, "gates"))):
-        image, labels = colour_bar(scale, lo, hi, label, x=1.008, top=0.80 - 0.28 * k,
-                                   length=0.2, width=0.01)
+        image, title, ticks = colour_bar(scale, lo, hi, label, x=1.008, top=0.80 - 0.28 * k,
+                                         length=0.2, width=0.01)
         parts.images.append(image)
-        parts.annotations += labels
+        parts.annotations += [title, *tick_annotations(ticks, bar_ticks_x(1.008, 0.01))]
 
 
 # ---------------------------------------------------------------------------------------------

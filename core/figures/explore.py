@@ -30,8 +30,9 @@ from core.figures.readout import READOUT_KEY, MapValues, map_readout
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
-    subplot_axes, cell_range, clipped_share, colour_bar, heatmap_png, line_path, log_range,
-    map_image, padded_range, handoff_line, saliency_strip, staged, token_markers, Stage, STAGE, DASHES, OKABE_ITO,
+    subplot_axes, bar_ticks_x, cell_range, clipped_share, colour_bar, heatmap_png, line_path,
+    log_range, map_image, padded_range, handoff_line, saliency_strip, staged, token_markers, Stage,
+    STAGE, DASHES, OKABE_ITO,
 )
 
 #: The left and right columns' shares of the plot's width (make_subplots' 0.68 and 0.32 of
@@ -156,7 +157,7 @@ def explore_figure(
     input_shapes, input_images, word = _input_row(fig, tr, inp, tokens, steps, t0, geo)
     map_images, map_titles = _maps_row(fig, tr, layer, direction, maps, geo)
     shapes = _unit_marks(fig, tr, unit, len(maps), geo)
-    bar_images, bar_labels = _colour_bars(fig, tr, maps, geo)
+    bar_images, bar_labels, bar_ticks = _colour_bars(fig, tr, maps, geo)
     gradient_shapes, gradient_notes = _gradient_row(fig, tr, layer, direction, steps, geo)
     shapes += input_shapes + gradient_shapes
     shapes += _units_row(fig, tr, layer, direction, units, steps, geo)
@@ -168,7 +169,7 @@ def explore_figure(
                        line_chars=geo.panel_line_chars())
     frames = _moving_parts(fig, panel, word, tokens, t0)
 
-    layout, titles = _layout(fig, geo, T, t0)
+    layout, titles = _layout(fig, geo, T, t0, bar_ticks)
     layout["annotations"] = titles + map_titles + bar_labels + panel.annotations + gradient_notes
     layout["images"] = map_images + bar_images + input_images
     layout["shapes"] = shapes
@@ -281,9 +282,11 @@ def _row_titles(unit: int) -> list[str]:
             "gradient norms per step (log scale)", "picked units of h over time"]
 
 
-def _layout(fig: _Grid, geo: _Geometry, T: int, t0: int) -> tuple[dict, list[dict]]:
-    """The grid's layout with the figure's own settings and the player; and the subplot titles
-    (taken out of it, in the house font), which go first in the annotations."""
+def _layout(fig: _Grid, geo: _Geometry, T: int, t0: int, cursor: dict
+            ) -> tuple[dict, list[dict]]:
+    """The grid's layout with the figure's own settings, the player and the `cursor`'s axis;
+    and the subplot titles (taken out of it, in the house font), which go first in the
+    annotations."""
     layout = fig.layout
     titles = layout.pop("annotations", [])  # the subplot titles, from `_skeleton`
     for title in titles:
@@ -296,7 +299,7 @@ def _layout(fig: _Grid, geo: _Geometry, T: int, t0: int) -> tuple[dict, list[dic
         # 50 px under the plot, clear of the time axis's title, at any height
         legend=dict(orientation="h", x=0.0, y=-50 * geo.text_scale / geo.plot_px,
                     yanchor="top", font=dict(size=13)),
-        hovermode="closest", plot_bgcolor="rgba(0,0,0,0)", **controls(T, t0), **cursor_axis())
+        hovermode="closest", plot_bgcolor="rgba(0,0,0,0)", **controls(T, t0), **cursor)
     # No template at all (plotly.py would otherwise add its default one): its values are
     # baked into the layout (see `bake_template`), and a template object, even plotly.js's
     # own default, makes the second of Streamlit's two renders a full re-layout.
@@ -414,26 +417,27 @@ def _readout(fig: _Grid, tr: Trace, slice_: tuple[int, int], maps: list, geo: _G
 
 
 def _colour_bars(fig: "_Grid", tr: Trace, maps: list, geo: _Geometry
-                 ) -> tuple[list[dict], list[dict]]:
+                 ) -> tuple[list[dict], list[dict], dict]:
     """One colour bar beside each map, at its height, just right of the left column, as layout
-    images with tick labels (no trace to redraw), so every scale sits next to the map it
-    colours. Returns the images and their labels."""
+    images (no trace to redraw), so every scale sits next to the map it colours. Returns the
+    images, their titles, and the cursor's axis showing their tick labels."""
     _, my = fig.axis_names(R_MAPS, 1)
     y0, y1 = fig.layout["yaxis" + my[1:]]["domain"]
     H = tr.hidden.shape[-1]
     gap = H * geo.spacing / geo.unit_height
     total = (len(maps) - 1) * (H + gap) + H  # the maps' y axis, in units
-    bar_x = 0.68 * 0.9 + 0.01  # column_widths x (1 - spacing)
-    images, labels = [], []
+    bar_x, width = 0.68 * 0.9 + 0.01, 0.012  # column_widths x (1 - spacing)
+    images, titles, ticks = [], [], []
     for k, (key, _, scale, (lo, hi)) in enumerate(maps):
         top = y1 - k * (H + gap) / total * (y1 - y0)
         length = H / total * (y1 - y0)
-        image, texts = colour_bar(scale, lo, hi, _bar_label(tr, key), x=bar_x, top=top,
-                                  length=length, width=0.012, title_size=12,
-                                  middle=geo.unit_height * geo.plot_px >= 66 * geo.text_scale)
+        image, title, bar_ticks = colour_bar(
+            scale, lo, hi, _bar_label(tr, key), x=bar_x, top=top, length=length, width=width,
+            title_size=12, middle=geo.unit_height * geo.plot_px >= 66 * geo.text_scale)
         images.append(image)
-        labels += texts
-    return images, labels
+        titles.append(title)
+        ticks += bar_ticks
+    return images, titles, cursor_axis(ticks, bar_ticks_x(bar_x, width))
 
 
 def _bar_label(tr: Trace, key: str) -> str:

@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from core.figures.style import CURSOR_COLOR, MAX_SLIDER_STEPS
+from core.figures.style import CURSOR_COLOR, FONT, MAX_SLIDER_STEPS
 
 #: The buttons, in the order the browser-side code presses them by index.
 BUTTON_LABELS = ("▶ Play", "❚❚ Pause", "Slow", "×10 from t=0")
@@ -164,10 +164,26 @@ def cursor_trace(t0: int, xaxis: str = "x", name: str | None = None) -> dict:
     return trace
 
 
-def cursor_axis() -> dict:
-    """The layout entry of the cursor's hidden axis: the whole plot height, 0 .. 1."""
-    return {"yaxis" + CURSOR_AXIS[1:]: dict(domain=[0, 1], range=[0, 1], anchor="free",
-                                            position=0, visible=False, fixedrange=True)}
+def cursor_axis(ticks: Sequence[tuple[float, str]] = (), x: float = 0.0) -> dict:
+    """The layout entry of the cursor's axis: the whole plot height, 0 .. 1, the paper's own
+    coordinates. Hidden; or, given `ticks` (paper y and text), showing them as its tick labels
+    at paper x `x` (0 .. 1: an axis cannot be placed in the margin): the colour bars' labels
+    (`core.figures.style.colour_bar`).
+
+    One axis's tick labels rather than an annotation each: plotly.js lays every annotation out
+    on its own, and the explorer's 18 bar labels were about 10 ms of each draw of its figure
+    (measured in the page at T = 200). A tick label is also centred on its value, as a bar's
+    end labels should be."""
+    if not 0 <= x <= 1:  # plotly.js would draw the labels at the plot's left edge instead
+        raise ValueError(f"an axis's position is within the plot's width (0 .. 1), not {x}")
+    axis = dict(domain=[0, 1], range=[0, 1], anchor="free", position=x, visible=bool(ticks),
+                fixedrange=True)
+    if ticks:
+        axis.update(side="right", tickvals=[y for y, _ in ticks],
+                    ticktext=[text for _, text in ticks], tickfont=dict(size=11, color=FONT["color"]),
+                    ticks="", ticklabelstandoff=0, showline=False, showgrid=False,
+                    zeroline=False, automargin=False)
+    return {"yaxis" + CURSOR_AXIS[1:]: axis}
 
 
 def cursor_at(t: int) -> dict:

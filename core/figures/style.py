@@ -309,9 +309,11 @@ def _listed(part):
 
 def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float, length: float,
                width: float, title_size: int = 12, middle: bool = True
-               ) -> tuple[dict, list[dict]]:
-    """A vertical colour bar on the paper as a layout image plus its title and three tick labels
-    (two, the ends, without `middle`: a bar too short for three).
+               ) -> tuple[dict, dict, list[tuple[float, str]]]:
+    """A vertical colour bar on the paper: the bar (a layout image), its title (an annotation)
+    and its tick labels as (paper y, text), at its ends and middle (the ends alone without
+    `middle`: a bar too short for three). The figure shows the tick labels on its cursor's
+    axis, right of the bar (`core.figures.player.cursor_axis`, at `bar_ticks_x`).
 
     Layout images, not a trace's colorbar: frames with redraw=False never touch them.
     """
@@ -320,13 +322,24 @@ def colour_bar(scale, lo: float, hi: float, label: str, *, x: float, top: float,
                  xref="paper", yref="paper", x=x, y=top, sizex=width, sizey=length,
                  sizing="stretch", xanchor="left", yanchor="top", layer="above")
     # the title sits clear of the top tick label, which is centred on the bar's top edge
-    labels = [dict(xref="paper", yref="paper", x=x, y=top, text=label, showarrow=False,
-                   xanchor="left", yanchor="bottom", yshift=8, font=dict(size=title_size))]
-    for frac, value in ((0.0, lo), *([(0.5, (lo + hi) / 2)] if middle else []), (1.0, hi)):
-        labels.append(dict(xref="paper", yref="paper", x=x + width + 0.001,
-                           y=top - length + frac * length, text=_num(value), showarrow=False,
-                           xanchor="left", font=dict(size=11)))
-    return image, labels
+    title = dict(xref="paper", yref="paper", x=x, y=top, text=label, showarrow=False,
+                 xanchor="left", yanchor="bottom", yshift=8, font=dict(size=title_size))
+    ticks = [(top - length + frac * length, _num(value))
+             for frac, value in ((0.0, lo), *([(0.5, (lo + hi) / 2)] if middle else []),
+                                 (1.0, hi))]
+    return image, title, ticks
+
+
+def bar_ticks_x(x: float, width: float) -> float:
+    """The paper x of the tick labels of a colour bar at `x`, `width` wide: just right of it."""
+    return x + width + 0.001
+
+
+def tick_annotations(ticks: list[tuple[float, str]], x: float) -> list[dict]:
+    """A colour bar's tick labels (`colour_bar`'s) as annotations at paper x `x`, centred on
+    their values: for a bar outside the plot (x > 1), where no axis can be placed."""
+    return [dict(xref="paper", yref="paper", x=x, y=y, text=text, showarrow=False,
+                 xanchor="left", yanchor="middle", font=dict(size=11)) for y, text in ticks]
 
 
 def line_path(x: np.ndarray, y: np.ndarray, xref: str, yref: str, color: str, *, name: str,
