@@ -5,7 +5,6 @@ page, and the hide flags."""
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from core.tours import (
     hide_param, parse_tour, shipped_tours, step_number, upload_name,
 )
 from pagetest import assert_clean, shown
+from ui.tours import ARRIVED
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -330,6 +330,19 @@ def test_a_short_link_opens_the_steps_page_with_its_state():
     at = open_link({"tour": "gru_or_lstm", "step": "3"})  # Explore, the landing page itself
     assert page_of(at) == ["explore"] and query(at) == tour.link(3)
     assert explored_cell(at) == "gru"
+
+
+@pytest.mark.parametrize("shown, way", [(4, "back"), (3, "forward")])
+def test_the_history_entry_a_switch_leaves_behind_is_passed_not_drawn(shown, way):
+    """Streamlit's switch from step 3 (Explore) to step 4 (Compare) leaves a history entry of
+    Explore with step 4's query. Reached by Back from step 4 (the session has shown step 4)
+    or Forward from step 3, the page draws nothing and the browser goes on past it."""
+    tour = SHIPPED["vanishing_gradient"]
+    assert [s.page for s in tour.steps[2:4]] == ["explore", "compare"]
+    at = open_link(tour.link(4), {ARRIVED: ("vanishing_gradient", shown)})
+    assert page_of(at) == [] and not at.get("plotly_chart")
+    scripts = "\n".join(e.proto.body for e in at.get("html"))
+    assert f"history.{way}()" in scripts
 
 
 def test_a_choice_changed_during_a_tour_keeps_the_tour():

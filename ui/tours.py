@@ -23,6 +23,7 @@ from core.tours import (
     HIDE_PARTS, PAGES, PRESENTATION_PARAMS, Tour, TourError, TourPage, hide_flags, parse_tour,
     shipped_tours, step_number, upload_name,
 )
+from ui.hidden import hidden_html
 from ui.state import forget_widgets, page_key
 from ui.text import plain
 
@@ -88,13 +89,39 @@ def present(current) -> None:
         return
     number = pressed_step(tour, number, flags, current)
     step_page = PAGES[tour.steps[number - 1].page]
-    if st.session_state.get(ARRIVED) != (tour.name, number):
+    arrived = st.session_state.get(ARRIVED)
+    if current.url_path != step_page.url_path and arrived and arrived[0] == tour.name:
+        passed_the_switch(tour, number, arrived[1], current)
+    if arrived != (tour.name, number):
         st.session_state[ARRIVED] = (tour.name, number)
         forget_choices(step_page)
         own = {k for k in st.query_params if k not in PRESENTATION_PARAMS}
         if current.url_path != step_page.url_path or not own and tour.steps[number - 1].state:
             go(tour, number, flags)  # a short link (?tour=..&step=..): the step's page and state
     tour_bar(tour, number, flags)
+
+
+def passed_the_switch(tour: Tour, number: int, shown: int, current) -> None:
+    """Where the browser's Back or Forward has landed on the history entry that Streamlit
+    leaves behind a step taken to another page, go on past it, drawing nothing here.
+
+    `st.switch_page` puts the new step's query in the URL of the page it leaves (one entry)
+    before it opens the new page (another). Back from the new step landed on the first: the
+    page left, with this step's number, which only the session can tell apart (it has shown
+    step `shown`: this one, on its own page). Drawn, it showed the step before's view under
+    this step's bar, and Back had to be pressed twice. Forward onto it, from the step shown
+    on this page, goes on to the step's own entry."""
+    if shown == number:
+        way = "back"
+    elif 1 <= shown <= len(tour.steps) and \
+            PAGES[tour.steps[shown - 1].page].url_path == current.url_path:
+        way = "forward"
+    else:
+        return
+    hidden_html("tour_past_switch", f"""<script>
+      (window.parent && window.parent.history ? window.parent : window).history.{way}();
+    </script>""")
+    st.stop()
 
 
 def pressed_step(tour: Tour, number: int, flags, current) -> int:

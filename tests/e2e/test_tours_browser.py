@@ -77,6 +77,31 @@ def test_a_tour_link_opens_at_its_step_and_next_and_previous_move_between_pages(
     assert real_errors(page) == []
 
 
+def test_the_browsers_back_and_forward_take_one_step_a_press_across_pages(page, app_url):
+    """Streamlit's switch to a step on another page leaves an extra history entry (the page
+    left, with the new step's number); Back and Forward go past it: one press, one step, each
+    showing its own view."""
+    tour = shipped_tours()["vanishing_gradient"]
+    page.goto(f"{app_url}/?task=agreement&cell=rnn&tour=vanishing_gradient&step=5")
+    wait_for_step(page, "vanishing_gradient", 5)
+    page.locator(".st-key-tour_next button").click()
+    wait_for_step(page, "vanishing_gradient", 6)
+    page.get_by_text("RNN, LSTM and GRU on one input").wait_for(timeout=30_000)
+    entries = page.evaluate("history.length")
+
+    page.go_back()
+    wait_for_step(page, "vanishing_gradient", 5)
+    assert where(page)[0] == "/"
+    page.get_by_text("RNN (vanilla) · shipped trained RNN").wait_for(timeout=30_000)
+    assert page.get_by_text("RNN, LSTM and GRU on one input").count() == 0
+    page.go_forward()
+    wait_for_step(page, "vanishing_gradient", 6)
+    assert where(page) == ("/compare", tour.link(6))
+    page.get_by_text("RNN, LSTM and GRU on one input").wait_for(timeout=30_000)
+    assert page.evaluate("history.length") == entries  # nothing pushed on the way
+    assert real_errors(page) == []
+
+
 def test_the_tours_page_starts_a_tour_and_presents_a_teachers_file(page, app_url, artifacts,
                                                                     tmp_path):
     page.set_viewport_size({"width": 1280, "height": 720})
