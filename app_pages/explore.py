@@ -10,12 +10,12 @@ from core.io.tables import CsvChoice
 from core.tasks import ALL_TASKS, get_task
 from core.views import explore as ex
 from core.views.models import SOURCE_LABELS, Upload, session_labels
-from ui.animation import autoplay_once, step_buttons
+from ui.animation import autoplay_once
 from ui.charts import animated_chart
 from ui.compute import keep_last_good
 from ui.content import explain
 from ui.downloads import trace_downloads
-from ui.explore_view import presented_header, result_header
+from ui.explore_view import look_at, look_at_sidebar, presented_header, result_header
 from ui.hidden import scroll_to_top
 from ui.presentation import (
     draws_sidebar, hide_chrome, present_figure, presented_stage, presenting,
@@ -24,19 +24,11 @@ from ui.state import OPEN_IN_EXPLORE, TRAINED, PageChoices, page_key
 from ui.traces import explore_trace
 from ui.own_input import own_model_input
 from ui.upload import weights_upload
-from ui.widgets import (
-    cell_and_network, csv_column_picker, history_slider, length_slider,
-)
-
-choices = PageChoices(ex.ExploreState, "explore")
-trained_here = st.session_state.get(TRAINED, {})
-opened = st.session_state.pop(OPEN_IN_EXPLORE, None)
-if opened in trained_here:  # "Open in Explore" on the Train page
-    choices.set(source="session", run=opened, task=trained_here[opened].task)
-    scroll_to_top("explore_opened")
+from ui.widgets import cell_and_network, csv_column_picker, history_slider, length_slider
 
 
-def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnInput | None]:
+def model_and_input_sidebar(choices: PageChoices, trained_here: dict
+                            ) -> tuple[Upload | None, CsvChoice | None, ex.OwnInput | None]:
     """Task, model and input choices; returns the upload, the CSV column and what a user's own
     model is fed, if any."""
     pick, values = choices.widget, choices.values
@@ -75,76 +67,65 @@ def model_and_input_sidebar() -> tuple[Upload | None, CsvChoice | None, ex.OwnIn
     return upload, csv, own
 
 
-def look_at(tr) -> ex.ExploreState:
-    """The whole state, with the "Look at" choices (layer, direction, units, start step) as
-    their widgets hold them and within what the trace `tr` has. Read before those widgets are
-    drawn: the page sends its figure first."""
-    choices.held("layer", "direction", "pick", "unit", "t")
-    choices.clamp(layer=tr.num_layers - 1, direction=tr.num_directions - 1,
-                  unit=tr.hidden_size - 1, t=tr.seq_len - 1)
-    return choices.state()
-
-
-def look_at_sidebar(tr) -> None:
-    """The "Look at" widgets: which layer, direction, units and start step to draw."""
-    pick = choices.widget
-    st.header("Look at")
-    if tr.num_layers > 1:
-        pick(st.selectbox, "Layer", "layer", range(tr.num_layers))
-    if tr.num_directions > 1:
-        pick(st.radio, "Direction", "direction", [0, 1], ("forward", "reverse").__getitem__,
-             horizontal=True)
-    pick(st.radio, "Units", "pick", ex.PICKS, horizontal=True)
-    pick(st.number_input, "Unit (diagram and equations)", "unit", min_value=0,
-         max_value=tr.hidden_size - 1)
-    pick(st.number_input, "Start at step t", "t", min_value=0, max_value=tr.seq_len - 1)
-    step_buttons(choices.widget_key("t"), "explore")
+# A fragment: a choice made in it (its sidebar's widgets are its own) reruns it alone, not the
+# whole app: app.py's routing, this title and the explanations stay as they are, and the browser
+# renders only what it sends (benchmarks/ui_speed.py: a change's figure arrives sooner).
+@st.fragment
+def explorer() -> None:
+    """The page's choices, figure, the lines above it and the downloads below it."""
+    choices = PageChoices(ex.ExploreState, "explore")
+    trained_here = st.session_state.get(TRAINED, {})
+    opened = st.session_state.pop(OPEN_IN_EXPLORE, None)
+    if opened in trained_here:  # "Open in Explore" on the Train page
+        choices.set(source="session", run=opened, task=trained_here[opened].task)
+        scroll_to_top("explore_opened")
+    sidebar = draws_sidebar(choices)
+    with st.sidebar:
+        upload, csv, own = (model_and_input_sidebar(choices, trained_here) if sidebar
+                            else (None, None, None))
+        look_at_place = st.container()
+    header_place = st.container()  # the lines above the figure
+    wanted = choices.state().traced()
+    computed, error = keep_last_good("explore", lambda: (
+        wanted, *explore_trace(wanted, upload, csv, trained_here, own)))
+    if computed is None:  # nothing good yet in this session (a bad link, say): the message alone
+        error.show_alone()
+        st.stop()
+    traced, choice, result = computed
+    state = look_at(choices, result.trace)
+    units, unit = ex.picked_units(state, result.trace)
+    task = get_task(traced.task)
+    stage = presented_stage()
+    fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
+                         direction=state.direction, units=units, unit=unit, t0=state.t,
+                         nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"),
+                         handoff=result.handoff, stage=stage)
+    if stage:  # the figure alone, scaled to the window, for a projector
+        hide_chrome()
+        present_figure(fig, "explore_chart", stage)
+    else:
+        animated_chart(fig, "explore_chart")
+    # Sent after the figure, into their places before it: a change's figure reaches the
+    # browser sooner and is drawn before them.
+    if sidebar:
+        with look_at_place:
+            look_at_sidebar(choices, result.trace)
+    if error is None:
+        choices.publish(state)
+    with header_place:
+        if stage:
+            presented_header(task, choice, result)
+        else:
+            result_header(task, choice, result, state, error)
+    if stage:  # the presented page ends with its figure
+        st.stop()
+    if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
+        autoplay_once("explore_chart", page_key("explore", "autoplayed"))
+    st.caption(caption("explore", "player", objective_note=result.objective_note))
+    trace_downloads(result, state, choice, fig, upload)
 
 
 if not presenting():
     st.title("gatescope · Explore")
-sidebar = draws_sidebar(choices)
-with st.sidebar:
-    upload, csv, own = model_and_input_sidebar() if sidebar else (None, None, None)
-    look_at_place = st.container()
-header_place = st.container()  # the lines above the figure
-wanted = choices.state().traced()
-computed, error = keep_last_good("explore", lambda: (
-    wanted, *explore_trace(wanted, upload, csv, trained_here, own)))
-if computed is None:  # nothing good yet in this session (a bad link, say): the message alone
-    error.show_alone()
-    st.stop()
-traced, choice, result = computed
-state = look_at(result.trace)
-units, unit = ex.picked_units(state, result.trace)
-task = get_task(traced.task)
-stage = presented_stage()
-fig = explore_figure(result.trace, result.input_sequence, layer=state.layer,
-                     direction=state.direction, units=units, unit=unit, t0=state.t,
-                     nonlinearity=getattr(choice.rnn, "nonlinearity", "tanh"),
-                     handoff=result.handoff, stage=stage)
-if stage:  # the figure alone, scaled to the window, for a projector
-    hide_chrome()
-    present_figure(fig, "explore_chart", stage)
-else:
-    animated_chart(fig, "explore_chart")
-# Sent after the figure, into their places before it: a change's figure reaches the browser
-# sooner and is drawn before them.
-if sidebar:
-    with look_at_place:
-        look_at_sidebar(result.trace)
-if error is None:
-    choices.publish(state)
-with header_place:
-    if stage:
-        presented_header(task, choice, result)
-    else:
-        result_header(task, choice, result, state, error)
-if stage:  # the presented page ends with its figure
-    st.stop()
-if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
-    autoplay_once("explore_chart", page_key("explore", "autoplayed"))
-st.caption(caption("explore", "player", objective_note=result.objective_note))
+explorer()
 explain("explore")
-
-trace_downloads(result, state, choice, fig, upload)

@@ -1,5 +1,6 @@
 """The Explore page's lines above its figure: what is traced, what went wrong, the answer
-against the target; and the one line a presentation keeps of them."""
+against the target; the one line a presentation keeps of them; and the sidebar's "Look at"
+choices of what the figure draws of a trace."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import streamlit as st
 from core.cells import CELLS
 from core.figures.explore import overflow_note
 from core.views import explore as ex
+from ui.animation import step_buttons
 from ui.presentation import present_button
+from ui.state import PageChoices
 from ui.text import plain
 from ui.widgets import answer_metric
 
@@ -57,3 +60,29 @@ def presented_header(task, choice, result) -> None:
         answer += f" ({plain(result.judgement)})"
     target = "" if result.own else f" · target {plain(result.target)}"
     st.markdown(f"**{traced_what(task, choice, result)}** · {answer}{target}")
+
+
+def look_at(choices: PageChoices, tr) -> ex.ExploreState:
+    """The whole state, with the "Look at" choices (layer, direction, units, start step) as
+    their widgets hold them and within what the trace `tr` has. Read before those widgets are
+    drawn: the page sends its figure first."""
+    choices.held("layer", "direction", "pick", "unit", "t")
+    choices.clamp(layer=tr.num_layers - 1, direction=tr.num_directions - 1,
+                  unit=tr.hidden_size - 1, t=tr.seq_len - 1)
+    return choices.state()
+
+
+def look_at_sidebar(choices: PageChoices, tr) -> None:
+    """The "Look at" widgets: which layer, direction, units and start step to draw."""
+    pick = choices.widget
+    st.header("Look at")
+    if tr.num_layers > 1:
+        pick(st.selectbox, "Layer", "layer", range(tr.num_layers))
+    if tr.num_directions > 1:
+        pick(st.radio, "Direction", "direction", [0, 1], ("forward", "reverse").__getitem__,
+             horizontal=True)
+    pick(st.radio, "Units", "pick", ex.PICKS, horizontal=True)
+    pick(st.number_input, "Unit (diagram and equations)", "unit", min_value=0,
+         max_value=tr.hidden_size - 1)
+    pick(st.number_input, "Start at step t", "t", min_value=0, max_value=tr.seq_len - 1)
+    step_buttons(choices.widget_key("t"), "explore")
