@@ -180,9 +180,9 @@ def cursor_axis(ticks: Sequence[tuple[float, str]] = (), x: float = 0.0) -> dict
                 fixedrange=True)
     if ticks:
         axis.update(side="right", tickvals=[y for y, _ in ticks],
-                    ticktext=[text for _, text in ticks], tickfont=dict(size=11, color=FONT["color"]),
-                    ticks="", ticklabelstandoff=0, showline=False, showgrid=False,
-                    zeroline=False, automargin=False)
+                    ticktext=[text for _, text in ticks],
+                    tickfont=dict(size=11, color=FONT["color"]), ticks="", ticklabelstandoff=0,
+                    showline=False, showgrid=False, zeroline=False, automargin=False)
     return {"yaxis" + CURSOR_AXIS[1:]: axis}
 
 
