@@ -198,7 +198,8 @@ def landing_view_animates_a_trained_lstm(page, app_url, artifacts) -> None:
     page.goto(app_url)
     wait_for_app(page)
     page.wait_for_selector(CHART, timeout=60_000)
-    assert "trained LSTM" in page.inner_text("body")
+    # the line that names the model is sent after the figure: wait for it, not just the chart
+    page.get_by_text("shipped trained LSTM").first.wait_for(timeout=30_000)
     assert map_images(page) >= 6  # h, c and four gates
     # plotly.js drew its warm-up figure off screen once (ui/preload.py), from the page's head,
     # and threw it away
