@@ -69,7 +69,7 @@ def model_and_input_sidebar(choices: PageChoices, trained_here: dict
 
 # A fragment: a choice made in it (its sidebar's widgets are its own) reruns it alone, not the
 # whole app: app.py's routing, this title and the explanations stay as they are, and the browser
-# renders only what it sends (benchmarks/ui_speed.py: a change's figure arrives sooner).
+# renders only what it sends (benchmarks/ui_pair.py: a change's figure arrives ~10 % sooner).
 @st.fragment
 def explorer() -> None:
     """The page's choices, figure, the lines above it and the downloads below it."""

@@ -31,10 +31,11 @@ def free_port() -> int:
 
 def start_app(port: int, log_path: Path, timeout: float = 60,
               options: dict[str, object] | None = None,
-              env: dict[str, str] | None = None) -> subprocess.Popen:
+              env: dict[str, str] | None = None, root: Path = ROOT) -> subprocess.Popen:
     """Start `streamlit run app.py` headless on `port`; return once /_stcore/health answers.
     `options` are more of Streamlit's settings, e.g. {"server.disconnectedSessionTTL": 3};
-    `env`, more environment variables for the server."""
+    `env`, more environment variables for the server; `root`, the checkout to run (another
+    commit's, for benchmarks/ui_pair.py)."""
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py",
@@ -43,7 +44,7 @@ def start_app(port: int, log_path: Path, timeout: float = 60,
          "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none",
          *(f"--{name}={value}" for name, value in (options or {}).items())],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     deadline = time.monotonic() + timeout
