@@ -14,6 +14,7 @@ the page shows, also on its second visit in the session.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -110,7 +111,11 @@ def passed_the_switch(tour: Tour, number: int, shown: int, current) -> None:
     page left, with this step's number, which only the session can tell apart (it has shown
     step `shown`: this one, on its own page). Drawn, it showed the step before's view under
     this step's bar, and Back had to be pressed twice. Forward onto it, from the step shown
-    on this page, goes on to the step's own entry."""
+    on this page, goes on to the step's own entry.
+
+    The script moves the browser only from the entry it was written for, and once: Streamlit
+    may mount it again after the move (seen on a busy machine), which went one entry too far
+    back, onto the tour's first link, and left Forward stuck on this page."""
     if shown == number:
         way = "back"
     elif 1 <= shown <= len(tour.steps) and \
@@ -118,10 +123,25 @@ def passed_the_switch(tour: Tour, number: int, shown: int, current) -> None:
         way = "forward"
     else:
         return
-    hidden_html("tour_past_switch", f"""<script>
-      (window.parent && window.parent.history ? window.parent : window).history.{way}();
-    </script>""")
+    hidden_html("tour_past_switch", "<script>" + past_switch_script(
+        way, "/" + current.url_path, tour.name, number) + "</script>")
     st.stop()
+
+
+def past_switch_script(way: str, path: str, tour: str, number: int) -> str:
+    """JavaScript that takes the browser one entry `way` ("back" or "forward") from the entry
+    at `path` with step `number` of `tour`, and does nothing anywhere else or a second time."""
+    entry = json.dumps({"path": path, "tour": tour, "step": str(number)})
+    return f"""(() => {{
+      const w = window.parent && window.parent.history ? window.parent : window;
+      const at = {entry}, query = new URLSearchParams(w.location.search);
+      if (w.location.pathname.endsWith(at.path) && query.get("tour") === at.tour
+          && query.get("step") === at.step && w.gatescopePassing !== w.location.href) {{
+        w.gatescopePassing = w.location.href;
+        w.addEventListener("popstate", () => {{ w.gatescopePassing = null; }}, {{once: true}});
+        w.history.{way}();
+      }}
+    }})();"""
 
 
 def pressed_step(tour: Tour, number: int, flags, current) -> int:

@@ -12,6 +12,7 @@ import pytest
 from harness import wait_for_app, wait_until
 
 from core.tours import shipped_tours
+from ui.tours import past_switch_script
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +101,36 @@ def test_the_browsers_back_and_forward_take_one_step_a_press_across_pages(page, 
     page.get_by_text("RNN, LSTM and GRU on one input").wait_for(timeout=30_000)
     assert page.evaluate("history.length") == entries  # nothing pushed on the way
     assert real_errors(page) == []
+
+
+def test_the_script_past_the_switchs_entry_moves_once_and_only_from_that_entry(page):
+    """Streamlit may mount the script again after it has moved the browser (a busy CI machine
+    did): it must neither take a second step nor move from any other entry. Run here on a
+    blank page at the entries' addresses, with no server."""
+    page.route("http://gatescope.test/**", lambda route: route.fulfill(
+        body="<html><body></body></html>", content_type="text/html"))
+    page.goto("http://gatescope.test/?tour=t&step=1")
+    page.evaluate("""() => { history.pushState({}, "", "/?tour=t&step=2");
+                             history.pushState({}, "", "/compare?tour=t&step=2"); }""")
+    back = past_switch_script("back", "/", "t", 2)
+
+    def moved(script: str) -> bool:
+        """Run `script` (twice at once, as a remount can) and say whether the page moved."""
+        return page.evaluate("""script => new Promise(done => {
+            addEventListener("popstate", () => done(true), {once: true});
+            setTimeout(() => done(false), 1000);
+            eval(script); eval(script); })""", script)
+
+    assert not moved(back)  # the step's own page: not the entry left behind
+    page.go_back()
+    assert where(page) == ("/", {"tour": "t", "step": "2"})
+    assert moved(back)
+    assert where(page) == ("/", {"tour": "t", "step": "1"})  # one entry, not two
+    assert not moved(back)  # mounted again where it led
+    page.go_forward()  # onto the entry left behind again, from the step before
+    assert not moved(past_switch_script("forward", "/", "another", 2))
+    assert moved(past_switch_script("forward", "/", "t", 2))
+    assert where(page) == ("/compare", {"tour": "t", "step": "2"})
 
 
 def test_the_tours_page_starts_a_tour_and_presents_a_teachers_file(page, app_url, artifacts,
