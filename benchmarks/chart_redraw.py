@@ -111,12 +111,12 @@ def main() -> None:
                 draws = page.evaluate("window.__draws")
                 purges.append(sum(name == "purge" for name, _ in draws))
                 reacts = [ms for name, ms in draws if name == "react"]
-                if len(reacts) >= 2:
-                    first.append(reacts[-2])
-                    second.append(reacts[-1])
+                first.extend(reacts[:1])
+                second.extend(reacts[1:2])
+            again = (f", then Streamlit's second draw {statistics.median(second):.0f} ms"
+                     if second else ", and no second draw")
             print(f"in the app, per change: {statistics.mean(purges):.1f} purges of the chart; "
-                  f"its draws {statistics.median(first):.0f} ms, then Streamlit's second draw "
-                  f"{statistics.median(second):.0f} ms (medians of {len(first)})")
+                  f"its draw {statistics.median(first):.0f} ms{again} (medians of {changes})")
 
             a = page.evaluate(FIGURE)
             page.evaluate(CHANGE_IN_PAGE)
