@@ -131,7 +131,8 @@ def passed_the_switch(tour: Tour, number: int, shown: int, current) -> None:
 def past_switch_script(way: str, path: str, tour: str, number: int) -> str:
     """JavaScript that takes the browser one entry `way` ("back" or "forward") from the entry
     at `path` with step `number` of `tour`, and does nothing anywhere else or a second time."""
-    entry = json.dumps({"path": path, "tour": tour, "step": str(number)})
+    # "<" escaped: nothing in the values can close the <script> it is written into
+    entry = json.dumps({"path": path, "tour": tour, "step": str(number)}).replace("<", "\\u003c")
     return f"""(() => {{
       const w = window.parent && window.parent.history ? window.parent : window;
       const at = {entry}, query = new URLSearchParams(w.location.search);
