@@ -19,8 +19,6 @@ fi
 python3 -m pip install --quiet -r requirements-dev.txt
 
 # Two workers (pytest-xdist), one per core of CI's 2-core machine, each test file whole on one
-# worker (its module fixtures, such as a Streamlit server, start once), handed out in the order
-# tests/conftest.py gives them, the longest first: xdist's own order (most tests first) left the
-# two-minute memory soak, one test, for last. pytest's own exit code stands: 5 (no tests
-# collected) fails this script too.
-exec python3 -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"
+# worker (its module fixtures, such as a Streamlit server, start once). pytest's own exit code
+# stands: 5 (no tests collected) fails this script too.
+exec python3 -m pytest -n 2 --dist loadfile "$@"

@@ -11,9 +11,8 @@ import tempfile
 os.environ.setdefault("GATESCOPE_SEARCH_DIR", tempfile.mkdtemp(prefix="gatescope-search-"))
 
 #: The test files that take longest (a full run's --durations, 2026-12-07), started first: the
-#: suite runs on two workers with each file whole on one (scripts/test.sh, which keeps this
-#: order: xdist's own puts the files with most tests first), and a long file started last kept
-#: one worker busy for two minutes after the other had finished.
+#: suite runs on two workers with each file whole on one (scripts/test.sh), and a long file
+#: started last kept one worker busy for two minutes after the other had finished.
 LONGEST_FIRST = (
     "tests/e2e/test_soak.py",
     "tests/e2e/test_keyboard_browser.py",
