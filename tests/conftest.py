@@ -10,9 +10,12 @@ import tempfile
 # repository's artifacts/search. Tests that need a fresh storage set their own.
 os.environ.setdefault("GATESCOPE_SEARCH_DIR", tempfile.mkdtemp(prefix="gatescope-search-"))
 
-#: The test files that take longest (a full run's --durations, 2026-12-07), started first: the
-#: suite runs on two workers with each file whole on one (scripts/test.sh), and a long file
-#: started last kept one worker busy for two minutes after the other had finished.
+#: The test files that take longest (a full run's --durations, 2026-12-07), first in the
+#: collection. pytest-xdist (scripts/test.sh: two workers, each file whole on one) hands out the
+#: files with most tests first and keeps this order among files with as many, so the memory
+#: soak goes first of the one-test files. Handed out in this order alone, the browser tests all
+#: ran at once on both workers, with a browser and a server each on two cores, and a slow
+#: machine's run went from 16 to more than 22 minutes (it was stopped there).
 LONGEST_FIRST = (
     "tests/e2e/test_soak.py",
     "tests/e2e/test_keyboard_browser.py",
