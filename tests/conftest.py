@@ -14,8 +14,8 @@ os.environ.setdefault("GATESCOPE_SEARCH_DIR", tempfile.mkdtemp(prefix="gatescope
 #: collection. pytest-xdist (scripts/test.sh: two workers, each file whole on one) hands out the
 #: files with most tests first and keeps this order among files with as many, so the memory
 #: soak goes first of the one-test files. Handed out in this order alone, the browser tests all
-#: ran at once on both workers, with a browser and a server each on two cores, and a slow
-#: machine's run went from 16 to more than 22 minutes (it was stopped there).
+#: ran at once on both workers, with a browser and a server each on two cores: on a slow
+#: evening, a run that had taken 16 minutes had done a fifth of its tests after 16 (stopped).
 LONGEST_FIRST = (
     "tests/e2e/test_soak.py",
     "tests/e2e/test_keyboard_browser.py",
