@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e"), str(ROOT / "benchmarks")]
 
 from harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app  # noqa: E402
-from ui_pair import open_change_view  # noqa: E402
-from ui_speed import CHANGE_IN_PAGE  # noqa: E402
+from ui_speed import CHANGE_IN_PAGE, open_change_view  # noqa: E402
 
 CHART = ".st-key-explore_chart .js-plotly-plot"
 
@@ -97,7 +96,8 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = open_change_view(browser, f"http://127.0.0.1:{port}")
+            page = open_change_view(browser.new_page(viewport={"width": 1500, "height": 1000}),
+                                    f"http://127.0.0.1:{port}")
             page.wait_for_timeout(6000)  # past the server's slides warm-up (ui/downloads.py)
             page.evaluate(RECORD_DRAWS)
             changes, purges, first, second = 10, [], [], []

@@ -29,8 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e"), str(ROOT / "benchmarks")
 
 from harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app  # noqa: E402
 from ui_speed import (  # noqa: E402
-    CHANGE_IN_PAGE, FIRST_IMAGE, RECORD_FIGURE_MESSAGES, TOUR_STEP_IN_PAGE, same_views,
-    source_for,
+    CHANGE_IN_PAGE, FIRST_IMAGE, TOUR_STEP_IN_PAGE, open_change_view, same_views,
 )
 
 
@@ -39,15 +38,8 @@ def summary(values: list[float]) -> str:
     return f"{median:.0f} ms (quartiles {q1:.0f}–{q3:.0f}, n={len(values)})"
 
 
-def open_change_view(browser, url: str):
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
-    page.add_init_script(RECORD_FIGURE_MESSAGES)
-    page.goto(f"{url}/?task=adding&cell=lstm&len=200&source={source_for('adding', 'lstm')}")
-    page.wait_for_selector(FIRST_IMAGE, state="attached", timeout=120_000)
-    page.wait_for_timeout(1000)
-    for _ in range(2):  # the first changes warm the page's caches
-        page.evaluate(CHANGE_IN_PAGE)
-    return page
+def new_page(browser):
+    return browser.new_page(viewport={"width": 1500, "height": 1000})
 
 
 def tour_pass(page, url: str) -> list[float]:
@@ -81,7 +73,8 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 chart, figure, tour = ({name: [] for name in codes} for _ in range(3))
-                pages = {name: open_change_view(browser, url) for name, url in urls.items()}
+                pages = {name: open_change_view(new_page(browser), url)
+                         for name, url in urls.items()}
                 for i in range(args.changes):
                     for name in list(codes)[:: 1 if i % 2 == 0 else -1]:
                         pages[name].bring_to_front()

@@ -143,6 +143,18 @@ TOUR_STEP_IN_PAGE = """async same => {
 }"""
 
 
+def open_change_view(page, url: str):
+    """`page` on the view whose changes are timed (Explore, T=200, H=64), recording when the
+    figures' messages arrive, after two changes that warm the page's caches; returns it."""
+    page.add_init_script(RECORD_FIGURE_MESSAGES)
+    page.goto(f"{url}/?task=adding&cell=lstm&len=200&source={source_for('adding', 'lstm')}")
+    page.wait_for_selector(FIRST_IMAGE, state="attached", timeout=120_000)
+    page.wait_for_timeout(1000)
+    for _ in range(2):
+        page.evaluate(CHANGE_IN_PAGE)
+    return page
+
+
 def same_views(tour_name: str) -> list[bool]:
     """For each "Next →" through the shipped tour `tour_name`: whether the next step shows the
     same view as the step before (the same page and state)."""
@@ -233,12 +245,7 @@ def main() -> None:
             # click first waits for the button to hold still over animation frames, ~40 ms that
             # no user waits; the Playwright-driven time is printed beside it.
             src = source_for("adding", "lstm")
-            page.add_init_script(RECORD_FIGURE_MESSAGES)
-            page.goto(f"{url}/?task=adding&cell=lstm&len=200&source={src}")
-            page.wait_for_selector(FIRST_IMAGE, state="attached", timeout=60_000)
-            page.wait_for_timeout(1000)
-            for _ in range(2):  # the first changes warm the page's caches
-                page.evaluate(CHANGE_IN_PAGE)
+            open_change_view(page, url)
             in_page = [page.evaluate(CHANGE_IN_PAGE) for _ in range(15)]
             change = statistics.median(r["chart"] for r in in_page) / 1000
             arrives = statistics.median(r["figure"] for r in in_page) / 1000
