@@ -35,6 +35,11 @@ import math
 import numbers
 from dataclasses import dataclass
 
+#: The largest float32 (numpy's `np.finfo(np.float32).max`): the models compute in float32, and a
+#: larger input is infinite there. Here, in a module that imports nothing of ours, because the
+#: readers of inputs (core.io) and the tasks (core.tasks) both check against it.
+FLOAT32_MAX = float.fromhex("0x1.fffffep+127")
+
 
 @dataclass(frozen=True)
 class Limits:

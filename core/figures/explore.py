@@ -24,7 +24,6 @@ from plotly.subplots import make_subplots
 from core.cells import cell_info
 from core.engine import Trace
 from core.figures.diagram import cell_panel
-from core.tasks.base import FLOAT32_MAX
 from core.figures.player import animation_frames, controls, cursor_at, cursor_axis, cursor_trace
 from core.figures.readout import READOUT_KEY, MapValues, map_readout
 from core.figures.style import (
@@ -34,6 +33,7 @@ from core.figures.style import (
     log_range, map_image, padded_range, handoff_line, saliency_strip, staged, token_markers, Stage,
     STAGE, DASHES, OKABE_ITO,
 )
+from core.limits import FLOAT32_MAX
 
 #: The left and right columns' shares of the plot's width (make_subplots' 0.68 and 0.32 of
 #: what its horizontal spacing of 0.1 leaves).

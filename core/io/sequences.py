@@ -31,8 +31,7 @@ import numpy as np
 
 from core.io.loading import quoted
 from core.io.tables import read_table
-from core.limits import LIMITS, check_seq_len, check_text
-from core.tasks.base import FLOAT32_MAX
+from core.limits import FLOAT32_MAX, LIMITS, check_seq_len, check_text
 from core.text import listing
 
 #: Tokens that stand for every token a vocabulary lacks, in the order one is looked for.

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.limits import FLOAT32_MAX
+
 STREAM_TRAIN, STREAM_HELDOUT, STREAM_SAMPLE, STREAM_PROBE = 0, 1, 2, 3
 PAD, UNK = "<pad>", "<unk>"
 IGNORE = -100  # target at padded steps of a tagging batch (cross_entropy's ignore_index)
@@ -258,10 +260,6 @@ def parse_numbers(text: str, what: str = "numbers") -> list[str]:
                          f"{number.replace(',', '')}, not {number}, and separate {what} with "
                          "spaces")
     return pieces
-
-
-#: The largest float32: the models compute in float32, and a larger input is infinite there.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_float32(pieces: Sequence[str], values: Sequence[float]) -> None:

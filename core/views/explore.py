@@ -19,12 +19,11 @@ from core.engine import Trace, trace
 from core.figures.explore import SHOW_WORDS, WORDS_ROW_PX, rank_units, words_fit
 from core.figures.style import InputSequence
 from core.io.tables import CsvChoice
-from core.limits import LIMITS, check_seq_len, check_text, check_trace_size
+from core.limits import FLOAT32_MAX, LIMITS, check_seq_len, check_text, check_trace_size
 from core.numerics import flush_denormal
 from core.sharing import torch_threads
 from core.seq2seq import KIND as SEQ2SEQ, trace_encoder_decoder
 from core.tasks import ALL_TASKS, TASKS, Example, get_task
-from core.tasks.base import FLOAT32_MAX
 from core.training import zoo
 from core.training.loop import TrainResult
 from core.training.snapshots import MAX_SNAPSHOTS

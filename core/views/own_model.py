@@ -20,10 +20,9 @@ from torch.nn import functional as F
 from core.engine import Trace, trace
 from core.io.sequences import parse_ids, token_label, tokenize
 from core.io.user_model import UserModel
-from core.limits import check_seq_len, check_trace_size
+from core.limits import FLOAT32_MAX, check_seq_len, check_trace_size
 from core.numerics import flush_denormal
 from core.sharing import torch_threads
-from core.tasks.base import FLOAT32_MAX
 
 #: What the gradients can be of (the issue's list), in the order a page offers them.
 OBJECTIVES = ("output", "loss", "next", "sum", "unit")
