@@ -312,12 +312,20 @@
     return animated.sort((a, b) => seen(b) - seen(a))[0] || null;
   };
   // From the step last asked for: presses quicker than the frames (a key held down, a hurried
-  // hand) each count, also while plotly.js has not drawn the one before.
+  // hand) each count, also while plotly.js has not drawn the one before. Past the queue, from
+  // the step the chart's memory holds: plotly.js names a frame as it takes it from the queue
+  // but moves the cursor a moment later, and Streamlit's second draw of a new chart puts the
+  // cursor back at the figure's start until the player restores it. A press in either moment
+  // counted from the cursor drawn: on a busy machine presses were lost (the suite under load),
+  // and a press as Streamlit drew again took the cursor from step 25 to 11, the start step's
+  // next.
   const stepBy = (gd, delta) => {
     const queue = (gd._transitionData && gd._transitionData._frameQueue) || [];
     const asked = queue.length ? Number(queue[queue.length - 1].name) : NaN;
-    const from = P.loops.has(gd) ? P.loops.get(gd).shown
-      : Number.isFinite(asked) ? asked : cursorOf(gd);
+    const memory = P.memory[chartKey(gd)], meta = metaOf(gd);
+    const own = memory && memory.t0 === meta.t0 && memory.steps === meta.steps;  // this view's
+    const kept = own && hasFrame(gd, memory.t) ? memory.t : cursorOf(gd);
+    const from = P.loops.has(gd) ? P.loops.get(gd).shown : Number.isFinite(asked) ? asked : kept;
     show(gd, from + delta);
   };
   const keyAction = (gd, action) => {

@@ -369,8 +369,27 @@ def sidebar_step_buttons_step_in_the_browser_with_no_rerun(page) -> None:
     page.get_by_role("button", name="◀ step").click()
     at_step(page, 25, "◀ step steps back")
     assert start_step(page) == "10" and "t=10" in page.url  # no rerun
+    a_press_as_streamlit_draws_the_chart_again_counts_from_the_visitors_step(page)
     page.keyboard.press(" ")  # the button let go of the focus: Space plays
     wait_until(page, f"() => {cursor_js()} > 27", "Space plays after a step button")
+
+
+def a_press_as_streamlit_draws_the_chart_again_counts_from_the_visitors_step(page) -> None:
+    """From step 25 of a view that opened at step 10, paused. Streamlit draws a new chart twice,
+    the second time from a copy of the figure as the server sent it, which puts the cursor back
+    at the view's start step until the player restores the visitor's; on a busy machine that
+    second draw can come among a visitor's first presses. A press in that moment counts from
+    the visitor's step (it counted from the start step: the cursor went to 11, not 26)."""
+    page.evaluate(f"""() => {{
+        const gd = {chart_js(EXPLORE)};
+        const copy = JSON.parse(JSON.stringify({{data: gd.data, layout: gd.layout}}));
+        copy.data.find(t => t.yaxis === 'y99').x = [10, 10];  // the figure's own cursor
+        window.Plotly.react(gd, copy.data, copy.layout);
+        document.querySelector('.st-key-explore_step_next button').click();
+    }}""")
+    at_step(page, 26, "a press during Streamlit's second draw counts from step 25")
+    page.wait_for_timeout(300)
+    assert cursor(page) == 26
 
 
 def copy_link(page) -> str:
