@@ -1,5 +1,6 @@
-"""The house rules, checked: core/ needs no Streamlit, one vocabulary per thing, short pages,
-explanations as content files, and the two re-exports that scripts rely on."""
+"""The house rules, checked: core/ needs no Streamlit and each of its modules can be imported
+first, one vocabulary per thing, short pages, explanations as content files, and the two
+re-exports that scripts rely on."""
 
 from __future__ import annotations
 
