@@ -22,7 +22,7 @@ import core.engine.tracing
 from core.trace import Intervention, trace, trace_handoff
 
 from unroll import (  # the reference unroll these tests hold the engine to
-    CELLS, assert_close_relative, cell_kind, initial_leaves, make_rnn, recorded_arrays,
+    CELLS, assert_close_relative, cell_kind, gradient_scale, initial_leaves, make_rnn, recorded_arrays,
     reference_trace, unroll,
 )
 
@@ -61,7 +61,7 @@ def assert_matches_reference(tr, ref, atol=1e-5, rtol=1e-4):
         np.testing.assert_allclose(tr.gates[name], values, atol=atol, err_msg=name)
     for name in GRADIENTS:
         if ref[name] is not None:
-            assert_close_relative(getattr(tr, name), ref[name], rtol, name)
+            assert_close_relative(getattr(tr, name), ref[name], rtol, name, gradient_scale(ref))
     assert math.isclose(tr.objective, ref["objective"], rel_tol=1e-5, abs_tol=1e-6)
 
 

@@ -15,13 +15,13 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import core.engine.interventions
 import core.engine.tracing
 from core.trace import Intervention, trace
-from unroll import CELLS, assert_close_relative, make_rnn  # the reference unroll
+from unroll import CELLS, assert_close_relative, gradient_scale, make_rnn  # the reference unroll
 from unroll import reference_trace as unrolled_reference
 
 TARGETS = {
@@ -57,7 +57,7 @@ def assert_matches(tr, ref, atol=1e-5, rtol=1e-4):
         np.testing.assert_allclose(tr.gates[name], values, atol=atol, rtol=0, err_msg=name)
     for name in ("grad_hidden", "grad_cell", "grad_input"):
         if ref[name] is not None:
-            assert_close_relative(getattr(tr, name), ref[name], rtol)
+            assert_close_relative(getattr(tr, name), ref[name], rtol, name, gradient_scale(ref))
     assert np.isclose(tr.objective, ref["objective"], rtol=1e-6, atol=1e-8)
 
 
@@ -105,8 +105,19 @@ def custom_objective(seq_len, width, seed):
     return lambda output: (output[middle] @ head - 0.3) ** 2 + 0.1 * torch.tanh(output).sum()
 
 
+# Found by hypothesis in a suite run: the GRU's candidate clamped to -1 leaves an input gradient
+# of float64 rounding alone (1e-15 of the objective's), which tests/unroll.py then compares
+# against the trace's largest gradient, not its own.
+NOISE_ONLY_INPUT_GRADIENT = dict(
+    cell="gru", num_layers=1, bidirectional=True, hidden_size=1, seq_len=17, input_size=1,
+    bias=True, seed=92, custom_objective=False, interventions=[
+        Intervention(layer=0, direction=0, units=(0,), target="new", steps=None, value=-1.0),
+        Intervention(layer=0, direction=1, units=(0,), target="hidden", steps=None, value=0.0)])
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(setups())
+@example(NOISE_ONLY_INPUT_GRADIENT)
 def test_intervened_trace_matches_a_plain_unroll_with_the_same_clamps(setup):
     rnn = make_rnn(setup["cell"], setup["input_size"], setup["hidden_size"], setup["num_layers"],
                    setup["bidirectional"], setup["bias"], setup["seed"]).double()
