@@ -191,6 +191,9 @@
       gd.on('plotly_sliderstart', gd.__gatescopeOnSlider);
     }
   };
+  // Whether a chart's memory is of the view `meta` draws (the same start step and length).
+  const remembers = (memory, meta) => !!memory && memory.t0 === meta.t0
+    && memory.steps === meta.steps;
   const arrived = gd => {
     const key = chartKey(gd), meta = metaOf(gd), state = gd._transitionData;
     listen(gd);
@@ -205,7 +208,7 @@
       ready = win.Plotly.addFrames(gd, saved.frames);
     }
     const memory = P.memory[key];
-    if (memory && memory.t0 === meta.t0 && memory.steps === meta.steps) {
+    if (remembers(memory, meta)) {
       // the same start step and length: another choice changed, or the same view was drawn
       // again; the cursor stays where the visitor left it
       ready.then(() => {
@@ -322,9 +325,8 @@
   const stepBy = (gd, delta) => {
     const queue = (gd._transitionData && gd._transitionData._frameQueue) || [];
     const asked = queue.length ? Number(queue[queue.length - 1].name) : NaN;
-    const memory = P.memory[chartKey(gd)], meta = metaOf(gd);
-    const own = memory && memory.t0 === meta.t0 && memory.steps === meta.steps;  // this view's
-    const kept = own && hasFrame(gd, memory.t) ? memory.t : cursorOf(gd);
+    const memory = P.memory[chartKey(gd)];
+    const kept = remembers(memory, metaOf(gd)) && hasFrame(gd, memory.t) ? memory.t : cursorOf(gd);
     const from = P.loops.has(gd) ? P.loops.get(gd).shown : Number.isFinite(asked) ? asked : kept;
     show(gd, from + delta);
   };
