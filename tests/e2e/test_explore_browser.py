@@ -86,9 +86,11 @@ def downloads_and_bad_input(page, artifacts) -> None:
     page.get_by_role("textbox", name="Your input").fill("this is not a number list")
     page.keyboard.press("Control+Enter")
     wait_for_app(page)
+    # the message is the outcome to wait for: on a busy machine the rerun had not yet started
+    # when wait_for_app's moment had passed, and the page read at once still showed the view
+    page.get_by_text("Showing your last good view instead.").wait_for(timeout=30_000)
     assert page.locator('[data-testid="stAlert"]').count() >= 1
     assert page.locator(CHART).count() == 1
-    assert re.search(r"last good view", page.inner_text("body"))
     shot(page, artifacts, "bad-input")
 
 
