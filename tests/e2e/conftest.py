@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
+from harness import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TrackingBrowser, free_port, start_app,
+                     stop_app)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,7 +43,7 @@ def browser():
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
+        yield TrackingBrowser(b)
         b.close()
 
 

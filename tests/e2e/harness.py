@@ -10,6 +10,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -70,11 +73,87 @@ def stop_app(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+class ScriptRuns:
+    """The app's script runs, as one page's websocket frames tell them.
+
+    The page shows no sign of a run it has asked for until the server starts it, which a busy
+    machine can delay past any fixed wait. Its frames tell: a `rerun_script` request goes out,
+    and the run answers with `new_session` as it starts and `script_finished` as it ends.
+    Events are numbered in the order they came, across every websocket the page opens."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.last_request = self.last_start = self.last_finish = 0
+
+    def track(self, websocket) -> None:
+        websocket.on("framesent", self._sent)
+        websocket.on("framereceived", self._received)
+
+    @property
+    def settled(self) -> bool:
+        """Every run asked for has started, and the last to start has finished."""
+        return self.last_request < self.last_start < self.last_finish
+
+    def _sent(self, payload) -> None:
+        if isinstance(payload, bytes) and \
+                BackMsg.FromString(payload).WhichOneof("type") == "rerun_script":
+            self.last_request = self._next()
+
+    def _received(self, payload) -> None:
+        if not isinstance(payload, bytes):
+            return
+        kind = ForwardMsg.FromString(payload).WhichOneof("type")
+        if kind == "new_session":
+            self.last_start = self._next()
+        elif kind == "script_finished":
+            self.last_finish = self._next()
+
+    def _next(self) -> int:
+        self.events += 1
+        return self.events
+
+
+def track_script_runs(page) -> None:
+    """Count `page`'s script runs from now on, for `wait_for_app` (before it opens the app)."""
+    page.script_runs = ScriptRuns()
+    page.on("websocket", page.script_runs.track)
+
+
+class TrackingBrowser:
+    """A Playwright browser whose every page counts its script runs (`track_script_runs`)."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
+    def new_page(self, **options):
+        page = self._browser.new_page(**options)
+        track_script_runs(page)
+        return page
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.on("page", track_script_runs)
+        return context
+
+
 def wait_for_app(page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished running the script, then assert no exception is shown."""
+    """Wait until Streamlit has finished running the script, then assert no exception is shown.
+    A page that counts its script runs (`track_script_runs`) waits for every run it asked for;
+    one that does not, for the status widget's "Running" to go."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    # The status widget shows "Running..." while the script runs; give it a moment to appear.
+    # A widget sends its change within its own event handler; give a debounced one a moment.
     page.wait_for_timeout(300)
+    runs = getattr(page, "script_runs", None)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while runs is not None and not runs.settled:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the app's script runs did not settle within {timeout_ms} ms "
+                                 f"(last request, start, finish: event {runs.last_request}, "
+                                 f"{runs.last_start}, {runs.last_finish})")
+        page.wait_for_timeout(50)  # Playwright hands over the frames while it waits
     page.wait_for_function(
         """() => {
             const s = document.querySelector('[data-testid="stStatusWidget"]');
