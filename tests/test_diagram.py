@@ -137,3 +137,53 @@ def test_a_page_panel_fits_its_column_and_a_slide_panel_keeps_one_line_each():
     for stage_like in (cell_panel(tr, **common),
                        cell_panel(tr, **common, line_chars=_Geometry.staged(4, Stage()).panel_line_chars())):
         assert not any("<br>" in a["text"] for a in stage_like.annotations)
+
+
+def rnn_pre_activations(rnn: torch.nn.RNN, x: torch.Tensor) -> np.ndarray:
+    """(T, H) W_ih x_t + b_ih + W_hh h_{t-1} + b_hh of a one-layer RNN, step by step."""
+    h, pres = torch.zeros(rnn.hidden_size), []
+    with torch.no_grad():
+        for x_t in x:
+            pre = rnn.weight_ih_l0 @ x_t + rnn.bias_ih_l0 + rnn.weight_hh_l0 @ h + rnn.bias_hh_l0
+            h = torch.relu(pre) if rnn.nonlinearity == "relu" else torch.tanh(pre)
+            pres.append(pre)
+    return torch.stack(pres).double().numpy()
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_the_rnns_pre_activation_is_the_true_one_or_the_bound_it_is_known_to_pass(nonlinearity):
+    # A relu RNN's a showed tanh's inverse of h (0.00 for a of -0.39), and a saturated tanh
+    # showed atanh of its clipped value (7.25 whatever a was): numbers a student would trust.
+    from core.figures.style import READABLE_PRE_ACTIVATION, _num
+
+    torch.manual_seed(3)
+    rnn = torch.nn.RNN(2, 4, nonlinearity=nonlinearity)
+    with torch.no_grad():
+        rnn.weight_ih_l0.mul_(8)  # some steps far out, some near 0
+    x = torch.randn(24, 2)
+    tr = trace(rnn, x)
+    made = cell_panel(tr, layer=0, direction=0, unit=1, t0=0, tokens=None,
+                      x_signal=x[:, 0].numpy(), nonlinearity=nonlinearity, axes=("x2", "y2"))
+    true = rnn_pre_activations(rnn, x)[:, 1]
+    bound = READABLE_PRE_ACTIVATION["tanh"]
+    shown = set()
+    for t, a in enumerate(true):
+        if nonlinearity == "relu":
+            expected = _num(a) if a > 0 else "≤ 0"
+        else:
+            expected = f"≥ {bound:g}" if a >= bound + 0.01 else \
+                f"≤ −{bound:g}" if a <= -bound - 0.01 else _num(a)
+        if abs(abs(a) - bound) < 0.01:  # too near the bound to say which side it is shown
+            continue
+        assert node(made, "rnn", "pre", t)[1] == expected, (t, a)
+        assert made.numbers[t][0].startswith(f"= {nonlinearity}({expected}) = ")
+        shown.add(expected[0])
+    assert len(shown) >= 2  # both kinds of step were there to check
+
+
+def test_a_saturated_gate_shows_the_bound_its_pre_activation_passes():
+    from core.figures.style import pre_activation_texts
+
+    assert pre_activation_texts(np.array([1.0, 0.0, 0.5, 0.999], np.float32), "σ") == \
+        ["≥ 9", "≤ −9", "0.00", "6.91"]
+    assert pre_activation_texts(np.array([1.0, -1.0, 0.2]), "tanh") == ["≥ 5", "≤ −5", "0.20"]

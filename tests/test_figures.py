@@ -144,7 +144,24 @@ def test_gradient_norms_are_on_a_log_axis_with_gaps_for_zero():
     axis = fig["layout"][grad_axes[0]]
     assert axis["range"][0] <= np.log10(tr.grad_hidden[0, 0].min()) <= axis["range"][1]
     p = S.line_path(np.arange(4), np.array([1.0, np.nan, 2.0, 3.0]), "x", "y", "#000", name="n")
-    assert p["path"] == "M0,1M2,2L3,3"
+    assert p["path"] == "M-0.3,1L0.3,1M2,2L3,3"  # a point alone is a dash: "M0,1" drew nothing
+
+
+def test_a_relu_rnns_h_beyond_1_is_said_on_its_map_and_in_full_on_the_units_row():
+    # its h map is drawn on tanh's -1 ... 1 (all three cells' maps read alike): the title says
+    # how much is clipped, as the LSTM's cell state's does; the units' lines are not cut
+    tr, x = make_trace("rnn", T=30, H=8)
+    tr.hidden[0, 0, :10, 2] = np.linspace(0, 3.74, 10)
+    inp = S.InputSequence(tokens=[f"{v:.1f}" for v in x[:, 0]], values=x, value_names=("a", "b"))
+    fig = F.explore_figure(tr, inp, units=[2, 3], unit=2, nonlinearity="relu").to_dict()
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    share = np.mean(np.abs(tr.hidden) > 1)
+    assert f"hidden state h (−1 … 1; {share:.0%} of values beyond, clipped)" in titles
+    units_axis = next(v for k, v in fig["layout"].items() if k.startswith("yaxis")
+                      and isinstance(v, dict) and v.get("ticktext") and "3.80" in v["ticktext"])
+    assert units_axis["range"][1] > 3.8 and units_axis["tickvals"][-1] == 3.8
+    _, tanh_fig = build("rnn")
+    assert "hidden state h (−1 … 1)" in [a["text"] for a in tanh_fig["layout"]["annotations"]]
 
 
 def test_rank_units_by_activity_and_variability():

@@ -17,8 +17,8 @@ import numpy as np
 from core.cells import GRU_CONVENTION, Gate, cell_info
 from core.engine import Trace
 from core.figures.style import (
-    FONT, GATE_RANGE, GATE_SCALE, SIGNED_RANGE, SIGNED_SCALE, TITLE_FONT, _atanh,
-    _hex_series, _logit, _nums, cell_range, text_on,
+    FONT, GATE_RANGE, GATE_SCALE, READABLE_PRE_ACTIVATION, SIGNED_RANGE, SIGNED_SCALE,
+    TITLE_FONT, _atanh, _hex_series, _nums, cell_range, pre_activation_texts, text_on,
 )
 
 NODE_SIZE = 38  # px, the diagram's node circles
@@ -104,8 +104,8 @@ def _previous(v: np.ndarray, reverse: bool) -> np.ndarray:
     return np.concatenate([v[1:], zero]) if reverse else np.concatenate([zero, v[:-1]])
 
 
-def _node_values(tr: Trace, layer: int, direction: int, unit: int, x_signal: np.ndarray
-                 ) -> dict[str, np.ndarray]:
+def _node_values(tr: Trace, layer: int, direction: int, unit: int, x_signal: np.ndarray,
+                 nonlinearity: str = "tanh") -> dict[str, np.ndarray]:
     """Per-step (T,) values of every diagram node for one unit."""
     h = tr.hidden[layer, direction, :, unit].astype(np.float32)
     T = h.shape[0]
@@ -121,9 +121,10 @@ def _node_values(tr: Trace, layer: int, direction: int, unit: int, x_signal: np.
         vals.update(c=c, c_prev=c_prev, fc=g["forget"] * c_prev, ig=g["input"] * g["cell"])
     elif tr.cell_type == "gru":
         vals.update(zh=g["update"] * h_prev, zn=(1 - g["update"]) * g["new"])
-    else:
-        with np.errstate(all="ignore"):
-            vals["pre"] = np.arctanh(np.clip(h, -1 + 1e-6, 1 - 1e-6)).astype(np.float32)
+    else:  # the colour of a (pre-act.): read back from h, as far as h tells it
+        bound = READABLE_PRE_ACTIVATION["tanh"]
+        vals["pre"] = (h if nonlinearity == "relu" else
+                       np.clip(_atanh(h.astype(np.float64)), -bound, bound).astype(np.float32))
     assert all(v.shape == (T,) for v in vals.values())
     return vals
 
@@ -139,8 +140,8 @@ def _gate_columns(v: dict[str, np.ndarray], gates: tuple[Gate, ...]) -> list[lis
     pre-activation is recovered from the gate's value."""
     columns = []
     for gate in gates:
-        inverse, fn = (_atanh, "tanh") if gate.signed else (_logit, "σ")
-        pre = _nums(inverse(np.asarray(v[gate.name], dtype=np.float64)))
+        fn = "tanh" if gate.signed else "σ"
+        pre = pre_activation_texts(v[gate.name], fn)
         columns.append([f"= {fn}({a}) = <b>{b}</b>" for a, b in zip(pre, _nums(v[gate.name]))])
     return columns
 
@@ -162,10 +163,10 @@ def _equation_numbers(cell: str, v: dict[str, np.ndarray], nonlinearity: str) ->
             [f"= (1 − {a})·{b} + {a}·{c} = <b>{d}</b>"
              for a, b, c, d in zip(z, par["new"], par["h_prev"], num["h"])],
         ]
-    elif nonlinearity == "relu":
-        columns = [[f"= relu(…) = <b>{b}</b>" for b in num["h"]]]
     else:
-        columns = [[f"= tanh({a}) = <b>{b}</b>" for a, b in zip(num["pre"], num["h"])]]
+        fn = "relu" if nonlinearity == "relu" else "tanh"
+        columns = [[f"= {fn}({a}) = <b>{b}</b>"
+                    for a, b in zip(pre_activation_texts(v["h"], fn), num["h"])]]
     return [list(row) for row in zip(*columns)]
 
 
@@ -211,8 +212,8 @@ def cell_panel(tr: Trace, *, layer: int, direction: int, unit: int, t0: int,
     nodes = _as_seen(nodes, layer, direction, unit, words=tokens is not None)
     if layer > 0:  # a layer above the first reads the layer below's h, not the input
         tokens, x_signal = None, tr.hidden[layer - 1, 0, :, unit]
-    values = _node_values(tr, layer, direction, unit, x_signal)
-    colors_at, texts_at = _node_columns(nodes, values, tokens, cell_range(tr.cell))
+    values = _node_values(tr, layer, direction, unit, x_signal, nonlinearity)
+    colors_at, texts_at = _node_columns(nodes, values, tokens, cell_range(tr.cell), nonlinearity)
     eqs = [_in_direction(eq, direction) for eq in equations(cell, nonlinearity)]
     numbers = _equation_numbers(cell, values, nonlinearity)
     if line_chars is not None:
@@ -311,9 +312,10 @@ def _arrows(nodes: list[Node], edges: list[tuple[str, str]], axes: tuple[str, st
 
 
 def _node_columns(nodes: list[Node], values: dict[str, np.ndarray], tokens: list[str] | None,
-                  c_range: tuple[float, float]) -> tuple[list[tuple], list[tuple]]:
+                  c_range: tuple[float, float], nonlinearity: str = "tanh"
+                  ) -> tuple[list[tuple], list[tuple]]:
     """Every node's colour and label at every step (step -> per node), formatted once per
-    node, not per frame."""
+    node, not per frame. The RNN's a (pre-act.) reads as its equation does."""
     T = len(values["h"])
 
     def column(n: Node) -> tuple[list[str], list[str]]:
@@ -321,7 +323,9 @@ def _node_columns(nodes: list[Node], values: dict[str, np.ndarray], tokens: list
             return ["#ffffff"] * T, list(tokens)
         lo, hi = {"gate": GATE_RANGE, "cell": c_range}.get(n.kind, SIGNED_RANGE)
         scale = GATE_SCALE if n.kind == "gate" else SIGNED_SCALE
-        return _hex_series(scale, values[n.key], lo, hi), _nums(values[n.key])
+        texts = (pre_activation_texts(values["h"], "relu" if nonlinearity == "relu" else "tanh")
+                 if n.key == "pre" else _nums(values[n.key]))
+        return _hex_series(scale, values[n.key], lo, hi), texts
 
     columns = [column(n) for n in nodes]
     return (list(zip(*(colors for colors, _ in columns))),

@@ -29,7 +29,7 @@ from core.figures.readout import READOUT_KEY, MapValues, map_readout
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
-    subplot_axes, bar_ticks_x, cell_range, clipped_share, colour_bar, heatmap_png, line_path,
+    subplot_axes, bar_ticks_x, cell_range, clipped_note, clipped_share, colour_bar, heatmap_png, line_path,
     log_range, map_image, padded_range, handoff_line, saliency_strip, staged, token_markers, Stage,
     STAGE, DASHES, OKABE_ITO,
 )
@@ -90,12 +90,12 @@ def rank_units(tr: Trace, layer: int, direction: int, how: str, k: int = 3) -> l
 
 def map_rows(tr: Trace) -> list[tuple[str, str, str, tuple[float, float]]]:
     """(key, title, colour scale, range) of every units x time map, in display order."""
-    rows = [("hidden", "hidden state h (−1 … 1)", SIGNED_SCALE, SIGNED_RANGE)]
+    # a relu RNN's h is not bounded by 1: its map says how much of it is drawn clipped
+    beyond = clipped_note(clipped_share(tr.hidden, SIGNED_RANGE[1]))
+    rows = [("hidden", f"hidden state h (−1 … 1{beyond})", SIGNED_SCALE, SIGNED_RANGE)]
     if tr.cell_type == "lstm":
         lo, hi = cell_range(tr.cell)
-        clipped = clipped_share(tr.cell)
-        note = f"; {clipped:.0%} of values beyond, clipped" if clipped >= 0.005 else \
-            ("; a few values beyond, clipped" if clipped > 0 else "")
+        note = clipped_note(clipped_share(tr.cell))
         rows.append(("c", f"cell state c (fixed scale {_num(lo)} … {_num(hi)}{note})",
                      SIGNED_SCALE, (lo, hi)))
     for gate in cell_info(tr.cell_type).gates:
@@ -522,12 +522,22 @@ def _units_row(fig: _Grid, tr: Trace, layer: int, direction: int, units: list[in
     shapes = [line_path(steps, tr.hidden[layer, direction, :, u], ux, uy,
                         PALETTE[k % len(PALETTE)], name=f"h[{u}]", dash=DASHES[k % len(DASHES)])
               for k, u in enumerate(units)]
-    fig.update_yaxes(range=[-1.05, 1.05], row=R_UNITS, col=1,
-                     tickvals=[-1, 0, 1] if geo.labels_fit(R_UNITS, 22) >= 3 else [-1, 1])
+    lo, hi = _units_range(tr.hidden[layer, direction][:, units])
+    ticks = [lo, 0, hi] if geo.labels_fit(R_UNITS, 22) >= 3 else [lo, hi]
+    fig.update_yaxes(range=[lo - 0.025 * (hi - lo), hi + 0.025 * (hi - lo)], row=R_UNITS, col=1,
+                     tickvals=ticks, ticktext=[_num(v).removesuffix(".00") for v in ticks])
     # One time axis for the whole left column (see `_skeleton`), labelled under the bottom row.
     fig.update_xaxes(range=[-0.5, len(steps) - 0.5], title_text="timestep t", title_standoff=4,
                      row=R_UNITS, col=1)
     return shapes
+
+
+def _units_range(values: np.ndarray) -> tuple[float, float]:
+    """The picked units' axis: −1 … 1, or as far out as a relu RNN's h goes (to 0.1)."""
+    finite = values[np.isfinite(values)]
+    top = float(finite.max(initial=1.0))
+    bottom = float(finite.min(initial=-1.0))
+    return min(-1.0, math.floor(bottom * 10) / 10), max(1.0, math.ceil(top * 10) / 10)
 
 
 def _unit_ticks(hidden_size: int, most: int = 4) -> list[int]:

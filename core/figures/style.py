@@ -68,13 +68,21 @@ def cell_range(cell: np.ndarray | None = None) -> tuple[float, float]:
     return CELL_RANGE
 
 
-def clipped_share(cell: np.ndarray | None) -> float:
-    """The share of cell-state values beyond CELL_RANGE (drawn in the end colours)."""
+def clipped_share(cell: np.ndarray | None, limit: float = CELL_RANGE[1]) -> float:
+    """The share of values beyond ±`limit` (drawn in the end colours): the LSTM's cell state
+    beyond CELL_RANGE, or a relu RNN's h beyond its map's ±1."""
     if cell is None or cell.size == 0:
         return 0.0
     values = np.asarray(cell, dtype=np.float64)
-    return float(np.mean(np.abs(values[np.isfinite(values)]) > CELL_RANGE[1])) \
+    return float(np.mean(np.abs(values[np.isfinite(values)]) > limit)) \
         if np.isfinite(values).any() else 0.0
+
+
+def clipped_note(share: float) -> str:
+    """What a map's title adds for the `share` of its values drawn clipped."""
+    if share >= 0.005:
+        return f"; {share:.0%} of values beyond, clipped"
+    return "; a few values beyond, clipped" if share > 0 else ""
 
 
 def cell_entry(key: str) -> Cell | None:
@@ -196,6 +204,26 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def _atanh(v: np.ndarray) -> np.ndarray:
     return np.arctanh(np.clip(v, -1 + 1e-6, 1 - 1e-6))
+
+
+#: How far out a pre-activation can be read back from its float32 value to the 0.01 shown:
+#: beyond, a few float32 steps of the value move it by more (sigma at 9: 1 - p = 1.2e-4, where
+#: a step of 6e-8 moves the logit by 5e-4; tanh at 5: 1 - v^2 = 1.8e-4), and a saturated value
+#: (1.0 exactly) says only that it is far out. Beyond these, the diagram shows the bound.
+READABLE_PRE_ACTIVATION = {"σ": 9.0, "tanh": 5.0}
+
+
+def pre_activation_texts(values: np.ndarray, fn: str) -> list[str]:
+    """The pre-activation of every value of `fn` ("σ", "tanh" or "relu") as the diagram shows
+    it: read back from the value where that is exact to the 0.01 shown, otherwise the bound it
+    is known to pass ("≥ 9", "≤ −5"); relu's 0 says only that its input was not positive."""
+    v = np.asarray(values, dtype=np.float64)
+    if fn == "relu":
+        return [text if x > 0 else "≤ 0" for x, text in zip(v, _nums(v))]
+    bound = READABLE_PRE_ACTIVATION[fn]
+    pre = (_logit if fn == "σ" else _atanh)(v)
+    return [f"≥ {bound:g}" if a >= bound else f"≤ −{bound:g}" if a <= -bound else text
+            for a, text in zip(pre, _nums(pre))]
 
 
 @functools.cache
@@ -344,15 +372,23 @@ def tick_annotations(ticks: list[tuple[float, str]], x: float) -> list[dict]:
 
 def line_path(x: np.ndarray, y: np.ndarray, xref: str, yref: str, color: str, *, name: str,
               dash: str = "solid", width: float = 2.0) -> dict:
-    """A polyline as one layout path shape (NaN breaks the line), with a legend entry."""
+    """A polyline as one layout path shape (NaN breaks the line), with a legend entry. A point
+    with a gap on both sides is a short level dash across it: as a path of one point it drew
+    nothing (a gradient that reaches one step alone showed an empty panel)."""
+    x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    parts, pen_down = [], False
-    for xi, yi in zip(np.asarray(x, dtype=np.float64).tolist(), y.tolist()):
-        if not math.isfinite(yi):
-            pen_down = False
+    finite = np.isfinite(y)
+    spacing = np.abs(np.diff(x))
+    half = 0.3 * (float(spacing[spacing > 0].min()) if (spacing > 0).any() else 1.0)
+    parts = []
+    for k, (xi, yi) in enumerate(zip(x.tolist(), y.tolist())):
+        if not finite[k]:
             continue
-        parts.append(f"{'L' if pen_down else 'M'}{xi:g},{yi:.4g}")
-        pen_down = True
+        before = k > 0 and finite[k - 1]
+        if before or (k + 1 < len(y) and finite[k + 1]):
+            parts.append(f"{'L' if before else 'M'}{xi:g},{yi:.4g}")
+        else:
+            parts.append(f"M{xi - half:g},{yi:.4g}L{xi + half:g},{yi:.4g}")
     return dict(type="path", path="".join(parts) or "M0,0", xref=xref, yref=yref,
                 line=dict(color=color, width=width, dash=dash), layer="above",
                 showlegend=True, name=name, legendgroup=name)
