@@ -8,19 +8,19 @@ import streamlit as st
 
 from core import claims
 from core.content import caption
-from core.figures.compare import accuracy_distance_figure, compare_figure, gradient_overlay_figure
+from core.figures.compare import compare_figure
 from core.tasks import ALL_TASKS, get_task
 from core.views import compare as cmp
 from core.views.models import NETWORK_LABELS, Upload, networks
 from ui.charts import animated_chart, chart
 from ui.compare_upload import (
-    accuracies, column_heads, measures, model_keys, model_pickers, training_step_slider,
-    uploaded_models,
+    DECAY_TITLE, accuracies, accuracy_figure, column_heads, decay_figure, measures, model_keys,
+    model_pickers, presented_still, training_step_slider, uploaded_models,
 )
 from ui.compute import keep_last_good, session_memo
 from ui.content import explain
 from ui.presentation import (
-    draws_sidebar, hide_chrome, present_button, present_figure, presented_stage,
+    draws_sidebar, hide_chrome, present_button, present_figure, present_still, presented_stage,
 )
 from ui.text import plain
 from ui.state import OPEN_IN_COMPARE, TRAINED, PageChoices
@@ -107,6 +107,8 @@ input_line = (f"**Input** ({comparison.input_label}): "  # a presentation's in o
               f"{plain(comparison.target)}")
 if stage:
     hide_chrome()
+    if still := presented_still(wanted.show, cells, task.name, stage):  # a chart from below
+        present_still(f"**{task.title}**: {still[0]} · RNN, LSTM and GRU", *still[1:])
     st.markdown(f"**{task.title}**: RNN, LSTM and GRU on one input · {input_line}")
 else:
     st.title("gatescope · Compare")
@@ -133,18 +135,15 @@ st.caption(caption("compare", "player", objective_note=comparison.objective_note
 
 measures(comparison)  # size, speed and memory, measured now on this server
 
-st.subheader("How fast the gradient fades, back in time")
-chart(gradient_overlay_figure({cell: c.decay for cell, c in cells.items()}), key="decay_chart")
+st.subheader(DECAY_TITLE)
+chart(decay_figure(cells), key="decay_chart")
 if comparison.loss_at_every_step:
     st.info(caption("compare", "loss_at_every_step"))
 st.caption(cmp.gradient_note(cells))
 
 if accuracy:
-    title, distance_words = cmp.DISTANCE_WORDS[task.name]
-    st.subheader(title)
-    chart(accuracy_distance_figure(
-        accuracy, distance=distance_words, chance=cmp.DISTANCE_CHANCE[task.name],
-        trained_up_to=cmp.DISTANCE_TRAINED.get(task.name)), key="accuracy_chart")
+    st.subheader(cmp.DISTANCE_WORDS[task.name][0])
+    chart(accuracy_figure(task.name, accuracy), key="accuracy_chart")
     st.caption(cmp.DISTANCE_NOTES[task.name])
 explain("compare", lessons=claims.lessons("compare"),
         **cmp.explanation_values(cells, comparison.task))

@@ -4,6 +4,7 @@ page, and the hide flags."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,11 +14,12 @@ from streamlit.testing.v1 import AppTest
 
 from core import claims
 from core.cells import CELLS
+from core.figures.style import STAGE
 from core.tours import (
     HIDE_PARTS, MAX_STEPS, PAGES, STEP_FIELDS, TOUR_FIELDS, TOURS_DIR, TourError, hide_flags,
     hide_param, parse_tour, shipped_tours, step_number, upload_name,
 )
-from pagetest import assert_clean, shown
+from pagetest import assert_clean, open_page, shown
 from ui.tours import ARRIVED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,12 +254,18 @@ def test_every_shipped_state_round_trips_through_its_page_state():
             assert cls.from_query(s.state).to_query() == s.state, (name, number)
 
 
+#: The charts a presented page shows: Explore's animated figure; Compare's, or one of the
+#: charts under it (`show=decay`, `show=accuracy`).
+PRESENTED_CHARTS = {"explore": ("explore_chart",),
+                    "compare": ("compare_chart", "decay_chart", "accuracy_chart")}
+
+
 def page_of(at: AppTest) -> list[str]:
     """The pages whose mark `at` shows: a title or header, or for Explore and Compare (whose
     titles and sidebars step aside while they are presented, in a tour) their animated chart."""
     marks = {e.value for e in [*at.title, *at.header]}
-    for page in ("explore", "compare"):
-        if any(f"{page}_chart" in chart.proto.id for chart in at.get("plotly_chart")):
+    for page, keys in PRESENTED_CHARTS.items():
+        if any(key in chart.proto.id for key in keys for chart in at.get("plotly_chart")):
             marks.add(PAGE_MARKS[page])
     return [page for page, mark in PAGE_MARKS.items() if mark in marks]
 
@@ -511,3 +519,22 @@ def test_a_bad_upload_lists_its_problems_and_keeps_nothing():
     at.file_uploader(key="tours_upload").set_value(
         ("notes.yaml", b"\x89PNG\r\n\x1a\n", "text/yaml")).run()
     assert "The file is not UTF-8 text (byte 0 cannot be read)" in shown(at.error[0].value)
+
+
+@pytest.mark.parametrize("show, task", [("accuracy", "agreement"), ("decay", "adding"),
+                                        ("accuracy", "adding")])
+def test_a_presented_compare_shows_the_chart_its_link_names_in_place_of_the_figure(show, task):
+    """A presented page is one screen: the charts under Compare's figure are out of its reach,
+    so a tour step (or present=1) that is about one of them shows it instead, made for the
+    stage. adding has no accuracy chart: its link drops `show` and shows the figure."""
+    at = open_page(ROOT / "app_pages" / "compare.py", task=task, show=show, present="1",
+                   timeout=120)
+    charts = [chart.proto.id for chart in at.get("plotly_chart")]
+    wanted = "compare_chart" if (show, task) == ("accuracy", "adding") else f"{show}_chart"
+    assert len(charts) == 1 and wanted in charts[0], charts
+    if wanted != "compare_chart":
+        fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+        assert fig["layout"]["width"] == STAGE.width and fig["layout"]["height"] < STAGE.height
+        assert fig["layout"]["font"]["size"] >= STAGE.min_font
+        assert ("show" in query(at)) == (wanted != "compare_chart")
+

@@ -10,12 +10,15 @@ that every visitor shares, and it is never in the URL (only that a column is for
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
 import streamlit as st
 
 from core.cells import CELLS
 from core.content import caption
+from core.figures.compare import accuracy_distance_figure, gradient_overlay_figure, still_on_stage
+from core.figures.style import Stage
 from core.tasks import get_task
 from core.views import compare as cmp
 from core.views.models import SOURCE_LABELS, ModelChoice, Upload, session_labels, uploaded
@@ -203,3 +206,37 @@ def measures(comparison: cmp.Comparison) -> None:
         st.caption(caption("compare", "measures", batch=batch, steps=steps))
     if measured_note := cmp.measures_note(comparison.cells):
         st.caption(measured_note)
+
+
+DECAY_TITLE = "How fast the gradient fades, back in time"
+STILL_HEIGHT = 640  # px at a stage's design width, 1880: at 1280 x 720 the tour's bar leaves ~460
+
+
+def decay_figure(cells: Mapping[str, cmp.CellComparison]):
+    """Each column's gradient against the steps back from the last, with its fitted decay."""
+    return gradient_overlay_figure({cell: c.decay for cell, c in cells.items()})
+
+
+def accuracy_figure(task: str, accuracy: Mapping[str, list[dict]]):
+    """Each column's held-out accuracy against the task's distance (`cmp.CHART_TASKS`)."""
+    return accuracy_distance_figure(
+        accuracy, distance=cmp.DISTANCE_WORDS[task][1], chance=cmp.DISTANCE_CHANCE[task],
+        trained_up_to=cmp.DISTANCE_TRAINED.get(task))
+
+
+def presented_still(show: str, cells: Mapping[str, cmp.CellComparison], task: str,
+                    stage: Stage) -> tuple[str, object, str, Stage] | None:
+    """The chart under the figure that a presented page shows in its place (`show`, from its
+    URL: a tour step on the decay or the accuracy chart): its title, its figure made for its
+    stage, its key and that stage; None: the animated figure. Its stage is the figure's, less
+    tall (STILL_HEIGHT): the browser scales a stage to fit the window's width and the height
+    under the tour bar, and a still chart reads as well wide; so it is drawn larger."""
+    if show == "decay":
+        title, fig = DECAY_TITLE, decay_figure(cells)
+    elif show == "accuracy" and task in cmp.CHART_TASKS:
+        title, fig = cmp.DISTANCE_WORDS[task][0], accuracy_figure(task, accuracies(cells, task))
+    else:
+        return None
+    stage = replace(stage, height=STILL_HEIGHT)
+    return title, still_on_stage(fig, stage), f"{show}_chart", stage
+

@@ -15,7 +15,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.figures.style import STAGE, TOUR_STAGE, Stage
-from ui.charts import animated_chart
+from ui.charts import animated_chart, chart
 from ui.hidden import hidden_html
 from ui.state import PageChoices, forget_widgets
 
@@ -153,6 +153,18 @@ def exit_button(key: str) -> None:
                  icon=":material/close_fullscreen:"):
         del st.query_params[PARAM]
         st.rerun()
+
+
+def present_still(heading: str, fig, key: str, stage: Stage = STAGE) -> None:
+    """A still chart under its `heading` (Markdown), presented as `present_figure` presents
+    the animated one (`fig` made for the stage: core.figures.compare.still_on_stage); the page
+    ends with it."""
+    st.markdown(heading)
+    exit_button(key)
+    chart(fig, key=key, width="content", height=stage.height)
+    hidden_html(f"{key}_fit", _FIT % {"width": stage.width, "height": stage.height, "key": key,
+                                            "param": PARAM})
+    st.stop()
 
 
 def present_figure(fig, key: str, stage: Stage = STAGE) -> None:

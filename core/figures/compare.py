@@ -472,3 +472,17 @@ def accuracy_distance_figure(rows: Mapping[str, Sequence[Mapping]], *,
         yaxis=dict(title="held-out accuracy", range=[-0.06, 1.03], tickformat=".0%"),
     )
     return fig
+
+
+def still_on_stage(fig: go.Figure, stage: Stage) -> go.Figure:
+    """A still chart made for a projector: drawn at the stage's design size (which the browser
+    scales to the window, as the animated figure's), its text at least the stage's minimum and
+    its margins grown with the text."""
+    made = fig.to_plotly_json()
+    margin = made["layout"].get("margin", {})
+    layout = {**staged(made["layout"], stage), "width": stage.width, "height": stage.height,
+              "autosize": False,
+              "margin": {side: round(margin.get(side, 40) * stage.text_scale)
+                         for side in ("l", "r", "t", "b")}}
+    return go.Figure(data=staged(made["data"], stage), layout=layout)
+

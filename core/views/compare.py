@@ -63,6 +63,8 @@ CELL_ORDER = tuple(CELLS)
 INPUTS = ("sample", "text")
 INPUT_LABELS = {"sample": "seeded sample", "text": "my own text / numbers"}
 SHIPPED = ""  # a cell's model pick meaning "the shipped trained model"
+PLAYER = "player"  # a presented Compare page shows its animated figure ...
+PRESENTED_CHARTS = (PLAYER, "decay", "accuracy")  # ... or the decay or accuracy chart
 #: A cell's model pick meaning "the visitor's own upload". The URL keeps only that the column was
 #: for an upload, never the file: whoever opens such a link sees the shipped model there, with a
 #: note, until they upload their own (`WAITING_FOR_UPLOAD`).
@@ -111,14 +113,20 @@ class CompareState(PageState):
     # last too (the page clamps it); anything else in a link is dropped.
     snap: int = whole(LAST, 0, MAX_SNAPSHOTS - 1)
     net: str = one_of(models.ONE, models.NETWORKS)  # the shipped columns' network
+    # What a presentation of the page shows (a tour step's, or present=1): the animated figure,
+    # or one of the charts under it, which a presented page (one screen) has no room for.
+    show: str = one_of(PLAYER, PRESENTED_CHARTS)
 
     def normalised(self) -> "CompareState":
         """The length within the task's range; no text unless typed input is chosen (so links
-        stay short); a network the task's zoo does not ship is the one-layer one."""
+        stay short); a network the task's zoo does not ship is the one-layer one; the accuracy
+        chart only for a task that has one."""
         net = self.net if self.net in models.networks(self.task) else models.ONE
         picks = {} if takes_own(self.task) else {cell: SHIPPED for cell in CELL_ORDER}
+        show = PLAYER if self.show == "accuracy" and self.task not in CHART_TASKS else self.show
         return replace(self, len=ex.normalised_length(self.task, self.len),
-                       text=self.text if self.input == "text" else "", net=net, **picks)
+                       text=self.text if self.input == "text" else "", net=net, show=show,
+                       **picks)
 
     def picks(self) -> dict[str, str]:
         return {cell: getattr(self, cell) for cell in CELL_ORDER}
