@@ -43,7 +43,8 @@ def fits(page, path: str, width: int, height: int, artifacts) -> None:
         assert 0 < m["gradTop"] < height, m  # the gradient row is in view
     if width == 1920:
         assert m["minText"] >= 18, m
-    shot(page, artifacts, f"present-{'compare' if 'compare' in path else 'explore'}-{width}")
+    view = "explore" if "compare" not in path else "compare" + path.partition("show=")[2]
+    shot(page, artifacts, f"present-{view}-{width}")
 
 
 def open_presented(page, url: str) -> None:
@@ -56,7 +57,8 @@ def open_presented(page, url: str) -> None:
                "the figure is fitted to the window")
 
 
-@pytest.mark.parametrize("path", ["/?task=agreement&cell=lstm", "/compare?task=adding"])
+@pytest.mark.parametrize("path", ["/?task=agreement&cell=lstm", "/compare?task=adding",
+                                  "/compare?task=agreement&show=accuracy"])
 def test_the_presented_figure_fits_the_screen(page, app_url, artifacts, path):
     """Opened at 1280 x 720, then the window made 1920 x 1080 (a laptop's screen, then the
     projector's): the figure is fitted to each, as it is when opened at that size (ui/

@@ -53,6 +53,7 @@ VIEWS = {
     "tours": "/tours",
     "explore-present": "/?task=agreement&cell=lstm&present=1",
     "compare-present": "/compare?task=adding&present=1",
+    "compare-present-accuracy": "/compare?task=agreement&show=accuracy&present=1",
 }
 
 
