@@ -251,3 +251,12 @@ def test_agreement_badges_judge_long_distances_too():
     score = models["lstm"].score
     assert cmp.verdict_badge(score) == (f"baseline {score.baseline:.4g}: {score.verdict}",
                                         score.verdict)
+
+
+def test_the_input_line_shows_every_number_or_says_where_it_is_cut(adding):
+    # it showed the first 40 of adding's 50 numbers with no sign: a marked number past step 40
+    # was out of sight, and the stated target could not be checked
+    numbers = adding.input_text().split(", ")
+    assert len(adding.tokens) == 50 and numbers == adding.tokens
+    cut = adding.input_text(60)
+    assert cut.endswith(" …") and len(cut) == 62 and adding.input_text(10_000) == ", ".join(numbers)

@@ -503,10 +503,12 @@ class Comparison:
         return next((c.memory_batch for c in self.cells.values() if c.memory_batch), None)
 
     def input_text(self, limit: int = 600) -> str:
-        """The input as one line of text: words as they are, numbers (the first 40) by commas
-        (an encoder-decoder's: what the encoder reads, not its decoder's inputs)."""
+        """The input as one line of text: words as they are, numbers by commas (an encoder-
+        decoder's: what the encoder reads, not its decoder's inputs); past `limit` characters
+        cut, with " …" to say so (the first 40 numbers, as it was, hid adding's marked numbers
+        past step 40 without a sign)."""
         tokens = self.tokens[:self.handoff] if self.handoff is not None else self.tokens
-        text = " ".join(tokens) if self.values is None else ", ".join(tokens[:40])
+        text = " ".join(tokens) if self.values is None else ", ".join(tokens)
         return text if len(text) <= limit else text[:limit] + " …"
 
     @property
