@@ -122,7 +122,7 @@ def explorer() -> None:
     if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
         autoplay_once("explore_chart", page_key("explore", "autoplayed"))
     st.caption(caption("explore", "player", objective_note=result.objective_note))
-    trace_downloads(result, state, choice, fig, upload)
+    trace_downloads(result, state, choice, fig, upload, own)
 
 
 if not presenting():

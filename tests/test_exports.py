@@ -193,3 +193,25 @@ def test_a_download_with_its_config_uploads_back_as_the_whole_training_run():
     with pytest.raises(ValueError, match="not the Config file"):
         ex.resolve_model(view, Upload(weights, "w.safetensors",
                                       extra=((json.dumps(other).encode(), "c.json"),)))
+
+
+def test_an_own_model_on_its_own_input_is_named_by_that_input_not_a_task():
+    # the files said "agreement", "sample seed 0" and "sample0" for a model fed typed numbers
+    import torch
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save(torch.nn.RNN(2, 3).state_dict(), buffer)
+    state = ex.ExploreState(source="upload")
+    upload = Upload(buffer.getvalue(), "mine.pt")
+    choice = ex.resolve_model(state, upload)
+    own = ex.OwnInput("rows", "0.1 0.2\n0.3 0.4\n0.5 0.625")
+    result = ex.run(state, choice, None, own)
+    view = explore_view(state, choice, result, upload, own)
+    assert (view.task, view.input) == ("own-input", "numbers typed")
+    assert view.input_text == "0.1,0.2 0.3,0.4 0.5,0.625"
+    assert view.input_id.startswith("rows-") and view.length == 3
+    assert "agreement" not in view.stem() and "sample" not in view.stem()
+    other = explore_view(state, choice, ex.run(state, choice, None, ex.OwnInput(
+        "rows", "0.1 0.2\n0.3 0.4\n0.5 0.6")), upload, own)
+    assert other.input_text != view.input_text

@@ -23,18 +23,20 @@ SPEED_KEY = page_key("explore", "slide_speed")
 SCALE_KEY = page_key("explore", "slide_scale")
 
 
-def trace_downloads(result, state, choice, fig, upload=None) -> None:
+def trace_downloads(result, state, choice, fig, upload=None, own=None) -> None:
     """Three buttons for the view `state` of `choice` traced as `result` (`upload`: the file,
-    for an upload's name), then the slide's choices and buttons; each file is made only when
-    its button is pressed. None in a focused view that hides them (hide=downloads)."""
+    for an upload's name; `own`: what a user's own model was fed), then the slide's choices
+    and buttons; each file is made only when its button is pressed. None in a focused view
+    that hides them (hide=downloads)."""
     if hidden("downloads"):
         return
-    view = explore_view(state, choice, result, upload)
+    view = explore_view(state, choice, result, upload, own)
     stem = view.stem()
     st.subheader("Downloads")
     npz, csv, html = st.columns(3)
+    fed = {} if result.values is None else {"inputs": result.values}  # the numbers it read
     npz.download_button("Trace (.npz)", lambda: trace_npz(result.trace, view,
-                                                          tokens=result.tokens),
+                                                          tokens=result.tokens, **fed),
                         f"{stem}.npz", "application/octet-stream", on_click="ignore", wrap=True)
     csv.download_button("Trace (.csv)", lambda: trace_table(
         result.trace, state.layer, state.direction, result.tokens, view).to_csv(index=False),

@@ -125,10 +125,30 @@ class TraceView:
         return f"input ({self.input}, {self.length} steps): {self.input_text}"
 
 
+#: A user's own model fed its own input (core.views.explore.OwnInput): what the view calls it.
+OWN_INPUT = {"text": "text through its vocabulary", "ids": "token ids", "rows": "numbers typed"}
+
+
+def _own_input(own, result: Result) -> tuple[str, str, str]:
+    """(input in words, its id in a file name, its text) of a user's own input: the file's
+    own description for a file; numbers as they were fed, a step's features by commas."""
+    if own.kind == "file":
+        how, key = own.matrix.source, str(own.matrix.key)
+    else:
+        how, key = OWN_INPUT[own.kind], own.text
+    if result.values is None:
+        text = " ".join(str(token) for token in result.tokens)
+    else:
+        text = " ".join(",".join(f"{v:.6g}" for v in row) for row in result.values.tolist())
+    return how, f"{own.kind}-{short_hash(key)}", text
+
+
 def explore_view(state: ExploreState, choice: ModelChoice, result: Result,
-                 upload: Upload | None = None) -> TraceView:
+                 upload: Upload | None = None, own=None) -> TraceView:
     """The view of the Explore page that `result` was traced for: `state` (the page's
-    choices), `choice` (its model), `upload` (the uploaded file, for an upload's name)."""
+    choices), `choice` (its model), `upload` (the uploaded file, for an upload's name), `own`
+    (what a user's own model was fed: core.views.explore.OwnInput; None or "task": the task's
+    input, as `state` says)."""
     rnn = choice.rnn
     if state.source == "random":
         model_id = f"seed{state.seed}"
@@ -138,22 +158,25 @@ def explore_view(state: ExploreState, choice: ModelChoice, result: Result,
         model_id = short_hash(upload.cache_key, getattr(rnn, "nonlinearity", ""))
     else:
         model_id = state.source
-    if state.input == "text":
+    text = " ".join(str(token) for token in result.tokens)
+    task_name, task_title = state.task, get_task(state.task).title
+    if own is not None and own.kind != "task":  # no task: the model's own input
+        task_name, task_title = "own-input", "Your model on its own input"
+        how, input_id, text = _own_input(own, result)
+    elif state.input == "text":
         how, input_id = "typed text", f"text-{short_hash(state.text)}"
     elif state.input == "csv":
         inputs = result.example.inputs.detach().cpu().numpy()
         how, input_id = "CSV column", f"csv-{short_hash(inputs.tobytes())}"
     else:
         how, input_id = f"sample seed {state.sample}", f"sample{state.sample}"
-    text = " ".join(str(token) for token in result.tokens)
     if len(text) > MAX_INPUT_TEXT:
         text = text[:MAX_INPUT_TEXT - 1] + "…"
-    task = get_task(state.task)
     layer, direction = int(state.layer), int(state.direction)
     unit = int(state.unit) if state.pick == "index" else rank_units(
         result.trace, layer, direction, state.pick)[0]
     return TraceView(
-        task=task.name, task_title=task.title, model=choice.label,
+        task=task_name, task_title=task_title, model=choice.label,
         score=_score_text(choice.score) if choice.score is not None else "",
         source=choice.source, model_id=model_id, cell=choice.cell,
         nonlinearity=getattr(rnn, "nonlinearity", "") if choice.cell == "rnn" else "",
