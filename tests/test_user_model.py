@@ -867,3 +867,24 @@ def test_the_explore_core_feeds_typed_rows_with_the_objective_picked(forecaster_
     assert np.array_equal(result.values, np.array(ROWS_3, np.float32))
     with pytest.raises(ex.NeedsInput, match="Type numbers for your model"):
         ex.run(state, choice, None, ex.OwnInput("rows", "  "))
+
+
+def test_a_head_of_the_wrong_size_is_named_where_the_model_goes_without_one():
+    # it was dropped without a word, and the answers quietly came from the module's output
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn = nn.Embedding(10, 4), nn.LSTM(4, 16, batch_first=True)
+            self.fc = nn.Linear(20, 2)
+
+    buffer = io.BytesIO()
+    torch.save(Tagger().state_dict(), buffer)
+    model = load_user_model([(buffer.getvalue(), "tagger.pt")])
+    assert model.head is None
+    assert "`fc` (2 × 20) cannot be the head: a head reads the top layer's 16 numbers" \
+        in model.note
+    fitting = Tagger()
+    fitting.fc = nn.Linear(16, 2)
+    buffer = io.BytesIO()
+    torch.save(fitting.state_dict(), buffer)
+    assert "cannot be the head" not in load_user_model([(buffer.getvalue(), "ok.pt")]).note

@@ -147,7 +147,9 @@ def load_user_model(files: list[tuple[bytes, str]], *, prefix: str | None = None
         notes.append(f"No embedding: the module reads {rnn.input_size} number"
                      f"{'s' if rnn.input_size > 1 else ''} per step.")
     if head_name is None:
-        notes.append("No head: gradients and answers come from the recurrent module's output.")
+        notes.append("No head: gradients and answers come from the recurrent module's output."
+                     + _misfits(others, heads, embedding_name,
+                                (2 if rnn.bidirectional else 1) * rnn.hidden_size))
 
     vocab = None
     if vocabulary_file is not None:
@@ -217,6 +219,22 @@ def _head_names(tensors: dict[str, torch.Tensor], width: int, exclude: str | Non
             continue
         found.append((bias is None, layer))
     return [layer for _, layer in sorted(found, key=lambda item: item[0])]
+
+
+def _misfits(tensors: dict[str, torch.Tensor], heads: list[str], exclude: str | None,
+             width: int) -> str:
+    """What a model whose head was not used has that looks like one but does not read the
+    top layer's `width` (a head of the wrong size was dropped without a word): a sentence, or
+    "" where there is none, or a head that fits was left out by choice."""
+    if heads:
+        return ""
+    misfits = [f"{quoted(key[:-len('.weight')])} ({value.shape[0]} × {value.shape[1]})"
+               for key, value in tensors.items() if key.endswith(".weight") and
+               value.dim() == 2 and key[:-len(".weight")] != exclude]
+    if not misfits:
+        return ""
+    return (f" The file's Linear-shaped {', '.join(misfits[:4])} cannot be the head: a head "
+            f"reads the top layer's {width} number{'s' if width > 1 else ''} per step.")
 
 
 def _chosen(choice: Choice, found: list[str], words: tuple[str, ...], kind: str,
