@@ -86,12 +86,12 @@ def explorer() -> None:
         look_at_place = st.container()
     header_place = st.container()  # the lines above the figure
     wanted = choices.state().traced()
-    computed, error = keep_last_good("explore", lambda: (
-        wanted, *explore_trace(wanted, upload, csv, trained_here, own)))
+    computed, error = keep_last_good("explore", lambda: (  # with what it was fed: the downloads
+        wanted, upload, own, *explore_trace(wanted, upload, csv, trained_here, own)))
     if computed is None:  # nothing good yet in this session (a bad link, say): the message alone
         error.show_alone()
         st.stop()
-    traced, choice, result = computed
+    traced, traced_upload, fed, choice, result = computed
     state = look_at(choices, result.trace)
     units, unit = ex.picked_units(state, result.trace)
     task = get_task(traced.task)
@@ -122,7 +122,7 @@ def explorer() -> None:
     if not choices.from_link:  # a prepared link opens at its step t; only the bare landing plays
         autoplay_once("explore_chart", page_key("explore", "autoplayed"))
     st.caption(caption("explore", "player", objective_note=result.objective_note))
-    trace_downloads(result, state, choice, fig, upload, own)
+    trace_downloads(result, state, choice, fig, traced_upload, fed)
 
 
 if not presenting():
