@@ -368,7 +368,7 @@ def lab_profile(cell: str, forget_bias: float | None = None, update_bias: float 
 
     model = lab.build_lab_model(cell, forget_bias=forget_bias, update_bias=update_bias)
     found = lab.gradient_profile(model, length)
-    return found.decay.per_step, found.first_to_last
+    return found.per_step, found.first_to_last
 
 
 @_check

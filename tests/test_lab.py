@@ -319,3 +319,16 @@ def test_the_shipped_agreement_rnn_is_fitted_above_its_floor():
     decay = gradient_decay(result.trace)
     assert decay.floor_from is not None and decay.floor_from < len(decay.norm) - 3
     assert decay.per_step < 0.35  # the falling part: about 10^-0.58 per step
+
+
+def test_the_factor_per_step_agrees_with_the_first_to_last_ratio_beside_it():
+    # a least-squares fit said x0.998 per step beside 0.073 after 100 steps for an LSTM at
+    # forget bias 3 (it drops tenfold in one step, then is nearly flat): 0.998^99 is 0.82
+    shown = profile(LabState(cell="lstm", forget_bias=3.0))
+    numbers = {n.label: n.value for n in profile_numbers(shown)}
+    factor = float(numbers["Factor per step back"].removeprefix("× "))
+    ratio = float(numbers[f"Gradient at t=1 vs t={shown.seq_len}"])
+    assert factor ** (shown.seq_len - 1) == pytest.approx(ratio, rel=0.05)
+    assert abs(shown.decay.per_step - factor) > 0.01  # the fit, which said otherwise
+    half = float(numbers["Half-life"].removesuffix(" steps"))
+    assert factor ** half == pytest.approx(0.5, abs=0.01)

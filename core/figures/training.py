@@ -112,7 +112,7 @@ def gradient_profile_figure(profile: GradientProfile, cell_label: str = "") -> g
     reference = decay.norm[0]
     # Three lines, and the axis title two: on one, the title ran out of a 1280 px window's chart
     # ("… halves every 1.5 st"), and on two out of the lab's 320 px column at 150% zoom.
-    factor = describe_factor(decay.per_step).replace(": ", ":<br>", 1)
+    factor = describe_factor(profile.per_step).replace(": ", ":<br>", 1)  # as the lab states it
     title = f"{cell_label} gradient through time:<br>{factor}".strip()
     fig = _figure(title, "steps back from the last step<br>(where the output is read)",
                   "relative gradient norm", log_y=True, height=500)  # its 1: the dotted line
