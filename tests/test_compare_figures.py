@@ -292,3 +292,21 @@ def test_the_grid_is_made_once_and_sent_without_a_template_or_axis_lines():
     assert axes and all(axis["showline"] is False for axis in axes)
     # the cached grid is copied, never shared: one figure's axes are not the next one's
     assert first["xaxis"] is not second["xaxis"] and first["xaxis"] == second["xaxis"]
+
+
+def test_a_readout_near_the_panels_top_goes_under_its_marker_and_the_word_is_never_cut():
+    # "1.6e−1" above a marker at the top of the gradient panel was cut in half by its edge;
+    # the word under the cursor at t = 0 lost its first letter to the axis ("ue" for "due")
+    T = 20
+    fig = as_json(compare_figure(traces(T=T), words(T), t0=T - 1))
+    for frame in fig["frames"]:
+        for index, update in zip(frame["traces"], frame["data"]):
+            if fig["data"][index]["name"] == "readout":
+                t, y = update["x"][0], update["y"][0]
+                axis = fig["layout"]["yaxis" + fig["data"][index]["yaxis"][1:]]
+                lo, hi = axis["range"]
+                near_top = math.log10(y) >= hi - 0.25 * (hi - lo)
+                assert update["textposition"].startswith("bottom" if near_top else "top"), t
+    at_last = [d for d in fig["data"] if d["name"] == "readout"]
+    assert any(d["textposition"].startswith("bottom") for d in at_last)  # the last step: 1
+    assert all(d["cliponaxis"] is False for d in fig["data"] if d["name"] == "word")

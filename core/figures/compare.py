@@ -84,7 +84,7 @@ class _Parts:
     annotations: list[dict] = field(default_factory=list)
     cursors: list[int] = field(default_factory=list)  # trace indices
     readouts: list[int] = field(default_factory=list)
-    readout_values: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    readout_values: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)
     words: list[int] = field(default_factory=list)
     maps: list[dict] = field(default_factory=list)  # what each map reads under the pointer
     readout: dict = field(default_factory=dict)  # map_readout's settings for every map
@@ -166,15 +166,18 @@ def _readout_settings(traces: Mapping[str, Trace], inp: InputSequence, tokens: l
 
 def _moving_at(parts: _Parts, t: int, T: int, tokens: list[str]) -> list[dict]:
     """The updates of the moving traces at step t: cursors, then readouts, then words."""
-    readouts = [_readout_at(t, shown, g, T) for shown, g in parts.readout_values]
+    readouts = [_readout_at(t, shown, g, T, top) for shown, g, top in parts.readout_values]
     words = [{"x": [t], "text": [tokens[t]]}] * len(parts.words)
     return [cursor_at(t)] * len(parts.cursors) + readouts + words
 
 
-def _readout_at(t: int, shown: np.ndarray, g: np.ndarray, T: int) -> dict:
-    """A gradient readout at step t: the marker on the line and its value."""
+def _readout_at(t: int, shown: np.ndarray, g: np.ndarray, T: int, top: float) -> dict:
+    """A gradient readout at step t: the marker on the line and its value, beside it towards
+    the middle of the panel: under the marker from `top` up (above it, the panel's edge cut
+    the value in half)."""
+    vertical = "bottom" if shown[t] >= top else "top"
     return {"x": [t], "y": [float(shown[t])], "text": [_fmt(float(g[t]))],
-            "textposition": "top right" if t < T / 2 else "top left"}
+            "textposition": f"{vertical} {'right' if t < T / 2 else 'left'}"}
 
 
 @functools.lru_cache(maxsize=16)
@@ -274,7 +277,8 @@ def _input_cell(grid: _ColumnGrid, parts: _Parts, col: int, tr: Trace, inp: Inpu
             parts.words.append(parts.add(dict(
                 type="scatter", x=[t0], y=[1.0], xaxis=ix, yaxis=iy, mode="text",
                 text=[tokens[t0]], textfont=dict(size=14), textposition="top center",
-                hoverinfo="skip", showlegend=False, name="word")))
+                # at the first and last steps half the word is beyond the axis: not cut there
+                cliponaxis=False, hoverinfo="skip", showlegend=False, name="word")))
         return
     vals = np.asarray(inp.values, dtype=np.float64).reshape(T, -1)[:, :2]
     lo_v, hi_v = padded_range(vals, 0.1)
@@ -330,8 +334,9 @@ def _gradient_cell(grid: _ColumnGrid, parts: _Parts, col: int, cell: str, tr: Tr
     parts.cursors.append(parts.add(cursor_trace(t0, xaxis=gx, name="cursor")))
     floor = 10 ** (log_range_g[0] + 0.15)
     shown = np.where(np.isfinite(g) & (g > 0), g, floor)
-    parts.readout_values.append((shown, g))
-    first = _readout_at(t0, shown, g, T)
+    top = 10 ** (log_range_g[1] - 0.25 * (log_range_g[1] - log_range_g[0]))
+    parts.readout_values.append((shown, g, top))
+    first = _readout_at(t0, shown, g, T, top)
     parts.readouts.append(parts.add(dict(
         type="scatter", xaxis=gx, yaxis=gy, mode="markers+text", **first,
         textfont=dict(size=13, color=color),
