@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.figures.player import META_KEY
 from core.figures.style import PIXELATED_CSS, PlainFigure, dark_variant, redrawable
 from ui.animation import player_toolbar
 from ui.state import THEME_REPORTED
@@ -23,8 +24,17 @@ def animated_chart(fig: go.Figure, key: str, *, width: str | int = "stretch",
     the browser must not smooth them when it scales them up)."""
     st.html(f"<style>{PIXELATED_CSS}</style>")
     player_toolbar(key)
-    st.plotly_chart(themed(fig), theme=None, key=key, config=CONFIG, width=width,
-                    height=height)
+    st.plotly_chart(themed(fig, view=tour_step()), theme=None, key=key, config=CONFIG,
+                    width=width, height=height)
+
+
+def tour_step() -> str:
+    """The tour step the page shows ("vanishing_gradient/2"), "" outside a tour. The player
+    keeps the visitor's cursor through a new figure of the same start step and length (another
+    unit, say), but a tour's next step opens where its link does: step 1's last step was kept
+    into step 2, which opens at step 0."""
+    query = st.query_params
+    return f"{query.get('tour')}/{query.get('step')}" if "tour" in query else ""
 
 
 def dark_page() -> bool:
@@ -42,12 +52,16 @@ def dark_page() -> bool:
     return getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
 
 
-def themed(fig: go.Figure) -> go.Figure:
+def themed(fig: go.Figure, view: str = "") -> go.Figure:
     """The figure as the page sends it: in the page's theme, on a dark page its text and grid
     light and its background the page's (core.figures.style.dark_variant: every figure here
     sets its own colours, theme=None, which left a white box on a dark page); and cheap for
-    plotly.js to draw a second time (core.figures.style.redrawable), as Streamlit does."""
+    plotly.js to draw a second time (core.figures.style.redrawable), as Streamlit does.
+    `view` names the view for the player's memory of the cursor (`tour_step`)."""
     spec = fig.to_dict()
+    meta = spec["layout"].get("meta")
+    if view and isinstance(meta, dict) and META_KEY in meta:  # a copy: `fig` may be cached
+        spec["layout"]["meta"] = {**meta, META_KEY: {**meta[META_KEY], "view": view}}
     if dark_page():
         spec = dark_variant(spec)
     spec = redrawable(spec)

@@ -191,9 +191,10 @@
       gd.on('plotly_sliderstart', gd.__gatescopeOnSlider);
     }
   };
-  // Whether a chart's memory is of the view `meta` draws (the same start step and length).
+  // Whether a chart's memory is of the view `meta` draws (the same start step and length, and
+  // the same tour step: a tour's next step opens as its link does).
   const remembers = (memory, meta) => !!memory && memory.t0 === meta.t0
-    && memory.steps === meta.steps;
+    && memory.steps === meta.steps && memory.view === (meta.view || '');
   const arrived = gd => {
     const key = chartKey(gd), meta = metaOf(gd), state = gd._transitionData;
     listen(gd);
@@ -217,7 +218,7 @@
         }
       });
     } else {
-      P.memory[key] = {t0: meta.t0, steps: meta.steps, t: cursorOf(gd)};
+      P.memory[key] = {t0: meta.t0, steps: meta.steps, view: meta.view || '', t: cursorOf(gd)};
     }
   };
 

@@ -370,6 +370,26 @@ def test_page_keys_press_the_tour_buttons_in_a_tour(page, app_url):
     assert real_errors(page) == []
 
 
+def test_the_next_tour_step_opens_where_its_link_does_not_where_the_last_was_left(page, app_url):
+    # Steps 1 and 2 of the vanishing-gradient tour are Explore views of one length and start
+    # step (another cell): the player kept step 1's cursor (End: 49) into step 2, whose link
+    # opens at 0. Within a step, a new figure keeps the visitor's cursor as before.
+    open_view(page, f"{app_url}/?task=adding&cell=rnn&tour=vanishing_gradient&step=1")
+    page.locator(".st-key-tour_next button").wait_for(timeout=60_000)
+    page.keyboard.press("End")
+    at_step(page, 49, "End goes to the last step")
+    page.keyboard.press("PageDown")
+    wait_until(page, "() => location.search.includes('step=2')", "PageDown goes to step 2",
+               timeout_ms=60_000)
+    wait_for_app(page)
+    wait_until(page, """() => { const m = document.__gatescopePlayer.memory['explore_chart'];
+                                return !!m && m.view === 'vanishing_gradient/2'; }""",
+               "the player takes step 2's chart in")
+    page.wait_for_timeout(300)  # where the memory were restored, the cursor would move now
+    assert cursor(page) == 0
+    assert real_errors(page) == []
+
+
 def sidebar_step_buttons_step_in_the_browser_with_no_rerun(page) -> None:
     """From the view's start step 10 (t=10 in its link), paused; leaves it playing."""
     button = page.get_by_role("button", name="step ▶")

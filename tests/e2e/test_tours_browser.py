@@ -12,11 +12,14 @@ import pytest
 from harness import wait_for_app, wait_until
 
 from core.tours import shipped_tours
+from core.views.compare import DISTANCE_WORDS
 from ui.tours import past_switch_script
 
 pytestmark = pytest.mark.e2e
 
 BAR = ".st-key-tour_bar"
+#: The presented Compare step 6 of the vanishing-gradient tour (show=accuracy), over its chart
+SIXTH_STEPS_LINE = f"{DISTANCE_WORDS['agreement'][0]} · RNN, LSTM and GRU"
 
 
 def real_errors(page) -> list[str]:
@@ -66,9 +69,10 @@ def test_a_tour_link_opens_at_its_step_and_next_and_previous_move_between_pages(
     path, query = where(page)
     assert (path, query) == ("/compare", tour.link(6))
     assert sixth.title in bar_text(page)
-    # the Compare page shows the step's task
-    # (presented: its one line over the figure)
-    page.get_by_text("RNN, LSTM and GRU on one input").wait_for(timeout=30_000)
+    # the Compare page shows the step's task and the chart the step is about, accuracy by
+    # distance, in its figure's place (presented: its one line over the chart)
+    page.get_by_text(SIXTH_STEPS_LINE).wait_for(timeout=30_000)
+    page.locator(".st-key-accuracy_chart .js-plotly-plot").wait_for(timeout=30_000)
     assert "Subject-verb agreement" in page.inner_text("body")
     page.screenshot(path=str(artifacts / "tours-next-1920x1080.png"))
 
@@ -87,18 +91,18 @@ def test_the_browsers_back_and_forward_take_one_step_a_press_across_pages(page, 
     wait_for_step(page, "vanishing_gradient", 5)
     page.locator(".st-key-tour_next button").click()
     wait_for_step(page, "vanishing_gradient", 6)
-    page.get_by_text("RNN, LSTM and GRU on one input").wait_for(timeout=30_000)
+    page.get_by_text(SIXTH_STEPS_LINE).wait_for(timeout=30_000)
     entries = page.evaluate("history.length")
 
     page.go_back()
     wait_for_step(page, "vanishing_gradient", 5)
     assert where(page)[0] == "/"
     page.get_by_text("RNN (vanilla) · shipped trained RNN").wait_for(timeout=30_000)
-    assert page.get_by_text("RNN, LSTM and GRU on one input").count() == 0
+    assert page.get_by_text(SIXTH_STEPS_LINE).count() == 0
     page.go_forward()
     wait_for_step(page, "vanishing_gradient", 6)
     assert where(page) == ("/compare", tour.link(6))
-    page.get_by_text("RNN, LSTM and GRU on one input").wait_for(timeout=30_000)
+    page.get_by_text(SIXTH_STEPS_LINE).wait_for(timeout=30_000)
     assert page.evaluate("history.length") == entries  # nothing pushed on the way
     assert real_errors(page) == []
 
