@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +189,22 @@ def test_a_saturated_gate_shows_the_bound_its_pre_activation_passes():
     assert pre_activation_texts(np.array([1.0, 0.0, 0.5, 0.999], np.float32), "σ") == \
         ["≥ 9", "≤ −9", "0.00", "6.91"]
     assert pre_activation_texts(np.array([1.0, -1.0, 0.2]), "tanh") == ["≥ 5", "≤ −5", "0.20"]
+
+
+def test_the_lstms_cell_equation_adds_up_as_shown_when_the_cell_state_is_large():
+    # "c_t = 1.00·27.35 + 1.00·(−0.56) = 26.70": f was 0.9967, and the numbers as shown gave
+    # 26.79; each factor now has the decimals its product needs
+    from core.figures.diagram import _equation_numbers
+
+    rng = np.random.default_rng(0)
+    T = 40
+    f, i = rng.uniform(0.9, 1.0, T), rng.uniform(0, 1, T)
+    g, c_prev = rng.uniform(-1, 1, T), rng.uniform(-60, 60, T)
+    c = f * c_prev + i * g
+    o = rng.uniform(0, 1, T)
+    v = {"input": i, "forget": f, "cell": g, "output": o, "c_prev": c_prev, "c": c,
+         "h": o * np.tanh(c)}
+    for row in _equation_numbers("lstm", v, "tanh"):
+        line = row[4].replace("−", "-").replace("<b>", "").replace("</b>", "")
+        a, b, k, d, shown_c = map(float, re.findall(r"-?\d+\.\d+", line))
+        assert abs(a * b + k * d - shown_c) <= 0.011, line
