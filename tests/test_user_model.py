@@ -888,3 +888,32 @@ def test_a_head_of_the_wrong_size_is_named_where_the_model_goes_without_one():
     buffer = io.BytesIO()
     torch.save(fitting.state_dict(), buffer)
     assert "cannot be the head" not in load_user_model([(buffer.getvalue(), "ok.pt")]).note
+
+
+def test_numbers_typed_for_a_model_come_back_with_it_after_another_model(page, forecaster_3):
+    # a model fed token ids draws no box for numbers, and Streamlit let the typed numbers go
+    # with it: opening the first model again asked for them again
+    from pagetest import assert_clean
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn = nn.Embedding(10, 4), nn.GRU(4, 5, batch_first=True)
+
+    model, _ = forecaster_3
+    rows = "\n".join(" ".join(str(v) for v in row) for row in ROWS_3)
+    at = page()
+    at.get("file_uploader")[0].set_value(("forecaster3.pt", pt_bytes(model),
+                                          "application/octet-stream")).run()
+    at.radio(key="explore_own_kind").set_value("rows").run()
+    at.text_area(key="explore_own_rows").set_value(rows).run()
+    assert_clean(at)
+    at.get("file_uploader")[0].set_value(("tagger.pt", pt_bytes(Tagger()),
+                                          "application/octet-stream")).run()
+    assert_clean(at)
+    assert not at.text_area and at.radio(key="explore_own_kind").value == "ids"
+    at.get("file_uploader")[0].set_value(("forecaster3.pt", pt_bytes(model),
+                                          "application/octet-stream")).run()
+    assert_clean(at)
+    assert at.radio(key="explore_own_kind").value == "rows"
+    assert at.text_area(key="explore_own_rows").value == rows

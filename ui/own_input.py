@@ -41,6 +41,9 @@ def own_input_sidebar(user: UserModel, page: str = "explore") -> OwnInput:
     kinds = ["text", "ids"] if user.embedding is not None else ["task", "rows", "file"]
     if user.embedding is not None and user.vocab is None:
         kinds.remove("text")
+    typed, options = [f"{key}_text", f"{key}_ids", f"{key}_rows", f"{key}_kind"], {
+        f"{key}_kind": kinds}
+    give_back(page, typed, options)
     kind = st.radio("Feed it", kinds, format_func=OWN_INPUT_LABELS.get, key=f"{key}_kind")
     text, by, matrix, standardise = "", "characters", None, False
     if kind == "text":
@@ -56,7 +59,34 @@ def own_input_sidebar(user: UserModel, page: str = "explore") -> OwnInput:
         standardise = st.checkbox("Standardise each feature (zero mean, unit variance)",
                                   key=f"{key}_standardise",
                                   help="Off: the numbers are fed exactly as in the file.")
+    keep(page, typed, options)
     return OwnInput(kind, text, by, matrix, standardise, objective_picker(user, key))
+
+
+def give_back(page: str, names: list[str], choices: dict[str, list[str]]) -> None:
+    """What the visitor typed or chose in the widgets `names`, given back to any that a run let
+    go: Streamlit drops the state of a widget that a run does not draw (a model fed token ids
+    draws no box for numbers), and resets a choice whose options changed (another model's),
+    so opening the first model again asked for its input again. A choice is kept per set of
+    its `choices`, and given back where the one it holds is not among them."""
+    kept = st.session_state.get(page_key(page, "own kept"), {})
+    for name in names:
+        options, slot = choices.get(name), _slot(name, choices)
+        lost = name not in st.session_state or (
+            options is not None and st.session_state[name] not in options)
+        if lost and slot in kept:
+            st.session_state[name] = kept[slot]
+
+
+def keep(page: str, names: list[str], choices: dict[str, list[str]]) -> None:
+    """Keep the widgets' values for `give_back`, beside them, where no run lets them go."""
+    kept = st.session_state.setdefault(page_key(page, "own kept"), {})
+    kept.update({_slot(name, choices): st.session_state[name] for name in names
+                 if name in st.session_state})
+
+
+def _slot(name: str, choices: dict[str, list[str]]) -> str:
+    return f"{name} among {'|'.join(choices[name])}" if name in choices else name
 
 
 def objective_picker(user: UserModel, key: str) -> Objective:
