@@ -342,7 +342,7 @@ CASES = [
         r"could not read '<script>alert\(1\)</script>' as a number",
         fields=dict(text="<script>alert(1)</script>"), html="<script>alert(1)</script>"),
     Bad("url-upload-source-without-a-file", URL, dict(task="adding", source="upload"),
-        r"Upload a \.safetensors, \.pt or \.pth file", fields=dict(source="upload"),
+        r"Upload your model: a PyTorch file", fields=dict(source="upload"),
         waits=True),
     # -- Gradient lab and Train URLs (core.views.lab.LabState, core.views.train.TrainState; their
     #    own tests check the parsing: tests/test_lab.py, tests/test_train_page.py) -------------

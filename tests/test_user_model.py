@@ -917,3 +917,20 @@ def test_numbers_typed_for_a_model_come_back_with_it_after_another_model(page, f
     assert_clean(at)
     assert at.radio(key="explore_own_kind").value == "rows"
     assert at.text_area(key="explore_own_rows").value == rows
+
+
+def test_an_input_that_does_not_fit_names_the_tasks_that_would_or_says_none_does():
+    # it said "e.g. adding (2 features) or airline (1)" to a module of 3, and "1 input features"
+    from core.tasks import get_task
+    from core.views.explore import _upload_features
+
+    adding = get_task("adding")
+    example = adding.sample(0, 10)
+    with pytest.raises(ValueError) as three:
+        _upload_features(nn.RNN(3, 4), adding, example)
+    assert "expects 3 input features per step, but the Adding problem task gives 2 features" \
+        in str(three.value) and "No task gives that: feed it your own numbers" in str(three.value)
+    with pytest.raises(ValueError) as one:
+        _upload_features(nn.RNN(1, 4), adding, example)
+    assert "expects 1 input feature per step" in str(one.value)
+    assert f"Pick a task whose input matches ({get_task('airline').title})" in str(one.value)

@@ -174,8 +174,9 @@ def resolve_model(state: ExploreState,
     if state.source != "upload":
         raise ValueError(f"unknown model source {state.source!r}")
     if upload is None:
-        raise NeedsInput("Upload a .safetensors, .pt or .pth file with the state_dict of "
-                         "an nn.RNN, nn.LSTM or nn.GRU.")
+        raise NeedsInput("Upload your model: a PyTorch file (.pt, .pth, .ckpt, .bin or "
+                         ".safetensors) with an nn.RNN, nn.LSTM or nn.GRU in it, a Keras "
+                         "file (.keras, .h5, .hdf5) or an ONNX file (.onnx).")
     choice = models.uploaded(upload if isinstance(upload, models.Upload) else
                              models.Upload(*upload))
     if choice.user.task is not None and choice.user.task != task.name:
@@ -406,10 +407,17 @@ def _run_encoder_decoder(task, choice: ModelChoice, example: Example,
 def _upload_features(rnn: nn.Module, task, example: Example) -> torch.Tensor:
     if example.inputs.dtype.is_floating_point and example.inputs.reshape(len(example), -1).shape[1] == rnn.input_size:
         return example.inputs.float().reshape(len(example), -1)
+    n = rnn.input_size
+    given = "word ids" if task.vocab is not None else \
+        f"{task.input_size} feature{'s' if task.input_size != 1 else ''}"
+    fitting = [other.title for other in TASKS.values() if other.vocab is None
+               and other.input_size == n and other.name != task.name]
+    instead = (f"Pick a task whose input matches ({', '.join(fitting)}), or feed it your own"
+               if fitting else "No task gives that: feed it your own")
     raise ValueError(
-        f"Your module expects {rnn.input_size} input features per step, but the "
-        f"{task.title} task gives {task.input_size if task.vocab is None else 'word ids'}. "
-        "Pick a task whose input matches, e.g. adding (2 features) or airline (1).")
+        f"Your module expects {n} input feature{'s' if n != 1 else ''} per step, but the "
+        f"{task.title} task gives {given}. {instead} numbers under **Feed it** (numbers you "
+        "type, or a CSV / NPY / NPZ file).")
 
 
 def target_text(task, example: Example) -> str:
