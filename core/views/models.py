@@ -201,9 +201,11 @@ def uploaded(data: bytes | Upload, filename: str = "", prefix: str | None = None
     if isinstance(rnn, nn.RNN):
         sizes = f"{rnn.nonlinearity}, {sizes}"
         if asked is not None and rnn.nonlinearity != asked:
-            overridden = f" · {rnn.nonlinearity} as the file says, not your {asked}"
-            note = (f"You chose {asked}, but this file's metadata says its RNN uses "
-                    f"{rnn.nonlinearity}: it is read as the file says.")
+            # the Nonlinearity choice has a default, so "you chose" was said to a visitor who
+            # chose nothing: the note says which wins, not who chose
+            overridden = f" · {rnn.nonlinearity} as the file says"
+            note = (f"This file's metadata says its RNN uses {rnn.nonlinearity}: it is read so. "
+                    f"The Nonlinearity choice ({asked} now) is for files that do not say.")
     # The file's name as the visitor's browser sent it may hold a right-to-left override, which
     # would reverse the rest of the label wherever it is shown: visible characters only, short.
     shown = printable(upload.filename, FILENAME_CHARS)
