@@ -29,8 +29,8 @@ from core.figures.readout import READOUT_KEY, MapValues, map_readout
 from core.figures.style import (
     FONT, GATE_RANGE, GATE_SCALE, MARGIN, PALETTE, SALIENCY_SCALE, SIGNED_RANGE, SIGNED_SCALE,
     TITLE_FONT, InputSequence, PlainFigure, _f32, _log10, _num, _scale_list, bake_template,
-    subplot_axes, bar_ticks_x, cell_range, clipped_note, clipped_share, colour_bar, heatmap_png, line_path,
-    log_range, map_image, padded_range, handoff_line, saliency_strip, staged, token_markers, Stage,
+    subplot_axes, bar_ticks_x, cell_range, clipped_note, clipped_share, colour_bar, heatmap_png,
+    line_path, log_range, map_image, padded_range, handoff_line, saliency_strip, staged, token_markers, Stage,
     STAGE, DASHES, OKABE_ITO,
 )
 from core.limits import FLOAT32_MAX
