@@ -102,10 +102,14 @@ class ScriptRuns:
     def _received(self, payload) -> None:
         if not isinstance(payload, bytes):
             return
-        kind = ForwardMsg.FromString(payload).WhichOneof("type")
+        message = ForwardMsg.FromString(payload)
+        kind = message.WhichOneof("type")
         if kind == "new_session":
             self.last_start = self._next()
-        elif kind == "script_finished":
+        elif kind == "script_finished" and \
+                message.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            # a run stopped early for another (st.rerun, a new request) is not the end: the
+            # next run's start may come a moment after (a CSV test read the page between them)
             self.last_finish = self._next()
 
     def _next(self) -> int:
