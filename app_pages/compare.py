@@ -108,7 +108,8 @@ input_line = (f"**Input** ({comparison.input_label}): "  # a presentation's in o
 if stage:
     hide_chrome()
     if still := presented_still(wanted.show, cells, task.name, stage):  # a chart from below
-        present_still(f"**{task.title}**: {still[0]} · RNN, LSTM and GRU", *still[1:])
+        present_still(f"**{task.title}**: {still.title} · RNN, LSTM and GRU", still.figure,
+                      still.key, still.stage)
     st.markdown(f"**{task.title}**: RNN, LSTM and GRU on one input · {input_line}")
 else:
     st.title("gatescope · Compare")

@@ -162,6 +162,10 @@ def test_a_relu_rnns_h_beyond_1_is_said_on_its_map_and_in_full_on_the_units_row(
     assert units_axis["range"][1] > 3.8 and units_axis["tickvals"][-1] == 3.8
     _, tanh_fig = build("rnn")
     assert "hidden state h (−1 … 1)" in [a["text"] for a in tanh_fig["layout"]["annotations"]]
+    tr.hidden[0, 0, 0, 2] = 30.0  # far out: −1 would sit on 0, so only 0 and the top are named
+    far = F.explore_figure(tr, inp, units=[2, 3], unit=2, nonlinearity="relu").to_dict()
+    assert any(isinstance(v, dict) and v.get("tickvals") == [0, 30.0]
+               for k, v in far["layout"].items() if k.startswith("yaxis"))
 
 
 def test_rank_units_by_activity_and_variability():

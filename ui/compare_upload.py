@@ -11,7 +11,7 @@ that every visitor shares, and it is never in the URL (only that a column is for
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import streamlit as st
 
@@ -224,8 +224,17 @@ def accuracy_figure(task: str, accuracy: Mapping[str, list[dict]]):
         trained_up_to=cmp.DISTANCE_TRAINED.get(task))
 
 
+class PresentedStill(NamedTuple):
+    """A chart from under Compare's figure, presented in its place."""
+
+    title: str
+    figure: object  # made for `stage`
+    key: str
+    stage: Stage
+
+
 def presented_still(show: str, cells: Mapping[str, cmp.CellComparison], task: str,
-                    stage: Stage) -> tuple[str, object, str, Stage] | None:
+                    stage: Stage) -> PresentedStill | None:
     """The chart under the figure that a presented page shows in its place (`show`, from its
     URL: a tour step on the decay or the accuracy chart): its title, its figure made for its
     stage, its key and that stage; None: the animated figure. Its stage is the figure's, less
@@ -238,5 +247,5 @@ def presented_still(show: str, cells: Mapping[str, cmp.CellComparison], task: st
     else:
         return None
     stage = replace(stage, height=STILL_HEIGHT)
-    return title, still_on_stage(fig, stage), f"{show}_chart", stage
+    return PresentedStill(title, still_on_stage(fig, stage), f"{show}_chart", stage)
 

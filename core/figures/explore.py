@@ -524,6 +524,8 @@ def _units_row(fig: _Grid, tr: Trace, layer: int, direction: int, units: list[in
               for k, u in enumerate(units)]
     lo, hi = _units_range(tr.hidden[layer, direction][:, units])
     ticks = [lo, 0, hi] if geo.labels_fit(R_UNITS, 22) >= 3 else [lo, hi]
+    if 0 in ticks and -lo < 0.15 * (hi - lo):  # a relu RNN's far top squeezes −1 onto 0
+        ticks.remove(lo)
     fig.update_yaxes(range=[lo - 0.025 * (hi - lo), hi + 0.025 * (hi - lo)], row=R_UNITS, col=1,
                      tickvals=ticks, ticktext=[_num(v).removesuffix(".00") for v in ticks])
     # One time axis for the whole left column (see `_skeleton`), labelled under the bottom row.
